@@ -1,0 +1,5 @@
+//! spoke-relay: the hub a Spoke team runs. This crate owns the wire protocol
+//! (shared with the `spoke` client) and, later, the relay that sequences,
+//! stores and fans out ops.
+
+pub mod proto;

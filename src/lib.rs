@@ -1,0 +1,7 @@
+//! Spoke: a terminal-native collaboration hub for distributed creative teams.
+//!
+//! `model` holds the domain and merge rules, `store` the redb replica,
+//! `service` the operations the CLI (and later the TUI) call, `cli` the
+//! command-line front end.
+
+pub mod model;

@@ -1,0 +1,115 @@
+//! Assets: content-addressed files with versions, tags, palette and renditions.
+
+use super::record::{EntityRecord, Item};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetStatus {
+    #[default]
+    Wip,
+    InReview,
+    Approved,
+    Archived,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetKind {
+    Image,
+    Video,
+    Audio,
+    Document,
+    #[default]
+    Other,
+}
+
+/// Who made a version: a person, or an AI (which makes it a draft until approved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Provenance {
+    Human,
+    Ai {
+        provider: String,
+        model: String,
+        prompt_sha256: String,
+    },
+}
+
+/// One immutable version of an asset; appended, never edited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetVersion {
+    pub blob_sha256: String,
+    pub size: u64,
+    pub mime: String,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub note: Option<String>,
+    pub provenance: Provenance,
+    /// Filled from the op that appended the version.
+    #[serde(default)]
+    pub author: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Asset {
+    pub id: String,
+    pub title: String,
+    pub kind: AssetKind,
+    pub versions: Vec<AssetVersion>,
+    pub tags: Vec<String>,
+    /// Dominant colours as `#rrggbb`.
+    pub palette: Vec<String>,
+    pub phash: Option<String>,
+    pub brief: Option<String>,
+    pub status: AssetStatus,
+    /// Rendition preset name -> blob sha256.
+    pub renditions: Vec<(String, String)>,
+    pub deleted: bool,
+}
+
+impl Asset {
+    /// `versions` are the asset's appended items in stamp order.
+    pub fn from_record(id: &str, rec: &EntityRecord, versions: &[Item]) -> Asset {
+        Asset {
+            id: id.to_owned(),
+            title: rec.string("title").unwrap_or_default(),
+            kind: rec.get_as("kind").unwrap_or_default(),
+            versions: versions
+                .iter()
+                .filter_map(|item| {
+                    let mut v: AssetVersion = serde_json::from_value(item.value.clone()).ok()?;
+                    v.author = item.actor.clone();
+                    Some(v)
+                })
+                .collect(),
+            tags: rec.set_members("tags"),
+            palette: rec.get_as("palette").unwrap_or_default(),
+            phash: rec.string("phash"),
+            brief: rec.string("brief"),
+            status: rec.get_as("status").unwrap_or_default(),
+            renditions: rec
+                .map_entries("renditions")
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+                .collect(),
+            deleted: rec.is_deleted(),
+        }
+    }
+
+    pub fn latest(&self) -> Option<&AssetVersion> {
+        self.versions.last()
+    }
+
+    /// An asset whose latest version an AI made is a draft until approved.
+    pub fn is_ai_draft(&self) -> bool {
+        self.status != AssetStatus::Approved
+            && matches!(
+                self.latest().map(|v| &v.provenance),
+                Some(Provenance::Ai { .. })
+            )
+    }
+}

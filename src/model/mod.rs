@@ -1,0 +1,21 @@
+//! The domain: entities, the ops that change them and the rules that merge
+//! them. Pure data and functions; no I/O.
+
+pub mod approval;
+pub mod asset;
+pub mod brief;
+pub mod hlc;
+pub mod ids;
+pub mod input;
+pub mod member;
+pub mod op;
+pub mod proposal;
+pub mod record;
+pub mod task;
+pub mod thread;
+
+pub use brief::{Brief, BriefStatus, Priority};
+pub use input::InputError;
+pub use member::{Member, Role};
+pub use op::{Change, EntityKind, EntityRef, Op, Stamp};
+pub use record::{EntityRecord, Item, State};
