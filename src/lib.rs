@@ -4,4 +4,9 @@
 //! `service` the operations the CLI (and later the TUI) call, `cli` the
 //! command-line front end.
 
+pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod model;
+pub mod service;
+pub mod store;

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `spoke` binary.
+
+fn main() -> std::process::ExitCode {
+    spoke::cli::main()
+}

@@ -225,7 +225,9 @@ impl fmt::Display for Deliverable {
 
 /// A deadline: an instant and the zone it was set in (the assignee's or the
 /// requester's), so it reads as "17:00 Lisbon" rather than a bare UTC time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored and printed as one ISO 8601 string with a zone annotation, e.g.
+/// `2026-12-01T17:00:00+00:00[Europe/Lisbon]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Due {
     pub at: Timestamp,
     pub tz: String,
@@ -252,6 +254,20 @@ impl Due {
     /// ISO 8601 with the zone annotation, e.g. `2026-12-01T17:00:00+00:00[Europe/Lisbon]`.
     pub fn to_iso(&self) -> String {
         self.zoned().to_string()
+    }
+}
+
+impl Serialize for Due {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_iso())
+    }
+}
+
+impl<'de> Deserialize<'de> for Due {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let zoned: ZonedDateTime = text.parse().map_err(serde::de::Error::custom)?;
+        Ok(Due::from_zoned(&zoned))
     }
 }
 
@@ -634,5 +650,20 @@ mod tests {
         brief.deliverables = vec![Deliverable::parse("linkedin:1200x627").expect("parse")];
         brief.due = Some(Due::parse("2026-12-01", "UTC").expect("parse"));
         assert!(brief.missing_fields().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod due_tests {
+    use super::*;
+
+    #[test]
+    fn due_serializes_as_one_zoned_string_and_reads_back() {
+        let due = Due::parse("2026-12-01T17:00", "America/New_York").expect("parse");
+        let json = serde_json::to_value(&due).expect("ser");
+        assert_eq!(json, json!("2026-12-01T17:00:00-05:00[America/New_York]"));
+        let back: Due = serde_json::from_value(json).expect("de");
+        assert_eq!(back, due);
+        assert!(serde_json::from_value::<Due>(json!("not a date")).is_err());
     }
 }

@@ -1,0 +1,199 @@
+//! The command-line front end: parse, call a service, print. Plain text for
+//! people, `--json` for scripts. Exit codes: 0 success, 1 failure, 2 bad
+//! usage or bad input.
+
+mod briefs;
+pub use briefs::print_queue;
+pub use output::print_json;
+mod members;
+mod output;
+
+use crate::config::{Config, default_home};
+use crate::model::brief::TransitionError;
+use crate::model::input::InputError;
+use crate::service::{Hub, NewHub};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spoke",
+    version,
+    about = "Spoke: a terminal-native collaboration hub for distributed creative teams",
+    long_about = "Spoke keeps a full local replica of your team's hub: briefs, members, assets, \
+                  approvals. Every command works offline; changes queue and flow to the hub on sync.",
+    after_help = "Start with `spoke --demo`, or `spoke init --name \"Studio\" --handle you --tz Europe/Lisbon`."
+)]
+pub struct Cli {
+    /// Data folder holding the replica [default: $XDG_DATA_HOME/spoke]
+    #[arg(long, global = true, env = "SPOKE_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Config file [default: $XDG_CONFIG_HOME/spoke/config.toml]
+    #[arg(long, global = true, env = "SPOKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print machine-readable JSON
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Rebuild the materialized state from the stored ops before running
+    #[arg(long, global = true)]
+    pub rebuild_cache: bool,
+
+    /// Seed a demo hub in a temporary folder (or an empty --home) and show it
+    #[arg(long)]
+    pub demo: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new hub in the data folder, with you as its first lead
+    Init {
+        /// The hub's name, e.g. "Studio North"
+        #[arg(long)]
+        name: String,
+        /// Your handle: lowercase letters, digits, `.`, `_`, `-`
+        #[arg(long)]
+        handle: String,
+        /// Your IANA time zone, e.g. Europe/Lisbon
+        #[arg(long)]
+        tz: String,
+        /// Your display name [default: the handle]
+        #[arg(long = "display-name")]
+        display_name: Option<String>,
+    },
+    /// Members of the hub: people and agents
+    #[command(subcommand)]
+    Member(members::MemberCommand),
+    /// Briefs: intake, triage, completeness checks
+    #[command(subcommand)]
+    Brief(briefs::BriefCommand),
+}
+
+/// Runs the CLI and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("spoke: {err:#}");
+            ExitCode::from(exit_code_for(&err))
+        }
+    }
+}
+
+/// 2 for input the user can fix by typing something else, 1 otherwise.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    let bad_input = err
+        .chain()
+        .any(|e| e.is::<InputError>() || e.is::<TransitionError>());
+    if bad_input { 2 } else { 1 }
+}
+
+/// Resolved global settings shared by every command.
+pub struct Ctx {
+    pub home: PathBuf,
+    pub config: Config,
+    pub json: bool,
+    pub rebuild_cache: bool,
+}
+
+impl Ctx {
+    pub fn open_hub(&self) -> Result<Hub> {
+        let hub = Hub::open(&self.home, self.config.timezone.as_deref())?;
+        if self.rebuild_cache {
+            let stats = hub
+                .replica()
+                .rebuild_cache()
+                .context("rebuilding the materialized state")?;
+            eprintln!(
+                "rebuilt state from {} stored ops in {}",
+                stats.applied,
+                hub.replica().path().display()
+            );
+        }
+        Ok(hub)
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (config, _config_path) = Config::load(cli.config.as_deref())?;
+    let home = match cli.home.clone().or_else(|| config.home.clone()) {
+        Some(h) => h,
+        None if cli.demo => std::env::temp_dir(),
+        None => default_home().ok_or_else(|| {
+            InputError::new("cannot tell where to keep data: set --home DIR or SPOKE_HOME")
+        })?,
+    };
+    let ctx = Ctx {
+        home,
+        config,
+        json: cli.json,
+        rebuild_cache: cli.rebuild_cache,
+    };
+    if cli.demo {
+        let explicit_home = cli.home.is_some();
+        return crate::demo::run_demo(&ctx, explicit_home);
+    }
+    let Some(command) = cli.command else {
+        return Err(InputError::new(
+            "the terminal UI is not part of this build yet: try `spoke --demo`, `spoke brief list` or `spoke --help`",
+        )
+        .into());
+    };
+    match command {
+        Command::Init {
+            name,
+            handle,
+            tz,
+            display_name,
+        } => init(&ctx, &name, &handle, &tz, display_name.as_deref()),
+        Command::Member(cmd) => members::run(&ctx, cmd),
+        Command::Brief(cmd) => briefs::run(&ctx, cmd),
+    }
+}
+
+fn init(ctx: &Ctx, name: &str, handle: &str, tz: &str, display: Option<&str>) -> Result<()> {
+    let hub = Hub::init(
+        &ctx.home,
+        NewHub {
+            name,
+            handle,
+            tz,
+            display_name: display,
+        },
+    )?;
+    if ctx.json {
+        output::print_json(&serde_json::json!({
+            "hub": hub.hub_id(),
+            "name": hub.hub_name()?,
+            "handle": handle,
+            "replica": hub.replica().path(),
+            "client_id": hub.meta().client_id.to_string(),
+        }))
+    } else {
+        println!(
+            "Created hub \"{}\" ({}) in {}\nYou are @{handle} (lead, {tz}). Next: `spoke member add` or `spoke brief add --title ...`",
+            hub.hub_name()?,
+            hub.hub_id(),
+            display_path(hub.replica().path())
+        );
+        Ok(())
+    }
+}
+
+fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,96 @@
+//! `config.toml`: where the data lives and personal defaults. Found at
+//! `--config FILE`, `$SPOKE_CONFIG`, or `$XDG_CONFIG_HOME/spoke/config.toml`
+//! (`~/.config/spoke/config.toml`). A missing file means defaults.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Data folder holding the replica; `--home` and `$SPOKE_HOME` win over it.
+    pub home: Option<PathBuf>,
+    /// IANA zone used to read and show times when the member has none set.
+    pub timezone: Option<String>,
+}
+
+impl Config {
+    /// Loads the config file; `explicit` is `--config`/`$SPOKE_CONFIG`, which
+    /// must exist. The default location may be absent.
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>)> {
+        let (path, must_exist) = match explicit {
+            Some(p) => (p.to_owned(), true),
+            None => match default_config_path() {
+                Some(p) => (p, false),
+                None => return Ok((Config::default(), None)),
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok((Config::default(), None));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read config file {}", path.display()));
+            }
+        };
+        let config = Config::parse(&text)
+            .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        if let Some(tz) = &config.timezone {
+            crate::model::input::parse_zone(tz)
+                .map_err(|e| anyhow::anyhow!("config file {}: timezone: {e}", path.display()))?;
+        }
+        Ok((config, Some(path)))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+fn default_config_path() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("spoke").join("config.toml"))
+}
+
+/// The default data folder: `$XDG_DATA_HOME/spoke` (`~/.local/share/spoke`).
+pub fn default_home() -> Option<PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("spoke"))
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(fallback)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_keys_parse_and_unknown_keys_are_named() {
+        let c = Config::parse("home = \"/data/spoke\"\ntimezone = \"Asia/Tokyo\"\n").expect("ok");
+        assert_eq!(c.home.as_deref(), Some(Path::new("/data/spoke")));
+        assert_eq!(c.timezone.as_deref(), Some("Asia/Tokyo"));
+        let err = Config::parse("hom = \"/x\"\n").expect_err("typo");
+        assert!(err.to_string().contains("hom"), "{err}");
+    }
+
+    #[test]
+    fn explicit_config_must_exist_and_bad_zone_is_reported_with_the_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let missing = dir.path().join("nope.toml");
+        let err = Config::load(Some(&missing)).expect_err("missing");
+        assert!(format!("{err:#}").contains("nope.toml"));
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "timezone = \"Mars/Base\"\n").expect("write");
+        let err = Config::load(Some(&bad)).expect_err("bad zone");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("bad.toml") && msg.contains("Mars/Base"), "{msg}");
+    }
+}

@@ -1,0 +1,226 @@
+//! The demo hub: a studio spread over six time zones with briefs in every
+//! state of the lifecycle, so a newcomer sees a working hub at once.
+
+use crate::cli::Ctx;
+use crate::model::brief::BriefStatus;
+use crate::model::member::Role;
+use crate::service::{BriefFilter, Hub, NewBrief, NewHub, NewMember, replica_path};
+use anyhow::{Context, Result};
+use std::path::Path;
+
+struct DemoMember {
+    handle: &'static str,
+    name: &'static str,
+    tz: &'static str,
+    roles: &'static [Role],
+    hours: &'static str,
+    skills: &'static [&'static str],
+}
+
+const MEMBERS: &[DemoMember] = &[
+    DemoMember { handle: "kenji", name: "Kenji Watanabe", tz: "Asia/Tokyo", roles: &[Role::Creative], hours: "09:30-18:00", skills: &["motion", "3d"] },
+    DemoMember { handle: "maya", name: "Maya Brooks", tz: "America/New_York", roles: &[Role::Reviewer, Role::Lead], hours: "08:30-17:00", skills: &["brand", "copy"] },
+    DemoMember { handle: "priya", name: "Priya Raman", tz: "Asia/Kolkata", roles: &[Role::Creative], hours: "10:00-19:00", skills: &["illustration", "social"] },
+    DemoMember { handle: "tom", name: "Tom Walsh", tz: "Australia/Sydney", roles: &[Role::Creative], hours: "09:00-17:00", skills: &["video", "edit"] },
+    DemoMember { handle: "lucia", name: "Lucia Ferreira", tz: "America/Sao_Paulo", roles: &[Role::Requester], hours: "09:00-18:00", skills: &["marketing"] },
+    DemoMember { handle: "scout", name: "Scout (agent)", tz: "UTC", roles: &[Role::Agent], hours: "00:00-23:59", skills: &["intake", "search"] },
+];
+
+/// (title, status, priority, assignee, due day offset, complete?)
+const BRIEFS: &[(&str, BriefStatus, &str, &str, i64, bool)] = &[
+    ("Spring launch hero film", BriefStatus::Draft, "p1", "", 40, false),
+    ("Recruiting page refresh", BriefStatus::Draft, "p3", "", 60, false),
+    ("Partner co-marketing one-pager", BriefStatus::Draft, "p2", "", 21, false),
+    ("Q1 webinar series visuals", BriefStatus::Intake, "p2", "", 18, false),
+    ("App store screenshots v5", BriefStatus::Intake, "p1", "", 9, true),
+    ("Annual report cover", BriefStatus::Intake, "p2", "", 45, true),
+    ("LinkedIn carousel: customer stories", BriefStatus::Ready, "p1", "priya", 7, true),
+    ("Holiday email header", BriefStatus::Ready, "p0", "kenji", 3, true),
+    ("Trade show booth graphics", BriefStatus::Ready, "p2", "tom", 30, true),
+    ("Product tour motion loop", BriefStatus::InProgress, "p1", "kenji", 5, true),
+    ("Instagram reels: launch week", BriefStatus::InProgress, "p0", "tom", 2, true),
+    ("Brand guidelines v3 illustrations", BriefStatus::InProgress, "p2", "priya", 25, true),
+    ("Case study: Northwind Logistics", BriefStatus::InReview, "p1", "priya", 4, true),
+    ("Out-of-home billboard, Lisbon metro", BriefStatus::InReview, "p1", "tom", 6, true),
+    ("Newsletter template refresh", BriefStatus::InReview, "p3", "kenji", 12, true),
+    ("Pricing page illustrations", BriefStatus::Approved, "p2", "priya", 1, true),
+    ("Sales deck master slides", BriefStatus::Approved, "p1", "kenji", 2, true),
+    ("Podcast cover art", BriefStatus::Approved, "p3", "tom", 8, true),
+    ("Black Friday banner set", BriefStatus::Delivered, "p0", "tom", -3, true),
+    ("Onboarding email illustrations", BriefStatus::Delivered, "p2", "priya", -10, true),
+    ("Conference sponsor logo wall", BriefStatus::Delivered, "p3", "kenji", -20, true),
+    ("Rebrand teaser (paused by legal)", BriefStatus::OnHold, "p1", "kenji", 35, true),
+    ("Localized ads for Japan", BriefStatus::OnHold, "p2", "", 28, false),
+    ("Print catalogue 2027", BriefStatus::OnHold, "p3", "", 90, false),
+    ("Sponsored post for discontinued SKU", BriefStatus::Cancelled, "p2", "", 15, true),
+    ("Mascot exploration", BriefStatus::Cancelled, "p3", "", 50, false),
+    ("TikTok launch challenge", BriefStatus::Cancelled, "p1", "", 10, false),
+];
+
+/// Runs `spoke --demo`: seeds a demo hub and shows its queue.
+pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
+    let temp;
+    let home = if explicit_home {
+        ctx.home.clone()
+    } else {
+        temp = tempdir_in(&ctx.home)?;
+        temp.path().to_owned()
+    };
+    let hub = if replica_path(&home).exists() {
+        Hub::open(&home, None)?
+    } else {
+        seed(&home)?
+    };
+    let briefs = hub.briefs(&BriefFilter::default())?;
+    if ctx.json {
+        return crate::cli::print_json(&briefs);
+    }
+    let members = hub.members()?;
+    let zones: std::collections::BTreeSet<&str> = members.iter().map(|m| m.tz.as_str()).collect();
+    println!(
+        "Demo hub \"{}\": {} members across {} time zones, {} briefs.\n",
+        hub.hub_name()?,
+        members.len(),
+        zones.len(),
+        briefs.len()
+    );
+    crate::cli::print_queue(&hub, &briefs)?;
+    if explicit_home {
+        println!(
+            "\nThe demo hub lives in {}; try `spoke --home {} brief list --status ready`.",
+            home.display(),
+            home.display()
+        );
+    } else {
+        println!("\nThis demo lives in a temporary folder. Keep one with `spoke --demo --home DIR`.");
+    }
+    Ok(())
+}
+
+fn tempdir_in(base: &Path) -> Result<TempDir> {
+    let path = base.join(format!(
+        "spoke-demo-{}-{}",
+        std::process::id(),
+        crate::model::ids::new_entity_id("d")
+    ));
+    std::fs::create_dir_all(&path)
+        .with_context(|| format!("creating demo folder {}", path.display()))?;
+    Ok(TempDir(path))
+}
+
+/// A folder removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates the demo hub in `home`.
+pub fn seed(home: &Path) -> Result<Hub> {
+    let mut hub = Hub::init(
+        home,
+        NewHub {
+            name: "Northwind Studio",
+            handle: "ana",
+            tz: "Europe/Lisbon",
+            display_name: Some("Ana Costa"),
+        },
+    )?;
+    for m in MEMBERS {
+        let mut new = NewMember::new(m.handle, m.tz);
+        new.name = Some(m.name.to_owned());
+        new.roles = m.roles.to_vec();
+        new.hours = Some(m.hours.to_owned());
+        new.skills = m.skills.iter().map(|s| (*s).to_owned()).collect();
+        hub.add_member(new)?;
+    }
+    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    for &(title, status, priority, assignee, days, complete) in BRIEFS {
+        let due = today
+            .date()
+            .checked_add(jiff::Span::new().days(days))
+            .map(|d| d.to_string())
+            .ok();
+        let mut new = NewBrief {
+            title: title.to_owned(),
+            priority: Some(priority.to_owned()),
+            requester: Some("lucia".to_owned()),
+            due,
+            ..NewBrief::default()
+        };
+        if complete {
+            new.objective = Some("Grow qualified trials from creative teams".to_owned());
+            new.audience = Some("Design and marketing leads at mid-size companies".to_owned());
+            new.key_message = Some("Your whole team, one hub, every time zone".to_owned());
+            new.deliverables = vec!["linkedin:1200x627".to_owned(), "instagram:1080x1350*3".to_owned()];
+        }
+        let brief = hub.add_brief(new)?;
+        if !assignee.is_empty() {
+            hub.assign_brief(&brief.id, assignee, false)?;
+        }
+        for step in path_to(status) {
+            hub.set_brief_status(&brief.id, step.as_str())?;
+        }
+    }
+    Ok(hub)
+}
+
+/// The shortest lifecycle path from draft to `target` (excluding draft).
+fn path_to(target: BriefStatus) -> Vec<BriefStatus> {
+    let mut prev: Vec<(BriefStatus, BriefStatus)> = Vec::new();
+    let mut queue = std::collections::VecDeque::from([BriefStatus::Draft]);
+    let mut seen = vec![BriefStatus::Draft];
+    while let Some(s) = queue.pop_front() {
+        if s == target {
+            break;
+        }
+        for &n in s.next_states() {
+            if !seen.contains(&n) {
+                seen.push(n);
+                prev.push((n, s));
+                queue.push_back(n);
+            }
+        }
+    }
+    let mut path = Vec::new();
+    let mut at = target;
+    while at != BriefStatus::Draft {
+        path.push(at);
+        match prev.iter().find(|(n, _)| *n == at) {
+            Some(&(_, p)) => at = p,
+            None => break,
+        }
+    }
+    path.reverse();
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_has_a_lifecycle_path_from_draft() {
+        assert!(path_to(BriefStatus::Draft).is_empty());
+        let delivered = path_to(BriefStatus::Delivered);
+        assert_eq!(delivered.last(), Some(&BriefStatus::Delivered));
+        assert!(delivered.contains(&BriefStatus::Approved));
+        for s in BriefStatus::ALL {
+            let p = path_to(s);
+            let mut at = BriefStatus::Draft;
+            for step in p {
+                assert!(at.check_transition(step).is_ok());
+                at = step;
+            }
+            assert_eq!(at, s);
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Services: what a member can do with a hub. The CLI and the TUI both call
+//! these; they validate input, turn intent into ops and read views back.
+
+mod briefs;
+mod members;
+
+pub use briefs::{BriefFilter, NewBrief};
+pub use members::NewMember;
+
+use crate::model::hlc::{Clock, wall_now_ms};
+use crate::model::ids::{new_client_id, new_entity_id};
+use crate::model::input::{InputError, parse_zone};
+use crate::model::member::{Member, Role, WEEKDAYS, hours_writes, validate_handle};
+use crate::model::{Change, EntityKind, EntityRef, Op};
+use crate::store::{Replica, ReplicaMeta};
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use spoke_relay::proto::OpId;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The replica file inside a data folder.
+pub fn replica_path(home: &Path) -> PathBuf {
+    home.join("replica.redb")
+}
+
+/// An open hub replica acting as one member.
+pub struct Hub {
+    replica: Replica,
+    meta: ReplicaMeta,
+    clock: Clock,
+    /// Zone for reading and showing times when the member has none.
+    fallback_zone: String,
+}
+
+/// Settings for a new hub created with `spoke init`.
+pub struct NewHub<'a> {
+    pub name: &'a str,
+    pub handle: &'a str,
+    pub tz: &'a str,
+    pub display_name: Option<&'a str>,
+}
+
+impl Hub {
+    /// Creates a new local hub in `home` with its first member, a lead.
+    pub fn init(home: &Path, new: NewHub<'_>) -> Result<Hub> {
+        validate_handle(new.handle)?;
+        parse_zone(new.tz)?;
+        if new.name.trim().is_empty() {
+            return Err(InputError::new("the hub needs a name: --name \"Studio North\"").into());
+        }
+        let path = replica_path(home);
+        let meta = ReplicaMeta {
+            me: Some(new.handle.to_owned()),
+            hub_id: Some(new_entity_id("h")),
+            ..ReplicaMeta::new(new_client_id())
+        };
+        let replica = Replica::create(&path, &meta)?;
+        let mut hub = Hub::from_replica(replica, meta, new.tz.to_owned());
+        let hub_id = hub.hub_id().to_owned();
+        let mut member = NewMember::new(new.handle, new.tz);
+        member.name = new.display_name.map(str::to_owned);
+        member.roles = vec![Role::Lead];
+        member.hours = Some("09:00-17:30".to_owned());
+        let mut changes = vec![(
+            EntityRef::new(EntityKind::Hub, hub_id),
+            set([("name", json!(new.name.trim()))]),
+        )];
+        changes.extend(hub.member_changes(&member)?);
+        hub.commit(changes)?;
+        Ok(hub)
+    }
+
+    /// Opens the hub replica in `home`.
+    pub fn open(home: &Path, fallback_zone: Option<&str>) -> Result<Hub> {
+        let path = replica_path(home);
+        let replica = Replica::open(&path)?;
+        let meta = replica.meta()?;
+        Ok(Hub::from_replica(
+            replica,
+            meta,
+            fallback_zone.unwrap_or("UTC").to_owned(),
+        ))
+    }
+
+    fn from_replica(replica: Replica, meta: ReplicaMeta, fallback_zone: String) -> Hub {
+        let clock = Clock::starting_at(meta.hlc);
+        Hub {
+            replica,
+            meta,
+            clock,
+            fallback_zone,
+        }
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub fn meta(&self) -> &ReplicaMeta {
+        &self.meta
+    }
+
+    pub fn hub_id(&self) -> &str {
+        self.meta.hub_id.as_deref().unwrap_or("")
+    }
+
+    pub fn hub_name(&self) -> Result<String> {
+        let rec = self
+            .replica
+            .record(&EntityRef::new(EntityKind::Hub, self.hub_id()))?;
+        Ok(rec.and_then(|r| r.string("name")).unwrap_or_default())
+    }
+
+    /// The handle this replica acts as.
+    pub fn actor(&self) -> Result<&str> {
+        self.meta.me.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "replica {} has no member identity yet: run `spoke init` or `spoke hub join`",
+                self.replica.path().display()
+            )
+        })
+    }
+
+    /// The acting member, if their record has arrived.
+    pub fn me(&self) -> Result<Option<Member>> {
+        let handle = self.actor()?.to_owned();
+        self.member(&handle)
+    }
+
+    /// The zone this member reads and writes times in.
+    pub fn zone(&self) -> String {
+        match self.me() {
+            Ok(Some(m)) if parse_zone(&m.tz).is_ok() => m.tz,
+            _ => self.fallback_zone.clone(),
+        }
+    }
+
+    /// Turns changes into ops stamped by this replica and commits them in one
+    /// transaction: applied locally at once, queued for the hub.
+    pub fn commit(&mut self, changes: Vec<(EntityRef, Change)>) -> Result<Vec<OpId>> {
+        let actor = self.actor()?.to_owned();
+        let mut meta = self.meta.clone();
+        let mut clock = self.clock;
+        let ops: Vec<Op> = changes
+            .into_iter()
+            .map(|(entity, change)| {
+                let op = Op {
+                    id: OpId {
+                        client: meta.client_id,
+                        seq: meta.next_seq,
+                    },
+                    hlc: clock.tick(wall_now_ms()),
+                    actor: actor.clone(),
+                    entity,
+                    change,
+                };
+                meta.next_seq += 1;
+                op
+            })
+            .collect();
+        meta.hlc = clock.last();
+        self.replica
+            .commit_local(&ops, &meta)
+            .context("saving the change to the local replica")?;
+        self.meta = meta;
+        self.clock = clock;
+        Ok(ops.into_iter().map(|o| o.id).collect())
+    }
+
+    /// Resolves a typed id: an exact id, or a unique prefix of one (with or
+    /// without the kind's `x-` prefix).
+    pub fn resolve_id(&self, kind: EntityKind, typed: &str, prefix: &str) -> Result<String> {
+        let typed = typed.trim();
+        let label = kind.as_str();
+        if typed.is_empty() {
+            return Err(InputError::new(format!("empty {label} id")).into());
+        }
+        let full = if typed.starts_with(&format!("{prefix}-")) {
+            typed.to_owned()
+        } else {
+            format!("{prefix}-{typed}")
+        };
+        for candidate in [typed, full.as_str()] {
+            let found = self.replica.ids_with_prefix(kind, candidate, 2)?;
+            if found.iter().any(|f| f == candidate) {
+                return Ok(candidate.to_owned());
+            }
+            match found.as_slice() {
+                [one] => return Ok(one.clone()),
+                [_, _, ..] => {
+                    return Err(InputError::new(format!(
+                        "{label} id `{typed}` is ambiguous: type more characters"
+                    ))
+                    .into());
+                }
+                [] => {}
+            }
+        }
+        Err(InputError::new(format!(
+            "no {label} with id `{typed}` (list them with `spoke {label} list`)"
+        ))
+        .into())
+    }
+
+    fn member_changes(&self, m: &NewMember) -> Result<Vec<(EntityRef, Change)>> {
+        validate_handle(&m.handle)?;
+        parse_zone(&m.tz)?;
+        let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+        fields.insert("tz".into(), json!(m.tz));
+        fields.insert(
+            "name".into(),
+            json!(m.name.clone().unwrap_or_else(|| m.handle.clone())),
+        );
+        for role in &m.roles {
+            fields.insert(format!("roles:{role}"), json!(true));
+        }
+        for skill in &m.skills {
+            let skill = skill.trim().to_lowercase();
+            if !skill.is_empty() {
+                fields.insert(format!("skills:{skill}"), json!(true));
+            }
+        }
+        if let Some(hours) = &m.hours {
+            let days = match &m.days {
+                Some(d) => crate::model::member::parse_days(d)?,
+                None => WEEKDAYS[..5].iter().map(|(d, _)| *d).collect(),
+            };
+            for (k, v) in hours_writes(&days, hours)? {
+                fields.insert(k, json!(v));
+            }
+        }
+        if let Some(c) = m.capacity {
+            fields.insert("capacity".into(), json!(c));
+        }
+        Ok(vec![(
+            EntityRef::new(EntityKind::Member, m.handle.clone()),
+            Change::Set(fields),
+        )])
+    }
+}
+
+/// A `Set` change from literal pairs.
+pub(crate) fn set<const N: usize>(pairs: [(&str, Value); N]) -> Change {
+    Change::Set(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}

@@ -1,0 +1,537 @@
+//! The local replica: one redb file holding the hub's op log, the queue of
+//! local ops not yet acknowledged, materialized entity tables and metadata.
+//! Every write is one transaction, so a crash leaves either all of a batch
+//! or none of it.
+
+mod error;
+mod tables;
+
+pub use error::StoreError;
+pub use tables::SCHEMA_VERSION;
+
+use crate::model::record::StateHasher;
+use crate::model::{Change, EntityKind, EntityRecord, EntityRef, Item, Op, Stamp};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use spoke_relay::proto::{ClientId, Hlc, OpId};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tables::{APPLIED, LOG, META, PENDING, entity_table, item_table};
+
+/// The replica's own bookkeeping, stored under `meta/replica`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaMeta {
+    pub client_id: ClientId,
+    /// The next client seq this replica will give a local op.
+    pub next_seq: u64,
+    /// Last hybrid-clock reading issued or observed.
+    pub hlc: Hlc,
+    /// Hub seq of the last op applied from the hub's log.
+    #[serde(default)]
+    pub cursor: u64,
+    /// The hub's epoch; a change means the hub's log was reset.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Handle of the member this replica acts as.
+    #[serde(default)]
+    pub me: Option<String>,
+    /// The hub's entity id (`hub/<id>` holds its name and settings).
+    #[serde(default)]
+    pub hub_id: Option<String>,
+    /// Relay URL, once joined.
+    #[serde(default)]
+    pub hub_url: Option<String>,
+}
+
+impl ReplicaMeta {
+    pub fn new(client_id: ClientId) -> Self {
+        ReplicaMeta {
+            client_id,
+            next_seq: 1,
+            hlc: Hlc::default(),
+            cursor: 0,
+            epoch: 0,
+            me: None,
+            hub_id: None,
+            hub_url: None,
+        }
+    }
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub applied: usize,
+    pub duplicates: usize,
+}
+
+pub struct Replica {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Replica {
+    /// Creates a new replica file; fails if one is already there.
+    pub fn create(path: &Path, meta: &ReplicaMeta) -> Result<Replica, StoreError> {
+        if path.exists() {
+            return Err(StoreError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io(path, e))?;
+        }
+        let db = Database::create(path).map_err(|e| StoreError::open(path, e))?;
+        let replica = Replica {
+            db,
+            path: path.to_owned(),
+        };
+        let txn = replica.begin_write()?;
+        {
+            let mut t = txn.open_table(META).at(&replica.path)?;
+            t.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
+                .at(&replica.path)?;
+            t.insert("replica", encode_meta(meta).as_slice())
+                .at(&replica.path)?;
+            txn.open_table(LOG).at(&replica.path)?;
+            txn.open_table(PENDING).at(&replica.path)?;
+            txn.open_table(APPLIED).at(&replica.path)?;
+            for kind in EntityKind::ALL {
+                txn.open_table(entity_table(kind)).at(&replica.path)?;
+                txn.open_table(item_table(kind)).at(&replica.path)?;
+            }
+        }
+        replica.commit(txn)?;
+        Ok(replica)
+    }
+
+    /// Opens an existing replica, checking that this build can read it.
+    pub fn open(path: &Path) -> Result<Replica, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        let db = Database::open(path).map_err(|e| StoreError::open(path, e))?;
+        let replica = Replica {
+            db,
+            path: path.to_owned(),
+        };
+        let found = replica.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        replica.meta()?;
+        Ok(replica)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        let not_spoke = |detail: &str| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: detail.to_owned(),
+        };
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(not_spoke("it has no meta table; it is not a Spoke replica"));
+            }
+            Err(e) => return Err(StoreError::db(&self.path, e)),
+        };
+        let value = table
+            .get("schema_version")
+            .at(&self.path)?
+            .ok_or_else(|| not_spoke("it records no schema version"))?;
+        let bytes: [u8; 4] = value
+            .value()
+            .try_into()
+            .map_err(|_| not_spoke("its schema version is unreadable"))?;
+        Ok(u32::from_be_bytes(bytes))
+    }
+
+    pub fn meta(&self) -> Result<ReplicaMeta, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn
+            .open_table(META)
+            .at(&self.path)?;
+        let value = table
+            .get("replica")
+            .at(&self.path)?
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "its replica metadata is missing".into(),
+            })?;
+        rmp_serde::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("its replica metadata is unreadable: {e}"),
+        })
+    }
+
+    /// Changes metadata in its own transaction.
+    pub fn update_meta(&self, change: impl FnOnce(&mut ReplicaMeta)) -> Result<(), StoreError> {
+        let mut meta = self.meta()?;
+        change(&mut meta);
+        let txn = self.begin_write()?;
+        self.write_meta(&txn, &meta)?;
+        self.commit(txn)
+    }
+
+    /// Records local ops: applies them to the materialized tables, queues them
+    /// for the hub and saves the metadata (next seq, clock), all in one commit.
+    pub fn commit_local(&self, ops: &[Op], meta: &ReplicaMeta) -> Result<ApplyStats, StoreError> {
+        let txn = self.begin_write()?;
+        let stats = self.apply_in(&txn, ops)?;
+        {
+            let mut pending = txn
+                .open_table(PENDING)
+                .at(&self.path)?;
+            for op in ops {
+                let bytes = op.encode().map_err(|e| StoreError::Encode {
+                    path: self.path.clone(),
+                    detail: format!("op {}: {e}", op.id),
+                })?;
+                pending
+                    .insert(op.id.seq, bytes.as_slice())
+                    .at(&self.path)?;
+            }
+        }
+        self.write_meta(&txn, meta)?;
+        self.commit(txn)?;
+        Ok(stats)
+    }
+
+    /// Applies ops the hub has sequenced (`(seq, encoded op)`), appends them
+    /// to the log, drops our own from the pending queue and moves the cursor
+    /// to the last seq, in one commit. Ops already applied are not applied
+    /// twice.
+    pub fn apply_sequenced(&self, batch: &[(u64, Vec<u8>)]) -> Result<ApplyStats, StoreError> {
+        let mut meta = self.meta()?;
+        let mut ops = Vec::with_capacity(batch.len());
+        for (seq, bytes) in batch {
+            let op = Op::decode(bytes).map_err(|e| StoreError::BadOp {
+                path: self.path.clone(),
+                at: format!("hub seq {seq}"),
+                detail: e.to_string(),
+            })?;
+            ops.push(op);
+        }
+        let txn = self.begin_write()?;
+        let stats = self.apply_in(&txn, &ops)?;
+        {
+            let mut log = txn.open_table(LOG).at(&self.path)?;
+            let mut pending = txn.open_table(PENDING).at(&self.path)?;
+            for ((seq, bytes), op) in batch.iter().zip(&ops) {
+                log.insert(*seq, bytes.as_slice()).at(&self.path)?;
+                if op.id.client == meta.client_id {
+                    pending.remove(op.id.seq).at(&self.path)?;
+                }
+                if op.hlc > meta.hlc {
+                    meta.hlc = op.hlc;
+                }
+                meta.cursor = meta.cursor.max(*seq);
+            }
+        }
+        self.write_meta(&txn, &meta)?;
+        self.commit(txn)?;
+        Ok(stats)
+    }
+
+    /// Rebuilds every materialized table from the stored ops (the hub's log,
+    /// then the pending queue). Stored ops are never touched; if one cannot be
+    /// read, nothing is changed and the error names it.
+    pub fn rebuild_cache(&self) -> Result<ApplyStats, StoreError> {
+        let mut ops = Vec::new();
+        {
+            let txn = self.begin_read()?;
+            for (table, label) in [(LOG, "hub seq"), (PENDING, "pending client seq")] {
+                let t = txn.open_table(table).at(&self.path)?;
+                for row in t.iter().at(&self.path)? {
+                    let (k, v) = row.at(&self.path)?;
+                    let op = Op::decode(v.value()).map_err(|e| StoreError::BadOp {
+                        path: self.path.clone(),
+                        at: format!("{label} {}", k.value()),
+                        detail: e.to_string(),
+                    })?;
+                    ops.push(op);
+                }
+            }
+        }
+        let txn = self.begin_write()?;
+        {
+            txn.delete_table(APPLIED).at(&self.path)?;
+            txn.open_table(APPLIED).at(&self.path)?;
+            for kind in EntityKind::ALL {
+                txn.delete_table(entity_table(kind)).at(&self.path)?;
+                txn.open_table(entity_table(kind)).at(&self.path)?;
+                txn.delete_table(item_table(kind)).at(&self.path)?;
+                txn.open_table(item_table(kind)).at(&self.path)?;
+            }
+        }
+        let stats = self.apply_in(&txn, &ops)?;
+        self.commit(txn)?;
+        Ok(stats)
+    }
+
+    fn apply_in(&self, txn: &WriteTransaction, ops: &[Op]) -> Result<ApplyStats, StoreError> {
+        let mut stats = ApplyStats::default();
+        let mut applied = txn.open_table(APPLIED).at(&self.path)?;
+        // Records touched by this batch, read once and written once.
+        let mut dirty: HashMap<EntityRef, EntityRecord> = HashMap::new();
+        let mut item_tables = HashMap::new();
+        for op in ops {
+            let key = (op.id.client.0, op.id.seq);
+            if applied.insert(key, ()).at(&self.path)?.is_some() {
+                stats.duplicates += 1;
+                continue;
+            }
+            stats.applied += 1;
+            let stamp = op.stamp();
+            match &op.change {
+                Change::Append(value) => {
+                    let kind = op.entity.kind;
+                    if let std::collections::hash_map::Entry::Vacant(e) = item_tables.entry(kind)
+                    {
+                        e.insert(txn.open_table(item_table(kind)).at(&self.path)?);
+                    }
+                    let Some(table) = item_tables.get_mut(&kind) else {
+                        continue;
+                    };
+                    let item = Item {
+                        actor: op.actor.clone(),
+                        value: value.clone(),
+                    };
+                    table
+                        .insert(item_key(&op.entity.id, stamp), item.encode().as_slice())
+                        .at(&self.path)?;
+                }
+                change => {
+                    if !dirty.contains_key(&op.entity) {
+                        let existing = self.read_record_in(txn, &op.entity)?;
+                        dirty.insert(op.entity.clone(), existing.unwrap_or_default());
+                    }
+                    if let Some(record) = dirty.get_mut(&op.entity) {
+                        record.merge(stamp, change);
+                    }
+                }
+            }
+        }
+        let mut by_kind: HashMap<EntityKind, Vec<(EntityRef, EntityRecord)>> = HashMap::new();
+        for (entity, record) in dirty {
+            by_kind.entry(entity.kind).or_default().push((entity, record));
+        }
+        for (kind, records) in by_kind {
+            let mut table = txn.open_table(entity_table(kind)).at(&self.path)?;
+            for (entity, record) in records {
+                table
+                    .insert(entity.id.as_str(), record.encode().as_slice())
+                    .at(&self.path)?;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn read_record_in(
+        &self,
+        txn: &WriteTransaction,
+        entity: &EntityRef,
+    ) -> Result<Option<EntityRecord>, StoreError> {
+        let table = txn.open_table(entity_table(entity.kind)).at(&self.path)?;
+        let value = table.get(entity.id.as_str()).at(&self.path)?;
+        value
+            .map(|v| self.decode_record(entity, v.value()))
+            .transpose()
+    }
+
+    fn decode_record(&self, entity: &EntityRef, bytes: &[u8]) -> Result<EntityRecord, StoreError> {
+        EntityRecord::decode(bytes).map_err(|e| StoreError::BadRecord {
+            path: self.path.clone(),
+            entity: entity.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// One entity's merged record.
+    pub fn record(&self, entity: &EntityRef) -> Result<Option<EntityRecord>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(entity_table(entity.kind)).at(&self.path)?;
+        let value = table.get(entity.id.as_str()).at(&self.path)?;
+        value
+            .map(|v| self.decode_record(entity, v.value()))
+            .transpose()
+    }
+
+    /// Every record of a kind, in id order.
+    pub fn records(&self, kind: EntityKind) -> Result<Vec<(String, EntityRecord)>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(entity_table(kind)).at(&self.path)?;
+        let mut out = Vec::with_capacity(table.len().at(&self.path)? as usize);
+        for row in table.iter().at(&self.path)? {
+            let (k, v) = row.at(&self.path)?;
+            let id = k.value().to_owned();
+            let record = self.decode_record(&EntityRef::new(kind, id.as_str()), v.value())?;
+            out.push((id, record));
+        }
+        Ok(out)
+    }
+
+    /// Ids of a kind that start with `prefix`, in order (at most `limit`).
+    pub fn ids_with_prefix(
+        &self,
+        kind: EntityKind,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(entity_table(kind)).at(&self.path)?;
+        let mut out = Vec::new();
+        for row in table.range(prefix..).at(&self.path)? {
+            let (k, _) = row.at(&self.path)?;
+            let id = k.value();
+            if !id.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push(id.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// The items appended to one entity, oldest first.
+    pub fn items(&self, entity: &EntityRef) -> Result<Vec<(Stamp, Item)>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(item_table(entity.kind)).at(&self.path)?;
+        let id = entity.id.as_str();
+        let lo = (id, 0u64, 0u32, 0u64, 0u64);
+        let hi = (id, u64::MAX, u32::MAX, u64::MAX, u64::MAX);
+        let mut out = Vec::new();
+        for row in table.range(lo..=hi).at(&self.path)? {
+            let (k, v) = row.at(&self.path)?;
+            let (_, wall_ms, logical, client, seq) = k.value();
+            let stamp = Stamp {
+                hlc: Hlc { wall_ms, logical },
+                id: OpId {
+                    client: ClientId(client),
+                    seq,
+                },
+            };
+            let item = Item::decode(v.value()).map_err(|e| StoreError::BadRecord {
+                path: self.path.clone(),
+                entity: format!("{entity} item {}", stamp.id),
+                detail: e.to_string(),
+            })?;
+            out.push((stamp, item));
+        }
+        Ok(out)
+    }
+
+    /// Local ops waiting for the hub's acknowledgement, oldest first.
+    pub fn pending(&self) -> Result<Vec<Op>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(PENDING).at(&self.path)?;
+        let mut out = Vec::new();
+        for row in table.iter().at(&self.path)? {
+            let (k, v) = row.at(&self.path)?;
+            out.push(Op::decode(v.value()).map_err(|e| StoreError::BadOp {
+                path: self.path.clone(),
+                at: format!("pending client seq {}", k.value()),
+                detail: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    pub fn pending_count(&self) -> Result<u64, StoreError> {
+        self.table_len(PENDING)
+    }
+
+    pub fn log_len(&self) -> Result<u64, StoreError> {
+        self.table_len(LOG)
+    }
+
+    fn table_len<K: redb::Key + 'static>(
+        &self,
+        def: redb::TableDefinition<K, &[u8]>,
+    ) -> Result<u64, StoreError> {
+        let txn = self.begin_read()?;
+        txn.open_table(def).at(&self.path)?.len().at(&self.path)
+    }
+
+    /// Digest of all materialized state; equal to [`crate::model::State::hash`]
+    /// of a state built from the same ops.
+    pub fn state_hash(&self) -> Result<[u8; 32], StoreError> {
+        let txn = self.begin_read()?;
+        let mut hasher = StateHasher::default();
+        for kind in EntityKind::ALL {
+            let table = txn.open_table(entity_table(kind)).at(&self.path)?;
+            for row in table.iter().at(&self.path)? {
+                let (k, v) = row.at(&self.path)?;
+                hasher.entity(&EntityRef::new(kind, k.value()), v.value());
+            }
+        }
+        for kind in EntityKind::ALL {
+            let table = txn.open_table(item_table(kind)).at(&self.path)?;
+            for row in table.iter().at(&self.path)? {
+                let (k, v) = row.at(&self.path)?;
+                let (id, wall_ms, logical, client, seq) = k.value();
+                let stamp = Stamp {
+                    hlc: Hlc { wall_ms, logical },
+                    id: OpId {
+                        client: ClientId(client),
+                        seq,
+                    },
+                };
+                hasher.item(&EntityRef::new(kind, id), stamp, v.value());
+            }
+        }
+        Ok(hasher.finish())
+    }
+
+    fn write_meta(&self, txn: &WriteTransaction, meta: &ReplicaMeta) -> Result<(), StoreError> {
+        let mut table = txn.open_table(META).at(&self.path)?;
+        table
+            .insert("replica", encode_meta(meta).as_slice())
+            .at(&self.path)?;
+        Ok(())
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.db
+            .begin_write()
+            .at(&self.path)
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.db
+            .begin_read()
+            .at(&self.path)
+    }
+
+    fn commit(&self, txn: WriteTransaction) -> Result<(), StoreError> {
+        txn.commit().at(&self.path)
+    }
+}
+
+/// Attaches the replica path to a redb error.
+trait AtPath<T> {
+    fn at(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> AtPath<T> for Result<T, E> {
+    fn at(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::db(path, e))
+    }
+}
+
+fn item_key(id: &str, s: Stamp) -> (&str, u64, u32, u64, u64) {
+    (id, s.hlc.wall_ms, s.hlc.logical, s.id.client.0, s.id.seq)
+}
+
+fn encode_meta(meta: &ReplicaMeta) -> Vec<u8> {
+    rmp_serde::to_vec_named(meta).unwrap_or_default()
+}
