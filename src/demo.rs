@@ -2,6 +2,7 @@
 //! state of the lifecycle, so a newcomer sees a working hub at once.
 
 use crate::cli::Ctx;
+use crate::cli::outln;
 use crate::model::brief::BriefStatus;
 use crate::model::member::Role;
 use crate::service::{BriefFilter, Hub, NewBrief, NewHub, NewMember, replica_path};
@@ -77,22 +78,22 @@ pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
     }
     let members = hub.members()?;
     let zones: std::collections::BTreeSet<&str> = members.iter().map(|m| m.tz.as_str()).collect();
-    println!(
+    outln!(
         "Demo hub \"{}\": {} members across {} time zones, {} briefs.\n",
         hub.hub_name()?,
         members.len(),
         zones.len(),
         briefs.len()
-    );
+    )?;
     crate::cli::print_queue(&hub, &briefs)?;
     if explicit_home {
-        println!(
+        outln!(
             "\nThe demo hub lives in {}; try `spoke --home {} brief list --status ready`.",
             home.display(),
             home.display()
-        );
+        )?;
     } else {
-        println!("\nThis demo lives in a temporary folder. Keep one with `spoke --demo --home DIR`.");
+        outln!("\nThis demo lives in a temporary folder. Keep one with `spoke --demo --home DIR`.")?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `spoke brief ...`
 
 use super::Ctx;
-use super::output::{long_time, or_dash, print_json, print_table, short_time};
+use super::output::{outln, long_time, or_dash, print_json, print_table, short_time};
 use crate::model::brief::{Brief, BriefStatus, Priority};
 use crate::model::input::InputError;
 use crate::service::{BriefFilter, Hub, NewBrief};
@@ -115,7 +115,7 @@ pub fn run(ctx: &Ctx, cmd: BriefCommand) -> Result<()> {
             if ctx.json {
                 print_json(&brief)
             } else {
-                println!("{}", brief.id);
+                outln!("{}", brief.id)?;
                 Ok(())
             }
         }
@@ -185,17 +185,17 @@ pub fn run(ctx: &Ctx, cmd: BriefCommand) -> Result<()> {
                 }));
             }
             if questions.is_empty() {
-                println!("{} \"{}\" has everything a team needs to start.", brief.id, brief.title);
+                outln!("{} \"{}\" has everything a team needs to start.", brief.id, brief.title)?;
             } else {
-                println!(
+                outln!(
                     "{} \"{}\" is missing {} of 5 required fields. Ask the requester ({}):",
                     brief.id,
                     brief.title,
                     questions.len(),
                     or_dash(brief.requester.as_deref())
-                );
+                )?;
                 for (i, q) in questions.iter().enumerate() {
-                    println!("  {}. [{}] {}", i + 1, q.field, q.question);
+                    outln!("  {}. [{}] {}", i + 1, q.field, q.question)?;
                 }
             }
             Ok(())
@@ -207,7 +207,7 @@ fn done(ctx: &Ctx, brief: &Brief, what: &str) -> Result<()> {
     if ctx.json {
         print_json(brief)
     } else {
-        println!("{} {what}", brief.id);
+        outln!("{} {what}", brief.id)?;
         Ok(())
     }
 }
@@ -240,9 +240,9 @@ pub fn print_queue(hub: &Hub, briefs: &[Brief]) -> Result<()> {
     print_table(
         &["ID", "PRI", "STATUS", &due_header, "ASSIGNEES", "TITLE"],
         &rows,
-    );
+    )?;
     if briefs.is_empty() {
-        println!("(no briefs; add one with `spoke brief add --title ...`)");
+        outln!("(no briefs; add one with `spoke brief add --title ...`)")?;
     }
     Ok(())
 }
@@ -303,16 +303,16 @@ fn print_brief(hub: &Hub, b: &Brief) -> Result<()> {
     ]);
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in lines {
-        println!("{k:width$}  {v}");
+        outln!("{k:width$}  {v}")?;
     }
     let missing = b.missing_fields();
     if !missing.is_empty() {
         let names: Vec<_> = missing.iter().map(|q| q.field.as_str()).collect();
-        println!(
+        outln!(
             "\nincomplete: missing {} (see `spoke brief check {}`)",
             names.join(", "),
             b.id
-        );
+        )?;
     }
     Ok(())
 }

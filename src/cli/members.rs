@@ -1,7 +1,7 @@
 //! `spoke member ...`
 
 use super::Ctx;
-use super::output::{print_json, print_table, short_time};
+use super::output::{outln, print_json, print_table, short_time};
 use crate::model::member::Role;
 use crate::service::NewMember;
 use anyhow::Result;
@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             if ctx.json {
                 print_json(&member)
             } else {
-                println!("{}", member.handle);
+                outln!("{}", member.handle)?;
                 Ok(())
             }
         }
@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             print_table(
                 &["HANDLE", "NAME", "ROLES", "ZONE", "LOCAL TIME", "NOW", "SKILLS"],
                 &rows,
-            );
+            )?;
             Ok(())
         }
     }

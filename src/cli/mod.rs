@@ -7,6 +7,7 @@ pub use briefs::print_queue;
 pub use output::print_json;
 mod members;
 mod output;
+pub(crate) use output::outln;
 
 use crate::config::{Config, default_home};
 use crate::model::brief::TransitionError;
@@ -88,10 +89,21 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if is_broken_pipe(&err) {
+                // The reader went away (`spoke brief list | head`): not a failure.
+                return ExitCode::SUCCESS;
+            }
             eprintln!("spoke: {err:#}");
             ExitCode::from(exit_code_for(&err))
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// 2 for input the user can fix by typing something else, 1 otherwise.
@@ -184,12 +196,12 @@ fn init(ctx: &Ctx, name: &str, handle: &str, tz: &str, display: Option<&str>) ->
             "client_id": hub.meta().client_id.to_string(),
         }))
     } else {
-        println!(
+        outln!(
             "Created hub \"{}\" ({}) in {}\nYou are @{handle} (lead, {tz}). Next: `spoke member add` or `spoke brief add --title ...`",
             hub.hub_name()?,
             hub.hub_id(),
             display_path(hub.replica().path())
-        );
+        )?;
         Ok(())
     }
 }

@@ -6,13 +6,23 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+/// Like `println!`, but a closed stdout (`spoke ... | head`) is an error the
+/// caller returns, not a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(crate) use outln;
+
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
 /// Prints rows as left-aligned columns under a header; the last column is not padded.
-pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -31,12 +41,13 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(cell);
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end())
     };
-    line(&mut header.iter().copied());
+    line(&mut header.iter().copied())?;
     for row in rows {
-        line(&mut row.iter().map(String::as_str));
+        line(&mut row.iter().map(String::as_str))?;
     }
+    Ok(())
 }
 
 /// `Tue 01 Dec 17:00` in `zone`, with the year when it is not this year.
