@@ -91,6 +91,9 @@ mod tests {
         std::fs::write(&bad, "timezone = \"Mars/Base\"\n").expect("write");
         let err = Config::load(Some(&bad)).expect_err("bad zone");
         let msg = format!("{err:#}");
-        assert!(msg.contains("bad.toml") && msg.contains("Mars/Base"), "{msg}");
+        assert!(
+            msg.contains("bad.toml") && msg.contains("Mars/Base"),
+            "{msg}"
+        );
     }
 }

@@ -186,9 +186,18 @@ mod tests {
 
     #[test]
     fn hlc_orders_by_wall_then_logical() {
-        let a = Hlc { wall_ms: 5, logical: 9 };
-        let b = Hlc { wall_ms: 6, logical: 0 };
-        let c = Hlc { wall_ms: 6, logical: 1 };
+        let a = Hlc {
+            wall_ms: 5,
+            logical: 9,
+        };
+        let b = Hlc {
+            wall_ms: 6,
+            logical: 0,
+        };
+        let c = Hlc {
+            wall_ms: 6,
+            logical: 1,
+        };
         assert!(a < b && b < c);
     }
 }

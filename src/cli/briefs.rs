@@ -1,7 +1,7 @@
 //! `spoke brief ...`
 
 use super::Ctx;
-use super::output::{outln, long_time, or_dash, print_json, print_table, short_time};
+use super::output::{long_time, or_dash, outln, print_json, print_table, short_time};
 use crate::model::brief::{Brief, BriefStatus, Priority};
 use crate::model::input::InputError;
 use crate::service::{BriefFilter, Hub, NewBrief};
@@ -185,7 +185,11 @@ pub fn run(ctx: &Ctx, cmd: BriefCommand) -> Result<()> {
                 }));
             }
             if questions.is_empty() {
-                outln!("{} \"{}\" has everything a team needs to start.", brief.id, brief.title)?;
+                outln!(
+                    "{} \"{}\" has everything a team needs to start.",
+                    brief.id,
+                    brief.title
+                )?;
             } else {
                 outln!(
                     "{} \"{}\" is missing {} of 5 required fields. Ask the requester ({}):",
@@ -273,7 +277,10 @@ fn print_brief(hub: &Hub, b: &Brief) -> Result<()> {
                     && m.tz != d.tz
                     && m.tz != zone
                 {
-                    lines.push(("  for assignee", format!("@{handle}: {}", long_time(d.at, &m.tz))));
+                    lines.push((
+                        "  for assignee",
+                        format!("@{handle}: {}", long_time(d.at, &m.tz)),
+                    ));
                 }
             }
         }

@@ -99,13 +99,26 @@ pub fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
                         roles.join(","),
                         m.tz.clone(),
                         short_time(now, &m.tz),
-                        if m.is_working_at(now) { "working" } else { "off" }.to_owned(),
+                        if m.is_working_at(now) {
+                            "working"
+                        } else {
+                            "off"
+                        }
+                        .to_owned(),
                         m.skills.join(","),
                     ]
                 })
                 .collect();
             print_table(
-                &["HANDLE", "NAME", "ROLES", "ZONE", "LOCAL TIME", "NOW", "SKILLS"],
+                &[
+                    "HANDLE",
+                    "NAME",
+                    "ROLES",
+                    "ZONE",
+                    "LOCAL TIME",
+                    "NOW",
+                    "SKILLS",
+                ],
                 &rows,
             )?;
             Ok(())

@@ -189,7 +189,10 @@ impl Deliverable {
         };
         let (rest, quantity) = match text.rsplit_once('*') {
             Some((rest, q)) => {
-                let q: u32 = q.trim().parse().map_err(|_| bad("quantity is not a number"))?;
+                let q: u32 = q
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("quantity is not a number"))?;
                 if q == 0 {
                     return Err(bad("quantity must be at least 1"));
                 }
@@ -642,7 +645,13 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            ["objective", "audience", "deliverables", "due", "key_message"]
+            [
+                "objective",
+                "audience",
+                "deliverables",
+                "due",
+                "key_message"
+            ]
         );
         brief.objective = Some("Grow trials".into());
         brief.audience = Some("Designers in EMEA".into());

@@ -73,21 +73,44 @@ mod tests {
         let c = clock.tick(900);
         let d = clock.tick(2000);
         assert!(a < b && b < c && c < d);
-        assert_eq!(d, Hlc { wall_ms: 2000, logical: 0 });
+        assert_eq!(
+            d,
+            Hlc {
+                wall_ms: 2000,
+                logical: 0
+            }
+        );
     }
 
     #[test]
     fn observing_a_remote_reading_moves_local_time_past_it() {
         let mut clock = Clock::default();
         clock.tick(1000);
-        clock.observe(Hlc { wall_ms: 5000, logical: 4 });
+        clock.observe(Hlc {
+            wall_ms: 5000,
+            logical: 4,
+        });
         let next = clock.tick(1001);
-        assert!(next > Hlc { wall_ms: 5000, logical: 4 });
+        assert!(
+            next > Hlc {
+                wall_ms: 5000,
+                logical: 4
+            }
+        );
     }
 
     #[test]
     fn logical_overflow_rolls_into_the_next_millisecond() {
-        let mut clock = Clock::starting_at(Hlc { wall_ms: 10, logical: u32::MAX });
-        assert_eq!(clock.tick(5), Hlc { wall_ms: 11, logical: 0 });
+        let mut clock = Clock::starting_at(Hlc {
+            wall_ms: 10,
+            logical: u32::MAX,
+        });
+        assert_eq!(
+            clock.tick(5),
+            Hlc {
+                wall_ms: 11,
+                logical: 0
+            }
+        );
     }
 }

@@ -47,7 +47,10 @@ impl Role {
             .find(|r| r.as_str() == norm || (norm == "readonly" && *r == Role::ReadOnly))
             .ok_or_else(|| {
                 let all: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                InputError::new(format!("unknown role `{text}`: use one of {}", all.join(", ")))
+                InputError::new(format!(
+                    "unknown role `{text}`: use one of {}",
+                    all.join(", ")
+                ))
             })
     }
 

@@ -52,7 +52,8 @@ impl EntityRecord {
             // The same stamp twice is the same op delivered again; keep one
             // value deterministically in case a faulty peer reused an id.
             Some(reg) if reg.stamp == stamp => {
-                if value.to_string() > reg.value.to_string() {
+                let (incoming, current) = (value.to_string(), reg.value.to_string());
+                if incoming > current {
                     reg.value = value.clone();
                 }
             }
@@ -316,7 +317,11 @@ mod tests {
         state.apply(&a);
         state.apply(&op(2, 1, 50, Change::Append(json!({"body": "earlier"}))));
         assert_eq!(state.items.len(), 2);
-        let bodies: Vec<_> = state.items.values().map(|i| i.value["body"].clone()).collect();
+        let bodies: Vec<_> = state
+            .items
+            .values()
+            .map(|i| i.value["body"].clone())
+            .collect();
         assert_eq!(bodies, vec![json!("earlier"), json!("hi")]);
     }
 }

@@ -156,10 +156,17 @@ impl Hub {
     }
 
     /// Sets fields from `(field, text)` pairs, all in one op.
-    pub fn set_brief_fields(&mut self, typed_id: &str, pairs: &[(String, String)]) -> Result<Brief> {
+    pub fn set_brief_fields(
+        &mut self,
+        typed_id: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Brief> {
         let brief = self.brief(typed_id)?;
         if pairs.is_empty() {
-            return Err(InputError::new("nothing to set: give FIELD=VALUE pairs, e.g. audience=\"Designers in EMEA\"").into());
+            return Err(InputError::new(
+                "nothing to set: give FIELD=VALUE pairs, e.g. audience=\"Designers in EMEA\"",
+            )
+            .into());
         }
         let zone = self.zone();
         let mut fields = BTreeMap::new();

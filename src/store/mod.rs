@@ -158,9 +158,7 @@ impl Replica {
 
     pub fn meta(&self) -> Result<ReplicaMeta, StoreError> {
         let txn = self.begin_read()?;
-        let table = txn
-            .open_table(META)
-            .at(&self.path)?;
+        let table = txn.open_table(META).at(&self.path)?;
         let value = table
             .get("replica")
             .at(&self.path)?
@@ -189,17 +187,13 @@ impl Replica {
         let txn = self.begin_write()?;
         let stats = self.apply_in(&txn, ops)?;
         {
-            let mut pending = txn
-                .open_table(PENDING)
-                .at(&self.path)?;
+            let mut pending = txn.open_table(PENDING).at(&self.path)?;
             for op in ops {
                 let bytes = op.encode().map_err(|e| StoreError::Encode {
                     path: self.path.clone(),
                     detail: format!("op {}: {e}", op.id),
                 })?;
-                pending
-                    .insert(op.id.seq, bytes.as_slice())
-                    .at(&self.path)?;
+                pending.insert(op.id.seq, bytes.as_slice()).at(&self.path)?;
             }
         }
         self.write_meta(&txn, meta)?;
@@ -296,8 +290,7 @@ impl Replica {
             match &op.change {
                 Change::Append(value) => {
                     let kind = op.entity.kind;
-                    if let std::collections::hash_map::Entry::Vacant(e) = item_tables.entry(kind)
-                    {
+                    if let std::collections::hash_map::Entry::Vacant(e) = item_tables.entry(kind) {
                         e.insert(txn.open_table(item_table(kind)).at(&self.path)?);
                     }
                     let Some(table) = item_tables.get_mut(&kind) else {
@@ -324,7 +317,10 @@ impl Replica {
         }
         let mut by_kind: HashMap<EntityKind, Vec<(EntityRef, EntityRecord)>> = HashMap::new();
         for (entity, record) in dirty {
-            by_kind.entry(entity.kind).or_default().push((entity, record));
+            by_kind
+                .entry(entity.kind)
+                .or_default()
+                .push((entity, record));
         }
         for (kind, records) in by_kind {
             let mut table = txn.open_table(entity_table(kind)).at(&self.path)?;
@@ -501,15 +497,11 @@ impl Replica {
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        self.db
-            .begin_write()
-            .at(&self.path)
+        self.db.begin_write().at(&self.path)
     }
 
     fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        self.db
-            .begin_read()
-            .at(&self.path)
+        self.db.begin_read().at(&self.path)
     }
 
     fn commit(&self, txn: WriteTransaction) -> Result<(), StoreError> {

@@ -1,0 +1,224 @@
+//! The redb replica: durability of local ops, the pending queue, sequenced
+//! ops from a hub, and clear errors for files it cannot trust.
+
+use redb::{Database, TableDefinition};
+use serde_json::json;
+use spoke::model::{Change, EntityKind, EntityRef, Op};
+use spoke::service::{Hub, NewBrief, NewHub, replica_path};
+use spoke::store::{Replica, ReplicaMeta, SCHEMA_VERSION, StoreError};
+use spoke_relay::proto::{ClientId, Hlc, OpId};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn new_hub(home: &Path) -> Hub {
+    Hub::init(
+        home,
+        NewHub {
+            name: "Test",
+            handle: "ana",
+            tz: "Europe/Lisbon",
+            display_name: None,
+        },
+    )
+    .expect("init")
+}
+
+fn brief(title: &str) -> NewBrief {
+    NewBrief {
+        title: title.to_owned(),
+        ..NewBrief::default()
+    }
+}
+
+#[test]
+fn local_changes_survive_reopening_and_wait_in_the_pending_queue() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let id = {
+        let mut hub = new_hub(dir.path());
+        hub.add_brief(brief("Spring launch")).expect("add").id
+    };
+    let hub = Hub::open(dir.path(), None).expect("reopen");
+    assert_eq!(hub.brief(&id).expect("brief").title, "Spring launch");
+    // init wrote the hub and the first member; the brief is the third op.
+    let pending = hub.replica().pending().expect("pending");
+    assert_eq!(pending.len(), 3);
+    assert_eq!(pending[2].entity, EntityRef::new(EntityKind::Brief, id));
+    let seqs: Vec<u64> = pending.iter().map(|o| o.id.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(hub.meta().next_seq, 4);
+}
+
+#[test]
+fn hlc_keeps_moving_forward_across_reopen() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = {
+        let mut hub = new_hub(dir.path());
+        hub.add_brief(brief("a")).expect("add");
+        hub.meta().hlc
+    };
+    let mut hub = Hub::open(dir.path(), None).expect("reopen");
+    hub.add_brief(brief("b")).expect("add");
+    assert!(hub.meta().hlc > first);
+}
+
+#[test]
+fn acknowledged_own_ops_leave_the_queue_and_move_the_cursor() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    hub.add_brief(brief("x")).expect("add");
+    let pending = hub.replica().pending().expect("pending");
+    let batch: Vec<(u64, Vec<u8>)> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (100 + i as u64, op.encode().expect("encode")))
+        .collect();
+    let stats = hub.replica().apply_sequenced(&batch).expect("apply");
+    // Already applied locally: nothing is applied twice.
+    assert_eq!(stats.applied, 0);
+    assert_eq!(stats.duplicates, 3);
+    assert_eq!(hub.replica().pending_count().expect("count"), 0);
+    assert_eq!(hub.replica().log_len().expect("len"), 3);
+    assert_eq!(hub.replica().meta().expect("meta").cursor, 102);
+}
+
+#[test]
+fn remote_ops_advance_the_local_clock_past_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let hub = new_hub(dir.path());
+    let far_future = Hlc {
+        wall_ms: u64::MAX / 2,
+        logical: 7,
+    };
+    let remote = Op {
+        id: OpId {
+            client: ClientId(42),
+            seq: 1,
+        },
+        hlc: far_future,
+        actor: "kenji".into(),
+        entity: EntityRef::new(EntityKind::Brief, "b-remote01"),
+        change: Change::Set(BTreeMap::from([("title".to_owned(), json!("From Tokyo"))])),
+    };
+    hub.replica()
+        .apply_sequenced(&[(1, remote.encode().expect("encode"))])
+        .expect("apply");
+    drop(hub);
+    let mut hub = Hub::open(dir.path(), None).expect("reopen");
+    assert_eq!(hub.brief("b-remote01").expect("brief").title, "From Tokyo");
+    // A local edit made now must still win over the remote one.
+    hub.set_brief_fields("b-remote01", &[("title".into(), "Edited".into())])
+        .expect("set");
+    assert_eq!(hub.brief("b-remote01").expect("brief").title, "Edited");
+}
+
+#[test]
+fn a_replica_from_a_newer_schema_is_refused_with_the_path() {
+    let dir = tempfile::tempdir().expect("tmp");
+    new_hub(dir.path());
+    let path = replica_path(dir.path());
+    {
+        let db = Database::open(&path).expect("open raw");
+        let txn = db.begin_write().expect("txn");
+        {
+            let meta: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+            let mut t = txn.open_table(meta).expect("table");
+            t.insert(
+                "schema_version",
+                (SCHEMA_VERSION + 1).to_be_bytes().as_slice(),
+            )
+            .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let err = Replica::open(&path).err().expect("must refuse");
+    assert!(matches!(err, StoreError::NewerSchema { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("newer"), "{msg}");
+}
+
+#[test]
+fn a_damaged_record_is_named_and_rebuild_cache_repairs_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let id = new_hub(dir.path())
+        .add_brief(brief("Keep me"))
+        .expect("add")
+        .id;
+    let path = replica_path(dir.path());
+    {
+        let db = Database::open(&path).expect("open raw");
+        let txn = db.begin_write().expect("txn");
+        {
+            let table: TableDefinition<&str, &[u8]> = TableDefinition::new("entity.brief");
+            let mut t = txn.open_table(table).expect("table");
+            t.insert(id.as_str(), [0xc1u8, 0x00, 0xff].as_slice())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let hub = Hub::open(dir.path(), None).expect("open");
+    let err = hub.brief(&id).expect_err("damaged");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&id) && msg.contains("--rebuild-cache"),
+        "{msg}"
+    );
+    hub.replica().rebuild_cache().expect("rebuild");
+    assert_eq!(hub.brief(&id).expect("repaired").title, "Keep me");
+}
+
+#[test]
+fn a_second_open_of_the_same_replica_is_reported_as_in_use() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let _hub = new_hub(dir.path());
+    let err = Replica::open(&replica_path(dir.path()))
+        .err()
+        .expect("locked");
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+}
+
+#[test]
+fn creating_over_an_existing_replica_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    new_hub(dir.path());
+    let err = Replica::create(&replica_path(dir.path()), &ReplicaMeta::new(ClientId(1)))
+        .err()
+        .expect("exists");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }));
+}
+
+#[test]
+fn many_ops_in_one_batch_apply_in_one_transaction() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let replica = Replica::create(&dir.path().join("r.redb"), &ReplicaMeta::new(ClientId(1)))
+        .expect("create");
+    let batch: Vec<(u64, Vec<u8>)> = (1..=1000u64)
+        .map(|i| {
+            let op = Op {
+                id: OpId {
+                    client: ClientId(7),
+                    seq: i,
+                },
+                hlc: Hlc {
+                    wall_ms: i,
+                    logical: 0,
+                },
+                actor: "kenji".into(),
+                entity: EntityRef::new(EntityKind::Brief, format!("b-{:08}", i % 50)),
+                change: Change::Set(BTreeMap::from([("title".to_owned(), json!(i))])),
+            };
+            (i, op.encode().expect("encode"))
+        })
+        .collect();
+    let stats = replica.apply_sequenced(&batch).expect("apply");
+    assert_eq!(stats.applied, 1000);
+    assert_eq!(
+        replica.records(EntityKind::Brief).expect("records").len(),
+        50
+    );
+    let last = replica
+        .record(&EntityRef::new(EntityKind::Brief, "b-00000000"))
+        .expect("read")
+        .expect("exists");
+    assert_eq!(last.get("title"), Some(&json!(1000)));
+}
