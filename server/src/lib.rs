@@ -2,4 +2,10 @@
 //! (shared with the `spoke` client) and, later, the relay that sequences,
 //! stores and fans out ops.
 
+pub mod auth;
+pub mod blobs;
+pub mod metrics;
 pub mod proto;
+pub mod relay;
+pub mod server;
+pub mod store;

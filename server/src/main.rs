@@ -1,10 +1,274 @@
-//! `spoke-relay`: the command-line entry point of the hub server.
+//! `spoke-relay`: serve a relay, create hubs, issue and revoke tokens.
 
-fn main() {
-    eprintln!(
-        "spoke-relay {}: the relay server is not part of this build yet; \
-         this binary only carries the wire protocol for now",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(1);
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use spoke_relay::auth::{Registry, RegistryError, parse_duration_ms};
+use spoke_relay::relay::RelayConfig;
+use spoke_relay::server::{serve_until, shutdown_signal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spoke-relay",
+    version,
+    about = "The Spoke hub: a WebSocket relay that sequences, stores and fans out a team's ops, and serves its blobs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve hubs over HTTP and WebSocket
+    Serve {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: String,
+        /// Data folder (hubs, tokens, op logs, blobs)
+        #[arg(long, env = "SPOKE_RELAY_DATA")]
+        data: PathBuf,
+        /// Largest blob accepted, in MiB
+        #[arg(long, default_value_t = 256)]
+        max_blob_mib: u64,
+        /// Ops per second one connection may submit
+        #[arg(long, default_value_t = 20_000)]
+        max_ops_per_sec: u32,
+        /// Seconds a new connection has to send Hello
+        #[arg(long, default_value_t = 10)]
+        hello_timeout_secs: u64,
+        /// Live batches a connection may lag before it is dropped
+        #[arg(long, default_value_t = 4096)]
+        outbound_batches: usize,
+    },
+    /// Hubs on this relay
+    #[command(subcommand)]
+    Hub(HubCommand),
+    /// Member tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum HubCommand {
+    /// Create a hub; prints its id and an admin token (shown once)
+    Create {
+        name: String,
+        #[arg(long, env = "SPOKE_RELAY_DATA")]
+        data: PathBuf,
+        /// Handle for the admin token
+        #[arg(long, default_value = "admin")]
+        handle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List hubs
+    List {
+        #[arg(long, env = "SPOKE_RELAY_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a member token (shown once)
+    Issue {
+        #[arg(long, env = "SPOKE_RELAY_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        hub: String,
+        #[arg(long)]
+        handle: String,
+        /// lead, creative, reviewer, requester, agent or read-only
+        #[arg(long)]
+        role: String,
+        /// Lifetime, e.g. 30d, 12h
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (the part after `spk_`, before the next `_`)
+    Revoke {
+        #[arg(long, env = "SPOKE_RELAY_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        hub: String,
+        token_id: String,
+    },
+    /// List a hub's tokens (never their secrets)
+    List {
+        #[arg(long, env = "SPOKE_RELAY_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        hub: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spoke-relay: {e:#}");
+            let bad_input = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<RegistryError>(),
+                    Some(
+                        RegistryError::UnknownHub(_)
+                            | RegistryError::BadRole(_)
+                            | RegistryError::BadHandle(_)
+                            | RegistryError::UnknownToken(..)
+                    )
+                ) || c.downcast_ref::<BadInput>().is_some()
+            });
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            max_blob_mib,
+            max_ops_per_sec,
+            hello_timeout_secs,
+            outbound_batches,
+        } => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let mut config = RelayConfig::new(data);
+            config.max_blob_bytes = max_blob_mib.saturating_mul(1024 * 1024);
+            config.max_ops_per_sec = max_ops_per_sec;
+            config.hello_timeout = std::time::Duration::from_secs(hello_timeout_secs.max(1));
+            config.outbound_batches = outbound_batches;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                serve_until(listener, config, shutdown_signal()).await
+            })
+        }
+        Command::Hub(HubCommand::Create {
+            name,
+            data,
+            handle,
+            json,
+        }) => {
+            if name.trim().is_empty() {
+                return Err(BadInput("the hub needs a name".into()).into());
+            }
+            let registry = Registry::open(&data)?;
+            let hub = registry.create_hub(&name)?;
+            let (token, record) = registry.issue(&hub.id, &handle, "lead", None)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({ "hub": hub.id, "name": hub.name, "token": token, "token_id": record.id, "handle": record.handle, "role": record.role })
+                );
+            } else {
+                println!(
+                    "hub   {}\nname  {}\ntoken {token}\n(@{} lead; the token is shown only now)",
+                    hub.id, hub.name, record.handle
+                );
+            }
+            Ok(())
+        }
+        Command::Hub(HubCommand::List { data, json }) => {
+            let hubs = Registry::open(&data)?.hubs()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hubs)?);
+            } else {
+                for h in hubs {
+                    println!("{}  {}", h.id, h.name);
+                }
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Issue {
+            data,
+            hub,
+            handle,
+            role,
+            expires,
+            json,
+        }) => {
+            let expires_ms = match expires {
+                Some(e) => Some(
+                    parse_duration_ms(&e)
+                        .ok_or_else(|| {
+                            BadInput(format!(
+                                "cannot read --expires `{e}`: use 30d, 12h, 45m or 90s"
+                            ))
+                        })?
+                        .saturating_add(spoke_relay::auth::now_ms()),
+                ),
+                None => None,
+            };
+            let registry = Registry::open(&data)?;
+            let (token, record) = registry.issue(&hub, &handle, &role, expires_ms)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({ "token": token, "token_id": record.id, "hub": record.hub, "handle": record.handle, "role": record.role, "expires_ms": record.expires_ms })
+                );
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke {
+            data,
+            hub,
+            token_id,
+        }) => {
+            let record = Registry::open(&data)?.revoke(&hub, &token_id)?;
+            println!(
+                "revoked token {} (@{}, {})",
+                record.id, record.handle, record.role
+            );
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { data, hub, json }) => {
+            let tokens = Registry::open(&data)?.tokens(&hub)?;
+            if json {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| json!({ "token_id": t.id, "handle": t.handle, "role": t.role, "revoked": t.revoked, "expires_ms": t.expires_ms }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for t in tokens {
+                    let state = if t.revoked { "revoked" } else { "active" };
+                    println!("{}  @{}  {}  {state}", t.id, t.handle, t.role);
+                }
+            }
+            Ok(())
+        }
+    }
 }

@@ -13,6 +13,15 @@ pub const WIRE_VERSION: u8 = 1;
 /// Largest encoded op the protocol accepts (bodies carry fields, never blobs).
 pub const MAX_OP_BYTES: usize = 256 * 1024;
 
+/// Largest protocol message (one WebSocket message, possibly fragmented).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Largest single WebSocket frame.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+
+/// Most ops in one `Ops` or `Submit` frame.
+pub const MAX_OPS_PER_FRAME: usize = 256;
+
 /// A client replica's identity: random, chosen once when the replica is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -73,6 +82,131 @@ pub struct Op {
     pub kind: String,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+}
+
+/// An op with the hub sequence number the relay gave it. `op` holds the
+/// op's own encoding ([`encode_op`]) so it is stored and forwarded unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqOp {
+    pub seq: u64,
+    #[serde(with = "serde_bytes")]
+    pub op: Vec<u8>,
+}
+
+/// One op's acknowledgement: the hub seq it was stored under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckEntry {
+    pub id: OpId,
+    pub seq: u64,
+}
+
+/// What a member is doing, as shown to the rest of the hub. Ephemeral: fanned
+/// out, never stored. The relay fills `member` from the connection's token.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Presence {
+    #[serde(default)]
+    pub member: String,
+    /// `online`, `away` or `offline`.
+    pub status: String,
+    /// The member's IANA zone, so others can show their local time.
+    #[serde(default)]
+    pub tz: Option<String>,
+    /// What they are looking at, e.g. `brief/b-7k2m9q3x`.
+    #[serde(default)]
+    pub viewing: Option<String>,
+}
+
+/// Machine-readable reason in an `Error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Bytes that are not a frame of this protocol.
+    BadFrame,
+    /// A frame of another protocol version.
+    Version,
+    /// A frame or op over the size limits.
+    TooLarge,
+    /// A frame not allowed in this state (e.g. `Submit` before `Hello`).
+    Protocol,
+    /// Unknown, expired or revoked token.
+    Unauthorized,
+    /// The token is valid but may not do this (read-only submit, other hub).
+    Forbidden,
+    /// The hub does not exist on this relay.
+    UnknownHub,
+    /// An op that fails validation (wrong actor, oversized body).
+    BadOp,
+    /// No valid `Hello` in time.
+    Timeout,
+    /// The connection fell too far behind; reconnect and resume from the cursor.
+    SlowConsumer,
+    /// The relay is shutting down; reconnect later.
+    GoingAway,
+    /// A failure inside the relay; retry later.
+    Internal,
+}
+
+/// Every message on the hub WebSocket, client to relay and relay to client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// Client -> relay, first frame: authenticate and say where to resume.
+    Hello {
+        token: String,
+        hub: String,
+        /// The hub epoch the client's cursor belongs to (0 if none yet).
+        epoch: u64,
+        /// The last hub seq the client has applied.
+        cursor: u64,
+    },
+    /// Relay -> client: who the token belongs to and where the log stands. When
+    /// `epoch` differs from the client's, its cursor is void: it resyncs from 0.
+    Welcome {
+        member: String,
+        role: String,
+        hub_name: String,
+        epoch: u64,
+        head: u64,
+    },
+    /// Relay -> client: contiguous sequenced ops starting at `from`.
+    Ops {
+        from: u64,
+        ops: Vec<SeqOp>,
+    },
+    /// Client -> relay: new local ops to sequence.
+    Submit {
+        ops: Vec<Op>,
+    },
+    /// Relay -> client: the seqs of submitted ops, sent once they are durable.
+    Ack {
+        acks: Vec<AckEntry>,
+    },
+    /// Client -> relay: send the log again from `from` (a gap was detected).
+    Fetch {
+        from: u64,
+    },
+    /// Both ways: a member's presence; the relay fans it out to the hub.
+    Presence(Presence),
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
+    /// Relay -> client: something went wrong; a close may follow.
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Encodes a frame as `[WIRE_VERSION] ++ msgpack`.
+pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
+    encode_versioned(frame)
+}
+
+/// Decodes a frame, checking version and the message size limit.
+pub fn decode_frame(bytes: &[u8]) -> Result<Frame, ProtoError> {
+    decode_versioned(bytes, MAX_MESSAGE_BYTES)
 }
 
 /// Why bytes could not be read as a protocol value.
@@ -182,6 +316,58 @@ mod tests {
             decode_op(&bytes),
             Err(ProtoError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn every_frame_round_trips() {
+        let frames = [
+            Frame::Hello {
+                token: "spk_x".into(),
+                hub: "h-1".into(),
+                epoch: 3,
+                cursor: 9,
+            },
+            Frame::Welcome {
+                member: "ana".into(),
+                role: "lead".into(),
+                hub_name: "Studio".into(),
+                epoch: 3,
+                head: 10,
+            },
+            Frame::Ops {
+                from: 10,
+                ops: vec![SeqOp {
+                    seq: 10,
+                    op: encode_op(&sample()).expect("encode"),
+                }],
+            },
+            Frame::Submit {
+                ops: vec![sample()],
+            },
+            Frame::Ack {
+                acks: vec![AckEntry {
+                    id: sample().id,
+                    seq: 10,
+                }],
+            },
+            Frame::Fetch { from: 4 },
+            Frame::Presence(Presence {
+                member: "ana".into(),
+                status: "online".into(),
+                tz: Some("Europe/Lisbon".into()),
+                viewing: None,
+            }),
+            Frame::Ping { nonce: 1 },
+            Frame::Pong { nonce: 1 },
+            Frame::Error {
+                code: ErrorCode::Forbidden,
+                message: "no".into(),
+            },
+        ];
+        for frame in frames {
+            let bytes = encode_frame(&frame).expect("encode");
+            assert_eq!(decode_frame(&bytes).expect("decode"), frame);
+        }
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! HTTP routes and the serve loop with graceful shutdown.
+
+use crate::blobs::{get_blob, put_blob};
+use crate::relay::{Relay, RelayConfig, healthz, metrics, ws_handler};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub fn router(relay: Arc<Relay>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/hubs/{hub}/ws", get(ws_handler))
+        .route("/v1/hubs/{hub}/blobs/{sha256}", get(get_blob).put(put_blob))
+        // Blob bodies are streamed and limited by the relay's own setting.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(relay)
+}
+
+/// A running relay: its address and the handle that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub relay: Arc<Relay>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, tells every connection the relay is going away, and
+    /// waits for them to close.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Starts a relay on `listener` in the current runtime.
+pub async fn start(listener: TcpListener, config: RelayConfig) -> anyhow::Result<Running> {
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let relay = Arc::new(Relay::new(config, stopped.clone())?);
+    let app = router(relay.clone());
+    let mut on_stop = stopped;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = on_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        relay,
+        stop,
+        task,
+    })
+}
+
+/// Serves until `signal` resolves, then shuts down gracefully.
+pub async fn serve_until(
+    listener: TcpListener,
+    config: RelayConfig,
+    signal: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let running = start(listener, config).await?;
+    tracing::info!("spoke-relay listening on {}", running.addr);
+    signal.await;
+    tracing::info!("shutting down: closing connections");
+    running.shutdown().await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
