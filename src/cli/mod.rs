@@ -86,7 +86,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    match run(cli) {
+    let home = cli.home.clone();
+    let outcome = crate::store::guard::catch(|| run(cli)).unwrap_or_else(|panic| {
+        let place = home
+            .map(|h| format!(" in {}", h.display()))
+            .unwrap_or_default();
+        Err(anyhow::anyhow!(
+            "internal error: {panic}. If this repeats, the replica{place} may be damaged: \
+             try --rebuild-cache, or restore it from a backup"
+        ))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if is_broken_pipe(&err) {

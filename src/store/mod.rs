@@ -4,6 +4,7 @@
 //! or none of it.
 
 mod error;
+pub mod guard;
 mod tables;
 
 pub use error::StoreError;
@@ -112,6 +113,16 @@ impl Replica {
                 path: path.to_owned(),
             });
         }
+        // redb may panic on pages damaged past its checks: report that as damage.
+        guard::catch(|| Replica::open_unguarded(path)).unwrap_or_else(|panic| {
+            Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                detail: format!("the storage engine failed reading it: {panic}"),
+            })
+        })
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Replica, StoreError> {
         let db = Database::open(path).map_err(|e| StoreError::open(path, e))?;
         let replica = Replica {
             db,
