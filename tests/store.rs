@@ -168,13 +168,39 @@ fn a_damaged_record_is_named_and_rebuild_cache_repairs_it() {
 }
 
 #[test]
-fn a_second_open_of_the_same_replica_is_reported_as_in_use() {
+fn two_handles_on_one_replica_never_reuse_an_op_id() {
     let dir = tempfile::tempdir().expect("tmp");
-    let _hub = new_hub(dir.path());
-    let err = Replica::open(&replica_path(dir.path()))
-        .err()
-        .expect("locked");
-    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    let mut first = new_hub(dir.path());
+    let mut second = Hub::open(dir.path(), None).expect("second handle");
+    for i in 0..5 {
+        first
+            .add_brief(brief(&format!("from first {i}")))
+            .expect("add");
+        second
+            .add_brief(brief(&format!("from second {i}")))
+            .expect("add");
+    }
+    let pending = first.replica().pending().expect("pending");
+    let mut seqs: Vec<u64> = pending.iter().map(|o| o.id.seq).collect();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        12,
+        "2 from init and 10 briefs, each with its own seq"
+    );
+    assert_eq!(first.briefs(&Default::default()).expect("list").len(), 10);
+    let mut hlcs: Vec<_> = pending.iter().map(|o| o.hlc).collect();
+    let sorted = {
+        let mut h = hlcs.clone();
+        h.sort();
+        h
+    };
+    assert_eq!(
+        hlcs, sorted,
+        "clock readings follow seq order across handles"
+    );
+    hlcs.dedup();
+    assert_eq!(hlcs.len(), 12);
 }
 
 #[test]

@@ -37,7 +37,9 @@ pub fn blob_path(relay: &Relay, hub: &str, sha: &str) -> PathBuf {
         .join(&sha[2..])
 }
 
-/// Checks the bearer token against the hub in the URL.
+/// Checks the bearer token against the hub in the URL. The error is the
+/// response to send, as handlers return it directly.
+#[allow(clippy::result_large_err)]
 fn authorize(
     relay: &Relay,
     headers: &HeaderMap,
@@ -173,6 +175,7 @@ pub async fn put_blob(
     }
 }
 
+#[allow(clippy::result_large_err)]
 /// Streams a body to `path`, hashing as it goes; refuses past `limit` bytes.
 async fn receive(body: Body, path: &PathBuf, limit: u64) -> Result<(String, u64), Response> {
     let internal =

@@ -301,10 +301,7 @@ impl Connection {
             bad_frames: 0,
             bucket: TokenBucket::new(rate),
         };
-        let ending = match conn.serve(&url_hub).await {
-            Ok(()) => None,
-            Err(ending) => Some(ending),
-        };
+        let ending = conn.serve(&url_hub).await.err();
         if let Some(e) = ending {
             conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
             let _ = conn

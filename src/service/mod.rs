@@ -7,11 +7,11 @@ mod members;
 pub use briefs::{BriefFilter, NewBrief};
 pub use members::NewMember;
 
-use crate::model::hlc::{Clock, wall_now_ms};
+use crate::model::hlc::wall_now_ms;
 use crate::model::ids::{new_client_id, new_entity_id};
 use crate::model::input::{InputError, parse_zone};
 use crate::model::member::{Member, Role, WEEKDAYS, hours_writes, validate_handle};
-use crate::model::{Change, EntityKind, EntityRef, Op};
+use crate::model::{Change, EntityKind, EntityRef};
 use crate::store::{Replica, ReplicaMeta};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -28,7 +28,6 @@ pub fn replica_path(home: &Path) -> PathBuf {
 pub struct Hub {
     replica: Replica,
     meta: ReplicaMeta,
-    clock: Clock,
     /// Zone for reading and showing times when the member has none.
     fallback_zone: String,
 }
@@ -84,11 +83,9 @@ impl Hub {
     }
 
     fn from_replica(replica: Replica, meta: ReplicaMeta, fallback_zone: String) -> Hub {
-        let clock = Clock::starting_at(meta.hlc);
         Hub {
             replica,
             meta,
-            clock,
             fallback_zone,
         }
     }
@@ -140,31 +137,11 @@ impl Hub {
     /// transaction: applied locally at once, queued for the hub.
     pub fn commit(&mut self, changes: Vec<(EntityRef, Change)>) -> Result<Vec<OpId>> {
         let actor = self.actor()?.to_owned();
-        let mut meta = self.meta.clone();
-        let mut clock = self.clock;
-        let ops: Vec<Op> = changes
-            .into_iter()
-            .map(|(entity, change)| {
-                let op = Op {
-                    id: OpId {
-                        client: meta.client_id,
-                        seq: meta.next_seq,
-                    },
-                    hlc: clock.tick(wall_now_ms()),
-                    actor: actor.clone(),
-                    entity,
-                    change,
-                };
-                meta.next_seq += 1;
-                op
-            })
-            .collect();
-        meta.hlc = clock.last();
-        self.replica
-            .commit_local(&ops, &meta)
+        let (ops, meta) = self
+            .replica
+            .commit_local(&actor, changes, wall_now_ms())
             .context("saving the change to the local replica")?;
         self.meta = meta;
-        self.clock = clock;
         Ok(ops.into_iter().map(|o| o.id).collect())
     }
 

@@ -82,7 +82,9 @@ impl Replica {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::io(path, e))?;
         }
-        let db = Database::create(path).map_err(|e| StoreError::open(path, e))?;
+        let db = builder()
+            .create(path)
+            .map_err(|e| StoreError::open(path, e))?;
         let replica = Replica {
             db,
             path: path.to_owned(),
@@ -123,7 +125,9 @@ impl Replica {
     }
 
     fn open_unguarded(path: &Path) -> Result<Replica, StoreError> {
-        let db = Database::open(path).map_err(|e| StoreError::open(path, e))?;
+        let db = builder()
+            .open(path)
+            .map_err(|e| StoreError::open(path, e))?;
         let replica = Replica {
             db,
             path: path.to_owned(),
@@ -183,23 +187,68 @@ impl Replica {
         })
     }
 
-    /// Changes metadata in its own transaction.
-    pub fn update_meta(&self, change: impl FnOnce(&mut ReplicaMeta)) -> Result<(), StoreError> {
-        let mut meta = self.meta()?;
-        change(&mut meta);
+    /// Changes metadata in its own transaction and returns the result.
+    pub fn update_meta(
+        &self,
+        change: impl FnOnce(&mut ReplicaMeta),
+    ) -> Result<ReplicaMeta, StoreError> {
         let txn = self.begin_write()?;
+        let mut meta = self.meta_in(&txn)?;
+        change(&mut meta);
         self.write_meta(&txn, &meta)?;
-        self.commit(txn)
+        self.commit(txn)?;
+        Ok(meta)
     }
 
-    /// Records local ops: applies them to the materialized tables, queues them
-    /// for the hub and saves the metadata (next seq, clock), all in one commit.
-    pub fn commit_local(&self, ops: &[Op], meta: &ReplicaMeta) -> Result<ApplyStats, StoreError> {
+    fn meta_in(&self, txn: &WriteTransaction) -> Result<ReplicaMeta, StoreError> {
+        let table = txn.open_table(META).at(&self.path)?;
+        let value = table.get("replica").at(&self.path)?;
+        let value = value.ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: "its replica metadata is missing".into(),
+        })?;
+        rmp_serde::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("its replica metadata is unreadable: {e}"),
+        })
+    }
+
+    /// Records local changes as ops: gives each the next client seq and a
+    /// clock reading, applies them to the materialized tables, queues them for
+    /// the hub and saves the metadata, all in one commit. Seqs and clock are
+    /// read inside the transaction, so processes sharing the replica never
+    /// reuse an op id.
+    pub fn commit_local(
+        &self,
+        actor: &str,
+        changes: Vec<(EntityRef, Change)>,
+        now_ms: u64,
+    ) -> Result<(Vec<Op>, ReplicaMeta), StoreError> {
         let txn = self.begin_write()?;
-        let stats = self.apply_in(&txn, ops)?;
+        let mut meta = self.meta_in(&txn)?;
+        let mut clock = crate::model::hlc::Clock::starting_at(meta.hlc);
+        let ops: Vec<Op> = changes
+            .into_iter()
+            .map(|(entity, change)| {
+                let op = Op {
+                    id: OpId {
+                        client: meta.client_id,
+                        seq: meta.next_seq,
+                    },
+                    hlc: clock.tick(now_ms),
+                    actor: actor.to_owned(),
+                    entity,
+                    change,
+                };
+                meta.next_seq += 1;
+                op
+            })
+            .collect();
+        meta.hlc = clock.last();
+        self.apply_in(&txn, &ops)?;
         {
             let mut pending = txn.open_table(PENDING).at(&self.path)?;
-            for op in ops {
+            for op in &ops {
                 let bytes = op.encode().map_err(|e| StoreError::Encode {
                     path: self.path.clone(),
                     detail: format!("op {}: {e}", op.id),
@@ -207,9 +256,9 @@ impl Replica {
                 pending.insert(op.id.seq, bytes.as_slice()).at(&self.path)?;
             }
         }
-        self.write_meta(&txn, meta)?;
+        self.write_meta(&txn, &meta)?;
         self.commit(txn)?;
-        Ok(stats)
+        Ok((ops, meta))
     }
 
     /// Applies ops the hub has sequenced (`(seq, encoded op)`), appends them
@@ -217,7 +266,6 @@ impl Replica {
     /// to the last seq, in one commit. Ops already applied are not applied
     /// twice.
     pub fn apply_sequenced(&self, batch: &[(u64, Vec<u8>)]) -> Result<ApplyStats, StoreError> {
-        let mut meta = self.meta()?;
         let mut ops = Vec::with_capacity(batch.len());
         for (seq, bytes) in batch {
             let op = Op::decode(bytes).map_err(|e| StoreError::BadOp {
@@ -228,6 +276,7 @@ impl Replica {
             ops.push(op);
         }
         let txn = self.begin_write()?;
+        let mut meta = self.meta_in(&txn)?;
         let stats = self.apply_in(&txn, &ops)?;
         {
             let mut log = txn.open_table(LOG).at(&self.path)?;
@@ -529,6 +578,14 @@ impl<T, E: Into<redb::Error>> AtPath<T> for Result<T, E> {
     fn at(self, path: &Path) -> Result<T, StoreError> {
         self.map_err(|e| StoreError::db(path, e))
     }
+}
+
+/// Replicas are opened multi-process: `spoke sync --watch` (or the TUI) and
+/// one-off commands can use the same replica at once; redb serializes writers.
+fn builder() -> redb::Builder {
+    let mut b = redb::Builder::new();
+    b.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+    b
 }
 
 fn item_key(id: &str, s: Stamp) -> (&str, u64, u32, u64, u64) {
