@@ -10,3 +10,4 @@ pub mod demo;
 pub mod model;
 pub mod service;
 pub mod store;
+pub mod sync;

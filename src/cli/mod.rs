@@ -7,6 +7,7 @@ pub use briefs::print_queue;
 pub use output::print_json;
 mod members;
 mod output;
+mod sync;
 pub(crate) use output::outln;
 
 use crate::config::{Config, default_home};
@@ -75,6 +76,20 @@ pub enum Command {
     /// Briefs: intake, triage, completeness checks
     #[command(subcommand)]
     Brief(briefs::BriefCommand),
+    /// Join a hub on a relay
+    #[command(subcommand)]
+    Hub(sync::HubCommand),
+    /// Exchange ops with the hub: push pending, pull to the head
+    Sync {
+        /// Push and pull once, then exit (the default)
+        #[arg(long, conflicts_with = "watch")]
+        once: bool,
+        /// Stay connected, reconnecting as needed, until interrupted
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Hub, connection, cursor and pending ops of this replica
+    Status,
 }
 
 /// Runs the CLI and maps the outcome to an exit code.
@@ -184,6 +199,9 @@ fn run(cli: Cli) -> Result<()> {
         } => init(&ctx, &name, &handle, &tz, display_name.as_deref()),
         Command::Member(cmd) => members::run(&ctx, cmd),
         Command::Brief(cmd) => briefs::run(&ctx, cmd),
+        Command::Hub(cmd) => sync::hub(&ctx, cmd),
+        Command::Sync { once: _, watch } => sync::sync(&ctx, watch),
+        Command::Status => sync::status(&ctx),
     }
 }
 

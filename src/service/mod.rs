@@ -106,7 +106,10 @@ impl Hub {
         let rec = self
             .replica
             .record(&EntityRef::new(EntityKind::Hub, self.hub_id()))?;
-        Ok(rec.and_then(|r| r.string("name")).unwrap_or_default())
+        Ok(rec
+            .and_then(|r| r.string("name"))
+            .or_else(|| self.meta.hub_name.clone())
+            .unwrap_or_default())
     }
 
     /// The handle this replica acts as.

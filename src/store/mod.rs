@@ -39,9 +39,28 @@ pub struct ReplicaMeta {
     /// The hub's entity id (`hub/<id>` holds its name and settings).
     #[serde(default)]
     pub hub_id: Option<String>,
-    /// Relay URL, once joined.
+    /// Relay URL, once joined (`ws://host:port`).
     #[serde(default)]
     pub hub_url: Option<String>,
+    /// Member token for the relay. The replica is the member's own file.
+    #[serde(default)]
+    pub hub_token: Option<String>,
+    /// The hub's name as the relay reported it.
+    #[serde(default)]
+    pub hub_name: Option<String>,
+    /// The hub's head seq at the last contact.
+    #[serde(default)]
+    pub head_seen: u64,
+    /// When a sync session last heard from the relay (ms since epoch).
+    #[serde(default)]
+    pub last_contact_ms: Option<u64>,
+    /// Set while a sync session is connected; with `last_contact_ms` it tells
+    /// other processes whether someone is connected right now.
+    #[serde(default)]
+    pub connected: bool,
+    /// The last sync failure, cleared by a successful session.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 impl ReplicaMeta {
@@ -55,6 +74,12 @@ impl ReplicaMeta {
             me: None,
             hub_id: None,
             hub_url: None,
+            hub_token: None,
+            hub_name: None,
+            head_seen: 0,
+            last_contact_ms: None,
+            connected: false,
+            last_error: None,
         }
     }
 }
@@ -297,6 +322,42 @@ impl Replica {
         Ok(stats)
     }
 
+    /// Drops acknowledged local ops from the pending queue. Only ops of this
+    /// replica's own client id are affected.
+    pub fn acknowledge(&self, acks: &[spoke_relay::proto::AckEntry]) -> Result<usize, StoreError> {
+        let txn = self.begin_write()?;
+        let meta = self.meta_in(&txn)?;
+        let mut removed = 0;
+        {
+            let mut pending = txn.open_table(PENDING).at(&self.path)?;
+            for ack in acks.iter().filter(|a| a.id.client == meta.client_id) {
+                if pending.remove(ack.id.seq).at(&self.path)?.is_some() {
+                    removed += 1;
+                }
+            }
+        }
+        self.commit(txn)?;
+        Ok(removed)
+    }
+
+    /// The hub's log was reset (a new epoch): forgets the old log and state,
+    /// keeps the pending local ops and re-applies them, and starts the cursor
+    /// over, so the next session downloads the hub's new log.
+    pub fn reset_for_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        let pending = self.pending()?;
+        let txn = self.begin_write()?;
+        let mut meta = self.meta_in(&txn)?;
+        txn.delete_table(LOG).at(&self.path)?;
+        txn.open_table(LOG).at(&self.path)?;
+        self.clear_state_in(&txn)?;
+        self.apply_in(&txn, &pending)?;
+        meta.epoch = epoch;
+        meta.cursor = 0;
+        meta.head_seen = 0;
+        self.write_meta(&txn, &meta)?;
+        self.commit(txn)
+    }
+
     /// Rebuilds every materialized table from the stored ops (the hub's log,
     /// then the pending queue). Stored ops are never touched; if one cannot be
     /// read, nothing is changed and the error names it.
@@ -331,6 +392,19 @@ impl Replica {
         let stats = self.apply_in(&txn, &ops)?;
         self.commit(txn)?;
         Ok(stats)
+    }
+
+    /// Empties the materialized tables and the applied-op set.
+    fn clear_state_in(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        txn.delete_table(APPLIED).at(&self.path)?;
+        txn.open_table(APPLIED).at(&self.path)?;
+        for kind in EntityKind::ALL {
+            txn.delete_table(entity_table(kind)).at(&self.path)?;
+            txn.open_table(entity_table(kind)).at(&self.path)?;
+            txn.delete_table(item_table(kind)).at(&self.path)?;
+            txn.open_table(item_table(kind)).at(&self.path)?;
+        }
+        Ok(())
     }
 
     fn apply_in(&self, txn: &WriteTransaction, ops: &[Op]) -> Result<ApplyStats, StoreError> {

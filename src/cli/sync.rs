@@ -1,0 +1,191 @@
+//! `spoke hub join`, `spoke sync`, `spoke status`.
+
+use super::Ctx;
+use super::output::{outln, print_json};
+use crate::sync::{self, WatchEvent};
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use serde_json::json;
+use spoke_relay::proto::Presence;
+
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Join a hub on a relay; works on a fresh --home (your identity comes from the token)
+    Join {
+        /// ws://HOST:PORT/v1/hubs/HUB_ID, as given by whoever runs the relay
+        url: String,
+        /// Your member token (spk_...)
+        #[arg(long, env = "SPOKE_TOKEN")]
+        token: String,
+        /// Your IANA time zone, for your member record if the hub has none yet
+        #[arg(long)]
+        tz: Option<String>,
+        /// Your display name, for your member record if the hub has none yet
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
+    match cmd {
+        HubCommand::Join {
+            url,
+            token,
+            tz,
+            name,
+        } => {
+            if let Some(tz) = &tz {
+                crate::model::input::parse_zone(tz)?;
+            }
+            let rt = runtime()?;
+            let (welcome, mut report) = rt.block_on(sync::join(&ctx.home, &url, &token))?;
+            // A member new to the hub introduces themselves: handle, role, zone.
+            let mut hub = crate::service::Hub::open(&ctx.home, ctx.config.timezone.as_deref())?;
+            if hub.me()?.is_none() {
+                let zone = tz
+                    .or_else(|| ctx.config.timezone.clone())
+                    .unwrap_or_else(|| "UTC".to_owned());
+                let mut member = crate::service::NewMember::new(&welcome.member, &zone);
+                member.name = name;
+                member.roles = crate::model::Role::parse(&welcome.role)
+                    .into_iter()
+                    .collect();
+                hub.add_member(member)?;
+                let second = rt.block_on(sync::sync_once(&ctx.home))?;
+                report.pushed += second.pushed;
+                report.pulled += second.pulled;
+                report.cursor = second.cursor;
+            }
+            if ctx.json {
+                return print_json(&json!({
+                    "hub": sync::HubAddress::parse(&url)?.hub,
+                    "hub_name": welcome.hub_name,
+                    "member": welcome.member,
+                    "role": welcome.role,
+                    "cursor": report.cursor,
+                    "pulled": report.pulled,
+                    "pushed": report.pushed,
+                }));
+            }
+            outln!(
+                "Joined \"{}\" as @{} ({}): {} ops pulled, {} pushed, at seq {}.",
+                welcome.hub_name,
+                welcome.member,
+                welcome.role,
+                report.pulled,
+                report.pushed,
+                report.cursor
+            )?;
+            Ok(())
+        }
+    }
+}
+
+pub fn sync(ctx: &Ctx, watch: bool) -> Result<()> {
+    let rt = runtime()?;
+    if !watch {
+        let report = rt.block_on(sync::sync_once(&ctx.home))?;
+        if ctx.json {
+            return print_json(&json!({
+                "pulled": report.pulled,
+                "pushed": report.pushed,
+                "cursor": report.cursor,
+                "head": report.head,
+                "gaps_refetched": report.gaps_refetched,
+            }));
+        }
+        outln!(
+            "synced: {} ops pulled, {} pushed, at seq {} of {}",
+            report.pulled,
+            report.pushed,
+            report.cursor,
+            report.head
+        )?;
+        return Ok(());
+    }
+    let home = ctx.home.clone();
+    let json = ctx.json;
+    rt.block_on(async move {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            spoke_relay::server::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let tz = crate::service::Hub::open(&home, None)
+            .ok()
+            .map(|h| h.zone());
+        let presence = Presence {
+            member: String::new(),
+            status: "online".into(),
+            tz,
+            viewing: None,
+        };
+        sync::watch(&home, stop, Some(presence), |event| {
+            let line = match event {
+                WatchEvent::Connected(w) if json => {
+                    json!({"event": "connected", "hub_name": w.hub_name, "head": w.head})
+                        .to_string()
+                }
+                WatchEvent::Connected(w) => {
+                    format!(
+                        "connected to \"{}\" as @{} (head {})",
+                        w.hub_name, w.member, w.head
+                    )
+                }
+                WatchEvent::Retrying { error, wait } if json => {
+                    json!({"event": "retrying", "error": error, "wait_ms": wait.as_millis() as u64})
+                        .to_string()
+                }
+                WatchEvent::Retrying { error, wait } => {
+                    format!("{error}; retrying in {:.1} s", wait.as_secs_f64())
+                }
+            };
+            eprintln!("{line}");
+        })
+        .await
+    })
+}
+
+pub fn status(ctx: &Ctx) -> Result<()> {
+    let s = sync::status(&ctx.home)?;
+    if ctx.json {
+        return print_json(&s);
+    }
+    match &s.url {
+        Some(url) => {
+            let name = s.hub_name.as_deref().unwrap_or("?");
+            outln!("hub        \"{name}\" at {url}")?;
+            outln!(
+                "connection {}",
+                if s.connected {
+                    "connected"
+                } else {
+                    "not connected"
+                }
+            )?;
+            outln!(
+                "cursor     {} of {}",
+                s.cursor,
+                s.head.map(|h| h.to_string()).unwrap_or_else(|| "?".into())
+            )?;
+        }
+        None => outln!("hub        local only (not joined to a relay)")?,
+    }
+    outln!("member     @{}", s.member.as_deref().unwrap_or("?"))?;
+    outln!("pending    {} local ops not yet acknowledged", s.pending)?;
+    if let Some(t) = &s.last_contact {
+        outln!("last sync  {t}")?;
+    }
+    if let Some(e) = &s.last_error {
+        outln!("last error {e}")?;
+    }
+    Ok(())
+}
