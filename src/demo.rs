@@ -5,7 +5,7 @@ use crate::cli::Ctx;
 use crate::cli::outln;
 use crate::model::brief::BriefStatus;
 use crate::model::member::Role;
-use crate::service::{BriefFilter, Hub, NewBrief, NewHub, NewMember, replica_path};
+use crate::service::{BriefFilter, Hub, NewBrief, NewMember, replica_path};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -289,7 +289,9 @@ const BRIEFS: &[(&str, BriefStatus, &str, &str, i64, bool)] = &[
     ),
 ];
 
-/// Runs `spoke --demo`: seeds a demo hub and shows its queue.
+/// Runs `spoke --demo`: starts a relay on a free loopback port inside this
+/// process, creates the demo hub on it (or reopens a kept one), joins it,
+/// seeds it and syncs, then shows the queue.
 pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
     let temp;
     let home = if explicit_home {
@@ -298,11 +300,13 @@ pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
         temp = tempdir_in(&ctx.home)?;
         temp.path().to_owned()
     };
-    let hub = if replica_path(&home).exists() {
-        Hub::open(&home, None)?
-    } else {
-        seed(&home)?
-    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let url = rt.block_on(start_and_sync(&home))?;
+    let hub = Hub::open(&home, None)?;
     let briefs = hub.briefs(&BriefFilter::default())?;
     if ctx.json {
         return crate::cli::print_json(&briefs);
@@ -310,25 +314,65 @@ pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
     let members = hub.members()?;
     let zones: std::collections::BTreeSet<&str> = members.iter().map(|m| m.tz.as_str()).collect();
     outln!(
-        "Demo hub \"{}\": {} members across {} time zones, {} briefs.\n",
+        "Demo hub \"{}\" on a relay at {url}: {} members across {} time zones, {} briefs, {} ops synced.\n",
         hub.hub_name()?,
         members.len(),
         zones.len(),
-        briefs.len()
+        briefs.len(),
+        hub.replica().meta()?.cursor,
     )?;
     crate::cli::print_queue(&hub, &briefs)?;
     if explicit_home {
         outln!(
-            "\nThe demo hub lives in {}; try `spoke --home {} brief list --status ready`.",
+            "\nThe demo hub and its relay data live in {}; `spoke --demo --home {}` brings it back.",
             home.display(),
             home.display()
         )?;
     } else {
         outln!(
-            "\nThis demo lives in a temporary folder. Keep one with `spoke --demo --home DIR`."
+            "\nThis demo lives in a temporary folder and its relay stops with this command. \
+             Keep one with `spoke --demo --home DIR`."
         )?;
     }
     Ok(())
+}
+
+/// Starts the embedded relay, joins (and on first run seeds) the demo hub,
+/// syncs, stops the relay. Returns the hub URL that was used.
+async fn start_and_sync(home: &Path) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("opening a loopback port for the demo relay")?;
+    let config = spoke_relay::relay::RelayConfig::new(home.join("relay"));
+    let running = spoke_relay::server::start(listener, config).await?;
+    let outcome = async {
+        if replica_path(home).exists() {
+            // A kept demo: same hub, new port.
+            let replica = crate::store::Replica::open(&replica_path(home))?;
+            let hub_id = replica.meta()?.hub_id.unwrap_or_default();
+            let url = format!("ws://{}/v1/hubs/{hub_id}", running.addr);
+            replica.update_meta(|m| m.hub_url = Some(url.clone()))?;
+            drop(replica);
+            crate::sync::sync_once(home).await?;
+            return Ok(url);
+        }
+        let registry = &running.relay.registry;
+        let record = registry.create_hub("Northwind Studio")?;
+        let (token, _) = registry.issue(&record.id, "ana", "lead", None)?;
+        let url = format!("ws://{}/v1/hubs/{}", running.addr, record.id);
+        crate::sync::join(home, &url, &token).await?;
+        let mut hub = Hub::open(home, None)?;
+        seed(&mut hub)?;
+        drop(hub);
+        crate::sync::sync_once(home).await?;
+        anyhow::Ok(url)
+    }
+    .await;
+    running
+        .shutdown()
+        .await
+        .context("stopping the demo relay")?;
+    outcome
 }
 
 fn tempdir_in(base: &Path) -> Result<TempDir> {
@@ -357,17 +401,16 @@ impl Drop for TempDir {
     }
 }
 
-/// Creates the demo hub in `home`.
-pub fn seed(home: &Path) -> Result<Hub> {
-    let mut hub = Hub::init(
-        home,
-        NewHub {
-            name: "Northwind Studio",
-            handle: "ana",
-            tz: "Europe/Lisbon",
-            display_name: Some("Ana Costa"),
-        },
-    )?;
+/// Fills a hub with the demo team and briefs, acting as its lead `ana`.
+pub fn seed(hub: &mut Hub) -> Result<()> {
+    let mut ana = NewMember::new("ana", "Europe/Lisbon");
+    ana.name = Some("Ana Costa".to_owned());
+    ana.roles = vec![Role::Lead];
+    ana.hours = Some("09:00-17:30".to_owned());
+    ana.skills = vec!["art-direction".to_owned()];
+    if hub.me()?.is_none() {
+        hub.add_member(ana)?;
+    }
     for m in MEMBERS {
         let mut new = NewMember::new(m.handle, m.tz);
         new.name = Some(m.name.to_owned());
@@ -407,7 +450,7 @@ pub fn seed(home: &Path) -> Result<Hub> {
             hub.set_brief_status(&brief.id, step.as_str())?;
         }
     }
-    Ok(hub)
+    Ok(())
 }
 
 /// The shortest lifecycle path from draft to `target` (excluding draft).
