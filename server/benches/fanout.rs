@@ -140,7 +140,7 @@ impl SpokeRelay {
 
     async fn connect(&self, token: &str) -> anyhow::Result<Ws> {
         let url = format!("ws://{}/v1/hubs/{}/ws", self.addr, self.hub);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
         let hello = Frame::Hello {
             token: token.to_owned(),
             hub: self.hub.clone(),

@@ -5,6 +5,7 @@ use crate::relay::{Relay, RelayConfig, healthz, metrics, ws_handler};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,12 @@ pub async fn start(listener: TcpListener, config: RelayConfig) -> anyhow::Result
     let relay = Arc::new(Relay::new(config, stopped.clone())?);
     let app = router(relay.clone());
     let mut on_stop = stopped;
+    // Ops are small and latency matters more than packet count.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

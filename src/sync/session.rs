@@ -114,7 +114,9 @@ impl Session {
             url: addr.display(),
             detail,
         };
-        let connecting = tokio_tungstenite::connect_async(url.as_str());
+        // Nagle off: ops are small and should go out at once.
+        let connecting =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), None, true);
         let (mut ws, _) = tokio::time::timeout(Duration::from_secs(15), connecting)
             .await
             .map_err(|_| unreachable("no answer within 15 s".into()))?
