@@ -360,7 +360,7 @@ async fn start_and_sync(home: &Path) -> Result<String> {
         let record = registry.create_hub("Northwind Studio")?;
         let (token, _) = registry.issue(&record.id, "ana", "lead", None)?;
         let url = format!("ws://{}/v1/hubs/{}", running.addr, record.id);
-        crate::sync::join(home, &url, &token).await?;
+        crate::sync::join(home, &url, &token, None).await?;
         let mut hub = Hub::open(home, None)?;
         seed(&mut hub)?;
         drop(hub);

@@ -9,3 +9,4 @@ pub mod proto;
 pub mod relay;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -42,6 +42,12 @@ enum Command {
         /// Live batches a connection may lag before it is dropped
         #[arg(long, default_value_t = 4096)]
         outbound_batches: usize,
+        /// Serve over TLS with this PEM certificate chain (needs --tls-key)
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Hubs on this relay
     #[command(subcommand)]
@@ -152,6 +158,8 @@ fn run(cli: Cli) -> Result<()> {
             max_ops_per_sec,
             hello_timeout_secs,
             outbound_batches,
+            tls_cert,
+            tls_key,
         } => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
@@ -163,6 +171,9 @@ fn run(cli: Cli) -> Result<()> {
             config.max_ops_per_sec = max_ops_per_sec;
             config.hello_timeout = std::time::Duration::from_secs(hello_timeout_secs.max(1));
             config.outbound_batches = outbound_batches;
+            if let (Some(cert), Some(key)) = (&tls_cert, &tls_key) {
+                config.tls = Some(spoke_relay::tls::server_config(cert, key)?);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

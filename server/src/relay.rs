@@ -35,6 +35,8 @@ pub struct RelayConfig {
     pub max_ops_per_sec: u32,
     /// Largest blob accepted, in bytes.
     pub max_blob_bytes: u64,
+    /// Serve over TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl RelayConfig {
@@ -45,6 +47,7 @@ impl RelayConfig {
             outbound_batches: 4096,
             max_ops_per_sec: 20_000,
             max_blob_bytes: 256 * 1024 * 1024,
+            tls: None,
         }
     }
 }

@@ -40,26 +40,41 @@ impl Running {
     }
 }
 
-/// Starts a relay on `listener` in the current runtime.
+/// Starts a relay on `listener` in the current runtime, over TLS when the
+/// config has a certificate.
 pub async fn start(listener: TcpListener, config: RelayConfig) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
+    let tls = config.tls.clone();
     let relay = Arc::new(Relay::new(config, stopped.clone())?);
     let app = router(relay.clone());
     let mut on_stop = stopped;
-    // Ops are small and latency matters more than packet count.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = on_stop.wait_for(|s| *s).await;
+    let stopping = async move {
+        let _ = on_stop.wait_for(|s| *s).await;
+    };
+    let task = match tls {
+        Some(tls) => {
+            let listener = crate::tls::TlsListener::new(listener, tls)?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopping)
+                    .await
             })
-            .await
-    });
+        }
+        None => {
+            // Ops are small and latency matters more than packet count.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("cannot set TCP_NODELAY: {e}");
+                }
+            });
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopping)
+                    .await
+            })
+        }
+    };
     Ok(Running {
         addr,
         relay,

@@ -23,6 +23,9 @@ pub enum HubCommand {
         /// Your display name, for your member record if the hub has none yet
         #[arg(long)]
         name: Option<String>,
+        /// Also trust this CA certificate (PEM) for a wss:// relay
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -41,12 +44,14 @@ pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
             token,
             tz,
             name,
+            ca_file,
         } => {
             if let Some(tz) = &tz {
                 crate::model::input::parse_zone(tz)?;
             }
             let rt = runtime()?;
-            let (welcome, mut report) = rt.block_on(sync::join(&ctx.home, &url, &token))?;
+            let (welcome, mut report) =
+                rt.block_on(sync::join(&ctx.home, &url, &token, ca_file.as_deref()))?;
             // A member new to the hub introduces themselves: handle, role, zone.
             let mut hub = crate::service::Hub::open(&ctx.home, ctx.config.timezone.as_deref())?;
             if hub.me()?.is_none() {

@@ -45,6 +45,9 @@ pub struct ReplicaMeta {
     /// Member token for the relay. The replica is the member's own file.
     #[serde(default)]
     pub hub_token: Option<String>,
+    /// Extra CA certificate (PEM) trusted for a `wss://` relay.
+    #[serde(default)]
+    pub hub_ca_file: Option<String>,
     /// The hub's name as the relay reported it.
     #[serde(default)]
     pub hub_name: Option<String>,
@@ -75,6 +78,7 @@ impl ReplicaMeta {
             hub_id: None,
             hub_url: None,
             hub_token: None,
+            hub_ca_file: None,
             hub_name: None,
             head_seen: 0,
             last_contact_ms: None,

@@ -3,6 +3,7 @@
 
 mod address;
 mod session;
+mod tls;
 
 pub use address::HubAddress;
 pub use session::{Mode, Session, SyncError, SyncReport, Welcome};
@@ -23,7 +24,12 @@ use tokio::sync::watch;
 /// Joins the hub at `url` with `token`. On a fresh home the member identity
 /// comes from the relay; an existing replica must belong to the same member
 /// and its pending ops flow to the hub on this first sync.
-pub async fn join(home: &Path, url: &str, token: &str) -> Result<(Welcome, SyncReport)> {
+pub async fn join(
+    home: &Path,
+    url: &str,
+    token: &str,
+    ca_file: Option<&Path>,
+) -> Result<(Welcome, SyncReport)> {
     let addr = HubAddress::parse(url)?;
     let path = replica_path(home);
     let existing = if path.exists() {
@@ -44,7 +50,8 @@ pub async fn join(home: &Path, url: &str, token: &str) -> Result<(Welcome, SyncR
             .into());
         }
     }
-    let session = Session::connect(&addr, token, 0, 0).await?;
+    let ca_file = ca_file.map(Path::to_path_buf).or_else(env_ca_file);
+    let session = Session::connect(&addr, token, 0, 0, ca_file.as_deref()).await?;
     let welcome = session.welcome.clone();
     let replica = match existing {
         Some(r) => r,
@@ -60,6 +67,7 @@ pub async fn join(home: &Path, url: &str, token: &str) -> Result<(Welcome, SyncR
     replica.update_meta(|m| {
         m.hub_url = Some(addr.display());
         m.hub_token = Some(token.to_owned());
+        m.hub_ca_file = ca_file.as_ref().map(|p| p.display().to_string());
         m.hub_id = Some(addr.hub.clone());
         // A cursor from a local-only life means nothing on this hub.
         m.epoch = 0;
@@ -68,6 +76,18 @@ pub async fn join(home: &Path, url: &str, token: &str) -> Result<(Welcome, SyncR
     let (_stop_tx, stop) = watch::channel(false);
     let report = session.run(replica, Mode::Once, stop, None).await?;
     Ok((welcome, report))
+}
+
+/// `SPOKE_CA_FILE`: an extra CA for `wss://` relays.
+fn env_ca_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("SPOKE_CA_FILE")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// The CA file a session should trust: the environment wins over the replica.
+fn ca_for(meta: &ReplicaMeta) -> Option<std::path::PathBuf> {
+    env_ca_file().or_else(|| meta.hub_ca_file.as_ref().map(std::path::PathBuf::from))
 }
 
 /// The replica's hub connection, or a clear error if it has none.
@@ -87,7 +107,9 @@ pub async fn sync_once(home: &Path) -> Result<SyncReport> {
     let replica = Arc::new(Replica::open(&replica_path(home))?);
     let (addr, token, meta) = connection(&replica)?;
     let result = async {
-        let session = Session::connect(&addr, &token, meta.epoch, meta.cursor).await?;
+        let ca = ca_for(&meta);
+        let session =
+            Session::connect(&addr, &token, meta.epoch, meta.cursor, ca.as_deref()).await?;
         let (_stop_tx, stop) = watch::channel(false);
         session.run(replica.clone(), Mode::Once, stop, None).await
     }
@@ -115,7 +137,9 @@ pub async fn watch(
         }
         let (addr, token, meta) = connection(&replica)?;
         let attempt = async {
-            let session = Session::connect(&addr, &token, meta.epoch, meta.cursor).await?;
+            let ca = ca_for(&meta);
+            let session =
+                Session::connect(&addr, &token, meta.epoch, meta.cursor, ca.as_deref()).await?;
             on_event(WatchEvent::Connected(session.welcome.clone()));
             session
                 .run(replica.clone(), Mode::Watch, stop.clone(), presence.clone())

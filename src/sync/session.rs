@@ -103,20 +103,29 @@ pub struct Session {
 
 impl Session {
     /// Connects and authenticates; the relay starts sending from `cursor`.
+    /// `ca_file` adds a trusted CA for `wss://` relays.
     pub async fn connect(
         addr: &HubAddress,
         token: &str,
         epoch: u64,
         cursor: u64,
+        ca_file: Option<&std::path::Path>,
     ) -> Result<Session, SyncError> {
         let url = addr.ws_url();
         let unreachable = |detail: String| SyncError::Unreachable {
             url: addr.display(),
             detail,
         };
+        let connector = if url.starts_with("wss://") {
+            let config =
+                super::tls::client_config(ca_file).map_err(|e| unreachable(format!("{e:#}")))?;
+            Some(tokio_tungstenite::Connector::Rustls(config))
+        } else {
+            None
+        };
         // Nagle off: ops are small and should go out at once.
         let connecting =
-            tokio_tungstenite::connect_async_with_config(url.as_str(), None, true);
+            tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, connector);
         let (mut ws, _) = tokio::time::timeout(Duration::from_secs(15), connecting)
             .await
             .map_err(|_| unreachable("no answer within 15 s".into()))?
