@@ -208,6 +208,16 @@ async fn receive(body: Body, path: &PathBuf, limit: u64) -> Result<(String, u64)
     Ok((hex(&digest), size))
 }
 
+/// The start of a `bytes=N-` range; `None` for any other form.
+fn parse_range_start(value: &str) -> Option<u64> {
+    value
+        .trim()
+        .strip_prefix("bytes=")?
+        .strip_suffix('-')?
+        .parse()
+        .ok()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -240,16 +250,60 @@ pub async fn get_blob(
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
-    let len = file.metadata().await.map(|m| m.len()).ok();
+    let mut file = file;
+    let total = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    };
+    // `Range: bytes=N-` resumes an interrupted download.
+    let start = match headers
+        .get(header::RANGE)
+        .map(|v| parse_range_start(v.to_str().unwrap_or("")))
+    {
+        None => 0,
+        Some(Some(n)) if n < total => n,
+        Some(Some(n)) if n == total && total == 0 => 0,
+        Some(_) => {
+            let mut r = error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "bad_range",
+                format!("only `bytes=N-` with N below the size ({total}) is supported"),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{total}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    if start > 0
+        && let Err(e) =
+            tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(start)).await
+    {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string());
+    }
     let stream = tokio_util::io::ReaderStream::new(file);
     let mut response = Response::new(Body::from_stream(stream));
+    if start > 0 {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/octet-stream"),
     );
-    if let Some(len) = len {
-        h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    h.insert(
+        header::ACCEPT_RANGES,
+        header::HeaderValue::from_static("bytes"),
+    );
+    h.insert(
+        header::CONTENT_LENGTH,
+        header::HeaderValue::from(total - start),
+    );
+    if start > 0
+        && let Ok(v) =
+            header::HeaderValue::from_str(&format!("bytes {start}-{}/{total}", total - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     h.insert(
         header::CACHE_CONTROL,

@@ -188,6 +188,42 @@ impl Op {
         Op::from_wire(proto::decode_op(bytes)?)
     }
 
+    /// Digests of the blobs this op refers to: values under a `blob_sha256`
+    /// key anywhere in its data, and rendition fields (`renditions:NAME`).
+    /// These must reach the hub before the op does.
+    pub fn referenced_blobs(&self) -> Vec<String> {
+        fn walk(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        match (k.as_str(), v) {
+                            ("blob_sha256", Value::String(s)) => out.push(s.clone()),
+                            _ => walk(v, out),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        match &self.change {
+            Change::Set(fields) => {
+                for (name, value) in fields {
+                    match value {
+                        Value::String(s) if name.starts_with("renditions:") => out.push(s.clone()),
+                        v => walk(v, &mut out),
+                    }
+                }
+            }
+            Change::Append(value) => walk(value, &mut out),
+            Change::Delete => {}
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The stamp that orders this op against concurrent writes.
     pub fn stamp(&self) -> Stamp {
         Stamp {
@@ -239,6 +275,28 @@ mod tests {
             let bytes = op.encode().expect("encode");
             assert_eq!(Op::decode(&bytes).expect("decode"), op);
         }
+    }
+
+    #[test]
+    fn blobs_referenced_by_versions_and_renditions_are_found() {
+        let op = |change| Op {
+            id: OpId {
+                client: ClientId(1),
+                seq: 1,
+            },
+            hlc: Hlc::default(),
+            actor: "ana".into(),
+            entity: EntityRef::new(EntityKind::Asset, "a-1"),
+            change,
+        };
+        let version = op(Change::Append(json!({"blob_sha256": "aa", "size": 3})));
+        assert_eq!(version.referenced_blobs(), ["aa"]);
+        let renditions = op(Change::Set(BTreeMap::from([
+            ("renditions:linkedin".to_owned(), json!("bb")),
+            ("title".to_owned(), json!("cc")),
+        ])));
+        assert_eq!(renditions.referenced_blobs(), ["bb"]);
+        assert!(op(Change::Delete).referenced_blobs().is_empty());
     }
 
     #[test]

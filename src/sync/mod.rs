@@ -2,6 +2,7 @@
 //! reconnects, and the status other processes read from the replica.
 
 mod address;
+pub mod blobs;
 mod session;
 mod tls;
 

@@ -50,6 +50,8 @@ pub enum SyncError {
         token_member: String,
         replica_member: String,
     },
+    #[error("a blob could not be uploaded: {0}")]
+    Blob(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -99,6 +101,8 @@ pub struct SyncReport {
 pub struct Session {
     ws: Ws,
     pub welcome: Welcome,
+    blobs: Option<super::blobs::BlobClient>,
+    uploaded: HashSet<String>,
 }
 
 impl Session {
@@ -153,6 +157,8 @@ impl Session {
                     epoch,
                     head,
                 },
+                blobs: super::blobs::BlobClient::new(addr.clone(), token.to_owned(), ca_file).ok(),
+                uploaded: HashSet::new(),
             }),
             Frame::Error { code, message } => Err(SyncError::Refused {
                 code: code_name(code),
@@ -390,11 +396,32 @@ impl Session {
     ) -> Result<(), SyncError> {
         let r = replica.clone();
         let pending = blocking(move || r.pending()).await?;
-        let fresh: Vec<proto::Op> = pending
+        let fresh: Vec<crate::model::Op> = pending
             .into_iter()
             .filter(|op| !in_flight.contains(&op.id))
-            .map(|op| op.to_wire())
             .collect();
+        // Blobs go first, so no member ever receives an op whose bytes are missing.
+        let home = replica
+            .path()
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        for sha in fresh.iter().flat_map(|op| op.referenced_blobs()) {
+            if self.uploaded.contains(&sha) {
+                continue;
+            }
+            let Some(client) = &self.blobs else {
+                return Err(SyncError::Protocol(
+                    "no HTTP client for blob uploads".into(),
+                ));
+            };
+            client
+                .upload(&home, &sha)
+                .await
+                .map_err(|e| SyncError::Blob(format!("{e:#}")))?;
+            self.uploaded.insert(sha);
+        }
+        let fresh: Vec<proto::Op> = fresh.iter().map(crate::model::Op::to_wire).collect();
         for chunk in fresh.chunks(MAX_OPS_PER_FRAME) {
             for op in chunk {
                 in_flight.insert(op.id);
