@@ -248,3 +248,20 @@ fn many_ops_in_one_batch_apply_in_one_transaction() {
         .expect("exists");
     assert_eq!(last.get("title"), Some(&json!(1000)));
 }
+
+#[test]
+fn a_change_too_large_for_the_hub_is_refused_and_nothing_is_queued() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    let before = hub.replica().pending_count().expect("count");
+    let err = hub
+        .add_brief(NewBrief {
+            title: "Huge".into(),
+            objective: Some("x".repeat(300_000)),
+            ..NewBrief::default()
+        })
+        .expect_err("too large");
+    assert!(format!("{err:#}").contains("over the"), "{err:#}");
+    assert_eq!(hub.replica().pending_count().expect("count"), before);
+    assert!(hub.briefs(&Default::default()).expect("list").is_empty());
+}

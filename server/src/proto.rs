@@ -10,8 +10,9 @@ use std::fmt;
 /// Version byte in front of every encoded envelope. Bumped on incompatible changes.
 pub const WIRE_VERSION: u8 = 1;
 
-/// Largest encoded op the protocol accepts (bodies carry fields, never blobs).
-pub const MAX_OP_BYTES: usize = 256 * 1024;
+/// Largest encoded op the protocol accepts (bodies carry fields, never
+/// blobs). Small enough that one op always fits a frame.
+pub const MAX_OP_BYTES: usize = 192 * 1024;
 
 /// Largest protocol message (one WebSocket message, possibly fragmented).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -21,6 +22,32 @@ pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 
 /// Most ops in one `Ops` or `Submit` frame.
 pub const MAX_OPS_PER_FRAME: usize = 256;
+
+/// Encoded op bytes a sender packs into one `Ops` or `Submit` frame, leaving
+/// room for the frame's own fields, so every frame fits one WebSocket frame.
+pub const FRAME_OPS_BUDGET: usize = MAX_FRAME_BYTES - 8 * 1024;
+
+/// Splits items into frame-sized groups: at most [`MAX_OPS_PER_FRAME`] items
+/// and about [`FRAME_OPS_BUDGET`] bytes each (an item over the budget travels
+/// alone). `size` gives an item's encoded size.
+pub fn frame_groups<T>(items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut groups = Vec::new();
+    let mut group: Vec<T> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size(&item) + 16;
+        if !group.is_empty() && (group.len() >= MAX_OPS_PER_FRAME || bytes + n > FRAME_OPS_BUDGET) {
+            groups.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        bytes += n;
+        group.push(item);
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
 
 /// A client replica's identity: random, chosen once when the replica is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -368,6 +395,29 @@ mod tests {
             let bytes = encode_frame(&frame).expect("encode");
             assert_eq!(decode_frame(&bytes).expect("decode"), frame);
         }
+    }
+
+    #[test]
+    fn frame_groups_respect_count_and_byte_budgets() {
+        let small: Vec<usize> = vec![100; 600];
+        let groups = frame_groups(small, |n| *n);
+        assert_eq!(
+            groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            [256, 256, 88]
+        );
+        let big: Vec<usize> = vec![100 * 1024; 5];
+        let groups = frame_groups(big, |n| *n);
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.iter().sum::<usize>() <= FRAME_OPS_BUDGET)
+        );
+        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 5);
+        // A full-size op still fits a frame on its own.
+        let mut op = sample();
+        op.body = vec![0; MAX_OP_BYTES - 200];
+        let frame = encode_frame(&Frame::Submit { ops: vec![op] }).expect("encode");
+        assert!(frame.len() <= MAX_FRAME_BYTES);
     }
 
     #[test]

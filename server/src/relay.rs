@@ -60,6 +60,8 @@ pub struct Relay {
     hubs: Mutex<HashMap<String, Arc<HubHandle>>>,
     shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
+    /// Every WebSocket connection's task, so shutdown can wait for them.
+    pub connections: tokio_util::task::TaskTracker,
 }
 
 /// Something every connection of a hub should see.
@@ -100,6 +102,7 @@ impl Relay {
             hubs: Mutex::new(HashMap::new()),
             shutdown,
             next_conn: AtomicU64::new(1),
+            connections: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -179,6 +182,8 @@ fn run_writer(
         };
         let committed = Instant::now();
         metrics.commits.fetch_add(1, Relaxed);
+        let stored = appended.iter().filter(|a| a.new).count() as u64;
+        metrics.ops_stored.fetch_add(stored, Relaxed);
         let mut fresh = Vec::new();
         let mut results = appended.iter();
         for request in requests {
@@ -203,7 +208,6 @@ fn run_writer(
         if fresh.is_empty() {
             continue;
         }
-        metrics.ops_stored.fetch_add(fresh.len() as u64, Relaxed);
         let last = fresh.last().map(|o| o.seq).unwrap_or(0);
         let ops = fresh.len();
         let frames = ops_frames(fresh);
@@ -219,24 +223,10 @@ fn run_writer(
 
 /// Splits sequenced ops into `Ops` frames within the protocol's limits.
 fn ops_frames(ops: Vec<SeqOp>) -> Vec<Bytes> {
-    let mut frames = Vec::new();
-    let mut chunk: Vec<SeqOp> = Vec::new();
-    let mut size = 0;
-    let budget = MAX_MESSAGE_BYTES - 1024;
-    for op in ops {
-        if !chunk.is_empty()
-            && (chunk.len() >= MAX_OPS_PER_FRAME || size + op.op.len() + 16 > budget)
-        {
-            frames.push(encode_ops_frame(std::mem::take(&mut chunk)));
-            size = 0;
-        }
-        size += op.op.len() + 16;
-        chunk.push(op);
-    }
-    if !chunk.is_empty() {
-        frames.push(encode_ops_frame(chunk));
-    }
-    frames
+    proto::frame_groups(ops, |o| o.op.len())
+        .into_iter()
+        .map(encode_ops_frame)
+        .collect()
 }
 
 fn encode_ops_frame(ops: Vec<SeqOp>) -> Bytes {
@@ -257,10 +247,13 @@ pub async fn ws_handler(
 ) -> Response {
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            relay.metrics.connections.fetch_add(1, Relaxed);
-            Connection::run(socket, relay.clone(), hub).await;
-            relay.metrics.connections.fetch_sub(1, Relaxed);
+        .on_upgrade(move |socket| {
+            let tracker = relay.connections.clone();
+            tracker.track_future(async move {
+                relay.metrics.connections.fetch_add(1, Relaxed);
+                Connection::run(socket, relay.clone(), hub).await;
+                relay.metrics.connections.fetch_sub(1, Relaxed);
+            })
         })
         .into_response()
 }
@@ -402,7 +395,7 @@ impl Connection {
             .map_err(|_| {
                 Ending::new(
                     ErrorCode::Timeout,
-                    format!("no Hello within {} s", timeout.as_secs()),
+                    format!("no Hello within {:.1} s", timeout.as_secs_f64()),
                     close_code::POLICY,
                 )
             })?;
@@ -530,7 +523,7 @@ impl Connection {
         while next <= upto {
             let log = hub.log.clone();
             let chunk = tokio::task::spawn_blocking(move || {
-                log.read(next, upto, MAX_OPS_PER_FRAME, MAX_MESSAGE_BYTES - 1024)
+                log.read(next, upto, MAX_OPS_PER_FRAME, proto::FRAME_OPS_BUDGET)
             })
             .await
             .map_err(|e| Ending::new(ErrorCode::Internal, e.to_string(), close_code::ERROR))?
@@ -613,7 +606,18 @@ impl Connection {
                 if encoded.is_empty() {
                     return Ok(None);
                 }
-                self.bucket.take(encoded.len() as u32).await;
+                // Wait for the rate limit, but not past a shutdown.
+                let mut stop = self.relay.shutdown.clone();
+                tokio::select! {
+                    _ = self.bucket.take(encoded.len() as u32) => {}
+                    _ = stop.wait_for(|s| *s) => {
+                        return Err(Ending::new(
+                            ErrorCode::GoingAway,
+                            "the relay is shutting down; reconnect later",
+                            close_code::AWAY,
+                        ));
+                    }
+                }
                 let (reply, rx) = oneshot::channel();
                 hub.submit
                     .send(SubmitRequest {

@@ -9,6 +9,7 @@ use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -33,10 +34,21 @@ pub struct Running {
 
 impl Running {
     /// Stops accepting, tells every connection the relay is going away, and
-    /// waits for them to close.
+    /// waits (up to 10 s) for them to close.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or(Ok(()))
+        let served = self.task.await.unwrap_or(Ok(()));
+        self.relay.connections.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.relay.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} connections did not close within 10 s",
+                self.relay.connections.len()
+            );
+        }
+        served
     }
 }
 

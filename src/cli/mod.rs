@@ -133,9 +133,14 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// 2 for input the user can fix by typing something else, 1 otherwise.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    let bad_input = err
-        .chain()
-        .any(|e| e.is::<InputError>() || e.is::<TransitionError>());
+    let bad_input = err.chain().any(|e| {
+        e.is::<InputError>()
+            || e.is::<TransitionError>()
+            || matches!(
+                e.downcast_ref::<crate::store::StoreError>(),
+                Some(crate::store::StoreError::TooLarge { .. })
+            )
+    });
     if bad_input { 2 } else { 1 }
 }
 

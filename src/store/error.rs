@@ -46,6 +46,13 @@ pub enum StoreError {
         detail: String,
     },
 
+    #[error(
+        "a change to {entity} is {size} bytes, over the {} the hub accepts in one change; \
+         keep large content in files (assets) rather than fields",
+        spoke_relay::proto::MAX_OP_BYTES
+    )]
+    TooLarge { entity: String, size: usize },
+
     #[error("replica {}: cannot encode {detail}", path.display())]
     Encode { path: PathBuf, detail: String },
 

@@ -282,6 +282,13 @@ impl Replica {
                     path: self.path.clone(),
                     detail: format!("op {}: {e}", op.id),
                 })?;
+                if bytes.len() > spoke_relay::proto::MAX_OP_BYTES {
+                    // Nothing is committed: the transaction is dropped.
+                    return Err(StoreError::TooLarge {
+                        entity: op.entity.to_string(),
+                        size: bytes.len(),
+                    });
+                }
                 pending.insert(op.id.seq, bytes.as_slice()).at(&self.path)?;
             }
         }

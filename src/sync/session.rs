@@ -7,7 +7,7 @@ use super::HubAddress;
 use crate::model::hlc::wall_now_ms;
 use crate::store::{Replica, StoreError};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use spoke_relay::proto::{self, AckEntry, ErrorCode, Frame, MAX_OPS_PER_FRAME, OpId, Presence};
+use spoke_relay::proto::{self, AckEntry, ErrorCode, Frame, OpId, Presence};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -421,18 +421,20 @@ impl Session {
                 .map_err(|e| SyncError::Blob(format!("{e:#}")))?;
             self.uploaded.insert(sha);
         }
-        let fresh: Vec<proto::Op> = fresh.iter().map(crate::model::Op::to_wire).collect();
-        for chunk in fresh.chunks(MAX_OPS_PER_FRAME) {
-            for op in chunk {
+        let fresh: Vec<(proto::Op, usize)> = fresh
+            .iter()
+            .map(|op| {
+                let wire = op.to_wire();
+                let size = proto::encode_op(&wire).map(|b| b.len()).unwrap_or(0);
+                (wire, size)
+            })
+            .collect();
+        for group in proto::frame_groups(fresh, |(_, size)| *size) {
+            let ops: Vec<proto::Op> = group.into_iter().map(|(op, _)| op).collect();
+            for op in &ops {
                 in_flight.insert(op.id);
             }
-            send(
-                &mut self.ws,
-                &Frame::Submit {
-                    ops: chunk.to_vec(),
-                },
-            )
-            .await?;
+            send(&mut self.ws, &Frame::Submit { ops }).await?;
         }
         Ok(())
     }

@@ -1,0 +1,880 @@
+//! Integration tests of the relay over real sockets: an in-process relay on
+//! 127.0.0.1, protocol clients over WebSocket and a tiny HTTP client.
+
+mod common;
+
+use common::{Client, Event, TIMEOUT, TestRelay, assert_seqs, http, op, sha256_hex};
+use spoke_relay::proto::{
+    ClientId, ErrorCode, Frame, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_OP_BYTES,
+    MAX_OPS_PER_FRAME, Op, OpId, Presence, WIRE_VERSION, encode_frame,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// The op a test built for `id` and `actor` (ops are deterministic).
+fn expected(id: OpId, actor: &str) -> Op {
+    op(id.client.0, id.seq, actor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ops_from_three_clients_reach_everyone_in_seq_order_and_late_joiners_catch_up() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let handles = ["ana", "ben", "cy"];
+    let plans: [&[usize]; 3] = [&[3, 1, 7, 2, 9], &[5, 5, 1], &[1, 1, 1, 10, 4, 2]];
+    let total: u64 = plans.iter().flat_map(|p| p.iter()).sum::<usize>() as u64;
+
+    // Everyone is connected before anyone submits, so everyone sees it all live.
+    let mut clients = Vec::new();
+    for handle in handles {
+        let token = relay.token(&hub, handle, "creative");
+        let (client, welcome) = relay.join(&hub, &token, handle).await;
+        assert_eq!((welcome.head, welcome.hub_name.as_str()), (0, "Studio"));
+        clients.push(client);
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .zip(plans)
+        .map(|(mut client, plan)| {
+            tokio::spawn(async move {
+                let mut acks = Vec::new();
+                for &n in plan {
+                    acks.extend(client.submit(n).await);
+                }
+                let received = client.collect_ops_until(total).await;
+                // Nothing after the last op: no duplicates, no stray frames.
+                client.expect_nothing_but_pong(1).await;
+                (client.handle.clone(), client.client_id, acks, received)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("client task"));
+    }
+
+    let reference = results[0].3.clone();
+    let actor_of: HashMap<ClientId, String> = results
+        .iter()
+        .map(|(handle, id, _, _)| (ClientId(*id), handle.clone()))
+        .collect();
+    for (handle, client_id, acks, received) in &results {
+        assert_seqs(received, 1, total);
+        assert_eq!(received, &reference, "@{handle} saw the same log as @ana");
+        // Each ack names the seq its op was delivered under.
+        assert_eq!(acks.len(), plans_len(&plans, handle, &handles));
+        for ack in acks {
+            let (seq, delivered) = &received[(ack.seq - 1) as usize];
+            assert_eq!((*seq, delivered.id), (ack.seq, ack.id));
+            assert_eq!(delivered.id.client, ClientId(*client_id));
+        }
+        // A client's ops appear in the order it submitted them.
+        let mine: Vec<u64> = received
+            .iter()
+            .filter(|(_, o)| o.id.client == ClientId(*client_id))
+            .map(|(_, o)| o.id.seq)
+            .collect();
+        assert_eq!(mine, (1..=mine.len() as u64).collect::<Vec<_>>());
+    }
+    let ids: HashSet<OpId> = reference.iter().map(|(_, o)| o.id).collect();
+    assert_eq!(ids.len() as u64, total, "no op id twice");
+    for (_, o) in &reference {
+        let actor = &actor_of[&o.id.client];
+        assert_eq!(o, &expected(o.id, actor), "ops are relayed unchanged");
+    }
+
+    // A late joiner with cursor 0 gets the whole log, then nothing more.
+    let token = relay.token(&hub, "dee", "reviewer");
+    let (mut late, welcome) = relay.join(&hub, &token, "dee").await;
+    assert_eq!(welcome.head, total);
+    assert_eq!(late.collect_ops_until(total).await, reference);
+    late.expect_nothing_but_pong(2).await;
+
+    // With cursor k in the hub's epoch: exactly k+1..=head.
+    for k in [1, 7, total - 1] {
+        let mut c = relay.connect(&hub).await;
+        let w = c.hello(&token, &hub, welcome.epoch, k).await;
+        assert_eq!((w.epoch, w.head), (welcome.epoch, total));
+        let got = c.collect_ops_until(total).await;
+        assert_seqs(&got, k + 1, total);
+        assert_eq!(got[..], reference[k as usize..]);
+        c.expect_nothing_but_pong(3).await;
+    }
+    // At the head: nothing to catch up.
+    for cursor in [total, total + 50] {
+        let mut c = relay.connect(&hub).await;
+        c.hello(&token, &hub, welcome.epoch, cursor).await;
+        c.expect_nothing_but_pong(4).await;
+    }
+    // A cursor from another epoch (or none) is void: the whole log again.
+    let other_epoch = welcome.epoch.wrapping_add(1).max(1);
+    for epoch in [0, other_epoch] {
+        let mut c = relay.connect(&hub).await;
+        let w = c.hello(&token, &hub, epoch, 5).await;
+        assert_eq!(w.epoch, welcome.epoch, "Welcome carries the hub's epoch");
+        assert_eq!(c.collect_ops_until(total).await, reference);
+        c.expect_nothing_but_pong(5).await;
+    }
+}
+
+fn plans_len(plans: &[&[usize]; 3], handle: &str, handles: &[&str; 3]) -> usize {
+    let i = handles
+        .iter()
+        .position(|h| *h == handle)
+        .expect("known handle");
+    plans[i].iter().sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resent_op_keeps_its_original_seq_and_is_stored_once() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let ana = relay.token(&hub, "ana", "lead");
+    let ben = relay.token(&hub, "ben", "creative");
+    let (mut a, _) = relay.join(&hub, &ana, "ana").await;
+    let (mut b, _) = relay.join(&hub, &ben, "ben").await;
+
+    let ops = a.make_ops(3);
+    let acks = a.submit_ops(ops.clone()).await;
+    assert_eq!(acks.iter().map(|x| x.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_seqs(&b.collect_ops_until(3).await, 1, 3);
+
+    // One op again, then the whole batch again: original seqs.
+    let again = a.submit_ops(vec![ops[1].clone()]).await;
+    assert_eq!(again[0].seq, 2);
+    let again = a.submit_ops(ops.clone()).await;
+    assert_eq!(again.iter().map(|x| x.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    // A resend next to a fresh op, and the same fresh op twice in one Submit.
+    let fresh = a.make_ops(1).remove(0);
+    let mixed = a
+        .submit_ops(vec![ops[0].clone(), fresh.clone(), fresh.clone()])
+        .await;
+    assert_eq!(mixed.iter().map(|x| x.seq).collect::<Vec<_>>(), [1, 4, 4]);
+
+    // A reconnecting replica (same client id, new connection) resends too.
+    let mut again_conn = relay.connect(&hub).await;
+    again_conn.hello(&ana, &hub, 0, 4).await;
+    let resent = again_conn.submit_ops(vec![ops[2].clone()]).await;
+    assert_eq!(resent[0].seq, 3);
+
+    // Other members get only the fresh op, once: no live delivery of resends.
+    let next = b.collect_ops_until(4).await;
+    assert_seqs(&next, 4, 4);
+    assert_eq!(next[0].1, fresh);
+    b.expect_nothing_but_pong(1).await;
+    // The submitter's own stream has each op once as well.
+    assert_seqs(&a.collect_ops_until(4).await, 1, 4);
+    a.expect_nothing_but_pong(2).await;
+
+    // The head did not move and the log holds each op once.
+    let (mut late, welcome) = relay.join(&hub, &ben, "ben").await;
+    assert_eq!(welcome.head, 4);
+    let log = late.collect_ops_until(4).await;
+    let ids: HashSet<OpId> = log.iter().map(|(_, o)| o.id).collect();
+    assert_eq!(ids.len(), 4);
+    late.expect_nothing_but_pong(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refused_for_other_hubs_garbled_or_revoked() {
+    let relay = TestRelay::start().await;
+    let hub_a = relay.hub("A");
+    let hub_b = relay.hub("B");
+    let token_a = relay.token(&hub_a, "ana", "lead");
+    let token_b = relay.token(&hub_b, "ben", "lead");
+
+    // Hub A's token on hub B's socket, Hello naming hub B.
+    let mut c = relay.connect(&hub_b).await;
+    c.send(&hello(&token_a, &hub_b)).await;
+    assert_eq!(
+        c.expect_error_and_close(ErrorCode::Forbidden).await,
+        Some(1008)
+    );
+
+    // A Hello naming another hub than the socket's URL, whichever token.
+    for (url_hub, hello_hub, token) in [
+        (&hub_a, &hub_b, &token_a),
+        (&hub_a, &hub_b, &token_b),
+        (&hub_b, &hub_a, &token_a),
+    ] {
+        let mut c = relay.connect(url_hub).await;
+        c.send(&hello(token, hello_hub)).await;
+        c.expect_error_and_close(ErrorCode::Forbidden).await;
+    }
+
+    // An unknown hub with a real token of another hub.
+    let mut c = relay.connect("h-nope").await;
+    c.send(&hello(&token_a, "h-nope")).await;
+    let err = c.recv().await;
+    assert!(
+        matches!(
+            err,
+            Frame::Error {
+                code: ErrorCode::Forbidden | ErrorCode::UnknownHub,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    c.expect_close().await;
+
+    // Wrong or garbled tokens.
+    let mut forged = token_a.clone();
+    let last = forged.pop().expect("non-empty token");
+    forged.push(if last == 'x' { 'y' } else { 'x' });
+    for bad in [forged.as_str(), "spk_nope_nope", "not-a-token", "", "spk_"] {
+        let mut c = relay.connect(&hub_a).await;
+        c.send(&hello(bad, &hub_a)).await;
+        let code = c.expect_error_and_close(ErrorCode::Unauthorized).await;
+        assert_eq!(code, Some(1008), "token {bad:?}");
+    }
+
+    // A revoked token: works before, refused after.
+    let (revoked, record) = relay
+        .registry()
+        .issue(&hub_a, "cy", "creative", None)
+        .expect("issue");
+    let mut c = relay.connect(&hub_a).await;
+    c.hello(&revoked, &hub_a, 0, 0).await;
+    c.expect_nothing_but_pong(1).await;
+    relay.registry().revoke(&hub_a, &record.id).expect("revoke");
+    let mut c = relay.connect(&hub_a).await;
+    c.send(&hello(&revoked, &hub_a)).await;
+    c.expect_error_and_close(ErrorCode::Unauthorized).await;
+
+    // An expired token.
+    let (expired, _) = relay
+        .registry()
+        .issue(&hub_a, "old", "creative", Some(1))
+        .expect("issue");
+    let mut c = relay.connect(&hub_a).await;
+    c.send(&hello(&expired, &hub_a)).await;
+    c.expect_error_and_close(ErrorCode::Unauthorized).await;
+
+    // The good tokens still work on their own hubs.
+    relay.join(&hub_a, &token_a, "ana").await;
+    relay.join(&hub_b, &token_b, "ben").await;
+}
+
+fn hello(token: &str, hub: &str) -> Frame {
+    Frame::Hello {
+        token: token.to_owned(),
+        hub: hub.to_owned(),
+        epoch: 0,
+        cursor: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_member_cannot_submit_but_stays_connected() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let viewer = relay.token(&hub, "viewer", "read-only");
+    let ana = relay.token(&hub, "ana", "lead");
+    let (mut v, welcome) = relay.join(&hub, &viewer, "viewer").await;
+    assert_eq!(welcome.role, "read-only");
+
+    let ops = v.make_ops(2);
+    v.send(&Frame::Submit { ops }).await;
+    v.expect_error(ErrorCode::Forbidden).await;
+    v.expect_nothing_but_pong(1).await;
+
+    // Nothing was stored.
+    let (mut a, welcome) = relay.join(&hub, &ana, "ana").await;
+    assert_eq!(welcome.head, 0);
+    a.expect_nothing_but_pong(2).await;
+
+    // The read-only connection still receives the hub's ops.
+    a.submit(2).await;
+    assert_seqs(&v.collect_ops_until(2).await, 1, 2);
+    v.expect_nothing_but_pong(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_frames_get_the_right_error_and_do_not_disturb_others() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let ana = relay.token(&hub, "ana", "lead");
+    let ben = relay.token(&hub, "ben", "creative");
+    let (mut x, _) = relay.join(&hub, &ana, "ana").await;
+    let (mut y, _) = relay.join(&hub, &ben, "ben").await;
+
+    // Ben keeps working while Ana's connection misbehaves.
+    const ROUNDS: u64 = 30;
+    let good = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        for i in 0..ROUNDS {
+            let acks = y.submit(1 + (i % 3) as usize).await;
+            seqs.extend(acks.iter().map(|a| a.seq));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let head = *seqs.last().expect("acks");
+        let log = y.collect_ops_until(head).await;
+        y.expect_nothing_but_pong(99).await;
+        (seqs, log)
+    });
+
+    x.send_message(Message::binary(vec![WIRE_VERSION, 0xc1, 0xff]))
+        .await;
+    x.expect_error(ErrorCode::BadFrame).await;
+    x.ping(1).await;
+
+    x.send_message(Message::binary(Vec::new())).await;
+    x.expect_error(ErrorCode::BadFrame).await;
+    x.ping(2).await;
+
+    let mut wrong_version = encode_frame(&Frame::Ping { nonce: 7 }).expect("encode");
+    wrong_version[0] = WIRE_VERSION + 1;
+    x.send_message(Message::binary(wrong_version)).await;
+    x.expect_error(ErrorCode::Version).await;
+    x.ping(3).await;
+
+    x.send_message(Message::text("{\"hello\":1}")).await;
+    x.expect_error(ErrorCode::BadFrame).await;
+    x.ping(4).await;
+
+    // An op claiming another member as its actor; the whole Submit is refused.
+    let mut ops = x.make_ops(2);
+    ops[1].actor = "ben".to_owned();
+    x.send(&Frame::Submit { ops }).await;
+    x.expect_error(ErrorCode::BadOp).await;
+    x.ping(5).await;
+
+    // Frames only the relay sends, and a second Hello.
+    x.send(&Frame::Ops {
+        from: 1,
+        ops: Vec::new(),
+    })
+    .await;
+    x.expect_error(ErrorCode::Protocol).await;
+    x.send(&hello(&ana, &hub)).await;
+    x.expect_error(ErrorCode::Protocol).await;
+    x.ping(6).await;
+
+    let (seqs, log) = good.await.expect("the well-behaved client");
+    let head = *seqs.last().expect("acks");
+    assert_seqs(&log, 1, head);
+    assert!(
+        log.iter().all(|(_, o)| o.actor == "ben"),
+        "nothing from the refused Submits was stored"
+    );
+    // Ana's connection saw the same log, and is still fine.
+    let seen = x.collect_ops_until(head).await;
+    assert_eq!(seen, log);
+    x.expect_nothing_but_pong(100).await;
+
+    // Before Hello: a Submit, a text message, or garbage end the connection.
+    let mut c = relay.connect(&hub).await;
+    c.send(&Frame::Submit {
+        ops: vec![op(1, 1, "ana")],
+    })
+    .await;
+    assert_eq!(
+        c.expect_error_and_close(ErrorCode::Protocol).await,
+        Some(1002)
+    );
+
+    let mut c = relay.connect(&hub).await;
+    c.send_message(Message::text("hello")).await;
+    c.expect_error_and_close(ErrorCode::BadFrame).await;
+
+    let mut c = relay.connect(&hub).await;
+    c.send_message(Message::binary(vec![WIRE_VERSION, 0xc1]))
+        .await;
+    c.expect_error_and_close(ErrorCode::BadFrame).await;
+
+    let (_, welcome) = relay.join(&hub, &ben, "ben").await;
+    assert_eq!(welcome.head, head, "no refused op was stored");
+}
+
+/// Reads until the relay ends the connection; an `Error` before the end must
+/// be `too_large`. Returns how it ended.
+async fn expect_dropped_for_size(c: &mut Client) -> String {
+    for _ in 0..1000 {
+        match c.next_event().await {
+            Event::Frame(Frame::Error { code, message }) => {
+                assert_eq!(code, ErrorCode::TooLarge, "{message}")
+            }
+            // Live ops that were already on their way are fine.
+            Event::Frame(Frame::Ops { .. }) => {}
+            Event::Frame(other) => panic!("unexpected frame {other:?}"),
+            Event::Close(code) => {
+                if let Some(code) = code {
+                    assert_eq!(code, 1009, "close code for a too-large message");
+                }
+                return format!("closed with {code:?}");
+            }
+            Event::Ended(why) => return why,
+        }
+    }
+    panic!("the connection was not closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oversized_message_closes_only_that_connection() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let ana = relay.token(&hub, "ana", "lead");
+    let ben = relay.token(&hub, "ben", "creative");
+    let (mut y, _) = relay.join(&hub, &ben, "ben").await;
+    y.submit(1).await;
+
+    // One 1.1 MiB message in one WebSocket frame.
+    let (mut x, _) = relay.join(&hub, &ana, "ana").await;
+    let mut big = vec![0u8; 1024 * 1024 + 100 * 1024];
+    big[0] = WIRE_VERSION;
+    // The relay may stop reading mid-message, so the send itself may fail.
+    let _ = tokio::time::timeout(
+        TIMEOUT,
+        futures_util::SinkExt::send(&mut x.ws, Message::binary(big)),
+    )
+    .await;
+    expect_dropped_for_size(&mut x).await;
+
+    // Over 1 MiB in fragments that are each within the frame limit.
+    let (mut z, _) = relay.join(&hub, &ana, "ana").await;
+    let piece = vec![7u8; 250 * 1024];
+    for i in 0..5 {
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Binary)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        let mut data = piece.clone();
+        if i == 0 {
+            data[0] = WIRE_VERSION;
+        }
+        let frame = WsFrame::message(data, opcode, i == 4);
+        let sent = tokio::time::timeout(
+            TIMEOUT,
+            futures_util::SinkExt::send(&mut z.ws, Message::Frame(frame)),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            break;
+        }
+    }
+    expect_dropped_for_size(&mut z).await;
+
+    // Ben's connection and new ones work as before.
+    let acks = y.submit(2).await;
+    assert_eq!(acks.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_seqs(&y.collect_ops_until(3).await, 1, 3);
+    y.expect_nothing_but_pong(1).await;
+    let (mut w, welcome) = relay.join(&hub, &ana, "ana").await;
+    assert_eq!(welcome.head, 3);
+    assert_seqs(&w.collect_ops_until(3).await, 1, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_hello_in_time_gets_a_timeout_error_and_a_close() {
+    let relay = TestRelay::start_with(|c| c.hello_timeout = Duration::from_millis(300)).await;
+    let hub = relay.hub("Studio");
+    let started = Instant::now();
+    let mut c = relay.connect(&hub).await;
+    let code = c.expect_error_and_close(ErrorCode::Timeout).await;
+    let elapsed = started.elapsed();
+    assert_eq!(code, Some(1008));
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(5),
+        "closed after {elapsed:?}"
+    );
+
+    // A Hello in time is fine.
+    let token = relay.token(&hub, "ana", "lead");
+    let (mut ok, _) = relay.join(&hub, &token, "ana").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ok.expect_nothing_but_pong(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_reaches_the_others_under_the_token_handle_and_not_the_sender() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let mut clients = Vec::new();
+    for handle in ["ana", "ben", "cy"] {
+        let token = relay.token(&hub, handle, "creative");
+        clients.push(relay.join(&hub, &token, handle).await.0);
+    }
+    // A member of another hub on the same relay.
+    let elsewhere = relay.hub("Elsewhere");
+    let token = relay.token(&elsewhere, "ana", "lead");
+    let (mut outsider, _) = relay.join(&elsewhere, &token, "ana").await;
+    let presence = Presence {
+        member: "mallory".to_owned(),
+        status: "online".to_owned(),
+        tz: Some("Europe/Lisbon".to_owned()),
+        viewing: Some("brief/b-7k2m9q3x".to_owned()),
+    };
+    clients[0].send(&Frame::Presence(presence.clone())).await;
+    let want = Presence {
+        member: "ana".to_owned(),
+        ..presence
+    };
+    for c in &mut clients[1..] {
+        assert_eq!(c.recv().await, Frame::Presence(want.clone()));
+    }
+    // Ben submits after the presence went out: Ana's next frame is his op,
+    // not her own presence echoed back.
+    clients[1].submit(1).await;
+    for c in &mut clients {
+        let ops = c.collect_ops_until(1).await;
+        assert_seqs(&ops, 1, 1);
+        c.expect_nothing_but_pong(1).await;
+    }
+    // Presence stays inside its hub.
+    outsider.expect_nothing_but_pong(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_resends_the_log_from_the_asked_seq() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let token = relay.token(&hub, "ana", "lead");
+    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+    a.submit(6).await;
+    a.submit(4).await;
+    let log = a.collect_ops_until(10).await;
+    assert_seqs(&log, 1, 10);
+
+    a.send(&Frame::Fetch { from: 4 }).await;
+    let again = a.collect_ops_until(10).await;
+    assert_eq!(again[..], log[3..]);
+    a.expect_nothing_but_pong(1).await;
+
+    a.send(&Frame::Fetch { from: 0 }).await;
+    assert_eq!(a.collect_ops_until(10).await, log);
+    a.expect_nothing_but_pong(2).await;
+
+    a.send(&Frame::Fetch { from: 11 }).await;
+    a.expect_nothing_but_pong(3).await;
+
+    // Live delivery carries on after a Fetch, without repeats.
+    a.submit(1).await;
+    assert_seqs(&a.collect_ops_until(11).await, 11, 11);
+    a.expect_nothing_but_pong(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_are_stored_by_hash_and_guarded_by_hub_tokens() {
+    const LIMIT: u64 = 64 * 1024;
+    let relay = TestRelay::start_with(|c| c.max_blob_bytes = LIMIT).await;
+    let hub = relay.hub("Studio");
+    let other = relay.hub("Other");
+    let lead = relay.token(&hub, "ana", "lead");
+    let viewer = relay.token(&hub, "viewer", "read-only");
+    let outsider = relay.token(&other, "oz", "lead");
+    let auth = |t: &str| format!("Bearer {t}");
+    let url = |h: &str, sha: &str| format!("/v1/hubs/{h}/blobs/{sha}");
+    let addr = relay.addr;
+
+    let body: Vec<u8> = (0..40_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let sha = sha256_hex(&body);
+    let put = async |token: Option<&str>, hub: &str, sha: &str, body: &[u8]| {
+        let header = token.map(auth);
+        let headers: Vec<(&str, &str)> = header
+            .as_deref()
+            .map(|h| vec![("Authorization", h)])
+            .unwrap_or_default();
+        http(addr, "PUT", &url(hub, sha), &headers, body).await
+    };
+    let get = async |token: Option<&str>, hub: &str, sha: &str| {
+        let header = token.map(auth);
+        let headers: Vec<(&str, &str)> = header
+            .as_deref()
+            .map(|h| vec![("Authorization", h)])
+            .unwrap_or_default();
+        http(addr, "GET", &url(hub, sha), &headers, &[]).await
+    };
+
+    // Wrong hash: refused, nothing stored, no temporary file left behind.
+    let wrong = sha256_hex(b"something else");
+    let r = put(Some(&lead), &hub, &wrong, &body).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(get(Some(&lead), &hub, &wrong).await.status, 404);
+    let tmp = relay
+        .dir
+        .path()
+        .join("hubs")
+        .join(&hub)
+        .join("blobs")
+        .join("tmp");
+    let leftovers = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "temporary upload files left in {tmp:?}");
+
+    // Matching hash: created, then a no-op.
+    let r = put(Some(&lead), &hub, &sha, &body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = put(Some(&lead), &hub, &sha, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Reading it back, with any token of the hub.
+    for token in [&lead, &viewer] {
+        let r = get(Some(token), &hub, &sha).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, body, "the same bytes come back");
+    }
+
+    // Other hub's token: forbidden both ways, on this hub's URL.
+    assert_eq!(get(Some(&outsider), &hub, &sha).await.status, 403);
+    let small = b"outsider".to_vec();
+    let r = put(Some(&outsider), &hub, &sha256_hex(&small), &small).await;
+    assert_eq!(r.status, 403);
+    // ... and the blob is not visible through the other hub.
+    assert_eq!(get(Some(&outsider), &other, &sha).await.status, 404);
+
+    // No token, or a bad one.
+    assert_eq!(get(None, &hub, &sha).await.status, 401);
+    assert_eq!(
+        put(None, &hub, &sha256_hex(&small), &small).await.status,
+        401
+    );
+    assert_eq!(get(Some("spk_no_pe"), &hub, &sha).await.status, 401);
+
+    // Read-only may not upload.
+    let r = put(Some(&viewer), &hub, &sha256_hex(&small), &small).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        get(Some(&lead), &hub, &sha256_hex(&small)).await.status,
+        404
+    );
+
+    // Over the size limit.
+    let huge = vec![1u8; LIMIT as usize + 1];
+    let r = put(Some(&lead), &hub, &sha256_hex(&huge), &huge).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(get(Some(&lead), &hub, &sha256_hex(&huge)).await.status, 404);
+    // Exactly at the limit is fine.
+    let at_limit = vec![2u8; LIMIT as usize];
+    let r = put(Some(&lead), &hub, &sha256_hex(&at_limit), &at_limit).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_ok_and_metrics_count_stored_ops() {
+    let relay = TestRelay::start().await;
+    let r = http(relay.addr, "GET", "/healthz", &[], &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text().trim(), "ok");
+
+    let hub = relay.hub("Studio");
+    let token = relay.token(&hub, "ana", "lead");
+    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+    let ops = a.make_ops(5);
+    a.submit_ops(ops.clone()).await;
+    a.submit(7).await;
+    a.submit_ops(ops[..2].to_vec()).await; // resends: not stored again
+    // Once the ops came back live, the writer has counted them.
+    a.collect_ops_until(12).await;
+
+    let r = http(relay.addr, "GET", "/metrics", &[], &[]).await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert_eq!(
+        metric(&text, "spoke_relay_ops_stored_total"),
+        Some(12),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "spoke_relay_ops_duplicate_total"),
+        Some(2),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "spoke_relay_connections"), Some(1), "{text}");
+}
+
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_tells_connected_clients_going_away_with_close_1001() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let token = relay.token(&hub, "ana", "lead");
+    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+    let (mut b, _) = relay.join(&hub, &token, "ana").await;
+    a.submit(3).await;
+    let addr = relay.addr;
+
+    let TestRelay { running, dir, .. } = relay;
+    let stopping = tokio::spawn(async move {
+        tokio::time::timeout(TIMEOUT, running.shutdown())
+            .await
+            .expect("shutdown finishes in time")
+            .expect("shutdown succeeds");
+    });
+    for c in [&mut a, &mut b] {
+        assert_eq!(read_until_going_away(c).await, Some(1001));
+    }
+    stopping.await.expect("shutdown task");
+    // No longer listening.
+    assert!(common::try_http(addr, "GET", "/healthz").await.is_err());
+    drop(dir);
+}
+
+/// Reads past ops and acks already on their way until `Error{going_away}`,
+/// then expects the close; returns its code.
+async fn read_until_going_away(c: &mut Client) -> Option<u16> {
+    for _ in 0..10_000 {
+        match c.next_event().await {
+            Event::Frame(Frame::Ops { .. } | Frame::Ack { .. }) => continue,
+            Event::Frame(Frame::Error { code, message }) => {
+                assert_eq!(code, ErrorCode::GoingAway, "{message}");
+                return c.expect_close().await;
+            }
+            other => panic!("expected Error {{ going_away }}, got {other:?}"),
+        }
+    }
+    panic!("no going_away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_returns_only_after_every_connection_has_closed() {
+    // One op per second, bursts of two: the second Submit of two ops keeps
+    // its connection busy in the rate limiter for about two seconds.
+    let relay = TestRelay::start_with(|c| c.max_ops_per_sec = 1).await;
+    let hub = relay.hub("Studio");
+    let token = relay.token(&hub, "ana", "lead");
+    let (mut idle, _) = relay.join(&hub, &token, "ana").await;
+    let (mut busy, _) = relay.join(&hub, &token, "ana").await;
+    busy.submit(2).await;
+    let ops = busy.make_ops(2);
+    busy.send(&Frame::Submit { ops }).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let shared = relay.running.relay.clone();
+    assert_eq!(shared.metrics.connections.load(Relaxed), 2);
+    let TestRelay { running, dir, .. } = relay;
+    let started = Instant::now();
+    tokio::time::timeout(TIMEOUT, running.shutdown())
+        .await
+        .expect("shutdown finishes in time")
+        .expect("shutdown succeeds");
+    let took = started.elapsed();
+    // `Running::shutdown` promises to wait for the connections to close.
+    let open = shared.metrics.connections.load(Relaxed);
+
+    // Both clients are told, whenever that happens.
+    assert_eq!(read_until_going_away(&mut idle).await, Some(1001));
+    assert_eq!(read_until_going_away(&mut busy).await, Some(1001));
+    assert_eq!(
+        open, 0,
+        "shutdown() returned after {took:?} with {open} WebSocket connection(s) still open"
+    );
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_joining_during_a_stream_of_submits_see_a_gapless_log() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let ana = relay.token(&hub, "ana", "lead");
+    let ben = relay.token(&hub, "ben", "reviewer");
+    let mut rng = common::XorShift(0x00c0_ffee);
+    let plan: Vec<usize> = (0..150).map(|_| rng.range(1, 12) as usize).collect();
+    let total: u64 = plan.iter().sum::<usize>() as u64;
+
+    let (mut writer, _) = relay.join(&hub, &ana, "ana").await;
+    let writing = tokio::spawn(async move {
+        for n in plan {
+            writer.submit(n).await;
+        }
+        let log = writer.collect_ops_until(total).await;
+        writer.expect_nothing_but_pong(1).await;
+        log
+    });
+    let mut joiners = Vec::new();
+    for i in 0..8u64 {
+        let addr = relay.addr;
+        let hub = hub.clone();
+        let ben = ben.clone();
+        joiners.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(12 * i)).await;
+            let mut c = Client::connect(addr, &hub).await;
+            let welcome = c.hello(&ben, &hub, 0, 0).await;
+            let log = c.collect_ops_until(total).await;
+            assert_seqs(&log, 1, total);
+            c.expect_nothing_but_pong(2).await;
+            // Reconnect from a cursor in the middle.
+            let k = (welcome.head / 2).max(1).min(total - 1);
+            let mut again = Client::connect(addr, &hub).await;
+            again.hello(&ben, &hub, welcome.epoch, k).await;
+            let rest = again.collect_ops_until(total).await;
+            assert_eq!(rest[..], log[k as usize..]);
+            again.expect_nothing_but_pong(3).await;
+            (welcome.head, log)
+        }));
+    }
+    let log = writing.await.expect("writer");
+    assert_seqs(&log, 1, total);
+    let mut heads = Vec::new();
+    for j in joiners {
+        let (head, seen) = j.await.expect("joiner");
+        assert_eq!(seen, log);
+        heads.push(head);
+    }
+    eprintln!("joiners saw heads {heads:?} of {total}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_ops_or_an_oversized_op_are_refused_and_the_connection_stays() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let token = relay.token(&hub, "ana", "lead");
+    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+
+    // More ops than one Submit may carry.
+    let ops = a.make_ops(MAX_OPS_PER_FRAME + 1);
+    a.send(&Frame::Submit { ops }).await;
+    a.expect_error(ErrorCode::TooLarge).await;
+    a.expect_nothing_but_pong(1).await;
+
+    // One op over MAX_OP_BYTES, in a message under the message limit sent
+    // as protocol-sized fragments.
+    let mut ops = a.make_ops(1);
+    ops[0].body = vec![b'x'; MAX_OP_BYTES + 10];
+    let bytes = encode_frame(&Frame::Submit { ops }).expect("encode");
+    send_fragmented(&mut a, bytes, 128 * 1024).await;
+    a.expect_error(ErrorCode::TooLarge).await;
+    a.expect_nothing_but_pong(2).await;
+
+    // A Submit over the frame size but within the message limit, fragmented
+    // as the protocol asks, is fine: 256 ops of about 1.2 KiB.
+    let mut ops = a.make_ops(MAX_OPS_PER_FRAME);
+    for o in &mut ops {
+        o.body = vec![b'y'; 1200];
+    }
+    let ids: Vec<OpId> = ops.iter().map(|o| o.id).collect();
+    let bytes = encode_frame(&Frame::Submit { ops }).expect("encode");
+    assert!(bytes.len() > MAX_FRAME_BYTES && bytes.len() < MAX_MESSAGE_BYTES);
+    send_fragmented(&mut a, bytes, 128 * 1024).await;
+    let acks = a.wait_ack().await;
+    assert_eq!(acks.iter().map(|x| x.id).collect::<Vec<_>>(), ids);
+    assert_eq!(acks.last().map(|x| x.seq), Some(MAX_OPS_PER_FRAME as u64));
+    let log = a.collect_ops_until(MAX_OPS_PER_FRAME as u64).await;
+    assert_seqs(&log, 1, MAX_OPS_PER_FRAME as u64);
+    a.expect_nothing_but_pong(3).await;
+}
+
+/// Sends `bytes` as one binary message split into WebSocket frames of at most
+/// `piece` bytes.
+async fn send_fragmented(c: &mut Client, bytes: Vec<u8>, piece: usize) {
+    let chunks: Vec<&[u8]> = bytes.chunks(piece).collect();
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Binary)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        let frame = WsFrame::message(chunk.to_vec(), opcode, i == last);
+        c.send_message(Message::Frame(frame)).await;
+    }
+}
