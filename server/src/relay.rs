@@ -521,6 +521,13 @@ impl Connection {
     async fn send_log(&mut self, hub: &Arc<HubHandle>, from: u64, upto: u64) -> Result<(), Ending> {
         let mut next = from;
         while next <= upto {
+            if *self.relay.shutdown.borrow() {
+                return Err(Ending::new(
+                    ErrorCode::GoingAway,
+                    "the relay is shutting down; reconnect later",
+                    close_code::AWAY,
+                ));
+            }
             let log = hub.log.clone();
             let chunk = tokio::task::spawn_blocking(move || {
                 log.read(next, upto, MAX_OPS_PER_FRAME, proto::FRAME_OPS_BUDGET)

@@ -587,6 +587,25 @@ impl Replica {
         Ok(out)
     }
 
+    /// Up to `limit` pending ops with a client seq above `after`, oldest first.
+    pub fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<Op>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(PENDING).at(&self.path)?;
+        let mut out = Vec::new();
+        for row in table.range(after.saturating_add(1)..).at(&self.path)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row.at(&self.path)?;
+            out.push(Op::decode(v.value()).map_err(|e| StoreError::BadOp {
+                path: self.path.clone(),
+                at: format!("pending client seq {}", k.value()),
+                detail: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
     pub fn pending_count(&self) -> Result<u64, StoreError> {
         self.table_len(PENDING)
     }

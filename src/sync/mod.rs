@@ -54,6 +54,17 @@ pub async fn join(
     let ca_file = ca_file.map(Path::to_path_buf).or_else(env_ca_file);
     let session = Session::connect(&addr, token, 0, 0, ca_file.as_deref()).await?;
     let welcome = session.welcome.clone();
+    // Refuse before touching anything: a replica keeps acting as its member.
+    if let Some(replica) = &existing
+        && let Some(me) = replica.meta()?.me
+        && me != welcome.member
+    {
+        return Err(SyncError::WrongMember {
+            token_member: welcome.member,
+            replica_member: me,
+        }
+        .into());
+    }
     let replica = match existing {
         Some(r) => r,
         None => {

@@ -20,6 +20,9 @@ type Ws =
 /// Most ops applied in one local commit while catching up.
 const APPLY_GROUP: usize = 16_384;
 
+/// Most submitted ops awaiting their acknowledgement.
+const MAX_IN_FLIGHT: usize = 4096;
+
 /// What the relay said about us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
@@ -103,6 +106,8 @@ pub struct Session {
     pub welcome: Welcome,
     blobs: Option<super::blobs::BlobClient>,
     uploaded: HashSet<String>,
+    /// Highest client seq submitted in this session.
+    sent_upto: u64,
 }
 
 impl Session {
@@ -159,6 +164,7 @@ impl Session {
                 },
                 blobs: super::blobs::BlobClient::new(addr.clone(), token.to_owned(), ca_file).ok(),
                 uploaded: HashSet::new(),
+                sent_upto: 0,
             }),
             Frame::Error { code, message } => Err(SyncError::Refused {
                 code: code_name(code),
@@ -328,7 +334,7 @@ impl Session {
                     report.head = report.head.max(a.seq);
                 }
                 report.pushed += acks.len() as u64;
-                Ok(())
+                self.push_pending(replica, in_flight, report).await
             }
             Frame::Ping { nonce } => send(&mut self.ws, &Frame::Pong { nonce }).await,
             Frame::Pong { .. } | Frame::Presence(_) => Ok(()),
@@ -388,18 +394,24 @@ impl Session {
     }
 
     /// Submits pending ops not yet in flight, in protocol-sized frames.
+    /// Keeps at most [`MAX_IN_FLIGHT`] ops unacknowledged, so the relay's
+    /// answers never pile up behind our own sends (both sides would block).
     async fn push_pending(
         &mut self,
         replica: &Arc<Replica>,
         in_flight: &mut HashSet<OpId>,
         _report: &mut SyncReport,
     ) -> Result<(), SyncError> {
+        let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+        if room == 0 {
+            return Ok(());
+        }
         let r = replica.clone();
-        let pending = blocking(move || r.pending()).await?;
-        let fresh: Vec<crate::model::Op> = pending
-            .into_iter()
-            .filter(|op| !in_flight.contains(&op.id))
-            .collect();
+        let after = self.sent_upto;
+        let fresh = blocking(move || r.pending_after(after, room)).await?;
+        if let Some(last) = fresh.last() {
+            self.sent_upto = last.id.seq;
+        }
         // Blobs go first, so no member ever receives an op whose bytes are missing.
         let home = replica
             .path()
