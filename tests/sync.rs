@@ -1468,3 +1468,177 @@ fn joining_with_another_members_token_is_refused_and_changes_nothing() {
         "a refused join must leave a local replica unjoined: {local}"
     );
 }
+
+/// Serves one session as a fake relay: answers Hello with `welcome`, sends
+/// `ops` from seq 1, then acks every Submit until the client leaves. Returns
+/// the Hello's (epoch, cursor).
+async fn fake_relay_session(
+    listener: &tokio::net::TcpListener,
+    welcome: Frame,
+    ops: Vec<SeqOp>,
+) -> (u64, u64) {
+    let (stream, _) = within("the client connecting", listener.accept())
+        .await
+        .expect("accept");
+    let mut ws = within("the handshake", tokio_tungstenite::accept_async(stream))
+        .await
+        .expect("handshake");
+    let hello = match next_client_frame(&mut ws).await {
+        Some(Frame::Hello { epoch, cursor, .. }) => (epoch, cursor),
+        other => panic!("expected Hello, got {other:?}"),
+    };
+    send_to_client(&mut ws, &welcome).await;
+    let mut head = ops.len() as u64;
+    if !ops.is_empty() {
+        send_to_client(&mut ws, &Frame::Ops { from: 1, ops }).await;
+    }
+    // Like the relay: sequence each submission, ack it, and send it back.
+    while let Some(frame) = next_client_frame(&mut ws).await {
+        if let Frame::Submit { ops } = frame {
+            let from = head + 1;
+            let mut acks = Vec::new();
+            let mut echoed = Vec::new();
+            for op in ops {
+                head += 1;
+                acks.push(spoke_relay::proto::AckEntry {
+                    id: op.id,
+                    seq: head,
+                });
+                echoed.push(SeqOp {
+                    seq: head,
+                    op: spoke_relay::proto::encode_op(&op).expect("encode"),
+                });
+            }
+            send_to_client(&mut ws, &Frame::Ack { acks }).await;
+            send_to_client(&mut ws, &Frame::Ops { from, ops: echoed }).await;
+        }
+    }
+    hello
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_hub_epoch_replaces_the_old_log_and_keeps_local_pending_ops() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let meta = ReplicaMeta {
+        me: Some("ana".into()),
+        hub_id: Some("h-fake".into()),
+        ..ReplicaMeta::new(ClientId(0xa11ce))
+    };
+    let replica = Arc::new(
+        Replica::create(&dir.path().join("replica.redb"), &meta).expect("create a replica"),
+    );
+    let old = EntityRef::new(EntityKind::Brief, "b-oldepoch");
+    let new = EntityRef::new(EntityKind::Brief, "b-newepoch");
+    let seq_op = |seq: u64, entity: &EntityRef, title: &str| SeqOp {
+        seq,
+        op: foreign_op(
+            0xbeef,
+            seq,
+            "kenji",
+            entity.clone(),
+            set_fields(&[("title", json!(title))]),
+        )
+        .encode()
+        .expect("encode"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "ws://{}/v1/hubs/h-fake",
+        listener.local_addr().expect("addr")
+    );
+    let hub_addr = HubAddress::parse(&url).expect("url");
+    let welcome = |epoch, head| Frame::Welcome {
+        member: "ana".into(),
+        role: "lead".into(),
+        hub_name: "Fake".into(),
+        epoch,
+        head,
+    };
+
+    // Epoch 7: three ops about the old brief.
+    let first = tokio::spawn({
+        let ops = vec![
+            seq_op(1, &old, "a"),
+            seq_op(2, &old, "b"),
+            seq_op(3, &old, "c"),
+        ];
+        async move {
+            let l = listener;
+            let hello = fake_relay_session(&l, welcome(7, 3), ops).await;
+            (l, hello)
+        }
+    });
+    let session = Session::connect(&hub_addr, "spk_x_y", 0, 0, None)
+        .await
+        .expect("connect");
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    session
+        .run(replica.clone(), Mode::Once, stop.clone(), None)
+        .await
+        .expect("first session");
+    let (listener, _) = within("the first fake session", first).await.expect("fake");
+    assert_eq!(replica.meta().expect("meta").cursor, 3);
+
+    // A local change made while the hub was reset.
+    replica
+        .commit_local(
+            "ana",
+            vec![(
+                EntityRef::new(EntityKind::Brief, "b-mine0001"),
+                set_fields(&[("title", json!("mine"))]),
+            )],
+            1,
+        )
+        .expect("local change");
+
+    // Epoch 9: a different log. The client's cursor 3 must not be trusted.
+    let fresh_ops = vec![seq_op(1, &new, "fresh")];
+    let second =
+        tokio::spawn(async move { fake_relay_session(&listener, welcome(9, 1), fresh_ops).await });
+    let m = replica.meta().expect("meta");
+    let session = Session::connect(&hub_addr, "spk_x_y", m.epoch, m.cursor, None)
+        .await
+        .expect("connect again");
+    let report = session
+        .run(replica.clone(), Mode::Once, stop, None)
+        .await
+        .expect("second session");
+    let hello = within("the second fake session", second)
+        .await
+        .expect("fake");
+    assert_eq!(hello, (7, 3), "the client said where it was");
+
+    let meta = replica.meta().expect("meta");
+    assert_eq!(
+        (meta.epoch, meta.cursor),
+        (9, 2),
+        "new log plus our echoed op"
+    );
+    assert_eq!(
+        report.pushed, 1,
+        "the local change was pushed to the new log"
+    );
+    assert!(
+        replica.record(&old).expect("read").is_none(),
+        "the old epoch's state is gone"
+    );
+    assert_eq!(
+        replica
+            .record(&new)
+            .expect("read")
+            .and_then(|r| r.string("title"))
+            .as_deref(),
+        Some("fresh")
+    );
+    assert_eq!(
+        replica
+            .record(&EntityRef::new(EntityKind::Brief, "b-mine0001"))
+            .expect("read")
+            .and_then(|r| r.string("title"))
+            .as_deref(),
+        Some("mine"),
+        "local changes survive the reset"
+    );
+}
