@@ -91,6 +91,25 @@ fn authorize(
     Ok(record)
 }
 
+/// Checks the blob name and the token; `write` for uploads.
+#[allow(clippy::result_large_err)]
+fn check_request(
+    relay: &Relay,
+    headers: &HeaderMap,
+    hub: &str,
+    sha: &str,
+    write: bool,
+) -> Result<TokenRecord, Response> {
+    if !is_sha256_hex(sha) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the blob name must be 64 lowercase hex digits (its SHA-256)",
+        ));
+    }
+    authorize(relay, headers, hub, write)
+}
+
 /// `PUT /v1/hubs/{hub}/blobs/{sha256}`
 pub async fn put_blob(
     State(relay): State<Arc<Relay>>,
@@ -98,14 +117,7 @@ pub async fn put_blob(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !is_sha256_hex(&sha) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the blob name must be 64 lowercase hex digits (its SHA-256)",
-        );
-    }
-    if let Err(resp) = authorize(&relay, &headers, &hub, true) {
+    if let Err(resp) = check_request(&relay, &headers, &hub, &sha, true) {
         return resp;
     }
     let target = blob_path(&relay, &hub, &sha);
@@ -228,14 +240,7 @@ pub async fn get_blob(
     UrlPath((hub, sha)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !is_sha256_hex(&sha) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the blob name must be 64 lowercase hex digits (its SHA-256)",
-        );
-    }
-    if let Err(resp) = authorize(&relay, &headers, &hub, false) {
+    if let Err(resp) = check_request(&relay, &headers, &hub, &sha, false) {
         return resp;
     }
     let path = blob_path(&relay, &hub, &sha);

@@ -203,14 +203,16 @@ impl Replica {
     pub fn meta(&self) -> Result<ReplicaMeta, StoreError> {
         let txn = self.begin_read()?;
         let table = txn.open_table(META).at(&self.path)?;
-        let value = table
-            .get("replica")
-            .at(&self.path)?
-            .ok_or_else(|| StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: "its replica metadata is missing".into(),
-            })?;
-        rmp_serde::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+        let value = table.get("replica").at(&self.path)?;
+        self.parse_meta(value.as_ref().map(|v| v.value()))
+    }
+
+    fn parse_meta(&self, bytes: Option<&[u8]>) -> Result<ReplicaMeta, StoreError> {
+        let bytes = bytes.ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: "its replica metadata is missing".into(),
+        })?;
+        rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
             detail: format!("its replica metadata is unreadable: {e}"),
         })
@@ -232,14 +234,7 @@ impl Replica {
     fn meta_in(&self, txn: &WriteTransaction) -> Result<ReplicaMeta, StoreError> {
         let table = txn.open_table(META).at(&self.path)?;
         let value = table.get("replica").at(&self.path)?;
-        let value = value.ok_or_else(|| StoreError::Corrupt {
-            path: self.path.clone(),
-            detail: "its replica metadata is missing".into(),
-        })?;
-        rmp_serde::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
-            path: self.path.clone(),
-            detail: format!("its replica metadata is unreadable: {e}"),
-        })
+        self.parse_meta(value.as_ref().map(|v| v.value()))
     }
 
     /// Records local changes as ops: gives each the next client seq and a
