@@ -13,6 +13,11 @@ pub struct Config {
     pub home: Option<PathBuf>,
     /// IANA zone used to read and show times when the member has none set.
     pub timezone: Option<String>,
+    /// TUI theme: `default-dark`, `default-light`, `ansi16` or a file in
+    /// `CONFIG_DIR/themes/`.
+    pub theme: Option<String>,
+    /// TUI keymap: `default`, `arrows` or a file in `CONFIG_DIR/keymaps/`.
+    pub keymap: Option<String>,
 }
 
 impl Config {
@@ -51,7 +56,12 @@ impl Config {
 }
 
 fn default_config_path() -> Option<PathBuf> {
-    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("spoke").join("config.toml"))
+    config_dir().map(|d| d.join("config.toml"))
+}
+
+/// `$XDG_CONFIG_HOME/spoke` (`~/.config/spoke`): user themes and keymaps live here.
+pub fn config_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("spoke"))
 }
 
 /// The default data folder: `$XDG_DATA_HOME/spoke` (`~/.local/share/spoke`).

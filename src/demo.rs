@@ -305,7 +305,24 @@ pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let url = rt.block_on(start_and_sync(&home))?;
+    let (url, running) = rt.block_on(start_and_sync(&home))?;
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !ctx.json;
+    let shown = if interactive {
+        // The relay keeps serving while the TUI runs, so sync is live.
+        let mut opts = ctx.tui_options(true)?;
+        opts.home = home.clone();
+        crate::tui::run::run(opts)
+    } else {
+        print_demo(ctx, &home, &url, explicit_home)
+    };
+    rt.block_on(running.shutdown())
+        .context("stopping the demo relay")?;
+    shown
+}
+
+/// The non-interactive demo: the queue as text.
+fn print_demo(ctx: &Ctx, home: &Path, url: &str, explicit_home: bool) -> Result<()> {
+    let home = home.to_path_buf();
     let hub = Hub::open(&home, None)?;
     let briefs = hub.briefs(&BriefFilter::default())?;
     if ctx.json {
@@ -337,9 +354,9 @@ pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
     Ok(())
 }
 
-/// Starts the embedded relay, joins (and on first run seeds) the demo hub,
-/// syncs, stops the relay. Returns the hub URL that was used.
-async fn start_and_sync(home: &Path) -> Result<String> {
+/// Starts the embedded relay, joins (and on first run seeds) the demo hub
+/// and syncs. Returns the hub URL and the running relay.
+async fn start_and_sync(home: &Path) -> Result<(String, spoke_relay::server::Running)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("opening a loopback port for the demo relay")?;
@@ -368,11 +385,13 @@ async fn start_and_sync(home: &Path) -> Result<String> {
         anyhow::Ok(url)
     }
     .await;
-    running
-        .shutdown()
-        .await
-        .context("stopping the demo relay")?;
-    outcome
+    match outcome {
+        Ok(url) => Ok((url, running)),
+        Err(e) => {
+            let _ = running.shutdown().await;
+            Err(e)
+        }
+    }
 }
 
 fn tempdir_in(base: &Path) -> Result<TempDir> {

@@ -45,9 +45,22 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub rebuild_cache: bool,
 
-    /// Seed a demo hub in a temporary folder (or an empty --home) and show it
+    /// Start a relay in-process, seed a demo hub on it, join it and open the
+    /// TUI (prints the queue when not on a terminal); --home keeps it
     #[arg(long)]
     pub demo: bool,
+
+    /// TUI theme: default-dark, default-light, ansi16, or a user theme [default: default-dark]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
+
+    /// TUI keymap: default (vim-like), arrows, or a user keymap [default: default]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub keymap: Option<String>,
+
+    /// Colours the terminal can show [default: from COLORTERM/TERM]
+    #[arg(long, global = true, value_name = "truecolor|256|16")]
+    pub color: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -90,6 +103,18 @@ pub enum Command {
     },
     /// Hub, connection, cursor and pending ops of this replica
     Status,
+    /// Keymaps for the terminal UI
+    #[command(subcommand)]
+    Keymap(KeymapCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeymapCommand {
+    /// Report unknown actions, bad keys and conflicting bindings, with line numbers
+    Check {
+        /// A keymap file [default: the configured keymap]
+        file: Option<PathBuf>,
+    },
 }
 
 /// Runs the CLI and maps the outcome to an exit code.
@@ -150,9 +175,38 @@ pub struct Ctx {
     pub config: Config,
     pub json: bool,
     pub rebuild_cache: bool,
+    pub theme: Option<String>,
+    pub keymap: Option<String>,
+    pub color: Option<String>,
 }
 
 impl Ctx {
+    /// TUI settings: flags win over config.toml, which wins over defaults.
+    pub fn tui_options(&self, sync: bool) -> Result<crate::tui::run::TuiOptions> {
+        let depth = match &self.color {
+            Some(c) => crate::tui::theme::ColorDepth::parse(c)
+                .map_err(|e| InputError::new(e.to_string()))?,
+            None => crate::tui::theme::ColorDepth::detect(),
+        };
+        Ok(crate::tui::run::TuiOptions {
+            home: self.home.clone(),
+            theme: self
+                .theme
+                .clone()
+                .or_else(|| self.config.theme.clone())
+                .unwrap_or_else(|| "default-dark".into()),
+            keymap: self
+                .keymap
+                .clone()
+                .or_else(|| self.config.keymap.clone())
+                .unwrap_or_else(|| "default".into()),
+            depth,
+            config_dir: crate::config::config_dir(),
+            fallback_zone: self.config.timezone.clone(),
+            sync,
+        })
+    }
+
     pub fn open_hub(&self) -> Result<Hub> {
         let hub = Hub::open(&self.home, self.config.timezone.as_deref())?;
         if self.rebuild_cache {
@@ -184,16 +238,18 @@ fn run(cli: Cli) -> Result<()> {
         config,
         json: cli.json,
         rebuild_cache: cli.rebuild_cache,
+        theme: cli.theme.clone(),
+        keymap: cli.keymap.clone(),
+        color: cli.color.clone(),
     };
     if cli.demo {
         let explicit_home = cli.home.is_some();
         return crate::demo::run_demo(&ctx, explicit_home);
     }
     let Some(command) = cli.command else {
-        return Err(InputError::new(
-            "the terminal UI is not part of this build yet: try `spoke --demo`, `spoke brief list` or `spoke --help`",
-        )
-        .into());
+        let hub = ctx.open_hub()?;
+        drop(hub);
+        return crate::tui::run::run(ctx.tui_options(true)?);
     };
     match command {
         Command::Init {
@@ -207,6 +263,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Hub(cmd) => sync::hub(&ctx, cmd),
         Command::Sync { once: _, watch } => sync::sync(&ctx, watch),
         Command::Status => sync::status(&ctx),
+        Command::Keymap(KeymapCommand::Check { file }) => keymap_check(&ctx, file.as_deref()),
     }
 }
 
@@ -236,6 +293,56 @@ fn init(ctx: &Ctx, name: &str, handle: &str, tz: &str, display: Option<&str>) ->
             display_path(hub.replica().path())
         )?;
         Ok(())
+    }
+}
+
+/// `spoke keymap check [FILE]`: problems as `FILE:LINE: message`, exit 1 if any.
+fn keymap_check(ctx: &Ctx, file: Option<&Path>) -> Result<()> {
+    let (label, text) = match file {
+        Some(f) => (
+            f.display().to_string(),
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        ),
+        None => {
+            let name = ctx
+                .keymap
+                .clone()
+                .or_else(|| ctx.config.keymap.clone())
+                .unwrap_or_else(|| "default".into());
+            let user =
+                crate::config::config_dir().map(|d| d.join("keymaps").join(format!("{name}.toml")));
+            match user.filter(|p| p.exists()) {
+                Some(p) => (p.display().to_string(), std::fs::read_to_string(&p)?),
+                None => {
+                    let keymap = crate::tui::keymap::Keymap::load(&name, None)?;
+                    outln!(
+                        "keymap {} (shipped): {} bindings, no problems",
+                        keymap.name(),
+                        keymap.all_bindings().len()
+                    )?;
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let problems = crate::tui::keymap::check(&text);
+    if ctx.json {
+        let rows: Vec<_> = problems
+            .iter()
+            .map(|p| serde_json::json!({"file": label, "line": p.line, "message": p.message}))
+            .collect();
+        output::print_json(&rows)?;
+    } else if problems.is_empty() {
+        outln!("{label}: no problems")?;
+    } else {
+        for p in &problems {
+            outln!("{label}:{}: {}", p.line, p.message)?;
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} problem(s) in {label}", problems.len()))
     }
 }
 

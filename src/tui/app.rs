@@ -1,0 +1,1204 @@
+//! App state and the reducer. `App::update` takes a message (a key, an
+//! action, data from the replica, a tick) and changes state; anything that
+//! touches disk or network comes back as an [`Effect`] for the run loop.
+
+use super::action::{Action, Pane};
+use super::keymap::{KeyChord, Keymap, Lookup};
+use super::queue::Queue;
+use crate::model::brief::{Brief, BriefStatus, Due, Priority, normalize_tag, thread_id_for_brief};
+use crate::model::member::Member;
+use crate::model::thread::Message;
+use crate::model::{Change, EntityKind, EntityRef};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// What the replica looks like, loaded off the render loop.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub briefs: Vec<Brief>,
+    pub members: Vec<Member>,
+    pub me: Option<String>,
+    pub zone: String,
+    pub hub_name: String,
+    pub joined: bool,
+    pub connected: bool,
+    pub pending: u64,
+    pub cursor: u64,
+    pub last_error: Option<String>,
+}
+
+/// Work for the run loop; results come back as messages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Commit changes as ops (one transaction).
+    Commit {
+        label: String,
+        changes: Vec<(EntityRef, Change)>,
+    },
+    /// Load a brief's comment thread.
+    LoadThread(String),
+    Quit,
+}
+
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Action(Action),
+    Data(Box<Snapshot>),
+    Thread {
+        brief: String,
+        messages: Vec<Message>,
+    },
+    /// A commit finished: an error message, or none.
+    Committed {
+        label: String,
+        error: Option<String>,
+    },
+    Tick(Timestamp),
+    Resize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Status,
+    Priority,
+    Assign,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    Filter,
+    Tag,
+    Snooze,
+    Comment,
+    NewBrief,
+}
+
+impl Prompt {
+    pub fn label(self) -> &'static str {
+        match self {
+            Prompt::Filter => "filter",
+            Prompt::Tag => "tags (+add -remove)",
+            Prompt::Snooze => "snooze until (2026-12-01, 2026-12-01T09:00)",
+            Prompt::Comment => "comment",
+            Prompt::NewBrief => "new brief title",
+        }
+    }
+}
+
+/// One choice in a picker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    Help {
+        scroll: usize,
+    },
+    Palette {
+        input: String,
+        selected: usize,
+    },
+    WhichKey {
+        options: Vec<(String, String)>,
+    },
+    Picker {
+        pick: Pick,
+        choices: Vec<Choice>,
+        selected: usize,
+    },
+    Prompt {
+        prompt: Prompt,
+        text: String,
+    },
+    Confirm {
+        message: String,
+        then: Box<Effect>,
+        undo: Vec<(EntityRef, Change)>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+pub struct App {
+    pub keymap: Keymap,
+    pub pane: Pane,
+    pub queue: Queue,
+    pub data: Snapshot,
+    pub popup: Option<Popup>,
+    pub pending_keys: Vec<KeyChord>,
+    pub message: Option<(Level, String)>,
+    /// Inverse changes of the user's own edits, newest last.
+    pub undo: Vec<(String, Vec<(EntityRef, Change)>)>,
+    pub show_detail: bool,
+    pub thread: Option<(String, Vec<Message>)>,
+    pub now: Timestamp,
+    pub quit: bool,
+    /// Rows of the queue visible at the last draw (for paging).
+    pub page: usize,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, now: Timestamp) -> App {
+        App {
+            keymap,
+            pane: Pane::Briefs,
+            queue: Queue::default(),
+            data: Snapshot::default(),
+            popup: None,
+            pending_keys: Vec::new(),
+            message: None,
+            undo: Vec::new(),
+            show_detail: true,
+            thread: None,
+            now,
+            quit: false,
+            page: 10,
+        }
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Key(key) => self.on_key(key),
+            Msg::Action(a) => self.on_action(a),
+            Msg::Data(snapshot) => {
+                let before = self.queue.selected().map(|b| b.id.clone());
+                self.data = *snapshot;
+                self.queue.set_briefs(self.data.briefs.clone());
+                self.thread_effect(before)
+            }
+            Msg::Thread { brief, messages } => {
+                self.thread = Some((brief, messages));
+                Vec::new()
+            }
+            Msg::Committed { label, error } => {
+                match error {
+                    Some(e) => {
+                        // The change did not happen: it cannot be undone either.
+                        if self.undo.last().is_some_and(|(l, _)| *l == label) {
+                            self.undo.pop();
+                        }
+                        self.message = Some((Level::Error, format!("{label}: {e}")));
+                    }
+                    None => self.message = Some((Level::Info, label)),
+                }
+                Vec::new()
+            }
+            Msg::Tick(now) => {
+                self.now = now;
+                Vec::new()
+            }
+            Msg::Resize => Vec::new(),
+        }
+    }
+
+    fn thread_effect(&mut self, before: Option<String>) -> Vec<Effect> {
+        let now = self.queue.selected().map(|b| b.id.clone());
+        match now {
+            Some(id)
+                if self.show_detail && (before != Some(id.clone()) || self.thread.is_none()) =>
+            {
+                vec![Effect::LoadThread(id)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if matches!(
+            self.popup,
+            Some(
+                Popup::Prompt { .. }
+                    | Popup::Palette { .. }
+                    | Popup::Picker { .. }
+                    | Popup::Confirm { .. }
+            )
+        ) {
+            return self.on_popup_key(key);
+        }
+        if matches!(self.popup, Some(Popup::Help { .. })) {
+            if let KeyCode::Down | KeyCode::Char('j') = key.code
+                && let Some(Popup::Help { scroll }) = &mut self.popup
+            {
+                *scroll += 1;
+                return Vec::new();
+            }
+            if let KeyCode::Up | KeyCode::Char('k') = key.code
+                && let Some(Popup::Help { scroll }) = &mut self.popup
+            {
+                *scroll = scroll.saturating_sub(1);
+                return Vec::new();
+            }
+            self.popup = None;
+            return Vec::new();
+        }
+        self.pending_keys.push(KeyChord::from_event(&key));
+        match self.keymap.lookup(self.pane, &self.pending_keys) {
+            Lookup::Action(action) => {
+                self.pending_keys.clear();
+                if matches!(self.popup, Some(Popup::WhichKey { .. })) {
+                    self.popup = None;
+                }
+                self.on_action(action)
+            }
+            Lookup::Prefix(options) => {
+                self.popup = Some(Popup::WhichKey { options });
+                Vec::new()
+            }
+            Lookup::Unbound => {
+                let typed: Vec<String> = self.pending_keys.iter().map(|k| k.to_string()).collect();
+                self.pending_keys.clear();
+                if matches!(self.popup, Some(Popup::WhichKey { .. })) {
+                    self.popup = None;
+                } else if key.code != KeyCode::Esc {
+                    self.message = Some((
+                        Level::Info,
+                        format!("{} is not bound here (? shows the keys)", typed.join(" ")),
+                    ));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Keys inside popups are fixed: arrows (and C-n/C-p) move, Enter picks,
+    /// Esc closes; in text prompts printable keys type.
+    fn on_popup_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let Some(popup) = self.popup.take() else {
+            return Vec::new();
+        };
+        match popup {
+            Popup::Prompt { prompt, mut text } => match key.code {
+                KeyCode::Esc => {
+                    if prompt == Prompt::Filter {
+                        self.queue.filter.clear();
+                        self.queue.recompute(None);
+                    }
+                    Vec::new()
+                }
+                KeyCode::Enter => self.submit_prompt(prompt, text),
+                KeyCode::Backspace => {
+                    text.pop();
+                    self.popup = Some(Popup::Prompt { prompt, text });
+                    self.live_filter(prompt);
+                    Vec::new()
+                }
+                KeyCode::Char('u') if ctrl => {
+                    text.clear();
+                    self.popup = Some(Popup::Prompt { prompt, text });
+                    self.live_filter(prompt);
+                    Vec::new()
+                }
+                KeyCode::Char(c) if !ctrl => {
+                    text.push(c);
+                    self.popup = Some(Popup::Prompt { prompt, text });
+                    self.live_filter(prompt);
+                    Vec::new()
+                }
+                _ => {
+                    self.popup = Some(Popup::Prompt { prompt, text });
+                    Vec::new()
+                }
+            },
+            Popup::Palette {
+                mut input,
+                mut selected,
+            } => {
+                let matches = self.palette_matches(&input);
+                match key.code {
+                    KeyCode::Esc => Vec::new(),
+                    KeyCode::Enter => match matches.get(selected) {
+                        Some((action, _, _)) => self.on_action(*action),
+                        None => Vec::new(),
+                    },
+                    KeyCode::Down | KeyCode::Tab => {
+                        selected = (selected + 1).min(matches.len().saturating_sub(1));
+                        self.popup = Some(Popup::Palette { input, selected });
+                        Vec::new()
+                    }
+                    KeyCode::Char('n') if ctrl => {
+                        selected = (selected + 1).min(matches.len().saturating_sub(1));
+                        self.popup = Some(Popup::Palette { input, selected });
+                        Vec::new()
+                    }
+                    KeyCode::Up | KeyCode::BackTab => {
+                        selected = selected.saturating_sub(1);
+                        self.popup = Some(Popup::Palette { input, selected });
+                        Vec::new()
+                    }
+                    KeyCode::Char('p') if ctrl => {
+                        selected = selected.saturating_sub(1);
+                        self.popup = Some(Popup::Palette { input, selected });
+                        Vec::new()
+                    }
+                    KeyCode::Backspace => {
+                        input.pop();
+                        self.popup = Some(Popup::Palette { input, selected: 0 });
+                        Vec::new()
+                    }
+                    KeyCode::Char(c) if !ctrl => {
+                        input.push(c);
+                        self.popup = Some(Popup::Palette { input, selected: 0 });
+                        Vec::new()
+                    }
+                    _ => {
+                        self.popup = Some(Popup::Palette { input, selected });
+                        Vec::new()
+                    }
+                }
+            }
+            Popup::Picker {
+                pick,
+                choices,
+                mut selected,
+            } => match key.code {
+                KeyCode::Esc => Vec::new(),
+                KeyCode::Enter => match choices.get(selected) {
+                    Some(choice) => self.apply_pick(pick, &choice.value.clone()),
+                    None => Vec::new(),
+                },
+                KeyCode::Down | KeyCode::Char('j') => {
+                    selected = (selected + 1).min(choices.len().saturating_sub(1));
+                    self.popup = Some(Popup::Picker {
+                        pick,
+                        choices,
+                        selected,
+                    });
+                    Vec::new()
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    selected = selected.saturating_sub(1);
+                    self.popup = Some(Popup::Picker {
+                        pick,
+                        choices,
+                        selected,
+                    });
+                    Vec::new()
+                }
+                _ => {
+                    self.popup = Some(Popup::Picker {
+                        pick,
+                        choices,
+                        selected,
+                    });
+                    Vec::new()
+                }
+            },
+            Popup::Confirm {
+                message,
+                then,
+                undo,
+            } => match key.code {
+                KeyCode::Enter | KeyCode::Char('y') => {
+                    if let Effect::Commit { label, .. } = then.as_ref() {
+                        self.undo.push((label.clone(), undo));
+                    }
+                    vec![*then]
+                }
+                KeyCode::Esc | KeyCode::Char('n') => {
+                    self.message = Some((Level::Info, "cancelled".into()));
+                    Vec::new()
+                }
+                _ => {
+                    self.popup = Some(Popup::Confirm {
+                        message,
+                        then,
+                        undo,
+                    });
+                    Vec::new()
+                }
+            },
+            other => {
+                self.popup = Some(other);
+                Vec::new()
+            }
+        }
+    }
+
+    fn live_filter(&mut self, prompt: Prompt) {
+        if prompt == Prompt::Filter
+            && let Some(Popup::Prompt { text, .. }) = &self.popup
+        {
+            let keep = self.queue.selected().map(|b| b.id.clone());
+            self.queue.filter = text.clone();
+            self.queue.recompute(keep.as_deref());
+        }
+    }
+
+    /// Actions from the loaded keymap whose name or description match the
+    /// palette input, with the keys that run them in this pane.
+    pub fn palette_matches(&self, input: &str) -> Vec<(Action, String, String)> {
+        let needle = input.trim().to_lowercase();
+        let mut out: Vec<(Action, String, String)> = Vec::new();
+        for binding in self.keymap.bindings_for(self.pane) {
+            if out.iter().any(|(a, _, _)| *a == binding.action) {
+                continue;
+            }
+            let keys: Vec<String> = binding.keys.iter().map(|k| k.to_string()).collect();
+            let hay = format!("{} {}", binding.action.name(), binding.desc).to_lowercase();
+            if needle.split_whitespace().all(|w| hay.contains(w)) {
+                out.push((binding.action, binding.desc.clone(), keys.join(" ")));
+            }
+        }
+        out
+    }
+
+    pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        self.message = None;
+        let before = self.queue.selected().map(|b| b.id.clone());
+        let effects = match action {
+            Action::Quit => {
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+            Action::MoveDown => self.move_cursor(1),
+            Action::MoveUp => self.move_cursor(-1),
+            Action::PageDown => self.move_cursor(self.page.max(1) as isize),
+            Action::PageUp => self.move_cursor(-(self.page.max(1) as isize)),
+            Action::GotoTop => {
+                self.queue.goto(0);
+                self.queue.extend_visual();
+                Vec::new()
+            }
+            Action::GotoBottom => {
+                self.queue.goto(usize::MAX);
+                self.queue.extend_visual();
+                Vec::new()
+            }
+            Action::NextPane | Action::PrevPane => {
+                let i = Pane::ALL.iter().position(|p| *p == self.pane).unwrap_or(0);
+                let n = Pane::ALL.len();
+                let j = if action == Action::NextPane {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                self.pane = Pane::ALL[j];
+                Vec::new()
+            }
+            Action::ShowBriefs => self.show(Pane::Briefs),
+            Action::ShowAssets => self.show(Pane::Assets),
+            Action::ShowChat => self.show(Pane::Chat),
+            Action::ShowApprovals => self.show(Pane::Approvals),
+            Action::ShowTeam => self.show(Pane::Team),
+            Action::Filter => {
+                self.popup = Some(Popup::Prompt {
+                    prompt: Prompt::Filter,
+                    text: self.queue.filter.clone(),
+                });
+                Vec::new()
+            }
+            Action::Help => {
+                self.popup = Some(Popup::Help { scroll: 0 });
+                Vec::new()
+            }
+            Action::Palette => {
+                self.popup = Some(Popup::Palette {
+                    input: String::new(),
+                    selected: 0,
+                });
+                Vec::new()
+            }
+            Action::Cancel => {
+                if self.popup.take().is_none() {
+                    if self.queue.visual_from.take().is_none() && self.queue.marked.is_empty() {
+                        self.queue.filter.clear();
+                        let keep = self.queue.selected().map(|b| b.id.clone());
+                        self.queue.recompute(keep.as_deref());
+                    }
+                    self.queue.marked.clear();
+                }
+                Vec::new()
+            }
+            Action::Confirm => {
+                self.show_detail = true;
+                Vec::new()
+            }
+            Action::ToggleMark => {
+                self.queue.toggle_mark();
+                self.move_cursor(1)
+            }
+            Action::VisualMode => {
+                match self.queue.visual_from {
+                    Some(_) => self.queue.visual_from = None,
+                    None => {
+                        self.queue.visual_from = Some(self.queue.cursor);
+                        self.queue.extend_visual();
+                    }
+                }
+                Vec::new()
+            }
+            Action::ClearMarks => {
+                self.queue.marked.clear();
+                self.queue.visual_from = None;
+                Vec::new()
+            }
+            Action::Undo => match self.undo.pop() {
+                Some((label, inverse)) => vec![Effect::Commit {
+                    label: format!("undid: {label}"),
+                    changes: inverse,
+                }],
+                None => {
+                    self.message = Some((Level::Info, "nothing to undo".into()));
+                    Vec::new()
+                }
+            },
+            Action::ToggleDetail => {
+                self.show_detail = !self.show_detail;
+                Vec::new()
+            }
+            Action::CycleSort => {
+                self.queue.sort = self.queue.sort.next();
+                let keep = self.queue.selected().map(|b| b.id.clone());
+                self.queue.recompute(keep.as_deref());
+                self.message = Some((
+                    Level::Info,
+                    format!("sorted by {}", self.queue.sort.label()),
+                ));
+                Vec::new()
+            }
+            Action::ToggleGroup => {
+                self.queue.group_by_status = !self.queue.group_by_status;
+                let keep = self.queue.selected().map(|b| b.id.clone());
+                self.queue.recompute(keep.as_deref());
+                Vec::new()
+            }
+            Action::NewBrief => self.prompt(Prompt::NewBrief, true),
+            Action::SetStatus => self.open_picker(Pick::Status),
+            Action::SetPriority => self.open_picker(Pick::Priority),
+            Action::Assign => self.open_picker(Pick::Assign),
+            Action::Tag => self.prompt(Prompt::Tag, false),
+            Action::Snooze => self.prompt(Prompt::Snooze, false),
+            Action::Comment => self.prompt(Prompt::Comment, false),
+            Action::StatusNext => {
+                let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
+                let Some(first) = targets.first() else {
+                    return Vec::new();
+                };
+                match forward_status(first.status) {
+                    Some(next) => self.apply_pick(Pick::Status, next.as_str()),
+                    None => {
+                        self.message = Some((
+                            Level::Info,
+                            format!("{} is the end of the line", first.status),
+                        ));
+                        Vec::new()
+                    }
+                }
+            }
+            Action::PriorityUp | Action::PriorityDown => {
+                let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
+                let Some(first) = targets.first() else {
+                    return Vec::new();
+                };
+                let i = Priority::ALL
+                    .iter()
+                    .position(|p| *p == first.priority)
+                    .unwrap_or(2);
+                let j = if action == Action::PriorityUp {
+                    i.saturating_sub(1)
+                } else {
+                    (i + 1).min(3)
+                };
+                self.apply_pick(Pick::Priority, Priority::ALL[j].as_str())
+            }
+            Action::Refresh => Vec::new(),
+        };
+        let mut effects = effects;
+        if self.pane == Pane::Briefs {
+            effects.extend(self.thread_effect(before));
+        }
+        effects
+    }
+
+    fn show(&mut self, pane: Pane) -> Vec<Effect> {
+        self.pane = pane;
+        Vec::new()
+    }
+
+    fn move_cursor(&mut self, delta: isize) -> Vec<Effect> {
+        self.queue.move_by(delta);
+        self.queue.extend_visual();
+        Vec::new()
+    }
+
+    fn prompt(&mut self, prompt: Prompt, allow_empty_queue: bool) -> Vec<Effect> {
+        if !allow_empty_queue && self.queue.targets().is_empty() {
+            self.message = Some((Level::Info, "no brief selected".into()));
+            return Vec::new();
+        }
+        self.popup = Some(Popup::Prompt {
+            prompt,
+            text: String::new(),
+        });
+        Vec::new()
+    }
+
+    fn open_picker(&mut self, pick: Pick) -> Vec<Effect> {
+        let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
+        let Some(first) = targets.first() else {
+            self.message = Some((Level::Info, "no brief selected".into()));
+            return Vec::new();
+        };
+        let choices: Vec<Choice> = match pick {
+            Pick::Status => BriefStatus::ALL
+                .iter()
+                .filter(|s| targets.len() > 1 || first.status.next_states().contains(s))
+                .map(|s| Choice {
+                    value: s.as_str().into(),
+                    label: s.as_str().into(),
+                    detail: String::new(),
+                })
+                .collect(),
+            Pick::Priority => Priority::ALL
+                .iter()
+                .map(|p| Choice {
+                    value: p.as_str().into(),
+                    label: p.as_str().into(),
+                    detail: match p {
+                        Priority::P0 => "drop everything",
+                        Priority::P1 => "urgent",
+                        Priority::P2 => "normal",
+                        Priority::P3 => "when there is time",
+                    }
+                    .into(),
+                })
+                .collect(),
+            Pick::Assign => self.assign_choices(),
+        };
+        // Start on the likely choice: the current priority, the next status.
+        let selected = match pick {
+            Pick::Priority => Priority::ALL
+                .iter()
+                .position(|p| *p == first.priority)
+                .unwrap_or(0),
+            Pick::Status => forward_status(first.status)
+                .and_then(|next| choices.iter().position(|c| c.value == next.as_str()))
+                .unwrap_or(0),
+            Pick::Assign => 0,
+        };
+        self.popup = Some(Popup::Picker {
+            pick,
+            choices,
+            selected,
+        });
+        Vec::new()
+    }
+
+    /// Members with their local time, whether they are working, and load:
+    /// people working now first, then the least loaded.
+    pub fn assign_choices(&self) -> Vec<Choice> {
+        let mut rows: Vec<(bool, usize, Choice)> = self
+            .data
+            .members
+            .iter()
+            .filter(|m| !m.has_role(crate::model::Role::ReadOnly))
+            .map(|m| {
+                let load = self.load_of(&m.handle);
+                let working = m.is_working_at(self.now);
+                let local = m.local_time(self.now).strftime("%a %H:%M").to_string();
+                let detail = format!(
+                    "{local} {} · {}/{} briefs · {}",
+                    if working { "working" } else { "off" },
+                    load,
+                    m.capacity,
+                    m.tz
+                );
+                (
+                    !working,
+                    load,
+                    Choice {
+                        value: m.handle.clone(),
+                        label: format!("@{}", m.handle),
+                        detail,
+                    },
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.0, a.1, &a.2.value).cmp(&(b.0, b.1, &b.2.value)));
+        rows.into_iter().map(|(_, _, c)| c).collect()
+    }
+
+    /// Open briefs assigned to a member.
+    pub fn load_of(&self, handle: &str) -> usize {
+        self.data
+            .briefs
+            .iter()
+            .filter(|b| b.status.is_open() && b.assignees.iter().any(|a| a == handle))
+            .count()
+    }
+
+    fn apply_pick(&mut self, pick: Pick, value: &str) -> Vec<Effect> {
+        let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
+        let mut forward = Vec::new();
+        let mut inverse = Vec::new();
+        let mut refused = Vec::new();
+        let label;
+        match pick {
+            Pick::Status => {
+                let Ok(to) = BriefStatus::parse(value) else {
+                    return Vec::new();
+                };
+                for b in &targets {
+                    match b.status.check_transition(to) {
+                        Ok(()) if b.status != to => {
+                            forward.push(set_one(&b.id, "status", json!(to)));
+                            inverse.push(set_one(&b.id, "status", json!(b.status)));
+                        }
+                        Ok(()) => {}
+                        Err(e) => refused.push(format!("{}: {e}", b.id)),
+                    }
+                }
+                label = format!("{} → {to}", count_label(forward.len()));
+                let incomplete: Vec<&Brief> = targets
+                    .iter()
+                    .filter(|b| to == BriefStatus::Ready && !b.missing_fields().is_empty())
+                    .collect();
+                if !incomplete.is_empty() && !forward.is_empty() {
+                    let fields: Vec<String> = incomplete[0]
+                        .missing_fields()
+                        .into_iter()
+                        .map(|q| q.field)
+                        .collect();
+                    self.popup = Some(Popup::Confirm {
+                        message: format!(
+                            "{} of these briefs still miss required fields ({}{}). Move to ready anyway? (y/n)",
+                            incomplete.len(),
+                            fields.join(", "),
+                            if incomplete.len() > 1 { ", ..." } else { "" }
+                        ),
+                        then: Box::new(Effect::Commit {
+                            label,
+                            changes: forward,
+                        }),
+                        undo: inverse,
+                    });
+                    return Vec::new();
+                }
+            }
+            Pick::Priority => {
+                let Ok(p) = Priority::parse(value) else {
+                    return Vec::new();
+                };
+                for b in targets.iter().filter(|b| b.priority != p) {
+                    forward.push(set_one(&b.id, "priority", json!(p)));
+                    inverse.push(set_one(&b.id, "priority", json!(b.priority)));
+                }
+                label = format!("{} → {p}", count_label(forward.len()));
+            }
+            Pick::Assign => {
+                let key = format!("assignees:{value}");
+                for b in targets
+                    .iter()
+                    .filter(|b| !b.assignees.iter().any(|a| a == value))
+                {
+                    forward.push(set_one(&b.id, &key, json!(true)));
+                    inverse.push(set_one(&b.id, &key, json!(false)));
+                }
+                label = format!("{} assigned to @{value}", count_label(forward.len()));
+            }
+        }
+        self.finish(label, forward, inverse, refused)
+    }
+
+    fn submit_prompt(&mut self, prompt: Prompt, text: String) -> Vec<Effect> {
+        let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
+        let text = text.trim().to_owned();
+        match prompt {
+            Prompt::Filter => Vec::new(),
+            Prompt::NewBrief => {
+                if text.is_empty() {
+                    return Vec::new();
+                }
+                let id = crate::model::ids::new_entity_id("b");
+                let me = self.data.me.clone().unwrap_or_default();
+                let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+                fields.insert("title".into(), json!(text));
+                fields.insert("status".into(), json!(BriefStatus::Draft));
+                fields.insert("priority".into(), json!(Priority::P2));
+                fields.insert("created_by".into(), json!(me));
+                fields.insert("requester".into(), json!(me));
+                let entity = EntityRef::new(EntityKind::Brief, id.clone());
+                let forward = vec![(entity.clone(), Change::Set(fields))];
+                let inverse = vec![(entity, Change::Delete)];
+                let questions: Vec<String> = Brief::from_record(&id, &Default::default())
+                    .missing_fields()
+                    .into_iter()
+                    .map(|q| q.field)
+                    .collect();
+                let effects = self.finish(format!("added {id}"), forward, inverse, Vec::new());
+                self.message = Some((
+                    Level::Info,
+                    format!("added {id}; still to clarify: {}", questions.join(", ")),
+                ));
+                effects
+            }
+            Prompt::Tag => {
+                let mut forward = Vec::new();
+                let mut inverse = Vec::new();
+                for item in text.split([',', ' ']).filter(|s| !s.is_empty()) {
+                    let (add, tag) = match item.strip_prefix('-') {
+                        Some(t) => (false, t),
+                        None => (true, item.trim_start_matches('+')),
+                    };
+                    let tag = match normalize_tag(tag) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.message = Some((Level::Error, e.0));
+                            return Vec::new();
+                        }
+                    };
+                    for b in &targets {
+                        let has = b.tags.contains(&tag);
+                        if has != add {
+                            let key = format!("tags:{tag}");
+                            forward.push(set_one(&b.id, &key, json!(add)));
+                            inverse.push(set_one(&b.id, &key, json!(has)));
+                        }
+                    }
+                }
+                self.finish(
+                    format!("tagged {}", count_label(targets.len())),
+                    forward,
+                    inverse,
+                    Vec::new(),
+                )
+            }
+            Prompt::Snooze => {
+                let zone = self.data.zone.clone();
+                let until = if text.is_empty() {
+                    None
+                } else {
+                    match Due::parse(&text, &zone) {
+                        Ok(d) => Some(d.at),
+                        Err(e) => {
+                            self.message = Some((Level::Error, e.0));
+                            return Vec::new();
+                        }
+                    }
+                };
+                let forward = targets
+                    .iter()
+                    .map(|b| set_one(&b.id, "snooze_until", json!(until)))
+                    .collect();
+                let inverse = targets
+                    .iter()
+                    .map(|b| set_one(&b.id, "snooze_until", json!(b.snooze_until)))
+                    .collect();
+                let what = if until.is_some() { "snoozed" } else { "woke" };
+                self.finish(
+                    format!("{what} {}", count_label(targets.len())),
+                    forward,
+                    inverse,
+                    Vec::new(),
+                )
+            }
+            Prompt::Comment => {
+                let Some(b) = self.queue.selected().cloned() else {
+                    return Vec::new();
+                };
+                if text.is_empty() {
+                    return Vec::new();
+                }
+                let entity = EntityRef::new(EntityKind::Thread, thread_id_for_brief(&b.id));
+                let change = Change::Append(json!({ "body": text }));
+                // Comments are append-only: they cannot be undone by an inverse op.
+                vec![
+                    Effect::Commit {
+                        label: format!("commented on {}", b.id),
+                        changes: vec![(entity, change)],
+                    },
+                    Effect::LoadThread(b.id),
+                ]
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        label: String,
+        forward: Vec<(EntityRef, Change)>,
+        inverse: Vec<(EntityRef, Change)>,
+        refused: Vec<String>,
+    ) -> Vec<Effect> {
+        if !refused.is_empty() {
+            self.message = Some((
+                Level::Error,
+                format!("{} refused: {}", refused.len(), refused.join("; ")),
+            ));
+        }
+        if forward.is_empty() {
+            if refused.is_empty() {
+                self.message = Some((Level::Info, "nothing to change".into()));
+            }
+            return Vec::new();
+        }
+        self.undo.push((label.clone(), inverse));
+        vec![Effect::Commit {
+            label,
+            changes: forward,
+        }]
+    }
+}
+
+fn set_one(brief: &str, field: &str, value: Value) -> (EntityRef, Change) {
+    (
+        EntityRef::new(EntityKind::Brief, brief),
+        Change::Set(BTreeMap::from([(field.to_owned(), value)])),
+    )
+}
+
+fn count_label(n: usize) -> String {
+    if n == 1 {
+        "1 brief".into()
+    } else {
+        format!("{n} briefs")
+    }
+}
+
+/// The usual next step in the lifecycle.
+fn forward_status(s: BriefStatus) -> Option<BriefStatus> {
+    use BriefStatus::*;
+    match s {
+        Draft => Some(Intake),
+        Intake => Some(Ready),
+        Ready => Some(InProgress),
+        InProgress => Some(InReview),
+        InReview => Some(Approved),
+        Approved => Some(Delivered),
+        OnHold => Some(Ready),
+        Delivered | Cancelled => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EntityRecord;
+    use crate::tui::keymap::Keymap;
+    use crossterm::event::{KeyEvent, KeyModifiers};
+
+    fn brief(id: &str, title: &str, status: BriefStatus) -> Brief {
+        let mut b = Brief::from_record(id, &EntityRecord::default());
+        b.title = title.into();
+        b.status = status;
+        b
+    }
+
+    fn app() -> App {
+        let keymap = Keymap::load("default", None).expect("default keymap");
+        let mut app = App::new(keymap, Timestamp::UNIX_EPOCH);
+        let member = |handle: &str, tz: &str| {
+            let mut rec = EntityRecord::default();
+            let stamp = crate::model::Stamp {
+                hlc: Default::default(),
+                id: spoke_relay::proto::OpId {
+                    client: spoke_relay::proto::ClientId(1),
+                    seq: 1,
+                },
+            };
+            rec.merge(
+                stamp,
+                &Change::Set(BTreeMap::from([
+                    ("tz".to_owned(), json!(tz)),
+                    ("roles:creative".to_owned(), json!(true)),
+                ])),
+            );
+            Member::from_record(handle, &rec)
+        };
+        app.update(Msg::Data(Box::new(Snapshot {
+            briefs: vec![
+                brief("b-1", "Spring launch", BriefStatus::Draft),
+                brief("b-2", "Holiday header", BriefStatus::Intake),
+                brief("b-3", "Podcast cover", BriefStatus::Ready),
+                brief("b-4", "Annual report", BriefStatus::Draft),
+            ],
+            members: vec![
+                member("kenji", "Asia/Tokyo"),
+                member("maya", "America/New_York"),
+            ],
+            me: Some("ana".into()),
+            zone: "Europe/Lisbon".into(),
+            ..Snapshot::default()
+        })));
+        app
+    }
+
+    fn key(app: &mut App, text: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for k in text.split(' ') {
+            let chord = crate::tui::keymap::KeyChord::parse(k).expect("key");
+            let mut mods = chord.mods;
+            if let KeyCode::Char(c) = chord.code
+                && c.is_ascii_uppercase()
+            {
+                mods |= KeyModifiers::SHIFT;
+            }
+            effects.extend(app.update(Msg::Key(KeyEvent::new(chord.code, mods))));
+        }
+        effects
+    }
+
+    fn commits(effects: &[Effect]) -> Vec<&Vec<(EntityRef, Change)>> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Commit { changes, .. } => Some(changes),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn field(change: &(EntityRef, Change), name: &str) -> Option<Value> {
+        match &change.1 {
+            Change::Set(f) => f.get(name).cloned(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn marking_three_briefs_and_assigning_commits_one_change_each_and_undo_reverts_them() {
+        let mut app = app();
+        key(&mut app, "space space space");
+        assert_eq!(app.queue.marked.len(), 3);
+        key(&mut app, "a");
+        let Some(Popup::Picker { choices, .. }) = &app.popup else {
+            panic!("the assign picker is open");
+        };
+        let kenji = choices
+            .iter()
+            .position(|c| c.value == "kenji")
+            .expect("kenji listed");
+        assert!(
+            choices[kenji].detail.contains("Asia/Tokyo") && choices[kenji].detail.contains("0/3")
+        );
+        for _ in 0..kenji {
+            key(&mut app, "down");
+        }
+        let effects = key(&mut app, "ret");
+        let forward = commits(&effects);
+        assert_eq!(forward.len(), 1);
+        assert_eq!(forward[0].len(), 3);
+        assert!(
+            forward[0]
+                .iter()
+                .all(|c| field(c, "assignees:kenji") == Some(json!(true)))
+        );
+        let undo = key(&mut app, "u");
+        let inverse = commits(&undo);
+        assert_eq!(inverse[0].len(), 3);
+        assert!(
+            inverse[0]
+                .iter()
+                .all(|c| field(c, "assignees:kenji") == Some(json!(false)))
+        );
+        assert!(app.undo.is_empty());
+    }
+
+    #[test]
+    fn a_status_the_lifecycle_forbids_is_refused_for_that_brief_only() {
+        let mut app = app();
+        // Mark a draft and a ready brief, then move both to in_progress.
+        let rows: Vec<String> = app
+            .queue
+            .rows
+            .iter()
+            .map(|&i| app.queue.all[i].id.clone())
+            .collect();
+        app.queue.marked.insert("b-1".into());
+        app.queue.marked.insert("b-3".into());
+        assert!(rows.contains(&"b-1".to_owned()));
+        let effects = app.apply_pick(Pick::Status, "in_progress");
+        let forward = commits(&effects);
+        assert_eq!(forward[0].len(), 1, "only the ready brief moves");
+        assert_eq!(forward[0][0].0.id, "b-3");
+        assert!(matches!(&app.message, Some((Level::Error, m)) if m.contains("b-1")));
+    }
+
+    #[test]
+    fn moving_an_incomplete_brief_to_ready_asks_first() {
+        let mut app = app();
+        app.queue.marked.insert("b-2".into());
+        let effects = app.apply_pick(Pick::Status, "ready");
+        assert!(effects.is_empty());
+        assert!(
+            matches!(&app.popup, Some(Popup::Confirm { message, .. }) if message.contains("objective"))
+        );
+        let effects = key(&mut app, "y");
+        assert_eq!(commits(&effects).len(), 1);
+        assert_eq!(app.undo.len(), 1);
+    }
+
+    #[test]
+    fn filter_narrows_the_queue_as_you_type_and_escape_restores_it() {
+        let mut app = app();
+        key(&mut app, "/ p o d c a s t");
+        assert_eq!(app.queue.rows.len(), 1);
+        assert_eq!(app.queue.selected().map(|b| b.id.as_str()), Some("b-3"));
+        key(&mut app, "esc");
+        assert_eq!(app.queue.rows.len(), 4);
+    }
+
+    #[test]
+    fn g_g_goes_to_the_top_through_a_which_key_popup() {
+        let mut app = app();
+        key(&mut app, "G");
+        assert_eq!(app.queue.cursor, 3);
+        key(&mut app, "g");
+        assert!(matches!(app.popup, Some(Popup::WhichKey { .. })));
+        key(&mut app, "g");
+        assert_eq!(app.queue.cursor, 0);
+        assert!(app.popup.is_none());
+    }
+
+    #[test]
+    fn the_palette_lists_loaded_bindings_and_runs_the_chosen_action() {
+        let mut app = app();
+        let all = app.palette_matches("");
+        for b in app.keymap.bindings_for(Pane::Briefs) {
+            assert!(
+                all.iter().any(|(a, _, _)| *a == b.action),
+                "{} missing",
+                b.action
+            );
+        }
+        key(&mut app, ":");
+        for c in "team".chars() {
+            app.update(Msg::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        key(&mut app, "ret");
+        assert_eq!(app.pane, Pane::Team);
+    }
+
+    #[test]
+    fn new_brief_creates_a_draft_and_undo_deletes_it() {
+        let mut app = app();
+        key(&mut app, "n");
+        for c in "Launch video".chars() {
+            app.update(Msg::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        let effects = key(&mut app, "ret");
+        let forward = commits(&effects);
+        assert_eq!(field(&forward[0][0], "title"), Some(json!("Launch video")));
+        assert!(matches!(&app.message, Some((Level::Info, m)) if m.contains("objective")));
+        let undo = key(&mut app, "u");
+        assert_eq!(commits(&undo)[0][0].1, Change::Delete);
+    }
+}

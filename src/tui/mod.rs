@@ -1,0 +1,12 @@
+//! The terminal UI. Terminal event -> keymap -> [`Action`] -> pure
+//! `App::update` -> effects run as tasks posting messages back -> pure `draw`.
+
+pub mod action;
+pub mod app;
+pub mod keymap;
+pub mod queue;
+pub mod run;
+pub mod theme;
+pub mod ui;
+
+pub use action::{Action, Pane};

@@ -1,0 +1,286 @@
+//! The terminal session: set up and restore the terminal (also on panic and
+//! SIGTERM), read keys on their own thread, run replica work and sync off
+//! the render loop, and draw when something changed.
+
+use super::app::{App, Effect, Msg, Snapshot};
+use super::keymap::Keymap;
+use super::theme::{ColorDepth, Theme};
+use crate::model::thread::Message;
+use crate::model::{EntityKind, EntityRef};
+use crate::service::{BriefFilter, Hub};
+use anyhow::{Context, Result};
+use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use jiff::Timestamp;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// What the TUI needs to start.
+pub struct TuiOptions {
+    pub home: PathBuf,
+    pub theme: String,
+    pub keymap: String,
+    pub depth: ColorDepth,
+    /// `~/.config/spoke`: user themes and keymaps live under it.
+    pub config_dir: Option<PathBuf>,
+    pub fallback_zone: Option<String>,
+    /// Keep a sync session running while the TUI is open.
+    pub sync: bool,
+}
+
+/// Restores the terminal however the TUI ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Loads the snapshot the screen shows.
+pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
+    let status = crate::sync::status(hub.replica().path().parent().unwrap_or(Path::new("."))).ok();
+    Ok(Snapshot {
+        briefs: hub.briefs(&BriefFilter::default())?,
+        members: hub.members()?,
+        me: hub.actor().ok().map(str::to_owned),
+        zone: hub.zone(),
+        hub_name: hub.hub_name()?,
+        joined: status.as_ref().is_some_and(|s| s.url.is_some()),
+        connected: status.as_ref().is_some_and(|s| s.connected),
+        pending: status.as_ref().map(|s| s.pending).unwrap_or(0),
+        cursor: status.as_ref().map(|s| s.cursor).unwrap_or(0),
+        last_error: status.and_then(|s| s.last_error),
+    })
+}
+
+/// Runs the TUI until the user quits.
+pub fn run(opts: TuiOptions) -> Result<()> {
+    let theme_dir = opts.config_dir.as_ref().map(|d| d.join("themes"));
+    let keymap_dir = opts.config_dir.as_ref().map(|d| d.join("keymaps"));
+    let theme = Theme::load(&opts.theme, theme_dir.as_deref(), opts.depth)?;
+    let keymap = Keymap::load(&opts.keymap, keymap_dir.as_deref())?;
+    // Open once up front so a missing or damaged replica is reported before
+    // the screen is taken over.
+    let hub = Hub::open(&opts.home, opts.fallback_zone.as_deref())?;
+    let first = snapshot(&hub)?;
+    drop(hub);
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let worker = spawn_worker(opts.home.clone(), opts.fallback_zone.clone(), tx.clone())?;
+    spawn_signals(tx.clone());
+    let sync_stop = if opts.sync && first.joined {
+        Some(spawn_sync(opts.home.clone()))
+    } else {
+        None
+    };
+
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        default_hook(info);
+    }));
+    enable_raw_mode().context("switching the terminal to raw mode")?;
+    let _guard = TerminalGuard;
+    execute!(std::io::stdout(), EnterAlternateScreen).context("entering the alternate screen")?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    terminal.clear()?;
+    // Only now: terminal set-up may read replies from the terminal itself.
+    spawn_input(tx.clone());
+
+    let mut app = App::new(keymap, Timestamp::now());
+    for effect in app.update(Msg::Data(Box::new(first))) {
+        let _ = worker.send(effect);
+    }
+    terminal.draw(|f| super::ui::draw(&mut app, &theme, f))?;
+    while !app.quit {
+        let msg = match rx.recv_timeout(Duration::from_millis(1000)) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => Msg::Tick(Timestamp::now()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut effects = app.update(msg);
+        // Take everything else already waiting before drawing once.
+        while let Ok(m) = rx.try_recv() {
+            effects.extend(app.update(m));
+        }
+        for effect in effects {
+            if effect == Effect::Quit {
+                app.quit = true;
+            } else {
+                let _ = worker.send(effect);
+            }
+        }
+        terminal.draw(|f| super::ui::draw(&mut app, &theme, f))?;
+    }
+    if let Some(stop) = sync_stop {
+        let _ = stop.send(true);
+    }
+    Ok(())
+}
+
+/// The replica worker: commits, reloads and thread loads happen here; a
+/// reload also follows any change made by sync or another process.
+fn spawn_worker(
+    home: PathBuf,
+    zone: Option<String>,
+    tx: mpsc::Sender<Msg>,
+) -> Result<mpsc::Sender<Effect>> {
+    let (etx, erx) = mpsc::channel::<Effect>();
+    std::thread::Builder::new()
+        .name("replica".into())
+        .spawn(move || {
+            let mut hub = match Hub::open(&home, zone.as_deref()) {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = tx.send(Msg::Committed {
+                        label: "opening the replica".into(),
+                        error: Some(format!("{e:#}")),
+                    });
+                    return;
+                }
+            };
+            let mut seen = fingerprint(&hub);
+            loop {
+                let effect = match erx.recv_timeout(Duration::from_millis(300)) {
+                    Ok(e) => Some(e),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                };
+                let mut reload = false;
+                match effect {
+                    Some(Effect::Commit { label, changes }) => {
+                        let error = hub.commit(changes).err().map(|e| format!("{e:#}"));
+                        reload = true;
+                        if tx.send(Msg::Committed { label, error }).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Effect::LoadThread(brief)) => {
+                        let messages = load_thread(&hub, &brief);
+                        if tx.send(Msg::Thread { brief, messages }).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Effect::Quit) => return,
+                    None => {}
+                }
+                let now = fingerprint(&hub);
+                if reload || now != seen {
+                    seen = now;
+                    match snapshot(&hub) {
+                        Ok(s) => {
+                            if tx.send(Msg::Data(Box::new(s))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Msg::Committed {
+                                label: "reading the replica".into(),
+                                error: Some(format!("{e:#}")),
+                            });
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(etx)
+}
+
+/// Cheap signs that the replica changed: cursor, pending count, next seq,
+/// connection state.
+fn fingerprint(hub: &Hub) -> (u64, u64, u64, bool, Option<String>) {
+    let meta = hub.replica().meta().ok();
+    let pending = hub.replica().pending_count().unwrap_or(0);
+    match meta {
+        Some(m) => (m.cursor, pending, m.next_seq, m.connected, m.last_error),
+        None => (0, pending, 0, false, None),
+    }
+}
+
+fn load_thread(hub: &Hub, brief: &str) -> Vec<Message> {
+    let entity = EntityRef::new(
+        EntityKind::Thread,
+        crate::model::brief::thread_id_for_brief(brief),
+    );
+    hub.replica()
+        .items(&entity)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(stamp, item)| Message::from_item(item, stamp.hlc.wall_ms))
+        .collect()
+}
+
+fn spawn_input(tx: mpsc::Sender<Msg>) {
+    let _ = std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            loop {
+                let msg = match event::read() {
+                    Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
+                    Ok(Event::Resize(..)) => Msg::Resize,
+                    Ok(_) => continue,
+                    Err(_) => return,
+                };
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+}
+
+/// SIGTERM and SIGINT quit cleanly (the guard restores the terminal).
+fn spawn_signals(tx: mpsc::Sender<Msg>) {
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(spoke_relay::server::shutdown_signal());
+            let _ = tx.send(Msg::Action(super::Action::Quit));
+        });
+}
+
+/// A background `sync --watch` for the replica; stops when told.
+fn spawn_sync(home: PathBuf) -> tokio::sync::watch::Sender<bool> {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let _ = std::thread::Builder::new()
+        .name("sync".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let presence = spoke_relay::proto::Presence {
+                member: String::new(),
+                status: "online".into(),
+                tz: None,
+                viewing: None,
+            };
+            // Errors land in the replica's last_error, which the status bar shows.
+            let _ = rt.block_on(crate::sync::watch(&home, stop, Some(presence), |_| {}));
+        });
+    stop_tx
+}

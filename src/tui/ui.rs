@@ -1,0 +1,769 @@
+//! Drawing: a pure function of the app state and the theme. Nothing here
+//! reads files, the network or the clock.
+
+use super::action::Pane;
+use super::app::{App, Level, Pick, Popup};
+use super::theme::Theme;
+use crate::model::brief::{Brief, BriefStatus};
+use jiff::{SignedDuration, Timestamp};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+
+pub fn draw(app: &mut App, theme: &Theme, frame: &mut Frame) {
+    let area = frame.area();
+    if area.width < 20 || area.height < 5 {
+        let msg = Paragraph::new("Spoke: window too small").style(theme.style("ui.text"));
+        frame.render_widget(msg, area);
+        return;
+    }
+    let [tabs, body, hint, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_tabs(app, theme, frame, tabs);
+    match app.pane {
+        Pane::Briefs => draw_briefs(app, theme, frame, body),
+        Pane::Team => draw_team(app, theme, frame, body),
+        Pane::Assets => draw_placeholder(
+            theme,
+            frame,
+            body,
+            "Assets",
+            "The asset library is not in this build yet.",
+        ),
+        Pane::Chat => draw_placeholder(
+            theme,
+            frame,
+            body,
+            "Chat",
+            "The agent chat is not in this build yet.",
+        ),
+        Pane::Approvals => draw_placeholder(
+            theme,
+            frame,
+            body,
+            "Approvals",
+            "Approvals are not in this build yet.",
+        ),
+    }
+    draw_hint(app, theme, frame, hint);
+    draw_status(app, theme, frame, status);
+    draw_popup(app, theme, frame, body);
+}
+
+fn draw_tabs(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let mut spans = vec![Span::styled(" spoke ", theme.style("ui.title"))];
+    for (i, pane) in Pane::ALL.iter().enumerate() {
+        let style = if *pane == app.pane {
+            theme.style("ui.tab.active")
+        } else {
+            theme.style("ui.tab")
+        };
+        spans.push(Span::styled(format!(" {} {} ", i + 1, pane.title()), style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_placeholder(theme: &Theme, frame: &mut Frame, area: Rect, title: &str, text: &str) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border"))
+        .title(Span::styled(format!(" {title} "), theme.style("ui.title")));
+    let p = Paragraph::new(text)
+        .style(theme.style("ui.text.dim"))
+        .block(block)
+        .wrap(Wrap { trim: true });
+    frame.render_widget(p, area);
+}
+
+/// "in 3h", "2d ago", "now".
+pub fn relative(at: Timestamp, now: Timestamp) -> String {
+    let d: SignedDuration = at.duration_since(now);
+    let secs = d.as_secs();
+    let abs = secs.unsigned_abs();
+    let text = if abs < 60 {
+        return "now".into();
+    } else if abs < 3600 {
+        format!("{}m", abs / 60)
+    } else if abs < 86_400 {
+        format!("{}h", abs / 3600)
+    } else if abs < 86_400 * 60 {
+        format!("{}d", abs / 86_400)
+    } else {
+        format!("{}mo", abs / (86_400 * 30))
+    };
+    if secs >= 0 {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+fn age(at: Option<Timestamp>, now: Timestamp) -> String {
+    match at {
+        Some(t) => relative(t, now)
+            .trim_end_matches(" ago")
+            .trim_start_matches("in ")
+            .to_owned(),
+        None => "-".into(),
+    }
+}
+
+fn due_cell(b: &Brief, app: &App, theme: &Theme) -> Cell<'static> {
+    match &b.due {
+        None => Cell::from("-").style(theme.style("ui.text.dim")),
+        Some(d) => {
+            let rel = relative(d.at, app.now);
+            let style = if d.at < app.now && b.status.is_open() {
+                theme.style("queue.due.overdue")
+            } else if d.at.duration_since(app.now).as_secs() < 86_400 && b.status.is_open() {
+                theme.style("queue.due.soon")
+            } else {
+                theme.style("queue.due")
+            };
+            Cell::from(rel).style(style)
+        }
+    }
+}
+
+fn draw_briefs(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let wide = area.width >= 110;
+    let (list_area, detail_area) = if app.show_detail && wide {
+        let [l, r] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+            .areas(area);
+        (l, Some(r))
+    } else if app.show_detail && area.height >= 30 {
+        let [t, b] =
+            Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
+        (t, Some(b))
+    } else {
+        (area, None)
+    };
+    let q = &app.queue;
+    let mut title = format!(" Briefs {}/{} ", q.rows.len(), q.all.len());
+    if !q.filter.is_empty() {
+        title.push_str(&format!("· /{} ", q.filter));
+    }
+    if !q.marked.is_empty() {
+        title.push_str(&format!("· {} marked ", q.marked.len()));
+    }
+    if q.visual_from.is_some() {
+        title.push_str("· VISUAL ");
+    }
+    title.push_str(&format!("· {} ", q.sort.label()));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border.focus"))
+        .title(Span::styled(title, theme.style("ui.title")));
+    let inner = block.inner(list_area);
+    frame.render_widget(block, list_area);
+    let height = inner.height.saturating_sub(1) as usize;
+    app.page = height.max(1);
+    app.queue.scroll_into_view(height);
+    let q = &app.queue;
+    let narrow = inner.width < 90;
+    let start = q.offset.min(q.rows.len());
+    let end = (start + height).min(q.rows.len());
+    let mut prev_status: Option<BriefStatus> = start
+        .checked_sub(1)
+        .and_then(|r| q.rows.get(r))
+        .map(|&i| q.all[i].status);
+    let rows: Vec<Row> = q.rows[start..end]
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| {
+            let b = &q.all[i];
+            let marked = q.marked.contains(&b.id);
+            let mark = if marked { "●" } else { " " };
+            let status_text = if q.group_by_status && prev_status == Some(b.status) {
+                String::new()
+            } else {
+                b.status.to_string()
+            };
+            prev_status = Some(b.status);
+            let mut title = b.title.clone();
+            if b.snooze_until.is_some_and(|t| t > app.now) {
+                title.push_str(" (snoozed)");
+            }
+            let mut cells = vec![
+                Cell::from(format!("{mark}{}", b.priority))
+                    .style(theme.style(&format!("queue.priority.{}", b.priority))),
+                Cell::from(title).style(theme.style("ui.text")),
+                Cell::from(status_text).style(theme.style(&format!("queue.status.{}", b.status))),
+                due_cell(b, app, theme),
+            ];
+            if !narrow {
+                cells.push(Cell::from(b.assignees.join(",")).style(theme.style("ui.text")));
+                cells.push(
+                    Cell::from(b.requester.clone().unwrap_or_default())
+                        .style(theme.style("ui.text.dim")),
+                );
+                cells
+                    .push(Cell::from(age(b.created_at, app.now)).style(theme.style("ui.text.dim")));
+            }
+            let mut row = Row::new(cells);
+            if start + n == q.cursor {
+                row = row.style(theme.style("ui.selection"));
+            } else if marked {
+                row = row.style(theme.style("ui.marked"));
+            }
+            row
+        })
+        .collect();
+    let (header, widths): (Vec<&str>, Vec<Constraint>) = if narrow {
+        (
+            vec!["PRI", "TITLE", "STATUS", "DUE"],
+            vec![
+                Constraint::Length(4),
+                Constraint::Min(10),
+                Constraint::Length(11),
+                Constraint::Length(9),
+            ],
+        )
+    } else {
+        (
+            vec![
+                "PRI",
+                "TITLE",
+                "STATUS",
+                "DUE",
+                "ASSIGNEES",
+                "REQUESTER",
+                "AGE",
+            ],
+            vec![
+                Constraint::Length(4),
+                Constraint::Min(16),
+                Constraint::Length(11),
+                Constraint::Length(9),
+                Constraint::Length(12),
+                Constraint::Length(10),
+                Constraint::Length(5),
+            ],
+        )
+    };
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.style("queue.header")))
+        .column_spacing(1);
+    frame.render_widget(table, inner);
+    if q.rows.is_empty() {
+        let text = if q.all.is_empty() {
+            "No briefs yet. n adds one."
+        } else {
+            "Nothing matches the filter. Esc clears it."
+        };
+        let y = inner
+            .y
+            .saturating_add(1)
+            .min(inner.bottom().saturating_sub(1));
+        frame.render_widget(
+            Paragraph::new(text).style(theme.style("ui.text.dim")),
+            Rect {
+                y,
+                height: 1,
+                ..inner
+            },
+        );
+    }
+    if let Some(d) = detail_area {
+        draw_detail(app, theme, frame, d);
+    }
+}
+
+fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border"))
+        .title(Span::styled(" Detail ", theme.style("ui.title")));
+    let Some(b) = app.queue.selected() else {
+        frame.render_widget(block, area);
+        return;
+    };
+    let zone = if app.data.zone.is_empty() {
+        "UTC"
+    } else {
+        app.data.zone.as_str()
+    };
+    let key = theme.style("ui.help.key");
+    let text = theme.style("ui.text");
+    let field = |name: &str, value: String| -> Line<'static> {
+        Line::from(vec![
+            Span::styled(format!("{name:<13}"), key),
+            Span::styled(value, text),
+        ])
+    };
+    let or_dash = |v: &Option<String>| {
+        v.clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut lines = vec![
+        Line::from(Span::styled(b.title.clone(), theme.style("ui.title"))),
+        Line::from(vec![
+            Span::styled(b.id.clone(), theme.style("ui.text.dim")),
+            Span::raw("  "),
+            Span::styled(
+                b.status.to_string(),
+                theme.style(&format!("queue.status.{}", b.status)),
+            ),
+            Span::raw("  "),
+            Span::styled(
+                b.priority.to_string(),
+                theme.style(&format!("queue.priority.{}", b.priority)),
+            ),
+        ]),
+        field("requester", or_dash(&b.requester)),
+        field(
+            "assignees",
+            if b.assignees.is_empty() {
+                "-".into()
+            } else {
+                b.assignees.join(", ")
+            },
+        ),
+    ];
+    match &b.due {
+        Some(d) => {
+            let local = d.at.to_zoned_datetime(
+                jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC),
+            );
+            lines.push(field(
+                "due",
+                format!(
+                    "{} ({})",
+                    local.strftime("%a %d %b %H:%M"),
+                    relative(d.at, app.now)
+                ),
+            ));
+            if d.tz != zone {
+                lines.push(field(
+                    "  set in",
+                    format!("{} {}", d.zoned().strftime("%a %H:%M"), d.tz),
+                ));
+            }
+        }
+        None => lines.push(field("due", "-".into())),
+    }
+    lines.push(field("objective", or_dash(&b.objective)));
+    lines.push(field("audience", or_dash(&b.audience)));
+    lines.push(field("key message", or_dash(&b.key_message)));
+    let deliverables: Vec<String> = b.deliverables.iter().map(|d| d.to_string()).collect();
+    lines.push(field(
+        "deliverables",
+        if deliverables.is_empty() {
+            "-".into()
+        } else {
+            deliverables.join(", ")
+        },
+    ));
+    if !b.tags.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<13}", "tags"), key),
+            Span::styled(
+                b.tags
+                    .iter()
+                    .map(|t| format!("#{t}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                theme.style("queue.tag"),
+            ),
+        ]));
+    }
+    let missing = b.missing_fields();
+    if !missing.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(Span::styled(
+            "To clarify with the requester:",
+            theme.style("message.error"),
+        )));
+        for q in missing {
+            lines.push(Line::from(Span::styled(
+                format!("• {}", q.question),
+                theme.style("ui.text.dim"),
+            )));
+        }
+    }
+    if let Some((id, messages)) = &app.thread
+        && *id == b.id
+    {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(Span::styled(
+            format!("Comments ({})", messages.len()),
+            theme.style("ui.help.section"),
+        )));
+        for m in messages.iter().rev().take(20).rev() {
+            let when = m.at.map(|t| relative(t, app.now)).unwrap_or_default();
+            lines.push(Line::from(vec![
+                Span::styled(format!("@{} ", m.author), key),
+                Span::styled(when, theme.style("ui.text.dim")),
+            ]));
+            lines.push(Line::from(Span::styled(format!("  {}", m.body), text)));
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn draw_team(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let zone = jiff::tz::TimeZone::get(if app.data.zone.is_empty() {
+        "UTC"
+    } else {
+        &app.data.zone
+    })
+    .unwrap_or(jiff::tz::TimeZone::UTC);
+    let now_local = app.now.to_zoned_datetime(zone.clone());
+    let midnight = now_local
+        .start_of_day()
+        .map(|z| z.timestamp())
+        .unwrap_or(app.now);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border.focus"))
+        .title(Span::styled(
+            format!(" Team · hours in your day ({}) ", app.data.zone),
+            theme.style("ui.title"),
+        ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let now_hour = now_local.hour().max(0) as usize;
+    let rows: Vec<Row> = app
+        .data
+        .members
+        .iter()
+        .map(|m| {
+            let strip: Vec<Span> = (0..24)
+                .map(|h| {
+                    let at = midnight
+                        .checked_add(SignedDuration::from_hours(h as i64))
+                        .unwrap_or(midnight);
+                    let working = m.is_working_at(at);
+                    let style = if h == now_hour {
+                        theme.style("team.now")
+                    } else if working {
+                        theme.style("team.working")
+                    } else {
+                        theme.style("team.off")
+                    };
+                    Span::styled(if working { "█" } else { "·" }, style)
+                })
+                .collect();
+            let local = m.local_time(app.now).strftime("%a %H:%M").to_string();
+            let now_state = if m.is_working_at(app.now) {
+                Span::styled("working", theme.style("team.working"))
+            } else {
+                Span::styled("off", theme.style("team.off"))
+            };
+            let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
+            Row::new(vec![
+                Cell::from(format!("@{}", m.handle)).style(theme.style("ui.text")),
+                Cell::from(local).style(theme.style("ui.text")),
+                Cell::from(Line::from(now_state)),
+                Cell::from(Line::from(strip)),
+                Cell::from(format!("{}/{}", app.load_of(&m.handle), m.capacity))
+                    .style(theme.style("ui.text")),
+                Cell::from(roles.join(",")).style(theme.style("ui.text.dim")),
+            ])
+        })
+        .collect();
+    let header = Row::new(vec![
+        "MEMBER",
+        "LOCAL",
+        "NOW",
+        "00    06    12    18    ",
+        "LOAD",
+        "ROLES",
+    ])
+    .style(theme.style("queue.header"));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(8),
+            Constraint::Length(24),
+            Constraint::Length(5),
+            Constraint::Min(6),
+        ],
+    )
+    .header(header)
+    .column_spacing(1);
+    frame.render_widget(table, inner);
+}
+
+fn draw_hint(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let line = match &app.message {
+        Some((Level::Error, m)) => {
+            Line::from(Span::styled(m.clone(), theme.style("message.error")))
+        }
+        Some((Level::Info, m)) => Line::from(Span::styled(m.clone(), theme.style("message.info"))),
+        None => {
+            let mut spans = Vec::new();
+            for action in [
+                super::Action::Help,
+                super::Action::Filter,
+                super::Action::SetStatus,
+                super::Action::Assign,
+                super::Action::ToggleMark,
+                super::Action::Undo,
+                super::Action::Quit,
+            ] {
+                if let Some(keys) = app.keymap.keys_for(app.pane, action) {
+                    spans.push(Span::styled(
+                        format!(" {keys} "),
+                        theme.style("ui.help.key"),
+                    ));
+                    spans.push(Span::styled(
+                        format!("{} ", action.name().replace('_', " ")),
+                        theme.style("ui.help.desc"),
+                    ));
+                }
+            }
+            Line::from(spans)
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let d = &app.data;
+    let conn = if !d.joined {
+        Span::styled(" local ", theme.style("ui.statusbar"))
+    } else if d.connected {
+        Span::styled(" ● connected ", theme.style("ui.statusbar.online"))
+    } else {
+        Span::styled(" ○ offline ", theme.style("ui.statusbar.offline"))
+    };
+    let pending = if d.pending > 0 {
+        Span::styled(
+            format!(" {} pending ", d.pending),
+            theme.style("ui.statusbar.pending"),
+        )
+    } else {
+        Span::styled(" synced ", theme.style("ui.statusbar"))
+    };
+    let zone = jiff::tz::TimeZone::get(if d.zone.is_empty() { "UTC" } else { &d.zone })
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    let local = app
+        .now
+        .to_zoned_datetime(zone)
+        .strftime("%a %H:%M")
+        .to_string();
+    let working: Vec<String> = d
+        .members
+        .iter()
+        .filter(|m| m.is_working_at(app.now))
+        .map(|m| format!("@{}", m.handle))
+        .collect();
+    let spans = vec![
+        Span::styled(
+            format!(
+                " {} ",
+                if d.hub_name.is_empty() {
+                    "hub"
+                } else {
+                    &d.hub_name
+                }
+            ),
+            theme.style("ui.statusbar").add_modifier(Modifier::BOLD),
+        ),
+        conn,
+        pending,
+        Span::styled(
+            format!(
+                " working now: {} ",
+                if working.is_empty() {
+                    "nobody".into()
+                } else {
+                    working.join(" ")
+                }
+            ),
+            theme.style("ui.statusbar"),
+        ),
+        Span::styled(
+            format!(" @{} {local} {} ", d.me.clone().unwrap_or_default(), d.zone),
+            theme.style("ui.statusbar"),
+        ),
+    ];
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(theme.style("ui.statusbar")),
+        area,
+    );
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn popup_block<'a>(theme: &Theme, title: &str) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border.focus"))
+        .style(theme.style("ui.popup"))
+        .title(Span::styled(
+            format!(" {title} "),
+            theme.style("ui.popup.title"),
+        ))
+}
+
+fn draw_popup(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
+    let Some(popup) = &app.popup else { return };
+    match popup {
+        Popup::Help { scroll } => {
+            let area = centered(body, 72, body.height);
+            let mut lines = Vec::new();
+            let mut section = String::new();
+            for b in app.keymap.bindings_for(app.pane) {
+                if b.section != section {
+                    section = b.section.clone();
+                    lines.push(Line::from(Span::styled(
+                        format!("[{section}]"),
+                        theme.style("ui.help.section"),
+                    )));
+                }
+                let keys: Vec<String> = b.keys.iter().map(|k| k.to_string()).collect();
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!("  {:<12}", keys.join(" ")),
+                        theme.style("ui.help.key"),
+                    ),
+                    Span::styled(b.desc.clone(), theme.style("ui.help.desc")),
+                ]));
+            }
+            let title = format!(
+                "Keys · {} keymap · {} pane (j/k scroll, any key closes)",
+                app.keymap.name(),
+                app.pane.name()
+            );
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .block(popup_block(theme, &title))
+                    .scroll((*scroll as u16, 0)),
+                area,
+            );
+        }
+        Popup::WhichKey { options } => {
+            let h = (options.len() as u16 + 2).min(body.height);
+            let w = 40.min(body.width);
+            let area = Rect {
+                x: body.right().saturating_sub(w),
+                y: body.bottom().saturating_sub(h),
+                width: w,
+                height: h,
+            };
+            let lines: Vec<Line> = options
+                .iter()
+                .map(|(k, d)| {
+                    Line::from(vec![
+                        Span::styled(format!(" {k:<6}"), theme.style("ui.help.key")),
+                        Span::styled(d.clone(), theme.style("ui.help.desc")),
+                    ])
+                })
+                .collect();
+            let keys: Vec<String> = app.pending_keys.iter().map(|k| k.to_string()).collect();
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(lines).block(popup_block(theme, &keys.join(" "))),
+                area,
+            );
+        }
+        Popup::Palette { input, selected } => {
+            let matches = app.palette_matches(input);
+            let area = centered(body, 64, body.height.min(16));
+            let mut lines = vec![Line::from(vec![
+                Span::styled(": ", theme.style("ui.help.key")),
+                Span::styled(input.clone(), theme.style("ui.input")),
+            ])];
+            for (i, (action, desc, keys)) in matches.iter().enumerate() {
+                let style = if i == *selected {
+                    theme.style("ui.selection")
+                } else {
+                    theme.style("ui.text")
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!(" {:<16}", action.name()), style),
+                    Span::styled(format!("{desc} "), style),
+                    Span::styled(format!("[{keys}]"), theme.style("ui.help.key")),
+                ]));
+            }
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(lines).block(popup_block(theme, "Command palette")),
+                area,
+            );
+        }
+        Popup::Picker {
+            pick,
+            choices,
+            selected,
+        } => {
+            let title = match pick {
+                Pick::Status => "Set status",
+                Pick::Priority => "Set priority",
+                Pick::Assign => "Assign to (local time · load · zone)",
+            };
+            let area = centered(body, 70, (choices.len() as u16 + 2).min(body.height));
+            let lines: Vec<Line> = choices
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let style = if i == *selected {
+                        theme.style("ui.selection")
+                    } else {
+                        theme.style("ui.text")
+                    };
+                    Line::from(vec![
+                        Span::styled(format!(" {:<14}", c.label), style),
+                        Span::styled(c.detail.clone(), theme.style("ui.text.dim")),
+                    ])
+                })
+                .collect();
+            frame.render_widget(Clear, area);
+            frame.render_widget(Paragraph::new(lines).block(popup_block(theme, title)), area);
+        }
+        Popup::Prompt { prompt, text } => {
+            let area = Rect {
+                y: body.bottom().saturating_sub(3),
+                height: 3.min(body.height),
+                ..body
+            };
+            let line = Line::from(vec![
+                Span::styled(text.clone(), theme.style("ui.input")),
+                Span::styled("▏", theme.style("ui.input")),
+            ]);
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(line).block(popup_block(theme, prompt.label())),
+                area,
+            );
+        }
+        Popup::Confirm { message, .. } => {
+            let area = centered(body, 64, 6);
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(message.clone())
+                    .style(theme.style("ui.text"))
+                    .wrap(Wrap { trim: true })
+                    .block(popup_block(theme, "Confirm")),
+                area,
+            );
+        }
+    }
+}
