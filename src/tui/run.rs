@@ -71,6 +71,12 @@ pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
 
 /// Runs the TUI until the user quits.
 pub fn run(opts: TuiOptions) -> Result<()> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(crate::model::input::InputError::new(
+            "the Spoke UI needs a terminal; in scripts use the subcommands (spoke --help)",
+        )
+        .into());
+    }
     let theme_dir = opts.config_dir.as_ref().map(|d| d.join("themes"));
     let keymap_dir = opts.config_dir.as_ref().map(|d| d.join("keymaps"));
     let theme = Theme::load(&opts.theme, theme_dir.as_deref(), opts.depth)?;

@@ -1,0 +1,236 @@
+//! Snapshots of every pane, in the dark and the 16-colour theme, at 80x24
+//! and 160x48, drawn with ratatui's TestBackend from fixed data.
+
+use jiff::Timestamp;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use serde_json::json;
+use spoke::model::brief::{Brief, BriefStatus, Deliverable, Due, Priority};
+use spoke::model::member::Member;
+use spoke::model::{Change, EntityRecord, Stamp};
+use spoke::tui::app::{App, Msg, Snapshot};
+use spoke::tui::keymap::Keymap;
+use spoke::tui::theme::{ColorDepth, Theme};
+use spoke::tui::{Action, Pane};
+use spoke_relay::proto::{ClientId, OpId};
+use std::collections::BTreeMap;
+
+const NOW: &str = "2026-11-24T10:00:00Z";
+
+fn member(handle: &str, tz: &str, hours: &str, roles: &[&str]) -> Member {
+    let mut fields = BTreeMap::from([("tz".to_owned(), json!(tz))]);
+    for day in ["mon", "tue", "wed", "thu", "fri"] {
+        fields.insert(format!("hours:{day}"), json!(hours));
+    }
+    for r in roles {
+        fields.insert(format!("roles:{r}"), json!(true));
+    }
+    let mut rec = EntityRecord::default();
+    let stamp = Stamp {
+        hlc: Default::default(),
+        id: OpId {
+            client: ClientId(1),
+            seq: 1,
+        },
+    };
+    rec.merge(stamp, &Change::Set(fields));
+    Member::from_record(handle, &rec)
+}
+
+fn brief(n: usize, title: &str, status: BriefStatus, priority: Priority, due_days: i64) -> Brief {
+    let mut b = Brief::from_record(&format!("b-{n:08}"), &EntityRecord::default());
+    b.title = title.into();
+    b.status = status;
+    b.priority = priority;
+    let now: Timestamp = NOW.parse().expect("now");
+    b.created_at = now
+        .checked_sub(jiff::SignedDuration::from_hours(30 + n as i64))
+        .ok();
+    b.due = now
+        .checked_add(jiff::SignedDuration::from_hours(24 * due_days + 7))
+        .ok()
+        .map(|at| Due {
+            at,
+            tz: "Europe/Lisbon".into(),
+        });
+    b.requester = Some("lucia".into());
+    if n % 2 == 0 {
+        b.assignees = vec!["kenji".into()];
+        b.objective = Some("Grow trials".into());
+        b.audience = Some("Design leads".into());
+        b.key_message = Some("One hub, every zone".into());
+        b.deliverables = vec![Deliverable::parse("linkedin:1200x627").expect("deliverable")];
+        b.tags = vec!["launch".into()];
+    }
+    b
+}
+
+fn app() -> App {
+    let keymap = Keymap::load("default", None).expect("keymap");
+    let now: Timestamp = NOW.parse().expect("now");
+    let mut app = App::new(keymap, now);
+    let titles = [
+        ("Holiday email header", BriefStatus::Ready, Priority::P0, 2),
+        (
+            "Spring launch hero film",
+            BriefStatus::Draft,
+            Priority::P1,
+            40,
+        ),
+        (
+            "Case study: Northwind Logistics",
+            BriefStatus::InReview,
+            Priority::P1,
+            4,
+        ),
+        (
+            "Black Friday banner set",
+            BriefStatus::Delivered,
+            Priority::P0,
+            -3,
+        ),
+        (
+            "Pricing page illustrations",
+            BriefStatus::Approved,
+            Priority::P2,
+            1,
+        ),
+        ("Rebrand teaser", BriefStatus::OnHold, Priority::P1, 35),
+        (
+            "Podcast cover art",
+            BriefStatus::InProgress,
+            Priority::P3,
+            8,
+        ),
+        (
+            "Mascot exploration",
+            BriefStatus::Cancelled,
+            Priority::P3,
+            50,
+        ),
+        ("Q1 webinar visuals", BriefStatus::Intake, Priority::P2, 18),
+    ];
+    let briefs = titles
+        .iter()
+        .enumerate()
+        .map(|(n, (t, s, p, d))| brief(n, t, *s, *p, *d))
+        .collect();
+    app.update(Msg::Data(Box::new(Snapshot {
+        briefs,
+        members: vec![
+            member("ana", "Europe/Lisbon", "09:00-17:30", &["lead"]),
+            member("kenji", "Asia/Tokyo", "09:30-18:00", &["creative"]),
+            member("maya", "America/New_York", "08:30-17:00", &["reviewer"]),
+            member("priya", "Asia/Kolkata", "10:00-19:00", &["creative"]),
+        ],
+        me: Some("ana".into()),
+        zone: "Europe/Lisbon".into(),
+        hub_name: "Northwind Studio".into(),
+        joined: true,
+        connected: true,
+        pending: 2,
+        cursor: 120,
+        last_error: None,
+    })));
+    app
+}
+
+fn render(app: &mut App, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    terminal
+        .draw(|f| spoke::tui::ui::draw(app, theme, f))
+        .expect("draw");
+    terminal
+}
+
+fn show(app: &mut App, pane: Pane) {
+    let action = match pane {
+        Pane::Briefs => Action::ShowBriefs,
+        Pane::Assets => Action::ShowAssets,
+        Pane::Chat => Action::ShowChat,
+        Pane::Approvals => Action::ShowApprovals,
+        Pane::Team => Action::ShowTeam,
+    };
+    app.update(Msg::Action(action));
+}
+
+#[test]
+fn every_pane_in_both_themes_and_sizes() {
+    for theme_name in ["default-dark", "ansi16"] {
+        let theme = Theme::load(theme_name, None, ColorDepth::TrueColor).expect("theme");
+        for (w, h) in [(80, 24), (160, 48)] {
+            for pane in Pane::ALL {
+                let mut app = app();
+                show(&mut app, pane);
+                let terminal = render(&mut app, &theme, w, h);
+                insta::assert_snapshot!(
+                    format!("{}_{}_{w}x{h}", pane.name(), theme_name),
+                    terminal.backend()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_ansi16_theme_draws_only_with_the_terminals_own_colours() {
+    let theme = Theme::load("ansi16", None, ColorDepth::TrueColor).expect("theme");
+    for pane in Pane::ALL {
+        let mut app = app();
+        show(&mut app, pane);
+        let terminal = render(&mut app, &theme, 160, 48);
+        for cell in terminal.backend().buffer().content() {
+            for c in [cell.fg, cell.bg] {
+                assert!(
+                    !matches!(c, Color::Rgb(..) | Color::Indexed(_)),
+                    "{pane:?} uses {c:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn help_overlay_lists_exactly_the_loaded_bindings() {
+    let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+    let mut app = app();
+    app.update(Msg::Action(Action::Help));
+    let terminal = render(&mut app, &theme, 160, 200);
+    let text = terminal.backend().to_string();
+    let bindings = app.keymap.bindings_for(Pane::Briefs);
+    for b in &bindings {
+        assert!(text.contains(&b.desc), "help is missing `{}`", b.desc);
+    }
+    let lines = text
+        .lines()
+        .filter(|l| bindings.iter().any(|b| l.contains(b.desc.as_str())))
+        .count();
+    assert_eq!(
+        lines,
+        bindings.len(),
+        "one line per binding, nothing invented"
+    );
+}
+
+#[test]
+fn tiny_and_odd_sizes_do_not_panic() {
+    let theme = Theme::load("default-light", None, ColorDepth::Ansi16).expect("theme");
+    for (w, h) in [
+        (1, 1),
+        (2, 1),
+        (10, 3),
+        (20, 5),
+        (30, 8),
+        (80, 6),
+        (500, 2),
+        (79, 23),
+    ] {
+        for pane in Pane::ALL {
+            let mut app = app();
+            show(&mut app, pane);
+            app.update(Msg::Action(Action::Help));
+            render(&mut app, &theme, w, h);
+        }
+    }
+}
