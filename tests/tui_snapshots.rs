@@ -55,7 +55,7 @@ fn brief(n: usize, title: &str, status: BriefStatus, priority: Priority, due_day
             tz: "Europe/Lisbon".into(),
         });
     b.requester = Some("lucia".into());
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         b.assignees = vec!["kenji".into()];
         b.objective = Some("Grow trials".into());
         b.audience = Some("Design leads".into());
