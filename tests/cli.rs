@@ -754,3 +754,70 @@ fn spoke_home_env_var_works_in_place_of_home_flag() {
     // The same data is seen through --home.
     assert_eq!(ids(&sb.list(&[])), vec![id.as_str()]);
 }
+
+#[test]
+fn keymap_check_reports_unknown_actions_and_conflicts_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").expect("config");
+    let bad = dir.path().join("mine.toml");
+    std::fs::write(
+        &bad,
+        "[global]\nq = \"quit\"\nx = \"fly_to_the_moon\"\n\n[briefs]\ns = \"set_status\"\ns = \"assign\"\n",
+    )
+    .expect("write keymap");
+    let out = spoke(
+        dir.path(),
+        &config,
+        &["keymap", "check", &bad.display().to_string()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let file = bad.display().to_string();
+    assert!(
+        text.contains(&format!("{file}:3:")) && text.contains("fly_to_the_moon"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{file}:7:")),
+        "the duplicate `s` is on line 7: {text}"
+    );
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "inherits = \"default\"\n[briefs]\nX = \"clear_marks\"\n",
+    )
+    .expect("write");
+    let out = spoke(
+        dir.path(),
+        &config,
+        &["keymap", "check", &good.display().to_string()],
+    );
+    assert_success(&out, &["keymap", "check"]);
+    assert!(stdout(&out).contains("no problems"));
+}
+
+#[test]
+fn the_ui_refuses_to_start_without_a_terminal_and_says_what_to_use() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").expect("config");
+    let init = [
+        "init",
+        "--name",
+        "Demo",
+        "--handle",
+        "ana",
+        "--tz",
+        "Europe/Lisbon",
+    ];
+    assert_success(&spoke(dir.path(), &config, &init), &init);
+    let out = spoke(dir.path(), &config, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("needs a terminal"),
+        "{}",
+        stderr(&out)
+    );
+}
