@@ -1043,7 +1043,7 @@ async fn the_client_resumes_a_catch_up_after_the_relay_restarts() {
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<WatchEvent>();
     let watch_home = home.clone();
     let watcher = tokio::spawn(async move {
-        sync::watch(&watch_home, stop, None, move |e| {
+        sync::watch(&watch_home, stop, None, None, move |e| {
             let _ = events_tx.send(e);
         })
         .await

@@ -281,6 +281,10 @@ struct Connection {
     socket: WebSocket,
     bad_frames: u32,
     bucket: TokenBucket,
+    /// The member and hub, once the handshake succeeded.
+    joined: Option<(String, Arc<HubHandle>)>,
+    /// Whether this connection announced presence (then its end is announced too).
+    announced: bool,
 }
 
 type AckFuture =
@@ -296,8 +300,23 @@ impl Connection {
             socket,
             bad_frames: 0,
             bucket: TokenBucket::new(rate),
+            joined: None,
+            announced: false,
         };
         let ending = conn.serve(&url_hub).await.err();
+        if let Some((member, hub)) = conn.joined.take().filter(|_| conn.announced) {
+            // Tell the others this member left (presence is never stored).
+            let frame = encode(&Frame::Presence(proto::Presence {
+                member,
+                status: "offline".into(),
+                tz: None,
+                viewing: None,
+            }));
+            let _ = hub.live.send(Arc::new(LiveEvent::Presence {
+                from_conn: conn.id,
+                frame,
+            }));
+        }
         if let Some(e) = ending {
             conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
             let _ = conn
@@ -318,6 +337,7 @@ impl Connection {
 
     async fn serve(&mut self, url_hub: &str) -> Result<(), Ending> {
         let (token, hub, live, mut sent) = self.handshake(url_hub).await?;
+        self.joined = Some((token.handle.clone(), hub.clone()));
         let mut live = live;
         let mut shutdown = self.relay.shutdown.clone();
         let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
@@ -679,6 +699,7 @@ impl Connection {
             }
             Frame::Presence(mut presence) => {
                 presence.member = token.handle.clone();
+                self.announced = presence.status != "offline";
                 let frame = encode(&Frame::Presence(presence));
                 let _ = hub.live.send(Arc::new(LiveEvent::Presence {
                     from_conn: self.id,

@@ -878,3 +878,32 @@ async fn send_fragmented(c: &mut Client, bytes: Vec<u8>, piece: usize) {
         c.send_message(Message::Frame(frame)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_disconnects_is_announced_offline_to_the_hub() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let token_a = relay.token(&hub, "ana", "creative");
+    let token_b = relay.token(&hub, "ben", "creative");
+    let (mut a, _) = relay.join(&hub, &token_a, "ana").await;
+    let (mut b, _) = relay.join(&hub, &token_b, "ben").await;
+    b.send(&Frame::Presence(Presence {
+        member: String::new(),
+        status: "online".to_owned(),
+        tz: Some("Asia/Tokyo".to_owned()),
+        viewing: None,
+    }))
+    .await;
+    match a.recv().await {
+        Frame::Presence(p) => assert_eq!((p.member.as_str(), p.status.as_str()), ("ben", "online")),
+        other => panic!("expected ben's presence, got {other:?}"),
+    }
+    drop(b);
+    match a.recv().await {
+        Frame::Presence(p) => {
+            assert_eq!(p.member, "ben");
+            assert_eq!(p.status, "offline");
+        }
+        other => panic!("expected ben's offline presence, got {other:?}"),
+    }
+}

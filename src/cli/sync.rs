@@ -133,7 +133,7 @@ pub fn sync(ctx: &Ctx, watch: bool) -> Result<()> {
             tz,
             viewing: None,
         };
-        sync::watch(&home, stop, Some(presence), |event| {
+        sync::watch(&home, stop, Some(presence), None, |event| {
             let line = match event {
                 WatchEvent::Connected(w) if json => {
                     json!({"event": "connected", "hub_name": w.hub_name, "head": w.head})

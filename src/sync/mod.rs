@@ -139,6 +139,7 @@ pub async fn watch(
     home: &Path,
     mut stop: watch::Receiver<bool>,
     presence: Option<Presence>,
+    presence_sink: Option<tokio::sync::mpsc::UnboundedSender<Presence>>,
     mut on_event: impl FnMut(WatchEvent),
 ) -> Result<()> {
     let replica = Arc::new(Replica::open(&replica_path(home))?);
@@ -150,8 +151,11 @@ pub async fn watch(
         let (addr, token, meta) = connection(&replica)?;
         let attempt = async {
             let ca = ca_for(&meta);
-            let session =
+            let mut session =
                 Session::connect(&addr, &token, meta.epoch, meta.cursor, ca.as_deref()).await?;
+            if let Some(sink) = &presence_sink {
+                session = session.on_presence(sink.clone());
+            }
             on_event(WatchEvent::Connected(session.welcome.clone()));
             session
                 .run(replica.clone(), Mode::Watch, stop.clone(), presence.clone())

@@ -108,6 +108,10 @@ pub struct Session {
     uploaded: HashSet<String>,
     /// Highest client seq submitted in this session.
     sent_upto: u64,
+    /// Where other members' presence goes, if anyone listens.
+    presence_in: Option<tokio::sync::mpsc::UnboundedSender<Presence>>,
+    /// Our presence and when it was last announced (re-sent every minute).
+    presence_out: Option<(Presence, tokio::time::Instant)>,
 }
 
 impl Session {
@@ -165,6 +169,8 @@ impl Session {
                 blobs: super::blobs::BlobClient::new(addr.clone(), token.to_owned(), ca_file).ok(),
                 uploaded: HashSet::new(),
                 sent_upto: 0,
+                presence_in: None,
+                presence_out: None,
             }),
             Frame::Error { code, message } => Err(SyncError::Refused {
                 code: code_name(code),
@@ -174,6 +180,12 @@ impl Session {
                 "expected Welcome, got {other:?}"
             ))),
         }
+    }
+
+    /// Sends other members' presence to `sink` as it arrives.
+    pub fn on_presence(mut self, sink: tokio::sync::mpsc::UnboundedSender<Presence>) -> Self {
+        self.presence_in = Some(sink);
+        self
     }
 
     /// Runs the session against `replica` until done (`Once`) or stopped.
@@ -212,7 +224,8 @@ impl Session {
             ..SyncReport::default()
         };
         if let Some(p) = presence {
-            send(&mut self.ws, &Frame::Presence(p)).await?;
+            send(&mut self.ws, &Frame::Presence(p.clone())).await?;
+            self.presence_out = Some((p, tokio::time::Instant::now()));
         }
         let result = self.drive(&replica, mode, &mut stop, &mut report).await;
         let _ = replica.update_meta(|m| {
@@ -298,6 +311,13 @@ impl Session {
                     if last_heard.elapsed() > Duration::from_secs(15) {
                         send(&mut self.ws, &Frame::Ping { nonce: wall_now_ms() }).await?;
                     }
+                    if let Some((p, at)) = &self.presence_out
+                        && at.elapsed() > Duration::from_secs(60)
+                    {
+                        let p = p.clone();
+                        send(&mut self.ws, &Frame::Presence(p.clone())).await?;
+                        self.presence_out = Some((p, tokio::time::Instant::now()));
+                    }
                     // Ops made meanwhile by other commands on this replica.
                     self.push_pending(replica, &mut in_flight, report).await?;
                     replica.update_meta(|m| {
@@ -337,7 +357,13 @@ impl Session {
                 self.push_pending(replica, in_flight, report).await
             }
             Frame::Ping { nonce } => send(&mut self.ws, &Frame::Pong { nonce }).await,
-            Frame::Pong { .. } | Frame::Presence(_) => Ok(()),
+            Frame::Presence(p) => {
+                if let Some(sink) = &self.presence_in {
+                    let _ = sink.send(p);
+                }
+                Ok(())
+            }
+            Frame::Pong { .. } => Ok(()),
             Frame::Error { code, message } => Err(SyncError::Refused {
                 code: code_name(code),
                 message,

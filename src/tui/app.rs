@@ -58,6 +58,8 @@ pub enum Msg {
     },
     Tick(Timestamp),
     Resize,
+    /// Another member's presence from the hub.
+    Presence(spoke_relay::proto::Presence),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +148,8 @@ pub struct App {
     pub quit: bool,
     /// Rows of the queue visible at the last draw (for paging).
     pub page: usize,
+    /// Members the hub says are online, with when we last heard.
+    pub online: BTreeMap<String, Timestamp>,
 }
 
 impl App {
@@ -164,6 +168,7 @@ impl App {
             now,
             quit: false,
             page: 10,
+            online: BTreeMap::new(),
         }
     }
 
@@ -196,6 +201,17 @@ impl App {
             }
             Msg::Tick(now) => {
                 self.now = now;
+                // Presence is re-announced every minute; silence means gone.
+                self.online
+                    .retain(|_, seen| now.duration_since(*seen).as_secs() < 150);
+                Vec::new()
+            }
+            Msg::Presence(p) => {
+                if p.status == "offline" {
+                    self.online.remove(&p.member);
+                } else if !p.member.is_empty() {
+                    self.online.insert(p.member, self.now);
+                }
                 Vec::new()
             }
             Msg::Resize => Vec::new(),
@@ -1182,6 +1198,28 @@ mod tests {
         }
         key(&mut app, "ret");
         assert_eq!(app.pane, Pane::Team);
+    }
+
+    #[test]
+    fn presence_marks_members_online_until_they_leave_or_go_quiet() {
+        let mut app = app();
+        let p = |member: &str, status: &str| spoke_relay::proto::Presence {
+            member: member.into(),
+            status: status.into(),
+            tz: None,
+            viewing: None,
+        };
+        app.update(Msg::Presence(p("kenji", "online")));
+        app.update(Msg::Presence(p("maya", "online")));
+        assert_eq!(app.online.len(), 2);
+        app.update(Msg::Presence(p("maya", "offline")));
+        assert!(app.online.contains_key("kenji") && !app.online.contains_key("maya"));
+        let later = app
+            .now
+            .checked_add(jiff::SignedDuration::from_mins(5))
+            .expect("time");
+        app.update(Msg::Tick(later));
+        assert!(app.online.is_empty(), "silence for five minutes means gone");
     }
 
     #[test]

@@ -91,7 +91,11 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     let worker = spawn_worker(opts.home.clone(), opts.fallback_zone.clone(), tx.clone())?;
     spawn_signals(tx.clone());
     let sync_stop = if opts.sync && first.joined {
-        Some(spawn_sync(opts.home.clone()))
+        Some(spawn_sync(
+            opts.home.clone(),
+            first.zone.clone(),
+            tx.clone(),
+        ))
     } else {
         None
     };
@@ -266,8 +270,13 @@ fn spawn_signals(tx: mpsc::Sender<Msg>) {
         });
 }
 
-/// A background `sync --watch` for the replica; stops when told.
-fn spawn_sync(home: PathBuf) -> tokio::sync::watch::Sender<bool> {
+/// A background `sync --watch` for the replica; stops when told. Other
+/// members' presence is forwarded to the app.
+fn spawn_sync(
+    home: PathBuf,
+    zone: String,
+    tx: mpsc::Sender<Msg>,
+) -> tokio::sync::watch::Sender<bool> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let _ = std::thread::Builder::new()
         .name("sync".into())
@@ -282,11 +291,25 @@ fn spawn_sync(home: PathBuf) -> tokio::sync::watch::Sender<bool> {
             let presence = spoke_relay::proto::Presence {
                 member: String::new(),
                 status: "online".into(),
-                tz: None,
+                tz: Some(zone),
                 viewing: None,
             };
+            let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
+            rt.spawn(async move {
+                while let Some(p) = prx.recv().await {
+                    if tx.send(Msg::Presence(p)).is_err() {
+                        return;
+                    }
+                }
+            });
             // Errors land in the replica's last_error, which the status bar shows.
-            let _ = rt.block_on(crate::sync::watch(&home, stop, Some(presence), |_| {}));
+            let _ = rt.block_on(crate::sync::watch(
+                &home,
+                stop,
+                Some(presence),
+                Some(ptx),
+                |_| {},
+            ));
         });
     stop_tx
 }

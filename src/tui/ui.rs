@@ -458,6 +458,13 @@ fn draw_team(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 })
                 .collect();
             let local = m.local_time(app.now).strftime("%a %H:%M").to_string();
+            let is_online = app.online.contains_key(&m.handle)
+                || (app.data.connected && app.data.me.as_deref() == Some(m.handle.as_str()));
+            let dot = if is_online {
+                Span::styled("● ", theme.style("team.online"))
+            } else {
+                Span::styled("  ", theme.style("team.off"))
+            };
             let now_state = if m.is_working_at(app.now) {
                 Span::styled("working", theme.style("team.working"))
             } else {
@@ -467,7 +474,7 @@ fn draw_team(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Row::new(vec![
                 Cell::from(format!("@{}", m.handle)).style(theme.style("ui.text")),
                 Cell::from(local).style(theme.style("ui.text")),
-                Cell::from(Line::from(now_state)),
+                Cell::from(Line::from(vec![dot, now_state])),
                 Cell::from(Line::from(strip)),
                 Cell::from(format!("{}/{}", app.load_of(&m.handle), m.capacity))
                     .style(theme.style("ui.text")),
@@ -489,7 +496,7 @@ fn draw_team(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         [
             Constraint::Length(10),
             Constraint::Length(10),
-            Constraint::Length(8),
+            Constraint::Length(9),
             Constraint::Length(24),
             Constraint::Length(5),
             Constraint::Min(6),
@@ -558,12 +565,12 @@ fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .to_zoned_datetime(zone)
         .strftime("%a %H:%M")
         .to_string();
-    let working: Vec<String> = d
-        .members
-        .iter()
-        .filter(|m| m.is_working_at(app.now))
-        .map(|m| format!("@{}", m.handle))
-        .collect();
+    let mut online: Vec<String> = app.online.keys().map(|h| format!("@{h}")).collect();
+    if d.connected
+        && let Some(me) = &d.me
+    {
+        online.insert(0, format!("@{me}"));
+    }
     let spans = vec![
         Span::styled(
             format!(
@@ -580,14 +587,14 @@ fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         pending,
         Span::styled(
             format!(
-                " working now: {} ",
-                if working.is_empty() {
-                    "nobody".into()
+                " online: {} ",
+                if online.is_empty() {
+                    "-".into()
                 } else {
-                    working.join(" ")
+                    online.join(" ")
                 }
             ),
-            theme.style("ui.statusbar"),
+            theme.style("ui.statusbar.online"),
         ),
         Span::styled(
             format!(" @{} {local} {} ", d.me.clone().unwrap_or_default(), d.zone),
