@@ -234,3 +234,19 @@ fn tiny_and_odd_sizes_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn the_new_brief_form_shows_every_clarifying_question() {
+    let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+    let mut app = app();
+    app.update(Msg::Action(Action::NewBrief));
+    let terminal = render(&mut app, &theme, 100, 30);
+    let text = terminal.backend().to_string();
+    for (_, question) in spoke::tui::app::new_brief_form() {
+        assert!(
+            text.contains(&question[..question.len().min(40)]),
+            "missing {question}"
+        );
+    }
+    insta::assert_snapshot!("new_brief_form_100x30", terminal.backend());
+}

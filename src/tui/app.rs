@@ -5,7 +5,9 @@
 use super::action::{Action, Pane};
 use super::keymap::{KeyChord, Keymap, Lookup};
 use super::queue::Queue;
-use crate::model::brief::{Brief, BriefStatus, Due, Priority, normalize_tag, thread_id_for_brief};
+use crate::model::brief::{
+    Brief, BriefField, BriefStatus, Due, Priority, field_writes, normalize_tag, thread_id_for_brief,
+};
 use crate::model::member::Member;
 use crate::model::thread::Message;
 use crate::model::{Change, EntityKind, EntityRef};
@@ -75,7 +77,6 @@ pub enum Prompt {
     Tag,
     Snooze,
     Comment,
-    NewBrief,
 }
 
 impl Prompt {
@@ -85,7 +86,6 @@ impl Prompt {
             Prompt::Tag => "tags (+add -remove)",
             Prompt::Snooze => "snooze until (2026-12-01, 2026-12-01T09:00)",
             Prompt::Comment => "comment",
-            Prompt::NewBrief => "new brief title",
         }
     }
 }
@@ -124,6 +124,23 @@ pub enum Popup {
         then: Box<Effect>,
         undo: Vec<(EntityRef, Change)>,
     },
+    /// The new-brief form: one answer per field of [`new_brief_form`].
+    Form {
+        answers: Vec<String>,
+        index: usize,
+    },
+}
+
+/// The new-brief form: the title, then each required field with the
+/// clarifying question a lead would ask. Empty answers stay open questions.
+pub fn new_brief_form() -> Vec<(BriefField, String)> {
+    let mut form = vec![(BriefField::Title, "Title".to_owned())];
+    for q in Brief::from_record("b-new", &Default::default()).missing_fields() {
+        if let Ok(field) = BriefField::parse(&q.field) {
+            form.push((field, q.question));
+        }
+    }
+    form
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +255,7 @@ impl App {
                     | Popup::Palette { .. }
                     | Popup::Picker { .. }
                     | Popup::Confirm { .. }
+                    | Popup::Form { .. }
             )
         ) {
             return self.on_popup_key(key);
@@ -435,11 +453,106 @@ impl App {
                     Vec::new()
                 }
             },
+            Popup::Form {
+                mut answers,
+                mut index,
+            } => {
+                let last = answers.len().saturating_sub(1);
+                match key.code {
+                    KeyCode::Esc => {
+                        self.message = Some((Level::Info, "new brief discarded".into()));
+                        return Vec::new();
+                    }
+                    KeyCode::Enter | KeyCode::Tab | KeyCode::Down => {
+                        if let Err(e) = self.check_form_answer(index, &answers[index]) {
+                            self.message = Some((Level::Error, e));
+                        } else if key.code == KeyCode::Enter && index == last {
+                            return self.submit_form(&answers);
+                        } else {
+                            self.message = None;
+                            index = (index + 1).min(last);
+                        }
+                    }
+                    KeyCode::Up | KeyCode::BackTab => index = index.saturating_sub(1),
+                    KeyCode::Backspace => {
+                        answers[index].pop();
+                    }
+                    KeyCode::Char('u') if ctrl => answers[index].clear(),
+                    KeyCode::Char(c) if !ctrl => answers[index].push(c),
+                    _ => {}
+                }
+                self.popup = Some(Popup::Form { answers, index });
+                Vec::new()
+            }
             other => {
                 self.popup = Some(other);
                 Vec::new()
             }
         }
+    }
+
+    /// Checks one answer of the new-brief form as it is left.
+    fn check_form_answer(&self, index: usize, text: &str) -> Result<(), String> {
+        let form = new_brief_form();
+        let Some((field, _)) = form.get(index) else {
+            return Ok(());
+        };
+        if *field == BriefField::Title && text.trim().is_empty() {
+            return Err("a brief needs a title".into());
+        }
+        field_writes(None, *field, text, &self.zone())
+            .map(|_| ())
+            .map_err(|e| e.0)
+    }
+
+    fn zone(&self) -> String {
+        if self.data.zone.is_empty() {
+            "UTC".into()
+        } else {
+            self.data.zone.clone()
+        }
+    }
+
+    /// Creates the brief from the form in one op; undo deletes it.
+    fn submit_form(&mut self, answers: &[String]) -> Vec<Effect> {
+        let form = new_brief_form();
+        let id = crate::model::ids::new_entity_id("b");
+        let me = self.data.me.clone().unwrap_or_default();
+        let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+        fields.insert("status".into(), json!(BriefStatus::Draft));
+        fields.insert("priority".into(), json!(Priority::P2));
+        fields.insert("created_by".into(), json!(me));
+        fields.insert("requester".into(), json!(me));
+        let mut open = Vec::new();
+        for ((field, _), answer) in form.iter().zip(answers) {
+            if answer.trim().is_empty() {
+                open.push(field.name());
+                continue;
+            }
+            match field_writes(None, *field, answer, &self.zone()) {
+                Ok(writes) => fields.extend(writes),
+                Err(e) => {
+                    self.message = Some((Level::Error, e.0));
+                    return Vec::new();
+                }
+            }
+        }
+        let entity = EntityRef::new(EntityKind::Brief, id.clone());
+        let effects = self.finish(
+            format!("added {id}"),
+            vec![(entity.clone(), Change::Set(fields))],
+            vec![(entity, Change::Delete)],
+            Vec::new(),
+        );
+        self.message = Some((
+            Level::Info,
+            if open.is_empty() {
+                format!("added {id}, complete")
+            } else {
+                format!("added {id}; still to clarify: {}", open.join(", "))
+            },
+        ));
+        effects
     }
 
     fn live_filter(&mut self, prompt: Prompt) {
@@ -590,7 +703,13 @@ impl App {
                 self.queue.recompute(keep.as_deref());
                 Vec::new()
             }
-            Action::NewBrief => self.prompt(Prompt::NewBrief, true),
+            Action::NewBrief => {
+                self.popup = Some(Popup::Form {
+                    answers: vec![String::new(); new_brief_form().len()],
+                    index: 0,
+                });
+                Vec::new()
+            }
             Action::SetStatus => self.open_picker(Pick::Status),
             Action::SetPriority => self.open_picker(Pick::Priority),
             Action::Assign => self.open_picker(Pick::Assign),
@@ -833,33 +952,6 @@ impl App {
         let text = text.trim().to_owned();
         match prompt {
             Prompt::Filter => Vec::new(),
-            Prompt::NewBrief => {
-                if text.is_empty() {
-                    return Vec::new();
-                }
-                let id = crate::model::ids::new_entity_id("b");
-                let me = self.data.me.clone().unwrap_or_default();
-                let mut fields: BTreeMap<String, Value> = BTreeMap::new();
-                fields.insert("title".into(), json!(text));
-                fields.insert("status".into(), json!(BriefStatus::Draft));
-                fields.insert("priority".into(), json!(Priority::P2));
-                fields.insert("created_by".into(), json!(me));
-                fields.insert("requester".into(), json!(me));
-                let entity = EntityRef::new(EntityKind::Brief, id.clone());
-                let forward = vec![(entity.clone(), Change::Set(fields))];
-                let inverse = vec![(entity, Change::Delete)];
-                let questions: Vec<String> = Brief::from_record(&id, &Default::default())
-                    .missing_fields()
-                    .into_iter()
-                    .map(|q| q.field)
-                    .collect();
-                let effects = self.finish(format!("added {id}"), forward, inverse, Vec::new());
-                self.message = Some((
-                    Level::Info,
-                    format!("added {id}; still to clarify: {}", questions.join(", ")),
-                ));
-                effects
-            }
             Prompt::Tag => {
                 let mut forward = Vec::new();
                 let mut inverse = Vec::new();
@@ -1223,19 +1315,51 @@ mod tests {
     }
 
     #[test]
-    fn new_brief_creates_a_draft_and_undo_deletes_it() {
+    fn new_brief_asks_the_clarifying_questions_inline_and_undo_deletes_it() {
         let mut app = app();
         key(&mut app, "n");
-        for c in "Launch video".chars() {
-            app.update(Msg::Key(KeyEvent::new(
-                KeyCode::Char(c),
-                KeyModifiers::NONE,
-            )));
+        let type_in = |app: &mut App, text: &str| {
+            for c in text.chars() {
+                app.update(Msg::Key(KeyEvent::new(
+                    KeyCode::Char(c),
+                    KeyModifiers::NONE,
+                )));
+            }
+        };
+        // An empty title does not move on.
+        key(&mut app, "ret");
+        assert!(matches!(app.popup, Some(Popup::Form { index: 0, .. })));
+        type_in(&mut app, "Launch video");
+        key(&mut app, "ret");
+        type_in(&mut app, "Grow trials");
+        key(&mut app, "ret"); // objective
+        key(&mut app, "ret"); // audience left open
+        type_in(&mut app, "linkedin:1200x627");
+        key(&mut app, "ret"); // deliverables
+        type_in(&mut app, "next week");
+        key(&mut app, "ret");
+        assert!(
+            matches!(&app.message, Some((Level::Error, m)) if m.contains("next week")),
+            "a bad due date is caught on the spot"
+        );
+        for _ in 0.."next week".len() {
+            key(&mut app, "backspace");
         }
-        let effects = key(&mut app, "ret");
+        type_in(&mut app, "2026-12-01");
+        key(&mut app, "ret"); // due
+        let effects = key(&mut app, "ret"); // key message left open: submit
         let forward = commits(&effects);
         assert_eq!(field(&forward[0][0], "title"), Some(json!("Launch video")));
-        assert!(matches!(&app.message, Some((Level::Info, m)) if m.contains("objective")));
+        assert_eq!(
+            field(&forward[0][0], "objective"),
+            Some(json!("Grow trials"))
+        );
+        assert!(field(&forward[0][0], "due").is_some());
+        assert!(field(&forward[0][0], "audience").is_none());
+        assert!(matches!(
+            &app.message,
+            Some((Level::Info, m)) if m.contains("audience") && m.contains("key_message")
+        ));
         let undo = key(&mut app, "u");
         assert_eq!(commits(&undo)[0][0].1, Change::Delete);
     }

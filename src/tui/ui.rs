@@ -8,7 +8,7 @@ use crate::model::brief::{Brief, BriefStatus};
 use jiff::{SignedDuration, Timestamp};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Modifier;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 
@@ -80,6 +80,68 @@ fn draw_placeholder(theme: &Theme, frame: &mut Frame, area: Rect, title: &str, t
         .block(block)
         .wrap(Wrap { trim: true });
     frame.render_widget(p, area);
+}
+
+/// Inline Markdown: `**bold**`, `*italic*` or `_italic_`, `` `code` ``; a
+/// leading `# ` is a heading and `- `/`* ` a bullet.
+pub fn markdown_line(text: &str, base: Style, theme: &Theme) -> Line<'static> {
+    let (text, base) =
+        if let Some(rest) = text.strip_prefix("# ").or_else(|| text.strip_prefix("## ")) {
+            (rest.to_owned(), theme.style("ui.title"))
+        } else if let Some(rest) = text.strip_prefix("- ").or_else(|| text.strip_prefix("* ")) {
+            (format!("• {rest}"), base)
+        } else {
+            (text.to_owned(), base)
+        };
+    let mut spans = Vec::new();
+    let mut buf = String::new();
+    let (mut bold, mut italic, mut code) = (false, false, false);
+    let style = |bold: bool, italic: bool, code: bool| {
+        if code {
+            theme.style("ui.help.key")
+        } else {
+            let mut s = base;
+            if bold {
+                s = s.add_modifier(Modifier::BOLD);
+            }
+            if italic {
+                s = s.add_modifier(Modifier::ITALIC);
+            }
+            s
+        }
+    };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let toggle = match c {
+            '`' => Some(0),
+            '*' if !code && chars.peek() == Some(&'*') => {
+                chars.next();
+                Some(1)
+            }
+            '*' | '_' if !code => Some(2),
+            _ => None,
+        };
+        match toggle {
+            Some(kind) => {
+                if !buf.is_empty() {
+                    spans.push(Span::styled(
+                        std::mem::take(&mut buf),
+                        style(bold, italic, code),
+                    ));
+                }
+                match kind {
+                    0 => code = !code,
+                    1 => bold = !bold,
+                    _ => italic = !italic,
+                }
+            }
+            None => buf.push(c),
+        }
+    }
+    if !buf.is_empty() {
+        spans.push(Span::styled(buf, style(bold, italic, code)));
+    }
+    Line::from(spans)
 }
 
 /// "in 3h", "2d ago", "now".
@@ -403,7 +465,11 @@ fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Span::styled(format!("@{} ", m.author), key),
                 Span::styled(when, theme.style("ui.text.dim")),
             ]));
-            lines.push(Line::from(Span::styled(format!("  {}", m.body), text)));
+            for body_line in m.body.lines() {
+                let mut line = markdown_line(body_line, text, theme);
+                line.spans.insert(0, Span::raw("  "));
+                lines.push(line);
+            }
         }
     }
     frame.render_widget(
@@ -761,6 +827,49 @@ fn draw_popup(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
                 area,
             );
         }
+        Popup::Form { answers, index } => {
+            let form = super::app::new_brief_form();
+            let width = 76.min(body.width);
+            let inner_w = width.saturating_sub(2).max(1) as usize;
+            let needed: usize = form
+                .iter()
+                .map(|(_, q)| q.chars().count().div_ceil(inner_w) + 1)
+                .sum::<usize>()
+                + 1
+                + 2;
+            let area = centered(body, width, (needed as u16).min(body.height));
+            let mut lines = Vec::new();
+            for (i, ((_, question), answer)) in form.iter().zip(answers).enumerate() {
+                let current = i == *index;
+                let q_style = if current {
+                    theme.style("ui.help.key")
+                } else {
+                    theme.style("ui.text.dim")
+                };
+                lines.push(Line::from(Span::styled(question.clone(), q_style)));
+                let mut spans = vec![Span::styled("  ", theme.style("ui.input"))];
+                if answer.is_empty() && !current {
+                    spans.push(Span::styled("(open question)", theme.style("ui.text.dim")));
+                } else {
+                    spans.push(Span::styled(answer.clone(), theme.style("ui.input")));
+                }
+                if current {
+                    spans.push(Span::styled("▏", theme.style("ui.input")));
+                }
+                lines.push(Line::from(spans));
+            }
+            lines.push(Line::from(Span::styled(
+                "Enter next · ↑/Tab move · Esc discard · blank answers stay open questions",
+                theme.style("ui.text.dim"),
+            )));
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(popup_block(theme, "New brief")),
+                area,
+            );
+        }
         Popup::Confirm { message, .. } => {
             let area = centered(body, 64, 6);
             frame.render_widget(Clear, area);
@@ -772,5 +881,49 @@ fn draw_popup(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
                 area,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::theme::ColorDepth;
+
+    #[test]
+    fn markdown_marks_bold_italic_code_bullets_and_headings() {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let base = theme.style("ui.text");
+        let line = markdown_line("- use **bold**, *soft* and `code`", base, &theme);
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, "• use bold, soft and code");
+        let bold = line
+            .spans
+            .iter()
+            .find(|s| s.content == "bold")
+            .expect("bold span");
+        assert!(bold.style.add_modifier.contains(Modifier::BOLD));
+        let soft = line
+            .spans
+            .iter()
+            .find(|s| s.content == "soft")
+            .expect("italic span");
+        assert!(soft.style.add_modifier.contains(Modifier::ITALIC));
+        let code = line
+            .spans
+            .iter()
+            .find(|s| s.content == "code")
+            .expect("code span");
+        assert_eq!(code.style, theme.style("ui.help.key"));
+        let heading = markdown_line("# Brief", base, &theme);
+        assert_eq!(heading.spans[0].style, theme.style("ui.title"));
+    }
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().expect("ts");
+        let at = |s: &str| -> Timestamp { s.parse().expect("ts") };
+        assert_eq!(relative(at("2026-11-24T13:00:00Z"), now), "in 3h");
+        assert_eq!(relative(at("2026-11-22T10:00:00Z"), now), "2d ago");
+        assert_eq!(relative(at("2026-11-24T10:00:30Z"), now), "now");
     }
 }
