@@ -821,3 +821,55 @@ fn the_ui_refuses_to_start_without_a_terminal_and_says_what_to_use() {
         stderr(&out)
     );
 }
+
+#[test]
+fn approvals_from_the_command_line_need_an_asset_reviewers_and_comments() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").expect("config");
+    let home = dir.path();
+    let init = [
+        "init",
+        "--name",
+        "Demo",
+        "--handle",
+        "ana",
+        "--tz",
+        "Europe/Lisbon",
+    ];
+    assert_success(&spoke(home, &config, &init), &init);
+    let add = [
+        "member",
+        "add",
+        "kenji",
+        "--tz",
+        "Asia/Tokyo",
+        "--role",
+        "reviewer",
+    ];
+    assert_success(&spoke(home, &config, &add), &add);
+
+    let list = spoke(home, &config, &["approvals", "list", "--json"]);
+    assert_success(&list, &["approvals", "list"]);
+    assert_eq!(stdout(&list).trim(), "[]");
+
+    let missing = spoke(
+        home,
+        &config,
+        &[
+            "approvals",
+            "request",
+            "--asset",
+            "a-nothere",
+            "--reviewers",
+            "kenji",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("a-nothere"));
+
+    let unknown = spoke(home, &config, &["approve", "r-nothere"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let no_reason = spoke(home, &config, &["reject", "r-nothere"]);
+    assert_eq!(no_reason.status.code(), Some(2));
+}

@@ -2,6 +2,7 @@
 //! people, `--json` for scripts. Exit codes: 0 success, 1 failure, 2 bad
 //! usage or bad input.
 
+mod approvals;
 mod briefs;
 pub use briefs::print_queue;
 pub use output::print_json;
@@ -106,6 +107,30 @@ pub enum Command {
     /// Keymaps for the terminal UI
     #[command(subcommand)]
     Keymap(KeymapCommand),
+    /// Approval requests: every AI output and asset version waits for a human decision
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
+    /// Approve a request (the current stage, as you)
+    Approve {
+        id: String,
+        /// Approve, asking for the changes in the comment
+        #[arg(long)]
+        with_changes: bool,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a request (a comment is required)
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Send the subject back with the changes you need (a comment is required)
+    RequestChanges {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,6 +289,31 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync { once: _, watch } => sync::sync(&ctx, watch),
         Command::Status => sync::status(&ctx),
         Command::Keymap(KeymapCommand::Check { file }) => keymap_check(&ctx, file.as_deref()),
+        Command::Approvals(cmd) => approvals::run(&ctx, cmd),
+        Command::Approve {
+            id,
+            with_changes,
+            comment,
+        } => {
+            let d = if with_changes {
+                crate::model::approval::Decision::ApprovedWithChanges
+            } else {
+                crate::model::approval::Decision::Approved
+            };
+            approvals::decide(&ctx, &id, d, comment.as_deref())
+        }
+        Command::Reject { id, comment } => approvals::decide(
+            &ctx,
+            &id,
+            crate::model::approval::Decision::Rejected,
+            comment.as_deref(),
+        ),
+        Command::RequestChanges { id, comment } => approvals::decide(
+            &ctx,
+            &id,
+            crate::model::approval::Decision::ChangesRequested,
+            comment.as_deref(),
+        ),
     }
 }
 

@@ -125,10 +125,257 @@ impl ApprovalRequest {
     }
 }
 
+/// One decision as the evaluation sees it: who made it (the op's actor,
+/// never a field a client could fake) and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CastDecision {
+    pub actor: String,
+    pub entry: DecisionEntry,
+}
+
+/// Where a request stands after its decisions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub status: ApprovalStatus,
+    /// The stage waiting for decisions (the last one once closed).
+    pub stage: usize,
+    /// Each reviewer of each stage with their standing decision.
+    pub stages: Vec<Vec<(String, Option<Decision>)>>,
+    /// Decisions that did not count: from non-reviewers, for another stage,
+    /// or after the request closed.
+    pub ignored: usize,
+}
+
+impl Evaluation {
+    /// Reviewers of the current stage who have not decided.
+    pub fn waiting_on(&self) -> Vec<String> {
+        if self.status.is_closed() {
+            return Vec::new();
+        }
+        self.stages
+            .get(self.stage)
+            .map(|s| {
+                s.iter()
+                    .filter(|(_, d)| d.is_none())
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Evaluates a request: `decisions` in op order (their stamps), `expand`
+/// turns a stage's reviewer list (handles and `role:NAME`) into handles.
+/// Stages run in order; a stage that ends approved (with or without
+/// changes) starts the next; a rejection or a request for changes closes
+/// the request. Revoking (`decision: None`) withdraws a reviewer's standing
+/// decision while the stage is open. Once closed, nothing changes it.
+pub fn evaluate(
+    stages: &[Stage],
+    decisions: &[CastDecision],
+    expand: impl Fn(&[String]) -> Vec<String>,
+) -> Evaluation {
+    let mut table: Vec<Vec<(String, Option<Decision>)>> = stages
+        .iter()
+        .map(|s| {
+            expand(&s.reviewers)
+                .into_iter()
+                .map(|r| (r, None))
+                .collect()
+        })
+        .collect();
+    let mut stage = 0;
+    let mut status = ApprovalStatus::Pending;
+    let mut ignored = 0;
+    // Comment-only stages never hold a request up.
+    let skip_comment_only = |stage: &mut usize| {
+        while stages
+            .get(*stage)
+            .is_some_and(|s| s.mode == StageMode::CommentOnly)
+        {
+            *stage += 1;
+        }
+    };
+    skip_comment_only(&mut stage);
+    if stage >= stages.len() {
+        status = ApprovalStatus::Approved;
+    }
+    for cast in decisions {
+        if status.is_closed() || cast.entry.stage as usize != stage {
+            ignored += 1;
+            continue;
+        }
+        let Some(slot) = table[stage].iter_mut().find(|(r, _)| *r == cast.actor) else {
+            ignored += 1;
+            continue;
+        };
+        slot.1 = cast.entry.decision;
+        let decided: Vec<Option<Decision>> = table[stage].iter().map(|(_, d)| *d).collect();
+        match stage_result(&decided) {
+            ApprovalStatus::Pending => {}
+            done if done.lets_next_stage_start() => {
+                stage += 1;
+                skip_comment_only(&mut stage);
+                if stage >= stages.len() {
+                    stage = stages.len().saturating_sub(1);
+                    status = done;
+                }
+            }
+            closed => status = closed,
+        }
+    }
+    Evaluation {
+        status,
+        stage,
+        stages: table,
+        ignored,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Decision::*;
     use super::*;
+
+    fn stage(reviewers: &[&str]) -> Stage {
+        Stage {
+            name: "review".into(),
+            reviewers: reviewers.iter().map(|r| (*r).to_owned()).collect(),
+            deadline: None,
+            mode: StageMode::Decide,
+        }
+    }
+
+    fn cast(actor: &str, stage: u32, decision: Option<Decision>) -> CastDecision {
+        CastDecision {
+            actor: actor.into(),
+            entry: DecisionEntry {
+                stage,
+                reviewer: actor.into(),
+                decision,
+                comment: None,
+            },
+        }
+    }
+
+    fn same(r: &[String]) -> Vec<String> {
+        r.to_vec()
+    }
+
+    #[test]
+    fn stages_run_in_order_and_the_last_approval_closes_the_request() {
+        let stages = [stage(&["ana", "ben"]), stage(&["cy"])];
+        let e = evaluate(&stages, &[cast("ana", 0, Some(Approved))], same);
+        assert_eq!((e.status, e.stage), (ApprovalStatus::Pending, 0));
+        assert_eq!(e.waiting_on(), ["ben"]);
+        let e = evaluate(
+            &stages,
+            &[
+                cast("ana", 0, Some(Approved)),
+                cast("ben", 0, Some(ApprovedWithChanges)),
+            ],
+            same,
+        );
+        assert_eq!(
+            (e.status, e.stage),
+            (ApprovalStatus::Pending, 1),
+            "stage 2 started"
+        );
+        let e = evaluate(
+            &stages,
+            &[
+                cast("ana", 0, Some(Approved)),
+                cast("ben", 0, Some(Approved)),
+                cast("cy", 1, Some(Approved)),
+            ],
+            same,
+        );
+        assert_eq!(e.status, ApprovalStatus::Approved);
+    }
+
+    #[test]
+    fn a_decision_for_a_stage_not_yet_open_does_not_count() {
+        let stages = [stage(&["ana"]), stage(&["cy"])];
+        let e = evaluate(&stages, &[cast("cy", 1, Some(Approved))], same);
+        assert_eq!((e.status, e.ignored), (ApprovalStatus::Pending, 1));
+    }
+
+    #[test]
+    fn revoking_recomputes_and_non_reviewers_are_ignored() {
+        let stages = [stage(&["ana", "ben"])];
+        let e = evaluate(
+            &stages,
+            &[
+                cast("ana", 0, Some(Rejected)),
+                cast("mallory", 0, Some(Approved)),
+            ],
+            same,
+        );
+        assert_eq!((e.status, e.ignored), (ApprovalStatus::Rejected, 1));
+        // Revoked before ben decided: the request stays open.
+        let e = evaluate(
+            &stages,
+            &[cast("ana", 0, Some(Approved)), cast("ana", 0, None)],
+            same,
+        );
+        assert_eq!(e.status, ApprovalStatus::Pending);
+        assert_eq!(e.waiting_on(), ["ana", "ben"]);
+    }
+
+    #[test]
+    fn a_closed_request_is_locked() {
+        let stages = [stage(&["ana", "ben"])];
+        let e = evaluate(
+            &stages,
+            &[
+                cast("ana", 0, Some(ChangesRequested)),
+                cast("ana", 0, None),
+                cast("ben", 0, Some(Approved)),
+            ],
+            same,
+        );
+        assert_eq!(e.status, ApprovalStatus::ChangesRequested);
+        assert_eq!(e.ignored, 2);
+    }
+
+    #[test]
+    fn every_mix_of_two_decisions_follows_the_combination_rule() {
+        let all = [Approved, ApprovedWithChanges, ChangesRequested, Rejected];
+        for a in all {
+            for b in all {
+                let e = evaluate(
+                    &[stage(&["ana", "ben"])],
+                    &[cast("ana", 0, Some(a)), cast("ben", 0, Some(b))],
+                    same,
+                );
+                // A blocking first decision closes the request before the second counts.
+                let want = if matches!(a, ChangesRequested | Rejected) {
+                    stage_result(&[Some(a), None])
+                } else {
+                    stage_result(&[Some(a), Some(b)])
+                };
+                assert_eq!(e.status, want, "{a:?} then {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn comment_only_stages_do_not_hold_the_request() {
+        let mut legal = stage(&["lee"]);
+        legal.mode = StageMode::CommentOnly;
+        let e = evaluate(&[legal, stage(&["ana"])], &[], same);
+        assert_eq!(e.stage, 1);
+        let e = evaluate(
+            &[stage(&["ana"]), {
+                let mut s = stage(&["lee"]);
+                s.mode = StageMode::CommentOnly;
+                s
+            }],
+            &[cast("ana", 0, Some(Approved))],
+            same,
+        );
+        assert_eq!(e.status, ApprovalStatus::Approved);
+    }
 
     #[test]
     fn combination_rule_follows_the_documented_precedence() {

@@ -1,6 +1,7 @@
 //! Services: what a member can do with a hub. The CLI and the TUI both call
 //! these; they validate input, turn intent into ops and read views back.
 
+pub mod approvals;
 mod briefs;
 mod members;
 

@@ -1,0 +1,244 @@
+//! `spoke approvals ...`, `spoke approve`, `spoke reject`, `spoke request-changes`.
+
+use super::Ctx;
+use super::output::{outln, print_json, print_table};
+use crate::model::approval::{Decision, Stage, StageMode, Subject};
+use crate::model::input::InputError;
+use crate::service::approvals::{ApprovalView, status_name};
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Requests, open ones first
+    List {
+        /// Only those waiting on my decision
+        #[arg(long)]
+        mine: bool,
+    },
+    /// A request with its stages, reviewers and decisions
+    Show { id: String },
+    /// Ask for a decision on an asset version
+    Request {
+        /// ASSET_ID or ASSET_ID@VERSION (versions count from 1; default the latest)
+        #[arg(long)]
+        asset: String,
+        /// Reviewers of a single stage: handles or role:NAME, comma-separated
+        #[arg(long, value_delimiter = ',', conflicts_with = "stage")]
+        reviewers: Vec<String>,
+        /// A stage as NAME=a,b (repeat for stages that run in order)
+        #[arg(long)]
+        stage: Vec<String>,
+        /// What the reviewers are asked
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Withdraw my decision while the request is open
+    Revoke { id: String },
+}
+
+pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
+    let mut hub = ctx.open_hub()?;
+    match cmd {
+        ApprovalsCommand::List { mine } => {
+            let list = hub.approvals(mine)?;
+            if ctx.json {
+                let rows: Vec<_> = list.iter().map(summary_json).collect();
+                return print_json(&rows);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.id.clone(),
+                        status_name(v.status),
+                        subject_text(v.subject.as_ref()),
+                        format!("{}/{}", v.stage + 1, v.stages.len()),
+                        v.waiting_on
+                            .iter()
+                            .map(|r| format!("@{r}"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        v.title.clone(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "STATUS", "SUBJECT", "STAGE", "WAITING ON", "TITLE"],
+                &rows,
+            )?;
+            if list.is_empty() {
+                outln!("(no approval requests)")?;
+            }
+            Ok(())
+        }
+        ApprovalsCommand::Show { id } => {
+            let v = hub.approval(&id)?;
+            if ctx.json {
+                return print_json(&v);
+            }
+            outln!("{}  {}  {}", v.id, status_name(v.status), v.title)?;
+            outln!("subject    {}", subject_text(v.subject.as_ref()))?;
+            outln!("requested  @{}", v.requested_by.clone().unwrap_or_default())?;
+            for (i, stage) in v.evaluation.stages.iter().enumerate() {
+                let marker = if i == v.stage && !v.status.is_closed() {
+                    "→"
+                } else {
+                    " "
+                };
+                let name = v.stages.get(i).map(|s| s.name.as_str()).unwrap_or("");
+                let people: Vec<String> = stage
+                    .iter()
+                    .map(|(r, d)| match d {
+                        Some(d) => format!("@{r}: {}", decision_name(*d)),
+                        None => format!("@{r}: waiting"),
+                    })
+                    .collect();
+                outln!("{marker} stage {} {name}: {}", i + 1, people.join(", "))?;
+            }
+            for d in &v.decisions {
+                let what = d
+                    .decision
+                    .map(decision_name)
+                    .unwrap_or_else(|| "revoked".into());
+                let comment = d
+                    .comment
+                    .as_deref()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default();
+                outln!("  @{} {what} (stage {}){comment}", d.reviewer, d.stage + 1)?;
+            }
+            Ok(())
+        }
+        ApprovalsCommand::Request {
+            asset,
+            reviewers,
+            stage,
+            title,
+        } => {
+            let (asset_id, version) = match asset.split_once('@') {
+                Some((a, v)) => (
+                    a.to_owned(),
+                    Some(v.parse::<u32>().map_err(|_| {
+                        InputError::new(format!("bad version `{v}` in --asset: use ASSET_ID@2"))
+                    })?),
+                ),
+                None => (asset.clone(), None),
+            };
+            let asset_id = hub.resolve_id(crate::model::EntityKind::Asset, &asset_id, "a")?;
+            let versions = hub
+                .replica()
+                .items(&crate::model::EntityRef::new(
+                    crate::model::EntityKind::Asset,
+                    asset_id.clone(),
+                ))?
+                .len() as u32;
+            let version = version.unwrap_or(versions.max(1));
+            if versions > 0 && (version == 0 || version > versions) {
+                return Err(InputError::new(format!(
+                    "asset {asset_id} has {versions} version(s); there is no version {version}"
+                ))
+                .into());
+            }
+            let stages = if stage.is_empty() {
+                if reviewers.is_empty() {
+                    return Err(InputError::new(
+                        "name the reviewers: --reviewers a,b or --stage NAME=a,b",
+                    )
+                    .into());
+                }
+                vec![Stage {
+                    name: "review".into(),
+                    reviewers,
+                    deadline: None,
+                    mode: StageMode::Decide,
+                }]
+            } else {
+                stage
+                    .iter()
+                    .map(|s| {
+                        let (name, people) = s.split_once('=').ok_or_else(|| {
+                            InputError::new(format!(
+                                "`{s}` is not NAME=a,b, e.g. brand=maya,role:reviewer"
+                            ))
+                        })?;
+                        Ok(Stage {
+                            name: name.trim().to_owned(),
+                            reviewers: people
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|p| !p.is_empty())
+                                .map(str::to_owned)
+                                .collect(),
+                            deadline: None,
+                            mode: StageMode::Decide,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, InputError>>()?
+            };
+            let title = title.unwrap_or_else(|| format!("Review {asset_id} version {version}"));
+            let v = hub.request_approval(
+                &title,
+                Subject::AssetVersion {
+                    asset: asset_id,
+                    version,
+                },
+                stages,
+            )?;
+            if ctx.json {
+                print_json(&summary_json(&v))
+            } else {
+                outln!("{}", v.id)?;
+                Ok(())
+            }
+        }
+        ApprovalsCommand::Revoke { id } => {
+            let v = hub.revoke_decision(&id)?;
+            done(ctx, &v, "decision revoked")
+        }
+    }
+}
+
+/// `spoke approve`, `reject`, `request-changes`.
+pub fn decide(ctx: &Ctx, id: &str, decision: Decision, comment: Option<&str>) -> Result<()> {
+    let mut hub = ctx.open_hub()?;
+    let v = hub.decide(id, decision, comment)?;
+    done(ctx, &v, &format!("{} recorded", decision_name(decision)))
+}
+
+fn done(ctx: &Ctx, v: &ApprovalView, what: &str) -> Result<()> {
+    if ctx.json {
+        return print_json(&summary_json(v));
+    }
+    outln!("{}: {what}; the request is {}", v.id, status_name(v.status))?;
+    Ok(())
+}
+
+fn summary_json(v: &ApprovalView) -> serde_json::Value {
+    serde_json::json!({
+        "id": v.id,
+        "title": v.title,
+        "subject": v.subject,
+        "status": v.status,
+        "stage": v.stage + 1,
+        "stages": v.stages.len(),
+        "waiting_on": v.waiting_on,
+        "requested_by": v.requested_by,
+    })
+}
+
+fn subject_text(s: Option<&Subject>) -> String {
+    match s {
+        Some(Subject::AssetVersion { asset, version }) => format!("{asset}@{version}"),
+        Some(Subject::Proposal { id }) => format!("proposal {id}"),
+        Some(Subject::Draft { thread, message }) => format!("draft {thread}/{message}"),
+        None => "-".into(),
+    }
+}
+
+fn decision_name(d: Decision) -> String {
+    serde_json::to_value(d)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,302 @@
+//! Approval services: request a human decision on a subject, decide,
+//! revoke, and list what waits for whom. The outcome is always evaluated
+//! from the request's appended decisions, so every replica agrees.
+
+use super::Hub;
+use crate::model::approval::{
+    ApprovalRequest, ApprovalStatus, CastDecision, Decision, DecisionEntry, Evaluation, Stage,
+    StageMode, Subject, evaluate,
+};
+use crate::model::ids::new_entity_id;
+use crate::model::input::InputError;
+use crate::model::{Change, EntityKind, EntityRef, Role};
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const APPROVAL_PREFIX: &str = "r";
+
+/// A request with its evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalView {
+    pub id: String,
+    pub title: String,
+    pub subject: Option<Subject>,
+    pub status: ApprovalStatus,
+    pub stage: usize,
+    pub stages: Vec<Stage>,
+    pub requested_by: Option<String>,
+    pub waiting_on: Vec<String>,
+    pub decisions: Vec<DecisionView>,
+    pub evaluation: Evaluation,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionView {
+    pub reviewer: String,
+    pub stage: u32,
+    /// `None` for a revocation.
+    pub decision: Option<Decision>,
+    pub comment: Option<String>,
+    pub at: Option<jiff::Timestamp>,
+}
+
+impl Hub {
+    /// Asks for a decision on `subject`, stage by stage. Reviewers are
+    /// handles or `role:NAME`; every one must resolve to a member.
+    pub fn request_approval(
+        &mut self,
+        title: &str,
+        subject: Subject,
+        stages: Vec<Stage>,
+    ) -> Result<ApprovalView> {
+        if stages.is_empty() {
+            return Err(
+                InputError::new("an approval needs at least one stage of reviewers").into(),
+            );
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            if stage.mode == StageMode::Decide
+                && self.expand_reviewers(&stage.reviewers)?.is_empty()
+            {
+                return Err(InputError::new(format!(
+                    "stage {} ({}) has no reviewers: name members (a,b) or a role (role:reviewer)",
+                    i + 1,
+                    stage.name
+                ))
+                .into());
+            }
+            for r in &stage.reviewers {
+                if r.strip_prefix("role:").is_none() && self.member(r)?.is_none() {
+                    return Err(InputError::new(format!("no member `{r}` to review")).into());
+                }
+            }
+        }
+        let id = new_entity_id(APPROVAL_PREFIX);
+        let me = self.actor()?.to_owned();
+        let fields = BTreeMap::from([
+            ("title".to_owned(), json!(title)),
+            ("subject".to_owned(), json!(subject)),
+            ("stages".to_owned(), json!(stages)),
+            ("created_by".to_owned(), json!(me)),
+        ]);
+        let mut changes = vec![(
+            EntityRef::new(EntityKind::Approval, id.clone()),
+            Change::Set(fields),
+        )];
+        if let Subject::AssetVersion { asset, .. } = &subject {
+            changes.push((
+                EntityRef::new(EntityKind::Asset, asset.clone()),
+                Change::Set(BTreeMap::from([("status".to_owned(), json!("in_review"))])),
+            ));
+        }
+        self.commit(changes)?;
+        self.approval(&id)
+    }
+
+    /// Records the acting member's decision on the request's current stage.
+    pub fn decide(
+        &mut self,
+        typed_id: &str,
+        decision: Decision,
+        comment: Option<&str>,
+    ) -> Result<ApprovalView> {
+        let view = self.approval(typed_id)?;
+        let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+        if decision.requires_comment() && comment.is_none() {
+            return Err(InputError::new(format!(
+                "{} needs a comment saying why: --comment \"...\"",
+                serde_json::to_value(decision)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ))
+            .into());
+        }
+        let me = self.check_can_decide(&view)?;
+        let entry = DecisionEntry {
+            stage: view.stage as u32,
+            reviewer: me,
+            decision: Some(decision),
+            comment: comment.map(str::to_owned),
+        };
+        self.append_decision(&view, entry)
+    }
+
+    /// Withdraws the acting member's decision while the stage is open.
+    pub fn revoke_decision(&mut self, typed_id: &str) -> Result<ApprovalView> {
+        let view = self.approval(typed_id)?;
+        let me = self.check_can_decide(&view)?;
+        let standing = view
+            .evaluation
+            .stages
+            .get(view.stage)
+            .and_then(|s| s.iter().find(|(r, _)| *r == me))
+            .and_then(|(_, d)| *d);
+        if standing.is_none() {
+            return Err(
+                InputError::new(format!("you have no decision on {} to revoke", view.id)).into(),
+            );
+        }
+        let entry = DecisionEntry {
+            stage: view.stage as u32,
+            reviewer: me,
+            decision: None,
+            comment: None,
+        };
+        self.append_decision(&view, entry)
+    }
+
+    fn check_can_decide(&self, view: &ApprovalView) -> Result<String> {
+        let me = self.actor()?.to_owned();
+        if view.status.is_closed() {
+            return Err(InputError::new(format!(
+                "{} is closed ({}); a closed request is locked",
+                view.id,
+                status_name(view.status)
+            ))
+            .into());
+        }
+        let reviewers: Vec<&String> = view
+            .evaluation
+            .stages
+            .get(view.stage)
+            .map(|s| s.iter().map(|(r, _)| r).collect())
+            .unwrap_or_default();
+        if !reviewers.contains(&&me) {
+            return Err(InputError::new(format!(
+                "@{me} is not a reviewer of the current stage of {} (reviewers: {})",
+                view.id,
+                reviewers
+                    .iter()
+                    .map(|r| format!("@{r}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        Ok(me)
+    }
+
+    fn append_decision(
+        &mut self,
+        view: &ApprovalView,
+        entry: DecisionEntry,
+    ) -> Result<ApprovalView> {
+        let entity = EntityRef::new(EntityKind::Approval, view.id.clone());
+        self.commit(vec![(entity, Change::Append(json!(entry)))])?;
+        let after = self.approval(&view.id)?;
+        // Effects of a request that just closed, authored by the decider.
+        if after.status.is_closed()
+            && !view.status.is_closed()
+            && let Some(Subject::AssetVersion { asset, .. }) = &after.subject
+        {
+            let status = if after.status.lets_next_stage_start() {
+                "approved"
+            } else {
+                "wip"
+            };
+            self.commit(vec![(
+                EntityRef::new(EntityKind::Asset, asset.clone()),
+                Change::Set(BTreeMap::from([
+                    ("status".to_owned(), json!(status)),
+                    ("approval".to_owned(), json!(after.id)),
+                ])),
+            )])?;
+        }
+        Ok(after)
+    }
+
+    /// One request by id or unique prefix, evaluated.
+    pub fn approval(&self, typed_id: &str) -> Result<ApprovalView> {
+        let id = self.resolve_id(EntityKind::Approval, typed_id, APPROVAL_PREFIX)?;
+        let entity = EntityRef::new(EntityKind::Approval, id.clone());
+        let record = self.replica.record(&entity)?.unwrap_or_default();
+        let request = ApprovalRequest::from_record(&id, &record);
+        let items = self.replica.items(&entity)?;
+        let mut casts = Vec::new();
+        let mut decisions = Vec::new();
+        for (stamp, item) in &items {
+            let Ok(entry) = serde_json::from_value::<DecisionEntry>(item.value.clone()) else {
+                continue;
+            };
+            decisions.push(DecisionView {
+                reviewer: item.actor.clone(),
+                stage: entry.stage,
+                decision: entry.decision,
+                comment: entry.comment.clone(),
+                at: jiff::Timestamp::from_millisecond(stamp.hlc.wall_ms as i64).ok(),
+            });
+            casts.push(CastDecision {
+                actor: item.actor.clone(),
+                entry,
+            });
+        }
+        let members = self.members()?;
+        let expand = |reviewers: &[String]| expand_with(&members, reviewers);
+        let evaluation = evaluate(&request.stages, &casts, expand);
+        Ok(ApprovalView {
+            id,
+            title: record.string("title").unwrap_or_default(),
+            subject: request.subject,
+            status: evaluation.status,
+            stage: evaluation.stage,
+            stages: request.stages,
+            requested_by: request.requested_by,
+            waiting_on: evaluation.waiting_on(),
+            decisions,
+            evaluation,
+        })
+    }
+
+    /// Every request, open ones first; `mine` keeps those waiting on me.
+    pub fn approvals(&self, mine: bool) -> Result<Vec<ApprovalView>> {
+        let me = self.actor().ok().map(str::to_owned);
+        let mut out = Vec::new();
+        for (id, _) in self.replica.records(EntityKind::Approval)? {
+            let view = self.approval(&id)?;
+            if mine && !me.as_ref().is_some_and(|m| view.waiting_on.contains(m)) {
+                continue;
+            }
+            out.push(view);
+        }
+        out.sort_by_key(|v| (v.status.is_closed(), v.id.clone()));
+        Ok(out)
+    }
+
+    fn expand_reviewers(&self, reviewers: &[String]) -> Result<Vec<String>> {
+        Ok(expand_with(&self.members()?, reviewers))
+    }
+}
+
+/// Handles for `reviewers`: names as given, `role:NAME` as every member
+/// with that role; sorted, without repeats.
+fn expand_with(members: &[crate::model::Member], reviewers: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in reviewers {
+        match r.strip_prefix("role:") {
+            Some(role) => {
+                if let Ok(role) = Role::parse(role) {
+                    out.extend(
+                        members
+                            .iter()
+                            .filter(|m| m.has_role(role))
+                            .map(|m| m.handle.clone()),
+                    );
+                }
+            }
+            None => out.push(r.clone()),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+pub fn status_name(s: ApprovalStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,248 @@
+//! Approvals across synced replicas: reviewers deciding on different
+//! machines, at the same time, end with the same outcome everywhere.
+
+use serde_json::json;
+use spoke::model::approval::{ApprovalStatus, Decision, Stage, StageMode, Subject};
+use spoke::model::{Change, EntityKind, EntityRef, Role};
+use spoke::service::{Hub, NewMember};
+use spoke_relay::relay::RelayConfig;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+struct Team {
+    running: spoke_relay::server::Running,
+    homes: BTreeMap<&'static str, PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+async fn team() -> Team {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let running = spoke_relay::server::start(listener, RelayConfig::new(dir.path().join("relay")))
+        .await
+        .expect("relay");
+    let hub = running.relay.registry.create_hub("Studio").expect("hub").id;
+    let url = format!("ws://{}/v1/hubs/{hub}", running.addr);
+    let mut homes = BTreeMap::new();
+    for (handle, role) in [
+        ("ana", Role::Lead),
+        ("kenji", Role::Reviewer),
+        ("maya", Role::Reviewer),
+    ] {
+        let (token, _) = running
+            .relay
+            .registry
+            .issue(&hub, handle, role.as_str(), None)
+            .expect("token");
+        let home = dir.path().join(handle);
+        spoke::sync::join(&home, &url, &token, None)
+            .await
+            .expect("join");
+        let mut me = NewMember::new(handle, "Europe/Lisbon");
+        me.roles = vec![role];
+        Hub::open(&home, None)
+            .expect("open")
+            .add_member(me)
+            .expect("member");
+        spoke::sync::sync_once(&home).await.expect("sync");
+        homes.insert(handle, home);
+    }
+    let t = Team {
+        running,
+        homes,
+        _dir: dir,
+    };
+    t.sync_all().await;
+    t
+}
+
+impl Team {
+    fn home(&self, who: &str) -> &Path {
+        &self.homes[who]
+    }
+
+    async fn sync(&self, who: &str) {
+        spoke::sync::sync_once(self.home(who)).await.expect("sync");
+    }
+
+    async fn sync_all(&self) {
+        for _ in 0..2 {
+            for who in self.homes.keys() {
+                self.sync(who).await;
+            }
+        }
+    }
+
+    fn hub(&self, who: &str) -> Hub {
+        Hub::open(self.home(who), None).expect("open")
+    }
+}
+
+fn asset(hub: &mut Hub, id: &str) {
+    let entity = EntityRef::new(EntityKind::Asset, id);
+    hub.commit(vec![
+        (
+            entity.clone(),
+            Change::Set(BTreeMap::from([("title".to_owned(), json!("Hero banner"))])),
+        ),
+        (
+            entity,
+            Change::Append(json!({"blob_sha256": null, "size": 1, "mime": "image/png", "provenance": {"by": "human"}})),
+        ),
+    ])
+    .expect("asset");
+}
+
+fn stage(name: &str, reviewers: &[&str]) -> Stage {
+    Stage {
+        name: name.into(),
+        reviewers: reviewers.iter().map(|r| (*r).to_owned()).collect(),
+        deadline: None,
+        mode: StageMode::Decide,
+    }
+}
+
+fn asset_status(hub: &Hub, id: &str) -> Option<String> {
+    hub.replica()
+        .record(&EntityRef::new(EntityKind::Asset, id))
+        .expect("read")
+        .and_then(|r| r.string("status"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_decisions_on_two_machines_reach_the_same_outcome_everywhere() {
+    let t = team().await;
+    let id = {
+        let mut ana = t.hub("ana");
+        asset(&mut ana, "a-hero0001");
+        let subject = Subject::AssetVersion {
+            asset: "a-hero0001".into(),
+            version: 1,
+        };
+        ana.request_approval(
+            "Hero banner",
+            subject,
+            vec![stage("review", &["kenji", "maya"])],
+        )
+        .expect("request")
+        .id
+    };
+    t.sync_all().await;
+    assert_eq!(
+        asset_status(&t.hub("kenji"), "a-hero0001").as_deref(),
+        Some("in_review")
+    );
+
+    // Offline, at the same time: one approves, one asks for changes.
+    t.hub("kenji")
+        .decide(&id, Decision::Approved, None)
+        .expect("kenji decides");
+    t.hub("maya")
+        .decide(&id, Decision::ChangesRequested, Some("Logo too small"))
+        .expect("maya decides");
+    t.sync_all().await;
+
+    for who in ["ana", "kenji", "maya"] {
+        let hub = t.hub(who);
+        let v = hub.approval(&id).expect("approval");
+        assert_eq!(
+            v.status,
+            ApprovalStatus::ChangesRequested,
+            "as seen by {who}"
+        );
+        assert_eq!(v.decisions.len(), 2);
+        assert_eq!(
+            asset_status(&hub, "a-hero0001").as_deref(),
+            Some("wip"),
+            "as seen by {who}"
+        );
+    }
+    // Closed means locked.
+    let err = t.hub("kenji").revoke_decision(&id).expect_err("locked");
+    assert!(format!("{err:#}").contains("locked"), "{err:#}");
+    t.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stages_in_order_then_the_asset_is_approved() {
+    let t = team().await;
+    let id = {
+        let mut ana = t.hub("ana");
+        asset(&mut ana, "a-poster01");
+        let subject = Subject::AssetVersion {
+            asset: "a-poster01".into(),
+            version: 1,
+        };
+        ana.request_approval(
+            "Poster",
+            subject,
+            vec![
+                stage("brand", &["kenji"]),
+                stage("final", &["role:reviewer"]),
+            ],
+        )
+        .expect("request")
+        .id
+    };
+    t.sync_all().await;
+    // Maya is not in the first stage yet.
+    let err = t
+        .hub("maya")
+        .decide(&id, Decision::Approved, None)
+        .expect_err("not yet");
+    assert!(
+        format!("{err:#}").contains("not a reviewer of the current stage"),
+        "{err:#}"
+    );
+    // Changes requested or a rejection need a reason.
+    let err = t
+        .hub("kenji")
+        .decide(&id, Decision::Rejected, None)
+        .expect_err("comment");
+    assert!(format!("{err:#}").contains("needs a comment"), "{err:#}");
+
+    t.hub("kenji")
+        .decide(&id, Decision::Approved, None)
+        .expect("stage 1");
+    t.sync_all().await;
+    let v = t.hub("maya").approval(&id).expect("view");
+    assert_eq!((v.status, v.stage), (ApprovalStatus::Pending, 1));
+    assert_eq!(
+        v.waiting_on,
+        ["kenji", "maya"],
+        "role:reviewer expands to both reviewers"
+    );
+
+    // A decision can be revoked while the stage is open.
+    t.hub("maya")
+        .decide(&id, Decision::Approved, None)
+        .expect("maya");
+    let v = t.hub("maya").revoke_decision(&id).expect("revoke");
+    assert_eq!(v.waiting_on, ["kenji", "maya"]);
+    t.hub("maya")
+        .decide(
+            &id,
+            Decision::ApprovedWithChanges,
+            Some("Tighten the kerning"),
+        )
+        .expect("maya");
+    t.sync_all().await;
+    t.hub("kenji")
+        .decide(&id, Decision::Approved, None)
+        .expect("kenji");
+    t.sync_all().await;
+    for who in ["ana", "kenji", "maya"] {
+        let hub = t.hub(who);
+        assert_eq!(
+            hub.approval(&id).expect("view").status,
+            ApprovalStatus::ApprovedWithChanges
+        );
+        assert_eq!(
+            asset_status(&hub, "a-poster01").as_deref(),
+            Some("approved")
+        );
+    }
+    t.running.shutdown().await.expect("shutdown");
+}
