@@ -1,6 +1,7 @@
 //! Approvals across synced replicas: reviewers deciding on different
 //! machines, at the same time, end with the same outcome everywhere.
 
+use redb::ReadableTable;
 use serde_json::json;
 use spoke::model::approval::{ApprovalStatus, Decision, Stage, StageMode, Subject};
 use spoke::model::{Change, EntityKind, EntityRef, Role};
@@ -244,5 +245,84 @@ async fn two_stages_in_order_then_the_asset_is_approved() {
             Some("approved")
         );
     }
+    t.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_chain_is_the_same_everywhere_and_an_altered_entry_breaks_it() {
+    let t = team().await;
+    let id = {
+        let mut ana = t.hub("ana");
+        asset(&mut ana, "a-audit001");
+        let subject = Subject::AssetVersion {
+            asset: "a-audit001".into(),
+            version: 1,
+        };
+        ana.request_approval("Audit me", subject, vec![stage("review", &["kenji"])])
+            .expect("request")
+            .id
+    };
+    t.sync_all().await;
+    t.hub("kenji")
+        .decide(&id, Decision::Approved, None)
+        .expect("decide");
+    t.sync_all().await;
+
+    // request, decision, applied effect
+    let mut heads = Vec::new();
+    for who in ["ana", "kenji", "maya"] {
+        let check = t.hub(who).replica().verify_audit().expect("verify");
+        assert_eq!(check.broken, None, "{who}");
+        assert_eq!(check.entries, 3, "{who}");
+        heads.push(check.head);
+    }
+    assert!(
+        heads.windows(2).all(|w| w[0] == w[1]),
+        "one chain everywhere"
+    );
+    let chain = t.hub("maya").replica().audit_chain().expect("chain");
+    let actions: Vec<String> = chain
+        .iter()
+        .map(|l| match &l.op.change {
+            Change::Append(v) => v["action"].as_str().unwrap_or("").to_owned(),
+            _ => String::new(),
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["approval.requested", "approval.decided", "effect.applied"]
+    );
+
+    // Alter the decision entry inside maya's replica file.
+    let target = chain[1].seq;
+    {
+        let path = spoke::service::replica_path(t.home("maya"));
+        let db = redb::Database::open(&path).expect("open raw");
+        let txn = db.begin_write().expect("txn");
+        {
+            let log: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("log");
+            let mut table = txn.open_table(log).expect("log");
+            let mut bytes = table
+                .get(target)
+                .expect("get")
+                .expect("entry")
+                .value()
+                .to_vec();
+            let pos = bytes
+                .windows(8)
+                .position(|w| w == b"approved")
+                .expect("the decision is in the bytes");
+            bytes[pos..pos + 8].copy_from_slice(b"rejected");
+            table.insert(target, bytes.as_slice()).expect("put");
+        }
+        txn.commit().expect("commit");
+    }
+    let check = t.hub("maya").replica().verify_audit().expect("verify");
+    let (seq, why) = check.broken.expect("the chain is broken");
+    assert_eq!(seq, target);
+    assert!(
+        why.contains(&format!("seq {target}")) && why.contains("altered"),
+        "{why}"
+    );
     t.running.shutdown().await.expect("shutdown");
 }

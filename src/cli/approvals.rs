@@ -242,3 +242,111 @@ fn decision_name(d: Decision) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
 }
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Every audit entry in hub order, then those not yet on the hub
+    Log,
+    /// Recompute the hash chain and report the first broken link
+    Verify,
+}
+
+pub fn audit(ctx: &Ctx, cmd: AuditCommand) -> Result<()> {
+    let hub = ctx.open_hub()?;
+    let replica = hub.replica();
+    match cmd {
+        AuditCommand::Log => {
+            let chain = replica.audit_chain()?;
+            let pending: Vec<crate::model::Op> = replica
+                .pending()?
+                .into_iter()
+                .filter(|op| op.entity.kind == crate::model::EntityKind::Audit)
+                .collect();
+            let entry = |op: &crate::model::Op| match &op.change {
+                crate::model::Change::Append(v) => v.clone(),
+                _ => serde_json::Value::Null,
+            };
+            let at = |op: &crate::model::Op| {
+                jiff::Timestamp::from_millisecond(op.hlc.wall_ms as i64)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            };
+            let mut rows: Vec<serde_json::Value> = chain
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "seq": l.seq,
+                        "at": at(&l.op),
+                        "actor": l.op.actor,
+                        "entry": entry(&l.op),
+                        "prev": crate::model::ids::hex(&l.prev),
+                        "hash": crate::model::ids::hex(&l.hash),
+                    })
+                })
+                .collect();
+            rows.extend(pending.iter().map(|op| {
+                serde_json::json!({
+                    "seq": null,
+                    "at": at(op),
+                    "actor": op.actor,
+                    "entry": entry(op),
+                    "pending": true,
+                })
+            }));
+            if ctx.json {
+                return print_json(&rows);
+            }
+            for r in &rows {
+                let seq = r["seq"]
+                    .as_u64()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "pending".into());
+                let hash = r["hash"].as_str().map(|h| &h[..12]).unwrap_or("-");
+                outln!(
+                    "{seq:>8}  {}  @{}  {}  {}",
+                    r["at"].as_str().unwrap_or(""),
+                    r["actor"].as_str().unwrap_or(""),
+                    hash,
+                    r["entry"]
+                )?;
+            }
+            if rows.is_empty() {
+                outln!("(no audit entries)")?;
+            }
+            Ok(())
+        }
+        AuditCommand::Verify => {
+            let check = replica.verify_audit()?;
+            let pending = replica
+                .pending()?
+                .iter()
+                .filter(|op| op.entity.kind == crate::model::EntityKind::Audit)
+                .count();
+            if ctx.json {
+                print_json(&serde_json::json!({
+                    "ok": check.broken.is_none(),
+                    "entries": check.entries,
+                    "head": check.head.map(|h| crate::model::ids::hex(&h)),
+                    "broken": check.broken.as_ref().map(|(seq, why)| serde_json::json!({"seq": seq, "reason": why})),
+                    "pending": pending,
+                }))?;
+            }
+            match check.broken {
+                Some((_, why)) => Err(anyhow::anyhow!(why)),
+                None => {
+                    if !ctx.json {
+                        let head = check
+                            .head
+                            .map(|h| crate::model::ids::hex(&h)[..16].to_owned())
+                            .unwrap_or_else(|| "-".into());
+                        outln!(
+                            "audit chain verified: {} entries, head {head}; {pending} not yet on the hub",
+                            check.entries
+                        )?;
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}

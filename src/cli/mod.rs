@@ -110,6 +110,9 @@ pub enum Command {
     /// Approval requests: every AI output and asset version waits for a human decision
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// The hub's hash-chained audit log
+    #[command(subcommand)]
+    Audit(approvals::AuditCommand),
     /// Approve a request (the current stage, as you)
     Approve {
         id: String,
@@ -290,6 +293,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status => sync::status(&ctx),
         Command::Keymap(KeymapCommand::Check { file }) => keymap_check(&ctx, file.as_deref()),
         Command::Approvals(cmd) => approvals::run(&ctx, cmd),
+        Command::Audit(cmd) => approvals::audit(&ctx, cmd),
         Command::Approve {
             id,
             with_changes,

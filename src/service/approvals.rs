@@ -81,10 +81,19 @@ impl Hub {
             ("stages".to_owned(), json!(stages)),
             ("created_by".to_owned(), json!(me)),
         ]);
-        let mut changes = vec![(
-            EntityRef::new(EntityKind::Approval, id.clone()),
-            Change::Set(fields),
-        )];
+        let audit = self.audit_entry(json!({
+            "action": "approval.requested",
+            "approval": id,
+            "subject": subject,
+            "title": title,
+        }));
+        let mut changes = vec![
+            (
+                EntityRef::new(EntityKind::Approval, id.clone()),
+                Change::Set(fields),
+            ),
+            audit,
+        ];
         if let Subject::AssetVersion { asset, .. } = &subject {
             changes.push((
                 EntityRef::new(EntityKind::Asset, asset.clone()),
@@ -185,7 +194,19 @@ impl Hub {
         entry: DecisionEntry,
     ) -> Result<ApprovalView> {
         let entity = EntityRef::new(EntityKind::Approval, view.id.clone());
-        self.commit(vec![(entity, Change::Append(json!(entry)))])?;
+        let action = if entry.decision.is_some() {
+            "approval.decided"
+        } else {
+            "approval.revoked"
+        };
+        let audit = self.audit_entry(json!({
+            "action": action,
+            "approval": view.id,
+            "stage": entry.stage,
+            "decision": entry.decision,
+            "comment": entry.comment,
+        }));
+        self.commit(vec![(entity, Change::Append(json!(entry))), audit])?;
         let after = self.approval(&view.id)?;
         // Effects of a request that just closed, authored by the decider.
         if after.status.is_closed()
@@ -197,13 +218,22 @@ impl Hub {
             } else {
                 "wip"
             };
-            self.commit(vec![(
-                EntityRef::new(EntityKind::Asset, asset.clone()),
-                Change::Set(BTreeMap::from([
-                    ("status".to_owned(), json!(status)),
-                    ("approval".to_owned(), json!(after.id)),
-                ])),
-            )])?;
+            let audit = self.audit_entry(json!({
+                "action": "effect.applied",
+                "approval": after.id,
+                "outcome": after.status,
+                "effect": {"asset": asset, "status": status},
+            }));
+            self.commit(vec![
+                (
+                    EntityRef::new(EntityKind::Asset, asset.clone()),
+                    Change::Set(BTreeMap::from([
+                        ("status".to_owned(), json!(status)),
+                        ("approval".to_owned(), json!(after.id)),
+                    ])),
+                ),
+                audit,
+            ])?;
         }
         Ok(after)
     }
@@ -263,6 +293,16 @@ impl Hub {
         }
         out.sort_by_key(|v| (v.status.is_closed(), v.id.clone()));
         Ok(out)
+    }
+
+    /// An entry for the hub's audit log; the hub's sequencing puts it in the chain.
+    fn audit_entry(&self, body: serde_json::Value) -> (EntityRef, Change) {
+        let hub = if self.hub_id().is_empty() {
+            "hub"
+        } else {
+            self.hub_id()
+        };
+        (EntityRef::new(EntityKind::Audit, hub), Change::Append(body))
     }
 
     fn expand_reviewers(&self, reviewers: &[String]) -> Result<Vec<String>> {

@@ -3,6 +3,7 @@
 //! Every write is one transaction, so a crash leaves either all of a batch
 //! or none of it.
 
+pub mod audit;
 mod error;
 pub mod guard;
 mod tables;
@@ -323,6 +324,12 @@ impl Replica {
                 meta.cursor = meta.cursor.max(*seq);
             }
         }
+        let chained: Vec<(u64, &[u8], &Op)> = batch
+            .iter()
+            .zip(&ops)
+            .map(|((seq, bytes), op)| (*seq, bytes.as_slice(), op))
+            .collect();
+        self.extend_audit_chain(&txn, &chained)?;
         self.write_meta(&txn, &meta)?;
         self.commit(txn)?;
         Ok(stats)
@@ -355,6 +362,7 @@ impl Replica {
         let mut meta = self.meta_in(&txn)?;
         txn.delete_table(LOG).at(&self.path)?;
         txn.open_table(LOG).at(&self.path)?;
+        txn.delete_table(audit::AUDIT_CHAIN).at(&self.path)?;
         self.clear_state_in(&txn)?;
         self.apply_in(&txn, &pending)?;
         meta.epoch = epoch;
