@@ -380,6 +380,7 @@ async fn start_and_sync(home: &Path) -> Result<(String, spoke_relay::server::Run
         crate::sync::join(home, &url, &token, None).await?;
         let mut hub = Hub::open(home, None)?;
         seed(&mut hub)?;
+        seed_approvals(&mut hub, home)?;
         drop(hub);
         crate::sync::sync_once(home).await?;
         anyhow::Ok(url)
@@ -469,6 +470,102 @@ pub fn seed(hub: &mut Hub) -> Result<()> {
             hub.set_brief_status(&brief.id, step.as_str())?;
         }
     }
+    Ok(())
+}
+
+/// Copy drafts waiting for decisions: one on Ana, one further along, one
+/// already decided, so the approvals pane has something to show.
+pub fn seed_approvals(hub: &mut Hub, home: &Path) -> Result<()> {
+    use crate::model::approval::{Decision, Stage, StageMode, Subject};
+    use crate::model::{Change, EntityKind, EntityRef};
+    use serde_json::json;
+    // (asset id, title, versions as (text, made by AI))
+    type Draft<'a> = (&'a str, &'a str, &'a [(&'a str, bool)]);
+    let drafts: [Draft; 3] = [
+        (
+            "a-holiday1",
+            "Holiday email copy",
+            &[(
+                "# Holiday hours\nOur studio rests **24-26 Dec**; replies resume on the 29th.",
+                true,
+            )],
+        ),
+        (
+            "a-pricing1",
+            "Pricing page headline",
+            &[
+                ("Plans for every team", false),
+                ("Plans that grow with *every* time zone", true),
+            ],
+        ),
+        (
+            "a-podcast1",
+            "Podcast episode blurb",
+            &[(
+                "Episode 12: shipping creative work across nine time zones.",
+                false,
+            )],
+        ),
+    ];
+    let scratch = home.join("demo-drafts");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    for (id, title, versions) in drafts {
+        let entity = EntityRef::new(EntityKind::Asset, id);
+        let mut changes = vec![(
+            entity.clone(),
+            Change::Set(std::collections::BTreeMap::from([
+                ("title".to_owned(), json!(title)),
+                ("kind".to_owned(), json!("document")),
+            ])),
+        )];
+        for (n, (text, by_ai)) in versions.iter().enumerate() {
+            let file = scratch.join(format!("{id}-{n}.md"));
+            std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+            let sha = crate::sync::blobs::store_local(home, &file)?;
+            let provenance = if *by_ai {
+                json!({"by": "ai", "provider": "local", "model": "demo", "prompt_sha256": ""})
+            } else {
+                json!({"by": "human"})
+            };
+            changes.push((
+                entity.clone(),
+                Change::Append(json!({
+                    "blob_sha256": sha,
+                    "size": text.len(),
+                    "mime": "text/markdown",
+                    "provenance": provenance,
+                })),
+            ));
+        }
+        hub.commit(changes)?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let stage = |name: &str, reviewers: &[&str]| Stage {
+        name: name.to_owned(),
+        reviewers: reviewers.iter().map(|r| (*r).to_owned()).collect(),
+        deadline: None,
+        mode: StageMode::Decide,
+    };
+    let asset = |id: &str, version: u32| Subject::AssetVersion {
+        asset: id.to_owned(),
+        version,
+    };
+    hub.request_approval(
+        "Holiday email copy (AI draft)",
+        asset("a-holiday1", 1),
+        vec![stage("copy", &["ana"]), stage("brand", &["maya"])],
+    )?;
+    hub.request_approval(
+        "Pricing headline v2 (AI draft)",
+        asset("a-pricing1", 2),
+        vec![stage("brand", &["maya", "ana"])],
+    )?;
+    let done = hub.request_approval(
+        "Podcast blurb",
+        asset("a-podcast1", 1),
+        vec![stage("copy", &["ana"])],
+    )?;
+    hub.decide(&done.id, Decision::Approved, Some("Ship it"))?;
     Ok(())
 }
 

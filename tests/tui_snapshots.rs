@@ -132,6 +132,7 @@ fn app() -> App {
         pending: 2,
         cursor: 120,
         last_error: None,
+        ..Snapshot::default()
     })));
     app
 }
@@ -249,4 +250,178 @@ fn the_new_brief_form_shows_every_clarifying_question() {
         );
     }
     insta::assert_snapshot!("new_brief_form_100x30", terminal.backend());
+}
+
+mod approvals_pane {
+    use super::*;
+    use spoke::model::approval::{ApprovalStatus, Decision, Evaluation, Stage, StageMode, Subject};
+    use spoke::model::asset::{Asset, AssetKind, AssetStatus, AssetVersion, Provenance};
+    use spoke::service::approvals::ApprovalView;
+    use spoke::tui::app::Effect;
+
+    fn view(
+        id: &str,
+        title: &str,
+        asset: &str,
+        version: u32,
+        waiting: &[&str],
+        status: ApprovalStatus,
+    ) -> ApprovalView {
+        let stage = Stage {
+            name: "brand".into(),
+            reviewers: vec!["ana".into(), "maya".into()],
+            deadline: None,
+            mode: StageMode::Decide,
+        };
+        let decided = |r: &str| {
+            if waiting.contains(&r) {
+                None
+            } else {
+                Some(Decision::Approved)
+            }
+        };
+        ApprovalView {
+            id: id.into(),
+            title: title.into(),
+            subject: Some(Subject::AssetVersion {
+                asset: asset.into(),
+                version,
+            }),
+            status,
+            stage: 0,
+            stages: vec![stage],
+            requested_by: Some("scout".into()),
+            waiting_on: waiting.iter().map(|w| (*w).to_owned()).collect(),
+            decisions: Vec::new(),
+            evaluation: Evaluation {
+                status,
+                stage: 0,
+                stages: vec![vec![
+                    ("ana".into(), decided("ana")),
+                    ("maya".into(), decided("maya")),
+                ]],
+                ignored: 0,
+            },
+        }
+    }
+
+    fn version(sha: &str, ai: bool) -> AssetVersion {
+        AssetVersion {
+            blob_sha256: sha.into(),
+            size: 40,
+            mime: "text/markdown".into(),
+            width: None,
+            height: None,
+            note: None,
+            provenance: if ai {
+                Provenance::Ai {
+                    provider: "local".into(),
+                    model: "demo".into(),
+                    prompt_sha256: String::new(),
+                }
+            } else {
+                Provenance::Human
+            },
+            author: "scout".into(),
+        }
+    }
+
+    fn app_with_approvals() -> App {
+        let mut app = app();
+        let mut data = app.data.clone();
+        data.approvals = vec![
+            view(
+                "r-00000001",
+                "Pricing headline v2 (AI draft)",
+                "a-pricing1",
+                2,
+                &["ana"],
+                ApprovalStatus::Pending,
+            ),
+            view(
+                "r-00000002",
+                "Holiday email copy",
+                "a-holiday1",
+                1,
+                &["ana", "maya"],
+                ApprovalStatus::Pending,
+            ),
+            view(
+                "r-00000003",
+                "Podcast blurb",
+                "a-podcast1",
+                1,
+                &[],
+                ApprovalStatus::Approved,
+            ),
+        ];
+        data.assets = vec![Asset {
+            id: "a-pricing1".into(),
+            title: "Pricing page headline".into(),
+            kind: AssetKind::Document,
+            versions: vec![version("s1", false), version("s2", true)],
+            tags: vec![],
+            palette: vec![],
+            phash: None,
+            brief: None,
+            status: AssetStatus::InReview,
+            renditions: vec![],
+            deleted: false,
+        }];
+        data.texts = BTreeMap::from([
+            ("s1".to_owned(), "Plans for every team".to_owned()),
+            (
+                "s2".to_owned(),
+                "Plans that grow with *every* time zone".to_owned(),
+            ),
+        ]);
+        app.update(Msg::Data(Box::new(data)));
+        app.update(Msg::Action(Action::ShowApprovals));
+        app
+    }
+
+    #[test]
+    fn the_approvals_pane_shows_the_draft_text_beside_its_previous_version() {
+        for theme_name in ["default-dark", "ansi16"] {
+            let theme = Theme::load(theme_name, None, ColorDepth::TrueColor).expect("theme");
+            let mut app = app_with_approvals();
+            let terminal = render(&mut app, &theme, 160, 48);
+            let text = terminal.backend().to_string();
+            assert!(text.contains("2 waiting on you"), "{text}");
+            assert!(text.contains("Plans that grow with every time zone"));
+            assert!(
+                text.contains("Plans for every team"),
+                "the previous version is shown too"
+            );
+            assert!(text.contains("AI draft"));
+            insta::assert_snapshot!(
+                format!("approvals_with_requests_{theme_name}_160x48"),
+                terminal.backend()
+            );
+        }
+    }
+
+    #[test]
+    fn marking_two_requests_and_approving_decides_both() {
+        let mut app = app_with_approvals();
+        app.update(Msg::Action(Action::ToggleMark));
+        app.update(Msg::Action(Action::ToggleMark));
+        let effects = app.update(Msg::Action(Action::Approve));
+        assert_eq!(
+            effects,
+            [Effect::Decide {
+                ids: vec!["r-00000001".into(), "r-00000002".into()],
+                decision: Some(Decision::Approved),
+                comment: None,
+            }]
+        );
+        assert!(app.approval_marked.is_empty());
+        // A rejection asks for the reason first.
+        let effects = app.update(Msg::Action(Action::Reject));
+        assert!(effects.is_empty());
+        assert!(matches!(
+            app.popup,
+            Some(spoke::tui::app::Popup::Prompt { .. })
+        ));
+    }
 }

@@ -2,6 +2,7 @@
 //! these; they validate input, turn intent into ops and read views back.
 
 pub mod approvals;
+mod assets;
 mod briefs;
 mod members;
 

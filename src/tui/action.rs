@@ -122,6 +122,11 @@ actions! {
     PriorityUp => "priority_up", "Raise the priority";
     PriorityDown => "priority_down", "Lower the priority";
     Refresh => "refresh", "Reload from the local replica";
+    Approve => "approve", "Approve the request(s)";
+    ApproveWithChanges => "approve_with_changes", "Approve with changes (asks for a comment)";
+    RequestChanges => "request_changes", "Send back with the changes needed (asks for a comment)";
+    Reject => "reject", "Reject (asks for a comment)";
+    Revoke => "revoke", "Withdraw my decision while the request is open";
 }
 
 impl fmt::Display for Action {

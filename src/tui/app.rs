@@ -5,6 +5,7 @@
 use super::action::{Action, Pane};
 use super::keymap::{KeyChord, Keymap, Lookup};
 use super::queue::Queue;
+use crate::model::approval::Decision;
 use crate::model::brief::{
     Brief, BriefField, BriefStatus, Due, Priority, field_writes, normalize_tag, thread_id_for_brief,
 };
@@ -20,6 +21,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub briefs: Vec<Brief>,
+    pub approvals: Vec<crate::service::approvals::ApprovalView>,
+    pub assets: Vec<crate::model::asset::Asset>,
+    /// Text of small text blobs (drafts), by sha256, when they are on this machine.
+    pub texts: BTreeMap<String, String>,
     pub members: Vec<Member>,
     pub me: Option<String>,
     pub zone: String,
@@ -41,6 +46,12 @@ pub enum Effect {
     },
     /// Load a brief's comment thread.
     LoadThread(String),
+    /// Decide on approval requests as the acting member (`None` revokes).
+    Decide {
+        ids: Vec<String>,
+        decision: Option<Decision>,
+        comment: Option<String>,
+    },
     Quit,
 }
 
@@ -77,6 +88,8 @@ pub enum Prompt {
     Tag,
     Snooze,
     Comment,
+    /// The comment that goes with a decision.
+    Verdict(Decision),
 }
 
 impl Prompt {
@@ -86,6 +99,11 @@ impl Prompt {
             Prompt::Tag => "tags (+add -remove)",
             Prompt::Snooze => "snooze until (2026-12-01, 2026-12-01T09:00)",
             Prompt::Comment => "comment",
+            Prompt::Verdict(Decision::ApprovedWithChanges) => {
+                "the changes you approve with (optional)"
+            }
+            Prompt::Verdict(Decision::ChangesRequested) => "what needs to change (required)",
+            Prompt::Verdict(_) => "why (required)",
         }
     }
 }
@@ -167,6 +185,10 @@ pub struct App {
     pub page: usize,
     /// Members the hub says are online, with when we last heard.
     pub online: BTreeMap<String, Timestamp>,
+    /// Approvals in display order (indexes into `data.approvals`).
+    pub approval_rows: Vec<usize>,
+    pub approval_cursor: usize,
+    pub approval_marked: std::collections::BTreeSet<String>,
 }
 
 impl App {
@@ -186,6 +208,9 @@ impl App {
             quit: false,
             page: 10,
             online: BTreeMap::new(),
+            approval_rows: Vec::new(),
+            approval_cursor: 0,
+            approval_marked: Default::default(),
         }
     }
 
@@ -197,6 +222,7 @@ impl App {
                 let before = self.queue.selected().map(|b| b.id.clone());
                 self.data = *snapshot;
                 self.queue.set_briefs(self.data.briefs.clone());
+                self.order_approvals();
                 self.thread_effect(before)
             }
             Msg::Thread { brief, messages } => {
@@ -491,6 +517,121 @@ impl App {
         }
     }
 
+    /// Orders approvals: waiting on me first, then open, then by deadline
+    /// and id; keeps the cursor on the same request.
+    fn order_approvals(&mut self) {
+        let current = self.selected_approval().map(|v| v.id.clone());
+        let me = self.data.me.clone().unwrap_or_default();
+        let mut rows: Vec<usize> = (0..self.data.approvals.len()).collect();
+        let list = &self.data.approvals;
+        rows.sort_by_key(|&i| {
+            let v = &list[i];
+            let deadline = v.stages.get(v.stage).and_then(|s| s.deadline);
+            (
+                !v.waiting_on.contains(&me),
+                v.status.is_closed(),
+                deadline.is_none(),
+                deadline,
+                v.id.clone(),
+            )
+        });
+        self.approval_rows = rows;
+        let ids: std::collections::BTreeSet<String> = list.iter().map(|v| v.id.clone()).collect();
+        self.approval_marked.retain(|id| ids.contains(id));
+        self.approval_cursor = current
+            .and_then(|id| self.approval_rows.iter().position(|&i| list[i].id == id))
+            .unwrap_or(self.approval_cursor)
+            .min(self.approval_rows.len().saturating_sub(1));
+    }
+
+    pub fn selected_approval(&self) -> Option<&crate::service::approvals::ApprovalView> {
+        self.approval_rows
+            .get(self.approval_cursor)
+            .and_then(|&i| self.data.approvals.get(i))
+    }
+
+    /// Requests a decision applies to: the marked ones, or the cursor's.
+    fn approval_targets(&self) -> Vec<String> {
+        if self.approval_marked.is_empty() {
+            self.selected_approval()
+                .map(|v| v.id.clone())
+                .into_iter()
+                .collect()
+        } else {
+            self.approval_marked.iter().cloned().collect()
+        }
+    }
+
+    fn decide(&mut self, decision: Option<Decision>, comment: Option<String>) -> Vec<Effect> {
+        let ids = self.approval_targets();
+        if ids.is_empty() {
+            self.message = Some((Level::Info, "no approval request selected".into()));
+            return Vec::new();
+        }
+        self.approval_marked.clear();
+        vec![Effect::Decide {
+            ids,
+            decision,
+            comment,
+        }]
+    }
+
+    /// Actions that mean something else in the approvals pane.
+    fn on_approvals_action(&mut self, action: Action) -> Option<Vec<Effect>> {
+        let n = self.approval_rows.len();
+        let effects = match action {
+            Action::MoveDown => {
+                self.approval_cursor = (self.approval_cursor + 1).min(n.saturating_sub(1));
+                Vec::new()
+            }
+            Action::MoveUp => {
+                self.approval_cursor = self.approval_cursor.saturating_sub(1);
+                Vec::new()
+            }
+            Action::GotoTop => {
+                self.approval_cursor = 0;
+                Vec::new()
+            }
+            Action::GotoBottom => {
+                self.approval_cursor = n.saturating_sub(1);
+                Vec::new()
+            }
+            Action::ToggleMark => {
+                if let Some(id) = self.selected_approval().map(|v| v.id.clone())
+                    && !self.approval_marked.remove(&id)
+                {
+                    self.approval_marked.insert(id);
+                }
+                self.approval_cursor = (self.approval_cursor + 1).min(n.saturating_sub(1));
+                Vec::new()
+            }
+            Action::ClearMarks => {
+                self.approval_marked.clear();
+                Vec::new()
+            }
+            Action::Approve => self.decide(Some(Decision::Approved), None),
+            Action::Revoke => self.decide(None, None),
+            Action::ApproveWithChanges | Action::RequestChanges | Action::Reject => {
+                let decision = match action {
+                    Action::ApproveWithChanges => Decision::ApprovedWithChanges,
+                    Action::RequestChanges => Decision::ChangesRequested,
+                    _ => Decision::Rejected,
+                };
+                if self.approval_targets().is_empty() {
+                    self.message = Some((Level::Info, "no approval request selected".into()));
+                } else {
+                    self.popup = Some(Popup::Prompt {
+                        prompt: Prompt::Verdict(decision),
+                        text: String::new(),
+                    });
+                }
+                Vec::new()
+            }
+            _ => return None,
+        };
+        Some(effects)
+    }
+
     /// Checks one answer of the new-brief form as it is left.
     fn check_form_answer(&self, index: usize, text: &str) -> Result<(), String> {
         let form = new_brief_form();
@@ -585,6 +726,11 @@ impl App {
 
     pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
+        if self.pane == Pane::Approvals
+            && let Some(effects) = self.on_approvals_action(action)
+        {
+            return effects;
+        }
         let before = self.queue.selected().map(|b| b.id.clone());
         let effects = match action {
             Action::Quit => {
@@ -749,6 +895,17 @@ impl App {
                 self.apply_pick(Pick::Priority, Priority::ALL[j].as_str())
             }
             Action::Refresh => Vec::new(),
+            Action::Approve
+            | Action::ApproveWithChanges
+            | Action::RequestChanges
+            | Action::Reject
+            | Action::Revoke => {
+                self.message = Some((
+                    Level::Info,
+                    "decisions are made in the Approvals pane (4)".into(),
+                ));
+                Vec::new()
+            }
         };
         let mut effects = effects;
         if self.pane == Pane::Briefs {
@@ -952,6 +1109,13 @@ impl App {
         let text = text.trim().to_owned();
         match prompt {
             Prompt::Filter => Vec::new(),
+            Prompt::Verdict(decision) => {
+                if decision.requires_comment() && text.is_empty() {
+                    self.message = Some((Level::Error, "a reason is required".into()));
+                    return Vec::new();
+                }
+                self.decide(Some(decision), Some(text).filter(|t| !t.is_empty()))
+            }
             Prompt::Tag => {
                 let mut forward = Vec::new();
                 let mut inverse = Vec::new();

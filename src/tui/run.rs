@@ -55,8 +55,27 @@ fn restore_terminal() {
 /// Loads the snapshot the screen shows.
 pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
     let status = crate::sync::status(hub.replica().path().parent().unwrap_or(Path::new("."))).ok();
+    let assets = hub.assets()?;
+    let home = hub
+        .replica()
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut texts = std::collections::BTreeMap::new();
+    for version in assets.iter().flat_map(|a| &a.versions) {
+        if version.mime.starts_with("text/") && version.size <= 16 * 1024 {
+            let path = crate::sync::blobs::local_blob_path(&home, &version.blob_sha256);
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                texts.insert(version.blob_sha256.clone(), text);
+            }
+        }
+    }
     Ok(Snapshot {
         briefs: hub.briefs(&BriefFilter::default())?,
+        approvals: hub.approvals(false)?,
+        assets,
+        texts,
         members: hub.members()?,
         me: hub.actor().ok().map(str::to_owned),
         zone: hub.zone(),
@@ -184,6 +203,32 @@ fn spawn_worker(
                     Some(Effect::LoadThread(brief)) => {
                         let messages = load_thread(&hub, &brief);
                         if tx.send(Msg::Thread { brief, messages }).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Effect::Decide {
+                        ids,
+                        decision,
+                        comment,
+                    }) => {
+                        let mut errors = Vec::new();
+                        for id in &ids {
+                            let outcome = match decision {
+                                Some(d) => hub.decide(id, d, comment.as_deref()),
+                                None => hub.revoke_decision(id),
+                            };
+                            if let Err(e) = outcome {
+                                errors.push(format!("{e:#}"));
+                            }
+                        }
+                        reload = true;
+                        let what = match decision {
+                            Some(d) => crate::service::approvals::decision_label(d),
+                            None => "revoked".into(),
+                        };
+                        let label = format!("{what}: {} request(s)", ids.len() - errors.len());
+                        let error = (!errors.is_empty()).then(|| errors.join("; "));
+                        if tx.send(Msg::Committed { label, error }).is_err() {
                             return;
                         }
                     }

@@ -44,13 +44,7 @@ pub fn draw(app: &mut App, theme: &Theme, frame: &mut Frame) {
             "Chat",
             "The agent chat is not in this build yet.",
         ),
-        Pane::Approvals => draw_placeholder(
-            theme,
-            frame,
-            body,
-            "Approvals",
-            "Approvals are not in this build yet.",
-        ),
+        Pane::Approvals => draw_approvals(app, theme, frame, body),
     }
     draw_hint(app, theme, frame, hint);
     draw_status(app, theme, frame, status);
@@ -480,6 +474,264 @@ fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     );
 }
 
+fn draw_approvals(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    use crate::model::approval::{ApprovalStatus, Subject};
+    let (list_area, detail_area) = if area.width >= 100 {
+        let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(area);
+        (l, Some(r))
+    } else if area.height >= 24 {
+        let [t, b] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
+        (t, Some(b))
+    } else {
+        (area, None)
+    };
+    let me = app.data.me.clone().unwrap_or_default();
+    let waiting = app
+        .data
+        .approvals
+        .iter()
+        .filter(|v| v.waiting_on.contains(&me))
+        .count();
+    let mut title = format!(" Approvals · {waiting} waiting on you ");
+    if !app.approval_marked.is_empty() {
+        title.push_str(&format!("· {} marked ", app.approval_marked.len()));
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border.focus"))
+        .title(Span::styled(title, theme.style("ui.title")));
+    let inner = block.inner(list_area);
+    frame.render_widget(block, list_area);
+    let status_style = |s: ApprovalStatus| match s {
+        ApprovalStatus::Pending => theme.style("queue.status.in_review"),
+        ApprovalStatus::Approved | ApprovalStatus::ApprovedWithChanges => {
+            theme.style("queue.status.approved")
+        }
+        ApprovalStatus::ChangesRequested => theme.style("queue.status.on_hold"),
+        ApprovalStatus::Rejected => theme.style("queue.status.cancelled"),
+    };
+    let subject_text = |s: &Option<Subject>| match s {
+        Some(Subject::AssetVersion { asset, version }) => format!("{asset}@{version}"),
+        Some(Subject::Proposal { id }) => format!("proposal {id}"),
+        Some(Subject::Draft { thread, .. }) => format!("draft in {thread}"),
+        None => "-".into(),
+    };
+    let height = inner.height.saturating_sub(1) as usize;
+    let offset = app.approval_cursor.saturating_sub(height.saturating_sub(1));
+    let rows: Vec<Row> = app
+        .approval_rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(height)
+        .map(|(n, &i)| {
+            let v = &app.data.approvals[i];
+            let mark = if app.approval_marked.contains(&v.id) {
+                "●"
+            } else {
+                " "
+            };
+            let mine = if v.waiting_on.contains(&me) {
+                "you"
+            } else {
+                ""
+            };
+            let mut row = Row::new(vec![
+                Cell::from(format!("{mark}{}", v.id)).style(theme.style("ui.text")),
+                Cell::from(crate::service::approvals::status_name(v.status))
+                    .style(status_style(v.status)),
+                Cell::from(mine).style(theme.style("ui.help.key")),
+                Cell::from(subject_text(&v.subject)).style(theme.style("ui.text.dim")),
+                Cell::from(v.title.clone()).style(theme.style("ui.text")),
+            ]);
+            if n == app.approval_cursor {
+                row = row.style(theme.style("ui.selection"));
+            }
+            row
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(11),
+            Constraint::Length(21),
+            Constraint::Length(3),
+            Constraint::Length(14),
+            Constraint::Min(8),
+        ],
+    )
+    .header(
+        Row::new(vec!["ID", "STATUS", "", "SUBJECT", "TITLE"]).style(theme.style("queue.header")),
+    )
+    .column_spacing(1);
+    frame.render_widget(table, inner);
+    if app.approval_rows.is_empty() {
+        let y = inner
+            .y
+            .saturating_add(1)
+            .min(inner.bottom().saturating_sub(1));
+        frame.render_widget(
+            Paragraph::new("No approval requests. AI outputs and asset versions wait here for a human decision.")
+                .style(theme.style("ui.text.dim"))
+                .wrap(Wrap { trim: true }),
+            Rect { y, height: inner.height.saturating_sub(1), ..inner },
+        );
+    }
+    let Some(d) = detail_area else { return };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border"))
+        .title(Span::styled(" Request ", theme.style("ui.title")));
+    let Some(v) = app.selected_approval() else {
+        frame.render_widget(block, d);
+        return;
+    };
+    let key = theme.style("ui.help.key");
+    let text = theme.style("ui.text");
+    let dim = theme.style("ui.text.dim");
+    let mut lines = vec![
+        Line::from(Span::styled(v.title.clone(), theme.style("ui.title"))),
+        Line::from(vec![
+            Span::styled(v.id.clone(), dim),
+            Span::raw("  "),
+            Span::styled(
+                crate::service::approvals::status_name(v.status),
+                status_style(v.status),
+            ),
+            Span::styled(
+                format!(
+                    "  requested by @{}",
+                    v.requested_by.clone().unwrap_or_default()
+                ),
+                dim,
+            ),
+        ]),
+        Line::raw(""),
+    ];
+    match &v.subject {
+        Some(Subject::AssetVersion { asset, version }) => {
+            match app.data.assets.iter().find(|a| a.id == *asset) {
+                Some(a) => {
+                    lines.push(Line::from(vec![
+                        Span::styled("asset       ", key),
+                        Span::styled(format!("{} ({})", a.title, a.id), text),
+                    ]));
+                    let idx = (*version as usize).saturating_sub(1);
+                    let describe = |n: usize| {
+                        a.versions.get(n).map(|ver| {
+                            let ai = matches!(
+                                ver.provenance,
+                                crate::model::asset::Provenance::Ai { .. }
+                            );
+                            format!(
+                                "v{} {} {} bytes{}{}",
+                                n + 1,
+                                ver.mime,
+                                ver.size,
+                                match (ver.width, ver.height) {
+                                    (Some(w), Some(h)) => format!(" {w}x{h}"),
+                                    _ => String::new(),
+                                },
+                                if ai { "  AI draft" } else { "" }
+                            )
+                        })
+                    };
+                    let body = |n: usize, style| -> Vec<Line<'static>> {
+                        match a
+                            .versions
+                            .get(n)
+                            .map(|v| app.data.texts.get(&v.blob_sha256))
+                        {
+                            Some(Some(t)) => t
+                                .lines()
+                                .map(|l| {
+                                    let mut line = markdown_line(l, style, theme);
+                                    line.spans.insert(0, Span::raw("  │ "));
+                                    line
+                                })
+                                .collect(),
+                            Some(None) if a.versions[n].mime.starts_with("text/") => {
+                                vec![Line::from(Span::styled("  (not on this machine yet)", dim))]
+                            }
+                            _ => Vec::new(),
+                        }
+                    };
+                    if let Some(line) = describe(idx) {
+                        lines.push(Line::from(vec![
+                            Span::styled("version     ", key),
+                            Span::styled(line, text),
+                        ]));
+                        lines.extend(body(idx, text));
+                    }
+                    if idx > 0
+                        && let Some(line) = describe(idx - 1)
+                    {
+                        lines.push(Line::from(vec![
+                            Span::styled("previous    ", key),
+                            Span::styled(line, dim),
+                        ]));
+                        lines.extend(body(idx - 1, dim));
+                    }
+                }
+                None => lines.push(Line::from(Span::styled(
+                    format!("asset {asset}@{version} (not synced here yet)"),
+                    dim,
+                ))),
+            }
+        }
+        Some(Subject::Proposal { id }) => lines.push(Line::from(vec![
+            Span::styled("proposal    ", key),
+            Span::styled(id.clone(), text),
+        ])),
+        Some(Subject::Draft { thread, message }) => lines.push(Line::from(vec![
+            Span::styled("draft       ", key),
+            Span::styled(format!("{thread} / {message}"), text),
+        ])),
+        None => {}
+    }
+    lines.push(Line::raw(""));
+    for (i, stage) in v.evaluation.stages.iter().enumerate() {
+        let name = v.stages.get(i).map(|s| s.name.clone()).unwrap_or_default();
+        let current = i == v.stage && !v.status.is_closed();
+        let head = format!(
+            "{} stage {} · {name}",
+            if current { "→" } else { " " },
+            i + 1
+        );
+        lines.push(Line::from(Span::styled(
+            head,
+            if current { key } else { dim },
+        )));
+        for (reviewer, decision) in stage {
+            let what = decision
+                .map(crate::service::approvals::decision_label)
+                .unwrap_or_else(|| "waiting".into());
+            lines.push(Line::from(vec![
+                Span::styled(format!("    @{reviewer:<10}"), text),
+                Span::styled(what, dim),
+            ]));
+        }
+    }
+    let comments: Vec<_> = v.decisions.iter().filter(|d| d.comment.is_some()).collect();
+    if !comments.is_empty() {
+        lines.push(Line::raw(""));
+        for c in comments {
+            let mut line = markdown_line(c.comment.as_deref().unwrap_or(""), text, theme);
+            line.spans
+                .insert(0, Span::styled(format!("@{}: ", c.reviewer), key));
+            lines.push(line);
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        d,
+    );
+}
+
 fn draw_team(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let zone = jiff::tz::TimeZone::get(if app.data.zone.is_empty() {
         "UTC"
@@ -581,15 +833,28 @@ fn draw_hint(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         Some((Level::Info, m)) => Line::from(Span::styled(m.clone(), theme.style("message.info"))),
         None => {
             let mut spans = Vec::new();
-            for action in [
-                super::Action::Help,
-                super::Action::Filter,
-                super::Action::SetStatus,
-                super::Action::Assign,
-                super::Action::ToggleMark,
-                super::Action::Undo,
-                super::Action::Quit,
-            ] {
+            let actions: &[super::Action] = if app.pane == Pane::Approvals {
+                &[
+                    super::Action::Approve,
+                    super::Action::ApproveWithChanges,
+                    super::Action::RequestChanges,
+                    super::Action::Reject,
+                    super::Action::ToggleMark,
+                    super::Action::Help,
+                    super::Action::Quit,
+                ]
+            } else {
+                &[
+                    super::Action::Help,
+                    super::Action::Filter,
+                    super::Action::SetStatus,
+                    super::Action::Assign,
+                    super::Action::ToggleMark,
+                    super::Action::Undo,
+                    super::Action::Quit,
+                ]
+            };
+            for &action in actions {
                 if let Some(keys) = app.keymap.keys_for(app.pane, action) {
                     spans.push(Span::styled(
                         format!(" {keys} "),
