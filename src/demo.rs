@@ -566,6 +566,22 @@ pub fn seed_approvals(hub: &mut Hub, home: &Path) -> Result<()> {
         vec![stage("copy", &["ana"])],
     )?;
     hub.decide(&done.id, Decision::Approved, Some("Ship it"))?;
+    // A proposed brief update waiting for Ana, with its field-by-field diff.
+    let spring = hub
+        .briefs(&crate::service::BriefFilter::default())?
+        .into_iter()
+        .find(|b| b.title.starts_with("Spring launch"));
+    if let Some(b) = spring {
+        hub.propose(
+            crate::model::proposal::ProposalKind::BriefUpdate,
+            json!({"brief": b.id, "fields": {
+                "audience": "Creative leads at 50-500 person companies",
+                "key_message": "Your whole team, one hub, every time zone"
+            }}),
+            "Lucia answered two clarifying questions in the kickoff thread",
+            vec!["ana".into()],
+        )?;
+    }
     Ok(())
 }
 

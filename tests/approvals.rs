@@ -326,3 +326,162 @@ async fn the_audit_chain_is_the_same_everywhere_and_an_altered_entry_breaks_it()
     );
     t.running.shutdown().await.expect("shutdown");
 }
+
+fn brief_field(hub: &Hub, id: &str, field: &str) -> Option<serde_json::Value> {
+    hub.replica()
+        .record(&EntityRef::new(EntityKind::Brief, id))
+        .expect("read")
+        .and_then(|r| r.get(field).cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_proposal_applies_its_changes_once_and_a_rejected_one_nothing() {
+    use spoke::model::proposal::ProposalKind;
+    let t = team().await;
+    let (brief, update, assign) = {
+        let mut ana = t.hub("ana");
+        let brief = ana
+            .add_brief(spoke::service::NewBrief {
+                title: "Spring launch".into(),
+                ..Default::default()
+            })
+            .expect("brief")
+            .id;
+        let update = ana
+            .propose(
+                ProposalKind::BriefUpdate,
+                json!({"brief": brief, "fields": {"audience": "Design leads in EMEA"}}),
+                "The requester named the audience in the kickoff call",
+                vec!["kenji".into()],
+            )
+            .expect("propose update")
+            .id;
+        let assign = ana
+            .propose(
+                ProposalKind::Assignment,
+                json!({"brief": brief, "assignee": "maya"}),
+                "Maya is free this week",
+                vec!["kenji".into()],
+            )
+            .expect("propose assignment")
+            .id;
+        // A proposal that could never apply is refused up front.
+        let bad = ana.propose(
+            ProposalKind::BriefUpdate,
+            json!({"brief": brief, "fields": {"colour": "red"}}),
+            "nonsense",
+            vec!["kenji".into()],
+        );
+        assert!(bad.is_err());
+        (brief, update, assign)
+    };
+    t.sync_all().await;
+    assert_eq!(
+        brief_field(&t.hub("kenji"), &brief, "audience"),
+        None,
+        "nothing applies before a decision"
+    );
+
+    t.hub("kenji")
+        .decide(&update, Decision::Approved, None)
+        .expect("approve");
+    t.hub("kenji")
+        .decide(&assign, Decision::Rejected, Some("Maya is on leave"))
+        .expect("reject");
+    t.sync_all().await;
+    for who in ["ana", "kenji", "maya"] {
+        let hub = t.hub(who);
+        assert_eq!(
+            brief_field(&hub, &brief, "audience"),
+            Some(json!("Design leads in EMEA")),
+            "{who}"
+        );
+        assert_eq!(
+            brief_field(&hub, &brief, "assignees:maya"),
+            None,
+            "rejected: nothing applied ({who})"
+        );
+        assert!(
+            brief_field(&hub, &brief, "from_proposal").is_some(),
+            "the change is linked ({who})"
+        );
+    }
+
+    // The approval arriving again, and reconciling again, changes nothing.
+    let ana = {
+        let mut ana = t.hub("ana");
+        let before = ana.replica().pending_count().expect("pending");
+        let log_len = ana.replica().log_len().expect("log");
+        let replay: Vec<(u64, Vec<u8>)> = {
+            let chain = ana.replica().audit_chain().expect("chain");
+            chain
+                .iter()
+                .map(|l| (l.seq, l.op.encode().expect("encode")))
+                .collect()
+        };
+        ana.replica().apply_sequenced(&replay).expect("replay");
+        assert_eq!(ana.reconcile_approvals().expect("reconcile"), 0);
+        assert_eq!(ana.replica().pending_count().expect("pending"), before);
+        assert_eq!(ana.replica().log_len().expect("log"), log_len);
+        ana
+    };
+    assert_eq!(ana.replica().verify_audit().expect("verify").broken, None);
+    t.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_closed_by_two_offline_approvals_still_gets_its_effect() {
+    use spoke::model::proposal::ProposalKind;
+    let t = team().await;
+    let (brief, request) = {
+        let mut ana = t.hub("ana");
+        let brief = ana
+            .add_brief(spoke::service::NewBrief {
+                title: "Podcast art".into(),
+                ..Default::default()
+            })
+            .expect("brief")
+            .id;
+        let request = ana
+            .propose(
+                ProposalKind::BriefUpdate,
+                json!({"brief": brief, "fields": {"key_message": "Every zone, one hub"}}),
+                "From the brand guide",
+                vec!["kenji".into(), "maya".into()],
+            )
+            .expect("propose")
+            .id;
+        (brief, request)
+    };
+    t.sync_all().await;
+    // Both approve while offline: neither sees the request close locally.
+    let k = t
+        .hub("kenji")
+        .decide(&request, Decision::Approved, None)
+        .expect("kenji");
+    let m = t
+        .hub("maya")
+        .decide(&request, Decision::Approved, None)
+        .expect("maya");
+    assert_eq!(
+        (k.status, m.status),
+        (ApprovalStatus::Pending, ApprovalStatus::Pending)
+    );
+    t.sync_all().await;
+    // Whoever looks next applies the effect; everyone converges on it.
+    assert_eq!(t.hub("ana").reconcile_approvals().expect("reconcile"), 1);
+    t.sync_all().await;
+    for who in ["ana", "kenji", "maya"] {
+        let hub = t.hub(who);
+        assert_eq!(
+            hub.approval(&request).expect("view").status,
+            ApprovalStatus::Approved
+        );
+        assert_eq!(
+            brief_field(&hub, &brief, "key_message"),
+            Some(json!("Every zone, one hub")),
+            "{who}"
+        );
+    }
+    t.running.shutdown().await.expect("shutdown");
+}

@@ -402,6 +402,49 @@ mod approvals_pane {
     }
 
     #[test]
+    fn a_proposed_brief_update_shows_each_field_before_and_after() {
+        use spoke::model::proposal::{Proposal, ProposalKind, ProposalStatus};
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let mut app = app();
+        let mut data = app.data.clone();
+        let mut request = view(
+            "r-00000009",
+            "Proposal: audience from kickoff",
+            "x",
+            1,
+            &["ana"],
+            ApprovalStatus::Pending,
+        );
+        request.subject = Some(Subject::Proposal {
+            id: "p-00000001".into(),
+        });
+        data.approvals = vec![request];
+        data.proposals = vec![Proposal {
+            id: "p-00000001".into(),
+            kind: Some(ProposalKind::BriefUpdate),
+            payload: serde_json::json!({"brief": "b-00000001", "fields": {
+                "audience": "Creative leads", "key_message": "One hub"
+            }}),
+            rationale: Some("The requester answered in the kickoff thread".into()),
+            citations: vec![],
+            brief: Some("b-00000001".into()),
+            status: ProposalStatus::Pending,
+            author: Some("scout".into()),
+            deleted: false,
+        }];
+        app.update(Msg::Data(Box::new(data)));
+        app.update(Msg::Action(Action::ShowApprovals));
+        let terminal = render(&mut app, &theme, 160, 48);
+        let text = terminal.backend().to_string();
+        assert!(
+            text.contains("audience") && text.contains("→") && text.contains("Creative leads"),
+            "{text}"
+        );
+        assert!(text.contains("key_message") && text.contains("One hub"));
+        insta::assert_snapshot!("approvals_brief_update_diff_160x48", terminal.backend());
+    }
+
+    #[test]
     fn marking_two_requests_and_approving_decides_both() {
         let mut app = app_with_approvals();
         app.update(Msg::Action(Action::ToggleMark));

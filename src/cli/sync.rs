@@ -97,7 +97,17 @@ pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
 pub fn sync(ctx: &Ctx, watch: bool) -> Result<()> {
     let rt = runtime()?;
     if !watch {
-        let report = rt.block_on(sync::sync_once(&ctx.home))?;
+        let mut report = rt.block_on(sync::sync_once(&ctx.home))?;
+        // Decisions that arrived may close requests whose effects are due.
+        let mut hub = crate::service::Hub::open(&ctx.home, ctx.config.timezone.as_deref())?;
+        if hub.reconcile_approvals()? > 0 {
+            drop(hub);
+            let again = rt.block_on(sync::sync_once(&ctx.home))?;
+            report.pushed += again.pushed;
+            report.pulled += again.pulled;
+            report.cursor = again.cursor;
+            report.head = again.head;
+        }
         if ctx.json {
             return print_json(&json!({
                 "pulled": report.pulled,

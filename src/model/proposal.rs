@@ -1,10 +1,13 @@
 //! Proposals: what an agent suggests. Nothing in a proposal changes shared
 //! state until a human approves it.
 
+use super::brief::BriefField;
+use super::op::{Change, EntityKind, EntityRef};
 use super::record::EntityRecord;
 use super::thread::Citation;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,5 +57,73 @@ impl Proposal {
             author: rec.string("created_by"),
             deleted: rec.is_deleted(),
         }
+    }
+}
+
+impl Proposal {
+    /// The changes approving this proposal makes, each linked back to it.
+    /// Payloads: brief_update `{brief, fields: {name: value}}`, assignment
+    /// `{brief, assignee}`, tasks `{brief, tasks: [{title, assignee?}]}`;
+    /// clarifying questions, copy drafts and generations change nothing but
+    /// the proposal itself (the approved text is the outcome).
+    pub fn changes(&self) -> Result<Vec<(EntityRef, Change)>, String> {
+        let brief = || {
+            self.payload["brief"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("proposal {} names no brief", self.id))
+        };
+        let link = ("from_proposal".to_owned(), json!(self.id));
+        Ok(match self.kind {
+            Some(ProposalKind::BriefUpdate) => {
+                let fields = self.payload["fields"]
+                    .as_object()
+                    .ok_or_else(|| format!("proposal {} has no fields to update", self.id))?;
+                let mut set: BTreeMap<String, Value> = BTreeMap::new();
+                for (name, value) in fields {
+                    let field = BriefField::parse(name).map_err(|e| e.0)?;
+                    set.insert(field.name().to_owned(), value.clone());
+                }
+                set.insert(link.0, link.1);
+                vec![(
+                    EntityRef::new(EntityKind::Brief, brief()?),
+                    Change::Set(set),
+                )]
+            }
+            Some(ProposalKind::Assignment) => {
+                let who = self.payload["assignee"]
+                    .as_str()
+                    .ok_or_else(|| format!("proposal {} names no assignee", self.id))?;
+                let set = BTreeMap::from([(format!("assignees:{who}"), json!(true)), link]);
+                vec![(
+                    EntityRef::new(EntityKind::Brief, brief()?),
+                    Change::Set(set),
+                )]
+            }
+            Some(ProposalKind::Tasks) => {
+                let brief = brief()?;
+                let tasks = self.payload["tasks"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(n, t)| {
+                        // Ids follow from the proposal, so applying twice changes nothing.
+                        let id = format!("t-{}-{}", self.id.trim_start_matches("p-"), n + 1);
+                        let set = BTreeMap::from([
+                            ("title".to_owned(), t["title"].clone()),
+                            ("assignee".to_owned(), t["assignee"].clone()),
+                            ("brief".to_owned(), json!(brief)),
+                            ("status".to_owned(), json!("todo")),
+                            link.clone(),
+                        ]);
+                        (EntityRef::new(EntityKind::Task, id), Change::Set(set))
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        })
     }
 }

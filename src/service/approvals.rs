@@ -9,6 +9,7 @@ use crate::model::approval::{
 };
 use crate::model::ids::new_entity_id;
 use crate::model::input::InputError;
+use crate::model::proposal::{Proposal, ProposalKind, ProposalStatus};
 use crate::model::{Change, EntityKind, EntityRef, Role};
 use anyhow::Result;
 use serde::Serialize;
@@ -207,34 +208,8 @@ impl Hub {
             "comment": entry.comment,
         }));
         self.commit(vec![(entity, Change::Append(json!(entry))), audit])?;
+        self.reconcile_approvals()?;
         let after = self.approval(&view.id)?;
-        // Effects of a request that just closed, authored by the decider.
-        if after.status.is_closed()
-            && !view.status.is_closed()
-            && let Some(Subject::AssetVersion { asset, .. }) = &after.subject
-        {
-            let status = if after.status.lets_next_stage_start() {
-                "approved"
-            } else {
-                "wip"
-            };
-            let audit = self.audit_entry(json!({
-                "action": "effect.applied",
-                "approval": after.id,
-                "outcome": after.status,
-                "effect": {"asset": asset, "status": status},
-            }));
-            self.commit(vec![
-                (
-                    EntityRef::new(EntityKind::Asset, asset.clone()),
-                    Change::Set(BTreeMap::from([
-                        ("status".to_owned(), json!(status)),
-                        ("approval".to_owned(), json!(after.id)),
-                    ])),
-                ),
-                audit,
-            ])?;
-        }
         Ok(after)
     }
 
@@ -293,6 +268,152 @@ impl Hub {
         }
         out.sort_by_key(|v| (v.status.is_closed(), v.id.clone()));
         Ok(out)
+    }
+
+    /// Offers a proposal (an agent's, or anyone's) and asks `reviewers` to
+    /// decide on it. Nothing in it applies until the request is approved.
+    pub fn propose(
+        &mut self,
+        kind: ProposalKind,
+        payload: serde_json::Value,
+        rationale: &str,
+        reviewers: Vec<String>,
+    ) -> Result<ApprovalView> {
+        let id = new_entity_id("p");
+        let me = self.actor()?.to_owned();
+        let brief = payload["brief"].clone();
+        let proposal = Proposal {
+            id: id.clone(),
+            kind: Some(kind),
+            payload: payload.clone(),
+            rationale: Some(rationale.to_owned()),
+            citations: Vec::new(),
+            brief: brief.as_str().map(str::to_owned),
+            status: ProposalStatus::Pending,
+            author: Some(me.clone()),
+            deleted: false,
+        };
+        // Check now that it could be applied, so a reviewer never approves the impossible.
+        proposal.changes().map_err(InputError::new)?;
+        self.commit(vec![(
+            EntityRef::new(EntityKind::Proposal, id.clone()),
+            Change::Set(BTreeMap::from([
+                ("kind".to_owned(), json!(kind)),
+                ("payload".to_owned(), payload),
+                ("rationale".to_owned(), json!(rationale)),
+                ("brief".to_owned(), brief),
+                ("status".to_owned(), json!(ProposalStatus::Pending)),
+                ("created_by".to_owned(), json!(me)),
+            ])),
+        )])?;
+        let title = format!("Proposal: {}", rationale.lines().next().unwrap_or(""));
+        self.request_approval(
+            &title,
+            Subject::Proposal { id },
+            vec![Stage {
+                name: "review".into(),
+                reviewers,
+                deadline: None,
+                mode: StageMode::Decide,
+            }],
+        )
+    }
+
+    /// Applies the effects of closed requests that this replica has not seen
+    /// applied yet: an approved proposal's changes (authored by this member,
+    /// linked to the proposal), a rejected one's status, an asset version's
+    /// status. Safe to run anywhere, any number of times: effects are field
+    /// writes with fixed values, and each is skipped once its mark is there.
+    /// Returns how many requests had effects applied.
+    pub fn reconcile_approvals(&mut self) -> Result<usize> {
+        let mut applied = 0;
+        let mut latest_for_asset: BTreeMap<String, (crate::model::Stamp, String)> = BTreeMap::new();
+        let mut closed = Vec::new();
+        for (id, rec) in self.replica.records(EntityKind::Approval)? {
+            let view = self.approval(&id)?;
+            if let (Some(Subject::AssetVersion { asset, .. }), Some(stamp)) =
+                (&view.subject, rec.first_stamp())
+            {
+                let newer = latest_for_asset.get(asset).is_some_and(|(s, _)| *s > stamp);
+                if !newer {
+                    latest_for_asset.insert(asset.clone(), (stamp, id.clone()));
+                }
+            }
+            if view.status.is_closed() {
+                closed.push(view);
+            }
+        }
+        for view in closed {
+            let approved = view.status.lets_next_stage_start();
+            let mut changes = Vec::new();
+            let mut effect = serde_json::Value::Null;
+            match &view.subject {
+                Some(Subject::AssetVersion { asset, .. }) => {
+                    if latest_for_asset.get(asset).map(|(_, id)| id) != Some(&view.id) {
+                        continue; // a newer request decides this asset's status
+                    }
+                    let entity = EntityRef::new(EntityKind::Asset, asset.clone());
+                    let rec = self.replica.record(&entity)?.unwrap_or_default();
+                    let status = if approved { "approved" } else { "wip" };
+                    if rec.string("approval").as_deref() == Some(view.id.as_str())
+                        && rec.string("status").as_deref() == Some(status)
+                    {
+                        continue;
+                    }
+                    changes.push((
+                        entity,
+                        Change::Set(BTreeMap::from([
+                            ("status".to_owned(), json!(status)),
+                            ("approval".to_owned(), json!(view.id)),
+                        ])),
+                    ));
+                    effect = json!({"asset": asset, "status": status});
+                }
+                Some(Subject::Proposal { id }) => {
+                    let entity = EntityRef::new(EntityKind::Proposal, id.clone());
+                    let Some(rec) = self.replica.record(&entity)? else {
+                        continue;
+                    };
+                    let proposal = Proposal::from_record(id, &rec);
+                    if proposal.status != ProposalStatus::Pending {
+                        continue;
+                    }
+                    let status = if approved {
+                        match proposal.changes() {
+                            Ok(c) => changes.extend(c),
+                            Err(e) => {
+                                effect = json!({"error": e});
+                            }
+                        }
+                        ProposalStatus::Applied
+                    } else {
+                        ProposalStatus::Rejected
+                    };
+                    changes.push((
+                        entity,
+                        Change::Set(BTreeMap::from([
+                            ("status".to_owned(), json!(status)),
+                            ("approval".to_owned(), json!(view.id)),
+                        ])),
+                    ));
+                    if effect.is_null() {
+                        effect =
+                            json!({"proposal": id, "status": status, "changes": changes.len() - 1});
+                    }
+                }
+                _ => continue,
+            }
+            let audit = self.audit_entry(json!({
+                "action": "effect.applied",
+                "approval": view.id,
+                "outcome": view.status,
+                "effect": effect,
+            }));
+            changes.push(audit);
+            self.commit(changes)?;
+            applied += 1;
+        }
+        Ok(applied)
     }
 
     /// An entry for the hub's audit log; the hub's sequencing puts it in the chain.

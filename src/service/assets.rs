@@ -7,6 +7,17 @@ use crate::model::{EntityKind, EntityRef};
 use anyhow::Result;
 
 impl Hub {
+    /// Every proposal, for the screens that show them.
+    pub fn proposals(&self) -> Result<Vec<crate::model::proposal::Proposal>> {
+        Ok(self
+            .replica
+            .records(EntityKind::Proposal)?
+            .iter()
+            .map(|(id, rec)| crate::model::proposal::Proposal::from_record(id, rec))
+            .filter(|p| !p.deleted)
+            .collect())
+    }
+
     /// Every asset with its versions, without deleted ones.
     pub fn assets(&self) -> Result<Vec<Asset>> {
         let mut out = Vec::new();

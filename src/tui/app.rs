@@ -23,6 +23,7 @@ pub struct Snapshot {
     pub briefs: Vec<Brief>,
     pub approvals: Vec<crate::service::approvals::ApprovalView>,
     pub assets: Vec<crate::model::asset::Asset>,
+    pub proposals: Vec<crate::model::proposal::Proposal>,
     /// Text of small text blobs (drafts), by sha256, when they are on this machine.
     pub texts: BTreeMap<String, String>,
     pub members: Vec<Member>,

@@ -76,6 +76,7 @@ pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
         approvals: hub.approvals(false)?,
         assets,
         texts,
+        proposals: hub.proposals()?,
         members: hub.members()?,
         me: hub.actor().ok().map(str::to_owned),
         zone: hub.zone(),
@@ -235,8 +236,16 @@ fn spawn_worker(
                     Some(Effect::Quit) => return,
                     None => {}
                 }
-                let now = fingerprint(&hub);
+                let mut now = fingerprint(&hub);
                 if reload || now != seen {
+                    // New decisions may have closed requests whose effects are due.
+                    if let Err(e) = hub.reconcile_approvals() {
+                        let _ = tx.send(Msg::Committed {
+                            label: "applying approved changes".into(),
+                            error: Some(format!("{e:#}")),
+                        });
+                    }
+                    now = fingerprint(&hub);
                     seen = now;
                     match snapshot(&hub) {
                         Ok(s) => {

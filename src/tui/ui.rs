@@ -681,10 +681,77 @@ fn draw_approvals(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 ))),
             }
         }
-        Some(Subject::Proposal { id }) => lines.push(Line::from(vec![
-            Span::styled("proposal    ", key),
-            Span::styled(id.clone(), text),
-        ])),
+        Some(Subject::Proposal { id }) => {
+            match app.data.proposals.iter().find(|p| p.id == *id) {
+                Some(p) => {
+                    let kind = p
+                        .kind
+                        .and_then(|k| serde_json::to_value(k).ok())
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "proposal".into());
+                    lines.push(Line::from(vec![
+                        Span::styled("proposal    ", key),
+                        Span::styled(
+                            format!("{kind} by @{} ", p.author.clone().unwrap_or_default()),
+                            text,
+                        ),
+                        Span::styled("AI draft", theme.style("queue.ai_draft")),
+                    ]));
+                    if let Some(r) = &p.rationale {
+                        lines.push(Line::from(vec![
+                            Span::styled("why         ", key),
+                            Span::styled(r.clone(), text),
+                        ]));
+                    }
+                    let brief = p
+                        .brief
+                        .as_ref()
+                        .and_then(|b| app.data.briefs.iter().find(|x| x.id == *b));
+                    if let Some(b) = brief {
+                        lines.push(Line::from(vec![
+                            Span::styled("brief       ", key),
+                            Span::styled(b.title.clone(), text),
+                        ]));
+                    }
+                    // Field by field: what the brief says now, what it would say.
+                    if let Some(fields) = p.payload["fields"].as_object() {
+                        let current = brief.and_then(|b| serde_json::to_value(b).ok());
+                        for (name, new) in fields {
+                            let old = current
+                                .as_ref()
+                                .map(|c| c[name].clone())
+                                .filter(|v| !v.is_null())
+                                .map(|v| {
+                                    v.as_str()
+                                        .map(str::to_owned)
+                                        .unwrap_or_else(|| v.to_string())
+                                })
+                                .unwrap_or_else(|| "-".into());
+                            let new = new
+                                .as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| new.to_string());
+                            lines.push(Line::from(vec![
+                                Span::styled(format!("  {name:<12}"), key),
+                                Span::styled(old, dim),
+                                Span::styled(" → ", key),
+                                Span::styled(new, text),
+                            ]));
+                        }
+                    }
+                    if let Some(who) = p.payload["assignee"].as_str() {
+                        lines.push(Line::from(vec![
+                            Span::styled("  assignees   ", key),
+                            Span::styled(format!("+ @{who}"), text),
+                        ]));
+                    }
+                }
+                None => lines.push(Line::from(Span::styled(
+                    format!("proposal {id} (not synced here yet)"),
+                    dim,
+                ))),
+            }
+        }
         Some(Subject::Draft { thread, message }) => lines.push(Line::from(vec![
             Span::styled("draft       ", key),
             Span::styled(format!("{thread} / {message}"), text),
