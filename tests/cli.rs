@@ -873,3 +873,86 @@ fn approvals_from_the_command_line_need_an_asset_reviewers_and_comments() {
     let no_reason = spoke(home, &config, &["reject", "r-nothere"]);
     assert_eq!(no_reason.status.code(), Some(2));
 }
+
+#[test]
+fn asset_import_list_and_dupes_speak_json() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").expect("config");
+    let home = dir.path().join("home");
+    let init = [
+        "init",
+        "--name",
+        "Demo",
+        "--handle",
+        "ana",
+        "--tz",
+        "Europe/Lisbon",
+    ];
+    assert_success(&spoke(&home, &config, &init), &init);
+    let img: image::RgbImage = image::ImageBuffer::from_fn(400, 300, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 251) as u8])
+    });
+    let a = dir.path().join("launch-hero.png");
+    img.save(&a).expect("save png");
+    let b = dir.path().join("launch-hero-copy.jpg");
+    image::DynamicImage::ImageRgb8(img)
+        .resize(200, 150, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+        .save(&b)
+        .expect("save jpeg");
+    let args = [
+        "asset",
+        "import",
+        a.to_str().expect("utf8"),
+        b.to_str().expect("utf8"),
+    ];
+    let out = spoke(&home, &config, &args);
+    assert_success(&out, &args);
+    assert!(stdout(&out).contains("imported 2"), "{}", stdout(&out));
+
+    let list = spoke(&home, &config, &["asset", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let hero = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|a| a["title"] == "launch hero")
+        .expect("titled from the file name");
+    assert!(hero["id"].as_str().is_some_and(|i| i.starts_with("a-")));
+    assert!(
+        hero["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .any(|t| t == "landscape")
+    );
+    assert!(
+        hero["palette"]
+            .as_array()
+            .expect("palette")
+            .iter()
+            .all(|c| {
+                c.as_str()
+                    .is_some_and(|c| c.len() == 7 && c.starts_with('#'))
+            })
+    );
+    let dupes = spoke(&home, &config, &["asset", "dupes", "--json"]);
+    let dupes: serde_json::Value = serde_json::from_slice(&dupes.stdout).expect("json");
+    assert_eq!(dupes.as_array().expect("groups").len(), 1);
+    assert_eq!(dupes[0].as_array().expect("group").len(), 2);
+
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"nope").expect("write");
+    let out = spoke(
+        &home,
+        &config,
+        &["asset", "import", broken.to_str().expect("utf8")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("broken.png") && stdout(&out).contains("corrupt"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -3,6 +3,7 @@
 //! usage or bad input.
 
 mod approvals;
+mod assets;
 mod briefs;
 pub use briefs::print_queue;
 pub use output::print_json;
@@ -110,6 +111,12 @@ pub enum Command {
     /// Approval requests: every AI output and asset version waits for a human decision
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// The asset library: import, tags, near duplicates
+    #[command(subcommand)]
+    Asset(assets::AssetCommand),
+    /// The hub's brand colours
+    #[command(subcommand)]
+    Brand(assets::BrandCommand),
     /// The hub's hash-chained audit log
     #[command(subcommand)]
     Audit(approvals::AuditCommand),
@@ -294,6 +301,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keymap(KeymapCommand::Check { file }) => keymap_check(&ctx, file.as_deref()),
         Command::Approvals(cmd) => approvals::run(&ctx, cmd),
         Command::Audit(cmd) => approvals::audit(&ctx, cmd),
+        Command::Asset(cmd) => assets::run(&ctx, cmd),
+        Command::Brand(cmd) => assets::brand(&ctx, cmd),
         Command::Approve {
             id,
             with_changes,

@@ -36,3 +36,309 @@ impl Hub {
         Ok(out)
     }
 }
+
+use crate::assets::analyze::palette_distance;
+use crate::assets::import::{Prepared, collect_files, prepare_all};
+use crate::model::Change;
+use crate::model::asset::AssetStatus;
+use crate::model::brief::normalize_tag;
+use crate::model::ids::new_entity_id;
+use crate::model::input::InputError;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Mean CIEDE2000 distance past which an asset is tagged `off-palette`.
+pub const OFF_PALETTE_THRESHOLD: f32 = 20.0;
+
+/// How an import should treat its files.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub brief: Option<String>,
+    /// Add every file as a new version of this asset.
+    pub version_of: Option<String>,
+}
+
+/// What happened to each file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub imported: Vec<String>,
+    pub new_versions: Vec<String>,
+    pub duplicates: Vec<(PathBuf, String)>,
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Progress for a bar or a log.
+#[derive(Debug, Clone)]
+pub enum ImportEvent {
+    Found(usize),
+    Done(PathBuf),
+}
+
+impl Hub {
+    /// Imports files and folders: each file becomes a new asset, a new
+    /// version of the asset with the same file name (or `version_of`), or
+    /// is skipped when its bytes are already in the library. Files are read
+    /// and analysed on two threads; each is recorded in its own commit, so a
+    /// failure never leaves half an asset behind.
+    pub fn import_assets(
+        &mut self,
+        paths: &[PathBuf],
+        opts: &ImportOptions,
+        mut progress: impl FnMut(ImportEvent),
+    ) -> Result<ImportReport> {
+        let home = self
+            .replica
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let brief = match &opts.brief {
+            Some(b) => Some(self.brief(b)?.id),
+            None => None,
+        };
+        let version_of = match &opts.version_of {
+            Some(a) => Some(self.resolve_id(EntityKind::Asset, a, "a")?),
+            None => None,
+        };
+        let mut by_sha: HashMap<String, String> = HashMap::new();
+        let mut by_name: HashMap<String, String> = HashMap::new();
+        for asset in self.assets()? {
+            for v in &asset.versions {
+                by_sha.insert(v.blob_sha256.clone(), asset.id.clone());
+            }
+            if let Some(name) = self
+                .replica
+                .record(&EntityRef::new(EntityKind::Asset, asset.id.clone()))?
+                .and_then(|r| r.string("source_name"))
+            {
+                by_name.insert(name, asset.id.clone());
+            }
+        }
+        let brand = self.brand_palette()?;
+        let (files, mut failed) = collect_files(paths);
+        progress(ImportEvent::Found(files.len()));
+        let mut report = ImportReport::default();
+        for (path, result) in prepare_all(files, 2) {
+            match result {
+                Err(why) => failed.push((path.clone(), why.0)),
+                Ok((prepared, bytes)) => {
+                    if let Some(existing) = by_sha.get(&prepared.sha256) {
+                        report
+                            .duplicates
+                            .push((path.clone(), format!("same bytes as asset {existing}")));
+                    } else {
+                        let name = source_name(&prepared.path);
+                        let target = version_of.clone().or_else(|| by_name.get(&name).cloned());
+                        match self.record_import(
+                            &home,
+                            &prepared,
+                            &bytes,
+                            target.as_deref(),
+                            brief.as_deref(),
+                            &brand,
+                        ) {
+                            Ok(id) => {
+                                by_sha.insert(prepared.sha256.clone(), id.clone());
+                                by_name.entry(name).or_insert_with(|| id.clone());
+                                if target.is_some() {
+                                    report.new_versions.push(id);
+                                } else {
+                                    report.imported.push(id);
+                                }
+                            }
+                            Err(e) => failed.push((path.clone(), format!("{e:#}"))),
+                        }
+                    }
+                }
+            }
+            progress(ImportEvent::Done(path));
+        }
+        report.failed = failed;
+        Ok(report)
+    }
+
+    fn record_import(
+        &mut self,
+        home: &Path,
+        p: &Prepared,
+        bytes: &[u8],
+        existing: Option<&str>,
+        brief: Option<&str>,
+        brand: &[String],
+    ) -> Result<String> {
+        crate::sync::blobs::store_bytes(home, &p.sha256, bytes)?;
+        let id = existing
+            .map(str::to_owned)
+            .unwrap_or_else(|| new_entity_id("a"));
+        let entity = EntityRef::new(EntityKind::Asset, id.clone());
+        let a = &p.analysis;
+        let mut fields: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        if existing.is_none() {
+            fields.insert("title".into(), json!(title_from(&p.path)));
+            fields.insert("source_name".into(), json!(source_name(&p.path)));
+            fields.insert("created_by".into(), json!(self.actor()?));
+        }
+        fields.insert("kind".into(), json!(a.kind));
+        fields.insert("status".into(), json!(AssetStatus::Wip));
+        fields.insert("palette".into(), json!(a.palette));
+        fields.insert("phash".into(), json!(a.phash));
+        if let Some(b) = brief {
+            fields.insert("brief".into(), json!(b));
+        }
+        let mut tags = a.tags.clone();
+        if let Some(score) = palette_score(&a.palette, brand) {
+            fields.insert("palette_distance".into(), json!(score));
+            if score > OFF_PALETTE_THRESHOLD {
+                tags.push("off-palette".into());
+            }
+        }
+        for t in tags {
+            fields.insert(format!("tags:{t}"), json!(true));
+        }
+        let version = json!({
+            "blob_sha256": p.sha256,
+            "size": p.size,
+            "mime": a.mime,
+            "width": a.width,
+            "height": a.height,
+            "note": p.path.file_name().and_then(|n| n.to_str()),
+            "provenance": {"by": "human"},
+        });
+        self.commit(vec![
+            (entity.clone(), Change::Set(fields)),
+            (entity, Change::Append(version)),
+        ])?;
+        Ok(id)
+    }
+
+    /// Adds and removes manual tags: `+hero -draft`.
+    pub fn tag_asset(&mut self, typed_id: &str, edits: &[String]) -> Result<Asset> {
+        let id = self.resolve_id(EntityKind::Asset, typed_id, "a")?;
+        let mut fields = BTreeMap::new();
+        for e in edits {
+            let (add, tag) = match e.strip_prefix('-') {
+                Some(t) => (false, t),
+                None => (true, e.trim_start_matches('+')),
+            };
+            fields.insert(format!("tags:{}", normalize_tag(tag)?), json!(add));
+        }
+        if fields.is_empty() {
+            return Err(InputError::new("give tags to change: +hero -draft").into());
+        }
+        self.commit(vec![(
+            EntityRef::new(EntityKind::Asset, id.clone()),
+            Change::Set(fields),
+        )])?;
+        self.asset(&id)
+    }
+
+    pub fn asset(&self, typed_id: &str) -> Result<Asset> {
+        let id = self.resolve_id(EntityKind::Asset, typed_id, "a")?;
+        self.assets()?
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or_else(|| InputError::new(format!("asset {id} was deleted")).into())
+    }
+
+    /// The hub's brand colours (`#rrggbb`).
+    pub fn brand_palette(&self) -> Result<Vec<String>> {
+        let hub = EntityRef::new(EntityKind::Hub, self.hub_id().to_owned());
+        Ok(self
+            .replica
+            .record(&hub)?
+            .and_then(|r| r.get_as::<Vec<String>>("brand_palette"))
+            .unwrap_or_default())
+    }
+
+    /// Sets the brand colours and re-scores every image against them.
+    pub fn set_brand_palette(&mut self, colours: &[String]) -> Result<usize> {
+        let mut clean = Vec::new();
+        for c in colours {
+            let hexed = format!("#{}", c.trim().trim_start_matches('#').to_ascii_lowercase());
+            if crate::assets::analyze::parse_hex(&hexed).is_none() {
+                return Err(InputError::new(format!(
+                    "`{c}` is not a colour: use #rrggbb, e.g. #0a84ff"
+                ))
+                .into());
+            }
+            clean.push(hexed);
+        }
+        let mut changes = vec![(
+            EntityRef::new(EntityKind::Hub, self.hub_id().to_owned()),
+            Change::Set(BTreeMap::from([("brand_palette".to_owned(), json!(clean))])),
+        )];
+        let mut rescored = 0;
+        for asset in self.assets()? {
+            let Some(score) = palette_score(&asset.palette, &clean) else {
+                continue;
+            };
+            rescored += 1;
+            changes.push((
+                EntityRef::new(EntityKind::Asset, asset.id.clone()),
+                Change::Set(BTreeMap::from([
+                    ("palette_distance".to_owned(), json!(score)),
+                    (
+                        "tags:off-palette".to_owned(),
+                        json!(score > OFF_PALETTE_THRESHOLD),
+                    ),
+                ])),
+            ));
+        }
+        self.commit(changes)?;
+        Ok(rescored)
+    }
+
+    /// Groups of images that look alike (perceptual hashes within `threshold` bits).
+    pub fn asset_dupes(&self, threshold: u32) -> Result<Vec<Vec<Asset>>> {
+        let assets = self.assets()?;
+        let hashes: Vec<Option<String>> = assets.iter().map(|a| a.phash.clone()).collect();
+        // The perceptual hash sees structure, not colour: a flat red and a
+        // flat blue image hash alike. Near duplicates also share their
+        // dominant colour.
+        let alike =
+            |i: usize, j: usize| match (assets[i].palette.first(), assets[j].palette.first()) {
+                (Some(a), Some(b)) => {
+                    palette_distance(a, std::slice::from_ref(b)).is_some_and(|d| d < 15.0)
+                }
+                _ => true,
+            };
+        Ok(crate::assets::dupes::group_where(&hashes, threshold, alike)
+            .into_iter()
+            .map(|g| g.into_iter().map(|i| assets[i].clone()).collect())
+            .collect())
+    }
+}
+
+/// Mean distance from each dominant colour to the nearest brand colour.
+fn palette_score(palette: &[String], brand: &[String]) -> Option<f32> {
+    if brand.is_empty() || palette.is_empty() {
+        return None;
+    }
+    let d: Vec<f32> = palette
+        .iter()
+        .filter_map(|c| palette_distance(c, brand))
+        .collect();
+    (!d.is_empty()).then(|| d.iter().sum::<f32>() / d.len() as f32)
+}
+
+/// The name that makes a later file a new version: the file name, lowercased.
+fn source_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_lowercase()
+}
+
+/// `spring_hero-v2.png` -> `spring hero v2`.
+fn title_from(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("untitled");
+    stem.replace(['_', '-'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -2,7 +2,7 @@
 //! these; they validate input, turn intent into ops and read views back.
 
 pub mod approvals;
-mod assets;
+pub mod assets;
 mod briefs;
 mod members;
 

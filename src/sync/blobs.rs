@@ -59,6 +59,21 @@ pub fn store_local(home: &Path, source: &Path) -> Result<String> {
     Ok(sha)
 }
 
+/// Stores bytes already hashed as `sha256` into the home's blob store.
+pub fn store_bytes(home: &Path, sha256: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let target = local_blob_path(home, sha256);
+    if !target.exists() {
+        let dir = target.parent().unwrap_or(home);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Write aside, then rename: a crash never leaves a half blob under its name.
+        let tmp = target.with_extension("tmp");
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &target)
+            .with_context(|| format!("storing blob {sha256} at {}", target.display()))?;
+    }
+    Ok(target)
+}
+
 pub struct BlobClient {
     http: reqwest::Client,
     addr: HubAddress,

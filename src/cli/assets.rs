@@ -1,0 +1,234 @@
+//! `spoke asset ...` and `spoke brand ...`.
+
+use super::Ctx;
+use super::output::{outln, print_json, print_table};
+use crate::model::asset::Asset;
+use crate::service::assets::{ImportEvent, ImportOptions};
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum AssetCommand {
+    /// Import files and folders (recursively); prints a summary
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Link the assets to a brief
+        #[arg(long)]
+        brief: Option<String>,
+        /// Add every file as a new version of this asset
+        #[arg(long)]
+        version_of: Option<String>,
+    },
+    /// The library, newest first
+    List,
+    /// One asset with its versions, tags and palette
+    Show { id: String },
+    /// Add or remove tags: +hero -draft
+    Tag {
+        id: String,
+        #[arg(required = true, allow_hyphen_values = true)]
+        edits: Vec<String>,
+    },
+    /// Groups of images that look alike
+    Dupes {
+        /// Most bits of 64 that may differ
+        #[arg(long, default_value_t = crate::assets::dupes::DEFAULT_THRESHOLD)]
+        threshold: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrandCommand {
+    /// Set the brand colours; every image is scored against them
+    SetPalette {
+        #[arg(required = true)]
+        colours: Vec<String>,
+    },
+    /// Show the brand colours
+    Show,
+}
+
+pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
+    let mut hub = ctx.open_hub()?;
+    match cmd {
+        AssetCommand::Import {
+            paths,
+            brief,
+            version_of,
+        } => {
+            let show_bar = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let bar = indicatif::ProgressBar::hidden();
+            if show_bar {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+                {
+                    bar.set_style(style);
+                }
+            }
+            let report = hub.import_assets(
+                &paths,
+                &ImportOptions { brief, version_of },
+                |event| match event {
+                    ImportEvent::Found(n) => bar.set_length(n as u64),
+                    ImportEvent::Done(path) => {
+                        bar.set_message(path.display().to_string());
+                        bar.inc(1);
+                    }
+                },
+            )?;
+            bar.finish_and_clear();
+            if ctx.json {
+                print_json(&report)?;
+            } else {
+                outln!(
+                    "imported {}, new versions {}, duplicates skipped {}, failed {}",
+                    report.imported.len(),
+                    report.new_versions.len(),
+                    report.duplicates.len(),
+                    report.failed.len()
+                )?;
+                for (path, why) in &report.duplicates {
+                    outln!("  skipped {}: {why}", path.display())?;
+                }
+                for (path, why) in &report.failed {
+                    outln!("  failed  {}: {why}", path.display())?;
+                }
+            }
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "{} file(s) could not be imported",
+                    report.failed.len()
+                ))
+            }
+        }
+        AssetCommand::List => {
+            let assets = hub.assets()?;
+            if ctx.json {
+                return print_json(&assets.iter().map(asset_json).collect::<Vec<_>>());
+            }
+            let rows: Vec<Vec<String>> = assets
+                .iter()
+                .map(|a| {
+                    let v = a.latest();
+                    vec![
+                        a.id.clone(),
+                        format!("{:?}", a.status).to_lowercase(),
+                        v.map(|v| match (v.width, v.height) {
+                            (Some(w), Some(h)) => format!("{w}x{h}"),
+                            _ => v.mime.clone(),
+                        })
+                        .unwrap_or_default(),
+                        a.versions.len().to_string(),
+                        a.palette.join(" "),
+                        a.title.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "STATUS", "SIZE", "VERS", "PALETTE", "TITLE"], &rows)?;
+            if assets.is_empty() {
+                outln!("(no assets; import some with `spoke asset import PATH`)")?;
+            }
+            Ok(())
+        }
+        AssetCommand::Show { id } => {
+            let a = hub.asset(&id)?;
+            if ctx.json {
+                return print_json(&asset_json(&a));
+            }
+            outln!("{}  {}", a.id, a.title)?;
+            outln!(
+                "status     {:?}{}",
+                a.status,
+                if a.is_ai_draft() { "  (AI draft)" } else { "" }
+            )?;
+            outln!("tags       {}", a.tags.join(", "))?;
+            outln!("palette    {}", a.palette.join(" "))?;
+            outln!(
+                "phash      {}",
+                a.phash.clone().unwrap_or_else(|| "-".into())
+            )?;
+            for (i, v) in a.versions.iter().enumerate() {
+                let dims = match (v.width, v.height) {
+                    (Some(w), Some(h)) => format!(" {w}x{h}"),
+                    _ => String::new(),
+                };
+                outln!(
+                    "v{}         {} {} bytes{dims} by @{} sha256 {}",
+                    i + 1,
+                    v.mime,
+                    v.size,
+                    v.author,
+                    &v.blob_sha256
+                )?;
+            }
+            Ok(())
+        }
+        AssetCommand::Tag { id, edits } => {
+            let a = hub.tag_asset(&id, &edits)?;
+            if ctx.json {
+                print_json(&asset_json(&a))
+            } else {
+                outln!("{} tags: {}", a.id, a.tags.join(", "))?;
+                Ok(())
+            }
+        }
+        AssetCommand::Dupes { threshold } => {
+            let groups = hub.asset_dupes(threshold)?;
+            if ctx.json {
+                let out: Vec<Vec<serde_json::Value>> = groups
+                    .iter()
+                    .map(|g| g.iter().map(asset_json).collect())
+                    .collect();
+                return print_json(&out);
+            }
+            for (i, g) in groups.iter().enumerate() {
+                outln!("group {}:", i + 1)?;
+                for a in g {
+                    outln!("  {}  {}", a.id, a.title)?;
+                }
+            }
+            if groups.is_empty() {
+                outln!("no near duplicates")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn brand(ctx: &Ctx, cmd: BrandCommand) -> Result<()> {
+    let mut hub = ctx.open_hub()?;
+    match cmd {
+        BrandCommand::SetPalette { colours } => {
+            let rescored = hub.set_brand_palette(&colours)?;
+            outln!("brand palette set; {rescored} image(s) re-scored")?;
+            Ok(())
+        }
+        BrandCommand::Show => {
+            let palette = hub.brand_palette()?;
+            if ctx.json {
+                print_json(&palette)
+            } else {
+                outln!(
+                    "{}",
+                    if palette.is_empty() {
+                        "(no brand colours)".into()
+                    } else {
+                        palette.join(" ")
+                    }
+                )?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn asset_json(a: &Asset) -> serde_json::Value {
+    let mut v = serde_json::to_value(a).unwrap_or_default();
+    v["ai_draft"] = a.is_ai_draft().into();
+    v
+}
