@@ -468,3 +468,68 @@ mod approvals_pane {
         ));
     }
 }
+
+#[test]
+fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
+    use spoke::model::asset::{Asset, AssetKind, AssetStatus, AssetVersion, Provenance};
+    let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+    let mut app = app();
+    app.picker = Some(ratatui_image::picker::Picker::halfblocks());
+    let mut data = app.data.clone();
+    data.assets = vec![Asset {
+        id: "a-00000001".into(),
+        title: "Launch hero".into(),
+        kind: AssetKind::Image,
+        versions: vec![AssetVersion {
+            blob_sha256: "ab".repeat(32),
+            size: 48_000,
+            mime: "image/png".into(),
+            width: Some(64),
+            height: Some(32),
+            note: None,
+            provenance: Provenance::Human,
+            author: "ana".into(),
+        }],
+        tags: vec!["landscape".into(), "png".into()],
+        palette: vec!["#0a84ff".into(), "#ff2d55".into()],
+        phash: None,
+        brief: None,
+        status: AssetStatus::Wip,
+        renditions: vec![],
+        deleted: false,
+    }];
+    app.update(Msg::Data(Box::new(data)));
+    let effects = app.update(Msg::Action(Action::ShowAssets));
+    assert_eq!(
+        effects,
+        [spoke::tui::app::Effect::LoadPreview("ab".repeat(32))]
+    );
+    // Left blue, right red: the preview must show both halves.
+    let image = image::DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(640, 320, |x, _| {
+        if x < 320 {
+            image::Rgb([10, 132, 255])
+        } else {
+            image::Rgb([255, 45, 85])
+        }
+    }));
+    app.update(Msg::Preview {
+        sha: "ab".repeat(32),
+        image: Ok(image),
+    });
+    let terminal = render(&mut app, &theme, 120, 40);
+    let buffer = terminal.backend().buffer();
+    let mut blue = false;
+    let mut red = false;
+    // Only the preview's own cells: right of the list, above the info lines.
+    let area = ratatui::layout::Rect::new(56, 2, 62, 26);
+    for pos in area.positions() {
+        let cell = &buffer[pos];
+        // A half-block cell paints its top half in fg and bottom in bg.
+        for c in [cell.fg, cell.bg] {
+            blue |= matches!(c, Color::Rgb(0..=60, 100..=160, 200..=255));
+            red |= matches!(c, Color::Rgb(200..=255, 0..=80, 50..=120));
+        }
+    }
+    assert!(blue && red, "the half-block preview shows both colours");
+    insta::assert_snapshot!("assets_halfblock_preview_120x40", terminal.backend());
+}

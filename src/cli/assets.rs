@@ -232,3 +232,64 @@ fn asset_json(a: &Asset) -> serde_json::Value {
     v["ai_draft"] = a.is_ai_draft().into();
     v
 }
+
+/// `spoke preview FILE|ASSET`: one image printed to the terminal.
+pub fn preview(ctx: &Ctx, target: &str, width: Option<u32>) -> Result<()> {
+    let path = std::path::Path::new(target);
+    let (bytes, label) = if path.exists() {
+        (
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            path.display().to_string(),
+        )
+    } else {
+        let hub = ctx.open_hub()?;
+        let asset = hub.asset(target)?;
+        let Some(version) = asset.latest() else {
+            return Err(crate::model::input::InputError::new(format!(
+                "asset {} has no versions",
+                asset.id
+            ))
+            .into());
+        };
+        let local = fetch_blob(ctx, &hub, &version.blob_sha256)?;
+        (
+            std::fs::read(&local)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", local.display()))?,
+            format!("{} ({})", asset.title, asset.id),
+        )
+    };
+    let format = image::guess_format(&bytes).map_err(|_| {
+        crate::model::input::InputError::new(format!("{label} is not an image Spoke can show"))
+    })?;
+    let image = crate::assets::analyze::decode(&bytes, format)
+        .map_err(|e| crate::model::input::InputError::new(format!("{label}: {}", e.0)))?;
+    let config = viuer::Config {
+        width: Some(width.unwrap_or(60)),
+        absolute_offset: false,
+        ..Default::default()
+    };
+    viuer::print(&image, &config).map_err(|e| anyhow::anyhow!("cannot print {label}: {e}"))?;
+    Ok(())
+}
+
+/// The local path of a blob, downloading it from the hub if needed.
+pub fn fetch_blob(ctx: &Ctx, hub: &crate::service::Hub, sha: &str) -> Result<PathBuf> {
+    let local = crate::sync::blobs::local_blob_path(&ctx.home, sha);
+    if local.exists() {
+        return Ok(local);
+    }
+    let meta = hub.meta();
+    let (Some(url), Some(token)) = (meta.hub_url.clone(), meta.hub_token.clone()) else {
+        return Err(anyhow::anyhow!(
+            "blob {sha} is not on this machine and this replica has not joined a hub"
+        ));
+    };
+    let addr = crate::sync::HubAddress::parse(&url)?;
+    let ca = meta.hub_ca_file.as_ref().map(PathBuf::from);
+    let client = crate::sync::blobs::BlobClient::new(addr, token, ca.as_deref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(client.fetch(&ctx.home, sha))
+}

@@ -64,6 +64,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "truecolor|256|16")]
     pub color: Option<String>,
 
+    /// How the UI draws images: auto, kitty, sixel, iterm2, halfblocks, none
+    #[arg(long, global = true, value_name = "MODE", default_value = "auto")]
+    pub graphics: String,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -117,6 +121,14 @@ pub enum Command {
     /// The hub's brand colours
     #[command(subcommand)]
     Brand(assets::BrandCommand),
+    /// Print an image (a file or an asset's latest version) to the terminal
+    Preview {
+        /// A file path or an asset id
+        target: String,
+        /// Width in terminal columns
+        #[arg(long)]
+        width: Option<u32>,
+    },
     /// The hub's hash-chained audit log
     #[command(subcommand)]
     Audit(approvals::AuditCommand),
@@ -213,6 +225,7 @@ pub struct Ctx {
     pub theme: Option<String>,
     pub keymap: Option<String>,
     pub color: Option<String>,
+    pub graphics: String,
 }
 
 impl Ctx {
@@ -239,6 +252,7 @@ impl Ctx {
             config_dir: crate::config::config_dir(),
             fallback_zone: self.config.timezone.clone(),
             sync,
+            graphics: crate::tui::run::Graphics::parse(&self.graphics)?,
         })
     }
 
@@ -276,6 +290,7 @@ fn run(cli: Cli) -> Result<()> {
         theme: cli.theme.clone(),
         keymap: cli.keymap.clone(),
         color: cli.color.clone(),
+        graphics: cli.graphics.clone(),
     };
     if cli.demo {
         let explicit_home = cli.home.is_some();
@@ -303,6 +318,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => approvals::audit(&ctx, cmd),
         Command::Asset(cmd) => assets::run(&ctx, cmd),
         Command::Brand(cmd) => assets::brand(&ctx, cmd),
+        Command::Preview { target, width } => assets::preview(&ctx, &target, width),
         Command::Approve {
             id,
             with_changes,

@@ -47,6 +47,8 @@ pub enum Effect {
     },
     /// Load a brief's comment thread.
     LoadThread(String),
+    /// Decode and shrink a blob for the preview (off the render loop).
+    LoadPreview(String),
     /// Decide on approval requests as the acting member (`None` revokes).
     Decide {
         ids: Vec<String>,
@@ -74,6 +76,11 @@ pub enum Msg {
     Resize,
     /// Another member's presence from the hub.
     Presence(spoke_relay::proto::Presence),
+    /// A decoded thumbnail, or why there is none.
+    Preview {
+        sha: String,
+        image: Result<image::DynamicImage, String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +197,15 @@ pub struct App {
     pub approval_rows: Vec<usize>,
     pub approval_cursor: usize,
     pub approval_marked: std::collections::BTreeSet<String>,
+    pub asset_cursor: usize,
+    /// Turns images into terminal graphics; `None` when previews are off.
+    pub picker: Option<ratatui_image::picker::Picker>,
+    /// The preview on screen: the blob it shows and its protocol state.
+    pub preview: Option<(String, ratatui_image::protocol::StatefulProtocol)>,
+    /// Why the selected asset has no preview.
+    pub preview_note: Option<String>,
+    /// Decoded thumbnails by blob, so returning to an asset is instant.
+    pub thumbs: std::collections::HashMap<String, image::DynamicImage>,
 }
 
 impl App {
@@ -212,6 +228,11 @@ impl App {
             approval_rows: Vec::new(),
             approval_cursor: 0,
             approval_marked: Default::default(),
+            asset_cursor: 0,
+            picker: None,
+            preview: None,
+            preview_note: None,
+            thumbs: Default::default(),
         }
     }
 
@@ -224,6 +245,9 @@ impl App {
                 self.data = *snapshot;
                 self.queue.set_briefs(self.data.briefs.clone());
                 self.order_approvals();
+                self.asset_cursor = self
+                    .asset_cursor
+                    .min(self.data.assets.len().saturating_sub(1));
                 self.thread_effect(before)
             }
             Msg::Thread { brief, messages } => {
@@ -248,6 +272,23 @@ impl App {
                 // Presence is re-announced every minute; silence means gone.
                 self.online
                     .retain(|_, seen| now.duration_since(*seen).as_secs() < 150);
+                Vec::new()
+            }
+            Msg::Preview { sha, image } => {
+                match image {
+                    Ok(img) => {
+                        if self.thumbs.len() >= 64 {
+                            self.thumbs.clear();
+                        }
+                        self.thumbs.insert(sha.clone(), img);
+                    }
+                    Err(why) => {
+                        if self.selected_asset_sha().as_deref() == Some(sha.as_str()) {
+                            self.preview_note = Some(why);
+                        }
+                    }
+                }
+                self.show_preview();
                 Vec::new()
             }
             Msg::Presence(p) => {
@@ -518,6 +559,77 @@ impl App {
         }
     }
 
+    pub fn selected_asset(&self) -> Option<&crate::model::asset::Asset> {
+        self.data.assets.get(self.asset_cursor)
+    }
+
+    fn selected_asset_sha(&self) -> Option<String> {
+        self.selected_asset()
+            .and_then(|a| a.latest())
+            .filter(|v| v.mime.starts_with("image/"))
+            .map(|v| v.blob_sha256.clone())
+    }
+
+    /// Puts the selected asset's thumbnail on screen if it is decoded.
+    fn show_preview(&mut self) {
+        let Some(sha) = self.selected_asset_sha() else {
+            self.preview = None;
+            return;
+        };
+        if self.preview.as_ref().is_some_and(|(s, _)| *s == sha) {
+            return;
+        }
+        match (self.thumbs.get(&sha), &self.picker) {
+            (Some(img), Some(picker)) => {
+                self.preview = Some((sha, picker.new_resize_protocol(img.clone())));
+                self.preview_note = None;
+            }
+            _ => self.preview = None,
+        }
+    }
+
+    /// Shows the selected asset's preview, asking for its thumbnail if needed.
+    fn preview_effect(&mut self) -> Vec<Effect> {
+        self.preview_note = None;
+        if self.picker.is_none() {
+            return Vec::new();
+        }
+        let Some(sha) = self.selected_asset_sha() else {
+            self.preview = None;
+            return Vec::new();
+        };
+        if self.thumbs.contains_key(&sha) {
+            self.show_preview();
+            Vec::new()
+        } else {
+            self.preview = None;
+            vec![Effect::LoadPreview(sha)]
+        }
+    }
+
+    fn on_assets_action(&mut self, action: Action) -> Option<Vec<Effect>> {
+        let n = self.data.assets.len();
+        let before = self.asset_cursor;
+        match action {
+            Action::MoveDown => {
+                self.asset_cursor = (self.asset_cursor + 1).min(n.saturating_sub(1))
+            }
+            Action::MoveUp => self.asset_cursor = self.asset_cursor.saturating_sub(1),
+            Action::GotoTop => self.asset_cursor = 0,
+            Action::GotoBottom => self.asset_cursor = n.saturating_sub(1),
+            Action::PageDown => {
+                self.asset_cursor = (self.asset_cursor + self.page).min(n.saturating_sub(1))
+            }
+            Action::PageUp => self.asset_cursor = self.asset_cursor.saturating_sub(self.page),
+            _ => return None,
+        }
+        Some(if self.asset_cursor != before {
+            self.preview_effect()
+        } else {
+            Vec::new()
+        })
+    }
+
     /// Orders approvals: waiting on me first, then open, then by deadline
     /// and id; keeps the cursor on the same request.
     fn order_approvals(&mut self) {
@@ -727,6 +839,11 @@ impl App {
 
     pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
+        if self.pane == Pane::Assets
+            && let Some(effects) = self.on_assets_action(action)
+        {
+            return effects;
+        }
         if self.pane == Pane::Approvals
             && let Some(effects) = self.on_approvals_action(action)
         {
@@ -764,7 +881,10 @@ impl App {
                 Vec::new()
             }
             Action::ShowBriefs => self.show(Pane::Briefs),
-            Action::ShowAssets => self.show(Pane::Assets),
+            Action::ShowAssets => {
+                self.show(Pane::Assets);
+                self.preview_effect()
+            }
             Action::ShowChat => self.show(Pane::Chat),
             Action::ShowApprovals => self.show(Pane::Approvals),
             Action::ShowTeam => self.show(Pane::Team),

@@ -32,6 +32,104 @@ pub struct TuiOptions {
     pub fallback_zone: Option<String>,
     /// Keep a sync session running while the TUI is open.
     pub sync: bool,
+    /// How images are drawn.
+    pub graphics: Graphics,
+}
+
+/// `--graphics`: how previews are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graphics {
+    /// From the terminal's environment; half-blocks when it says nothing better.
+    Auto,
+    Kitty,
+    Sixel,
+    Iterm2,
+    Halfblocks,
+    None,
+}
+
+impl Graphics {
+    pub fn parse(text: &str) -> Result<Graphics, crate::model::input::InputError> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Graphics::Auto,
+            "kitty" => Graphics::Kitty,
+            "sixel" => Graphics::Sixel,
+            "iterm2" | "iterm" => Graphics::Iterm2,
+            "halfblocks" | "half-blocks" | "blocks" => Graphics::Halfblocks,
+            "none" | "off" => Graphics::None,
+            other => {
+                return Err(crate::model::input::InputError::new(format!(
+                    "unknown --graphics `{other}`: use auto, kitty, sixel, iterm2, halfblocks or none"
+                )));
+            }
+        })
+    }
+
+    /// The picker for this choice.
+    pub fn picker(self) -> Option<ratatui_image::picker::Picker> {
+        use ratatui_image::picker::{Picker, ProtocolType};
+        let with = |p: ProtocolType| {
+            let mut picker = Picker::halfblocks();
+            picker.set_protocol_type(p);
+            Some(picker)
+        };
+        match self {
+            Graphics::None => None,
+            // From the environment only: a query on stdin that the terminal
+            // never answers leaves a reader behind that eats the next key.
+            Graphics::Auto => match detect_protocol() {
+                Some(p) => with(p),
+                None => Some(Picker::halfblocks()),
+            },
+            Graphics::Kitty => with(ProtocolType::Kitty),
+            Graphics::Sixel => with(ProtocolType::Sixel),
+            Graphics::Iterm2 => with(ProtocolType::Iterm2),
+            Graphics::Halfblocks => Some(Picker::halfblocks()),
+        }
+    }
+}
+
+/// The graphics protocol the terminal announces through its environment.
+fn detect_protocol() -> Option<ratatui_image::picker::ProtocolType> {
+    use ratatui_image::picker::ProtocolType;
+    let var = |k: &str| std::env::var(k).unwrap_or_default().to_ascii_lowercase();
+    if std::env::var_os("TMUX").is_some() {
+        // tmux passes graphics through only when configured to; half-blocks always work.
+        return None;
+    }
+    let (term, program) = (var("TERM"), var("TERM_PROGRAM"));
+    if std::env::var_os("KITTY_WINDOW_ID").is_some()
+        || term.contains("kitty")
+        || program == "ghostty"
+    {
+        Some(ProtocolType::Kitty)
+    } else if program.contains("iterm") || program.contains("wezterm") {
+        Some(ProtocolType::Iterm2)
+    } else if term.contains("foot") || term.contains("mlterm") || term.contains("sixel") {
+        Some(ProtocolType::Sixel)
+    } else {
+        None
+    }
+}
+
+/// Decodes a blob under the decoder limits and shrinks it for the preview,
+/// on its own thread.
+fn load_preview(home: &Path, sha: String, tx: mpsc::Sender<Msg>) {
+    let path = crate::sync::blobs::local_blob_path(home, &sha);
+    let _ = std::thread::Builder::new()
+        .name("preview".into())
+        .spawn(move || {
+            let image = crate::store::guard::catch(|| -> Result<image::DynamicImage, String> {
+                let bytes = std::fs::read(&path).map_err(|_| {
+                    "not on this machine yet (spoke sync, or spoke preview fetches it)".to_owned()
+                })?;
+                let format = image::guess_format(&bytes).map_err(|e| e.to_string())?;
+                let img = crate::assets::analyze::decode(&bytes, format).map_err(|e| e.0)?;
+                Ok(img.thumbnail(640, 640))
+            })
+            .unwrap_or_else(|panic| Err(format!("the decoder failed: {panic}")));
+            let _ = tx.send(Msg::Preview { sha, image });
+        });
 }
 
 /// Restores the terminal however the TUI ends.
@@ -130,10 +228,12 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     execute!(std::io::stdout(), EnterAlternateScreen).context("entering the alternate screen")?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
+    let picker = opts.graphics.picker();
     // Only now: terminal set-up may read replies from the terminal itself.
     spawn_input(tx.clone());
 
     let mut app = App::new(keymap, Timestamp::now());
+    app.picker = picker;
     for effect in app.update(Msg::Data(Box::new(first))) {
         let _ = worker.send(effect);
     }
@@ -150,10 +250,12 @@ pub fn run(opts: TuiOptions) -> Result<()> {
             effects.extend(app.update(m));
         }
         for effect in effects {
-            if effect == Effect::Quit {
-                app.quit = true;
-            } else {
-                let _ = worker.send(effect);
+            match effect {
+                Effect::Quit => app.quit = true,
+                Effect::LoadPreview(sha) => load_preview(&opts.home, sha, tx.clone()),
+                other => {
+                    let _ = worker.send(other);
+                }
             }
         }
         terminal.draw(|f| super::ui::draw(&mut app, &theme, f))?;
@@ -233,6 +335,8 @@ fn spawn_worker(
                             return;
                         }
                     }
+                    // Decoded on their own threads, never here.
+                    Some(Effect::LoadPreview(_)) => {}
                     Some(Effect::Quit) => return,
                     None => {}
                 }

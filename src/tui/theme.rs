@@ -208,7 +208,7 @@ impl ColorDepth {
     }
 
     /// Converts a colour to one this depth can show.
-    fn convert(self, color: Color) -> Color {
+    pub fn convert(self, color: Color) -> Color {
         match (self, color) {
             (Self::TrueColor, c) => c,
             (Self::Ansi256, Color::Rgb(r, g, b)) => Color::Indexed(nearest_256([r, g, b])),
@@ -415,6 +415,11 @@ impl Theme {
     }
 
     /// The theme's name, as it was asked for.
+    /// A content colour (e.g. an image's palette) as this terminal can show it.
+    pub fn color(&self, color: Color) -> Color {
+        self.depth().convert(color)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

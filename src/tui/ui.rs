@@ -30,13 +30,7 @@ pub fn draw(app: &mut App, theme: &Theme, frame: &mut Frame) {
     match app.pane {
         Pane::Briefs => draw_briefs(app, theme, frame, body),
         Pane::Team => draw_team(app, theme, frame, body),
-        Pane::Assets => draw_placeholder(
-            theme,
-            frame,
-            body,
-            "Assets",
-            "The asset library is not in this build yet.",
-        ),
+        Pane::Assets => draw_assets(app, theme, frame, body),
         Pane::Chat => draw_placeholder(
             theme,
             frame,
@@ -472,6 +466,178 @@ fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             .wrap(Wrap { trim: false }),
         area,
     );
+}
+
+fn draw_assets(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let (list_area, detail_area) = if area.width >= 100 {
+        let [l, r] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+            .areas(area);
+        (l, Some(r))
+    } else if area.height >= 24 {
+        let [t, b] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(area);
+        (t, Some(b))
+    } else {
+        (area, None)
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border.focus"))
+        .title(Span::styled(
+            format!(" Assets {} ", app.data.assets.len()),
+            theme.style("ui.title"),
+        ));
+    let inner = block.inner(list_area);
+    frame.render_widget(block, list_area);
+    let height = inner.height.saturating_sub(1) as usize;
+    app.page = height.max(1);
+    let offset = app.asset_cursor.saturating_sub(height.saturating_sub(1));
+    let rows: Vec<Row> = app
+        .data
+        .assets
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(height)
+        .map(|(n, a)| {
+            let size = a
+                .latest()
+                .map(|v| match (v.width, v.height) {
+                    (Some(w), Some(h)) => format!("{w}x{h}"),
+                    _ => v.mime.rsplit('/').next().unwrap_or("").to_owned(),
+                })
+                .unwrap_or_default();
+            let mut title = a.title.clone();
+            if a.is_ai_draft() {
+                title.push_str(" · AI draft");
+            }
+            let status = format!("{:?}", a.status).to_lowercase();
+            let mut row = Row::new(vec![
+                Cell::from(a.id.clone()).style(theme.style("ui.text.dim")),
+                Cell::from(status).style(theme.style("ui.text")),
+                Cell::from(size).style(theme.style("ui.text.dim")),
+                Cell::from(title).style(if a.is_ai_draft() {
+                    theme.style("queue.ai_draft")
+                } else {
+                    theme.style("ui.text")
+                }),
+            ]);
+            if n == app.asset_cursor {
+                row = row.style(theme.style("ui.selection"));
+            }
+            row
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(9),
+            Constraint::Length(10),
+            Constraint::Min(8),
+        ],
+    )
+    .header(Row::new(vec!["ID", "STATUS", "SIZE", "TITLE"]).style(theme.style("queue.header")))
+    .column_spacing(1);
+    frame.render_widget(table, inner);
+    if app.data.assets.is_empty() {
+        let y = inner
+            .y
+            .saturating_add(1)
+            .min(inner.bottom().saturating_sub(1));
+        frame.render_widget(
+            Paragraph::new("No assets yet: spoke asset import PATH")
+                .style(theme.style("ui.text.dim")),
+            Rect {
+                y,
+                height: 1,
+                ..inner
+            },
+        );
+    }
+    let Some(d) = detail_area else { return };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("ui.border"))
+        .title(Span::styled(" Preview ", theme.style("ui.title")));
+    let inner = block.inner(d);
+    frame.render_widget(block, d);
+    let Some(asset) = app.data.assets.get(app.asset_cursor).cloned() else {
+        return;
+    };
+    let info_height = 8u16.min(inner.height);
+    let [image_area, info_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(info_height)]).areas(inner);
+    match &mut app.preview {
+        Some((_, protocol)) => {
+            let widget = ratatui_image::StatefulImage::default();
+            frame.render_stateful_widget(widget, image_area, protocol);
+        }
+        None => {
+            let note = app
+                .preview_note
+                .clone()
+                .unwrap_or_else(|| match asset.latest() {
+                    Some(v) if v.mime.starts_with("image/") && app.picker.is_none() => {
+                        "previews are off (--graphics none)".into()
+                    }
+                    Some(v) if v.mime.starts_with("image/") => "loading…".into(),
+                    Some(v) => format!("{} has no image preview", v.mime),
+                    None => "no versions".into(),
+                });
+            frame.render_widget(
+                Paragraph::new(note).style(theme.style("ui.text.dim")),
+                image_area,
+            );
+        }
+    }
+    let key = theme.style("ui.help.key");
+    let text = theme.style("ui.text");
+    let mut swatches = vec![Span::styled("palette  ", key)];
+    for c in &asset.palette {
+        if let Some(color) = hex_color(c) {
+            swatches.push(Span::styled("██", Style::default().fg(theme.color(color))));
+            swatches.push(Span::styled(format!(" {c} "), theme.style("ui.text.dim")));
+        }
+    }
+    let versions = asset.versions.len();
+    let mut lines = vec![
+        Line::from(Span::styled(asset.title.clone(), theme.style("ui.title"))),
+        Line::from(vec![
+            Span::styled("versions ", key),
+            Span::styled(format!("{versions}"), text),
+            Span::styled("  by ", key),
+            Span::styled(
+                asset
+                    .latest()
+                    .map(|v| format!("@{}", v.author))
+                    .unwrap_or_default(),
+                text,
+            ),
+        ]),
+        Line::from(swatches),
+        Line::from(vec![
+            Span::styled("tags     ", key),
+            Span::styled(asset.tags.join(" "), theme.style("queue.tag")),
+        ]),
+    ];
+    if let Some(b) = &asset.brief {
+        lines.push(Line::from(vec![
+            Span::styled("brief    ", key),
+            Span::styled(b.clone(), text),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), info_area);
+}
+
+fn hex_color(text: &str) -> Option<ratatui::style::Color> {
+    let t = text.trim_start_matches('#');
+    let v = u32::from_str_radix(t, 16).ok().filter(|_| t.len() == 6)?;
+    Some(ratatui::style::Color::Rgb(
+        (v >> 16) as u8,
+        (v >> 8) as u8,
+        v as u8,
+    ))
 }
 
 fn draw_approvals(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
