@@ -281,3 +281,60 @@ fn brand_colours_score_every_image_and_tag_the_off_palette_ones() {
         );
     }
 }
+
+#[test]
+fn renditions_come_out_at_each_presets_size_and_the_email_header_fits_its_budget() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = hub(&dir.path().join("home"));
+    // Noisy on purpose, so the email header really has to search for a quality.
+    let master: RgbImage = ImageBuffer::from_fn(1200, 800, |x, y| {
+        let n = (x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503)) % 251;
+        Rgb([
+            (n as u8).wrapping_add((x / 9) as u8),
+            (y / 7) as u8,
+            (n * 3 % 256) as u8,
+        ])
+    });
+    let path = save(&master, &dir.path().join("master.png"), ImageFormat::Png);
+    let id = import(&mut hub, &[path], ImportOptions::default()).imported[0].clone();
+    hub.set_brand_palette(&["#0a84ff".into()]).expect("palette");
+    let out = dir.path().join("out");
+    let written = hub
+        .render_renditions(&id, &["all".into()], &out, None)
+        .expect("render");
+    assert_eq!(written.len(), 6);
+    for r in &written {
+        let img = image::open(&r.path).expect("a readable file");
+        assert_eq!(
+            (img.width(), img.height()),
+            (r.width, r.height),
+            "{}",
+            r.preset
+        );
+    }
+    let email = written
+        .iter()
+        .find(|r| r.preset == "email-header")
+        .expect("email");
+    assert!(email.bytes <= 150_000, "{} bytes", email.bytes);
+    // Fit pads with the first brand colour: the 2:1 print file has bars.
+    let ooh = image::open(
+        &written
+            .iter()
+            .find(|r| r.preset == "ooh-48-sheet")
+            .expect("ooh")
+            .path,
+    )
+    .expect("png")
+    .to_rgb8();
+    assert_eq!(
+        ooh.get_pixel(0, 1500),
+        &Rgb([10, 132, 255]),
+        "padding in the brand colour"
+    );
+    // Recorded on the asset, one rendition per preset.
+    let asset = hub.asset(&id).expect("asset");
+    assert_eq!(asset.renditions.len(), 6);
+    let unknown = hub.render_renditions(&id, &["billboard-on-the-moon".into()], &out, None);
+    assert!(format!("{:#}", unknown.expect_err("unknown preset")).contains("linkedin-post"));
+}

@@ -4,3 +4,4 @@
 pub mod analyze;
 pub mod dupes;
 pub mod import;
+pub mod renditions;

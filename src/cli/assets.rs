@@ -31,6 +31,24 @@ pub enum AssetCommand {
         #[arg(required = true, allow_hyphen_values = true)]
         edits: Vec<String>,
     },
+    /// Render the latest version for channel presets and record the results
+    Renditions {
+        id: String,
+        /// A preset name (repeat for several) or `all`
+        #[arg(long, required = true)]
+        preset: Vec<String>,
+        /// Folder to write the files to
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the subject is, as x,y from 0 to 1 (default: found from the detail)
+        #[arg(long)]
+        focal: Option<String>,
+    },
+    /// List the rendition presets, or replace this hub's overrides from a TOML file
+    Presets {
+        #[arg(long, value_name = "FILE")]
+        set: Option<PathBuf>,
+    },
     /// Groups of images that look alike
     Dupes {
         /// Most bits of 64 that may differ
@@ -176,6 +194,66 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
                 outln!("{} tags: {}", a.id, a.tags.join(", "))?;
                 Ok(())
             }
+        }
+        AssetCommand::Renditions {
+            id,
+            preset,
+            out,
+            focal,
+        } => {
+            let focal = match focal {
+                Some(f) => {
+                    let parsed = f
+                        .split_once(',')
+                        .and_then(|(x, y)| {
+                            Some((x.trim().parse::<f32>().ok()?, y.trim().parse::<f32>().ok()?))
+                        })
+                        .filter(|(x, y)| (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y));
+                    Some(parsed.ok_or_else(|| {
+                        crate::model::input::InputError::new(format!(
+                            "bad --focal `{f}`: use x,y between 0 and 1, e.g. 0.3,0.4"
+                        ))
+                    })?)
+                }
+                None => None,
+            };
+            let written = hub.render_renditions(&id, &preset, &out, focal)?;
+            if ctx.json {
+                return print_json(&written);
+            }
+            for r in &written {
+                outln!(
+                    "{:<20} {}x{}  {:>8} bytes  {}",
+                    r.preset,
+                    r.width,
+                    r.height,
+                    r.bytes,
+                    r.path.display()
+                )?;
+            }
+            Ok(())
+        }
+        AssetCommand::Presets { set } => {
+            if let Some(file) = set {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                let n = hub.set_rendition_presets(&text)?;
+                outln!("{n} preset override(s) saved for this hub")?;
+            }
+            let presets = hub.rendition_presets()?;
+            let rows: Vec<Vec<String>> = presets
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.name.clone(),
+                        format!("{}x{}", p.width, p.height),
+                        format!("{:?}", p.mode).to_lowercase(),
+                        p.format.extension().to_owned(),
+                        p.max_kb.map(|k| format!("<= {k} KB")).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print_table(&["PRESET", "SIZE", "MODE", "FORMAT", "BUDGET"], &rows)
         }
         AssetCommand::Dupes { threshold } => {
             let groups = hub.asset_dupes(threshold)?;

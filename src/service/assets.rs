@@ -342,3 +342,154 @@ fn title_from(path: &Path) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// One rendition written.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenditionOut {
+    pub preset: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Hub {
+    /// The shipped presets with this hub's overrides and additions.
+    pub fn rendition_presets(&self) -> Result<Vec<crate::assets::renditions::Preset>> {
+        let mut presets = crate::assets::renditions::shipped_presets();
+        let hub = EntityRef::new(EntityKind::Hub, self.hub_id().to_owned());
+        if let Some(text) = self
+            .replica
+            .record(&hub)?
+            .and_then(|r| r.string("rendition_presets"))
+        {
+            for p in crate::assets::renditions::parse_presets(&text).map_err(InputError::new)? {
+                presets.retain(|q| q.name != p.name);
+                presets.push(p);
+            }
+        }
+        presets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(presets)
+    }
+
+    /// Stores this hub's preset overrides (TOML, same form as the shipped file).
+    pub fn set_rendition_presets(&mut self, toml_text: &str) -> Result<usize> {
+        let parsed = crate::assets::renditions::parse_presets(toml_text)
+            .map_err(|e| InputError::new(format!("bad presets: {e}")))?;
+        self.commit(vec![(
+            EntityRef::new(EntityKind::Hub, self.hub_id().to_owned()),
+            Change::Set(BTreeMap::from([(
+                "rendition_presets".to_owned(),
+                json!(toml_text),
+            )])),
+        )])?;
+        Ok(parsed.len())
+    }
+
+    /// Renders the latest version of an asset for `presets` (names, or `all`)
+    /// into `out`, stores each file as a blob and records it as a rendition.
+    pub fn render_renditions(
+        &mut self,
+        typed_id: &str,
+        presets: &[String],
+        out: &Path,
+        focal: Option<(f32, f32)>,
+    ) -> Result<Vec<RenditionOut>> {
+        let asset = self.asset(typed_id)?;
+        let version = asset
+            .latest()
+            .ok_or_else(|| InputError::new(format!("asset {} has no versions", asset.id)))?;
+        if !version.mime.starts_with("image/") {
+            return Err(InputError::new(format!(
+                "asset {} is {}, not an image",
+                asset.id, version.mime
+            ))
+            .into());
+        }
+        let home = self
+            .replica
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let blob = crate::sync::blobs::local_blob_path(&home, &version.blob_sha256);
+        let bytes = std::fs::read(&blob).map_err(|_| {
+            anyhow::anyhow!("the bytes of asset {} are not on this machine yet: run `spoke sync` or `spoke preview {}`", asset.id, asset.id)
+        })?;
+        let format =
+            image::guess_format(&bytes).map_err(|e| anyhow::anyhow!("asset {}: {e}", asset.id))?;
+        let image =
+            crate::assets::analyze::decode(&bytes, format).map_err(|e| InputError::new(e.0))?;
+        let all = self.rendition_presets()?;
+        let chosen: Vec<_> = if presets.iter().any(|p| p == "all") {
+            all.clone()
+        } else {
+            presets
+                .iter()
+                .map(|name| {
+                    all.iter()
+                        .find(|p| p.name == *name)
+                        .cloned()
+                        .ok_or_else(|| {
+                            InputError::new(format!(
+                                "no preset `{name}`: use one of {} or all",
+                                all.iter()
+                                    .map(|p| p.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let pad = self
+            .brand_palette()?
+            .first()
+            .and_then(|c| u32::from_str_radix(c.trim_start_matches('#'), 16).ok())
+            .map(|v| [(v >> 16) as u8, (v >> 8) as u8, v as u8])
+            .unwrap_or([255, 255, 255]);
+        std::fs::create_dir_all(out)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+        let slug: String = asset
+            .title
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let mut results = Vec::new();
+        let mut fields = BTreeMap::new();
+        for preset in chosen {
+            let encoded = crate::assets::renditions::render(&image, &preset, focal, pad)
+                .map_err(|e| anyhow::anyhow!("preset {}: {e}", preset.name))?;
+            let sha = crate::model::ids::hex(&<sha2::Sha256 as sha2::Digest>::digest(&encoded));
+            let path = out.join(format!(
+                "{slug}-{}.{}",
+                preset.name,
+                preset.format.extension()
+            ));
+            std::fs::write(&path, &encoded)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            crate::sync::blobs::store_bytes(&home, &sha, &encoded)?;
+            fields.insert(format!("renditions:{}", preset.name), json!(sha));
+            results.push(RenditionOut {
+                preset: preset.name.clone(),
+                path,
+                sha256: sha,
+                bytes: encoded.len() as u64,
+                width: preset.width,
+                height: preset.height,
+            });
+        }
+        self.commit(vec![(
+            EntityRef::new(EntityKind::Asset, asset.id.clone()),
+            Change::Set(fields),
+        )])?;
+        Ok(results)
+    }
+}
