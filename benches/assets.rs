@@ -46,7 +46,10 @@ fn main() -> anyhow::Result<()> {
     let ours = median(ours);
 
     // vipsthumbnail: one run per preset, as a user would script it.
-    let vips = Command::new("vipsthumbnail").arg("--vips-version").output().is_ok();
+    let vips = Command::new("vipsthumbnail")
+        .arg("--vips-version")
+        .output()
+        .is_ok();
     let theirs = if vips {
         let mut runs = Vec::new();
         for _ in 0..3 {
@@ -79,11 +82,23 @@ fn main() -> anyhow::Result<()> {
         photo(640, 480, i).save(&path)?;
     }
     let home = dir.path().join("home");
-    let mut hub = Hub::init(&home, NewHub { name: "Bench", handle: "ana", tz: "UTC", display_name: None })?;
+    let mut hub = Hub::init(
+        &home,
+        NewHub {
+            name: "Bench",
+            handle: "ana",
+            tz: "UTC",
+            display_name: None,
+        },
+    )?;
     let start = Instant::now();
     let report = hub.import_assets(&[folder], &ImportOptions::default(), |_| {})?;
     let import = start.elapsed();
-    anyhow::ensure!(report.imported.len() == 1000, "imported {}", report.imported.len());
+    anyhow::ensure!(
+        report.imported.len() == 1000,
+        "imported {}",
+        report.imported.len()
+    );
 
     println!("| benchmark | spoke | vipsthumbnail | ratio (vips / spoke) |");
     println!("| --- | --- | --- | --- |");
