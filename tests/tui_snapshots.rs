@@ -445,6 +445,89 @@ mod approvals_pane {
     }
 
     #[test]
+    fn an_image_subject_is_previewed_beside_its_previous_version() {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let mut app = app();
+        app.picker = Some(ratatui_image::picker::Picker::halfblocks());
+        let mut data = app.data.clone();
+        data.approvals = vec![view(
+            "r-00000005",
+            "Hero v2",
+            "a-hero0001",
+            2,
+            &["ana"],
+            ApprovalStatus::Pending,
+        )];
+        let mut v1 = version("aa", false);
+        let mut v2 = version("bb", true);
+        v1.mime = "image/png".into();
+        v2.mime = "image/png".into();
+        data.assets = vec![Asset {
+            id: "a-hero0001".into(),
+            title: "Hero".into(),
+            kind: AssetKind::Image,
+            versions: vec![v1, v2],
+            tags: vec![],
+            palette: vec![],
+            phash: None,
+            brief: None,
+            status: AssetStatus::InReview,
+            renditions: vec![],
+            deleted: false,
+        }];
+        app.update(Msg::Data(Box::new(data)));
+        let effects = app.update(Msg::Action(Action::ShowApprovals));
+        assert_eq!(
+            effects,
+            [
+                Effect::LoadPreview("bb".into()),
+                Effect::LoadPreview("aa".into())
+            ]
+        );
+        let flat = |rgb: [u8; 3]| {
+            image::DynamicImage::ImageRgb8(image::ImageBuffer::from_pixel(
+                400,
+                300,
+                image::Rgb(rgb),
+            ))
+        };
+        app.update(Msg::Preview {
+            sha: "bb".into(),
+            image: Ok(flat([10, 132, 255])),
+        });
+        app.update(Msg::Preview {
+            sha: "aa".into(),
+            image: Ok(flat([255, 45, 85])),
+        });
+        let terminal = render(&mut app, &theme, 160, 48);
+        let buffer = terminal.backend().buffer();
+        let colours_in = |area: ratatui::layout::Rect| {
+            let mut found = Vec::new();
+            for pos in area.positions() {
+                let cell = &buffer[pos];
+                for c in [cell.fg, cell.bg] {
+                    if let Color::Rgb(r, g, b) = c {
+                        found.push((r, g, b));
+                    }
+                }
+            }
+            found
+        };
+        // The detail pane is the right half; the images fill its top.
+        let left = colours_in(ratatui::layout::Rect::new(81, 2, 38, 18));
+        let right = colours_in(ratatui::layout::Rect::new(120, 2, 38, 18));
+        assert!(
+            left.iter().any(|&(r, g, b)| r < 60 && g > 100 && b > 200),
+            "current version (blue) on the left"
+        );
+        assert!(
+            right.iter().any(|&(r, g, _)| r > 200 && g < 80),
+            "previous version (red) on the right"
+        );
+        insta::assert_snapshot!("approvals_image_subject_160x48", terminal.backend());
+    }
+
+    #[test]
     fn marking_two_requests_and_approving_decides_both() {
         let mut app = app_with_approvals();
         app.update(Msg::Action(Action::ToggleMark));

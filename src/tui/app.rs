@@ -202,6 +202,8 @@ pub struct App {
     pub picker: Option<ratatui_image::picker::Picker>,
     /// The preview on screen: the blob it shows and its protocol state.
     pub preview: Option<(String, ratatui_image::protocol::StatefulProtocol)>,
+    /// The previous version, beside the current one in the approvals pane.
+    pub preview_prev: Option<(String, ratatui_image::protocol::StatefulProtocol)>,
     /// Why the selected asset has no preview.
     pub preview_note: Option<String>,
     /// Decoded thumbnails by blob, so returning to an asset is instant.
@@ -231,6 +233,7 @@ impl App {
             asset_cursor: 0,
             picker: None,
             preview: None,
+            preview_prev: None,
             preview_note: None,
             thumbs: Default::default(),
         }
@@ -563,48 +566,84 @@ impl App {
         self.data.assets.get(self.asset_cursor)
     }
 
-    fn selected_asset_sha(&self) -> Option<String> {
-        self.selected_asset()
-            .and_then(|a| a.latest())
-            .filter(|v| v.mime.starts_with("image/"))
-            .map(|v| v.blob_sha256.clone())
-    }
-
-    /// Puts the selected asset's thumbnail on screen if it is decoded.
-    fn show_preview(&mut self) {
-        let Some(sha) = self.selected_asset_sha() else {
-            self.preview = None;
-            return;
+    /// The image blobs this pane previews: the current version and, for an
+    /// approval, the version before it (shown side by side).
+    fn preview_targets(&self) -> (Option<String>, Option<String>) {
+        use crate::model::approval::Subject;
+        let image = |v: &crate::model::asset::AssetVersion| {
+            v.mime.starts_with("image/").then(|| v.blob_sha256.clone())
         };
-        if self.preview.as_ref().is_some_and(|(s, _)| *s == sha) {
-            return;
-        }
-        match (self.thumbs.get(&sha), &self.picker) {
-            (Some(img), Some(picker)) => {
-                self.preview = Some((sha, picker.new_resize_protocol(img.clone())));
-                self.preview_note = None;
+        match self.pane {
+            Pane::Approvals => {
+                let Some(Subject::AssetVersion { asset, version }) =
+                    self.selected_approval().and_then(|v| v.subject.clone())
+                else {
+                    return (None, None);
+                };
+                let Some(a) = self.data.assets.iter().find(|a| a.id == asset) else {
+                    return (None, None);
+                };
+                let i = (version as usize).saturating_sub(1);
+                let previous = i
+                    .checked_sub(1)
+                    .and_then(|p| a.versions.get(p))
+                    .and_then(image);
+                (a.versions.get(i).and_then(image), previous)
             }
-            _ => self.preview = None,
+            _ => (
+                self.selected_asset()
+                    .and_then(|a| a.latest())
+                    .and_then(image),
+                None,
+            ),
         }
     }
 
-    /// Shows the selected asset's preview, asking for its thumbnail if needed.
+    fn selected_asset_sha(&self) -> Option<String> {
+        self.preview_targets().0
+    }
+
+    /// Puts the decoded thumbnails of the current targets on screen.
+    fn show_preview(&mut self) {
+        let (current, previous) = self.preview_targets();
+        let slot = |target: Option<String>,
+                    slot: &mut Option<(String, ratatui_image::protocol::StatefulProtocol)>,
+                    thumbs: &std::collections::HashMap<String, image::DynamicImage>,
+                    picker: &Option<ratatui_image::picker::Picker>| {
+            let Some(sha) = target else {
+                *slot = None;
+                return;
+            };
+            if slot.as_ref().is_some_and(|(s, _)| *s == sha) {
+                return;
+            }
+            *slot = match (thumbs.get(&sha), picker) {
+                (Some(img), Some(picker)) => Some((sha, picker.new_resize_protocol(img.clone()))),
+                _ => None,
+            };
+        };
+        slot(current, &mut self.preview, &self.thumbs, &self.picker);
+        slot(previous, &mut self.preview_prev, &self.thumbs, &self.picker);
+        if self.preview.is_some() {
+            self.preview_note = None;
+        }
+    }
+
+    /// Shows the current targets' previews, asking for thumbnails not yet decoded.
     fn preview_effect(&mut self) -> Vec<Effect> {
         self.preview_note = None;
         if self.picker.is_none() {
             return Vec::new();
         }
-        let Some(sha) = self.selected_asset_sha() else {
-            self.preview = None;
-            return Vec::new();
-        };
-        if self.thumbs.contains_key(&sha) {
-            self.show_preview();
-            Vec::new()
-        } else {
-            self.preview = None;
-            vec![Effect::LoadPreview(sha)]
-        }
+        let (current, previous) = self.preview_targets();
+        let missing: Vec<Effect> = [current, previous]
+            .into_iter()
+            .flatten()
+            .filter(|sha| !self.thumbs.contains_key(sha))
+            .map(Effect::LoadPreview)
+            .collect();
+        self.show_preview();
+        missing
     }
 
     fn on_assets_action(&mut self, action: Action) -> Option<Vec<Effect>> {
@@ -691,6 +730,15 @@ impl App {
 
     /// Actions that mean something else in the approvals pane.
     fn on_approvals_action(&mut self, action: Action) -> Option<Vec<Effect>> {
+        let before = self.approval_cursor;
+        let mut effects = self.on_approvals_action_inner(action)?;
+        if self.approval_cursor != before {
+            effects.extend(self.preview_effect());
+        }
+        Some(effects)
+    }
+
+    fn on_approvals_action_inner(&mut self, action: Action) -> Option<Vec<Effect>> {
         let n = self.approval_rows.len();
         let effects = match action {
             Action::MoveDown => {
@@ -886,7 +934,10 @@ impl App {
                 self.preview_effect()
             }
             Action::ShowChat => self.show(Pane::Chat),
-            Action::ShowApprovals => self.show(Pane::Approvals),
+            Action::ShowApprovals => {
+                self.show(Pane::Approvals);
+                self.preview_effect()
+            }
             Action::ShowTeam => self.show(Pane::Team),
             Action::Filter => {
                 self.popup = Some(Popup::Prompt {

@@ -640,7 +640,7 @@ fn hex_color(text: &str) -> Option<ratatui::style::Color> {
     ))
 }
 
-fn draw_approvals(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+fn draw_approvals(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     use crate::model::approval::{ApprovalStatus, Subject};
     let (list_area, detail_area) = if area.width >= 100 {
         let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
@@ -750,8 +750,35 @@ fn draw_approvals(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(theme.style("ui.border"))
         .title(Span::styled(" Request ", theme.style("ui.title")));
+    let inner = block.inner(d);
+    frame.render_widget(block, d);
+    // An image subject: the version under review, and the one before it beside it.
+    let text_area = if app.preview.is_some() {
+        let [images, rest] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(inner);
+        let (current, previous) = if app.preview_prev.is_some() {
+            let [l, r] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(images);
+            (l, Some(r))
+        } else {
+            (images, None)
+        };
+        if let Some((_, protocol)) = &mut app.preview {
+            frame.render_stateful_widget(
+                ratatui_image::StatefulImage::default(),
+                current,
+                protocol,
+            );
+        }
+        if let (Some(area), Some((_, protocol))) = (previous, &mut app.preview_prev) {
+            frame.render_stateful_widget(ratatui_image::StatefulImage::default(), area, protocol);
+        }
+        rest
+    } else {
+        inner
+    };
     let Some(v) = app.selected_approval() else {
-        frame.render_widget(block, d);
         return;
     };
     let key = theme.style("ui.help.key");
@@ -957,12 +984,7 @@ fn draw_approvals(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             lines.push(line);
         }
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        d,
-    );
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text_area);
 }
 
 fn draw_team(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
