@@ -426,7 +426,11 @@ mod approvals_pane {
                 "audience": "Creative leads", "key_message": "One hub"
             }}),
             rationale: Some("The requester answered in the kickoff thread".into()),
-            citations: vec![],
+            citations: vec![spoke::model::thread::Citation {
+                kind: "kb".into(),
+                id: "kb-brand-guide".into(),
+                quote: Some("Speak to creative leads".into()),
+            }],
             brief: Some("b-00000001".into()),
             status: ProposalStatus::Pending,
             author: Some("scout".into()),
@@ -441,6 +445,10 @@ mod approvals_pane {
             "{text}"
         );
         assert!(text.contains("key_message") && text.contains("One hub"));
+        assert!(
+            text.contains("kb-brand-guide") && text.contains("Speak to creative leads"),
+            "citations shown"
+        );
         insta::assert_snapshot!("approvals_brief_update_diff_160x48", terminal.backend());
     }
 

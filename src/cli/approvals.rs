@@ -32,6 +32,12 @@ pub enum ApprovalsCommand {
         /// What the reviewers are asked
         #[arg(long)]
         title: Option<String>,
+        /// When the decision is due (2026-12-01T17:00, in your zone, or with [Zone])
+        #[arg(long)]
+        deadline: Option<String>,
+        /// Stages (by name) whose reviewers only comment and do not hold the request
+        #[arg(long, value_delimiter = ',')]
+        comment_only: Vec<String>,
     },
     /// Withdraw my decision while the request is open
     Revoke { id: String },
@@ -115,6 +121,8 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
             reviewers,
             stage,
             title,
+            deadline,
+            comment_only,
         } => {
             let (asset_id, version) = match asset.split_once('@') {
                 Some((a, v)) => (
@@ -176,6 +184,17 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
                     })
                     .collect::<Result<Vec<_>, InputError>>()?
             };
+            let deadline = match deadline {
+                Some(d) => Some(crate::model::brief::Due::parse(&d, &hub.zone())?.at),
+                None => None,
+            };
+            let mut stages = stages;
+            for s in &mut stages {
+                s.deadline = s.deadline.or(deadline);
+                if comment_only.iter().any(|c| *c == s.name) {
+                    s.mode = StageMode::CommentOnly;
+                }
+            }
             let title = title.unwrap_or_else(|| format!("Review {asset_id} version {version}"));
             let v = hub.request_approval(
                 &title,

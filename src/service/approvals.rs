@@ -360,11 +360,14 @@ impl Hub {
                     {
                         continue;
                     }
+                    // Sent back with the reviewers' reasons, for its author.
+                    let feedback = feedback_of(&view);
                     changes.push((
                         entity,
                         Change::Set(BTreeMap::from([
                             ("status".to_owned(), json!(status)),
                             ("approval".to_owned(), json!(view.id)),
+                            ("review_feedback".to_owned(), json!(feedback)),
                         ])),
                     ));
                     effect = json!({"asset": asset, "status": status});
@@ -394,6 +397,7 @@ impl Hub {
                         Change::Set(BTreeMap::from([
                             ("status".to_owned(), json!(status)),
                             ("approval".to_owned(), json!(view.id)),
+                            ("review_feedback".to_owned(), json!(feedback_of(&view))),
                         ])),
                     ));
                     if effect.is_null() {
@@ -429,6 +433,14 @@ impl Hub {
     fn expand_reviewers(&self, reviewers: &[String]) -> Result<Vec<String>> {
         Ok(expand_with(&self.members()?, reviewers))
     }
+}
+
+/// The reviewers' comments on a request, `@who: text`, one per line.
+fn feedback_of(view: &ApprovalView) -> Vec<String> {
+    view.decisions
+        .iter()
+        .filter_map(|d| d.comment.as_ref().map(|c| format!("@{}: {c}", d.reviewer)))
+        .collect()
 }
 
 /// Handles for `reviewers`: names as given, `role:NAME` as every member

@@ -896,6 +896,17 @@ fn draw_approvals(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
                             Span::styled(r.clone(), text),
                         ]));
                     }
+                    for c in &p.citations {
+                        let quote = c
+                            .quote
+                            .as_deref()
+                            .map(|q| format!(": \"{q}\""))
+                            .unwrap_or_default();
+                        lines.push(Line::from(vec![
+                            Span::styled("cites       ", key),
+                            Span::styled(format!("{} {}{quote}", c.kind, c.id), dim),
+                        ]));
+                    }
                     let brief = p
                         .brief
                         .as_ref()
