@@ -191,7 +191,7 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
             let mut stages = stages;
             for s in &mut stages {
                 s.deadline = s.deadline.or(deadline);
-                if comment_only.iter().any(|c| *c == s.name) {
+                if comment_only.contains(&s.name) {
                     s.mode = StageMode::CommentOnly;
                 }
             }
