@@ -96,7 +96,9 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
                 let people: Vec<String> = stage
                     .iter()
                     .map(|(r, d)| match d {
-                        Some(d) => format!("@{r}: {}", decision_name(*d)),
+                        Some(d) => {
+                            format!("@{r}: {}", crate::service::approvals::decision_label(*d))
+                        }
                         None => format!("@{r}: waiting"),
                     })
                     .collect();
@@ -105,7 +107,7 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
             for d in &v.decisions {
                 let what = d
                     .decision
-                    .map(decision_name)
+                    .map(crate::service::approvals::decision_label)
                     .unwrap_or_else(|| "revoked".into());
                 let comment = d
                     .comment
@@ -222,7 +224,14 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
 pub fn decide(ctx: &Ctx, id: &str, decision: Decision, comment: Option<&str>) -> Result<()> {
     let mut hub = ctx.open_hub()?;
     let v = hub.decide(id, decision, comment)?;
-    done(ctx, &v, &format!("{} recorded", decision_name(decision)))
+    done(
+        ctx,
+        &v,
+        &format!(
+            "{} recorded",
+            crate::service::approvals::decision_label(decision)
+        ),
+    )
 }
 
 fn done(ctx: &Ctx, v: &ApprovalView, what: &str) -> Result<()> {
@@ -247,19 +256,7 @@ fn summary_json(v: &ApprovalView) -> serde_json::Value {
 }
 
 fn subject_text(s: Option<&Subject>) -> String {
-    match s {
-        Some(Subject::AssetVersion { asset, version }) => format!("{asset}@{version}"),
-        Some(Subject::Proposal { id }) => format!("proposal {id}"),
-        Some(Subject::Draft { thread, message }) => format!("draft {thread}/{message}"),
-        None => "-".into(),
-    }
-}
-
-fn decision_name(d: Decision) -> String {
-    serde_json::to_value(d)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    s.map(Subject::label).unwrap_or_else(|| "-".into())
 }
 
 #[derive(Debug, Subcommand)]

@@ -74,6 +74,17 @@ pub enum Subject {
     AssetVersion { asset: String, version: u32 },
 }
 
+impl Subject {
+    /// `a-hero@2`, `proposal p-x`, `draft brief:b-x/m-1`.
+    pub fn label(&self) -> String {
+        match self {
+            Subject::AssetVersion { asset, version } => format!("{asset}@{version}"),
+            Subject::Proposal { id } => format!("proposal {id}"),
+            Subject::Draft { thread, message } => format!("draft {thread}/{message}"),
+        }
+    }
+}
+
 /// Whether a stage's reviewers decide or only comment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -19,3 +19,12 @@ pub use input::InputError;
 pub use member::{Member, Role};
 pub use op::{Change, EntityKind, EntityRef, Op, Stamp};
 pub use record::{EntityRecord, Item, State};
+
+/// The name a unit enum variant has in JSON and MessagePack (`in_review`,
+/// `changes_requested`), for messages and tables.
+pub fn serde_name<T: serde::Serialize>(value: T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

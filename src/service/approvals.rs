@@ -117,10 +117,7 @@ impl Hub {
         if decision.requires_comment() && comment.is_none() {
             return Err(InputError::new(format!(
                 "{} needs a comment saying why: --comment \"...\"",
-                serde_json::to_value(decision)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                decision_label(decision)
             ))
             .into());
         }
@@ -468,15 +465,9 @@ fn expand_with(members: &[crate::model::Member], reviewers: &[String]) -> Vec<St
 }
 
 pub fn status_name(s: ApprovalStatus) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    crate::model::serde_name(s)
 }
 
 pub fn decision_label(d: Decision) -> String {
-    serde_json::to_value(d)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    crate::model::serde_name(d)
 }

@@ -223,7 +223,11 @@ pub struct Status {
 }
 
 pub fn status(home: &Path) -> Result<Status> {
-    let replica = Replica::open(&replica_path(home))?;
+    status_of(&Replica::open(&replica_path(home))?)
+}
+
+/// The status of a replica that is already open.
+pub fn status_of(replica: &Replica) -> Result<Status> {
     let meta = replica.meta()?;
     let recent = meta
         .last_contact_ms

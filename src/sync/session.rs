@@ -76,10 +76,7 @@ impl SyncError {
 }
 
 fn code_name(code: ErrorCode) -> String {
-    serde_json::to_value(code)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{code:?}"))
+    crate::model::serde_name(code)
 }
 
 /// How long a session runs.

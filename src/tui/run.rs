@@ -152,7 +152,7 @@ fn restore_terminal() {
 
 /// Loads the snapshot the screen shows.
 pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
-    let status = crate::sync::status(hub.replica().path().parent().unwrap_or(Path::new("."))).ok();
+    let status = crate::sync::status_of(hub.replica()).ok();
     let assets = hub.assets()?;
     let home = hub
         .replica()

@@ -678,12 +678,8 @@ fn draw_approvals(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         ApprovalStatus::ChangesRequested => theme.style("queue.status.on_hold"),
         ApprovalStatus::Rejected => theme.style("queue.status.cancelled"),
     };
-    let subject_text = |s: &Option<Subject>| match s {
-        Some(Subject::AssetVersion { asset, version }) => format!("{asset}@{version}"),
-        Some(Subject::Proposal { id }) => format!("proposal {id}"),
-        Some(Subject::Draft { thread, .. }) => format!("draft in {thread}"),
-        None => "-".into(),
-    };
+    let subject_text =
+        |s: &Option<Subject>| s.as_ref().map(Subject::label).unwrap_or_else(|| "-".into());
     let height = inner.height.saturating_sub(1) as usize;
     let offset = app.approval_cursor.saturating_sub(height.saturating_sub(1));
     let rows: Vec<Row> = app
