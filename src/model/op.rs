@@ -20,10 +20,12 @@ pub enum EntityKind {
     Approval,
     Task,
     Audit,
+    /// A knowledge-base document (guidelines, case studies) and its chunks.
+    Knowledge,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 9] = [
+    pub const ALL: [EntityKind; 10] = [
         EntityKind::Hub,
         EntityKind::Member,
         EntityKind::Brief,
@@ -33,6 +35,7 @@ impl EntityKind {
         EntityKind::Approval,
         EntityKind::Task,
         EntityKind::Audit,
+        EntityKind::Knowledge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,7 +49,17 @@ impl EntityKind {
             EntityKind::Approval => "approval",
             EntityKind::Task => "task",
             EntityKind::Audit => "audit",
+            EntityKind::Knowledge => "knowledge",
         }
+    }
+
+    /// Kinds whose text the search index covers; applying an op to one of
+    /// these marks it for the index.
+    pub fn is_searchable(self) -> bool {
+        matches!(
+            self,
+            EntityKind::Brief | EntityKind::Thread | EntityKind::Asset | EntityKind::Knowledge
+        )
     }
 
     pub fn parse(s: &str) -> Option<EntityKind> {

@@ -4,7 +4,9 @@
 pub mod approvals;
 pub mod assets;
 mod briefs;
+pub mod knowledge;
 mod members;
+pub mod search;
 
 pub use briefs::{BriefFilter, NewBrief};
 pub use members::NewMember;

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use spoke_relay::proto::{ClientId, Hlc, OpId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tables::{APPLIED, LOG, META, PENDING, entity_table, item_table};
+use tables::{
+    APPLIED, LOG, META, PENDING, SEARCH_DIRTY, SEARCH_META, entity_table, item_table,
+};
 
 /// The replica's own bookkeeping, stored under `meta/replica`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,11 +131,8 @@ impl Replica {
             txn.open_table(LOG).at(&replica.path)?;
             txn.open_table(PENDING).at(&replica.path)?;
             txn.open_table(APPLIED).at(&replica.path)?;
-            for kind in EntityKind::ALL {
-                txn.open_table(entity_table(kind)).at(&replica.path)?;
-                txn.open_table(item_table(kind)).at(&replica.path)?;
-            }
         }
+        replica.create_missing_tables(&txn)?;
         replica.commit(txn)?;
         Ok(replica)
     }
@@ -170,7 +169,40 @@ impl Replica {
             });
         }
         replica.meta()?;
+        replica.ensure_tables()?;
         Ok(replica)
+    }
+
+    /// Tables added since a replica was created (a new entity kind, the
+    /// search feed) are created on open; nothing existing is touched.
+    fn ensure_tables(&self) -> Result<(), StoreError> {
+        let missing = {
+            let txn = self.begin_read()?;
+            let mut missing = false;
+            for kind in EntityKind::ALL {
+                missing |= !table_exists(&txn, entity_table(kind), &self.path)?;
+                missing |= !table_exists(&txn, item_table(kind), &self.path)?;
+            }
+            missing |= !table_exists(&txn, SEARCH_DIRTY, &self.path)?;
+            missing |= !table_exists(&txn, SEARCH_META, &self.path)?;
+            missing
+        };
+        if missing {
+            let txn = self.begin_write()?;
+            self.create_missing_tables(&txn)?;
+            self.commit(txn)?;
+        }
+        Ok(())
+    }
+
+    fn create_missing_tables(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        for kind in EntityKind::ALL {
+            txn.open_table(entity_table(kind)).at(&self.path)?;
+            txn.open_table(item_table(kind)).at(&self.path)?;
+        }
+        txn.open_table(SEARCH_DIRTY).at(&self.path)?;
+        txn.open_table(SEARCH_META).at(&self.path)?;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -365,6 +397,7 @@ impl Replica {
         txn.delete_table(audit::AUDIT_CHAIN).at(&self.path)?;
         self.clear_state_in(&txn)?;
         self.apply_in(&txn, &pending)?;
+        self.bump_search_resets(&txn)?;
         meta.epoch = epoch;
         meta.cursor = 0;
         meta.head_seen = 0;
@@ -404,6 +437,7 @@ impl Replica {
             }
         }
         let stats = self.apply_in(&txn, &ops)?;
+        self.bump_search_resets(&txn)?;
         self.commit(txn)?;
         Ok(stats)
     }
@@ -424,6 +458,7 @@ impl Replica {
     fn apply_in(&self, txn: &WriteTransaction, ops: &[Op]) -> Result<ApplyStats, StoreError> {
         let mut stats = ApplyStats::default();
         let mut applied = txn.open_table(APPLIED).at(&self.path)?;
+        let mut searchable: Vec<&EntityRef> = Vec::new();
         // Records touched by this batch, read once and written once.
         let mut dirty: HashMap<EntityRef, EntityRecord> = HashMap::new();
         let mut item_tables = HashMap::new();
@@ -434,6 +469,9 @@ impl Replica {
                 continue;
             }
             stats.applied += 1;
+            if op.entity.kind.is_searchable() {
+                searchable.push(&op.entity);
+            }
             let stamp = op.stamp();
             match &op.change {
                 Change::Append(value) => {
@@ -478,7 +516,79 @@ impl Replica {
                     .at(&self.path)?;
             }
         }
+        self.mark_search_dirty(txn, &searchable)?;
         Ok(stats)
+    }
+
+    /// Records entities for the search index to look at again.
+    fn mark_search_dirty(
+        &self,
+        txn: &WriteTransaction,
+        entities: &[&EntityRef],
+    ) -> Result<(), StoreError> {
+        if entities.is_empty() {
+            return Ok(());
+        }
+        let mut meta = txn.open_table(SEARCH_META).at(&self.path)?;
+        let counter = meta.get("counter").at(&self.path)?.map_or(0, |v| v.value()) + 1;
+        meta.insert("counter", counter).at(&self.path)?;
+        let mut dirty = txn.open_table(SEARCH_DIRTY).at(&self.path)?;
+        let mut seen = std::collections::HashSet::new();
+        for entity in entities {
+            if seen.insert(*entity) {
+                dirty
+                    .insert(entity.to_string().as_str(), counter)
+                    .at(&self.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bump_search_resets(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        let mut meta = txn.open_table(SEARCH_META).at(&self.path)?;
+        let resets = meta.get("resets").at(&self.path)?.map_or(0, |v| v.value()) + 1;
+        meta.insert("resets", resets).at(&self.path)?;
+        Ok(())
+    }
+
+    /// What the search index has to catch up on: the reset count (a change
+    /// means reconcile everything) and each entity touched since, with the
+    /// change counter to hand back to [`Replica::clear_search_dirty`].
+    pub fn search_feed(&self) -> Result<SearchFeed, StoreError> {
+        let txn = self.begin_read()?;
+        let meta = txn.open_table(SEARCH_META).at(&self.path)?;
+        let resets = meta.get("resets").at(&self.path)?.map_or(0, |v| v.value());
+        let table = txn.open_table(SEARCH_DIRTY).at(&self.path)?;
+        let mut dirty = Vec::new();
+        for row in table.iter().at(&self.path)? {
+            let (k, v) = row.at(&self.path)?;
+            let key = k.value();
+            // A key this build cannot read names a kind from a newer build: skip it.
+            if let Some(entity) = parse_entity_key(key) {
+                dirty.push((entity, v.value()));
+            }
+        }
+        Ok(SearchFeed { resets, dirty })
+    }
+
+    /// Drops feed entries the index has caught up on, unless they were
+    /// touched again since they were read.
+    pub fn clear_search_dirty(&self, done: &[(EntityRef, u64)]) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(SEARCH_DIRTY).at(&self.path)?;
+            for (entity, counter) in done {
+                let key = entity.to_string();
+                let current = table.get(key.as_str()).at(&self.path)?.map(|v| v.value());
+                if current == Some(*counter) {
+                    table.remove(key.as_str()).at(&self.path)?;
+                }
+            }
+        }
+        self.commit(txn)
     }
 
     fn read_record_in(
@@ -570,6 +680,30 @@ impl Replica {
                 detail: e.to_string(),
             })?;
             out.push((stamp, item));
+        }
+        Ok(out)
+    }
+
+    /// Ids of every entity of a kind that has appended items, in order (an
+    /// entity may have items and no record: a thread that only holds comments).
+    pub fn item_entity_ids(&self, kind: EntityKind) -> Result<Vec<String>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(item_table(kind)).at(&self.path)?;
+        let mut out: Vec<String> = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            // Jump from one entity id to the next instead of reading every item.
+            let lo = match &next {
+                Some(id) => (id.as_str(), 0u64, 0u32, 0u64, 0u64),
+                None => ("", 0u64, 0u32, 0u64, 0u64),
+            };
+            let mut range = table.range(lo..).at(&self.path)?;
+            let Some(row) = range.next() else { break };
+            let (k, _) = row.at(&self.path)?;
+            let id = k.value().0.to_owned();
+            // The smallest id strictly greater than `id`.
+            next = Some(format!("{id}\u{0}"));
+            out.push(id);
         }
         Ok(out)
     }
@@ -673,6 +807,30 @@ impl Replica {
 
     fn commit(&self, txn: WriteTransaction) -> Result<(), StoreError> {
         txn.commit().at(&self.path)
+    }
+}
+
+/// The search index's view of what changed; see [`Replica::search_feed`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchFeed {
+    pub resets: u64,
+    pub dirty: Vec<(EntityRef, u64)>,
+}
+
+fn parse_entity_key(key: &str) -> Option<EntityRef> {
+    let (kind, id) = key.split_once('/')?;
+    Some(EntityRef::new(EntityKind::parse(kind)?, id))
+}
+
+fn table_exists<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+    path: &Path,
+) -> Result<bool, StoreError> {
+    match txn.open_table(def) {
+        Ok(_) => Ok(true),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+        Err(e) => Err(StoreError::db(path, e)),
     }
 }
 

@@ -16,6 +16,16 @@ pub const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending")
 /// Every op id applied to the materialized tables: (client id, client seq).
 pub const APPLIED: TableDefinition<(u64, u64), ()> = TableDefinition::new("applied");
 
+/// Entities whose searchable text may have changed since the search index
+/// last caught up: `kind/id` -> the change counter when last touched. The
+/// index removes an entry only if its counter is unchanged, so a change made
+/// while it was indexing is never lost.
+pub const SEARCH_DIRTY: TableDefinition<&str, u64> = TableDefinition::new("search.dirty");
+/// Search bookkeeping: `counter` (last change number handed out) and `resets`
+/// (bumped when the materialized state is rebuilt or reset, which makes the
+/// index reconcile everything).
+pub const SEARCH_META: TableDefinition<&str, u64> = TableDefinition::new("search.meta");
+
 /// Materialized entity records: id -> MessagePack [`crate::model::EntityRecord`].
 pub type EntityTable = TableDefinition<'static, &'static str, &'static [u8]>;
 /// Appended items: (entity id, hlc wall, hlc logical, client, seq) -> MessagePack item.
@@ -33,6 +43,7 @@ pub fn entity_table(kind: EntityKind) -> EntityTable {
         EntityKind::Approval => TableDefinition::new("entity.approval"),
         EntityKind::Task => TableDefinition::new("entity.task"),
         EntityKind::Audit => TableDefinition::new("entity.audit"),
+        EntityKind::Knowledge => TableDefinition::new("entity.knowledge"),
     }
 }
 
@@ -47,5 +58,6 @@ pub fn item_table(kind: EntityKind) -> ItemTable {
         EntityKind::Approval => TableDefinition::new("items.approval"),
         EntityKind::Task => TableDefinition::new("items.task"),
         EntityKind::Audit => TableDefinition::new("items.audit"),
+        EntityKind::Knowledge => TableDefinition::new("items.knowledge"),
     }
 }

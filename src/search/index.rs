@@ -1,0 +1,877 @@
+//! The search index kept beside the replica in `HOME/search/`: a catalog of
+//! documents (what each vector key is), the BM25 term counts and the usearch
+//! vectors, saved together under one generation number and a manifest that
+//! names the embedder that built them.
+//!
+//! The replica is the source of truth; the index catches up from the
+//! replica's search feed (entities touched since the last catch-up, whoever
+//! touched them: a command, the TUI or sync). New vectors are computed before
+//! anything changes, so a failing embedder leaves the index as it was.
+
+use super::docs::{DocKind, SearchDoc, all_searchable, docs_for_entity};
+use super::embed::{EmbedError, Embedder, EmbedderId, Purpose};
+use super::lexical::{DocTerms, LexicalIndex};
+use super::vectors::VectorIndex;
+use crate::model::ids::hex;
+use crate::model::{EntityKind, EntityRef};
+use crate::store::Replica;
+use crate::sync::blobs::sha256_file;
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Raised when the files' layout changes; an older index is rebuilt.
+const FORMAT: u32 = 1;
+const MANIFEST: &str = "manifest.json";
+const LOCK: &str = "lock";
+/// Texts sent to the embedder per call, so progress can be shown.
+const EMBED_BATCH: usize = 64;
+/// Reciprocal rank fusion constant (the usual 60).
+const RRF_K: f32 = 60.0;
+
+/// Everything that says which index files belong together and who built them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    embedder: EmbedderId,
+    generation: u64,
+    /// The replica's client id: an index never serves another replica.
+    replica_client: u64,
+    /// The replica's reset count this index has caught up with.
+    resets: u64,
+    docs: usize,
+    catalog_file: String,
+    catalog_sha256: String,
+    vectors_file: String,
+    vectors_sha256: String,
+}
+
+/// What a key in the index stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub doc_id: String,
+    pub kind: DocKind,
+    pub entity: EntityRef,
+    pub display_id: String,
+    pub title: String,
+    pub status: Option<String>,
+    pub tags: Vec<String>,
+    pub brief: Option<String>,
+    pub content_hash: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CatalogFile {
+    next_key: u64,
+    entries: Vec<(u64, CatalogEntry, DocTerms)>,
+}
+
+/// What a catch-up did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RefreshReport {
+    /// Documents embedded (new or changed text).
+    pub embedded: usize,
+    /// Documents whose title or filters changed without new text.
+    pub updated: usize,
+    pub removed: usize,
+    /// Everything was reconciled (new index, embedder change, replica reset).
+    pub full: bool,
+    /// Why the index started over, when it did.
+    pub rebuilt_because: Option<String>,
+    /// Another process holds the index; nothing was done.
+    pub busy: bool,
+}
+
+impl RefreshReport {
+    pub fn changed(&self) -> bool {
+        self.embedded + self.updated + self.removed > 0
+    }
+}
+
+/// A search request: the words and the filters.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub text: String,
+    /// Empty means every kind.
+    pub kinds: Vec<DocKind>,
+    /// Brief status (briefs only).
+    pub status: Option<String>,
+    pub tag: Option<String>,
+    /// Only documents of this brief (the brief, its comments, its assets).
+    pub brief: Option<String>,
+    pub limit: usize,
+}
+
+/// One ranked result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub kind: DocKind,
+    pub id: String,
+    pub title: String,
+    pub snippet: String,
+    /// Fused score: the sum of 1/(60 + rank) over the rankings that found it.
+    pub score: f32,
+    pub entity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brief: Option<String>,
+    /// Rank in the vector ranking (1-based), if it was there.
+    pub vector_rank: Option<usize>,
+    /// Rank in the BM25 ranking (1-based), if it was there.
+    pub lexical_rank: Option<usize>,
+}
+
+/// Results and anything the user should know about how they were made.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchResults {
+    pub hits: Vec<Hit>,
+    pub warnings: Vec<String>,
+}
+
+/// A passage the agent can quote, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Passage {
+    pub kind: DocKind,
+    pub id: String,
+    pub title: String,
+    pub text: String,
+    pub score: f32,
+    pub entity: String,
+}
+
+pub struct SearchIndex {
+    dir: PathBuf,
+    embedder: Box<dyn Embedder>,
+    /// The embedder as recorded; dims resolved once known.
+    id: EmbedderId,
+    generation: u64,
+    resets: u64,
+    replica_client: u64,
+    /// Set when the loaded files could not be used.
+    rebuilt_because: Option<String>,
+    has_manifest: bool,
+    next_key: u64,
+    catalog: HashMap<u64, CatalogEntry>,
+    by_doc: HashMap<String, u64>,
+    by_entity: HashMap<EntityRef, Vec<u64>>,
+    lexical: LexicalIndex,
+    vectors: Option<VectorIndex>,
+}
+
+/// `HOME/search`.
+pub fn index_dir(home: &Path) -> PathBuf {
+    home.join("search")
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` for `replica`, or starts an empty one when
+    /// there is none, when it was built by another embedder or for another
+    /// replica, or when its files are damaged (the reason is kept and
+    /// reported by the next refresh).
+    pub fn open(dir: &Path, embedder: Box<dyn Embedder>, replica: &Replica) -> Result<SearchIndex> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the search index folder {}", dir.display()))?;
+        let replica_client = replica.meta()?.client_id.0;
+        let id = embedder.id();
+        let mut index = SearchIndex {
+            dir: dir.to_owned(),
+            embedder,
+            id,
+            generation: 0,
+            resets: 0,
+            replica_client,
+            rebuilt_because: None,
+            has_manifest: false,
+            next_key: 1,
+            catalog: HashMap::new(),
+            by_doc: HashMap::new(),
+            by_entity: HashMap::new(),
+            lexical: LexicalIndex::new(),
+            vectors: None,
+        };
+        index.load_saved()?;
+        Ok(index)
+    }
+
+    pub fn embedder_id(&self) -> &EmbedderId {
+        &self.id
+    }
+
+    pub fn len(&self) -> usize {
+        self.catalog.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.catalog.is_empty()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Bytes the index files take on disk.
+    pub fn disk_size(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Counts of indexed documents by kind.
+    pub fn counts(&self) -> Vec<(DocKind, usize)> {
+        let mut counts: HashMap<DocKind, usize> = HashMap::new();
+        for e in self.catalog.values() {
+            *counts.entry(e.kind).or_default() += 1;
+        }
+        DocKind::ALL
+            .into_iter()
+            .map(|k| (k, counts.get(&k).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    fn reset_memory(&mut self) {
+        self.generation = 0;
+        self.resets = 0;
+        self.has_manifest = false;
+        self.next_key = 1;
+        self.catalog.clear();
+        self.by_doc.clear();
+        self.by_entity.clear();
+        self.lexical = LexicalIndex::new();
+        self.vectors = None;
+        self.id = self.embedder.id();
+    }
+
+    fn read_manifest(&self) -> Result<Option<Manifest>, String> {
+        let path = self.dir.join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{} is damaged ({e})", path.display()))
+    }
+
+    /// Loads the saved generation if it can be used as is.
+    fn load_saved(&mut self) -> Result<()> {
+        self.reset_memory();
+        let manifest = match self.read_manifest() {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(()),
+            Err(why) => {
+                self.rebuilt_because = Some(why);
+                return Ok(());
+            }
+        };
+        let configured = self.embedder.id();
+        if manifest.format != FORMAT {
+            self.rebuilt_because = Some(format!(
+                "the index was written in format {}, this build uses {FORMAT}",
+                manifest.format
+            ));
+            return Ok(());
+        }
+        if manifest.replica_client != self.replica_client {
+            self.rebuilt_because = Some("the index belongs to another replica".into());
+            return Ok(());
+        }
+        if manifest.embedder.kind != configured.kind
+            || manifest.embedder.model != configured.model
+            || (configured.dims != 0 && configured.dims != manifest.embedder.dims)
+        {
+            self.rebuilt_because = Some(format!(
+                "the embedder changed from {} to {}",
+                manifest.embedder, configured
+            ));
+            return Ok(());
+        }
+        match self.load_files(&manifest) {
+            Ok(()) => {
+                self.id = manifest.embedder.clone();
+                self.generation = manifest.generation;
+                self.resets = manifest.resets;
+                self.has_manifest = true;
+            }
+            Err(e) => {
+                self.reset_memory();
+                self.rebuilt_because = Some(format!("{e:#}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn load_files(&mut self, m: &Manifest) -> Result<()> {
+        let catalog_path = self.dir.join(&m.catalog_file);
+        let vectors_path = self.dir.join(&m.vectors_file);
+        let bytes = std::fs::read(&catalog_path)
+            .with_context(|| format!("cannot read {}", catalog_path.display()))?;
+        if hex(&Sha256::digest(&bytes)) != m.catalog_sha256 {
+            return Err(anyhow!("{} is damaged (checksum mismatch)", catalog_path.display()));
+        }
+        // The vector file is checked before usearch reads it: it trusts its input.
+        if sha256_file(&vectors_path)? != m.vectors_sha256 {
+            return Err(anyhow!("{} is damaged (checksum mismatch)", vectors_path.display()));
+        }
+        let file: CatalogFile = rmp_serde::from_slice(&bytes)
+            .with_context(|| format!("{} is unreadable", catalog_path.display()))?;
+        let vectors = VectorIndex::load(&vectors_path, m.embedder.dims)?;
+        let mut terms = HashMap::with_capacity(file.entries.len());
+        for (key, entry, doc_terms) in file.entries {
+            self.by_doc.insert(entry.doc_id.clone(), key);
+            self.by_entity.entry(entry.entity.clone()).or_default().push(key);
+            self.catalog.insert(key, entry);
+            terms.insert(key, doc_terms);
+        }
+        self.lexical = LexicalIndex::from_docs(terms);
+        self.next_key = file.next_key;
+        self.vectors = Some(vectors);
+        Ok(())
+    }
+
+    /// Forgets everything; the next refresh rebuilds from the replica.
+    pub fn clear(&mut self, why: &str) {
+        self.reset_memory();
+        self.rebuilt_because = Some(why.to_owned());
+    }
+
+    /// Catches up with the replica: embeds new and changed documents, drops
+    /// deleted ones, saves, and clears the feed entries it handled.
+    /// `progress(done, total)` is called as documents are embedded.
+    pub fn refresh(
+        &mut self,
+        replica: &Replica,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<RefreshReport> {
+        let lock = match self.try_lock()? {
+            Some(lock) => lock,
+            None => {
+                return Ok(RefreshReport {
+                    busy: true,
+                    ..RefreshReport::default()
+                });
+            }
+        };
+        // Another process may have saved a newer generation.
+        if self.on_disk_generation() != Some(self.generation) && self.rebuilt_because.is_none() {
+            self.load_saved()?;
+        }
+        let feed = replica.search_feed().context("reading the replica's search feed")?;
+        let full = !self.has_manifest || feed.resets != self.resets;
+        let mut entities: Vec<EntityRef> = if full {
+            let mut all = all_searchable(replica)?;
+            all.extend(self.by_entity.keys().cloned());
+            all
+        } else {
+            feed.dirty.iter().map(|(e, _)| e.clone()).collect()
+        };
+        // A brief's title shows on its comments.
+        let threads: Vec<EntityRef> = entities
+            .iter()
+            .filter(|e| e.kind == EntityKind::Brief)
+            .map(|e| EntityRef::new(EntityKind::Thread, crate::model::brief::thread_id_for_brief(&e.id)))
+            .collect();
+        entities.extend(threads);
+        entities.sort();
+        entities.dedup();
+
+        let mut report = RefreshReport {
+            full,
+            rebuilt_because: self.rebuilt_because.clone(),
+            ..RefreshReport::default()
+        };
+        let mut to_embed: Vec<SearchDoc> = Vec::new();
+        let mut to_update: Vec<(u64, SearchDoc)> = Vec::new();
+        let mut to_remove: Vec<u64> = Vec::new();
+        for entity in &entities {
+            let docs = docs_for_entity(replica, entity)
+                .with_context(|| format!("reading {entity} for the search index"))?;
+            let wanted: HashSet<&str> = docs.iter().map(|d| d.doc_id.as_str()).collect();
+            for key in self.by_entity.get(entity).into_iter().flatten() {
+                if let Some(e) = self.catalog.get(key)
+                    && !wanted.contains(e.doc_id.as_str())
+                {
+                    to_remove.push(*key);
+                }
+            }
+            for doc in docs {
+                match self.by_doc.get(&doc.doc_id).and_then(|k| self.catalog.get(k).map(|e| (*k, e))) {
+                    Some((_, e)) if e.content_hash == doc.content_hash() && self.vectors.is_some() => {
+                        if e.title != doc.title || e.status != doc.status || e.tags != doc.tags || e.brief != doc.brief {
+                            let key = self.by_doc[&doc.doc_id];
+                            to_update.push((key, doc));
+                        }
+                    }
+                    _ => to_embed.push(doc),
+                }
+            }
+        }
+
+        // Vectors first: if the embedder fails, nothing has changed.
+        let vectors = self.embed_passages(&to_embed, progress)?;
+        if self.vectors.is_none() {
+            self.vectors = Some(VectorIndex::new(self.id.dims)?);
+        }
+
+        for key in &to_remove {
+            self.remove_key(*key)?;
+        }
+        report.removed = to_remove.len();
+        report.updated = to_update.len();
+        for (key, doc) in to_update {
+            if let Some(e) = self.catalog.get_mut(&key) {
+                e.title = doc.title;
+                e.status = doc.status;
+                e.tags = doc.tags;
+                e.brief = doc.brief;
+            }
+        }
+        let mut additions = Vec::with_capacity(to_embed.len());
+        for (doc, vector) in to_embed.into_iter().zip(vectors) {
+            let key = match self.by_doc.get(&doc.doc_id) {
+                Some(k) => *k,
+                None => {
+                    let k = self.next_key;
+                    self.next_key += 1;
+                    k
+                }
+            };
+            self.lexical.insert(key, DocTerms::of(&doc.text));
+            let entry = CatalogEntry {
+                content_hash: doc.content_hash(),
+                doc_id: doc.doc_id,
+                kind: doc.kind,
+                entity: doc.entity,
+                display_id: doc.display_id,
+                title: doc.title,
+                status: doc.status,
+                tags: doc.tags,
+                brief: doc.brief,
+            };
+            self.by_doc.insert(entry.doc_id.clone(), key);
+            let keys = self.by_entity.entry(entry.entity.clone()).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+            self.catalog.insert(key, entry);
+            additions.push((key, vector));
+        }
+        report.embedded = additions.len();
+        if let Some(v) = &self.vectors {
+            v.add_all(&additions)?;
+        }
+        let first_save = !self.has_manifest;
+        let caught_up_reset = feed.resets != self.resets;
+        self.resets = feed.resets;
+        if report.changed() || first_save || caught_up_reset {
+            self.save()?;
+        }
+        replica
+            .clear_search_dirty(&feed.dirty)
+            .context("clearing the replica's search feed")?;
+        self.rebuilt_because = None;
+        drop(lock);
+        Ok(report)
+    }
+
+    fn remove_key(&mut self, key: u64) -> Result<()> {
+        if let Some(entry) = self.catalog.remove(&key) {
+            self.by_doc.remove(&entry.doc_id);
+            if let Some(keys) = self.by_entity.get_mut(&entry.entity) {
+                keys.retain(|k| *k != key);
+                if keys.is_empty() {
+                    self.by_entity.remove(&entry.entity);
+                }
+            }
+        }
+        self.lexical.remove(key);
+        if let Some(v) = &self.vectors
+            && v.contains(key)
+        {
+            v.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Embeds documents as passages, checking every vector's length.
+    fn embed_passages(
+        &mut self,
+        docs: &[SearchDoc],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.id.dims == 0 {
+            self.id.dims = self.embedder.probe_dims()?;
+        }
+        let mut out = Vec::with_capacity(docs.len());
+        progress(0, docs.len());
+        for batch in docs.chunks(EMBED_BATCH) {
+            let texts: Vec<&str> = batch.iter().map(|d| d.text.as_str()).collect();
+            let vectors = self.embedder.embed(&texts, Purpose::Passage)?;
+            self.check_vectors(&vectors, texts.len())?;
+            out.extend(vectors);
+            progress(out.len(), docs.len());
+        }
+        Ok(out)
+    }
+
+    fn check_vectors(&self, vectors: &[Vec<f32>], expected: usize) -> Result<(), EmbedError> {
+        if vectors.len() != expected {
+            return Err(EmbedError::Malformed {
+                url: self.id.to_string(),
+                detail: format!("{} vectors for {expected} texts", vectors.len()),
+            });
+        }
+        if let Some(v) = vectors.iter().find(|v| v.len() != self.id.dims) {
+            return Err(EmbedError::WrongDims {
+                source_name: self.id.to_string(),
+                got: v.len(),
+                expected: self.id.dims,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a new generation: the files first, then the manifest naming
+    /// them (an atomic rename), then the old generation's files are removed.
+    fn save(&mut self) -> Result<()> {
+        let generation = self.generation + 1;
+        let catalog_file = format!("catalog-{generation}.bin");
+        let vectors_file = format!("vectors-{generation}.usearch");
+        let mut entries = Vec::with_capacity(self.catalog.len());
+        for (key, entry) in &self.catalog {
+            let terms = self.lexical.docs().get(key).cloned().unwrap_or_default();
+            entries.push((*key, entry.clone(), terms));
+        }
+        entries.sort_by_key(|(k, _, _)| *k);
+        let file = CatalogFile {
+            next_key: self.next_key,
+            entries,
+        };
+        let bytes = rmp_serde::to_vec_named(&file).context("encoding the search catalog")?;
+        let catalog_sha256 = hex(&Sha256::digest(&bytes));
+        write_durably(&self.dir.join(&catalog_file), &bytes)?;
+        let vectors_path = self.dir.join(&vectors_file);
+        match &self.vectors {
+            Some(v) => v.save(&vectors_path)?,
+            None => VectorIndex::new(self.id.dims.max(1))?.save(&vectors_path)?,
+        }
+        File::open(&vectors_path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", vectors_path.display()))?;
+        let manifest = Manifest {
+            format: FORMAT,
+            embedder: self.id.clone(),
+            generation,
+            replica_client: self.replica_client,
+            resets: self.resets,
+            docs: self.catalog.len(),
+            catalog_sha256,
+            vectors_sha256: sha256_file(&vectors_path)?,
+            catalog_file,
+            vectors_file,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).context("encoding the search manifest")?;
+        write_durably(&self.dir.join(MANIFEST), &json)?;
+        self.generation = generation;
+        self.has_manifest = true;
+        self.remove_stale_files(&manifest);
+        Ok(())
+    }
+
+    fn remove_stale_files(&self, keep: &Manifest) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = name.starts_with("catalog-") || name.starts_with("vectors-");
+            if ours && name != keep.catalog_file && name != keep.vectors_file {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn on_disk_generation(&self) -> Option<u64> {
+        self.read_manifest().ok().flatten().map(|m| m.generation)
+    }
+
+    fn try_lock(&self) -> Result<Option<File>> {
+        let path = self.dir.join(LOCK);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+
+    fn keep<'a>(&'a self, q: &'a Query) -> impl Fn(u64) -> bool + 'a {
+        move |key| {
+            let Some(e) = self.catalog.get(&key) else {
+                return false;
+            };
+            (q.kinds.is_empty() || q.kinds.contains(&e.kind))
+                && q.status.as_ref().is_none_or(|s| e.kind == DocKind::Brief && e.status.as_ref() == Some(s))
+                && q.tag.as_ref().is_none_or(|t| e.tags.iter().any(|x| x == t))
+                && q.brief.as_ref().is_none_or(|b| e.brief.as_ref() == Some(b))
+        }
+    }
+
+    /// Ranked keys for a query: BM25 and vector rankings fused by reciprocal
+    /// rank. If the query cannot be embedded, the lexical ranking alone is
+    /// used and a warning says why.
+    pub fn rank(&self, q: &Query) -> (Vec<RankedKey>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let limit = q.limit.max(1);
+        let depth = (limit * 4).max(50);
+        let keep = self.keep(q);
+        let lexical = self.lexical.search(&q.text, depth, &keep);
+        let mut vector = Vec::new();
+        if let Some(v) = &self.vectors
+            && !v.is_empty()
+        {
+            match self.embedder.embed(&[q.text.as_str()], Purpose::Query) {
+                Ok(mut vs) if vs.len() == 1 && vs[0].len() == v.dims() => {
+                    let qv = vs.remove(0);
+                    match v.search(&qv, depth, &keep) {
+                        Ok(hits) => vector = hits,
+                        Err(e) => warnings.push(format!("{e:#}; showing word matches only")),
+                    }
+                }
+                Ok(vs) => warnings.push(format!(
+                    "the embedder returned {} vectors of {} dimensions for the query, the index has {}; showing word matches only",
+                    vs.len(),
+                    vs.first().map_or(0, Vec::len),
+                    v.dims()
+                )),
+                Err(e) => warnings.push(format!("{e}; showing word matches only")),
+            }
+        }
+        let mut fused: HashMap<u64, RankedKey> = HashMap::new();
+        for (rank, (key, _)) in lexical.iter().enumerate() {
+            let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
+            e.score += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.lexical_rank = Some(rank + 1);
+        }
+        for (rank, (key, _)) in vector.iter().enumerate() {
+            let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
+            e.score += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.vector_rank = Some(rank + 1);
+        }
+        let mut ranked: Vec<RankedKey> = fused.into_values().collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
+        ranked.truncate(limit);
+        (ranked, warnings)
+    }
+
+    pub fn entry(&self, key: u64) -> Option<&CatalogEntry> {
+        self.catalog.get(&key)
+    }
+
+    /// Ranked results with snippets read from the replica.
+    pub fn search(&self, replica: &Replica, q: &Query) -> Result<SearchResults> {
+        let (ranked, warnings) = self.rank(q);
+        let mut texts = DocTexts::default();
+        let mut hits = Vec::with_capacity(ranked.len());
+        for r in ranked {
+            let Some(e) = self.catalog.get(&r.key) else {
+                continue;
+            };
+            let text = texts.get(replica, e)?;
+            hits.push(Hit {
+                kind: e.kind,
+                id: e.display_id.clone(),
+                title: e.title.clone(),
+                snippet: snippet(text.as_deref().unwrap_or(""), &q.text, 180),
+                score: r.score,
+                entity: e.entity.to_string(),
+                brief: e.brief.clone(),
+                vector_rank: r.vector_rank,
+                lexical_rank: r.lexical_rank,
+            });
+        }
+        Ok(SearchResults { hits, warnings })
+    }
+
+    /// The top passages for a question, full text included, for grounding
+    /// and citing an answer.
+    pub fn retrieve(&self, replica: &Replica, q: &Query) -> Result<(Vec<Passage>, Vec<String>)> {
+        let (ranked, warnings) = self.rank(q);
+        let mut texts = DocTexts::default();
+        let mut out = Vec::new();
+        for r in ranked {
+            let Some(e) = self.catalog.get(&r.key) else {
+                continue;
+            };
+            if let Some(text) = texts.get(replica, e)? {
+                out.push(Passage {
+                    kind: e.kind,
+                    id: e.display_id.clone(),
+                    title: e.title.clone(),
+                    text,
+                    score: r.score,
+                    entity: e.entity.to_string(),
+                });
+            }
+        }
+        Ok((out, warnings))
+    }
+
+    /// The vector index, for measuring it.
+    pub fn vectors(&self) -> Option<&VectorIndex> {
+        self.vectors.as_ref()
+    }
+
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
+    }
+}
+
+/// A key's place in the fused ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedKey {
+    pub key: u64,
+    pub score: f32,
+    pub vector_rank: Option<usize>,
+    pub lexical_rank: Option<usize>,
+}
+
+impl RankedKey {
+    fn new(key: u64) -> Self {
+        RankedKey {
+            key,
+            score: 0.0,
+            vector_rank: None,
+            lexical_rank: None,
+        }
+    }
+}
+
+/// Documents' current text, read once per entity.
+#[derive(Default)]
+struct DocTexts {
+    by_entity: HashMap<EntityRef, Vec<SearchDoc>>,
+}
+
+impl DocTexts {
+    fn get(&mut self, replica: &Replica, e: &CatalogEntry) -> Result<Option<String>> {
+        if !self.by_entity.contains_key(&e.entity) {
+            let docs = docs_for_entity(replica, &e.entity)?;
+            self.by_entity.insert(e.entity.clone(), docs);
+        }
+        Ok(self
+            .by_entity
+            .get(&e.entity)
+            .and_then(|docs| docs.iter().find(|d| d.doc_id == e.doc_id))
+            .map(|d| d.text.clone()))
+    }
+}
+
+/// The stretch of `text` (about `width` characters, on word boundaries) that
+/// holds the most query words; the start of the text when none match.
+pub fn snippet(text: &str, query: &str, width: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let words: Vec<&str> = flat.split(' ').filter(|w| !w.is_empty()).collect();
+    if words.is_empty() {
+        return String::new();
+    }
+    let wanted: HashSet<String> = super::terms::terms(query).into_iter().collect();
+    let hits: Vec<bool> = words
+        .iter()
+        .map(|w| super::terms::terms(w).iter().any(|t| wanted.contains(t)))
+        .collect();
+    // Slide a window of words no longer than `width` characters.
+    let (mut best_start, mut best_hits) = (0usize, 0usize);
+    let (mut start, mut len, mut count) = (0usize, 0usize, 0usize);
+    for end in 0..words.len() {
+        len += words[end].chars().count() + 1;
+        count += usize::from(hits[end]);
+        while len > width && start < end {
+            len -= words[start].chars().count() + 1;
+            count -= usize::from(hits[start]);
+            start += 1;
+        }
+        if count > best_hits {
+            best_hits = count;
+            best_start = start;
+        }
+    }
+    let mut out = String::new();
+    if best_start > 0 {
+        out.push('…');
+    }
+    let mut used = 0;
+    let mut last = best_start;
+    for (i, w) in words.iter().enumerate().skip(best_start) {
+        let n = w.chars().count() + 1;
+        if used + n > width && used > 0 {
+            break;
+        }
+        if used > 0 {
+            out.push(' ');
+        }
+        out.push_str(w);
+        used += n;
+        last = i;
+    }
+    if last + 1 < words.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Writes aside, syncs, then renames over the target.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_centres_on_query_words() {
+        let text = "Intro words that do not matter at all. ".repeat(10)
+            + "Keep clear space around the logo equal to the cap height. "
+            + &"Trailing filler text goes here. ".repeat(10);
+        let s = snippet(&text, "logo clear space", 80);
+        assert!(s.contains("logo") && s.contains("clear space"), "{s}");
+        assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+        assert!(s.chars().count() <= 84, "{s}");
+    }
+
+    #[test]
+    fn snippet_of_short_text_is_the_text() {
+        assert_eq!(snippet("Spring  launch\nhero", "nothing", 100), "Spring launch hero");
+        assert_eq!(snippet("", "x", 10), "");
+    }
+}

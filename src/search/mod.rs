@@ -1,0 +1,11 @@
+//! Search and knowledge: embedders, the usearch vector index, the BM25
+//! lexical index, and hybrid retrieval over briefs, comments, chat, asset
+//! captions and the hub's knowledge base.
+
+pub mod chunk;
+pub mod docs;
+pub mod index;
+pub mod lexical;
+pub mod vectors;
+pub mod embed;
+pub mod terms;
