@@ -67,8 +67,10 @@ fn refresh(ctx: &Ctx, hub: &Hub, index: &mut SearchIndex) -> Option<RefreshRepor
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_length(total as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("indexing {bar:30} {pos}/{len} {per_sec} eta {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "indexing {bar:30} {pos}/{len} {per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
         }
         bar.set_position(done as u64);
@@ -78,10 +80,15 @@ fn refresh(ctx: &Ctx, hub: &Hub, index: &mut SearchIndex) -> Option<RefreshRepor
     match outcome {
         Ok(report) => {
             if let Some(why) = &report.rebuilt_because {
-                eprintln!("spoke: rebuilt the search index ({why}): {} documents", index.len());
+                eprintln!(
+                    "spoke: rebuilt the search index ({why}): {} documents",
+                    index.len()
+                );
             }
             if report.busy {
-                eprintln!("spoke: another spoke process is updating the search index; results may miss the latest changes");
+                eprintln!(
+                    "spoke: another spoke process is updating the search index; results may miss the latest changes"
+                );
             }
             Some(report)
         }
@@ -97,11 +104,15 @@ pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
     let mut kinds = Vec::new();
     for k in &args.kind {
         kinds.push(DocKind::parse(k).ok_or_else(|| {
-            InputError::new(format!("unknown kind `{k}`: use brief, comment, chat, asset or kb"))
+            InputError::new(format!(
+                "unknown kind `{k}`: use brief, comment, chat, asset or kb"
+            ))
         })?);
     }
     let status = match &args.status {
-        Some(s) => Some(crate::model::serde_name(crate::model::BriefStatus::parse(s)?)),
+        Some(s) => Some(crate::model::serde_name(crate::model::BriefStatus::parse(
+            s,
+        )?)),
         None => None,
     };
     let brief = match &args.brief {
@@ -110,7 +121,9 @@ pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
     };
     let text = args.query.join(" ");
     if text.trim().is_empty() {
-        return Err(InputError::new("search needs some words: spoke search \"logo clear space\"").into());
+        return Err(
+            InputError::new("search needs some words: spoke search \"logo clear space\"").into(),
+        );
     }
     if args.limit == 0 {
         return Err(InputError::new("--limit must be at least 1").into());
@@ -124,6 +137,7 @@ pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
         tag: args.tag.clone(),
         brief,
         limit: args.limit,
+        only: None,
     };
     let results = index.search(hub.replica(), &q)?;
     for w in &results.warnings {
@@ -133,11 +147,22 @@ pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
         return print_json(&results.hits);
     }
     if results.hits.is_empty() {
-        outln!("No results for \"{}\" ({} documents searched).", q.text, index.len())?;
+        outln!(
+            "No results for \"{}\" ({} documents searched).",
+            q.text,
+            index.len()
+        )?;
         return Ok(());
     }
     for (i, h) in results.hits.iter().enumerate() {
-        outln!("{:>2}. [{}] {}  {}  ({:.3})", i + 1, h.kind, h.title, h.id, h.score)?;
+        outln!(
+            "{:>2}. [{}] {}  {}  ({:.3})",
+            i + 1,
+            h.kind,
+            h.title,
+            h.id,
+            h.score
+        )?;
         outln!("    {}", h.snippet)?;
     }
     Ok(())
@@ -178,9 +203,10 @@ pub fn kb(ctx: &Ctx, cmd: KbCommand) -> Result<()> {
                             "replaced  {}  {id}  {chunks} chunks (was {replaced})",
                             path.display()
                         )?,
-                        KbAddOutcome::Unchanged { path, id } => {
-                            outln!("unchanged {}  already in the knowledge base as {id}", path.display())?
-                        }
+                        KbAddOutcome::Unchanged { path, id } => outln!(
+                            "unchanged {}  already in the knowledge base as {id}",
+                            path.display()
+                        )?,
                         KbAddOutcome::Failed { path, reason } => {
                             outln!("failed    {}  {reason}", path.display())?
                         }
@@ -191,7 +217,11 @@ pub fn kb(ctx: &Ctx, cmd: KbCommand) -> Result<()> {
                 }
             }
             if failed > 0 {
-                return Err(InputError::new(format!("{failed} of {} files could not be added", outcomes.len())).into());
+                return Err(InputError::new(format!(
+                    "{failed} of {} files could not be added",
+                    outcomes.len()
+                ))
+                .into());
             }
             Ok(())
         }
@@ -230,7 +260,13 @@ pub fn kb(ctx: &Ctx, cmd: KbCommand) -> Result<()> {
             if ctx.json {
                 return print_json(&doc);
             }
-            outln!("{}  {}  ({} chunks, {} bytes)", doc.id, doc.title, doc.chunks.len(), doc.size)?;
+            outln!(
+                "{}  {}  ({} chunks, {} bytes)",
+                doc.id,
+                doc.title,
+                doc.chunks.len(),
+                doc.size
+            )?;
             for c in &doc.chunks {
                 outln!("\n#{} {}", c.n, c.location(&doc.title))?;
                 outln!("{}", c.text)?;
@@ -264,8 +300,10 @@ pub fn index(ctx: &Ctx, cmd: IndexCommand) -> Result<()> {
     };
     let counts = index.counts();
     if ctx.json {
-        let by_kind: serde_json::Map<String, serde_json::Value> =
-            counts.iter().map(|(k, n)| (k.to_string(), json!(n))).collect();
+        let by_kind: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(k, n)| (k.to_string(), json!(n)))
+            .collect();
         return print_json(&json!({
             "dir": index.dir(),
             "embedder": index.embedder_id(),

@@ -91,7 +91,10 @@ impl SearchDoc {
 }
 
 /// The documents an entity yields now (none once it is deleted).
-pub fn docs_for_entity(replica: &Replica, entity: &EntityRef) -> Result<Vec<SearchDoc>, StoreError> {
+pub fn docs_for_entity(
+    replica: &Replica,
+    entity: &EntityRef,
+) -> Result<Vec<SearchDoc>, StoreError> {
     let Some(record) = replica.record(entity)? else {
         // Thread items can exist without a record (comments only append).
         if entity.kind == EntityKind::Thread {
@@ -258,7 +261,12 @@ fn thread_docs(replica: &Replica, entity: &EntityRef) -> Result<Vec<SearchDoc>, 
 /// Every entity the index covers, for a full reconcile.
 pub fn all_searchable(replica: &Replica) -> Result<Vec<EntityRef>, StoreError> {
     let mut out = Vec::new();
-    for kind in [EntityKind::Brief, EntityKind::Asset, EntityKind::Knowledge, EntityKind::Thread] {
+    for kind in [
+        EntityKind::Brief,
+        EntityKind::Asset,
+        EntityKind::Knowledge,
+        EntityKind::Thread,
+    ] {
         for (id, _) in replica.records(kind)? {
             out.push(EntityRef::new(kind, id));
         }

@@ -104,6 +104,15 @@ pub struct Query {
     /// Only documents of this brief (the brief, its comments, its assets).
     pub brief: Option<String>,
     pub limit: usize,
+    /// Leave out one of the two rankings (to measure what each brings).
+    pub only: Option<Ranking>,
+}
+
+/// One of the two rankings hybrid search fuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    Vector,
+    Lexical,
 }
 
 /// One ranked result.
@@ -113,7 +122,8 @@ pub struct Hit {
     pub id: String,
     pub title: String,
     pub snippet: String,
-    /// Fused score: the sum of 1/(60 + rank) over the rankings that found it.
+    /// Fused score: the sum of w/(60 + rank) over the rankings that found it
+    /// (w = 1 for BM25, the embedder's fusion weight for vectors).
     pub score: f32,
     pub entity: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -172,7 +182,8 @@ impl SearchIndex {
     /// replica, or when its files are damaged (the reason is kept and
     /// reported by the next refresh).
     pub fn open(dir: &Path, embedder: Box<dyn Embedder>, replica: &Replica) -> Result<SearchIndex> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the search index folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the search index folder {}", dir.display()))?;
         let replica_client = replica.meta()?.client_id.0;
         let id = embedder.id();
         let mut index = SearchIndex {
@@ -319,11 +330,17 @@ impl SearchIndex {
         let bytes = std::fs::read(&catalog_path)
             .with_context(|| format!("cannot read {}", catalog_path.display()))?;
         if hex(&Sha256::digest(&bytes)) != m.catalog_sha256 {
-            return Err(anyhow!("{} is damaged (checksum mismatch)", catalog_path.display()));
+            return Err(anyhow!(
+                "{} is damaged (checksum mismatch)",
+                catalog_path.display()
+            ));
         }
         // The vector file is checked before usearch reads it: it trusts its input.
         if sha256_file(&vectors_path)? != m.vectors_sha256 {
-            return Err(anyhow!("{} is damaged (checksum mismatch)", vectors_path.display()));
+            return Err(anyhow!(
+                "{} is damaged (checksum mismatch)",
+                vectors_path.display()
+            ));
         }
         let file: CatalogFile = rmp_serde::from_slice(&bytes)
             .with_context(|| format!("{} is unreadable", catalog_path.display()))?;
@@ -331,7 +348,10 @@ impl SearchIndex {
         let mut terms = HashMap::with_capacity(file.entries.len());
         for (key, entry, doc_terms) in file.entries {
             self.by_doc.insert(entry.doc_id.clone(), key);
-            self.by_entity.entry(entry.entity.clone()).or_default().push(key);
+            self.by_entity
+                .entry(entry.entity.clone())
+                .or_default()
+                .push(key);
             self.catalog.insert(key, entry);
             terms.insert(key, doc_terms);
         }
@@ -368,7 +388,9 @@ impl SearchIndex {
         if self.on_disk_generation() != Some(self.generation) && self.rebuilt_because.is_none() {
             self.load_saved()?;
         }
-        let feed = replica.search_feed().context("reading the replica's search feed")?;
+        let feed = replica
+            .search_feed()
+            .context("reading the replica's search feed")?;
         let full = !self.has_manifest || feed.resets != self.resets;
         let mut entities: Vec<EntityRef> = if full {
             let mut all = all_searchable(replica)?;
@@ -381,7 +403,12 @@ impl SearchIndex {
         let threads: Vec<EntityRef> = entities
             .iter()
             .filter(|e| e.kind == EntityKind::Brief)
-            .map(|e| EntityRef::new(EntityKind::Thread, crate::model::brief::thread_id_for_brief(&e.id)))
+            .map(|e| {
+                EntityRef::new(
+                    EntityKind::Thread,
+                    crate::model::brief::thread_id_for_brief(&e.id),
+                )
+            })
             .collect();
         entities.extend(threads);
         entities.sort();
@@ -407,9 +434,19 @@ impl SearchIndex {
                 }
             }
             for doc in docs {
-                match self.by_doc.get(&doc.doc_id).and_then(|k| self.catalog.get(k).map(|e| (*k, e))) {
-                    Some((_, e)) if e.content_hash == doc.content_hash() && self.vectors.is_some() => {
-                        if e.title != doc.title || e.status != doc.status || e.tags != doc.tags || e.brief != doc.brief {
+                match self
+                    .by_doc
+                    .get(&doc.doc_id)
+                    .and_then(|k| self.catalog.get(k).map(|e| (*k, e)))
+                {
+                    Some((_, e))
+                        if e.content_hash == doc.content_hash() && self.vectors.is_some() =>
+                    {
+                        if e.title != doc.title
+                            || e.status != doc.status
+                            || e.tags != doc.tags
+                            || e.brief != doc.brief
+                        {
                             let key = self.by_doc[&doc.doc_id];
                             to_update.push((key, doc));
                         }
@@ -634,7 +671,9 @@ impl SearchIndex {
                 return false;
             };
             (q.kinds.is_empty() || q.kinds.contains(&e.kind))
-                && q.status.as_ref().is_none_or(|s| e.kind == DocKind::Brief && e.status.as_ref() == Some(s))
+                && q.status
+                    .as_ref()
+                    .is_none_or(|s| e.kind == DocKind::Brief && e.status.as_ref() == Some(s))
                 && q.tag.as_ref().is_none_or(|t| e.tags.iter().any(|x| x == t))
                 && q.brief.as_ref().is_none_or(|b| e.brief.as_ref() == Some(b))
         }
@@ -648,16 +687,25 @@ impl SearchIndex {
         let limit = q.limit.max(1);
         let depth = (limit * 4).max(50);
         let keep = self.keep(q);
-        let lexical = self.lexical.search(&q.text, depth, &keep);
+        let lexical = if q.only == Some(Ranking::Vector) {
+            Vec::new()
+        } else {
+            self.lexical.search(&q.text, depth, &keep)
+        };
         let mut vector = Vec::new();
         if let Some(v) = &self.vectors
             && !v.is_empty()
+            && q.only != Some(Ranking::Lexical)
         {
             match self.embedder.embed(&[q.text.as_str()], Purpose::Query) {
                 Ok(mut vs) if vs.len() == 1 && vs[0].len() == v.dims() => {
                     let qv = vs.remove(0);
                     match v.search(&qv, depth, &keep) {
-                        Ok(hits) => vector = hits,
+                        Ok(hits) => {
+                            // usearch's cosine distance is 1 - similarity.
+                            let floor = self.embedder.min_similarity();
+                            vector = hits.into_iter().filter(|(_, d)| 1.0 - d >= floor).collect();
+                        }
                         Err(e) => warnings.push(format!("{e:#}; showing word matches only")),
                     }
                 }
@@ -676,9 +724,10 @@ impl SearchIndex {
             e.score += 1.0 / (RRF_K + rank as f32 + 1.0);
             e.lexical_rank = Some(rank + 1);
         }
+        let weight = self.embedder.fusion_weight();
         for (rank, (key, _)) in vector.iter().enumerate() {
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
-            e.score += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.score += weight / (RRF_K + rank as f32 + 1.0);
             e.vector_rank = Some(rank + 1);
         }
         let mut ranked: Vec<RankedKey> = fused.into_values().collect();
@@ -871,7 +920,10 @@ mod tests {
 
     #[test]
     fn snippet_of_short_text_is_the_text() {
-        assert_eq!(snippet("Spring  launch\nhero", "nothing", 100), "Spring launch hero");
+        assert_eq!(
+            snippet("Spring  launch\nhero", "nothing", 100),
+            "Spring launch hero"
+        );
         assert_eq!(snippet("", "x", 10), "");
     }
 }

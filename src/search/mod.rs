@@ -4,8 +4,8 @@
 
 pub mod chunk;
 pub mod docs;
+pub mod embed;
 pub mod index;
 pub mod lexical;
-pub mod vectors;
-pub mod embed;
 pub mod terms;
+pub mod vectors;

@@ -33,13 +33,16 @@ fn options(dims: usize) -> IndexOptions {
 
 impl VectorIndex {
     pub fn new(dims: usize) -> Result<VectorIndex> {
-        let index = Index::new(&options(dims)).map_err(|e| anyhow!("creating the vector index: {e}"))?;
+        let index =
+            Index::new(&options(dims)).map_err(|e| anyhow!("creating the vector index: {e}"))?;
         Ok(VectorIndex { index, dims })
     }
 
     /// Loads a saved index; the file must hold vectors of `dims` dimensions.
     pub fn load(path: &Path, dims: usize) -> Result<VectorIndex> {
-        let name = path.to_str().with_context(|| format!("index path {} is not UTF-8", path.display()))?;
+        let name = path
+            .to_str()
+            .with_context(|| format!("index path {} is not UTF-8", path.display()))?;
         let meta = Index::metadata(name)
             .map_err(|e| anyhow!("reading the vector index {}: {e}", path.display()))?;
         if meta.dimensions as usize != dims {
@@ -57,7 +60,9 @@ impl VectorIndex {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let name = path.to_str().with_context(|| format!("index path {} is not UTF-8", path.display()))?;
+        let name = path
+            .to_str()
+            .with_context(|| format!("index path {} is not UTF-8", path.display()))?;
         self.index
             .save(name)
             .map_err(|e| anyhow!("saving the vector index to {}: {e}", path.display()))
@@ -113,7 +118,8 @@ impl VectorIndex {
                 })
                 .collect();
             for w in workers {
-                w.join().map_err(|_| anyhow!("a vector index worker failed"))??;
+                w.join()
+                    .map_err(|_| anyhow!("a vector index worker failed"))??;
             }
             Ok(())
         })
@@ -140,7 +146,12 @@ impl VectorIndex {
     }
 
     /// Approximate nearest neighbours that `keep` accepts: (key, cosine distance).
-    pub fn search(&self, query: &[f32], limit: usize, keep: impl Fn(u64) -> bool) -> Result<Vec<(u64, f32)>> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        limit: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Result<Vec<(u64, f32)>> {
         if self.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -173,10 +184,14 @@ mod tests {
     use super::*;
 
     fn unit(seed: u64, dims: usize) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut v: Vec<f32> = (0..dims)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
             })
             .collect();
@@ -196,7 +211,10 @@ mod tests {
         let path = dir.path().join("v.usearch");
         ix.save(&path).expect("save");
         let back = VectorIndex::load(&path, 32).expect("load");
-        assert_eq!(back.search(&unit(42, 32), 3, |_| true).expect("search"), ix.search(&unit(42, 32), 3, |_| true).expect("search"));
+        assert_eq!(
+            back.search(&unit(42, 32), 3, |_| true).expect("search"),
+            ix.search(&unit(42, 32), 3, |_| true).expect("search")
+        );
         let err = VectorIndex::load(&path, 64).err().expect("wrong dims");
         assert!(err.to_string().contains("32-dimensional"), "{err}");
     }

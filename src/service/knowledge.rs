@@ -22,7 +22,11 @@ pub const MAX_KB_FILE_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum KbAddOutcome {
-    Added { path: PathBuf, id: String, chunks: usize },
+    Added {
+        path: PathBuf,
+        id: String,
+        chunks: usize,
+    },
     /// A document with the same name was there; it is replaced.
     Replaced {
         path: PathBuf,
@@ -31,8 +35,14 @@ pub enum KbAddOutcome {
         chunks: usize,
     },
     /// The same bytes are already in the knowledge base.
-    Unchanged { path: PathBuf, id: String },
-    Failed { path: PathBuf, reason: String },
+    Unchanged {
+        path: PathBuf,
+        id: String,
+    },
+    Failed {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 impl Hub {
@@ -44,7 +54,12 @@ impl Hub {
                 continue;
             }
             let entity = EntityRef::new(EntityKind::Knowledge, id.as_str());
-            let items: Vec<_> = self.replica.items(&entity)?.into_iter().map(|(_, i)| i).collect();
+            let items: Vec<_> = self
+                .replica
+                .items(&entity)?
+                .into_iter()
+                .map(|(_, i)| i)
+                .collect();
             out.push(KnowledgeDoc::from_record(&id, &rec, &items));
         }
         out.sort_by(|a, b| a.title.cmp(&b.title).then(a.id.cmp(&b.id)));
@@ -129,14 +144,20 @@ impl Hub {
                 id: same.id.clone(),
             });
         }
-        let replaced = existing.iter().find(|d| d.title == title).map(|d| d.id.clone());
+        let replaced = existing
+            .iter()
+            .find(|d| d.title == title)
+            .map(|d| d.id.clone());
         store_bytes(home, &sha, &bytes)?;
         let id = new_entity_id("k");
         let entity = EntityRef::new(EntityKind::Knowledge, id.as_str());
         let actor = self.actor()?.to_owned();
         let mut changes = Vec::with_capacity(chunks.len() + 2);
         if let Some(old) = &replaced {
-            changes.push((EntityRef::new(EntityKind::Knowledge, old.as_str()), Change::Delete));
+            changes.push((
+                EntityRef::new(EntityKind::Knowledge, old.as_str()),
+                Change::Delete,
+            ));
         }
         changes.push((
             entity.clone(),

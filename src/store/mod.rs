@@ -18,9 +18,7 @@ use serde::{Deserialize, Serialize};
 use spoke_relay::proto::{ClientId, Hlc, OpId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tables::{
-    APPLIED, LOG, META, PENDING, SEARCH_DIRTY, SEARCH_META, entity_table, item_table,
-};
+use tables::{APPLIED, LOG, META, PENDING, SEARCH_DIRTY, SEARCH_META, entity_table, item_table};
 
 /// The replica's own bookkeeping, stored under `meta/replica`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 mod address;
 pub mod blobs;
 mod session;
-mod tls;
+pub(crate) mod tls;
 
 pub use address::HubAddress;
 pub use session::{Mode, Session, SyncError, SyncReport, Welcome};

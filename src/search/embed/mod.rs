@@ -84,6 +84,20 @@ pub trait Embedder: Send + Sync {
 
     fn embed(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError>;
 
+    /// Cosine similarity below which a vector match is noise, not a result.
+    /// Models that squeeze every pair into a narrow band (e5 scores unrelated
+    /// texts around 0.7) leave it at 0 and rely on the fused ranking.
+    fn min_similarity(&self) -> f32 {
+        0.0
+    }
+
+    /// How much the vector ranking counts against BM25 in the fusion (1 = as
+    /// much). An embedder that only approximates shared words adds little
+    /// BM25 does not already know, and its noise should count for less.
+    fn fusion_weight(&self) -> f32 {
+        1.0
+    }
+
     /// The vector length, asking the model when it is not configured.
     fn probe_dims(&self) -> Result<usize, EmbedError> {
         let id = self.id();
@@ -91,10 +105,12 @@ pub trait Embedder: Send + Sync {
             return Ok(id.dims);
         }
         let v = self.embed(&["dimension probe"], Purpose::Passage)?;
-        v.first().map(Vec::len).ok_or_else(|| EmbedError::Malformed {
-            url: id.to_string(),
-            detail: "no vector came back for one input".into(),
-        })
+        v.first()
+            .map(Vec::len)
+            .ok_or_else(|| EmbedError::Malformed {
+                url: id.to_string(),
+                detail: "no vector came back for one input".into(),
+            })
     }
 }
 

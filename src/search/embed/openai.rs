@@ -12,7 +12,6 @@ use anyhow::{Context, Result, bail};
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -72,7 +71,7 @@ impl OpenAiEmbedder {
             bail!("[search.openai] dims must be at least 1 (or left out to ask the server)");
         }
         let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config()?)
+            .use_preconfigured_tls((*crate::sync::tls::client_config(None)?).clone())
             .connect_timeout(Duration::from_secs(timeout_secs.min(15)))
             .build()
             .context("setting up the HTTP client for the embeddings server")?;
@@ -440,21 +439,6 @@ fn authorization_from_env(var: &str) -> Result<HeaderValue> {
     })?;
     value.set_sensitive(true);
     Ok(value)
-}
-
-/// rustls with the ring provider and the Mozilla roots, as `sync` sets up for
-/// the relay (its helper is private to `sync`). reqwest is built without a
-/// default provider, so even plain-http clients need this.
-fn tls_config() -> Result<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("setting up TLS for the embeddings server")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 /// `Retry-After` in seconds, capped; HTTP dates are ignored (backoff applies).

