@@ -624,3 +624,156 @@ fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
     assert!(blue && red, "the half-block preview shows both colours");
     insta::assert_snapshot!("assets_halfblock_preview_120x40", terminal.backend());
 }
+
+mod global_search {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use spoke::search::docs::DocKind;
+    use spoke::search::index::Hit;
+    use spoke::tui::app::{Effect, Popup};
+
+    fn hit(kind: DocKind, id: &str, title: &str, brief: Option<&str>, text: &str) -> Hit {
+        Hit {
+            kind,
+            id: id.into(),
+            title: title.into(),
+            snippet: text.chars().take(60).collect(),
+            text: text.into(),
+            score: 0.03,
+            entity: id.into(),
+            brief: brief.map(str::to_owned),
+            vector_rank: Some(1),
+            lexical_rank: Some(1),
+        }
+    }
+
+    fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
+        let mut last = Vec::new();
+        for c in text.chars() {
+            last = app.update(Msg::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+        last
+    }
+
+    fn results(app: &mut App, seq: u64, text: &str, hits: Vec<Hit>) {
+        app.update(Msg::SearchResults {
+            seq,
+            text: text.into(),
+            outcome: Ok((hits, Vec::new())),
+        });
+    }
+
+    #[test]
+    fn the_search_key_opens_search_and_typing_asks_the_worker() {
+        let mut app = app();
+        let key = app
+            .keymap
+            .bindings_for(Pane::Briefs)
+            .into_iter()
+            .find(|b| b.action == Action::Search)
+            .expect("search is bound in the default keymap");
+        assert_eq!(
+            key.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            ["C-f"]
+        );
+        app.update(Msg::Action(Action::Search));
+        let effects = type_text(&mut app, "podcast");
+        match effects.as_slice() {
+            [Effect::Search { seq, text }] => {
+                assert_eq!((*seq, text.as_str()), (7, "podcast"));
+            }
+            other => panic!("expected one search effect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn results_are_listed_by_kind_and_enter_jumps_to_the_brief() {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let mut app = app();
+        show(&mut app, Pane::Team);
+        app.update(Msg::Action(Action::Search));
+        type_text(&mut app, "cover art");
+        results(
+            &mut app,
+            9,
+            "cover art",
+            vec![
+                hit(
+                    DocKind::Kb,
+                    "k-1#3",
+                    "brand-voice.md › Tone of voice",
+                    None,
+                    "Warm, plain, specific.",
+                ),
+                hit(
+                    DocKind::Comment,
+                    "brief:b-00000006#c1",
+                    "kenji on “Podcast cover art”",
+                    Some("b-00000006"),
+                    "Cover art needs the new logo lockup.",
+                ),
+            ],
+        );
+        let terminal = render(&mut app, &theme, 100, 30);
+        insta::assert_snapshot!("global_search_100x30", terminal.backend());
+
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)));
+        let effects = app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert_eq!(app.pane, Pane::Briefs);
+        assert!(app.popup.is_none());
+        assert_eq!(
+            app.queue.selected().map(|b| b.id.as_str()),
+            Some("b-00000006")
+        );
+        assert!(matches!(effects.as_slice(), [Effect::LoadThread(id)] if id == "b-00000006"));
+    }
+
+    #[test]
+    fn a_knowledge_result_opens_in_a_reader_and_stale_results_are_ignored() {
+        let mut app = app();
+        app.update(Msg::Action(Action::Search));
+        type_text(&mut app, "tone");
+        // An answer to an older query (seq 1: "t") arrives late.
+        results(
+            &mut app,
+            1,
+            "t",
+            vec![hit(
+                DocKind::Brief,
+                "b-00000000",
+                "old",
+                Some("b-00000000"),
+                "",
+            )],
+        );
+        match &app.popup {
+            Some(Popup::Search(s)) => assert!(s.hits.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        results(
+            &mut app,
+            4,
+            "tone",
+            vec![hit(
+                DocKind::Kb,
+                "k-1#3",
+                "brand-voice.md › Tone of voice",
+                None,
+                "Warm, plain, specific. Never shout.",
+            )],
+        );
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        match &app.popup {
+            Some(Popup::Reader(r)) => {
+                assert!(r.text.contains("Never shout"));
+                assert!(r.title.contains("Tone of voice"));
+            }
+            other => panic!("{other:?}"),
+        }
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        assert!(app.popup.is_none());
+    }
+}

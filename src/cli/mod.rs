@@ -262,6 +262,7 @@ impl Ctx {
             fallback_zone: self.config.timezone.clone(),
             sync,
             graphics: crate::tui::run::Graphics::parse(&self.graphics)?,
+            search: self.config.search.clone(),
         })
     }
 

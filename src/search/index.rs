@@ -122,6 +122,9 @@ pub struct Hit {
     pub id: String,
     pub title: String,
     pub snippet: String,
+    /// The document's whole text (for showing it in full; not printed).
+    #[serde(skip)]
+    pub text: String,
     /// Fused score: the sum of w/(60 + rank) over the rankings that found it
     /// (w = 1 for BM25, the embedder's fusion weight for vectors).
     pub score: f32,
@@ -749,12 +752,13 @@ impl SearchIndex {
             let Some(e) = self.catalog.get(&r.key) else {
                 continue;
             };
-            let text = texts.get(replica, e)?;
+            let text = texts.get(replica, e)?.unwrap_or_default();
             hits.push(Hit {
                 kind: e.kind,
                 id: e.display_id.clone(),
                 title: e.title.clone(),
-                snippet: snippet(text.as_deref().unwrap_or(""), &q.text, 180),
+                snippet: snippet(&text, &q.text, 180),
+                text,
                 score: r.score,
                 entity: e.entity.to_string(),
                 brief: e.brief.clone(),

@@ -127,6 +127,7 @@ actions! {
     RequestChanges => "request_changes", "Send back with the changes needed (asks for a comment)";
     Reject => "reject", "Reject (asks for a comment)";
     Revoke => "revoke", "Withdraw my decision while the request is open";
+    Search => "search", "Search briefs, comments, chat, assets and knowledge";
 }
 
 impl fmt::Display for Action {

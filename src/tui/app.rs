@@ -5,6 +5,7 @@
 use super::action::{Action, Pane};
 use super::keymap::{KeyChord, Keymap, Lookup};
 use super::queue::Queue;
+use super::search::{Reader, SearchKey, SearchState};
 use crate::model::approval::Decision;
 use crate::model::brief::{
     Brief, BriefField, BriefStatus, Due, Priority, field_writes, normalize_tag, thread_id_for_brief,
@@ -12,6 +13,8 @@ use crate::model::brief::{
 use crate::model::member::Member;
 use crate::model::thread::Message;
 use crate::model::{Change, EntityKind, EntityRef};
+use crate::search::docs::DocKind;
+use crate::search::index::Hit;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -55,6 +58,11 @@ pub enum Effect {
         decision: Option<Decision>,
         comment: Option<String>,
     },
+    /// Search the index (on the replica worker, which keeps it caught up).
+    Search {
+        seq: u64,
+        text: String,
+    },
     Quit,
 }
 
@@ -80,6 +88,12 @@ pub enum Msg {
     Preview {
         sha: String,
         image: Result<image::DynamicImage, String>,
+    },
+    /// Results of [`Effect::Search`]: hits and warnings, or an error.
+    SearchResults {
+        seq: u64,
+        text: String,
+        outcome: Result<(Vec<Hit>, Vec<String>), String>,
     },
 }
 
@@ -155,6 +169,10 @@ pub enum Popup {
         answers: Vec<String>,
         index: usize,
     },
+    /// Global search, results as you type.
+    Search(SearchState),
+    /// A search result shown in full (a knowledge chunk or chat message).
+    Reader(Reader),
 }
 
 /// The new-brief form: the title, then each required field with the
@@ -303,7 +321,93 @@ impl App {
                 Vec::new()
             }
             Msg::Resize => Vec::new(),
+            Msg::SearchResults { seq, text, outcome } => {
+                if let Some(Popup::Search(state)) = &mut self.popup {
+                    state.on_results(seq, text, outcome);
+                }
+                Vec::new()
+            }
         }
+    }
+
+    fn on_search_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Some(Popup::Search(state)) = &mut self.popup else {
+            return Vec::new();
+        };
+        match state.on_key(key) {
+            SearchKey::Stay => Vec::new(),
+            SearchKey::Close => {
+                self.popup = None;
+                Vec::new()
+            }
+            SearchKey::Run { seq, text } => vec![Effect::Search { seq, text }],
+            SearchKey::Open(hit) => self.open_hit(hit),
+        }
+    }
+
+    /// Goes to a search result: a brief (or the brief a comment is on) in
+    /// the queue, an asset in the browser; knowledge and chat in a reader.
+    fn open_hit(&mut self, hit: Hit) -> Vec<Effect> {
+        match hit.kind {
+            DocKind::Brief | DocKind::Comment => {
+                let Some(brief) = hit.brief.clone() else {
+                    return Vec::new();
+                };
+                self.popup = None;
+                self.pane = Pane::Briefs;
+                self.queue.filter.clear();
+                self.queue.recompute(Some(&brief));
+                if self.queue.selected().map(|b| b.id.as_str()) != Some(brief.as_str()) {
+                    self.message =
+                        Some((Level::Error, format!("brief {brief} is not in the queue")));
+                    return Vec::new();
+                }
+                self.show_detail = true;
+                self.thread = None;
+                vec![Effect::LoadThread(brief)]
+            }
+            DocKind::Asset => {
+                self.popup = None;
+                self.pane = Pane::Assets;
+                match self.data.assets.iter().position(|a| a.id == hit.id) {
+                    Some(i) => {
+                        self.asset_cursor = i;
+                        self.preview_effect()
+                    }
+                    None => {
+                        self.message = Some((
+                            Level::Error,
+                            format!("asset {} is not in the library", hit.id),
+                        ));
+                        Vec::new()
+                    }
+                }
+            }
+            DocKind::Kb | DocKind::Chat => {
+                self.popup = Some(Popup::Reader(Reader {
+                    title: format!("{} · {}", hit.title, hit.id),
+                    text: hit.text,
+                    scroll: 0,
+                }));
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_reader_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Some(Popup::Reader(reader)) = &mut self.popup else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => reader.scroll = reader.scroll.saturating_add(1),
+            KeyCode::Up | KeyCode::Char('k') => reader.scroll = reader.scroll.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => {
+                reader.scroll = reader.scroll.saturating_add(10)
+            }
+            KeyCode::PageUp => reader.scroll = reader.scroll.saturating_sub(10),
+            _ => self.popup = None,
+        }
+        Vec::new()
     }
 
     fn thread_effect(&mut self, before: Option<String>) -> Vec<Effect> {
@@ -319,6 +423,12 @@ impl App {
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if matches!(self.popup, Some(Popup::Search(_))) {
+            return self.on_search_key(key);
+        }
+        if matches!(self.popup, Some(Popup::Reader(_))) {
+            return self.on_reader_key(key);
+        }
         if matches!(
             self.popup,
             Some(
@@ -948,6 +1058,10 @@ impl App {
             }
             Action::Help => {
                 self.popup = Some(Popup::Help { scroll: 0 });
+                Vec::new()
+            }
+            Action::Search => {
+                self.popup = Some(Popup::Search(SearchState::default()));
                 Vec::new()
             }
             Action::Palette => {

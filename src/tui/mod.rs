@@ -6,6 +6,7 @@ pub mod app;
 pub mod keymap;
 pub mod queue;
 pub mod run;
+pub mod search;
 pub mod theme;
 pub mod ui;
 

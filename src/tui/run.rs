@@ -34,6 +34,8 @@ pub struct TuiOptions {
     pub sync: bool,
     /// How images are drawn.
     pub graphics: Graphics,
+    /// The embedder behind global search.
+    pub search: crate::config::SearchConfig,
 }
 
 /// `--graphics`: how previews are drawn.
@@ -206,7 +208,12 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     drop(hub);
 
     let (tx, rx) = mpsc::channel::<Msg>();
-    let worker = spawn_worker(opts.home.clone(), opts.fallback_zone.clone(), tx.clone())?;
+    let worker = spawn_worker(
+        opts.home.clone(),
+        opts.fallback_zone.clone(),
+        opts.search.clone(),
+        tx.clone(),
+    )?;
     spawn_signals(tx.clone());
     let sync_stop = if opts.sync && first.joined {
         Some(spawn_sync(
@@ -271,6 +278,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
 fn spawn_worker(
     home: PathBuf,
     zone: Option<String>,
+    search: crate::config::SearchConfig,
     tx: mpsc::Sender<Msg>,
 ) -> Result<mpsc::Sender<Effect>> {
     let (etx, erx) = mpsc::channel::<Effect>();
@@ -288,6 +296,9 @@ fn spawn_worker(
                 }
             };
             let mut seen = fingerprint(&hub);
+            // Opened on the first search: the replica is already open here,
+            // and a process may hold a redb file only once.
+            let mut index: Option<crate::search::index::SearchIndex> = None;
             loop {
                 let effect = match erx.recv_timeout(Duration::from_millis(300)) {
                     Ok(e) => Some(e),
@@ -335,6 +346,12 @@ fn spawn_worker(
                             return;
                         }
                     }
+                    Some(Effect::Search { seq, text }) => {
+                        let outcome = run_search(&hub, &search, &mut index, &text);
+                        if tx.send(Msg::SearchResults { seq, text, outcome }).is_err() {
+                            return;
+                        }
+                    }
                     // Decoded on their own threads, never here.
                     Some(Effect::LoadPreview(_)) => {}
                     Some(Effect::Quit) => return,
@@ -368,6 +385,34 @@ fn spawn_worker(
             }
         })?;
     Ok(etx)
+}
+
+/// Catches the index up with the replica, then searches it. A failing
+/// embedder is a warning: the index as it was still answers.
+fn run_search(
+    hub: &Hub,
+    cfg: &crate::config::SearchConfig,
+    index: &mut Option<crate::search::index::SearchIndex>,
+    text: &str,
+) -> Result<(Vec<crate::search::index::Hit>, Vec<String>), String> {
+    if index.is_none() {
+        *index = Some(hub.open_search(cfg).map_err(|e| format!("{e:#}"))?);
+    }
+    let Some(ix) = index.as_mut() else {
+        return Err("the search index is not open".into());
+    };
+    let mut warnings = Vec::new();
+    if let Err(e) = hub.refresh_search(ix, &mut |_, _| {}) {
+        warnings.push(format!("{e:#}; searching the index as it was"));
+    }
+    let q = crate::search::index::Query {
+        text: text.to_owned(),
+        limit: 20,
+        ..Default::default()
+    };
+    let results = ix.search(hub.replica(), &q).map_err(|e| format!("{e:#}"))?;
+    warnings.extend(results.warnings);
+    Ok((results.hits, warnings))
 }
 
 /// Cheap signs that the replica changed: cursor, pending count, next seq,

@@ -1284,6 +1284,24 @@ fn draw_popup(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
                 area,
             );
         }
+        Popup::Search(state) => {
+            let height = (state.hits.len() as u16 * 2 + 4).max(6).min(body.height);
+            let area = centered(body, 100.min(body.width), height);
+            super::search::draw_search(state, theme, frame, area, popup_block(theme, "Search"));
+        }
+        Popup::Reader(reader) => {
+            let area = centered(body, 90.min(body.width), body.height.saturating_sub(2));
+            super::search::draw_reader(
+                reader,
+                theme,
+                frame,
+                area,
+                popup_block(
+                    theme,
+                    &format!("{} (j/k scroll, any other key closes)", reader.title),
+                ),
+            );
+        }
         Popup::Palette { input, selected } => {
             let matches = app.palette_matches(input);
             let area = centered(body, 64, body.height.min(16));
