@@ -381,6 +381,7 @@ async fn start_and_sync(home: &Path) -> Result<(String, spoke_relay::server::Run
         let mut hub = Hub::open(home, None)?;
         seed(&mut hub)?;
         seed_approvals(&mut hub, home)?;
+        seed_knowledge(&mut hub, home)?;
         drop(hub);
         crate::sync::sync_once(home).await?;
         anyhow::Ok(url)
@@ -469,6 +470,46 @@ pub fn seed(hub: &mut Hub) -> Result<()> {
         for step in path_to(status) {
             hub.set_brief_status(&brief.id, step.as_str())?;
         }
+    }
+    Ok(())
+}
+
+/// The studio's guidelines, shipped with the demo so search and the
+/// knowledge base have something to find.
+const DEMO_GUIDELINES: [(&str, &str); 3] = [
+    (
+        "brand-voice.md",
+        include_str!("../tests/fixtures/retrieval/kb/brand-voice.md"),
+    ),
+    (
+        "social-media-specs.md",
+        include_str!("../tests/fixtures/retrieval/kb/social-media-specs.md"),
+    ),
+    (
+        "accessibility.md",
+        include_str!("../tests/fixtures/retrieval/kb/accessibility.md"),
+    ),
+];
+
+/// Guidelines in the knowledge base and a few comments on briefs.
+pub fn seed_knowledge(hub: &mut Hub, home: &Path) -> Result<()> {
+    let dir = home.join("demo-guidelines");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut files = Vec::new();
+    for (name, text) in DEMO_GUIDELINES {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        files.push(path);
+    }
+    hub.add_knowledge(&files)?;
+    let briefs = hub.briefs(&crate::service::BriefFilter::default())?;
+    let comments = [
+        "Client wants the hero shot at golden hour; keep text out of the top 250px for Stories.",
+        "Legal flagged the claim in the second frame, we need the substantiation before we ship.",
+        "Can we get alt text written for every image before this goes to review?",
+    ];
+    for (brief, text) in briefs.iter().zip(comments) {
+        hub.comment_on_brief(&brief.id, text)?;
     }
     Ok(())
 }

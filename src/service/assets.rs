@@ -45,7 +45,7 @@ use crate::model::brief::normalize_tag;
 use crate::model::ids::new_entity_id;
 use crate::model::input::InputError;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -230,6 +230,22 @@ impl Hub {
         self.commit(vec![(
             EntityRef::new(EntityKind::Asset, id.clone()),
             Change::Set(fields),
+        )])?;
+        self.asset(&id)
+    }
+
+    /// Sets what the image shows, in words: search finds assets by it.
+    pub fn caption_asset(&mut self, typed_id: &str, caption: &str) -> Result<Asset> {
+        let id = self.resolve_id(EntityKind::Asset, typed_id, "a")?;
+        let caption = caption.trim();
+        let value = if caption.is_empty() {
+            Value::Null
+        } else {
+            json!(caption)
+        };
+        self.commit(vec![(
+            EntityRef::new(EntityKind::Asset, id.clone()),
+            Change::Set(BTreeMap::from([("caption".to_owned(), value)])),
         )])?;
         self.asset(&id)
     }

@@ -146,7 +146,12 @@ mod tests {
         let a = e.vector("photographs");
         let b = e.vector("photography");
         let c = e.vector("budget");
-        assert!(cos(&a, &b) > cos(&a, &c) + 0.15, "{} vs {}", cos(&a, &b), cos(&a, &c));
+        assert!(
+            cos(&a, &b) > cos(&a, &c) + 0.15,
+            "{} vs {}",
+            cos(&a, &b),
+            cos(&a, &c)
+        );
     }
 
     #[test]
