@@ -4,6 +4,7 @@
 //! `service` the operations the CLI (and later the TUI) call, `cli` the
 //! command-line front end.
 
+pub mod agent;
 pub mod assets;
 pub mod cli;
 pub mod config;
