@@ -21,6 +21,29 @@ pub struct Config {
     /// Search: which embedder builds the indexes.
     #[serde(default)]
     pub search: SearchConfig,
+    /// The agent's model. Absent: slash commands work, plain chat says how to set one.
+    pub agent: Option<AgentConfig>,
+}
+
+/// `[agent]`: the chat model the agent uses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// `openai` (any OpenAI-compatible server: OpenAI, Ollama, llama.cpp,
+    /// vLLM) or `anthropic`.
+    pub provider: String,
+    /// Base URL up to and including `/v1`.
+    pub url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key (never the key itself).
+    pub api_key_env: Option<String>,
+    /// Seconds without a byte from the server before giving up. Default 60.
+    pub timeout_secs: Option<u64>,
+    /// Retries after 429, 5xx or a failed connection. Default 2.
+    pub retries: Option<u32>,
+    /// Longest answer, in tokens. Default 1024.
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
 }
 
 /// `[search]`: the embedder behind the vector indexes.

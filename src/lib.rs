@@ -9,6 +9,7 @@ pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub(crate) mod http;
 pub mod model;
 pub mod search;
 pub mod service;

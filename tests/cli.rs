@@ -517,6 +517,15 @@ fn tags_plus_adds_and_tags_minus_removes_a_tag() {
 fn a_brief_walks_the_lifecycle_from_draft_to_delivered() {
     let sb = Sandbox::with_hub();
     let id = sb.add_brief(&["--title", "Spring launch"]);
+    // Only a title: the brief stays in intake until its questions are answered.
+    sb.ok(&["brief", "status", &id, "intake"]);
+    let refused = sb.run(&["brief", "status", &id, "ready"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("open questions") && why.contains("objective"),
+        "{why}"
+    );
     for status in [
         "intake",
         "ready",
@@ -525,7 +534,8 @@ fn a_brief_walks_the_lifecycle_from_draft_to_delivered() {
         "approved",
         "delivered",
     ] {
-        let b = sb.json(&["brief", "status", &id, status]);
+        // The hub's creator is a lead and may move it on.
+        let b = sb.json(&["brief", "status", &id, status, "--force"]);
         assert_eq!(b["status"], status, "after `brief status {id} {status}`");
     }
     let delivered = sb.list(&["--status", "delivered"]);

@@ -44,7 +44,13 @@ pub enum BriefCommand {
         pairs: Vec<String>,
     },
     /// Move a brief to another status (the lifecycle is checked)
-    Status { id: String, status: String },
+    Status {
+        id: String,
+        status: String,
+        /// As a lead, move a brief with open intake questions to ready anyway
+        #[arg(long)]
+        force: bool,
+    },
     /// Assign a member to a brief
     Assign {
         id: String,
@@ -161,8 +167,8 @@ pub fn run(ctx: &Ctx, cmd: BriefCommand) -> Result<()> {
             let brief = hub.set_brief_fields(&id, &pairs)?;
             done(ctx, &brief, "updated")
         }
-        BriefCommand::Status { id, status } => {
-            let brief = hub.set_brief_status(&id, &status)?;
+        BriefCommand::Status { id, status, force } => {
+            let brief = hub.move_brief(&id, &status, force)?;
             done(ctx, &brief, &format!("is now {}", brief.status))
         }
         BriefCommand::Assign { id, handle, remove } => {

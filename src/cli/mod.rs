@@ -2,6 +2,7 @@
 //! people, `--json` for scripts. Exit codes: 0 success, 1 failure, 2 bad
 //! usage or bad input.
 
+mod agent;
 mod approvals;
 mod assets;
 mod briefs;
@@ -122,6 +123,12 @@ pub enum Command {
     /// The hub's brand colours
     #[command(subcommand)]
     Brand(assets::BrandCommand),
+    /// Chat with the team and the agent: threads, streamed answers, slash commands
+    #[command(subcommand)]
+    Chat(agent::ChatCommand),
+    /// The agent as a worker: intake questions and assignment proposals while the team sleeps
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Search briefs, comments, chat, assets and the knowledge base
     Search(search::SearchArgs),
     /// The knowledge base: guidelines and case studies the team and the agent search
@@ -328,6 +335,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => approvals::audit(&ctx, cmd),
         Command::Asset(cmd) => assets::run(&ctx, cmd),
         Command::Brand(cmd) => assets::brand(&ctx, cmd),
+        Command::Chat(cmd) => agent::chat(&ctx, cmd),
+        Command::Agent(cmd) => agent::agent(&ctx, cmd),
         Command::Search(args) => search::search(&ctx, args),
         Command::Kb(cmd) => search::kb(&ctx, cmd),
         Command::Index(cmd) => search::index(&ctx, cmd),

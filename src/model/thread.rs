@@ -23,6 +23,22 @@ pub struct MessageBody {
     pub citations: Vec<Citation>,
     #[serde(default = "human")]
     pub provenance: Provenance,
+    /// Tools the agent used on the way to this answer, shown folded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolUse>,
+}
+
+/// One tool call an agent made: what it asked and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolUse {
+    pub name: String,
+    /// The arguments as the model sent them.
+    pub arguments: String,
+    /// One line for people: what it found, what it proposed, or the error.
+    pub summary: String,
+    /// The proposal it created, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<String>,
 }
 
 fn human() -> Provenance {
@@ -36,6 +52,7 @@ pub struct Message {
     pub body: String,
     pub citations: Vec<Citation>,
     pub provenance: Provenance,
+    pub tools: Vec<ToolUse>,
 }
 
 impl Message {
@@ -48,6 +65,7 @@ impl Message {
             body: body.body,
             citations: body.citations,
             provenance: body.provenance,
+            tools: body.tools,
         })
     }
 }

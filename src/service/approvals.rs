@@ -43,6 +43,19 @@ pub struct DecisionView {
     pub at: Option<jiff::Timestamp>,
 }
 
+/// A proposal to offer: what, why, from which sources, who decides.
+#[derive(Debug, Clone)]
+pub struct ProposalDraft {
+    pub kind: ProposalKind,
+    pub payload: serde_json::Value,
+    pub rationale: String,
+    pub citations: Vec<crate::model::thread::Citation>,
+    /// Handles or `role:NAME`.
+    pub reviewers: Vec<String>,
+    /// The model that made it, when one did.
+    pub made_by: Option<crate::model::asset::Provenance>,
+}
+
 impl Hub {
     /// Asks for a decision on `subject`, stage by stage. Reviewers are
     /// handles or `role:NAME`; every one must resolve to a member.
@@ -276,6 +289,28 @@ impl Hub {
         rationale: &str,
         reviewers: Vec<String>,
     ) -> Result<ApprovalView> {
+        self.propose_with(ProposalDraft {
+            kind,
+            payload,
+            rationale: rationale.to_owned(),
+            citations: Vec::new(),
+            reviewers,
+            made_by: None,
+        })
+    }
+
+    /// [`Hub::propose`] with citations and, for a model's proposal, which
+    /// model made it.
+    pub fn propose_with(&mut self, draft: ProposalDraft) -> Result<ApprovalView> {
+        let ProposalDraft {
+            kind,
+            payload,
+            rationale,
+            citations,
+            reviewers,
+            made_by,
+        } = draft;
+        let rationale = rationale.as_str();
         let id = new_entity_id("p");
         let me = self.actor()?.to_owned();
         let brief = payload["brief"].clone();
@@ -284,7 +319,7 @@ impl Hub {
             kind: Some(kind),
             payload: payload.clone(),
             rationale: Some(rationale.to_owned()),
-            citations: Vec::new(),
+            citations: citations.clone(),
             brief: brief.as_str().map(str::to_owned),
             status: ProposalStatus::Pending,
             author: Some(me.clone()),
@@ -292,16 +327,23 @@ impl Hub {
         };
         // Check now that it could be applied, so a reviewer never approves the impossible.
         proposal.changes().map_err(InputError::new)?;
+        let mut fields = BTreeMap::from([
+            ("kind".to_owned(), json!(kind)),
+            ("payload".to_owned(), payload),
+            ("rationale".to_owned(), json!(rationale)),
+            ("brief".to_owned(), brief),
+            ("status".to_owned(), json!(ProposalStatus::Pending)),
+            ("created_by".to_owned(), json!(me)),
+        ]);
+        if !citations.is_empty() {
+            fields.insert("citations".to_owned(), json!(citations));
+        }
+        if let Some(p) = made_by {
+            fields.insert("provenance".to_owned(), json!(p));
+        }
         self.commit(vec![(
             EntityRef::new(EntityKind::Proposal, id.clone()),
-            Change::Set(BTreeMap::from([
-                ("kind".to_owned(), json!(kind)),
-                ("payload".to_owned(), payload),
-                ("rationale".to_owned(), json!(rationale)),
-                ("brief".to_owned(), brief),
-                ("status".to_owned(), json!(ProposalStatus::Pending)),
-                ("created_by".to_owned(), json!(me)),
-            ])),
+            Change::Set(fields),
         )])?;
         let title = format!("Proposal: {}", rationale.lines().next().unwrap_or(""));
         self.request_approval(

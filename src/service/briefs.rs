@@ -185,12 +185,46 @@ impl Hub {
 
     /// Moves a brief to a new status if the lifecycle allows it.
     pub fn set_brief_status(&mut self, typed_id: &str, status: &str) -> Result<Brief> {
+        self.move_brief(typed_id, status, false)
+    }
+
+    /// Moves a brief through the lifecycle. A brief with open intake
+    /// questions stays in intake: moving it to `ready` needs `force`, and
+    /// only a lead may force it.
+    pub fn move_brief(&mut self, typed_id: &str, status: &str, force: bool) -> Result<Brief> {
         let brief = self.brief(typed_id)?;
         let to = BriefStatus::parse(status)?;
         brief
             .status
             .check_transition(to)
             .with_context(|| format!("brief {}", brief.id))?;
+        let missing = brief.missing_fields();
+        if to == BriefStatus::Ready
+            && matches!(brief.status, BriefStatus::Draft | BriefStatus::Intake)
+            && !missing.is_empty()
+        {
+            let fields: Vec<&str> = missing.iter().map(|q| q.field.as_str()).collect();
+            if !force {
+                return Err(InputError::new(format!(
+                    "brief {} still has open questions ({}): answer them with `spoke brief set`, \
+                     or as a lead move it on with --force",
+                    brief.id,
+                    fields.join(", ")
+                ))
+                .into());
+            }
+            let lead = self
+                .me()?
+                .is_some_and(|m| m.has_role(crate::model::Role::Lead));
+            if !lead {
+                return Err(InputError::new(format!(
+                    "only a lead can move brief {} to ready with open questions ({})",
+                    brief.id,
+                    fields.join(", ")
+                ))
+                .into());
+            }
+        }
         if brief.status != to {
             self.commit(vec![(
                 EntityRef::new(EntityKind::Brief, brief.id.clone()),

@@ -7,7 +7,7 @@ mod briefs;
 pub mod knowledge;
 mod members;
 pub mod search;
-mod threads;
+pub mod threads;
 
 pub use briefs::{BriefFilter, NewBrief};
 pub use members::NewMember;

@@ -3,27 +3,19 @@
 use super::Hub;
 use crate::model::asset::Provenance;
 use crate::model::input::InputError;
-use crate::model::thread::{Citation, MessageBody};
+use crate::model::thread::{Message, MessageBody};
 use crate::model::{Change, EntityKind, EntityRef};
 use anyhow::Result;
 
+/// The hub-wide chat thread.
+pub const GENERAL_THREAD: &str = "general";
+
 impl Hub {
     /// Appends a message to a thread (`brief:ID` for a brief's comments).
-    pub fn post_message(
-        &mut self,
-        thread: &str,
-        body: &str,
-        citations: Vec<Citation>,
-        provenance: Provenance,
-    ) -> Result<()> {
-        if body.trim().is_empty() {
+    pub fn post_message(&mut self, thread: &str, message: MessageBody) -> Result<()> {
+        if message.body.trim().is_empty() {
             return Err(InputError::new("an empty message was not posted").into());
         }
-        let message = MessageBody {
-            body: body.to_owned(),
-            citations,
-            provenance,
-        };
         self.commit(vec![(
             EntityRef::new(EntityKind::Thread, thread),
             Change::Append(serde_json::to_value(message)?),
@@ -34,6 +26,27 @@ impl Hub {
     /// Comments on a brief as this member.
     pub fn comment_on_brief(&mut self, typed_id: &str, body: &str) -> Result<()> {
         let brief = self.brief(typed_id)?;
-        self.post_message(&brief.thread, body, Vec::new(), Provenance::Human)
+        self.post_message(&brief.thread, human_message(body))
+    }
+
+    /// A thread's messages, oldest first.
+    pub fn thread_messages(&self, thread: &str) -> Result<Vec<Message>> {
+        let entity = EntityRef::new(EntityKind::Thread, thread);
+        Ok(self
+            .replica
+            .items(&entity)?
+            .iter()
+            .filter_map(|(stamp, item)| Message::from_item(item, stamp.hlc.wall_ms))
+            .collect())
+    }
+}
+
+/// A plain message written by a person.
+pub fn human_message(body: &str) -> MessageBody {
+    MessageBody {
+        body: body.to_owned(),
+        citations: Vec::new(),
+        provenance: Provenance::Human,
+        tools: Vec::new(),
     }
 }

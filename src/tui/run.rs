@@ -6,7 +6,6 @@ use super::app::{App, Effect, Msg, Snapshot};
 use super::keymap::Keymap;
 use super::theme::{ColorDepth, Theme};
 use crate::model::thread::Message;
-use crate::model::{EntityKind, EntityRef};
 use crate::service::{BriefFilter, Hub};
 use anyhow::{Context, Result};
 use crossterm::event::{self, Event, KeyEventKind};
@@ -427,16 +426,8 @@ fn fingerprint(hub: &Hub) -> (u64, u64, u64, bool, Option<String>) {
 }
 
 fn load_thread(hub: &Hub, brief: &str) -> Vec<Message> {
-    let entity = EntityRef::new(
-        EntityKind::Thread,
-        crate::model::brief::thread_id_for_brief(brief),
-    );
-    hub.replica()
-        .items(&entity)
+    hub.thread_messages(&crate::model::brief::thread_id_for_brief(brief))
         .unwrap_or_default()
-        .iter()
-        .filter_map(|(stamp, item)| Message::from_item(item, stamp.hlc.wall_ms))
-        .collect()
 }
 
 fn spawn_input(tx: mpsc::Sender<Msg>) {

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod openai;
+mod sse;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -125,11 +126,19 @@ pub enum StreamEvent {
     /// More answer text.
     Text(String),
     /// The model started a tool call (`index` orders calls within the turn).
-    ToolCallStarted { index: usize, id: String, name: String },
+    ToolCallStarted {
+        index: usize,
+        id: String,
+        name: String,
+    },
     /// More of a tool call's argument JSON.
     ToolCallArguments { index: usize, fragment: String },
     /// The request is being retried after `error` (e.g. 429), after `wait_ms`.
-    Retrying { attempt: u32, wait_ms: u64, error: String },
+    Retrying {
+        attempt: u32,
+        wait_ms: u64,
+        error: String,
+    },
 }
 
 /// Why an answer failed. Each names the server and what went wrong.

@@ -8,8 +8,9 @@
 
 use super::{EmbedError, Embedder, EmbedderId, Purpose, normalize};
 use crate::config::OpenAiEmbedConfig;
+use crate::http::{self, backoff_with_jitter, error_chain, retry_after};
 use anyhow::{Context, Result, bail};
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,11 +19,8 @@ use std::time::Duration;
 const DEFAULT_BATCH: usize = 32;
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_RETRIES: u32 = 2;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-/// How much of an error body is worth showing.
-const ERROR_BODY_CHARS: usize = 300;
+/// The config section errors name.
+const SECTION: &str = "[search.openai]";
 
 /// Embeds texts with an OpenAI-compatible `/v1/embeddings` server.
 pub struct OpenAiEmbedder {
@@ -70,11 +68,10 @@ impl OpenAiEmbedder {
         if cfg.dims == Some(0) {
             bail!("[search.openai] dims must be at least 1 (or left out to ask the server)");
         }
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls((*crate::sync::tls::client_config(None)?).clone())
-            .connect_timeout(Duration::from_secs(timeout_secs.min(15)))
-            .build()
-            .context("setting up the HTTP client for the embeddings server")?;
+        let http = http::client(
+            Duration::from_secs(timeout_secs.min(15)),
+            "the embeddings server",
+        )?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -196,7 +193,7 @@ impl OpenAiEmbedder {
             error: EmbedError::Http {
                 url: self.shown_endpoint.clone(),
                 status: status.as_u16(),
-                body: text.trim().chars().take(ERROR_BODY_CHARS).collect(),
+                body: http::body_excerpt(&text),
             },
         })
     }
@@ -390,104 +387,16 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
-/// `{base}/embeddings` from the configured base URL (trailing slash
-/// tolerated), plus the same without credentials for error messages.
+/// `{base}/embeddings` from the configured base URL, plus the same without
+/// credentials for error messages.
 fn embeddings_endpoint(base: &str) -> Result<(reqwest::Url, String)> {
-    let trimmed = base.trim().trim_end_matches('/');
-    let endpoint = reqwest::Url::parse(&format!("{trimmed}/embeddings"))
-        .with_context(|| format!("[search.openai] url {base:?} is not a valid URL"))?;
-    if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
-        bail!("[search.openai] url {base:?} must be an http:// or https:// address");
-    }
-    if endpoint.query().is_some() || endpoint.fragment().is_some() {
-        bail!(
-            "[search.openai] url {base:?} must be the base address up to /v1, without ?query or #fragment"
-        );
-    }
-    let mut shown = endpoint.clone();
-    if shown.password().is_some() || !shown.username().is_empty() {
-        // Only fails for URLs that cannot have credentials, which this one has.
-        let _ = shown.set_password(None);
-        let _ = shown.set_username("");
-    }
-    Ok((endpoint, shown.to_string()))
+    http::endpoint(SECTION, base, "embeddings")
 }
 
 /// `Bearer KEY` from the named environment variable; errors name the
 /// variable, never the key.
 fn authorization_from_env(var: &str) -> Result<HeaderValue> {
-    if var.trim().is_empty() {
-        bail!(
-            "[search.openai] api_key_env is empty; name the environment variable holding the key, or leave it out"
-        );
-    }
-    let key = match std::env::var(var) {
-        Ok(key) => key,
-        Err(std::env::VarError::NotPresent) => bail!(
-            "[search.openai] api_key_env names ${var}, but that environment variable is not set"
-        ),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            bail!("the API key in ${var} is not valid UTF-8")
-        }
-    };
-    let key = key.trim();
-    if key.is_empty() {
-        bail!("[search.openai] api_key_env names ${var}, but that environment variable is empty");
-    }
-    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-        anyhow::anyhow!("the API key in ${var} has characters that cannot go in an HTTP header")
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// `Retry-After` in seconds, capped; HTTP dates are ignored (backoff applies).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
-}
-
-/// 200 ms, 400 ms, 800 ms ... capped, each plus up to half again at random so
-/// that clients that failed together do not retry together.
-fn backoff_with_jitter(retried: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32 << retried.min(10))
-        .min(MAX_BACKOFF);
-    let mut random = [0u8; 2];
-    let fraction = match getrandom::fill(&mut random) {
-        Ok(()) => u16::from_le_bytes(random),
-        // Any varying number will do for jitter.
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos() as u16),
-    };
-    base + base.mul_f64(f64::from(fraction) / f64::from(u16::MAX) / 2.0)
-}
-
-/// Why a request failed, on one line, e.g. "client error (Connect): tcp
-/// connect error: Connection refused". The top-level reqwest message only
-/// repeats the URL, which the error names already.
-fn error_chain(e: &reqwest::Error) -> String {
-    let Some(first) = std::error::Error::source(e) else {
-        return e.to_string();
-    };
-    let mut text = first.to_string();
-    let mut source = first.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    http::key_header_from_env(SECTION, var, "Bearer ")
 }
 
 #[cfg(test)]
@@ -504,13 +413,5 @@ mod tests {
         assert_eq!(shown, "https://example.com/v1/embeddings");
         assert!(embeddings_endpoint("not a url").is_err());
         assert!(embeddings_endpoint("ftp://example.com/v1").is_err());
-    }
-
-    #[test]
-    fn backoff_starts_at_200_ms_and_grows() {
-        let first = backoff_with_jitter(0);
-        assert!(first >= Duration::from_millis(200) && first <= Duration::from_millis(300));
-        assert!(backoff_with_jitter(2) >= Duration::from_millis(800));
-        assert!(backoff_with_jitter(40) <= MAX_BACKOFF.mul_f64(1.5));
     }
 }
