@@ -182,12 +182,20 @@ pub fn kb(ctx: &Ctx, cmd: KbCommand) -> Result<()> {
             let mut indexed = None;
             if failed < outcomes.len() {
                 match hub.open_search(&ctx.config.search) {
-                    Ok(mut index) => indexed = refresh(ctx, &hub, &mut index).map(|r| r.embedded),
+                    Ok(mut index) => {
+                        indexed = refresh(ctx, &hub, &mut index).map(|_| index.counts())
+                    }
                     Err(e) => eprintln!("spoke: warning: {e:#}"),
                 }
             }
             if ctx.json {
-                print_json(&json!({"files": outcomes, "indexed": indexed}))?;
+                let searchable = indexed.map(|counts| {
+                    counts
+                        .iter()
+                        .map(|(k, n)| (k.to_string(), json!(n)))
+                        .collect::<serde_json::Map<_, _>>()
+                });
+                print_json(&json!({"files": outcomes, "searchable": searchable}))?;
             } else {
                 for o in &outcomes {
                     match o {
@@ -207,13 +215,15 @@ pub fn kb(ctx: &Ctx, cmd: KbCommand) -> Result<()> {
                             "unchanged {}  already in the knowledge base as {id}",
                             path.display()
                         )?,
-                        KbAddOutcome::Failed { path, reason } => {
-                            outln!("failed    {}  {reason}", path.display())?
-                        }
+                        KbAddOutcome::Failed { reason, .. } => eprintln!("spoke: {reason}"),
                     }
                 }
-                if let Some(n) = indexed {
-                    outln!("{n} chunks indexed for search")?;
+                if let Some(counts) = &indexed {
+                    let kb = counts
+                        .iter()
+                        .find(|(k, _)| *k == crate::search::docs::DocKind::Kb)
+                        .map_or(0, |(_, n)| *n);
+                    outln!("{kb} knowledge chunks searchable")?;
                 }
             }
             if failed > 0 {
@@ -325,6 +335,11 @@ pub fn index(ctx: &Ctx, cmd: IndexCommand) -> Result<()> {
     outln!("on disk    {} KiB", index.disk_size().div_ceil(1024))?;
     if report.is_none() {
         outln!("waiting    {pending} changed entities (indexed on the next search)")?;
+        if let Some(why) = index.pending_rebuild() {
+            outln!(
+                "rebuild    pending: {why} (runs on the next search, or `spoke index rebuild`)"
+            )?;
+        }
     }
     Ok(())
 }

@@ -209,6 +209,11 @@ impl SearchIndex {
         Ok(index)
     }
 
+    /// Why the next refresh starts over, if it will.
+    pub fn pending_rebuild(&self) -> Option<&str> {
+        self.rebuilt_because.as_deref()
+    }
+
     pub fn embedder_id(&self) -> &EmbedderId {
         &self.id
     }
@@ -254,8 +259,9 @@ impl SearchIndex {
             .collect()
     }
 
+    /// Forgets the loaded index. The generation number is kept: the next
+    /// save must never reuse the name of files a manifest may point to.
     fn reset_memory(&mut self) {
-        self.generation = 0;
         self.resets = 0;
         self.has_manifest = false;
         self.next_key = 1;
@@ -302,6 +308,7 @@ impl SearchIndex {
             self.rebuilt_because = Some("the index belongs to another replica".into());
             return Ok(());
         }
+        self.generation = self.generation.max(manifest.generation);
         if manifest.embedder.kind != configured.kind
             || manifest.embedder.model != configured.model
             || (configured.dims != 0 && configured.dims != manifest.embedder.dims)
@@ -310,9 +317,13 @@ impl SearchIndex {
                 "the embedder changed from {} to {}",
                 manifest.embedder, configured
             ));
+            // The words still answer while the new vectors are being made.
+            if self.load_files(&manifest, false).is_err() {
+                self.reset_memory();
+            }
             return Ok(());
         }
-        match self.load_files(&manifest) {
+        match self.load_files(&manifest, true) {
             Ok(()) => {
                 self.id = manifest.embedder.clone();
                 self.generation = manifest.generation;
@@ -327,7 +338,8 @@ impl SearchIndex {
         Ok(())
     }
 
-    fn load_files(&mut self, m: &Manifest) -> Result<()> {
+    /// Loads the catalog and the words, and the vectors when `with_vectors`.
+    fn load_files(&mut self, m: &Manifest, with_vectors: bool) -> Result<()> {
         let catalog_path = self.dir.join(&m.catalog_file);
         let vectors_path = self.dir.join(&m.vectors_file);
         let bytes = std::fs::read(&catalog_path)
@@ -338,16 +350,20 @@ impl SearchIndex {
                 catalog_path.display()
             ));
         }
-        // The vector file is checked before usearch reads it: it trusts its input.
-        if sha256_file(&vectors_path)? != m.vectors_sha256 {
-            return Err(anyhow!(
-                "{} is damaged (checksum mismatch)",
-                vectors_path.display()
-            ));
-        }
+        let vectors = if with_vectors {
+            // Checked before usearch reads it: it trusts its input.
+            if sha256_file(&vectors_path)? != m.vectors_sha256 {
+                return Err(anyhow!(
+                    "{} is damaged (checksum mismatch)",
+                    vectors_path.display()
+                ));
+            }
+            Some(VectorIndex::load(&vectors_path, m.embedder.dims)?)
+        } else {
+            None
+        };
         let file: CatalogFile = rmp_serde::from_slice(&bytes)
             .with_context(|| format!("{} is unreadable", catalog_path.display()))?;
-        let vectors = VectorIndex::load(&vectors_path, m.embedder.dims)?;
         let mut terms = HashMap::with_capacity(file.entries.len());
         for (key, entry, doc_terms) in file.entries {
             self.by_doc.insert(entry.doc_id.clone(), key);
@@ -360,7 +376,7 @@ impl SearchIndex {
         }
         self.lexical = LexicalIndex::from_docs(terms);
         self.next_key = file.next_key;
-        self.vectors = Some(vectors);
+        self.vectors = vectors;
         Ok(())
     }
 
@@ -572,13 +588,13 @@ impl SearchIndex {
     fn check_vectors(&self, vectors: &[Vec<f32>], expected: usize) -> Result<(), EmbedError> {
         if vectors.len() != expected {
             return Err(EmbedError::Malformed {
-                url: self.id.to_string(),
+                url: self.embedder.describe(),
                 detail: format!("{} vectors for {expected} texts", vectors.len()),
             });
         }
         if let Some(v) = vectors.iter().find(|v| v.len() != self.id.dims) {
             return Err(EmbedError::WrongDims {
-                source_name: self.id.to_string(),
+                source_name: self.embedder.describe(),
                 got: v.len(),
                 expected: self.id.dims,
             });
@@ -589,7 +605,7 @@ impl SearchIndex {
     /// Writes a new generation: the files first, then the manifest naming
     /// them (an atomic rename), then the old generation's files are removed.
     fn save(&mut self) -> Result<()> {
-        let generation = self.generation + 1;
+        let generation = self.generation.max(self.highest_generation_on_disk()) + 1;
         let catalog_file = format!("catalog-{generation}.bin");
         let vectors_file = format!("vectors-{generation}.usearch");
         let mut entries = Vec::with_capacity(self.catalog.len());
@@ -647,6 +663,26 @@ impl SearchIndex {
         }
     }
 
+    /// The highest generation any index file or the manifest names.
+    fn highest_generation_on_disk(&self) -> u64 {
+        let mut highest = self.on_disk_generation().unwrap_or(0);
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for entry in rd.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let number = name
+                    .strip_prefix("catalog-")
+                    .or_else(|| name.strip_prefix("vectors-"))
+                    .and_then(|rest| rest.split('.').next())
+                    .and_then(|n| n.parse::<u64>().ok());
+                if let Some(n) = number {
+                    highest = highest.max(n);
+                }
+            }
+        }
+        highest
+    }
+
     fn on_disk_generation(&self) -> Option<u64> {
         self.read_manifest().ok().flatten().map(|m| m.generation)
     }
@@ -696,6 +732,14 @@ impl SearchIndex {
             self.lexical.search(&q.text, depth, &keep)
         };
         let mut vector = Vec::new();
+        if self.vectors.is_none() && !self.catalog.is_empty() && q.only != Some(Ranking::Lexical) {
+            warnings.push(match &self.rebuilt_because {
+                Some(why) => {
+                    format!("the vectors are being rebuilt ({why}); showing word matches only")
+                }
+                None => "the vectors are not built yet; showing word matches only".to_owned(),
+            });
+        }
         if let Some(v) = &self.vectors
             && !v.is_empty()
             && q.only != Some(Ranking::Lexical)

@@ -64,7 +64,7 @@ pub enum EmbedError {
     Malformed { url: String, detail: String },
     #[error(
         "embeddings from {source_name} have {got} dimensions, but {expected} were expected; \
-         set `dims` in [search.openai] to match the model, or rebuild with `spoke search reindex`"
+         set `dims` in [search.openai] to match the model, or rebuild with `spoke index rebuild`"
     )]
     WrongDims {
         source_name: String,
@@ -81,6 +81,11 @@ pub enum EmbedError {
 /// threads and CLI commands, never from inside an async runtime).
 pub trait Embedder: Send + Sync {
     fn id(&self) -> EmbedderId;
+
+    /// Where vectors come from, for messages: the server's URL and model.
+    fn describe(&self) -> String {
+        self.id().to_string()
+    }
 
     fn embed(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError>;
 

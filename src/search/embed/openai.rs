@@ -13,7 +13,6 @@ use anyhow::{Context, Result, bail};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const DEFAULT_BATCH: usize = 32;
@@ -38,8 +37,6 @@ pub struct OpenAiEmbedder {
     passage_prefix: String,
     send_input_type: bool,
     configured_dims: Option<usize>,
-    /// The length the first answer had when `dims` is not configured; 0 until then.
-    learned_dims: AtomicUsize,
     http: reqwest::Client,
     /// Always `Some` until drop, which shuts it down without blocking.
     runtime: Option<tokio::runtime::Runtime>,
@@ -88,19 +85,16 @@ impl OpenAiEmbedder {
             passage_prefix: cfg.passage_prefix.clone().unwrap_or_default(),
             send_input_type: cfg.input_type,
             configured_dims: cfg.dims,
-            learned_dims: AtomicUsize::new(0),
             http,
             runtime: Some(runtime),
         })
     }
 
-    /// The vector length answers must have: configured, or learned from the first answer.
+    /// The vector length answers must have, when configured. Otherwise the
+    /// index checks lengths against the dimensions it was built with; the
+    /// embedder never learns a length from an answer that may be wrong.
     fn expected_dims(&self) -> Option<usize> {
         self.configured_dims
-            .or(match self.learned_dims.load(Ordering::Acquire) {
-                0 => None,
-                n => Some(n),
-            })
     }
 
     /// Runs `future` to completion on the embedder's runtime.
@@ -287,29 +281,15 @@ impl OpenAiEmbedder {
         Ok(vectors)
     }
 
-    /// Checks a vector length against the expected one, learning it from the
-    /// first answer when it is not configured.
+    /// Checks a vector length against the configured one.
     fn check_dims(&self, got: usize) -> Result<(), EmbedError> {
-        let expected = match self.configured_dims {
-            Some(dims) => dims,
-            None => match self.learned_dims.compare_exchange(
-                0,
-                got,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => got,
-                Err(learned) => learned,
-            },
-        };
-        if got == expected {
-            Ok(())
-        } else {
-            Err(EmbedError::WrongDims {
-                source_name: format!("{} (model {})", self.shown_endpoint, self.model),
+        match self.configured_dims {
+            Some(expected) if got != expected => Err(EmbedError::WrongDims {
+                source_name: self.describe(),
                 got,
                 expected,
-            })
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -322,6 +302,10 @@ impl OpenAiEmbedder {
 }
 
 impl Embedder for OpenAiEmbedder {
+    fn describe(&self) -> String {
+        format!("{} (model {})", self.shown_endpoint, self.model)
+    }
+
     fn id(&self) -> EmbedderId {
         EmbedderId {
             kind: "openai".into(),
