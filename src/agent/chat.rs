@@ -131,6 +131,35 @@ fn system_prompt(hub: &Hub, thread: &str, now: Timestamp, sources: &Sources) -> 
     Ok(s)
 }
 
+/// How a turn reaches the hub and the search index: only while it reads or
+/// writes, never while the model streams, so a TUI can keep committing
+/// other changes while an answer arrives.
+pub trait HubAccess {
+    fn with<R>(&self, f: impl FnOnce(&mut Hub, Option<&SearchIndex>) -> R) -> R;
+}
+
+/// A hub (and index) owned by the caller for the whole turn: the CLI.
+pub struct Direct<'a> {
+    hub: std::cell::RefCell<&'a mut Hub>,
+    index: Option<&'a SearchIndex>,
+}
+
+impl<'a> Direct<'a> {
+    pub fn new(hub: &'a mut Hub, index: Option<&'a SearchIndex>) -> Self {
+        Direct {
+            hub: std::cell::RefCell::new(hub),
+            index,
+        }
+    }
+}
+
+impl HubAccess for Direct<'_> {
+    fn with<R>(&self, f: impl FnOnce(&mut Hub, Option<&SearchIndex>) -> R) -> R {
+        let mut hub = self.hub.borrow_mut();
+        f(&mut hub, self.index)
+    }
+}
+
 /// Answers the latest message in `thread` (the caller posted it) and posts
 /// the answer. Cancelling `cancel` stops the answer at once; nothing is
 /// posted then.
@@ -142,37 +171,19 @@ pub fn answer(
     cancel: &CancellationToken,
     on_event: &mut dyn FnMut(ChatEvent),
 ) -> Result<Turn> {
-    let now = Timestamp::now();
-    let history = hub.thread_messages(thread)?;
-    let question = history
-        .last()
-        .map(|m| m.body.clone())
-        .context("the thread has no message to answer")?;
+    answer_with(&Direct::new(hub, index), provider, thread, cancel, on_event)
+}
 
-    let mut sources = Sources::default();
-    if let Some(index) = index {
-        let q = Query {
-            text: question.clone(),
-            kinds: vec![DocKind::Kb, DocKind::Brief],
-            limit: GROUNDING,
-            ..Query::default()
-        };
-        if let Ok((passages, _)) = index.retrieve(hub.replica(), &q) {
-            for p in passages {
-                sources.add(Source {
-                    kind: p.kind,
-                    id: p.id,
-                    title: p.title,
-                    text: p.text,
-                });
-            }
-        }
-    }
-    let mut messages = vec![ChatMessage::system(system_prompt(
-        hub, thread, now, &sources,
-    )?)];
-    let start = history.len().saturating_sub(HISTORY);
-    messages.extend(history[start..].iter().map(history_message));
+/// [`answer`], reaching the hub through `access`.
+pub fn answer_with(
+    access: &impl HubAccess,
+    provider: &dyn Provider,
+    thread: &str,
+    cancel: &CancellationToken,
+    on_event: &mut dyn FnMut(ChatEvent),
+) -> Result<Turn> {
+    let now = Timestamp::now();
+    let (mut messages, mut sources) = access.with(|hub, index| prepare(hub, index, thread, now))?;
 
     let made_by = |model: &str, prompt: &[ChatMessage]| Provenance::Ai {
         provider: provider.name().to_owned(),
@@ -213,16 +224,16 @@ pub fn answer(
             on_event(ChatEvent::ToolStarted {
                 name: call.name.clone(),
             });
-            let outcome = {
+            let outcome = access.with(|hub, index| {
                 let mut ctx = ToolContext {
-                    hub: &mut *hub,
+                    hub,
                     index,
                     sources: &mut sources,
                     now,
                     made_by: provenance.clone(),
                 };
                 tools::run(&mut ctx, call)
-            };
+            });
             on_event(ChatEvent::ToolDone {
                 name: call.name.clone(),
                 summary: outcome.summary(),
@@ -262,7 +273,8 @@ pub fn answer(
         tools: uses,
         body: body.clone(),
     };
-    hub.post_message(thread, message.clone())
+    access
+        .with(|hub, _| hub.post_message(thread, message.clone()))
         .with_context(|| format!("posting the answer to thread {thread}"))?;
     Ok(Turn {
         answer: body,
@@ -270,6 +282,46 @@ pub fn answer(
         proposals,
         model,
     })
+}
+
+/// The conversation to send: the system prompt with the passages retrieved
+/// for the question, then the thread's recent history.
+fn prepare(
+    hub: &mut Hub,
+    index: Option<&SearchIndex>,
+    thread: &str,
+    now: Timestamp,
+) -> Result<(Vec<ChatMessage>, Sources)> {
+    let history = hub.thread_messages(thread)?;
+    let question = history
+        .last()
+        .map(|m| m.body.clone())
+        .context("the thread has no message to answer")?;
+    let mut sources = Sources::default();
+    if let Some(index) = index {
+        let q = Query {
+            text: question,
+            kinds: vec![DocKind::Kb, DocKind::Brief],
+            limit: GROUNDING,
+            ..Query::default()
+        };
+        if let Ok((passages, _)) = index.retrieve(hub.replica(), &q) {
+            for p in passages {
+                sources.add(Source {
+                    kind: p.kind,
+                    id: p.id,
+                    title: p.title,
+                    text: p.text,
+                });
+            }
+        }
+    }
+    let mut messages = vec![ChatMessage::system(system_prompt(
+        hub, thread, now, &sources,
+    )?)];
+    let start = history.len().saturating_sub(HISTORY);
+    messages.extend(history[start..].iter().map(history_message));
+    Ok((messages, sources))
 }
 
 /// Streams one request, forwarding text and retries to the caller.
