@@ -777,3 +777,156 @@ mod global_search {
         assert!(app.popup.is_none());
     }
 }
+
+mod chat_pane {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use spoke::agent::chat::ChatEvent;
+    use spoke::model::asset::Provenance;
+    use spoke::model::thread::{Citation, Message, ToolUse};
+    use spoke::service::threads::ThreadInfo;
+    use spoke::tui::app::{Effect, Popup};
+
+    fn message(author: &str, body: &str, ai: bool) -> Message {
+        Message {
+            author: author.into(),
+            at: NOW.parse().ok(),
+            body: body.into(),
+            citations: if ai {
+                vec![Citation {
+                    kind: "kb".into(),
+                    id: "k-voice#1".into(),
+                    quote: Some("brand-voice.md › Tone of voice".into()),
+                }]
+            } else {
+                Vec::new()
+            },
+            provenance: if ai {
+                Provenance::Ai {
+                    provider: "openai".into(),
+                    model: "smollm2".into(),
+                    prompt_sha256: "0".repeat(64),
+                }
+            } else {
+                Provenance::Human
+            },
+            tools: if ai {
+                vec![ToolUse {
+                    name: "propose_assignment".into(),
+                    arguments: "{}".into(),
+                    summary: "assign @kenji to b-00000001: proposal p-1, waiting for approval"
+                        .into(),
+                    proposal: Some("p-1".into()),
+                }]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn chat_app() -> App {
+        let mut app = app();
+        let effects = app.update(Msg::Action(Action::ShowChat));
+        assert!(matches!(effects.as_slice(), [Effect::LoadChat(None)]));
+        app.update(Msg::ChatData {
+            threads: vec![
+                ThreadInfo {
+                    id: "general".into(),
+                    title: "general".into(),
+                    messages: 2,
+                },
+                ThreadInfo {
+                    id: "brief:b-00000001".into(),
+                    title: "Spring launch hero film".into(),
+                    messages: 0,
+                },
+            ],
+            thread: "general".into(),
+            messages: vec![
+                message("ana", "Who should take the **spring film**?", false),
+                message(
+                    "ana",
+                    "Kenji has the motion skills and time before the deadline [1].",
+                    true,
+                ),
+            ],
+        });
+        app
+    }
+
+    fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+        app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    }
+
+    #[test]
+    fn the_chat_pane_shows_threads_ai_provenance_tools_citations_and_a_streaming_answer() {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let mut app = chat_app();
+        key(&mut app, KeyCode::Char('i'));
+        for c in "and the deck?".chars() {
+            key(&mut app, KeyCode::Char(c));
+        }
+        let effects = key(&mut app, KeyCode::Enter);
+        match effects.as_slice() {
+            [Effect::ChatSend { thread, text, .. }] => {
+                assert_eq!(
+                    (thread.as_str(), text.as_str()),
+                    ("general", "and the deck?")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        app.update(Msg::ChatStream(ChatEvent::ToolStarted {
+            name: "search_knowledge".into(),
+        }));
+        app.update(Msg::ChatStream(ChatEvent::Text(
+            "The deck goes to *priya*".into(),
+        )));
+        let terminal = render(&mut app, &theme, 110, 30);
+        let text = terminal.backend().to_string();
+        assert!(text.contains("AI · openai/smollm2"), "{text}");
+        assert!(text.contains("[1] kb k-voice#1"));
+        assert!(text.contains("▸ propose_assignment"));
+        assert!(text.contains("answering (esc cancels)"));
+        insta::assert_snapshot!("chat_streaming_110x30", terminal.backend());
+
+        // Esc leaves the input; Esc again cancels the answer.
+        key(&mut app, KeyCode::Esc);
+        assert!(!app.chat.composing);
+        let effects = key(&mut app, KeyCode::Esc);
+        assert!(
+            matches!(effects.as_slice(), [Effect::CancelAnswer]),
+            "{effects:?}"
+        );
+        let effects = app.update(Msg::ChatDone {
+            thread: "general".into(),
+            error: Some("the answer was cancelled".into()),
+        });
+        assert!(app.chat.streaming.is_none());
+        assert_eq!(app.chat.notice.as_deref(), Some("the answer was cancelled"));
+        assert!(matches!(effects.as_slice(), [Effect::LoadChat(Some(t))] if t == "general"));
+    }
+
+    #[test]
+    fn a_citation_opens_its_source_and_threads_switch_with_the_cursor() {
+        let mut app = chat_app();
+        key(&mut app, KeyCode::Char('f'));
+        assert!(matches!(&app.popup, Some(Popup::Picker { choices, .. }) if choices.len() == 1));
+        let effects = key(&mut app, KeyCode::Enter);
+        assert!(
+            matches!(effects.as_slice(), [Effect::OpenSource { kind, id }] if kind == "kb" && id == "k-voice#1"),
+            "{effects:?}"
+        );
+        app.update(Msg::Source {
+            title: "brand-voice.md › Tone of voice".into(),
+            text: "Warm and plain.".into(),
+        });
+        assert!(matches!(&app.popup, Some(Popup::Reader(r)) if r.text == "Warm and plain."));
+        key(&mut app, KeyCode::Esc);
+        let effects = key(&mut app, KeyCode::Char('j'));
+        assert!(
+            matches!(effects.as_slice(), [Effect::LoadChat(Some(t))] if t == "brief:b-00000001"),
+            "{effects:?}"
+        );
+    }
+}

@@ -270,6 +270,7 @@ impl Ctx {
             sync,
             graphics: crate::tui::run::Graphics::parse(&self.graphics)?,
             search: self.config.search.clone(),
+            agent: self.config.agent.clone(),
         })
     }
 

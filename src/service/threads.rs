@@ -50,3 +50,43 @@ pub fn human_message(body: &str) -> MessageBody {
         tools: Vec::new(),
     }
 }
+
+/// A thread with messages, as a list shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ThreadInfo {
+    pub id: String,
+    /// `general`, or the brief's title.
+    pub title: String,
+    pub messages: usize,
+}
+
+impl Hub {
+    /// The hub-wide thread first, then every thread that has messages.
+    pub fn threads(&self) -> Result<Vec<ThreadInfo>> {
+        let mut out = vec![ThreadInfo {
+            id: GENERAL_THREAD.to_owned(),
+            title: GENERAL_THREAD.to_owned(),
+            messages: self.thread_messages(GENERAL_THREAD)?.len(),
+        }];
+        for id in self.replica.item_entity_ids(EntityKind::Thread)? {
+            if id == GENERAL_THREAD {
+                continue;
+            }
+            let title = match id.strip_prefix("brief:") {
+                Some(b) => self
+                    .replica
+                    .record(&EntityRef::new(EntityKind::Brief, b))?
+                    .and_then(|r| r.string("title"))
+                    .unwrap_or_else(|| id.clone()),
+                None => id.clone(),
+            };
+            let messages = self.thread_messages(&id)?.len();
+            out.push(ThreadInfo {
+                id,
+                title,
+                messages,
+            });
+        }
+        Ok(out)
+    }
+}

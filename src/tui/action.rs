@@ -128,6 +128,8 @@ actions! {
     Reject => "reject", "Reject (asks for a comment)";
     Revoke => "revoke", "Withdraw my decision while the request is open";
     Search => "search", "Search briefs, comments, chat, assets and knowledge";
+    Compose => "compose", "Write a message to the team and the agent";
+    FollowCitation => "follow_citation", "Open a source the agent cited";
 }
 
 impl fmt::Display for Action {

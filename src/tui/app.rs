@@ -63,6 +63,22 @@ pub enum Effect {
         seq: u64,
         text: String,
     },
+    /// Load the chat threads and a thread's messages (`None`: the current one).
+    LoadChat(Option<String>),
+    /// Post a message; a slash command is answered at once, anything else by the agent.
+    ChatSend {
+        thread: String,
+        text: String,
+        /// Who the hub says is online, for `/who`.
+        online: Vec<String>,
+    },
+    /// Stop the answer being streamed.
+    CancelAnswer,
+    /// Read a cited source (a knowledge chunk, a message) to show it.
+    OpenSource {
+        kind: String,
+        id: String,
+    },
     Quit,
 }
 
@@ -89,6 +105,26 @@ pub enum Msg {
         sha: String,
         image: Result<image::DynamicImage, String>,
     },
+    /// Chat threads and the open thread's messages.
+    ChatData {
+        threads: Vec<super::chat::ThreadSummary>,
+        thread: String,
+        messages: Vec<Message>,
+    },
+    /// Part of an answer arriving.
+    ChatStream(crate::agent::chat::ChatEvent),
+    /// The answer finished (or failed, or was cancelled).
+    ChatDone {
+        thread: String,
+        error: Option<String>,
+    },
+    /// A slash command's reply, or why a message got no answer.
+    ChatNotice(String),
+    /// A cited source to show in full.
+    Source {
+        title: String,
+        text: String,
+    },
     /// Results of [`Effect::Search`]: hits and warnings, or an error.
     SearchResults {
         seq: u64,
@@ -102,6 +138,8 @@ pub enum Pick {
     Status,
     Priority,
     Assign,
+    /// A source the agent cited: `kind|id`.
+    Citation,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +264,7 @@ pub struct App {
     pub preview_note: Option<String>,
     /// Decoded thumbnails by blob, so returning to an asset is instant.
     pub thumbs: std::collections::HashMap<String, image::DynamicImage>,
+    pub chat: super::chat::ChatState,
 }
 
 impl App {
@@ -254,6 +293,7 @@ impl App {
             preview_prev: None,
             preview_note: None,
             thumbs: Default::default(),
+            chat: Default::default(),
         }
     }
 
@@ -321,6 +361,43 @@ impl App {
                 Vec::new()
             }
             Msg::Resize => Vec::new(),
+            Msg::ChatData {
+                threads,
+                thread,
+                messages,
+            } => {
+                self.chat.threads = threads;
+                self.chat.select(&thread);
+                if self.chat.thread() == thread {
+                    self.chat.messages = messages;
+                    self.chat.loaded = Some(thread);
+                }
+                Vec::new()
+            }
+            Msg::ChatStream(event) => {
+                self.chat.on_stream(event);
+                Vec::new()
+            }
+            Msg::ChatDone { thread, error } => {
+                self.chat.streaming = None;
+                if let Some(e) = error {
+                    self.chat.notice = Some(e);
+                }
+                vec![Effect::LoadChat(Some(thread))]
+            }
+            Msg::ChatNotice(text) => {
+                self.chat.notice = Some(text);
+                self.chat.streaming = None;
+                vec![Effect::LoadChat(Some(self.chat.thread().to_owned()))]
+            }
+            Msg::Source { title, text } => {
+                self.popup = Some(Popup::Reader(Reader {
+                    title,
+                    text,
+                    scroll: 0,
+                }));
+                Vec::new()
+            }
             Msg::SearchResults { seq, text, outcome } => {
                 if let Some(Popup::Search(state)) = &mut self.popup {
                     state.on_results(seq, text, outcome);
@@ -347,7 +424,7 @@ impl App {
 
     /// Goes to a search result: a brief (or the brief a comment is on) in
     /// the queue, an asset in the browser; knowledge and chat in a reader.
-    fn open_hit(&mut self, hit: Hit) -> Vec<Effect> {
+    pub(super) fn open_hit(&mut self, hit: Hit) -> Vec<Effect> {
         match hit.kind {
             DocKind::Brief | DocKind::Comment => {
                 let Some(brief) = hit.brief.clone() else {
@@ -423,6 +500,9 @@ impl App {
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if self.pane == Pane::Chat && self.chat.composing && self.popup.is_none() {
+            return self.on_compose_key(key);
+        }
         if matches!(self.popup, Some(Popup::Search(_))) {
             return self.on_search_key(key);
         }
@@ -1007,6 +1087,11 @@ impl App {
         {
             return effects;
         }
+        if self.pane == Pane::Chat
+            && let Some(effects) = self.on_chat_action(action)
+        {
+            return effects;
+        }
         let before = self.queue.selected().map(|b| b.id.clone());
         let effects = match action {
             Action::Quit => {
@@ -1043,7 +1128,7 @@ impl App {
                 self.show(Pane::Assets);
                 self.preview_effect()
             }
-            Action::ShowChat => self.show(Pane::Chat),
+            Action::ShowChat => self.show_chat(),
             Action::ShowApprovals => {
                 self.show(Pane::Approvals);
                 self.preview_effect()
@@ -1192,6 +1277,10 @@ impl App {
                 ));
                 Vec::new()
             }
+            Action::Compose | Action::FollowCitation => {
+                self.message = Some((Level::Info, "this works in the Chat pane (3)".into()));
+                Vec::new()
+            }
         };
         let mut effects = effects;
         if self.pane == Pane::Briefs {
@@ -1254,6 +1343,8 @@ impl App {
                 })
                 .collect(),
             Pick::Assign => self.assign_choices(),
+            // Built by the chat pane, never from the queue.
+            Pick::Citation => return Vec::new(),
         };
         // Start on the likely choice: the current priority, the next status.
         let selected = match pick {
@@ -1264,7 +1355,7 @@ impl App {
             Pick::Status => forward_status(first.status)
                 .and_then(|next| choices.iter().position(|c| c.value == next.as_str()))
                 .unwrap_or(0),
-            Pick::Assign => 0,
+            Pick::Assign | Pick::Citation => 0,
         };
         self.popup = Some(Popup::Picker {
             pick,
@@ -1318,6 +1409,9 @@ impl App {
     }
 
     fn apply_pick(&mut self, pick: Pick, value: &str) -> Vec<Effect> {
+        if pick == Pick::Citation {
+            return self.follow_citation(value);
+        }
         let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
         let mut forward = Vec::new();
         let mut inverse = Vec::new();
@@ -1386,6 +1480,7 @@ impl App {
                 }
                 label = format!("{} assigned to @{value}", count_label(forward.len()));
             }
+            Pick::Citation => return Vec::new(),
         }
         self.finish(label, forward, inverse, refused)
     }

@@ -2,7 +2,9 @@
 //! `App::update` -> effects run as tasks posting messages back -> pure `draw`.
 
 pub mod action;
+mod agent_worker;
 pub mod app;
+pub mod chat;
 pub mod keymap;
 pub mod queue;
 pub mod run;

@@ -2,6 +2,7 @@
 //! SIGTERM), read keys on their own thread, run replica work and sync off
 //! the render loop, and draw when something changed.
 
+use super::agent_worker::{ChatWorker, Shared, lock};
 use super::app::{App, Effect, Msg, Snapshot};
 use super::keymap::Keymap;
 use super::theme::{ColorDepth, Theme};
@@ -17,7 +18,7 @@ use jiff::Timestamp;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 /// What the TUI needs to start.
@@ -35,6 +36,8 @@ pub struct TuiOptions {
     pub graphics: Graphics,
     /// The embedder behind global search.
     pub search: crate::config::SearchConfig,
+    /// The agent's model, if configured.
+    pub agent: Option<crate::config::AgentConfig>,
 }
 
 /// `--graphics`: how previews are drawn.
@@ -211,6 +214,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
         opts.home.clone(),
         opts.fallback_zone.clone(),
         opts.search.clone(),
+        opts.agent.clone(),
         tx.clone(),
     )?;
     spawn_signals(tx.clone());
@@ -278,13 +282,14 @@ fn spawn_worker(
     home: PathBuf,
     zone: Option<String>,
     search: crate::config::SearchConfig,
+    agent: Option<crate::config::AgentConfig>,
     tx: mpsc::Sender<Msg>,
 ) -> Result<mpsc::Sender<Effect>> {
     let (etx, erx) = mpsc::channel::<Effect>();
     std::thread::Builder::new()
         .name("replica".into())
         .spawn(move || {
-            let mut hub = match Hub::open(&home, zone.as_deref()) {
+            let hub = match Hub::open(&home, zone.as_deref()) {
                 Ok(h) => h,
                 Err(e) => {
                     let _ = tx.send(Msg::Committed {
@@ -295,15 +300,34 @@ fn spawn_worker(
                 }
             };
             let mut seen = fingerprint(&hub);
-            // Opened on the first search: the replica is already open here,
-            // and a process may hold a redb file only once.
-            let mut index: Option<crate::search::index::SearchIndex> = None;
+            // The index is opened on the first search or question: the
+            // replica is already open here, and a process may hold a redb
+            // file only once, so the agent shares this hub.
+            let shared = Shared {
+                hub: Arc::new(Mutex::new(hub)),
+                index: Arc::new(Mutex::new(None)),
+            };
+            let mut chat = ChatWorker::new(shared.clone(), search, agent);
             loop {
                 let effect = match erx.recv_timeout(Duration::from_millis(300)) {
                     Ok(e) => Some(e),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 };
+                if let Some(
+                    e @ (Effect::LoadChat(_)
+                    | Effect::ChatSend { .. }
+                    | Effect::CancelAnswer
+                    | Effect::OpenSource { .. }),
+                ) = effect
+                {
+                    if !chat.handle(e, &tx) {
+                        return;
+                    }
+                    continue;
+                }
+                let mut guard = lock(&shared.hub);
+                let hub: &mut Hub = &mut guard;
                 let mut reload = false;
                 match effect {
                     Some(Effect::Commit { label, changes }) => {
@@ -314,7 +338,7 @@ fn spawn_worker(
                         }
                     }
                     Some(Effect::LoadThread(brief)) => {
-                        let messages = load_thread(&hub, &brief);
+                        let messages = load_thread(hub, &brief);
                         if tx.send(Msg::Thread { brief, messages }).is_err() {
                             return;
                         }
@@ -346,17 +370,24 @@ fn spawn_worker(
                         }
                     }
                     Some(Effect::Search { seq, text }) => {
-                        let outcome = run_search(&hub, &search, &mut index, &text);
+                        let outcome = run_search(hub, &chat, &text);
                         if tx.send(Msg::SearchResults { seq, text, outcome }).is_err() {
                             return;
                         }
                     }
                     // Decoded on their own threads, never here.
                     Some(Effect::LoadPreview(_)) => {}
+                    // Handled above.
+                    Some(
+                        Effect::LoadChat(_)
+                        | Effect::ChatSend { .. }
+                        | Effect::CancelAnswer
+                        | Effect::OpenSource { .. },
+                    ) => {}
                     Some(Effect::Quit) => return,
                     None => {}
                 }
-                let mut now = fingerprint(&hub);
+                let mut now = fingerprint(hub);
                 if reload || now != seen {
                     // New decisions may have closed requests whose effects are due.
                     if let Err(e) = hub.reconcile_approvals() {
@@ -365,9 +396,9 @@ fn spawn_worker(
                             error: Some(format!("{e:#}")),
                         });
                     }
-                    now = fingerprint(&hub);
+                    now = fingerprint(hub);
                     seen = now;
-                    match snapshot(&hub) {
+                    match snapshot(hub) {
                         Ok(s) => {
                             if tx.send(Msg::Data(Box::new(s))).is_err() {
                                 return;
@@ -390,20 +421,14 @@ fn spawn_worker(
 /// embedder is a warning: the index as it was still answers.
 fn run_search(
     hub: &Hub,
-    cfg: &crate::config::SearchConfig,
-    index: &mut Option<crate::search::index::SearchIndex>,
+    chat: &ChatWorker,
     text: &str,
 ) -> Result<(Vec<crate::search::index::Hit>, Vec<String>), String> {
-    if index.is_none() {
-        *index = Some(hub.open_search(cfg).map_err(|e| format!("{e:#}"))?);
-    }
-    let Some(ix) = index.as_mut() else {
+    let mut warnings = chat.shared.refresh_index(hub, &chat.search)?;
+    let index = lock(&chat.shared.index);
+    let Some(ix) = index.as_ref() else {
         return Err("the search index is not open".into());
     };
-    let mut warnings = Vec::new();
-    if let Err(e) = hub.refresh_search(ix, &mut |_, _| {}) {
-        warnings.push(format!("{e:#}; searching the index as it was"));
-    }
     let q = crate::search::index::Query {
         text: text.to_owned(),
         limit: 20,

@@ -31,13 +31,7 @@ pub fn draw(app: &mut App, theme: &Theme, frame: &mut Frame) {
         Pane::Briefs => draw_briefs(app, theme, frame, body),
         Pane::Team => draw_team(app, theme, frame, body),
         Pane::Assets => draw_assets(app, theme, frame, body),
-        Pane::Chat => draw_placeholder(
-            theme,
-            frame,
-            body,
-            "Chat",
-            "The agent chat is not in this build yet.",
-        ),
+        Pane::Chat => super::chat::draw(&app.chat, theme, frame, body),
         Pane::Approvals => draw_approvals(app, theme, frame, body),
     }
     draw_hint(app, theme, frame, hint);
@@ -56,18 +50,6 @@ fn draw_tabs(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(format!(" {} {} ", i + 1, pane.title()), style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-fn draw_placeholder(theme: &Theme, frame: &mut Frame, area: Rect, title: &str, text: &str) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("ui.border"))
-        .title(Span::styled(format!(" {title} "), theme.style("ui.title")));
-    let p = Paragraph::new(text)
-        .style(theme.style("ui.text.dim"))
-        .block(block)
-        .wrap(Wrap { trim: true });
-    frame.render_widget(p, area);
 }
 
 /// Inline Markdown: `**bold**`, `*italic*` or `_italic_`, `` `code` ``; a
@@ -1336,6 +1318,7 @@ fn draw_popup(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
                 Pick::Status => "Set status",
                 Pick::Priority => "Set priority",
                 Pick::Assign => "Assign to (local time · load · zone)",
+                Pick::Citation => "Sources the agent cited",
             };
             let area = centered(body, 70, (choices.len() as u16 + 2).min(body.height));
             let lines: Vec<Line> = choices

@@ -272,6 +272,14 @@ impl Dialect for ChatCompletionsStream {
     ) -> Result<bool, StreamFault> {
         let data = event.data.trim();
         if data == "[DONE]" {
+            // Every complete answer says why it stopped. llama-cpp-python
+            // ends an answer early with a bare [DONE] when another request
+            // interrupts it.
+            if self.finish_reason.is_none() {
+                return Err(StreamFault::Cut(
+                    "the server ended the answer without a finish_reason".to_owned(),
+                ));
+            }
             return Ok(true);
         }
         if data.is_empty() {

@@ -8,7 +8,7 @@
 
 use super::{Completion, ProviderError, ProviderSettings, StreamEvent};
 use crate::http::{self, backoff_with_jitter, error_chain};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -41,6 +41,8 @@ pub(super) trait Dialect {
 pub(super) enum StreamFault {
     /// Something that does not follow the dialect, described.
     Malformed(String),
+    /// The server ended the answer before it was complete, described.
+    Cut(String),
     /// An error the server reported inside the stream, with the HTTP status
     /// it stands for when that is known.
     Server {
@@ -64,8 +66,8 @@ pub(super) struct Transport {
 }
 
 impl Transport {
-    /// Checks the settings and sets up `{url}/{path}` with the dialect's
-    /// extra `headers`. No request is made.
+    /// Checks the settings and sets up `{url}/{path}`, sending the dialect's
+    /// `extra_headers` with every request. No request is made.
     pub(super) fn new(
         settings: &ProviderSettings,
         path: &str,
@@ -89,7 +91,7 @@ impl Transport {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| anyhow::anyhow!("starting the runtime for the model client: {e}"))?;
+            .context("starting the runtime for the model client")?;
         Ok(Transport {
             endpoint,
             shown_endpoint,
@@ -253,21 +255,25 @@ impl Transport {
                     return Err(self.cut(error_chain(&e), &dialect));
                 }
                 Some(Err(EventStreamError::Utf8(e))) => {
-                    return Err(self.fault(StreamFault::Malformed(format!(
-                        "the stream is not UTF-8 ({e})"
-                    ))));
+                    return Err(self.fault(
+                        StreamFault::Malformed(format!("the stream is not UTF-8 ({e})")),
+                        "",
+                    ));
                 }
                 Some(Err(EventStreamError::Parser(e))) => {
-                    return Err(self.fault(StreamFault::Malformed(format!(
-                        "the stream is not server-sent events ({e})"
-                    ))));
+                    return Err(self.fault(
+                        StreamFault::Malformed(format!(
+                            "the stream is not server-sent events ({e})"
+                        )),
+                        "",
+                    ));
                 }
                 Some(Ok(event)) => event,
             };
             match dialect.take(&event, emit) {
                 Ok(false) => {}
-                Ok(true) => return dialect.finish().map_err(|fault| self.fault(fault)),
-                Err(fault) => return Err(self.fault(fault)),
+                Ok(true) => return dialect.finish().map_err(|fault| self.fault(fault, "")),
+                Err(fault) => return Err(self.fault(fault, dialect.partial_text())),
             }
         }
     }
@@ -313,9 +319,20 @@ impl Transport {
         }
     }
 
-    fn fault(&self, fault: StreamFault) -> Failure {
+    /// What a dialect objected to; `partial` is the answer text so far.
+    fn fault(&self, fault: StreamFault, partial: &str) -> Failure {
         let url = self.shown_endpoint.clone();
         match fault {
+            // Retried only if the caller saw none of it, like any cut.
+            StreamFault::Cut(detail) => Failure {
+                retryable: true,
+                retry_after: None,
+                error: ProviderError::StreamCut {
+                    url,
+                    detail,
+                    partial: partial.to_owned(),
+                },
+            },
             StreamFault::Malformed(detail) => Failure {
                 retryable: false,
                 retry_after: None,

@@ -1,0 +1,222 @@
+//! The TUI's side of chat: the replica worker hands chat effects here. The
+//! hub and the search index are shared behind mutexes so an answer can
+//! stream on its own thread while the worker keeps committing and reloading;
+//! the agent holds the hub only between streams.
+
+use super::app::{Effect, Msg};
+use crate::agent::chat::{self, HubAccess, NO_MODEL};
+use crate::agent::provider::Provider;
+use crate::agent::slash::{self, SlashContext};
+use crate::config::{AgentConfig, SearchConfig};
+use crate::search::index::SearchIndex;
+use crate::service::Hub;
+use crate::service::threads::{GENERAL_THREAD, human_message};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Locks, recovering the data if a thread panicked while holding it.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The hub and its index, shared by the replica worker and the agent.
+#[derive(Clone)]
+pub struct Shared {
+    pub hub: Arc<Mutex<Hub>>,
+    pub index: Arc<Mutex<Option<SearchIndex>>>,
+}
+
+impl HubAccess for Shared {
+    fn with<R>(&self, f: impl FnOnce(&mut Hub, Option<&SearchIndex>) -> R) -> R {
+        // Always the hub first, then the index.
+        let mut hub = lock(&self.hub);
+        let index = lock(&self.index);
+        f(&mut hub, index.as_ref())
+    }
+}
+
+impl Shared {
+    /// Opens the index if needed and catches it up; errors are warnings.
+    pub fn refresh_index(&self, hub: &Hub, cfg: &SearchConfig) -> Result<Vec<String>, String> {
+        let mut index = lock(&self.index);
+        if index.is_none() {
+            *index = Some(hub.open_search(cfg).map_err(|e| format!("{e:#}"))?);
+        }
+        let mut warnings = Vec::new();
+        if let Some(ix) = index.as_mut()
+            && let Err(e) = hub.refresh_search(ix, &mut |_, _| {})
+        {
+            warnings.push(format!("{e:#}; searching the index as it was"));
+        }
+        Ok(warnings)
+    }
+}
+
+/// Chat state the worker keeps between effects.
+pub struct ChatWorker {
+    pub shared: Shared,
+    pub search: SearchConfig,
+    provider: Option<Result<Arc<dyn Provider>, String>>,
+    agent: Option<AgentConfig>,
+    answering: Option<CancellationToken>,
+}
+
+impl ChatWorker {
+    pub fn new(shared: Shared, search: SearchConfig, agent: Option<AgentConfig>) -> Self {
+        ChatWorker {
+            shared,
+            search,
+            provider: None,
+            agent,
+            answering: None,
+        }
+    }
+
+    fn provider(&mut self) -> Option<Result<Arc<dyn Provider>, String>> {
+        let cfg = self.agent.as_ref()?;
+        if self.provider.is_none() {
+            self.provider = Some(
+                chat::provider_from_config(cfg)
+                    .map(Arc::from)
+                    .map_err(|e| format!("{e:#}")),
+            );
+        }
+        self.provider.clone()
+    }
+
+    /// Handles a chat effect; returns false when the UI has gone.
+    pub fn handle(&mut self, effect: Effect, tx: &mpsc::Sender<Msg>) -> bool {
+        match effect {
+            Effect::LoadChat(thread) => send_chat_data(&self.shared, thread.as_deref(), tx),
+            Effect::CancelAnswer => {
+                if let Some(token) = &self.answering {
+                    token.cancel();
+                }
+                true
+            }
+            Effect::OpenSource { kind, id } => {
+                let hub = lock(&self.shared.hub);
+                let msg = match read_source(&hub, &kind, &id) {
+                    Ok((title, text)) => Msg::Source { title, text },
+                    Err(e) => Msg::ChatNotice(format!("cannot open {kind} {id}: {e:#}")),
+                };
+                tx.send(msg).is_ok()
+            }
+            Effect::ChatSend {
+                thread,
+                text,
+                online,
+            } => self.send(thread, text, tx, online),
+            _ => true,
+        }
+    }
+
+    fn send(
+        &mut self,
+        thread: String,
+        text: String,
+        tx: &mpsc::Sender<Msg>,
+        online: Vec<String>,
+    ) -> bool {
+        if slash::is_command(&text) {
+            let reply = {
+                let mut hub = lock(&self.shared.hub);
+                let _ = self.shared.refresh_index(&hub, &self.search);
+                let index = lock(&self.shared.index);
+                let online: std::collections::BTreeSet<String> = online.into_iter().collect();
+                slash::run(
+                    &mut hub,
+                    &SlashContext {
+                        index: index.as_ref(),
+                        thread: &thread,
+                        online: Some(&online),
+                        now: jiff::Timestamp::now(),
+                    },
+                    &text,
+                )
+            };
+            let notice = reply.unwrap_or_else(|e| format!("{e:#}"));
+            return tx.send(Msg::ChatNotice(notice)).is_ok();
+        }
+        let provider = match self.provider() {
+            None => return tx.send(Msg::ChatNotice(NO_MODEL.to_owned())).is_ok(),
+            Some(Err(e)) => {
+                return tx
+                    .send(Msg::ChatNotice(format!(
+                        "the agent's model is misconfigured: {e}"
+                    )))
+                    .is_ok();
+            }
+            Some(Ok(p)) => p,
+        };
+        {
+            let mut hub = lock(&self.shared.hub);
+            if let Err(e) = hub.post_message(&thread, human_message(&text)) {
+                return tx.send(Msg::ChatNotice(format!("{e:#}"))).is_ok();
+            }
+            if let Err(e) = self.shared.refresh_index(&hub, &self.search) {
+                let _ = tx.send(Msg::ChatStream(chat::ChatEvent::Retrying {
+                    wait_ms: 0,
+                    error: format!("answering without search: {e}"),
+                }));
+            }
+        }
+        if !send_chat_data(&self.shared, Some(&thread), tx) {
+            return false;
+        }
+        let cancel = CancellationToken::new();
+        self.answering = Some(cancel.clone());
+        let shared = self.shared.clone();
+        let done = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("agent".into())
+            .spawn(move || {
+                let events = done.clone();
+                let outcome =
+                    chat::answer_with(&shared, provider.as_ref(), &thread, &cancel, &mut |e| {
+                        let _ = events.send(Msg::ChatStream(e));
+                    });
+                let error = outcome.err().map(|e| format!("{e:#}"));
+                let _ = done.send(Msg::ChatDone { thread, error });
+            });
+        if let Err(e) = spawned {
+            return tx
+                .send(Msg::ChatNotice(format!("could not start the agent: {e}")))
+                .is_ok();
+        }
+        true
+    }
+}
+
+/// The thread list and one thread's messages (the hub-wide one by default).
+fn send_chat_data(shared: &Shared, thread: Option<&str>, tx: &mpsc::Sender<Msg>) -> bool {
+    let hub = lock(&shared.hub);
+    let thread = thread.unwrap_or(GENERAL_THREAD).to_owned();
+    let msg = match (hub.threads(), hub.thread_messages(&thread)) {
+        (Ok(threads), Ok(messages)) => Msg::ChatData {
+            threads,
+            thread,
+            messages,
+        },
+        (Err(e), _) | (_, Err(e)) => Msg::ChatNotice(format!("reading the chat: {e:#}")),
+    };
+    tx.send(msg).is_ok()
+}
+
+/// A cited source's title and full text.
+fn read_source(hub: &Hub, kind: &str, id: &str) -> anyhow::Result<(String, String)> {
+    match kind {
+        "kb" => {
+            let (doc, n) = id.split_once('#').unwrap_or((id, "0"));
+            let doc = hub.knowledge_doc(doc)?;
+            let n: u32 = n.parse().unwrap_or(0);
+            let chunk = doc
+                .chunks
+                .iter()
+                .find(|c| c.n == n)
+                .ok_or_else(|| anyhow::anyhow!("{} has no chunk {n}", doc.id))?;
+            Ok((chunk.location(&doc.title), chunk.text.clone()))
+        }
+        _ => Err(anyhow::anyhow!("no reader for {kind} sources")),
+    }
+}
