@@ -4,7 +4,6 @@
 //! the intake assistant and the worker; and a forced tool call against the
 //! real llama.cpp server when one is running.
 
-#[allow(dead_code)] // the provider tests use the rest
 mod common_llm;
 
 use common_llm::{FakeModelServer, Part, Reply};

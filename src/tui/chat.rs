@@ -3,11 +3,15 @@
 //! in as Markdown, and a multi-line input. The agent runs on its own thread;
 //! this module holds only state, keys and drawing.
 
+use super::action::{Action, Pane};
+use super::app::{App, Effect, Level, Popup};
 use super::theme::Theme;
 use super::ui::markdown_line;
 use crate::agent::chat::ChatEvent;
 use crate::model::asset::Provenance;
 use crate::model::thread::{Citation, Message};
+use crate::search::docs::DocKind;
+use crate::search::index::Hit;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -323,79 +327,6 @@ pub fn draw(state: &ChatState, theme: &Theme, frame: &mut Frame, area: Rect) {
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
-        KeyEvent::new(code, modifiers)
-    }
-
-    #[test]
-    fn enter_sends_and_alt_enter_or_ctrl_j_break_lines() {
-        let mut s = ChatState {
-            composing: true,
-            ..ChatState::default()
-        };
-        for c in "hi".chars() {
-            s.on_input_key(key(KeyCode::Char(c), KeyModifiers::NONE));
-        }
-        s.on_input_key(key(KeyCode::Enter, KeyModifiers::ALT));
-        s.on_input_key(key(KeyCode::Char('x'), KeyModifiers::NONE));
-        s.on_input_key(key(KeyCode::Char('j'), KeyModifiers::CONTROL));
-        s.on_input_key(key(KeyCode::Char('y'), KeyModifiers::NONE));
-        assert_eq!(
-            s.on_input_key(key(KeyCode::Enter, KeyModifiers::NONE)),
-            InputKey::Send("hi\nx\ny".into())
-        );
-        assert!(s.input.is_empty());
-        assert_eq!(
-            s.on_input_key(key(KeyCode::Enter, KeyModifiers::NONE)),
-            InputKey::Stay,
-            "nothing to send"
-        );
-        assert_eq!(
-            s.on_input_key(key(KeyCode::Esc, KeyModifiers::NONE)),
-            InputKey::Leave
-        );
-        assert!(!s.composing);
-    }
-
-    #[test]
-    fn streamed_events_build_the_answer_and_fold_tools() {
-        let mut s = ChatState {
-            streaming: Some(Streaming {
-                thread: "general".into(),
-                ..Streaming::default()
-            }),
-            ..ChatState::default()
-        };
-        s.on_stream(ChatEvent::Text("Hel".into()));
-        s.on_stream(ChatEvent::ToolStarted {
-            name: "search_knowledge".into(),
-        });
-        s.on_stream(ChatEvent::ToolDone {
-            name: "search_knowledge".into(),
-            summary: "3 knowledge passages".into(),
-        });
-        s.on_stream(ChatEvent::Text("lo".into()));
-        let st = s.streaming.expect("streaming");
-        assert_eq!(st.text, "Hello");
-        assert_eq!(
-            st.tools,
-            vec![(
-                "search_knowledge".to_owned(),
-                "3 knowledge passages".to_owned()
-            )]
-        );
-    }
-}
-
-use super::action::{Action, Pane};
-use super::app::{App, Effect, Level, Popup};
-use crate::search::docs::DocKind;
-use crate::search::index::Hit;
-
 impl App {
     /// Actions that mean something else in the chat pane.
     pub(super) fn on_chat_action(&mut self, action: Action) -> Option<Vec<Effect>> {
@@ -509,5 +440,73 @@ impl App {
     pub(super) fn show_chat(&mut self) -> Vec<Effect> {
         self.pane = Pane::Chat;
         vec![Effect::LoadChat(None)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn enter_sends_and_alt_enter_or_ctrl_j_break_lines() {
+        let mut s = ChatState {
+            composing: true,
+            ..ChatState::default()
+        };
+        for c in "hi".chars() {
+            s.on_input_key(key(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        s.on_input_key(key(KeyCode::Enter, KeyModifiers::ALT));
+        s.on_input_key(key(KeyCode::Char('x'), KeyModifiers::NONE));
+        s.on_input_key(key(KeyCode::Char('j'), KeyModifiers::CONTROL));
+        s.on_input_key(key(KeyCode::Char('y'), KeyModifiers::NONE));
+        assert_eq!(
+            s.on_input_key(key(KeyCode::Enter, KeyModifiers::NONE)),
+            InputKey::Send("hi\nx\ny".into())
+        );
+        assert!(s.input.is_empty());
+        assert_eq!(
+            s.on_input_key(key(KeyCode::Enter, KeyModifiers::NONE)),
+            InputKey::Stay,
+            "nothing to send"
+        );
+        assert_eq!(
+            s.on_input_key(key(KeyCode::Esc, KeyModifiers::NONE)),
+            InputKey::Leave
+        );
+        assert!(!s.composing);
+    }
+
+    #[test]
+    fn streamed_events_build_the_answer_and_fold_tools() {
+        let mut s = ChatState {
+            streaming: Some(Streaming {
+                thread: "general".into(),
+                ..Streaming::default()
+            }),
+            ..ChatState::default()
+        };
+        s.on_stream(ChatEvent::Text("Hel".into()));
+        s.on_stream(ChatEvent::ToolStarted {
+            name: "search_knowledge".into(),
+        });
+        s.on_stream(ChatEvent::ToolDone {
+            name: "search_knowledge".into(),
+            summary: "3 knowledge passages".into(),
+        });
+        s.on_stream(ChatEvent::Text("lo".into()));
+        let st = s.streaming.expect("streaming");
+        assert_eq!(st.text, "Hello");
+        assert_eq!(
+            st.tools,
+            vec![(
+                "search_knowledge".to_owned(),
+                "3 knowledge passages".to_owned()
+            )]
+        );
     }
 }
