@@ -523,22 +523,35 @@ fn wrong_dimensions_are_rejected() {
 }
 
 #[test]
-fn dimensions_learned_from_the_first_answer_are_enforced_later() {
-    // The "model" changes under us: 4 dims at first, 5 afterwards.
+fn an_unconfigured_embedder_never_learns_a_length_from_one_answer() {
+    // The "model" changes under us: 4 dims at first, 5 afterwards. Without
+    // a configured length the embedder passes both on; the index, which
+    // knows the length it was built with, is the one that refuses (a wrong
+    // first answer must never become the rule).
     let server = FakeServer::start(|n, _| {
         let len = if n == 0 { 4 } else { 5 };
         Reply::ok(openai_answer(vec![(0, vec![1.0; len])]))
     });
     let embedder = OpenAiEmbedder::new(&config(&server)).unwrap();
+    assert_eq!(
+        embedder.embed(&["first"], Purpose::Passage).unwrap()[0].len(),
+        4
+    );
+    assert_eq!(
+        embedder.embed(&["second"], Purpose::Passage).unwrap()[0].len(),
+        5
+    );
+    assert_eq!(embedder.id().dims, 0);
 
-    embedder.embed(&["first"], Purpose::Passage).unwrap();
-    let err = embedder.embed(&["second"], Purpose::Passage).unwrap_err();
-
-    match err {
-        EmbedError::WrongDims { got, expected, .. } => assert_eq!((got, expected), (5, 4)),
-        other => panic!("expected WrongDims, got {other:?}"),
+    let configured = OpenAiEmbedder::new(&OpenAiEmbedConfig {
+        dims: Some(5),
+        ..config(&server)
+    })
+    .unwrap();
+    match configured.embed(&["third"], Purpose::Passage) {
+        Ok(v) => assert_eq!(v[0].len(), 5),
+        Err(e) => panic!("{e}"),
     }
-    assert_eq!(embedder.id().dims, 4);
 }
 
 #[test]
@@ -626,21 +639,14 @@ fn vectors_are_unit_length() {
 }
 
 #[test]
-fn probe_dims_learns_the_length_when_not_configured() {
+fn probe_dims_asks_the_server_only_when_not_configured() {
     let server = FakeServer::start(embed_each(|_| vec![0.2; 5]));
     let embedder = OpenAiEmbedder::new(&config(&server)).unwrap();
-    assert_eq!(embedder.id().dims, 0, "unknown before the server answers");
-
+    assert_eq!(embedder.id().dims, 0, "unknown until the index records it");
     assert_eq!(embedder.probe_dims().unwrap(), 5);
-    assert_eq!(embedder.id().dims, 5);
     assert_eq!(embedder.id().kind, "openai");
     assert_eq!(embedder.id().model, "test-embed");
-    assert_eq!(embedder.probe_dims().unwrap(), 5);
-    assert_eq!(
-        server.requests().len(),
-        1,
-        "a known length is not asked again"
-    );
+    assert_eq!(server.requests().len(), 1);
 
     let configured = OpenAiEmbedder::new(&OpenAiEmbedConfig {
         dims: Some(5),
@@ -648,6 +654,7 @@ fn probe_dims_learns_the_length_when_not_configured() {
     })
     .unwrap();
     assert_eq!(configured.probe_dims().unwrap(), 5);
+    assert_eq!(configured.id().dims, 5);
     assert_eq!(
         server.requests().len(),
         1,
