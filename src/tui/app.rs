@@ -1400,12 +1400,9 @@ impl App {
     }
 
     /// Open briefs assigned to a member.
+    /// Briefs in flight for a member, counted as the assignment scorer counts them.
     pub fn load_of(&self, handle: &str) -> usize {
-        self.data
-            .briefs
-            .iter()
-            .filter(|b| b.status.is_open() && b.assignees.iter().any(|a| a == handle))
-            .count()
+        crate::agent::scorer::load_of(handle, &self.data.briefs)
     }
 
     fn apply_pick(&mut self, pick: Pick, value: &str) -> Vec<Effect> {
