@@ -1,14 +1,16 @@
 //! Spoke: a terminal-native collaboration hub for distributed creative teams.
 //!
 //! `model` holds the domain and merge rules, `store` the redb replica,
-//! `service` the operations the CLI (and later the TUI) call, `cli` the
-//! command-line front end.
+//! `sync` the relay client, `search` the indexes and the knowledge base,
+//! `agent` the model providers, tools and intake, `service` the operations
+//! the CLI and the TUI call, `cli` and `tui` the two front ends.
 
 pub mod agent;
 pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod interrupt;
 pub(crate) mod http;
 pub mod model;
 pub mod search;

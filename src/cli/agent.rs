@@ -92,22 +92,7 @@ fn search_index(ctx: &Ctx, hub: &Hub) -> Option<SearchIndex> {
 
 /// Cancels `token` on Ctrl-C (and SIGTERM) while a command runs.
 fn cancel_on_interrupt(token: CancellationToken) {
-    let _ = std::thread::Builder::new()
-        .name("interrupt".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                tokio::select! {
-                    _ = spoke_relay::server::shutdown_signal() => token.cancel(),
-                    _ = token.cancelled() => {}
-                }
-            });
-        });
+    crate::interrupt::on_interrupt("interrupt", move || token.cancel());
 }
 
 pub fn chat(ctx: &Ctx, cmd: ChatCommand) -> Result<()> {

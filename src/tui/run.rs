@@ -475,18 +475,9 @@ fn spawn_input(tx: mpsc::Sender<Msg>) {
 
 /// SIGTERM and SIGINT quit cleanly (the guard restores the terminal).
 fn spawn_signals(tx: mpsc::Sender<Msg>) {
-    let _ = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(spoke_relay::server::shutdown_signal());
-            let _ = tx.send(Msg::Action(super::Action::Quit));
-        });
+    crate::interrupt::on_interrupt("signals", move || {
+        let _ = tx.send(Msg::Action(super::Action::Quit));
+    });
 }
 
 /// A background `sync --watch` for the replica; stops when told. Other
