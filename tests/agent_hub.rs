@@ -1,0 +1,195 @@
+//! `spoke agent run` as a real member of a hub: a lead and the agent each
+//! join a relay on loopback with their own token and home; the agent's pass
+//! puts intake questions and an assignment proposal on the hub, and the lead
+//! sees them after a sync, with nothing applied until a lead decides.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn spoke(home: &Path, args: &[&str]) -> Output {
+    let config = home.with_extension("toml");
+    if !config.exists() {
+        std::fs::write(&config, "").expect("config");
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoke"));
+    for var in [
+        "SPOKE_HOME",
+        "SPOKE_CONFIG",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_BACKTRACE", "0")
+        .arg("--home")
+        .arg(home)
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .output()
+        .expect("run spoke")
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = spoke(home, args);
+    assert!(
+        out.status.success(),
+        "`spoke {}` failed: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(home: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let text = ok(home, &all);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("`spoke {}`: {e}\n{text}", all.join(" ")))
+}
+
+#[test]
+fn the_agent_member_works_new_briefs_and_the_lead_sees_proposals_after_a_sync() {
+    let root = tempfile::tempdir().expect("tmp");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let data = root.path().join("relay");
+    let running = rt
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            spoke_relay::server::start(listener, spoke_relay::relay::RelayConfig::new(data)).await
+        })
+        .expect("relay");
+    let registry = &running.relay.registry;
+    let hub = registry.create_hub("Fieldwork").expect("hub");
+    let (lead_token, _) = registry.issue(&hub.id, "ana", "lead", None).expect("token");
+    let (agent_token, _) = registry
+        .issue(&hub.id, "scout", "agent", None)
+        .expect("token");
+    let url = format!("ws://{}/v1/hubs/{}", running.addr, hub.id);
+
+    let ana = root.path().join("ana");
+    let scout = root.path().join("scout");
+    ok(
+        &ana,
+        &[
+            "hub",
+            "join",
+            &url,
+            "--token",
+            &lead_token,
+            "--tz",
+            "Europe/Lisbon",
+        ],
+    );
+    ok(
+        &scout,
+        &["hub", "join", &url, "--token", &agent_token, "--tz", "UTC"],
+    );
+    ok(
+        &ana,
+        &[
+            "member",
+            "add",
+            "kenji",
+            "--tz",
+            "Asia/Tokyo",
+            "--role",
+            "creative",
+            "--skills",
+            "motion",
+        ],
+    );
+    let open = ok(
+        &ana,
+        &[
+            "brief",
+            "add",
+            "--title",
+            "Podcast cover art",
+            "--requester",
+            "ana",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let ready = ok(
+        &ana,
+        &[
+            "brief",
+            "add",
+            "--title",
+            "Launch reel",
+            "--objective",
+            "Drive trials",
+            "--audience",
+            "Designers",
+            "--key-message",
+            "One hub",
+            "--due",
+            "2027-03-01T17:00",
+            "--deliverable",
+            "instagram-reel:1080x1920",
+        ],
+    )
+    .trim()
+    .to_owned();
+    ok(&ana, &["brief", "status", &ready, "intake"]);
+    ok(&ana, &["brief", "status", &ready, "ready"]);
+    ok(&ana, &["sync"]);
+
+    // One pass of the agent, as its own member.
+    let report = json(&scout, &["agent", "run", "--once"]);
+    let intake: Vec<&str> = report["intake"]
+        .as_array()
+        .expect("intake")
+        .iter()
+        .filter_map(|o| o["brief"].as_str())
+        .collect();
+    assert_eq!(intake, [open.as_str()], "{report}");
+    let suggestion = &report["suggestions"][0];
+    assert_eq!(suggestion["brief"], ready.as_str(), "{report}");
+    assert_eq!(suggestion["handle"], "kenji");
+
+    // The lead sees both after a sync; nothing is applied.
+    ok(&ana, &["sync"]);
+    let thread = json(
+        &ana,
+        &["chat", "show", "--thread", &format!("brief:{open}")],
+    );
+    let last = thread.as_array().and_then(|m| m.last()).expect("a message");
+    assert_eq!(last["author"], "scout");
+    assert_eq!(last["provenance"]["by"], "ai");
+    assert!(
+        last["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("@ana, ")),
+        "{last}"
+    );
+    let approvals = json(&ana, &["approvals", "list"]);
+    let waiting: Vec<&Value> = approvals
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .filter(|a| a["status"] == "pending" || a["status"] == "open")
+        .collect();
+    assert_eq!(waiting.len(), 1, "{approvals}");
+    let brief = json(&ana, &["brief", "show", &ready]);
+    assert_eq!(brief["assignees"], serde_json::json!([]), "only proposed");
+
+    // A second pass finds nothing new.
+    let again = json(&scout, &["agent", "run", "--once"]);
+    assert!(
+        again["intake"].as_array().is_some_and(|a| a.is_empty())
+            && again["suggestions"]
+                .as_array()
+                .is_some_and(|a| a.is_empty()),
+        "{again}"
+    );
+    rt.block_on(running.shutdown()).expect("shutdown");
+}
