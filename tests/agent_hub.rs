@@ -193,3 +193,72 @@ fn the_agent_member_works_new_briefs_and_the_lead_sees_proposals_after_a_sync() 
     );
     rt.block_on(running.shutdown()).expect("shutdown");
 }
+
+#[test]
+fn chat_without_a_model_says_how_to_configure_one_and_slash_commands_still_answer() {
+    let root = tempfile::tempdir().expect("tmp");
+    let home = root.path().join("home");
+    ok(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Fieldwork",
+            "--handle",
+            "ana",
+            "--tz",
+            "Europe/Lisbon",
+        ],
+    );
+    let brief = ok(&home, &["brief", "add", "--title", "Spring film"])
+        .trim()
+        .to_owned();
+
+    let out = spoke(&home, &["chat", "send", "who", "should", "take", "it?"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[agent]") && err.contains("provider"), "{err}");
+    let thread = json(&home, &["chat", "show"]);
+    assert_eq!(thread, serde_json::json!([]), "nothing posted");
+
+    let who = ok(&home, &["chat", "send", "/who"]);
+    assert!(
+        who.contains("@ana") && who.contains("Europe/Lisbon"),
+        "{who}"
+    );
+    let triage = ok(
+        &home,
+        &[
+            "chat",
+            "send",
+            "--thread",
+            &format!("brief:{brief}"),
+            "/triage",
+        ],
+    );
+    assert!(
+        triage.contains("objective") && triage.contains("open question"),
+        "{triage}"
+    );
+    let assign = ok(
+        &home,
+        &[
+            "chat",
+            "send",
+            "--thread",
+            &format!("brief:{brief}"),
+            "/assign",
+            "ana",
+        ],
+    );
+    assert!(assign.contains("Assigned @ana"), "{assign}");
+    assert_eq!(
+        json(&home, &["brief", "show", &brief])["assignees"],
+        serde_json::json!(["ana"])
+    );
+    let out = spoke(&home, &["chat", "send", "/triage"]);
+    assert_eq!(out.status.code(), Some(2), "triage needs a brief's thread");
+    let out = spoke(&home, &["chat", "send", "/fly"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/find"));
+}
