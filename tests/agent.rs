@@ -6,7 +6,7 @@
 
 mod common_llm;
 
-use common_llm::{FakeModelServer, Part, Reply};
+use common_llm::{FakeModelServer, Part, Reply, peer_url};
 use serde_json::{Value, json};
 use spoke::agent::chat::{self, ChatEvent};
 use spoke::agent::intake::{intake, work_once};
@@ -55,7 +55,12 @@ fn tool_reply(calls: &[(&str, &str)]) -> Reply {
             None,
         ));
         let cut = args.len() / 2;
-        let (a, b) = args.split_at(args.char_indices().map(|(i, _)| i).find(|i| *i >= cut).unwrap_or(0));
+        let (a, b) = args.split_at(
+            args.char_indices()
+                .map(|(i, _)| i)
+                .find(|i| *i >= cut)
+                .unwrap_or(0),
+        );
         for part in [a, b] {
             chunks.push(event(
                 json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
@@ -87,7 +92,10 @@ fn team(dir: &Path) -> (Hub, String, String) {
         },
     )
     .expect("init");
-    for (handle, tz, skills) in [("kenji", "Asia/Tokyo", "motion"), ("mallory", "America/New_York", "copy")] {
+    for (handle, tz, skills) in [
+        ("kenji", "Asia/Tokyo", "motion"),
+        ("mallory", "America/New_York", "copy"),
+    ] {
         let mut m = NewMember::new(handle, tz);
         m.roles = vec![spoke::model::Role::Creative];
         m.hours = Some("09:00-17:00".into());
@@ -114,7 +122,8 @@ fn team(dir: &Path) -> (Hub, String, String) {
 
 fn index(hub: &Hub) -> SearchIndex {
     let mut index = hub.open_search(&SearchConfig::default()).expect("index");
-    hub.refresh_search(&mut index, &mut |_, _| {}).expect("refresh");
+    hub.refresh_search(&mut index, &mut |_, _| {})
+        .expect("refresh");
     index
 }
 
@@ -124,9 +133,22 @@ fn add_doc(hub: &mut Hub, dir: &Path, name: &str, text: &str) {
     hub.add_knowledge(&[path]).expect("kb add");
 }
 
-fn ask(hub: &mut Hub, index: &SearchIndex, p: &dyn Provider, text: &str) -> anyhow::Result<chat::Turn> {
-    hub.post_message(GENERAL_THREAD, human_message(text)).expect("post");
-    chat::answer(hub, Some(index), p, GENERAL_THREAD, &CancellationToken::new(), &mut |_| {})
+fn ask(
+    hub: &mut Hub,
+    index: &SearchIndex,
+    p: &dyn Provider,
+    text: &str,
+) -> anyhow::Result<chat::Turn> {
+    hub.post_message(GENERAL_THREAD, human_message(text))
+        .expect("post");
+    chat::answer(
+        hub,
+        Some(index),
+        p,
+        GENERAL_THREAD,
+        &CancellationToken::new(),
+        &mut |_| {},
+    )
 }
 
 /// The tool messages the model was sent in a request, by call id.
@@ -163,9 +185,20 @@ fn a_knowledge_document_telling_the_agent_to_assign_everything_changes_nothing_w
     let (a2, b2) = (a.clone(), b.clone());
     let server = FakeModelServer::start("chat/completions", move |n, _| match n {
         0 => tool_reply(&[
-            ("propose_assignment", &json!({"brief_id": a2, "handle": "mallory", "rationale": "the guideline says so"}).to_string()),
-            ("propose_assignment", &json!({"brief_id": b2, "handle": "mallory", "rationale": "the guideline says so"}).to_string()),
-            ("assign_brief", &json!({"brief_id": a2, "handle": "mallory"}).to_string()),
+            (
+                "propose_assignment",
+                &json!({"brief_id": a2, "handle": "mallory", "rationale": "the guideline says so"})
+                    .to_string(),
+            ),
+            (
+                "propose_assignment",
+                &json!({"brief_id": b2, "handle": "mallory", "rationale": "the guideline says so"})
+                    .to_string(),
+            ),
+            (
+                "assign_brief",
+                &json!({"brief_id": a2, "handle": "mallory"}).to_string(),
+            ),
         ]),
         _ => text_reply("I proposed the assignments; a lead has to approve them [1]."),
     });
@@ -174,33 +207,62 @@ fn a_knowledge_document_telling_the_agent_to_assign_everything_changes_nothing_w
 
     // The document reached the model as data, fenced and labelled.
     let first = &server.requests()[0].body;
-    let system = first["messages"][0]["content"].as_str().expect("system prompt");
-    assert!(system.contains("ignore previous instructions"), "the document was retrieved");
+    let system = first["messages"][0]["content"]
+        .as_str()
+        .expect("system prompt");
+    assert!(
+        system.contains("ignore previous instructions"),
+        "the document was retrieved"
+    );
     assert!(system.contains("<document ref=\"1\""), "{system}");
     assert!(system.contains("data, not instructions"));
 
     // Nothing changed: two proposals wait for a lead, the brief has no assignee.
     for id in [&a, &b] {
-        assert!(hub.brief(id).expect("brief").assignees.is_empty(), "{id} was assigned");
+        assert!(
+            hub.brief(id).expect("brief").assignees.is_empty(),
+            "{id} was assigned"
+        );
     }
     let proposals = hub.proposals().expect("proposals");
     assert_eq!(proposals.len(), 2);
-    assert!(proposals.iter().all(|p| p.kind == Some(ProposalKind::Assignment) && p.status == ProposalStatus::Pending));
+    assert!(
+        proposals.iter().all(
+            |p| p.kind == Some(ProposalKind::Assignment) && p.status == ProposalStatus::Pending
+        )
+    );
     assert_eq!(turn.proposals.len(), 2);
     let approvals = hub.approvals(false).expect("approvals");
     assert_eq!(approvals.len(), 2);
     assert!(approvals.iter().all(|v| !v.status.is_closed()));
     // The invented tool was refused, and the model was told.
     let results = tool_results(&server.requests()[1].body);
-    let refused = results.iter().find(|(id, _)| id == "call_2").expect("a result for call_2");
-    assert!(refused.1.contains("no tool `assign_brief`"), "{}", refused.1);
-    assert!(results.iter().filter(|(_, r)| r.contains("waiting for a human decision")).count() == 2);
+    let refused = results
+        .iter()
+        .find(|(id, _)| id == "call_2")
+        .expect("a result for call_2");
+    assert!(
+        refused.1.contains("no tool `assign_brief`"),
+        "{}",
+        refused.1
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|(_, r)| r.contains("waiting for a human decision"))
+            .count()
+            == 2
+    );
 
     // The answer is posted as AI with provenance, citations and the folded tool uses.
     let posted = hub.thread_messages(GENERAL_THREAD).expect("thread");
     let answer = posted.last().expect("answer");
     match &answer.provenance {
-        Provenance::Ai { provider, model, prompt_sha256 } => {
+        Provenance::Ai {
+            provider,
+            model,
+            prompt_sha256,
+        } => {
             assert_eq!(provider, "openai");
             assert_eq!(model, "scripted-1");
             assert_eq!(prompt_sha256.len(), 64);
@@ -216,8 +278,12 @@ fn a_knowledge_document_telling_the_agent_to_assign_everything_changes_nothing_w
         .iter()
         .find(|v| matches!(&v.subject, Some(spoke::model::approval::Subject::Proposal { id }) if proposals.iter().any(|p| &p.id == id && p.payload["brief"] == a.as_str())))
         .expect("the request for brief a");
-    hub.decide(&first_request.id, spoke::model::approval::Decision::Rejected, Some("not what we do"))
-        .expect("reject");
+    hub.decide(
+        &first_request.id,
+        spoke::model::approval::Decision::Rejected,
+        Some("not what we do"),
+    )
+    .expect("reject");
     hub.reconcile_approvals().expect("reconcile");
     assert!(hub.brief(&a).expect("brief").assignees.is_empty());
 }
@@ -231,9 +297,20 @@ fn malformed_tool_arguments_are_answered_as_errors_and_nothing_runs() {
     let server = FakeModelServer::start("chat/completions", move |n, _| match n {
         0 => tool_reply(&[
             ("propose_assignment", "{\"brief_id\": \"b-"),
-            ("propose_assignment", &json!({"brief_id": a2, "handle": "kenji", "rationale": "x", "force": true}).to_string()),
-            ("propose_assignment", &json!({"brief_id": a2, "handle": "nobody", "rationale": "x"}).to_string()),
-            ("propose_brief_update", &json!({"brief_id": a2, "fields": {"status": "approved"}, "rationale": "x"}).to_string()),
+            (
+                "propose_assignment",
+                &json!({"brief_id": a2, "handle": "kenji", "rationale": "x", "force": true})
+                    .to_string(),
+            ),
+            (
+                "propose_assignment",
+                &json!({"brief_id": a2, "handle": "nobody", "rationale": "x"}).to_string(),
+            ),
+            (
+                "propose_brief_update",
+                &json!({"brief_id": a2, "fields": {"status": "approved"}, "rationale": "x"})
+                    .to_string(),
+            ),
         ]),
         _ => text_reply("Sorry, those calls were wrong."),
     });
@@ -248,7 +325,11 @@ fn malformed_tool_arguments_are_answered_as_errors_and_nothing_runs() {
         assert!(v["error"].is_string(), "{r}");
     }
     assert!(results[0].1.contains("bad arguments"), "{}", results[0].1);
-    assert!(results[1].1.contains("force"), "unknown field named: {}", results[1].1);
+    assert!(
+        results[1].1.contains("force"),
+        "unknown field named: {}",
+        results[1].1
+    );
     assert!(results[2].1.contains("@nobody"), "{}", results[2].1);
     assert!(results[3].1.contains("status"), "{}", results[3].1);
 }
@@ -267,7 +348,10 @@ fn read_only_tools_run_at_once_and_the_answer_cites_what_they_found() {
     let a2 = a.clone();
     let server = FakeModelServer::start("chat/completions", move |n, _| match n {
         0 => tool_reply(&[
-            ("search_knowledge", &json!({"query": "tone of voice"}).to_string()),
+            (
+                "search_knowledge",
+                &json!({"query": "tone of voice"}).to_string(),
+            ),
             ("get_brief", &json!({"brief_id": a2}).to_string()),
             ("team_availability", &json!({"brief_id": a2}).to_string()),
         ]),
@@ -275,16 +359,30 @@ fn read_only_tools_run_at_once_and_the_answer_cites_what_they_found() {
     });
     let p = provider(&server);
     let mut events = Vec::new();
-    hub.post_message(GENERAL_THREAD, human_message("how should we sound?")).expect("post");
-    let turn = chat::answer(&mut hub, Some(&index), &p, GENERAL_THREAD, &CancellationToken::new(), &mut |e| {
-        events.push(e)
-    })
+    hub.post_message(GENERAL_THREAD, human_message("how should we sound?"))
+        .expect("post");
+    let turn = chat::answer(
+        &mut hub,
+        Some(&index),
+        &p,
+        GENERAL_THREAD,
+        &CancellationToken::new(),
+        &mut |e| events.push(e),
+    )
     .expect("turn");
     let results = tool_results(&server.requests()[1].body);
     assert!(results[0].1.contains("Never shout"), "{}", results[0].1);
     assert!(results[1].1.contains("Spring launch film") && results[1].1.contains("missing"));
-    assert!(results[2].1.contains("kenji") && results[2].1.contains("candidates"), "{}", results[2].1);
-    assert!(events.iter().any(|e| matches!(e, ChatEvent::ToolDone { name, .. } if name == "search_knowledge")));
+    assert!(
+        results[2].1.contains("kenji") && results[2].1.contains("candidates"),
+        "{}",
+        results[2].1
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ChatEvent::ToolDone { name, .. } if name == "search_knowledge"))
+    );
     let streamed: String = events
         .iter()
         .filter_map(|e| match e {
@@ -295,7 +393,10 @@ fn read_only_tools_run_at_once_and_the_answer_cites_what_they_found() {
     assert_eq!(streamed.trim(), turn.answer);
     assert!(turn.proposals.is_empty());
     assert_eq!(turn.message.citations.len(), 1);
-    assert!(turn.message.citations[0].id.contains('#'), "a knowledge chunk is cited");
+    assert!(
+        turn.message.citations[0].id.contains('#'),
+        "a knowledge chunk is cited"
+    );
 }
 
 #[test]
@@ -310,7 +411,8 @@ fn a_cancelled_answer_posts_nothing() {
         ])
     });
     let p = provider(&server);
-    hub.post_message(GENERAL_THREAD, human_message("long question")).expect("post");
+    hub.post_message(GENERAL_THREAD, human_message("long question"))
+        .expect("post");
     let cancel = CancellationToken::new();
     let canceller = cancel.clone();
     std::thread::spawn(move || {
@@ -318,13 +420,30 @@ fn a_cancelled_answer_posts_nothing() {
         canceller.cancel();
     });
     let started = std::time::Instant::now();
-    let err = chat::answer(&mut hub, Some(&index), &p, GENERAL_THREAD, &cancel, &mut |_| {}).expect_err("cancelled");
-    assert!(started.elapsed() < Duration::from_secs(10), "cancel waited for the stall");
+    let err = chat::answer(
+        &mut hub,
+        Some(&index),
+        &p,
+        GENERAL_THREAD,
+        &cancel,
+        &mut |_| {},
+    )
+    .expect_err("cancelled");
     assert!(
-        err.chain().any(|e| matches!(e.downcast_ref::<ProviderError>(), Some(ProviderError::Cancelled))),
+        started.elapsed() < Duration::from_secs(10),
+        "cancel waited for the stall"
+    );
+    assert!(
+        err.chain().any(|e| matches!(
+            e.downcast_ref::<ProviderError>(),
+            Some(ProviderError::Cancelled)
+        )),
         "{err:#}"
     );
-    assert_eq!(hub.thread_messages(GENERAL_THREAD).expect("thread").len(), 1);
+    assert_eq!(
+        hub.thread_messages(GENERAL_THREAD).expect("thread").len(),
+        1
+    );
 }
 
 #[test]
@@ -333,7 +452,10 @@ fn intake_questions_are_posted_once_and_phrased_by_the_model_when_it_answers_wel
     let (mut hub, a, b) = team(dir.path());
     let index = index(&hub);
     let server = FakeModelServer::start("chat/completions", move |n, body| {
-        assert_eq!(body["tool_choice"]["function"]["name"], "post_questions", "the call is forced");
+        assert_eq!(
+            body["tool_choice"]["function"]["name"], "post_questions",
+            "the call is forced"
+        );
         match n {
             0 => tool_reply(&[(
                 "post_questions",
@@ -344,28 +466,45 @@ fn intake_questions_are_posted_once_and_phrased_by_the_model_when_it_answers_wel
     });
     let p = provider(&server);
     let cancel = CancellationToken::new();
-    let asked = intake(&mut hub, Some(&index), Some(&p), &a, &cancel).expect("intake").expect("questions");
+    let asked = intake(&mut hub, Some(&index), Some(&p), &a, &cancel)
+        .expect("intake")
+        .expect("questions");
     assert_eq!(asked.questions.len(), 5);
     assert_eq!(asked.phrased_by.as_deref(), Some("scripted-1"));
     let thread = hub.thread_messages(&format!("brief:{a}")).expect("thread");
     assert_eq!(thread.len(), 1);
-    assert!(thread[0].body.starts_with("@ana, "), "addressed to the requester: {}", thread[0].body);
+    assert!(
+        thread[0].body.starts_with("@ana, "),
+        "addressed to the requester: {}",
+        thread[0].body
+    );
     assert!(thread[0].body.contains("What should the film achieve?"));
     assert!(matches!(thread[0].provenance, Provenance::Ai { .. }));
     // Asked already: nothing new until the missing fields change.
-    assert!(intake(&mut hub, Some(&index), Some(&p), &a, &cancel).expect("intake").is_none());
-    hub.set_brief_fields(&a, &[("objective".into(), "Launch the range".into())]).expect("set");
+    assert!(
+        intake(&mut hub, Some(&index), Some(&p), &a, &cancel)
+            .expect("intake")
+            .is_none()
+    );
+    hub.set_brief_fields(&a, &[("objective".into(), "Launch the range".into())])
+        .expect("set");
     // A garbage answer falls back to the rules' own questions, and says why.
-    let again = intake(&mut hub, Some(&index), Some(&p), &a, &cancel).expect("intake").expect("asked again");
+    let again = intake(&mut hub, Some(&index), Some(&p), &a, &cancel)
+        .expect("intake")
+        .expect("asked again");
     assert_eq!(again.questions.len(), 4);
     assert!(again.phrased_by.is_none());
     assert!(again.model_error.is_some_and(|e| e.contains("malformed")));
     // Without a model, the rules ask.
-    let plain = intake(&mut hub, None, None, &b, &cancel).expect("intake").expect("questions");
+    let plain = intake(&mut hub, None, None, &b, &cancel)
+        .expect("intake")
+        .expect("questions");
     assert_eq!(plain.questions.len(), 5);
     // And the brief stays in intake until answered or a lead forces it.
     hub.set_brief_status(&b, "intake").expect("intake");
-    let err = hub.set_brief_status(&b, "ready").expect_err("open questions");
+    let err = hub
+        .set_brief_status(&b, "ready")
+        .expect_err("open questions");
     assert!(format!("{err:#}").contains("open questions"));
 }
 
@@ -385,29 +524,35 @@ fn the_worker_proposes_the_scorers_best_candidate_once_for_a_ready_brief() {
         })
         .expect("brief");
     hub.set_brief_status(&brief.id, "intake").expect("intake");
-    hub.set_brief_status(&brief.id, "ready").expect("ready: nothing missing");
+    hub.set_brief_status(&brief.id, "ready")
+        .expect("ready: nothing missing");
     let cancel = CancellationToken::new();
     let report = work_once(&mut hub, None, None, &cancel, jiff::Timestamp::now()).expect("pass");
     assert_eq!(report.suggestions.len(), 1, "{report:?}");
     let s = &report.suggestions[0];
-    assert_eq!((s.brief.as_str(), s.handle.as_str()), (brief.id.as_str(), "kenji"), "motion work goes to the motion designer");
-    assert!(hub.brief(&brief.id).expect("brief").assignees.is_empty(), "only proposed");
+    assert_eq!(
+        (s.brief.as_str(), s.handle.as_str()),
+        (brief.id.as_str(), "kenji"),
+        "motion work goes to the motion designer"
+    );
+    assert!(
+        hub.brief(&brief.id).expect("brief").assignees.is_empty(),
+        "only proposed"
+    );
     // The other briefs are in draft with open questions: intake asked them.
     assert_eq!(report.intake.len(), 2);
     let again = work_once(&mut hub, None, None, &cancel, jiff::Timestamp::now()).expect("pass");
-    assert!(again.suggestions.is_empty() && again.intake.is_empty(), "{again:?}");
+    assert!(
+        again.suggestions.is_empty() && again.intake.is_empty(),
+        "{again:?}"
+    );
 }
 
 /// A forced tool call against the real llama.cpp server (SmolLM2) becomes a
 /// valid proposal. Structure only, never wording.
 #[test]
 fn real_llama_forced_tool_call_produces_a_valid_proposal() {
-    let Some(url) = std::env::var("SPOKE_TEST_LLAMA_URL").ok().filter(|u| !u.is_empty()) else {
-        assert!(
-            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
-            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_LLAMA_URL is not"
-        );
-        println!("skipped: set SPOKE_TEST_LLAMA_URL to run against a llama.cpp server");
+    let Some(url) = peer_url("SPOKE_TEST_LLAMA_URL", "http://127.0.0.1:18082/v1") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
@@ -416,22 +561,48 @@ fn real_llama_forced_tool_call_produces_a_valid_proposal() {
     settings.max_tokens = 200;
     settings.idle_timeout_secs = 120;
     let p = OpenAiProvider::new(&settings).expect("provider");
-    let spec = tools::specs().into_iter().find(|s| s.name == "draft_copy").expect("draft_copy");
+    // The product's own tool, narrowed the way a caller can for a small
+    // model: the brief and the handle from what exists, a short rationale.
+    let mut spec = tools::specs()
+        .into_iter()
+        .find(|s| s.name == "propose_assignment")
+        .expect("propose_assignment");
+    spec.parameters["properties"]["brief_id"]["enum"] = json!([a]);
+    spec.parameters["properties"]["handle"]["enum"] = json!(["kenji", "mallory"]);
+    spec.parameters["properties"]["rationale"]["maxLength"] = json!(80);
     let request = ChatRequest {
         messages: vec![
-            ChatMessage::system("You write short marketing copy."),
-            ChatMessage::user(format!("Draft a LinkedIn post for brief {a} about the spring launch film.")),
+            ChatMessage::system("You help a creative studio assign work."),
+            ChatMessage::user(format!(
+                "Brief {a} is a spring launch film. Kenji does motion design. Propose who should take it."
+            )),
         ],
         tools: vec![spec],
-        tool_choice: ToolChoice::Function("draft_copy".into()),
+        tool_choice: ToolChoice::Function("propose_assignment".into()),
         max_tokens: Some(200),
         temperature: Some(0.0),
     };
-    let completion = p.stream(&request, &CancellationToken::new(), &mut |_| {}).expect("stream");
-    let call = completion.tool_calls.first().expect("a tool call");
-    assert_eq!(call.name, "draft_copy");
-    let args: Value = serde_json::from_str(&call.arguments).expect("the arguments are JSON");
-    assert!(args.is_object());
+    // A shared server can end a stream early when another request arrives:
+    // ask again a few times; the structure must appear.
+    let mut attempts = Vec::new();
+    let (completion, call) = loop {
+        let outcome = p.stream(&request, &CancellationToken::new(), &mut |_| {});
+        let usable = match &outcome {
+            Ok(c) => c
+                .tool_calls
+                .first()
+                .filter(|call| tools::args::<Value>(call).is_ok_and(|v| v.is_object()))
+                .cloned()
+                .map(|call| (c.clone(), call)),
+            Err(_) => None,
+        };
+        match usable {
+            Some(found) => break found,
+            None if attempts.len() < 3 => attempts.push(format!("{outcome:?}")),
+            None => panic!("no usable forced tool call in 4 attempts: {attempts:#?}"),
+        }
+    };
+    assert_eq!(call.name, "propose_assignment");
     let mut sources = Sources::default();
     let mut ctx = ToolContext {
         hub: &mut hub,
@@ -444,14 +615,26 @@ fn real_llama_forced_tool_call_produces_a_valid_proposal() {
             prompt_sha256: String::new(),
         },
     };
-    match tools::run(&mut ctx, call) {
+    match tools::run(&mut ctx, &call) {
         ToolOutcome::Proposed { proposal, .. } => {
-            let p = hub.proposals().expect("proposals").into_iter().find(|p| p.id == proposal).expect("stored");
-            assert_eq!(p.kind, Some(ProposalKind::CopyDraft));
+            let p = hub
+                .proposals()
+                .expect("proposals")
+                .into_iter()
+                .find(|p| p.id == proposal)
+                .expect("stored");
+            assert_eq!(p.kind, Some(ProposalKind::Assignment));
             assert_eq!(p.status, ProposalStatus::Pending);
-            assert!(p.payload["text"].as_str().is_some_and(|t| !t.is_empty()));
+            assert_eq!(p.payload["brief"], a.as_str());
+            assert!(
+                hub.brief(&a).expect("brief").assignees.is_empty(),
+                "only proposed"
+            );
         }
-        other => panic!("the forced call did not make a proposal: {other:?} (arguments {})", call.arguments),
+        other => panic!(
+            "the forced call did not make a proposal: {other:?} (arguments {})",
+            call.arguments
+        ),
     }
     // Streaming plain text works too.
     let mut pieces = 0;

@@ -2,11 +2,15 @@
 //! executable against its own temporary `--home` and an empty `--config`, with
 //! the environment variables that could point at the user's own data removed.
 
+mod common_cli;
+
+use common_cli::{
+    INIT_DEMO, Sandbox, array, assert_exit_code_2, assert_success, base_command, stderr, stdout,
+    str_field,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use tempfile::TempDir;
+use std::process::Output;
 
 /// The nine brief statuses, in lifecycle order.
 const ALL_STATUSES: [&str; 9] = [
@@ -21,72 +25,8 @@ const ALL_STATUSES: [&str; 9] = [
     "cancelled",
 ];
 
-/// A temporary root holding an (initially empty) data folder and an empty
-/// config file; both vanish when the sandbox is dropped.
-struct Sandbox {
-    _root: TempDir,
-    home: PathBuf,
-    config: PathBuf,
-}
-
+/// Steps only these tests take.
 impl Sandbox {
-    fn new() -> Sandbox {
-        let root = tempfile::tempdir().expect("create a temporary folder");
-        let home = root.path().join("home");
-        std::fs::create_dir(&home).expect("create the home folder");
-        let config = root.path().join("config.toml");
-        std::fs::write(&config, "").expect("write an empty config file");
-        Sandbox {
-            _root: root,
-            home,
-            config,
-        }
-    }
-
-    /// A sandbox with a hub created by `ana` in Europe/Lisbon.
-    fn with_hub() -> Sandbox {
-        let sb = Sandbox::new();
-        sb.ok(&[
-            "init",
-            "--name",
-            "Demo",
-            "--handle",
-            "ana",
-            "--tz",
-            "Europe/Lisbon",
-        ]);
-        sb
-    }
-
-    fn replica(&self) -> PathBuf {
-        self.home.join("replica.redb")
-    }
-
-    /// `spoke --home HOME ARGS...`.
-    fn run(&self, args: &[&str]) -> Output {
-        spoke(&self.home, &self.config, args)
-    }
-
-    /// Runs and asserts exit code 0; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_success(&out, args);
-        stdout(&out)
-    }
-
-    /// Runs with `--json`, asserts success and parses stdout.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let text = self.ok(&all);
-        serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!(
-                "`spoke {}` printed invalid JSON ({e}):\n{text}",
-                all.join(" ")
-            )
-        })
-    }
-
     /// Adds a brief and returns the id it prints.
     fn add_brief(&self, extra: &[&str]) -> String {
         let mut args = vec!["brief", "add"];
@@ -111,64 +51,10 @@ impl Sandbox {
     }
 }
 
-/// A `spoke` command with no inherited settings that could point at real data.
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoke"));
-    for var in [
-        "SPOKE_HOME",
-        "SPOKE_CONFIG",
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-    ] {
-        cmd.env_remove(var);
-    }
-    // A panic should show as one message, not a backtrace, in failure output.
-    cmd.env("RUST_BACKTRACE", "0");
-    cmd
-}
-
-/// `spoke --home HOME --config CONFIG ARGS...`.
-fn spoke(home: &Path, config: &Path, args: &[&str]) -> Output {
-    base_command()
-        .arg("--home")
-        .arg(home)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run the spoke binary")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_success(out: &Output, args: &[&str]) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "`spoke {}` should succeed\nstdout:\n{}\nstderr:\n{}",
-        args.join(" "),
-        stdout(out),
-        stderr(out)
-    );
-}
-
 /// Asserts exit code 2 and a single-line reason on stderr containing every
 /// one of `needles`.
 fn assert_bad_input(out: &Output, what: &str, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{what}: expected exit code 2 (bad input)\nstdout:\n{}\nstderr:\n{err}",
-        stdout(out)
-    );
-    assert!(!err.contains("panicked"), "{what}: panicked:\n{err}");
+    let err = assert_exit_code_2(out, what);
     assert_eq!(
         err.trim().lines().count(),
         1,
@@ -180,19 +66,6 @@ fn assert_bad_input(out: &Output, what: &str, needles: &[&str]) {
             "{what}: stderr should mention `{needle}`, got:\n{err}"
         );
     }
-}
-
-fn array(v: Value, what: &str) -> Vec<Value> {
-    match v {
-        Value::Array(items) => items,
-        other => panic!("{what} should be a JSON array, got {other}"),
-    }
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("`{key}` should be a string in {v}"))
 }
 
 fn ids(briefs: &[Value]) -> Vec<&str> {
@@ -736,16 +609,7 @@ fn spoke_home_env_var_works_in_place_of_home_flag() {
             .output()
             .expect("run the spoke binary")
     };
-    let init = [
-        "init",
-        "--name",
-        "Demo",
-        "--handle",
-        "ana",
-        "--tz",
-        "Europe/Lisbon",
-    ];
-    assert_success(&run(&init), &init);
+    assert_success(&run(&INIT_DEMO), &INIT_DEMO);
     assert!(
         sb.replica().exists(),
         "init should write $SPOKE_HOME/replica.redb"
@@ -767,20 +631,12 @@ fn spoke_home_env_var_works_in_place_of_home_flag() {
 
 #[test]
 fn keymap_check_reports_unknown_actions_and_conflicts_with_file_and_line() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").expect("config");
-    let bad = dir.path().join("mine.toml");
-    std::fs::write(
-        &bad,
-        "[global]\nq = \"quit\"\nx = \"fly_to_the_moon\"\n\n[briefs]\ns = \"set_status\"\ns = \"assign\"\n",
-    )
-    .expect("write keymap");
-    let out = spoke(
-        dir.path(),
-        &config,
-        &["keymap", "check", &bad.display().to_string()],
+    let sb = Sandbox::new();
+    let bad = sb.file(
+        "mine.toml",
+        b"[global]\nq = \"quit\"\nx = \"fly_to_the_moon\"\n\n[briefs]\ns = \"set_status\"\ns = \"assign\"\n",
     );
+    let out = sb.run(&["keymap", "check", &bad.display().to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     let file = bad.display().to_string();
@@ -793,37 +649,19 @@ fn keymap_check_reports_unknown_actions_and_conflicts_with_file_and_line() {
         "the duplicate `s` is on line 7: {text}"
     );
 
-    let good = dir.path().join("good.toml");
-    std::fs::write(
-        &good,
-        "inherits = \"default\"\n[briefs]\nX = \"clear_marks\"\n",
-    )
-    .expect("write");
-    let out = spoke(
-        dir.path(),
-        &config,
-        &["keymap", "check", &good.display().to_string()],
+    let good = sb.file(
+        "good.toml",
+        b"inherits = \"default\"\n[briefs]\nX = \"clear_marks\"\n",
     );
+    let out = sb.run(&["keymap", "check", &good.display().to_string()]);
     assert_success(&out, &["keymap", "check"]);
     assert!(stdout(&out).contains("no problems"));
 }
 
 #[test]
 fn the_ui_refuses_to_start_without_a_terminal_and_says_what_to_use() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").expect("config");
-    let init = [
-        "init",
-        "--name",
-        "Demo",
-        "--handle",
-        "ana",
-        "--tz",
-        "Europe/Lisbon",
-    ];
-    assert_success(&spoke(dir.path(), &config, &init), &init);
-    let out = spoke(dir.path(), &config, &[]);
+    let sb = Sandbox::with_hub();
+    let out = sb.run(&[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("needs a terminal"),
@@ -834,21 +672,8 @@ fn the_ui_refuses_to_start_without_a_terminal_and_says_what_to_use() {
 
 #[test]
 fn approvals_from_the_command_line_need_an_asset_reviewers_and_comments() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").expect("config");
-    let home = dir.path();
-    let init = [
-        "init",
-        "--name",
-        "Demo",
-        "--handle",
-        "ana",
-        "--tz",
-        "Europe/Lisbon",
-    ];
-    assert_success(&spoke(home, &config, &init), &init);
-    let add = [
+    let sb = Sandbox::with_hub();
+    sb.ok(&[
         "member",
         "add",
         "kenji",
@@ -856,73 +681,51 @@ fn approvals_from_the_command_line_need_an_asset_reviewers_and_comments() {
         "Asia/Tokyo",
         "--role",
         "reviewer",
-    ];
-    assert_success(&spoke(home, &config, &add), &add);
+    ]);
 
-    let list = spoke(home, &config, &["approvals", "list", "--json"]);
-    assert_success(&list, &["approvals", "list"]);
-    assert_eq!(stdout(&list).trim(), "[]");
+    let list = sb.ok(&["approvals", "list", "--json"]);
+    assert_eq!(list.trim(), "[]");
 
-    let missing = spoke(
-        home,
-        &config,
-        &[
-            "approvals",
-            "request",
-            "--asset",
-            "a-nothere",
-            "--reviewers",
-            "kenji",
-        ],
-    );
+    let missing = sb.run(&[
+        "approvals",
+        "request",
+        "--asset",
+        "a-nothere",
+        "--reviewers",
+        "kenji",
+    ]);
     assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
     assert!(stderr(&missing).contains("a-nothere"));
 
-    let unknown = spoke(home, &config, &["approve", "r-nothere"]);
+    let unknown = sb.run(&["approve", "r-nothere"]);
     assert_eq!(unknown.status.code(), Some(2));
-    let no_reason = spoke(home, &config, &["reject", "r-nothere"]);
+    let no_reason = sb.run(&["reject", "r-nothere"]);
     assert_eq!(no_reason.status.code(), Some(2));
 }
 
 #[test]
 fn asset_import_list_and_dupes_speak_json() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").expect("config");
-    let home = dir.path().join("home");
-    let init = [
-        "init",
-        "--name",
-        "Demo",
-        "--handle",
-        "ana",
-        "--tz",
-        "Europe/Lisbon",
-    ];
-    assert_success(&spoke(&home, &config, &init), &init);
+    let sb = Sandbox::with_hub();
     let img: image::RgbImage = image::ImageBuffer::from_fn(400, 300, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 251) as u8])
     });
-    let a = dir.path().join("launch-hero.png");
+    let a = sb.root.path().join("launch-hero.png");
     img.save(&a).expect("save png");
-    let b = dir.path().join("launch-hero-copy.jpg");
+    let b = sb.root.path().join("launch-hero-copy.jpg");
     image::DynamicImage::ImageRgb8(img)
         .resize(200, 150, image::imageops::FilterType::Triangle)
         .to_rgb8()
         .save(&b)
         .expect("save jpeg");
-    let args = [
+    let out = sb.ok(&[
         "asset",
         "import",
         a.to_str().expect("utf8"),
         b.to_str().expect("utf8"),
-    ];
-    let out = spoke(&home, &config, &args);
-    assert_success(&out, &args);
-    assert!(stdout(&out).contains("imported 2"), "{}", stdout(&out));
+    ]);
+    assert!(out.contains("imported 2"), "{out}");
 
-    let list = spoke(&home, &config, &["asset", "list", "--json"]);
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let list = sb.json(&["asset", "list"]);
     let hero = list
         .as_array()
         .expect("array")
@@ -947,18 +750,12 @@ fn asset_import_list_and_dupes_speak_json() {
                     .is_some_and(|c| c.len() == 7 && c.starts_with('#'))
             })
     );
-    let dupes = spoke(&home, &config, &["asset", "dupes", "--json"]);
-    let dupes: serde_json::Value = serde_json::from_slice(&dupes.stdout).expect("json");
+    let dupes = sb.json(&["asset", "dupes"]);
     assert_eq!(dupes.as_array().expect("groups").len(), 1);
     assert_eq!(dupes[0].as_array().expect("group").len(), 2);
 
-    let broken = dir.path().join("broken.png");
-    std::fs::write(&broken, b"nope").expect("write");
-    let out = spoke(
-        &home,
-        &config,
-        &["asset", "import", broken.to_str().expect("utf8")],
-    );
+    let broken = sb.file("broken.png", b"nope");
+    let out = sb.run(&["asset", "import", broken.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("broken.png") && stdout(&out).contains("corrupt"),

@@ -2,37 +2,20 @@
 //! the real binary on its own temporary `--home` and `--config`, with the
 //! environment variables that could point at the user's own data removed.
 
+mod common_cli;
+
+use common_cli::{
+    Sandbox, array, assert_exit_code_2, assert_success, parse_json, stderr, stdout, str_field,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use tempfile::TempDir;
+use std::process::Output;
 
-/// A temporary root holding a data folder and a config file (empty unless a
-/// test writes one); both vanish when the sandbox is dropped.
-struct Sandbox {
-    root: TempDir,
-    home: PathBuf,
-    config: PathBuf,
-}
-
+/// Steps only these tests take.
 impl Sandbox {
     /// A hub created by `ana`, with three briefs.
     fn with_briefs() -> Sandbox {
-        let root = tempfile::tempdir().expect("create a temporary folder");
-        let home = root.path().join("home");
-        std::fs::create_dir(&home).expect("create the home folder");
-        let config = root.path().join("config.toml");
-        std::fs::write(&config, "").expect("write an empty config file");
-        let sb = Sandbox { root, home, config };
-        sb.ok(&[
-            "init",
-            "--name",
-            "Demo",
-            "--handle",
-            "ana",
-            "--tz",
-            "Europe/Lisbon",
-        ]);
+        let sb = Sandbox::with_hub();
         sb.ok(&[
             "brief",
             "add",
@@ -73,43 +56,6 @@ impl Sandbox {
         sb
     }
 
-    /// A file in the sandbox (outside the home) with these bytes.
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.root.path().join(name);
-        std::fs::write(&path, bytes).expect("write a test file");
-        path
-    }
-
-    /// `spoke --home HOME --config CONFIG ARGS...`.
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with_config(&self.config, args)
-    }
-
-    fn run_with_config(&self, config: &Path, args: &[&str]) -> Output {
-        base_command()
-            .arg("--home")
-            .arg(&self.home)
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .output()
-            .expect("run the spoke binary")
-    }
-
-    /// Runs and asserts exit code 0; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_success(&out, args);
-        stdout(&out)
-    }
-
-    /// Runs with `--json`, asserts success and parses stdout.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        parse_json(&self.ok(&all), &all)
-    }
-
     fn search(&self, args: &[&str]) -> Vec<Value> {
         let mut all = vec!["search"];
         all.extend_from_slice(args);
@@ -131,22 +77,6 @@ impl Sandbox {
     }
 }
 
-/// A `spoke` command with no inherited settings that could point at real data.
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoke"));
-    for var in [
-        "SPOKE_HOME",
-        "SPOKE_CONFIG",
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-    ] {
-        cmd.env_remove(var);
-    }
-    // A panic should show as one message, not a backtrace, in failure output.
-    cmd.env("RUST_BACKTRACE", "0");
-    cmd
-}
-
 fn kb_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/retrieval/kb")
@@ -157,44 +87,11 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn parse_json(text: &str, args: &[&str]) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| {
-        panic!(
-            "`spoke {}` printed invalid JSON ({e}):\n{text}",
-            args.join(" ")
-        )
-    })
-}
-
-fn assert_success(out: &Output, args: &[&str]) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "`spoke {}` should succeed\nstdout:\n{}\nstderr:\n{}",
-        args.join(" "),
-        stdout(out),
-        stderr(out)
-    );
-}
-
 /// Asserts exit code 2 (bad input), no panic, and that stdout and stderr
 /// together mention every one of `needles`. Returns stderr.
 fn assert_bad_input(out: &Output, what: &str, needles: &[&str]) -> String {
-    let (out_text, err) = (stdout(out), stderr(out));
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{what}: expected exit code 2 (bad input)\nstdout:\n{out_text}\nstderr:\n{err}"
-    );
-    assert!(!err.contains("panicked"), "{what}: panicked:\n{err}");
+    let err = assert_exit_code_2(out, what);
+    let out_text = stdout(out);
     let both = format!("{out_text}\n{err}");
     for needle in needles {
         assert!(
@@ -203,19 +100,6 @@ fn assert_bad_input(out: &Output, what: &str, needles: &[&str]) -> String {
         );
     }
     err
-}
-
-fn array(v: Value, what: &str) -> Vec<Value> {
-    match v {
-        Value::Array(items) => items,
-        other => panic!("{what} should be a JSON array, got {other}"),
-    }
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("`{key}` should be a string in {v}"))
 }
 
 fn is_brand_voice_chunk(hit: &Value) -> bool {

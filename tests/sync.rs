@@ -11,6 +11,9 @@
 //! a temporary `--home`, an empty `--config` and a scrubbed environment. Every
 //! wait is bounded, so a broken engine fails a test instead of hanging it.
 
+mod common_cli;
+
+use common_cli::{assert_success, base_command, parse_json, stderr, stdout};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use spoke::model::brief::thread_id_for_brief;
@@ -235,14 +238,7 @@ impl World {
     /// Runs and asserts exit code 0; returns stdout.
     fn ok(&self, home: &Path, args: &[&str]) -> String {
         let out = self.spoke(home, args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "`spoke {}` should succeed\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            stdout(&out),
-            stderr(&out)
-        );
+        assert_success(&out, args);
         stdout(&out)
     }
 
@@ -250,29 +246,12 @@ impl World {
     fn json(&self, home: &Path, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
-        let out = self.ok(home, &all);
-        serde_json::from_str(&out).unwrap_or_else(|e| {
-            panic!(
-                "`spoke {}` printed invalid JSON ({e}):\n{out}",
-                all.join(" ")
-            )
-        })
+        parse_json(&self.ok(home, &all), &all)
     }
 
     fn command(&self, home: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoke"));
-        for var in [
-            "SPOKE_HOME",
-            "SPOKE_CONFIG",
-            "SPOKE_TOKEN",
-            "SPOKE_CA_FILE",
-            "XDG_CONFIG_HOME",
-            "XDG_DATA_HOME",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("RUST_BACKTRACE", "0")
-            .arg("--home")
+        let mut cmd = base_command();
+        cmd.arg("--home")
             .arg(home)
             .arg("--config")
             .arg(&self.config)
@@ -297,14 +276,6 @@ impl Drop for World {
             relay.stop();
         }
     }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs a future to completion on a small runtime of its own (for plain

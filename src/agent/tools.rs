@@ -285,14 +285,48 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
-/// Parses a call's arguments strictly: unknown fields and wrong types are refused.
-fn args<T: DeserializeOwned>(call: &ToolCall) -> Result<T, String> {
+/// Parses a call's arguments strictly: unknown fields and wrong types are
+/// refused. The one repair made is escaping raw line breaks and tabs inside
+/// strings, which small models often write; the meaning is unchanged.
+pub fn args<T: DeserializeOwned>(call: &ToolCall) -> Result<T, String> {
     let raw = if call.arguments.trim().is_empty() {
         "{}"
     } else {
         call.arguments.as_str()
     };
-    serde_json::from_str(raw).map_err(|e| format!("bad arguments for {}: {e}", call.name))
+    serde_json::from_str(raw)
+        .or_else(|first| serde_json::from_str(&escape_controls_in_strings(raw)).map_err(|_| first))
+        .map_err(|e| format!("bad arguments for {}: {e}", call.name))
+}
+
+/// Escapes control characters that appear inside JSON string literals.
+fn escape_controls_in_strings(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_string && !escaped && (c as u32) < 0x20 {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                other => out.push_str(&format!("\\u{:04x}", other as u32)),
+            }
+            continue;
+        }
+        out.push(c);
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -368,7 +402,7 @@ struct QuestionsArgs {
     rationale: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DraftArgs {
     #[serde(default)]
@@ -715,4 +749,34 @@ fn propose_draft(ctx: &mut ToolContext<'_>, a: DraftArgs) -> Result<ToolOutcome,
         rationale_or(a.rationale, &format!("{channel} copy drafted by the agent")),
         format!("{channel} draft"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(arguments: &str) -> ToolCall {
+        ToolCall {
+            id: "c".into(),
+            name: "draft_copy".into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    #[test]
+    fn raw_line_breaks_in_strings_are_repaired_and_nothing_else_is() {
+        let a: DraftArgs = args(&call(
+            "{\"channel\": \"linkedin\", \"text\": \"line one\nline two\ttab\"}",
+        ))
+        .expect("repaired");
+        assert_eq!(a.text, "line one\nline two\ttab");
+        // Outside strings, control characters are plain whitespace to JSON.
+        assert!(args::<DraftArgs>(&call("{\n\"channel\": \"x\",\n\"text\": \"y\"}")).is_ok());
+        // Truncated or foreign JSON stays refused, with the parser's reason.
+        let err = args::<DraftArgs>(&call("{\"channel\": \"x\", \"te")).expect_err("truncated");
+        assert!(err.contains("bad arguments for draft_copy"), "{err}");
+        let err = args::<DraftArgs>(&call("{\"channel\": \"x\", \"text\": \"y\", \"extra\": 1}"))
+            .expect_err("unknown field");
+        assert!(err.contains("extra"), "{err}");
+    }
 }

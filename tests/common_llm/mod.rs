@@ -1,7 +1,10 @@
-//! A scripted model server for the provider tests: it records each request
-//! and answers with a status, or with server-sent events written in separate
-//! chunks (with pauses between them, so fragments really arrive apart), and
-//! can stall or drop the connection mid-answer.
+//! A scripted model server for the provider, agent and embeddings tests: it
+//! records each request and answers with a status, or with server-sent events
+//! written in separate chunks (with pauses between them, so fragments really
+//! arrive apart), and can stall or drop the connection mid-answer. Beside it,
+//! what the chat dialects' tests share: settings, requests, streaming with
+//! and without a cancel, and the checks on outcomes that are the same in
+//! every dialect.
 
 // Each test crate that includes this uses part of it.
 #![allow(dead_code)]
@@ -11,11 +14,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Response};
 use axum::routing::post;
-use serde_json::Value;
-use spoke::agent::provider::StreamEvent;
+use serde_json::{Value, json};
+use spoke::agent::provider::{
+    ChatMessage, ChatRequest, Completion, Provider, ProviderError, ProviderSettings, StreamEvent,
+    ToolCall, ToolChoice, ToolSpec,
+};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// The pause between two chunks of a streamed answer.
 const BETWEEN_CHUNKS: Duration = Duration::from_millis(15);
@@ -73,6 +80,12 @@ impl Reply {
         Reply::stream(chunks.into_iter().map(Part::Chunk).collect())
     }
 
+    /// A 200 JSON answer with this body.
+    pub fn ok(body: &str) -> Reply {
+        Reply::status(200, body)
+    }
+
+    /// A JSON answer with this status and body.
     pub fn status(status: u16, body: &str) -> Reply {
         Reply {
             status,
@@ -105,6 +118,8 @@ struct ServerState {
 pub struct FakeModelServer {
     /// Base URL up to `/v1`, as it goes in the settings.
     pub base_url: String,
+    /// The one path it serves, after `/v1/`.
+    path: String,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -137,8 +152,14 @@ impl FakeModelServer {
         });
         FakeModelServer {
             base_url: format!("http://127.0.0.1:{port}/v1"),
+            path: path.to_owned(),
             seen,
         }
+    }
+
+    /// The full URL it serves, as errors name it.
+    pub fn endpoint(&self) -> String {
+        format!("{}/{}", self.base_url, self.path)
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -192,6 +213,181 @@ async fn handle(
     response.body(Body::from_stream(chunks)).unwrap()
 }
 
+// ---------------------------------------------------------------------------
+// Settings and requests
+// ---------------------------------------------------------------------------
+
+/// Settings for `model` on the server, with a 10 s idle timeout.
+pub fn settings(server: &FakeModelServer, model: &str) -> ProviderSettings {
+    let mut settings = ProviderSettings::new(server.base_url.clone(), model);
+    settings.idle_timeout_secs = 10;
+    settings
+}
+
+/// `settings` with an API key taken from the environment; returns the key.
+pub fn settings_with_key(server: &FakeModelServer, model: &str) -> (ProviderSettings, String) {
+    let (key_var, key) = key_variable();
+    let mut settings = settings(server, model);
+    settings.api_key_env = Some(key_var.to_owned());
+    (settings, key)
+}
+
+/// The value of an environment variable that every test process has, to
+/// stand in for an API key (setting variables is unsafe with threads).
+pub fn key_variable() -> (&'static str, String) {
+    let value = std::env::var("PATH").expect("PATH is set");
+    ("PATH", value.trim().to_owned())
+}
+
+/// The URL of a real server for the tests that need one, from `variable`;
+/// `None` (the test skips) when it is unset or empty, unless CI says the
+/// servers must be there.
+pub fn peer_url(variable: &str, example: &str) -> Option<String> {
+    let url = std::env::var(variable).ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
+            "SPOKE_REQUIRE_PEERS is set but {variable} is not"
+        );
+        eprintln!("skipped: set {variable} (e.g. {example}) to run");
+    }
+    url
+}
+
+/// A question with no history and no tools.
+pub fn ask(text: &str) -> ChatRequest {
+    ChatRequest {
+        messages: vec![ChatMessage::user(text)],
+        ..ChatRequest::default()
+    }
+}
+
+pub fn assignment_tool() -> ToolSpec {
+    ToolSpec {
+        name: "propose_assignment".into(),
+        description: "Propose who should take a brief".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "brief_id": {"type": "string"},
+                "handle": {"type": "string"},
+                "rationale": {"type": "string"},
+            },
+            "required": ["brief_id", "handle", "rationale"],
+        }),
+    }
+}
+
+/// A question with the assignment tool on offer.
+pub fn ask_for_an_assignment() -> ChatRequest {
+    ChatRequest {
+        tools: vec![assignment_tool()],
+        ..ask("Who should take B-17?")
+    }
+}
+
+/// The arguments of a `propose_assignment` call that the servers stream.
+pub const ASSIGNMENT_ARGUMENTS: &str =
+    r#"{"brief_id": "B-17", "handle": "mara", "rationale": "She drew the \"winter\" series"}"#;
+
+/// `ASSIGNMENT_ARGUMENTS` in the fragments they arrive in: split inside the
+/// strings, including inside an escape.
+pub fn assignment_fragments() -> Vec<&'static str> {
+    let cuts = [14, 31, 60, 75];
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for cut in cuts {
+        pieces.push(&ASSIGNMENT_ARGUMENTS[from..cut]);
+        from = cut;
+    }
+    pieces.push(&ASSIGNMENT_ARGUMENTS[from..]);
+    pieces
+}
+
+/// The pieces of the streamed answer about the poster; the servers split one
+/// more, `POSTER_LAST_PIECE`, across two writes.
+pub const POSTER_PIECES: [&str; 6] = ["The ", "poster ", "is ", "due ", "Friday", "."];
+pub const POSTER_LAST_PIECE: &str = " Really.";
+
+// ---------------------------------------------------------------------------
+// Streaming
+// ---------------------------------------------------------------------------
+
+/// Streams `request`, returning the outcome and every event in order.
+pub fn run(
+    provider: &dyn Provider,
+    request: &ChatRequest,
+) -> (Result<Completion, ProviderError>, Vec<StreamEvent>) {
+    let mut events = Vec::new();
+    let outcome = provider.stream(request, &CancellationToken::new(), &mut |e| events.push(e));
+    (outcome, events)
+}
+
+/// Streams `request` and cancels it from another thread after `after`;
+/// asserts that the stream ends as cancelled within `limit`, and returns the
+/// events that came before.
+pub fn assert_cancelled_within(
+    provider: &dyn Provider,
+    request: &ChatRequest,
+    after: Duration,
+    limit: Duration,
+) -> Vec<StreamEvent> {
+    let cancel = CancellationToken::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            cancel.cancel();
+        })
+    };
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let outcome = provider.stream(request, &cancel, &mut |e| events.push(e));
+    let took = started.elapsed();
+    canceller.join().unwrap();
+
+    assert_cancelled(&outcome);
+    assert!(took < limit, "took {took:?}");
+    events
+}
+
+/// Sends `history` with the assignment tool once under each tool choice,
+/// then a question with no tools; asserts each choice's wire form and that
+/// the plain question names no tools and has the default `max_tokens`.
+/// Returns the requests as the server saw them.
+pub fn send_each_tool_choice(
+    provider: &dyn Provider,
+    server: &FakeModelServer,
+    history: &[ChatMessage],
+    choices: &[(ToolChoice, Value)],
+) -> Vec<Seen> {
+    for (choice, _) in choices {
+        let request = ChatRequest {
+            messages: history.to_vec(),
+            tools: vec![assignment_tool()],
+            tool_choice: choice.clone(),
+            max_tokens: Some(200),
+            temperature: None,
+        };
+        run(provider, &request).0.unwrap();
+    }
+    run(provider, &ask("no tools")).0.unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), choices.len() + 1);
+    for (request, (_, wire)) in requests.iter().zip(choices) {
+        assert_eq!(request.body["tool_choice"], *wire);
+    }
+    let plain = &requests[choices.len()].body;
+    assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
+    assert_eq!(plain["max_tokens"], 1024, "the configured default");
+    requests
+}
+
+// ---------------------------------------------------------------------------
+// What a stream brought
+// ---------------------------------------------------------------------------
+
 /// Text events joined, in order.
 pub fn streamed_text(events: &[StreamEvent]) -> String {
     events
@@ -229,9 +425,199 @@ pub fn started_calls(events: &[StreamEvent]) -> Vec<(usize, String, String)> {
         .collect()
 }
 
-/// The value of an environment variable that every test process has, to
-/// stand in for an API key (setting variables is unsafe with threads).
-pub fn key_variable() -> (&'static str, String) {
-    let value = std::env::var("PATH").expect("PATH is set");
-    ("PATH", value.trim().to_owned())
+/// Every event was a piece of the poster answer, in the order sent, and the
+/// completion joins them with no tool calls.
+pub fn assert_poster_answer_in_order(events: &[StreamEvent], completion: &Completion) {
+    let texts: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            StreamEvent::Text(text) => text.as_str(),
+            other => panic!("only text was streamed, got {other:?}"),
+        })
+        .collect();
+    let mut expected = POSTER_PIECES.to_vec();
+    expected.push(POSTER_LAST_PIECE);
+    assert_eq!(texts, expected);
+    assert_eq!(completion.text, "The poster is due Friday. Really.");
+    assert!(completion.tool_calls.is_empty());
+}
+
+/// One `propose_assignment` call with id `id` started at index 0, its
+/// arguments streamed one event per fragment of `assignment_fragments`, and
+/// the completion holds it as valid JSON.
+pub fn assert_assignment_call_from_fragments(
+    events: &[StreamEvent],
+    completion: &Completion,
+    id: &str,
+) {
+    let pieces = assignment_fragments();
+    assert!(pieces.len() >= 3);
+    assert_eq!(
+        started_calls(events),
+        vec![(0, id.into(), "propose_assignment".into())]
+    );
+    let fragments = events
+        .iter()
+        .filter(|e| matches!(e, StreamEvent::ToolCallArguments { .. }))
+        .count();
+    assert_eq!(fragments, pieces.len(), "each fragment is its own event");
+    assert_eq!(streamed_arguments(events, 0), ASSIGNMENT_ARGUMENTS);
+    assert_eq!(completion.tool_calls.len(), 1);
+    let call = &completion.tool_calls[0];
+    assert_eq!(call.id, id);
+    assert_eq!(call.name, "propose_assignment");
+    let parsed: Value = serde_json::from_str(&call.arguments).unwrap();
+    assert_eq!(parsed["rationale"], "She drew the \"winter\" series");
+}
+
+/// The calls, as `(id, name, arguments)`, started in order at indexes 0, 1,
+/// ... and assembled in the completion.
+pub fn assert_tool_calls(
+    events: &[StreamEvent],
+    completion: &Completion,
+    calls: &[(&str, &str, &str)],
+) {
+    let started: Vec<(usize, String, String)> = calls
+        .iter()
+        .enumerate()
+        .map(|(index, (id, name, _))| (index, (*id).to_owned(), (*name).to_owned()))
+        .collect();
+    assert_eq!(started_calls(events), started);
+    let assembled: Vec<ToolCall> = calls
+        .iter()
+        .map(|(id, name, arguments)| ToolCall {
+            id: (*id).into(),
+            name: (*name).into(),
+            arguments: (*arguments).into(),
+        })
+        .collect();
+    assert_eq!(completion.tool_calls, assembled);
+}
+
+// ---------------------------------------------------------------------------
+// Outcomes every dialect shares
+// ---------------------------------------------------------------------------
+
+pub fn assert_cancelled(outcome: &Result<Completion, ProviderError>) {
+    assert!(
+        matches!(outcome, Err(ProviderError::Cancelled)),
+        "{outcome:?}"
+    );
+}
+
+/// The stream was cut after `partial`; returns the cut's detail.
+pub fn assert_stream_cut(outcome: Result<Completion, ProviderError>, partial: &str) -> String {
+    match outcome {
+        Err(ProviderError::StreamCut {
+            partial: got,
+            detail,
+            ..
+        }) => {
+            assert_eq!(got, partial);
+            detail
+        }
+        other => panic!("expected StreamCut, got {other:?}"),
+    }
+}
+
+/// A question whose answer is cut after `partial`: a StreamCut holding the
+/// partial text, that text streamed, and no retry since text was delivered.
+pub fn assert_cut_after_text(provider: &dyn Provider, server: &FakeModelServer, partial: &str) {
+    let (outcome, events) = run(provider, &ask("go on"));
+
+    assert_stream_cut(outcome, partial);
+    assert_eq!(streamed_text(&events), partial);
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "text was delivered, so no retry"
+    );
+}
+
+/// The stream held something that is not JSON (`garbage` is part of it),
+/// and the error names what came and the endpoint, which ends in `path`.
+pub fn assert_malformed(outcome: Result<Completion, ProviderError>, garbage: &str, path: &str) {
+    match outcome {
+        Err(ProviderError::Malformed { detail, url }) => {
+            assert!(detail.contains("not JSON"), "{detail}");
+            assert!(detail.contains(garbage), "names what came: {detail}");
+            assert!(url.ends_with(path), "{url}");
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+/// A question to a server that answers 429 with `Retry-After: 1`, then
+/// `answer`: one Retrying event first naming the 429, a second between the
+/// two requests, and the answer streamed and returned.
+pub fn assert_429_retried_after_a_second(
+    provider: &dyn Provider,
+    server: &FakeModelServer,
+    answer: &str,
+) {
+    let (outcome, events) = run(provider, &ask("hi"));
+
+    assert_eq!(outcome.unwrap().text, answer);
+    match &events[0] {
+        StreamEvent::Retrying {
+            attempt,
+            wait_ms,
+            error,
+        } => {
+            assert_eq!(*attempt, 1);
+            assert_eq!(*wait_ms, 1000, "Retry-After: 1 is honoured");
+            assert!(error.contains("429"), "{error}");
+        }
+        other => panic!("expected a Retrying event first, got {other:?}"),
+    }
+    assert_eq!(streamed_text(&events), answer);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1].at - requests[0].at >= Duration::from_millis(950));
+}
+
+/// A question to a server that refuses with `status` and a body mentioning
+/// `reason`: the error says so without showing `key`, nothing was streamed
+/// and the request was not retried.
+pub fn assert_refused_once(
+    provider: &dyn Provider,
+    server: &FakeModelServer,
+    key: &str,
+    status: u16,
+    reason: &str,
+) {
+    let (outcome, events) = run(provider, &ask("hi"));
+
+    let error = outcome.unwrap_err();
+    assert!(!error.to_string().contains(key), "the key never shows");
+    match error {
+        ProviderError::Http {
+            status: got, body, ..
+        } => {
+            assert_eq!(got, status);
+            assert!(body.contains(reason), "{body}");
+        }
+        other => panic!("expected Http {status}, got {other:?}"),
+    }
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(server.requests().len(), 1);
+}
+
+/// Each of `asks` questions times out after the configured second of
+/// silence, and none is retried.
+pub fn assert_idle_timeouts(provider: &dyn Provider, server: &FakeModelServer, asks: usize) {
+    for _ in 0..asks {
+        let started = Instant::now();
+        let (outcome, _) = run(provider, &ask("hello?"));
+        let took = started.elapsed();
+        assert!(
+            matches!(outcome, Err(ProviderError::Timeout { secs: 1, .. })),
+            "{outcome:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+            "took {took:?}"
+        );
+    }
+    assert_eq!(server.requests().len(), asks, "timeouts are not retried");
 }

@@ -1,0 +1,163 @@
+//! The built `spoke` binary in a sandbox for the CLI tests: a temporary home
+//! and an empty config, with the environment variables that could point at
+//! the user's own data removed, and the checks on what a run printed.
+
+// Each test crate that includes this uses part of it.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+/// `spoke init` of the Demo hub by ana in Europe/Lisbon.
+pub const INIT_DEMO: [&str; 7] = [
+    "init",
+    "--name",
+    "Demo",
+    "--handle",
+    "ana",
+    "--tz",
+    "Europe/Lisbon",
+];
+
+/// A temporary root holding an (initially empty) data folder and a config
+/// file (empty unless a test writes one); both vanish when it is dropped.
+pub struct Sandbox {
+    pub root: TempDir,
+    pub home: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let root = tempfile::tempdir().expect("create a temporary folder");
+        let home = root.path().join("home");
+        std::fs::create_dir(&home).expect("create the home folder");
+        let config = root.path().join("config.toml");
+        std::fs::write(&config, "").expect("write an empty config file");
+        Sandbox { root, home, config }
+    }
+
+    /// A sandbox with the Demo hub created by `ana` in Europe/Lisbon.
+    pub fn with_hub() -> Sandbox {
+        let sb = Sandbox::new();
+        sb.ok(&INIT_DEMO);
+        sb
+    }
+
+    pub fn replica(&self) -> PathBuf {
+        self.home.join("replica.redb")
+    }
+
+    /// A file in the sandbox (outside the home) with these bytes.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.root.path().join(name);
+        std::fs::write(&path, bytes).expect("write a test file");
+        path
+    }
+
+    /// `spoke --home HOME --config CONFIG ARGS...`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_config(&self.config, args)
+    }
+
+    /// `spoke --home HOME --config CONFIG ARGS...` with another config file.
+    pub fn run_with_config(&self, config: &Path, args: &[&str]) -> Output {
+        base_command()
+            .arg("--home")
+            .arg(&self.home)
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .output()
+            .expect("run the spoke binary")
+    }
+
+    /// Runs and asserts exit code 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_success(&out, args);
+        stdout(&out)
+    }
+
+    /// Runs with `--json`, asserts success and parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        parse_json(&self.ok(&all), &all)
+    }
+}
+
+/// A `spoke` command with no inherited settings that could point at real data.
+pub fn base_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoke"));
+    for var in [
+        "SPOKE_HOME",
+        "SPOKE_CONFIG",
+        "SPOKE_TOKEN",
+        "SPOKE_CA_FILE",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+    ] {
+        cmd.env_remove(var);
+    }
+    // A panic should show as one message, not a backtrace, in failure output.
+    cmd.env("RUST_BACKTRACE", "0");
+    cmd
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn assert_success(out: &Output, args: &[&str]) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "`spoke {}` should succeed\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Asserts exit code 2 (bad input) and no panic; returns stderr.
+pub fn assert_exit_code_2(out: &Output, what: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: expected exit code 2 (bad input)\nstdout:\n{}\nstderr:\n{err}",
+        stdout(out)
+    );
+    assert!(!err.contains("panicked"), "{what}: panicked:\n{err}");
+    err
+}
+
+/// Parses what `spoke ARGS` printed as JSON.
+pub fn parse_json(text: &str, args: &[&str]) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| {
+        panic!(
+            "`spoke {}` printed invalid JSON ({e}):\n{text}",
+            args.join(" ")
+        )
+    })
+}
+
+pub fn array(v: Value, what: &str) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items,
+        other => panic!("{what} should be a JSON array, got {other}"),
+    }
+}
+
+pub fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{key}` should be a string in {v}"))
+}
