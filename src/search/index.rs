@@ -610,7 +610,7 @@ impl SearchIndex {
         let vectors_file = format!("vectors-{generation}.usearch");
         let mut entries = Vec::with_capacity(self.catalog.len());
         for (key, entry) in &self.catalog {
-            let terms = self.lexical.docs().get(key).cloned().unwrap_or_default();
+            let terms = self.lexical.terms_of(*key).cloned().unwrap_or_default();
             entries.push((*key, entry.clone(), terms));
         }
         entries.sort_by_key(|(k, _, _)| *k);
@@ -726,10 +726,13 @@ impl SearchIndex {
         let limit = q.limit.max(1);
         let depth = (limit * 4).max(50);
         let keep = self.keep(q);
+        let filtered =
+            !q.kinds.is_empty() || q.status.is_some() || q.tag.is_some() || q.brief.is_some();
+        let keep: Option<&dyn Fn(u64) -> bool> = if filtered { Some(&keep) } else { None };
         let lexical = if q.only == Some(Ranking::Vector) {
             Vec::new()
         } else {
-            self.lexical.search(&q.text, depth, &keep)
+            self.lexical.search(&q.text, depth, keep)
         };
         let mut vector = Vec::new();
         if self.vectors.is_none() && !self.catalog.is_empty() && q.only != Some(Ranking::Lexical) {
@@ -747,7 +750,7 @@ impl SearchIndex {
             match self.embedder.embed(&[q.text.as_str()], Purpose::Query) {
                 Ok(mut vs) if vs.len() == 1 && vs[0].len() == v.dims() => {
                     let qv = vs.remove(0);
-                    match v.search(&qv, depth, &keep) {
+                    match v.search(&qv, depth, keep) {
                         Ok(hits) => {
                             // usearch's cosine distance is 1 - similarity.
                             let floor = self.embedder.min_similarity();

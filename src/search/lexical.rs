@@ -34,10 +34,16 @@ impl DocTerms {
     }
 }
 
+/// Documents live in slots (dense numbers) so a query can add up scores in
+/// a flat array instead of a hash map: the postings of a common word can
+/// run to tens of thousands of documents.
 #[derive(Debug, Default)]
 pub struct LexicalIndex {
-    docs: HashMap<u64, DocTerms>,
-    postings: HashMap<u64, Vec<(u64, u32)>>,
+    slot_of: HashMap<u64, u32>,
+    /// Per slot: the document key and its terms (`None`: a free slot).
+    slots: Vec<Option<(u64, DocTerms)>>,
+    free: Vec<u32>,
+    postings: HashMap<u64, Vec<(u32, u32)>>,
     total_len: u64,
 }
 
@@ -47,47 +53,60 @@ impl LexicalIndex {
     }
 
     /// Rebuilds the postings from stored term counts.
-    pub fn from_docs(docs: HashMap<u64, DocTerms>) -> Self {
-        let mut index = LexicalIndex {
-            docs: HashMap::with_capacity(docs.len()),
-            postings: HashMap::new(),
-            total_len: 0,
-        };
+    pub fn from_docs(docs: impl IntoIterator<Item = (u64, DocTerms)>) -> Self {
+        let mut index = LexicalIndex::new();
         for (key, terms) in docs {
             index.insert(key, terms);
         }
         index
     }
 
-    pub fn docs(&self) -> &HashMap<u64, DocTerms> {
-        &self.docs
+    /// Every document's terms, by key.
+    pub fn docs(&self) -> impl Iterator<Item = (u64, &DocTerms)> {
+        self.slots.iter().flatten().map(|(k, t)| (*k, t))
+    }
+
+    pub fn terms_of(&self, key: u64) -> Option<&DocTerms> {
+        let slot = *self.slot_of.get(&key)?;
+        self.slots.get(slot as usize)?.as_ref().map(|(_, t)| t)
     }
 
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.slot_of.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.slot_of.is_empty()
     }
 
     pub fn insert(&mut self, key: u64, doc: DocTerms) {
         self.remove(key);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
         for (term, tf) in &doc.terms {
-            self.postings.entry(*term).or_default().push((key, *tf));
+            self.postings.entry(*term).or_default().push((slot, *tf));
         }
         self.total_len += u64::from(doc.len);
-        self.docs.insert(key, doc);
+        self.slot_of.insert(key, slot);
+        self.slots[slot as usize] = Some((key, doc));
     }
 
     pub fn remove(&mut self, key: u64) {
-        let Some(doc) = self.docs.remove(&key) else {
+        let Some(slot) = self.slot_of.remove(&key) else {
+            return;
+        };
+        let Some((_, doc)) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
         self.total_len = self.total_len.saturating_sub(u64::from(doc.len));
         for (term, _) in &doc.terms {
             if let Some(list) = self.postings.get_mut(term) {
-                if let Some(pos) = list.iter().position(|(k, _)| *k == key) {
+                if let Some(pos) = list.iter().position(|(s, _)| *s == slot) {
                     list.swap_remove(pos);
                 }
                 if list.is_empty() {
@@ -95,11 +114,18 @@ impl LexicalIndex {
                 }
             }
         }
+        self.free.push(slot);
     }
 
-    /// The best `limit` documents for `query` that `keep` accepts, best first.
-    pub fn search(&self, query: &str, limit: usize, keep: impl Fn(u64) -> bool) -> Vec<(u64, f32)> {
-        let n = self.docs.len() as f32;
+    /// The best `limit` documents for `query` that `keep` accepts (all when
+    /// `None`), best first.
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        keep: Option<&dyn Fn(u64) -> bool>,
+    ) -> Vec<(u64, f32)> {
+        let n = self.len() as f32;
         if n == 0.0 || limit == 0 {
             return Vec::new();
         }
@@ -110,27 +136,51 @@ impl LexicalIndex {
             .collect();
         query_terms.sort_unstable();
         query_terms.dedup();
-        let mut scores: HashMap<u64, f32> = HashMap::new();
+        let mut scores = vec![0f32; self.slots.len()];
+        let mut touched: Vec<u32> = Vec::new();
         for term in query_terms {
             let Some(list) = self.postings.get(&term) else {
                 continue;
             };
             let df = list.len() as f32;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for (key, tf) in list {
-                let dl = self.docs.get(key).map_or(avgdl, |d| d.len as f32);
+            for (slot, tf) in list {
+                let Some(Some((_, doc))) = self.slots.get(*slot as usize) else {
+                    continue;
+                };
                 let tf = *tf as f32;
+                let dl = doc.len as f32;
                 let weight = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * dl / avgdl));
-                *scores.entry(*key).or_default() += idf * weight;
+                let s = &mut scores[*slot as usize];
+                if *s == 0.0 {
+                    touched.push(*slot);
+                }
+                *s += idf * weight;
             }
         }
-        let mut ranked: Vec<(u64, f32)> = scores.into_iter().filter(|(k, _)| keep(*k)).collect();
+        let mut ranked: Vec<(u64, f32)> = touched
+            .into_iter()
+            .filter_map(|slot| {
+                let (key, _) = self.slots.get(slot as usize)?.as_ref()?;
+                Some((*key, scores[slot as usize]))
+            })
+            .collect();
         let by_score = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if ranked.len() > limit {
-            ranked.select_nth_unstable_by(limit - 1, by_score);
-            ranked.truncate(limit);
+        match keep {
+            Some(keep) => {
+                // Best first, then filter until enough are kept.
+                ranked.sort_by(by_score);
+                ranked.retain(|(k, _)| keep(*k));
+                ranked.truncate(limit);
+            }
+            None => {
+                if ranked.len() > limit {
+                    ranked.select_nth_unstable_by(limit - 1, by_score);
+                    ranked.truncate(limit);
+                }
+                ranked.sort_by(by_score);
+            }
         }
-        ranked.sort_by(by_score);
         ranked
     }
 }
@@ -155,28 +205,28 @@ mod tests {
             "brand voice and tone",
             "spring launch hero",
         ]);
-        let hits = ix.search("brand palette", 10, |_| true);
+        let hits = ix.search("brand palette", 10, None);
         assert_eq!(hits.first().map(|h| h.0), Some(0));
         assert_eq!(hits.len(), 3);
-        assert!(ix.search("spring", 10, |_| true).iter().all(|h| h.0 == 3));
+        assert!(ix.search("spring", 10, None).iter().all(|h| h.0 == 3));
     }
 
     #[test]
     fn removed_and_replaced_documents_change_results() {
         let mut ix = index(&["winter menu coffee", "bring your own cup"]);
-        assert_eq!(ix.search("coffee", 5, |_| true).len(), 1);
+        assert_eq!(ix.search("coffee", 5, None).len(), 1);
         ix.insert(0, DocTerms::of("winter menu tea"));
-        assert!(ix.search("coffee", 5, |_| true).is_empty());
-        assert_eq!(ix.search("tea", 5, |_| true)[0].0, 0);
+        assert!(ix.search("coffee", 5, None).is_empty());
+        assert_eq!(ix.search("tea", 5, None)[0].0, 0);
         ix.remove(0);
-        assert!(ix.search("tea", 5, |_| true).is_empty());
+        assert!(ix.search("tea", 5, None).is_empty());
         assert_eq!(ix.len(), 1);
     }
 
     #[test]
     fn filter_and_limit_apply() {
         let ix = index(&["logo logo", "logo", "logo size", "logo clear space"]);
-        let hits = ix.search("logo", 2, |k| k != 0);
+        let hits = ix.search("logo", 2, Some(&|k| k != 0));
         assert_eq!(hits.len(), 2);
         assert!(hits.iter().all(|h| h.0 != 0));
     }
@@ -184,10 +234,10 @@ mod tests {
     #[test]
     fn rebuilding_from_stored_terms_gives_the_same_ranking() {
         let ix = index(&["a cup of coffee", "coffee beans roasted", "tea leaves"]);
-        let again = LexicalIndex::from_docs(ix.docs().clone());
+        let again = LexicalIndex::from_docs(ix.docs().map(|(k, t)| (k, t.clone())));
         assert_eq!(
-            ix.search("roasted coffee", 5, |_| true),
-            again.search("roasted coffee", 5, |_| true)
+            ix.search("roasted coffee", 5, None),
+            again.search("roasted coffee", 5, None)
         );
     }
 }

@@ -145,20 +145,22 @@ impl VectorIndex {
         self.index.contains(key)
     }
 
-    /// Approximate nearest neighbours that `keep` accepts: (key, cosine distance).
+    /// Approximate nearest neighbours that `keep` accepts (all when `None`):
+    /// (key, cosine distance).
     pub fn search(
         &self,
         query: &[f32],
         limit: usize,
-        keep: impl Fn(u64) -> bool,
+        keep: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Vec<(u64, f32)>> {
         if self.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let m = self
-            .index
-            .filtered_search(query, limit, keep)
-            .map_err(|e| anyhow!("searching the vector index: {e}"))?;
+        let m = match keep {
+            Some(keep) => self.index.filtered_search(query, limit, keep),
+            None => self.index.search(query, limit),
+        }
+        .map_err(|e| anyhow!("searching the vector index: {e}"))?;
         Ok(m.keys.into_iter().zip(m.distances).collect())
     }
 
@@ -206,14 +208,14 @@ mod tests {
         let items: Vec<(u64, Vec<f32>)> = (0..500).map(|k| (k, unit(k, 32))).collect();
         ix.add_all(&items).expect("add");
         assert_eq!(ix.len(), 500);
-        let hit = ix.search(&unit(42, 32), 1, |_| true).expect("search");
+        let hit = ix.search(&unit(42, 32), 1, None).expect("search");
         assert_eq!(hit[0].0, 42);
         let path = dir.path().join("v.usearch");
         ix.save(&path).expect("save");
         let back = VectorIndex::load(&path, 32).expect("load");
         assert_eq!(
-            back.search(&unit(42, 32), 3, |_| true).expect("search"),
-            ix.search(&unit(42, 32), 3, |_| true).expect("search")
+            back.search(&unit(42, 32), 3, None).expect("search"),
+            ix.search(&unit(42, 32), 3, None).expect("search")
         );
         let err = VectorIndex::load(&path, 64).err().expect("wrong dims");
         assert!(err.to_string().contains("32-dimensional"), "{err}");
@@ -225,9 +227,11 @@ mod tests {
         let items: Vec<(u64, Vec<f32>)> = (0..50).map(|k| (k, unit(k, 16))).collect();
         ix.add_all(&items).expect("add");
         ix.remove(7).expect("remove");
-        let hits = ix.search(&unit(7, 16), 50, |_| true).expect("search");
+        let hits = ix.search(&unit(7, 16), 50, None).expect("search");
         assert!(hits.iter().all(|h| h.0 != 7));
-        let odd = ix.search(&unit(3, 16), 10, |k| k % 2 == 1).expect("search");
+        let odd = ix
+            .search(&unit(3, 16), 10, Some(&|k| k % 2 == 1))
+            .expect("search");
         assert!(!odd.is_empty() && odd.iter().all(|h| h.0 % 2 == 1));
     }
 

@@ -48,18 +48,27 @@ pub enum KbAddOutcome {
 impl Hub {
     /// Documents in the knowledge base, by title.
     pub fn knowledge_docs(&self) -> Result<Vec<KnowledgeDoc>> {
+        self.knowledge(true)
+    }
+
+    /// Documents with their chunks, or without (titles and sources only,
+    /// which is all `kb add` needs to spot a file it has already).
+    fn knowledge(&self, with_chunks: bool) -> Result<Vec<KnowledgeDoc>> {
         let mut out = Vec::new();
         for (id, rec) in self.replica.records(EntityKind::Knowledge)? {
             if rec.is_deleted() {
                 continue;
             }
-            let entity = EntityRef::new(EntityKind::Knowledge, id.as_str());
-            let items: Vec<_> = self
-                .replica
-                .items(&entity)?
-                .into_iter()
-                .map(|(_, i)| i)
-                .collect();
+            let items: Vec<_> = if with_chunks {
+                let entity = EntityRef::new(EntityKind::Knowledge, id.as_str());
+                self.replica
+                    .items(&entity)?
+                    .into_iter()
+                    .map(|(_, i)| i)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             out.push(KnowledgeDoc::from_record(&id, &rec, &items));
         }
         out.sort_by(|a, b| a.title.cmp(&b.title).then(a.id.cmp(&b.id)));
@@ -137,7 +146,7 @@ impl Hub {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
-        let existing = self.knowledge_docs()?;
+        let existing = self.knowledge(false)?;
         if let Some(same) = existing.iter().find(|d| d.source_sha256 == sha) {
             return Ok(KbAddOutcome::Unchanged {
                 path: path.to_owned(),
