@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Relay fan-out side by side: the Spoke relay, y-sweet 0.9.1, the y-websocket
+# server (@y/websocket-server 0.1.1) and nats-server (core and JetStream),
+# each driven in its own protocol by server/benches/fanout (the generator).
+#
+# Installs missing peers into a cache outside the repo, starts each on
+# 127.0.0.1 pinned to core 0 (the generator runs on core 1), runs the same
+# matrix for each (N subscribers x payload size, publisher rate stepped up
+# until p99 > 100 ms or fewer than 99.9% delivered), stops it, and prints one
+# table. A peer that fails to install or start is reported and skipped.
+#
+#   benches/peers.sh [--quick] [--peers "spoke y-sweet y-websocket nats nats-jetstream"]
+#                    [--subscribers 100,500,1000] [--payloads 200,4096] [--seconds 5]
+#
+# Environment: PEERS_QUICK=1 (10,100 subscribers, 200 B, 2 s steps),
+# PEERS, PEERS_SUBSCRIBERS, PEERS_PAYLOADS, PEERS_SECONDS, PEERS_START_RATE,
+# PEERS_MAX_RATE, SPOKE_PEERS_CACHE (default ~/.cache/spoke-peers),
+# PEERS_OUT (results folder; default under the cache).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${SPOKE_PEERS_CACHE:-$HOME/.cache/spoke-peers}
+QUICK=${PEERS_QUICK:-0}
+PEERS=${PEERS:-"spoke y-sweet y-websocket nats nats-jetstream"}
+SUBSCRIBERS=${PEERS_SUBSCRIBERS:-}
+PAYLOADS=${PEERS_PAYLOADS:-}
+STEP_SECONDS=${PEERS_SECONDS:-}
+START_RATE=${PEERS_START_RATE:-25000}
+MAX_RATE=${PEERS_MAX_RATE:-3200000}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --peers) PEERS=$2; shift ;;
+        --subscribers) SUBSCRIBERS=$2; shift ;;
+        --payloads) PAYLOADS=$2; shift ;;
+        --seconds) STEP_SECONDS=$2; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        *) echo "peers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$QUICK" = 1 ]; then
+    SUBSCRIBERS=${SUBSCRIBERS:-10,100}
+    PAYLOADS=${PAYLOADS:-200}
+    STEP_SECONDS=${STEP_SECONDS:-2}
+else
+    SUBSCRIBERS=${SUBSCRIBERS:-100,500,1000}
+    PAYLOADS=${PAYLOADS:-200,4096}
+    STEP_SECONDS=${STEP_SECONDS:-5}
+fi
+
+OUT=${PEERS_OUT:-$CACHE/results-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$CACHE" "$OUT" || { echo "peers.sh: cannot create $CACHE or $OUT" >&2; exit 1; }
+ROWS=$OUT/rows.md
+STEPS=$OUT/steps.log
+: > "$ROWS"
+: > "$STEPS"
+
+# Ports on loopback for the peers; checked free before each start.
+YSWEET_PORT=18480
+YWS_PORT=18481
+NATS_WS_PORT=18482
+NATS_PORT=18483
+
+say() { printf '%s\n' "$*" >&2; }
+fail_row() { # peer, reason: one row that says why a peer has no numbers
+    printf '| %s | | %s | %s | not run: %s | | | | | | | | |\n' "$1" "$SUBSCRIBERS" "$PAYLOADS" "$2" >> "$ROWS"
+    say "peers.sh: $1: $2"
+}
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+TASKSET=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    TASKSET=(taskset -c 0)
+    GEN_TASKSET=(taskset -c 1)
+else
+    say "peers.sh: no taskset or fewer than 2 cores; server and generator will share cores"
+    GEN_TASKSET=()
+fi
+
+# --- the generator ---------------------------------------------------------
+say "peers.sh: building the fan-out generator (cargo bench --no-run)"
+BENCH=$(cd "$ROOT" && cargo bench -p spoke-relay --bench fanout --no-run --message-format=json 2>"$OUT/build.log" |
+    jq -r 'select(.executable != null and .target.name == "fanout") | .executable' | tail -1)
+if [ -z "$BENCH" ] || [ ! -x "$BENCH" ]; then
+    say "peers.sh: building the generator failed; see $OUT/build.log"
+    tail -20 "$OUT/build.log" >&2
+    exit 1
+fi
+
+# --- installing the peers (outside the repo) -------------------------------
+YSWEET_BIN=$CACHE/y-sweet/bin/y-sweet
+YWS_DIR=$CACHE/y-websocket
+YWS_SERVER=$YWS_DIR/node_modules/@y/websocket-server/src/server.js
+
+install_ysweet() {
+    [ -x "$YSWEET_BIN" ] && return 0
+    command -v cargo >/dev/null || { say "cargo not found"; return 1; }
+    say "peers.sh: installing y-sweet 0.9.1 into $CACHE/y-sweet (about 5 min on 2 cores)"
+    cargo install y-sweet --version 0.9.1 --locked --root "$CACHE/y-sweet" >"$CACHE/y-sweet-install.log" 2>&1 ||
+        { tail -5 "$CACHE/y-sweet-install.log" >&2; return 1; }
+    [ -x "$YSWEET_BIN" ]
+}
+
+install_ywebsocket() {
+    [ -f "$YWS_SERVER" ] && return 0
+    command -v npm >/dev/null && command -v node >/dev/null || { say "node/npm not found"; return 1; }
+    say "peers.sh: installing @y/websocket-server 0.1.1 into $YWS_DIR"
+    mkdir -p "$YWS_DIR" &&
+        { [ -f "$YWS_DIR/package.json" ] || echo '{"name":"spoke-peer-ywebsocket","private":true}' > "$YWS_DIR/package.json"; } &&
+        (cd "$YWS_DIR" && npm i @y/websocket-server@0.1.1 yjs@13 ws >"$CACHE/y-websocket-install.log" 2>&1) ||
+        { tail -5 "$CACHE/y-websocket-install.log" >&2; return 1; }
+    [ -f "$YWS_SERVER" ]
+}
+
+install_nats() {
+    command -v nats-server >/dev/null && return 0
+    say "peers.sh: installing nats-server with apt-get"
+    { apt-get update -qq && apt-get install -y nats-server; } >"$CACHE/nats-install.log" 2>&1 ||
+        { tail -5 "$CACHE/nats-install.log" >&2; return 1; }
+    command -v nats-server >/dev/null
+}
+
+# --- starting and stopping -------------------------------------------------
+PEER_PID=
+PEER_ADDR=
+PEER_DATA=
+START_ERROR=
+
+port_free() { ! ss -ltn 2>/dev/null | awk '{print $4}' | grep -q "[:.]$1\$"; }
+
+wait_listening() { # port, log: wait for the port, fail if the peer died
+    local port=$1 log=$2 i
+    for i in $(seq 1 150); do
+        if ! kill -0 "$PEER_PID" 2>/dev/null; then
+            START_ERROR="exited during start-up, see $log"
+            say "peers.sh: the server exited during start-up; last lines of $log:"
+            tail -10 "$log" >&2
+            return 1
+        fi
+        port_free "$port" || return 0
+        sleep 0.1
+    done
+    START_ERROR="not listening on 127.0.0.1:$port after 15 s, see $log"
+    say "peers.sh: nothing listening on 127.0.0.1:$port after 15 s; last lines of $log:"
+    tail -10 "$log" >&2
+    return 1
+}
+
+start_peer() { # peer, label: sets PEER_PID and PEER_ADDR
+    local peer=$1 label=$2 log
+    PEER_DATA=$OUT/data/$label
+    rm -rf "$PEER_DATA" && mkdir -p "$PEER_DATA"
+    log=$OUT/$label.server.log
+    case "$peer" in
+        y-sweet)
+            port_free $YSWEET_PORT || { START_ERROR="port $YSWEET_PORT is taken"; return 1; }
+            "${TASKSET[@]}" "$YSWEET_BIN" serve "$PEER_DATA" --host 127.0.0.1 --port $YSWEET_PORT \
+                >"$log" 2>&1 </dev/null &
+            PEER_PID=$!
+            PEER_ADDR=127.0.0.1:$YSWEET_PORT
+            wait_listening $YSWEET_PORT "$log"
+            ;;
+        y-websocket)
+            port_free $YWS_PORT || { START_ERROR="port $YWS_PORT is taken"; return 1; }
+            env HOST=127.0.0.1 PORT=$YWS_PORT "${TASKSET[@]}" node "$YWS_SERVER" >"$log" 2>&1 </dev/null &
+            PEER_PID=$!
+            PEER_ADDR=127.0.0.1:$YWS_PORT
+            wait_listening $YWS_PORT "$log"
+            ;;
+        nats|nats-jetstream)
+            port_free $NATS_WS_PORT && port_free $NATS_PORT || { START_ERROR="port $NATS_PORT or $NATS_WS_PORT is taken"; return 1; }
+            {
+                echo "listen: 127.0.0.1:$NATS_PORT"
+                echo "websocket { listen: \"127.0.0.1:$NATS_WS_PORT\", no_tls: true }"
+                [ "$peer" = nats-jetstream ] && echo "jetstream { store_dir: \"$PEER_DATA/js\" }"
+            } > "$PEER_DATA/nats.conf"
+            "${TASKSET[@]}" nats-server -c "$PEER_DATA/nats.conf" >"$log" 2>&1 </dev/null &
+            PEER_PID=$!
+            PEER_ADDR=127.0.0.1:$NATS_WS_PORT
+            wait_listening $NATS_WS_PORT "$log"
+            ;;
+    esac
+}
+
+stop_peer() {
+    if [ -n "$PEER_PID" ] && kill -0 "$PEER_PID" 2>/dev/null; then
+        kill "$PEER_PID" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$PEER_PID" 2>/dev/null
+        wait "$PEER_PID" 2>/dev/null
+    fi
+    PEER_PID=
+    [ -n "$PEER_DATA" ] && rm -rf "$PEER_DATA"
+    PEER_DATA=
+}
+trap 'stop_peer' EXIT
+trap 'stop_peer; exit 130' INT TERM
+
+# --- the matrix ------------------------------------------------------------
+run_bench() { # extra generator arguments...
+    "${GEN_TASKSET[@]}" "$BENCH" --step-up --no-header --seconds "$STEP_SECONDS" \
+        --start-rate "$START_RATE" --max-rate "$MAX_RATE" "$@" >>"$ROWS" 2> >(tee -a "$STEPS" >&2)
+}
+
+for peer in $PEERS; do
+    case "$peer" in
+        spoke) ;;
+        y-sweet) install_ysweet || { fail_row "$peer" "install failed"; continue; } ;;
+        y-websocket) install_ywebsocket || { fail_row "$peer" "install failed"; continue; } ;;
+        nats|nats-jetstream) install_nats || { fail_row "$peer" "install failed"; continue; } ;;
+        *) fail_row "$peer" "unknown peer (spoke, y-sweet, y-websocket, nats, nats-jetstream)"; continue ;;
+    esac
+    for n in ${SUBSCRIBERS//,/ }; do
+        for size in ${PAYLOADS//,/ }; do
+            say "peers.sh: $peer, $n subscribers, $size B"
+            if [ "$peer" = spoke ]; then
+                # The generator starts the relay itself (pinned to core 0).
+                run_bench --target spoke --subscribers "$n" --payload-bytes "$size"
+                continue
+            fi
+            START_ERROR=
+            if ! start_peer "$peer" "$peer-$n-$size"; then
+                printf '| %s | | %s | %s | not run: failed to start: %s | | | | | | | | |\n' \
+                    "$peer" "$n" "$size" "${START_ERROR:-see $OUT}" >> "$ROWS"
+                say "peers.sh: $peer failed to start: ${START_ERROR:-see $OUT}"
+                stop_peer
+                continue
+            fi
+            run_bench --target "$peer" --addr "$PEER_ADDR" --pid "$PEER_PID" \
+                --subscribers "$n" --payload-bytes "$size"
+            stop_peer
+        done
+    done
+done
+wait 2>/dev/null
+
+{
+    echo
+    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; server on core 0, generator on core 1."
+    echo "Matrix: subscribers $SUBSCRIBERS; payloads $PAYLOADS B; $STEP_SECONDS s per step from $START_RATE deliveries/s, doubling (then one step between the last pass and the first failure) until p99 > 100 ms or < 99.9% delivered, at most $MAX_RATE/s."
+    echo
+    "$BENCH" --header-only
+    cat "$ROWS"
+} | tee "$OUT/table.md"
+say "peers.sh: table in $OUT/table.md, every step in $STEPS"
