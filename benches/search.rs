@@ -187,10 +187,11 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "usearch {}: SIMD kernels available on this CPU: {}; the index's cosine/f16 kernel: {}.",
+        "usearch {}: SIMD kernels available on this CPU: {}; the index's cosine kernel for {:?}: {}.",
         usearch::version(),
         usearch::hardware_acceleration_available(),
-        usearch_kernel(ScalarKind::F16)
+        spoke::search::vectors::SCALAR,
+        usearch_kernel(spoke::search::vectors::SCALAR)
     );
     println!();
     println!(
