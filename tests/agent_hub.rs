@@ -3,25 +3,19 @@
 //! puts intake questions and an assignment proposal on the hub, and the lead
 //! sees them after a sync, with nothing applied until a lead decides.
 
+mod common_cli;
+
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+/// `spoke --home HOME --config HOME.toml ARGS...` with a scrubbed environment.
 fn spoke(home: &Path, args: &[&str]) -> Output {
     let config = home.with_extension("toml");
     if !config.exists() {
         std::fs::write(&config, "").expect("config");
     }
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoke"));
-    for var in [
-        "SPOKE_HOME",
-        "SPOKE_CONFIG",
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("RUST_BACKTRACE", "0")
+    common_cli::base_command()
         .arg("--home")
         .arg(home)
         .arg("--config")

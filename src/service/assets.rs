@@ -88,12 +88,7 @@ impl Hub {
         opts: &ImportOptions,
         mut progress: impl FnMut(ImportEvent),
     ) -> Result<ImportReport> {
-        let home = self
-            .replica
-            .path()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let home = self.home();
         let brief = match &opts.brief {
             Some(b) => Some(self.brief(b)?.id),
             None => None,
@@ -423,12 +418,7 @@ impl Hub {
             ))
             .into());
         }
-        let home = self
-            .replica
-            .path()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let home = self.home();
         let blob = crate::sync::blobs::local_blob_path(&home, &version.blob_sha256);
         let bytes = std::fs::read(&blob).map_err(|_| {
             anyhow::anyhow!("the bytes of asset {} are not on this machine yet: run `spoke sync` or `spoke preview {}`", asset.id, asset.id)

@@ -86,12 +86,7 @@ impl Hub {
     /// Adds files to the knowledge base. Each file is its own commit; a bad
     /// file is reported and the rest go on.
     pub fn add_knowledge(&mut self, paths: &[PathBuf]) -> Result<Vec<KbAddOutcome>> {
-        let home = self
-            .replica
-            .path()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let home = self.home();
         let mut out = Vec::with_capacity(paths.len());
         for path in paths {
             let outcome = match self.add_one_knowledge(&home, path) {

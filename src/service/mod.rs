@@ -95,6 +95,15 @@ impl Hub {
         }
     }
 
+    /// The data folder the replica lives in (blobs and the search index sit beside it).
+    pub fn home(&self) -> PathBuf {
+        self.replica
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
     pub fn replica(&self) -> &Replica {
         &self.replica
     }

@@ -5,14 +5,12 @@ use super::Hub;
 use crate::config::SearchConfig;
 use crate::search::index::{RefreshReport, SearchIndex, index_dir};
 use anyhow::{Context, Result};
-use std::path::Path;
 
 impl Hub {
     /// Opens the search index in `HOME/search` with the configured embedder.
     pub fn open_search(&self, cfg: &SearchConfig) -> Result<SearchIndex> {
         let embedder = crate::search::embed::from_config(cfg)?;
-        let home = self.replica.path().parent().unwrap_or(Path::new("."));
-        SearchIndex::open(&index_dir(home), embedder, &self.replica)
+        SearchIndex::open(&index_dir(&self.home()), embedder, &self.replica)
             .context("opening the search index")
     }
 
