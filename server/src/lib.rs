@@ -1,6 +1,6 @@
 //! spoke-relay: the hub a Spoke team runs. This crate owns the wire protocol
-//! (shared with the `spoke` client) and, later, the relay that sequences,
-//! stores and fans out ops.
+//! (shared with the `spoke` client) and the relay that sequences, stores and
+//! fans out ops.
 
 pub mod auth;
 pub mod blobs;
@@ -10,3 +10,4 @@ pub mod relay;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod ws;

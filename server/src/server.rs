@@ -5,13 +5,16 @@ use crate::relay::{Relay, RelayConfig, healthz, metrics, ws_handler};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 pub fn router(relay: Arc<Relay>) -> Router {
     Router::new()
@@ -64,35 +67,91 @@ pub async fn start(listener: TcpListener, config: RelayConfig) -> anyhow::Result
     let stopping = async move {
         let _ = on_stop.wait_for(|s| *s).await;
     };
-    let task = match tls {
-        Some(tls) => {
-            let listener = crate::tls::TlsListener::new(listener, tls)?;
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopping)
-                    .await
-            })
-        }
-        None => {
-            // Ops are small and latency matters more than packet count.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("cannot set TCP_NODELAY: {e}");
-                }
-            });
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopping)
-                    .await
-            })
-        }
-    };
+    let acceptor = tls.map(crate::tls::TlsAcceptor::from);
+    let task = tokio::spawn(accept_loop(listener, acceptor, app, stopping));
     Ok(Running {
         addr,
         relay,
         stop,
         task,
     })
+}
+
+/// Accepts connections and serves HTTP/1.1 on each until `stopping`
+/// resolves; then stops accepting, lets requests in flight finish and waits
+/// for those connections. Upgraded WebSocket connections are the relay's
+/// and end through its own shutdown.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<crate::tls::TlsAcceptor>,
+    app: Router,
+    stopping: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (close, closing) = watch::channel(false);
+    let connections = TaskTracker::new();
+    tokio::pin!(stopping);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stopping => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, then go on.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Ops are small and latency matters more than packet count.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+        let app = app.clone();
+        let closing = closing.clone();
+        match tls.clone() {
+            None => connections.spawn(serve_http(tcp, app, closing)),
+            Some(acceptor) => connections.spawn(async move {
+                if let Some(tls) = crate::tls::accept(&acceptor, tcp, peer).await {
+                    serve_http(tls, app, closing).await;
+                }
+            }),
+        };
+    }
+    drop(listener);
+    let _ = close.send(true);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection, with upgrades to WebSocket.
+async fn serve_http<I>(io: I, app: Router, mut closing: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut asked_to_close = false;
+    loop {
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(e) = served {
+                    tracing::debug!("HTTP connection ended: {e}");
+                }
+                return;
+            }
+            _ = closing.wait_for(|c| *c), if !asked_to_close => {
+                asked_to_close = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
 
 /// Serves until `signal` resolves, then shuts down gracefully.

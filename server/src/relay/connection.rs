@@ -1,0 +1,614 @@
+//! One member's connection: the `Hello` handshake, the log from its
+//! cursor, its submissions and replies. Live batches reach it through the
+//! hub's fan-out, which writes into its [`Outbound`].
+
+use super::fanout;
+use super::outbound::{Failure, Outbound};
+use super::writer::SubmitRequest;
+use super::{HubHandle, MAX_QUEUED_BYTES, READ_BUFFER_BYTES, Relay};
+use crate::auth::TokenRecord;
+use crate::proto::{
+    self, AckEntry, ErrorCode, Frame, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_OP_BYTES,
+    MAX_OPS_PER_FRAME, SeqOp,
+};
+use crate::store::EncodedOp;
+use crate::ws::{self, Incoming, WsError, close_code};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Time the final `Error` and close get to reach a member.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a connection ends, sent as a final `Error` frame and a close.
+struct Ending {
+    code: ErrorCode,
+    message: String,
+    close: u16,
+}
+
+impl Ending {
+    fn new(code: ErrorCode, message: impl Into<String>, close: u16) -> Self {
+        Ending {
+            code,
+            message: message.into(),
+            close,
+        }
+    }
+}
+
+struct Connection {
+    id: u64,
+    relay: Arc<Relay>,
+    reader: ws::Reader<BoxRead>,
+    out: Arc<Outbound>,
+    /// The socket's write half when it is not written directly (TLS).
+    writer: Option<BoxWrite>,
+    bad_frames: u32,
+    bucket: TokenBucket,
+    /// The member and hub, once the handshake succeeded.
+    joined: Option<(String, Arc<HubHandle>)>,
+    /// Whether this connection announced presence (then its end is announced too).
+    announced: bool,
+}
+
+type AckFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<AckEntry>, String>> + Send>>;
+
+/// Runs one upgraded connection to its end.
+pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
+    let max_frames = relay.config.outbound_batches;
+    // Plain TCP is written directly by the fan-out; anything else (TLS)
+    // through this task.
+    let (read, already, out, writer) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let (read, write) = parts.io.into_inner().into_split();
+            let out = Outbound::new(Some(write), max_frames, MAX_QUEUED_BYTES);
+            (Box::new(read) as BoxRead, parts.read_buf, out, None)
+        }
+        Err(upgraded) => {
+            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+            let out = Outbound::new(None, max_frames, MAX_QUEUED_BYTES);
+            (
+                Box::new(read) as BoxRead,
+                Bytes::new(),
+                out,
+                Some(Box::new(write) as BoxWrite),
+            )
+        }
+    };
+    let id = relay.next_conn.fetch_add(1, Relaxed);
+    let rate = relay.config.max_ops_per_sec;
+    let mut conn = Connection {
+        id,
+        relay,
+        reader: ws::Reader::new(
+            read,
+            already,
+            MAX_FRAME_BYTES,
+            MAX_MESSAGE_BYTES,
+            READ_BUFFER_BYTES,
+        ),
+        out: Arc::new(out),
+        writer,
+        bad_frames: 0,
+        bucket: TokenBucket::new(rate),
+        joined: None,
+        announced: false,
+    };
+    let ending = conn.serve(&url_hub).await.err();
+    if let Some((member, hub)) = conn.joined.take() {
+        hub.members.remove(conn.id);
+        if conn.announced {
+            // Tell the others this member left (presence is never stored).
+            let frame = encode(&Frame::Presence(proto::Presence {
+                member,
+                status: "offline".into(),
+                tz: None,
+                viewing: None,
+            }));
+            fanout::send_presence(&hub.fanout, conn.id, frame);
+        }
+    }
+    conn.out.close_for_goodbye();
+    match ending {
+        Some(e) => {
+            conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
+            conn.out.send(ws::binary(&encode(&Frame::Error {
+                code: e.code,
+                message: e.message.clone(),
+            })));
+            conn.out
+                .send(ws::close(e.close, &truncate(&e.message, 120)));
+        }
+        None => conn.out.send(ws::close(close_code::NORMAL, "")),
+    }
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, conn.flush()).await;
+    if let Some(w) = conn.writer.as_mut() {
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, w.shutdown()).await;
+    }
+}
+
+impl Connection {
+    async fn serve(&mut self, url_hub: &str) -> Result<(), Ending> {
+        let (token, hub) = self.handshake(url_hub).await?;
+        let mut shutdown = self.relay.shutdown.clone();
+        let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+        let out = self.out.clone();
+        loop {
+            tokio::select! {
+                incoming = self.reader.next() => {
+                    match incoming.map_err(read_ending)? {
+                        None | Some(Incoming::Close(_)) => return Ok(()),
+                        Some(Incoming::Binary(bytes)) => {
+                            if let Some(ack) = self.handle(&bytes, &token, &hub).await? {
+                                acks.push_back(ack);
+                            }
+                        }
+                        Some(Incoming::Text) => {
+                            self.reject(ErrorCode::BadFrame, "text messages are not part of the protocol; send binary frames").await?;
+                        }
+                        Some(Incoming::Ping(payload)) => {
+                            self.out.send(ws::pong(&payload));
+                            self.flush().await?;
+                        }
+                        Some(Incoming::Pong) => {}
+                    }
+                }
+                _ = out.wake.notified() => self.flush().await?,
+                Some(result) = acks.next(), if !acks.is_empty() => match result {
+                    Ok(acks) => self.send_frame(&Frame::Ack { acks }).await?,
+                    Err(e) => {
+                        return Err(Ending::new(ErrorCode::Internal, format!("the relay could not store ops: {e}"), close_code::ERROR));
+                    }
+                },
+                _ = shutdown.changed() => {
+                    return Err(Ending::new(ErrorCode::GoingAway, "the relay is shutting down; reconnect later", close_code::AWAY));
+                }
+            }
+        }
+    }
+
+    /// Waits for a valid `Hello`, authenticates it, sends `Welcome` and the
+    /// log from the client's cursor, and joins the hub's fan-out (live
+    /// batches the log already covered are skipped).
+    async fn handshake(&mut self, url_hub: &str) -> Result<(TokenRecord, Arc<HubHandle>), Ending> {
+        let timeout = self.relay.config.hello_timeout;
+        let first = tokio::time::timeout(timeout, self.reader.next())
+            .await
+            .map_err(|_| {
+                Ending::new(
+                    ErrorCode::Timeout,
+                    format!("no Hello within {:.1} s", timeout.as_secs_f64()),
+                    close_code::POLICY,
+                )
+            })?;
+        let bytes = match first {
+            Ok(Some(Incoming::Binary(b))) => b,
+            Ok(Some(Incoming::Close(_))) | Ok(None) => {
+                return Err(Ending::new(
+                    ErrorCode::Protocol,
+                    "closed before Hello",
+                    close_code::NORMAL,
+                ));
+            }
+            Ok(Some(_)) => {
+                return Err(Ending::new(
+                    ErrorCode::BadFrame,
+                    "expected a binary Hello frame",
+                    close_code::PROTOCOL,
+                ));
+            }
+            Err(e) => return Err(read_ending(e)),
+        };
+        let (token, hub, epoch, cursor) = match proto::decode_frame(&bytes) {
+            Ok(Frame::Hello {
+                token,
+                hub,
+                epoch,
+                cursor,
+            }) => (token, hub, epoch, cursor),
+            Ok(_) => {
+                return Err(Ending::new(
+                    ErrorCode::Protocol,
+                    "the first frame must be Hello",
+                    close_code::PROTOCOL,
+                ));
+            }
+            Err(e) => {
+                return Err(Ending::new(
+                    code_for(&e),
+                    e.to_string(),
+                    close_code::PROTOCOL,
+                ));
+            }
+        };
+        if hub != url_hub {
+            return Err(Ending::new(
+                ErrorCode::Forbidden,
+                format!("Hello names hub {hub} but this socket is for hub {url_hub}"),
+                close_code::POLICY,
+            ));
+        }
+        let record = match self.relay.registry.authenticate(&token) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Err(Ending::new(
+                    ErrorCode::Unauthorized,
+                    e.to_string(),
+                    close_code::POLICY,
+                ));
+            }
+            Err(e) => return Err(internal(e)),
+        };
+        if record.hub != hub {
+            return Err(Ending::new(
+                ErrorCode::Forbidden,
+                format!("this token belongs to another hub, not {hub}"),
+                close_code::POLICY,
+            ));
+        }
+        let handle = match self.relay.hub(&hub) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                return Err(Ending::new(
+                    ErrorCode::UnknownHub,
+                    format!("no hub {hub} on this relay"),
+                    close_code::POLICY,
+                ));
+            }
+            Err(e) => return Err(internal(e)),
+        };
+        // Join the fan-out (holding live batches back) before reading the
+        // head: a commit reaches the fan-out only once it is in the log, so
+        // every commit is either in the log snapshot or held, and one that is
+        // in both is skipped when the hold ends.
+        self.out.hold();
+        handle.members.add(self.id, self.out.clone());
+        self.joined = Some((record.handle.clone(), handle.clone()));
+        let head = handle.log.head();
+        let hub_epoch = handle.log.epoch();
+        // A cursor from another epoch means nothing here: start from the beginning.
+        let cursor = if epoch == hub_epoch {
+            cursor.min(head)
+        } else {
+            0
+        };
+        self.send_frame(&Frame::Welcome {
+            member: record.handle.clone(),
+            role: record.role.clone(),
+            hub_name: handle.name.clone(),
+            epoch: hub_epoch,
+            head,
+        })
+        .await?;
+        self.send_log(&handle, cursor + 1, head).await?;
+        self.out.release(head);
+        Ok((record, handle))
+    }
+
+    /// Sends stored ops `from..=upto` in protocol-sized `Ops` frames, each
+    /// written out before the next is read.
+    async fn send_log(&mut self, hub: &Arc<HubHandle>, from: u64, upto: u64) -> Result<(), Ending> {
+        let mut next = from;
+        while next <= upto {
+            if *self.relay.shutdown.borrow() {
+                return Err(Ending::new(
+                    ErrorCode::GoingAway,
+                    "the relay is shutting down; reconnect later",
+                    close_code::AWAY,
+                ));
+            }
+            let log = hub.log.clone();
+            let chunk = tokio::task::spawn_blocking(move || {
+                log.read(next, upto, MAX_OPS_PER_FRAME, proto::FRAME_OPS_BUDGET)
+            })
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+            let Some(last) = chunk.last().map(|o| o.seq) else {
+                break;
+            };
+            let count = chunk.len() as u64;
+            self.send_bytes(encode_ops_frame(chunk)).await?;
+            self.relay.metrics.deliveries.fetch_add(count, Relaxed);
+            next = last + 1;
+        }
+        Ok(())
+    }
+
+    /// Handles one binary frame after the handshake. A submission returns the
+    /// future of its acks, so the connection keeps reading while it commits.
+    async fn handle(
+        &mut self,
+        bytes: &[u8],
+        token: &TokenRecord,
+        hub: &Arc<HubHandle>,
+    ) -> Result<Option<AckFuture>, Ending> {
+        let frame = match proto::decode_frame(bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                self.reject(code_for(&e), format!("unreadable frame: {e}"))
+                    .await?;
+                return Ok(None);
+            }
+        };
+        match frame {
+            Frame::Submit { ops } => {
+                if !token.can_submit() {
+                    self.reject(
+                        ErrorCode::Forbidden,
+                        format!("@{} is read-only and cannot submit ops", token.handle),
+                    )
+                    .await?;
+                    return Ok(None);
+                }
+                if ops.len() > MAX_OPS_PER_FRAME {
+                    self.reject(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "{} ops in one Submit; the limit is {MAX_OPS_PER_FRAME}",
+                            ops.len()
+                        ),
+                    )
+                    .await?;
+                    return Ok(None);
+                }
+                let mut encoded = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    if op.actor != token.handle {
+                        self.reject(
+                            ErrorCode::BadOp,
+                            format!(
+                                "op {} claims actor @{} but this connection is @{}",
+                                op.id, op.actor, token.handle
+                            ),
+                        )
+                        .await?;
+                        return Ok(None);
+                    }
+                    let bytes = match proto::encode_op(op) {
+                        Ok(b) if b.len() <= MAX_OP_BYTES => b,
+                        _ => {
+                            self.reject(
+                                ErrorCode::TooLarge,
+                                format!("op {} is over {MAX_OP_BYTES} bytes", op.id),
+                            )
+                            .await?;
+                            return Ok(None);
+                        }
+                    };
+                    encoded.push(EncodedOp { id: op.id, bytes });
+                }
+                if encoded.is_empty() {
+                    return Ok(None);
+                }
+                // Wait for the rate limit, but not past a shutdown.
+                let mut stop = self.relay.shutdown.clone();
+                tokio::select! {
+                    _ = self.bucket.take(encoded.len() as u32) => {}
+                    _ = stop.wait_for(|s| *s) => {
+                        return Err(Ending::new(
+                            ErrorCode::GoingAway,
+                            "the relay is shutting down; reconnect later",
+                            close_code::AWAY,
+                        ));
+                    }
+                }
+                let (reply, rx) = oneshot::channel();
+                hub.submit
+                    .send(SubmitRequest {
+                        ops: encoded,
+                        reply,
+                    })
+                    .await
+                    .map_err(|_| {
+                        Ending::new(
+                            ErrorCode::Internal,
+                            "the hub writer stopped",
+                            close_code::ERROR,
+                        )
+                    })?;
+                Ok(Some(Box::pin(async move {
+                    rx.await
+                        .unwrap_or_else(|_| Err("the hub writer stopped".to_owned()))
+                })))
+            }
+            Frame::Fetch { from } => {
+                // Live batches wait until the asked part of the log is out.
+                self.out.hold();
+                let head = hub.log.head();
+                self.send_log(hub, from.max(1), head).await?;
+                self.out.release(head);
+                Ok(None)
+            }
+            Frame::Presence(mut presence) => {
+                presence.member = token.handle.clone();
+                self.announced = presence.status != "offline";
+                fanout::send_presence(&hub.fanout, self.id, encode(&Frame::Presence(presence)));
+                Ok(None)
+            }
+            Frame::Ping { nonce } => {
+                self.send_frame(&Frame::Pong { nonce }).await?;
+                Ok(None)
+            }
+            Frame::Pong { .. } => Ok(None),
+            other => {
+                let name = frame_name(&other);
+                self.reject(
+                    ErrorCode::Protocol,
+                    format!("{name} is not a frame a client may send now"),
+                )
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Answers a bad frame with an `Error`; too many in a row end the connection.
+    async fn reject(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), Ending> {
+        const MAX_BAD_FRAMES: u32 = 32;
+        self.bad_frames += 1;
+        self.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
+        if self.bad_frames > MAX_BAD_FRAMES {
+            return Err(Ending::new(
+                code,
+                "too many bad frames; closing",
+                close_code::POLICY,
+            ));
+        }
+        self.send_frame(&Frame::Error {
+            code,
+            message: message.into(),
+        })
+        .await
+    }
+
+    async fn send_frame(&mut self, frame: &Frame) -> Result<(), Ending> {
+        self.send_bytes(encode(frame)).await
+    }
+
+    /// Sends one protocol frame and writes it out.
+    async fn send_bytes(&mut self, frame: Bytes) -> Result<(), Ending> {
+        self.out.send(ws::binary(&frame));
+        self.flush().await
+    }
+
+    /// Writes out whatever is queued for this connection.
+    async fn flush(&mut self) -> Result<(), Ending> {
+        let Some(writer) = self.writer.as_mut() else {
+            return self.out.flush_direct().await.map_err(|f| self.failed(f));
+        };
+        if let Some(f) = self.out.failure() {
+            return Err(self.failed(f));
+        }
+        for bytes in self.out.take_queued() {
+            writer.write_all(&bytes).await.map_err(io_ending)?;
+        }
+        writer.flush().await.map_err(io_ending)
+    }
+
+    fn failed(&self, failure: Failure) -> Ending {
+        match failure {
+            Failure::Slow => {
+                self.relay.metrics.slow_consumers.fetch_add(1, Relaxed);
+                Ending::new(
+                    ErrorCode::SlowConsumer,
+                    "this connection fell too far behind; reconnect and resume from your cursor",
+                    close_code::AGAIN,
+                )
+            }
+            Failure::Io(e) => io_ending(e),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Ending {
+    Ending::new(ErrorCode::Internal, e.to_string(), close_code::ERROR)
+}
+
+fn io_ending(e: impl std::fmt::Display) -> Ending {
+    Ending::new(
+        ErrorCode::Internal,
+        format!("send failed: {e}"),
+        close_code::ERROR,
+    )
+}
+
+/// How a connection ends after a message it could not read.
+fn read_ending(e: WsError) -> Ending {
+    let code = match e {
+        WsError::TooLarge(_) => ErrorCode::TooLarge,
+        WsError::Protocol(_) => ErrorCode::BadFrame,
+        WsError::Io(_) => ErrorCode::Protocol,
+    };
+    Ending::new(code, format!("unreadable message: {e}"), e.close_code())
+}
+
+fn encode_ops_frame(ops: Vec<SeqOp>) -> Bytes {
+    let from = ops.first().map(|o| o.seq).unwrap_or(0);
+    encode(&Frame::Ops { from, ops })
+}
+
+fn encode(frame: &Frame) -> Bytes {
+    // Frames hold plain data; encoding cannot fail.
+    Bytes::from(proto::encode_frame(frame).unwrap_or_default())
+}
+
+fn frame_name(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Hello { .. } => "Hello",
+        Frame::Welcome { .. } => "Welcome",
+        Frame::Ops { .. } => "Ops",
+        Frame::Submit { .. } => "Submit",
+        Frame::Ack { .. } => "Ack",
+        Frame::Fetch { .. } => "Fetch",
+        Frame::Presence(_) => "Presence",
+        Frame::Ping { .. } => "Ping",
+        Frame::Pong { .. } => "Pong",
+        Frame::Error { .. } => "Error",
+    }
+}
+
+fn code_for(e: &proto::ProtoError) -> ErrorCode {
+    match e {
+        proto::ProtoError::Version { .. } => ErrorCode::Version,
+        proto::ProtoError::TooLarge { .. } => ErrorCode::TooLarge,
+        _ => ErrorCode::BadFrame,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// Per-connection submit rate limit: waits (without reading further frames)
+/// until the ops fit, so a fast client is slowed, not failed.
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(per_sec: u32) -> Self {
+        let rate = f64::from(per_sec.max(1));
+        TokenBucket {
+            rate,
+            capacity: rate * 2.0,
+            tokens: rate * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    async fn take(&mut self, n: u32) {
+        let n = f64::from(n).min(self.capacity);
+        loop {
+            let now = Instant::now();
+            self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
+                .min(self.capacity);
+            self.last = now;
+            if self.tokens >= n {
+                self.tokens -= n;
+                return;
+            }
+            let wait = (n - self.tokens) / self.rate;
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The relay: accepts member connections, sequences their ops through one
+//! group-committing writer per hub, and fans every durable batch out to the
+//! hub's connections. A connection that falls behind is dropped with a reason
+//! and resumes from its cursor; nothing it missed is lost.
+
+mod connection;
+mod fanout;
+mod outbound;
+mod writer;
+
+use crate::auth::Registry;
+use crate::metrics::Metrics;
+use crate::store::{OpLog, RedbLog};
+use crate::ws;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fanout::{FanEvent, Members};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use writer::SubmitRequest;
+
+/// Tunables, with the protocol's defaults.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub data: PathBuf,
+    /// Time a new connection has to send a valid `Hello`.
+    pub hello_timeout: Duration,
+    /// Live batches a connection may fall behind before it is dropped.
+    pub outbound_batches: usize,
+    /// Ops per second one connection may submit (bursts of twice that).
+    pub max_ops_per_sec: u32,
+    /// Largest blob accepted, in bytes.
+    pub max_blob_bytes: u64,
+    /// Serve over TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl RelayConfig {
+    pub fn new(data: PathBuf) -> Self {
+        RelayConfig {
+            data,
+            hello_timeout: Duration::from_secs(10),
+            outbound_batches: 4096,
+            max_ops_per_sec: 20_000,
+            max_blob_bytes: 256 * 1024 * 1024,
+            tls: None,
+        }
+    }
+}
+
+/// Shared relay state.
+pub struct Relay {
+    pub config: RelayConfig,
+    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+    hubs: Mutex<HashMap<String, Arc<HubHandle>>>,
+    shutdown: watch::Receiver<bool>,
+    next_conn: AtomicU64,
+    /// Every WebSocket connection's task, so shutdown can wait for them.
+    pub connections: tokio_util::task::TaskTracker,
+}
+
+/// An open hub: its log, its writer and its fan-out channel.
+pub struct HubHandle {
+    pub id: String,
+    pub name: String,
+    log: Arc<dyn OpLog>,
+    submit: mpsc::Sender<SubmitRequest>,
+    fanout: SyncSender<FanEvent>,
+    members: Arc<Members>,
+}
+
+impl Relay {
+    pub fn new(config: RelayConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<Relay> {
+        let registry = Registry::open(&config.data)?;
+        Ok(Relay {
+            config,
+            registry,
+            metrics: Arc::new(Metrics::default()),
+            hubs: Mutex::new(HashMap::new()),
+            shutdown,
+            next_conn: AtomicU64::new(1),
+            connections: tokio_util::task::TaskTracker::new(),
+        })
+    }
+
+    pub fn hub_dir(&self, hub: &str) -> PathBuf {
+        self.config.data.join("hubs").join(hub)
+    }
+
+    /// The open hub, opening its log and starting its writer on first use.
+    pub fn hub(&self, id: &str) -> anyhow::Result<Option<Arc<HubHandle>>> {
+        let mut hubs = self
+            .hubs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub table lock poisoned"))?;
+        if let Some(h) = hubs.get(id) {
+            return Ok(Some(h.clone()));
+        }
+        let Some(record) = self.registry.hub(id)? else {
+            return Ok(None);
+        };
+        let log: Arc<dyn OpLog> = Arc::new(RedbLog::open(&self.hub_dir(id).join("log.redb"))?);
+        let (submit, rx) = mpsc::channel(1024);
+        let members = Arc::new(Members::default());
+        let fanout = fanout::start(id, members.clone(), self.metrics.clone())?;
+        let writer_log = log.clone();
+        let writer_fanout = fanout.clone();
+        let metrics = self.metrics.clone();
+        std::thread::Builder::new()
+            .name(format!("writer-{id}"))
+            .spawn(move || writer::run(writer_log, rx, writer_fanout, metrics))?;
+        let handle = Arc::new(HubHandle {
+            id: record.id.clone(),
+            name: record.name,
+            log,
+            submit,
+            fanout,
+            members,
+        });
+        hubs.insert(record.id, handle.clone());
+        self.metrics.hubs_open.fetch_add(1, Relaxed);
+        Ok(Some(handle))
+    }
+}
+
+/// Bytes read from a client socket at a time.
+const READ_BUFFER_BYTES: usize = 4096;
+
+/// Most bytes waiting for one connection's socket before it counts as slow.
+const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+
+/// `GET /v1/hubs/{hub}/ws`: upgrades to a WebSocket and runs the connection.
+pub async fn ws_handler(
+    UrlPath(hub): UrlPath<String>,
+    State(relay): State<Arc<Relay>>,
+    mut request: Request,
+) -> Response {
+    let accept = match ws::check_upgrade(request.headers()) {
+        Ok(key) => ws::accept_key(key),
+        Err(why) => return (StatusCode::UPGRADE_REQUIRED, why).into_response(),
+    };
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this connection cannot be upgraded",
+        )
+            .into_response();
+    };
+    let tracker = relay.connections.clone();
+    tokio::spawn(tracker.track_future(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("WebSocket upgrade failed: {e}");
+                return;
+            }
+        };
+        relay.metrics.connections.fetch_add(1, Relaxed);
+        connection::run(upgraded, relay.clone(), hub).await;
+        relay.metrics.connections.fetch_sub(1, Relaxed);
+    }));
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "Upgrade".to_owned()),
+            (header::UPGRADE, "websocket".to_owned()),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /healthz`
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /metrics`
+pub async fn metrics(State(relay): State<Arc<Relay>>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        relay.metrics.render(),
+    )
+}
