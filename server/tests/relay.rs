@@ -907,3 +907,130 @@ async fn a_member_who_disconnects_is_announced_offline_to_the_hub() {
         other => panic!("expected ben's offline presence, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_that_stops_reading_is_dropped_as_slow_and_resumes_without_a_gap() {
+    // A short outbound queue, so the slow member is found once its socket
+    // buffers are full.
+    let relay = TestRelay::start_with(|c| c.outbound_batches = 4).await;
+    let hub = relay.hub("Studio");
+    let ana = relay.token(&hub, "ana", "lead");
+    let ben = relay.token(&hub, "ben", "creative");
+    let cy = relay.token(&hub, "cy", "creative");
+    let (mut slow, welcome) = relay.join(&hub, &ben, "ben").await;
+    let (mut steady, _) = relay.join(&hub, &cy, "cy").await;
+    let (mut writer, _) = relay.join(&hub, &ana, "ana").await;
+
+    // Ops of 100 KiB, one Submit each, while the slow member reads nothing,
+    // until the relay counts it as slow (loopback socket buffers hold a few
+    // MiB). The steady member reads along until the last seq it is told.
+    const MAX_OPS: u64 = 400;
+    let target = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let until = target.clone();
+    let reader = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.last().copied().unwrap_or(0) < until.load(Relaxed) {
+            match steady.recv().await {
+                Frame::Ops { ops, .. } => seqs.extend(ops.iter().map(|o| o.seq)),
+                other => panic!("the steady member got {other:?}"),
+            }
+        }
+        seqs
+    });
+    let big_op = |c: &mut Client| {
+        let mut ops = c.make_ops(1);
+        ops[0].body = vec![b'z'; 100 * 1024];
+        ops
+    };
+    let mut last = 0;
+    let mut detected = false;
+    while last < MAX_OPS && !detected {
+        let ops = big_op(&mut writer);
+        last = writer.submit_ops(ops).await[0].seq;
+        if last % 8 == 0 {
+            let r = http(relay.addr, "GET", "/metrics", &[], &[]).await;
+            detected = metric(&r.text(), "spoke_relay_slow_consumers_total") == Some(1);
+        }
+    }
+    if !detected {
+        let r = http(relay.addr, "GET", "/metrics", &[], &[]).await;
+        panic!(
+            "{last} ops of 100 KiB did not make the idle member slow:\n{}",
+            r.text()
+        );
+    }
+    // One more op, so the steady reader is not already waiting past the target.
+    target.store(last + 1, Relaxed);
+    let ops = big_op(&mut writer);
+    let last = writer.submit_ops(ops).await[0].seq;
+    let seqs = reader.await.expect("the steady member's reader");
+    assert_eq!(
+        seqs,
+        (1..=last).collect::<Vec<_>>(),
+        "the steady member got every op once"
+    );
+
+    // The slow member gets what was already on its way, then the reason.
+    let mut cursor = 0;
+    let close = loop {
+        match slow.next_event().await {
+            Event::Frame(Frame::Ops { ops, .. }) => {
+                for o in ops {
+                    assert_eq!(o.seq, cursor + 1, "live ops arrive in order without a gap");
+                    cursor = o.seq;
+                }
+            }
+            Event::Frame(Frame::Error { code, message }) => {
+                assert_eq!(code, ErrorCode::SlowConsumer, "{message}");
+                assert!(message.contains("cursor"), "{message}");
+                break slow.expect_close().await;
+            }
+            other => panic!("expected Ops or a slow-consumer Error, got {other:?}"),
+        }
+    };
+    assert_eq!(close, Some(1013), "close code for a slow consumer");
+    assert!(
+        cursor < last,
+        "the slow member was dropped before the end ({cursor})"
+    );
+
+    // It resumes from its cursor and gets the rest, once each.
+    let mut again = relay.connect(&hub).await;
+    let w = again.hello(&ben, &hub, welcome.epoch, cursor).await;
+    assert_eq!(w.head, last);
+    assert_seqs(&again.collect_ops_until(last).await, cursor + 1, last);
+
+    let r = http(relay.addr, "GET", "/metrics", &[], &[]).await;
+    assert_eq!(
+        metric(&r.text(), "spoke_relay_slow_consumers_total"),
+        Some(1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_pings_are_answered_and_plain_http_on_the_socket_route_is_refused() {
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let token = relay.token(&hub, "ana", "lead");
+    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+    a.send_message(Message::Ping(b"are you there".to_vec().into()))
+        .await;
+    let pong = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match futures_util::StreamExt::next(&mut a.ws).await {
+                Some(Ok(Message::Pong(p))) => return p,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a pong, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong within the timeout");
+    assert_eq!(&pong[..], b"are you there");
+    a.submit(1).await;
+
+    // The WebSocket route without an upgrade says what is missing.
+    let r = http(relay.addr, "GET", &format!("/v1/hubs/{hub}/ws"), &[], &[]).await;
+    assert_eq!(r.status, 426, "{}", r.text());
+    assert!(r.text().contains("Upgrade: websocket"), "{}", r.text());
+}

@@ -36,6 +36,8 @@ struct Ending {
     code: ErrorCode,
     message: String,
     close: u16,
+    /// The socket may hold part of a frame: nothing more can be said on it.
+    torn: bool,
 }
 
 impl Ending {
@@ -44,6 +46,7 @@ impl Ending {
             code,
             message: message.into(),
             close,
+            torn: false,
         }
     }
 }
@@ -123,6 +126,9 @@ pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
     }
     conn.out.close_for_goodbye();
     match ending {
+        Some(e) if e.torn => {
+            conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
+        }
         Some(e) => {
             conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
             conn.out.send(ws::binary(&encode(&Frame::Error {
@@ -493,10 +499,33 @@ impl Connection {
         if let Some(f) = self.out.failure() {
             return Err(self.failed(f));
         }
-        for bytes in self.out.take_queued() {
-            writer.write_all(&bytes).await.map_err(io_ending)?;
+        let frames = self.out.take_queued();
+        let write = async {
+            for bytes in frames {
+                writer.write_all(&bytes).await?;
+            }
+            writer.flush().await
+        };
+        // A member that stops reading blocks the write; the fan-out's wake
+        // says when it gave up, and the connection ends without a goodbye
+        // (the socket may hold part of a frame).
+        let out = self.out.clone();
+        let gave_up = async {
+            loop {
+                out.wake.notified().await;
+                if let Some(f) = out.failure() {
+                    return f;
+                }
+            }
+        };
+        tokio::select! {
+            written = write => written.map_err(io_ending),
+            failure = gave_up => {
+                let mut ending = self.failed(failure);
+                ending.torn = true;
+                Err(ending)
+            }
         }
-        writer.flush().await.map_err(io_ending)
     }
 
     fn failed(&self, failure: Failure) -> Ending {

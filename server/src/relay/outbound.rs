@@ -37,6 +37,9 @@ pub struct Outbound {
 struct State {
     queue: VecDeque<Bytes>,
     queued_bytes: usize,
+    /// The front of the queue is the rest of a frame partly written: it must
+    /// go out before anything else, or the stream is torn.
+    front_started: bool,
     /// Live frames held back while the connection sends the log.
     held: Option<Vec<(Option<u64>, Bytes)>>,
     /// The last seq this connection has been given.
@@ -141,14 +144,14 @@ impl Outbound {
         self.lock().failed.clone()
     }
 
-    /// Takes no more live frames and forgets what is queued, so the final
-    /// error and close reach the member next.
+    /// Takes no more live frames and forgets what is queued (but the rest of
+    /// a frame partly written), so the final error and close reach the
+    /// member next.
     pub fn close_for_goodbye(&self) {
         let mut st = self.lock();
         st.closing = true;
         st.held = None;
-        st.queue.clear();
-        st.queued_bytes = 0;
+        Self::forget_queued(&mut st);
         st.failed = None;
     }
 
@@ -156,6 +159,7 @@ impl Outbound {
     pub fn take_queued(&self) -> Vec<Bytes> {
         let mut st = self.lock();
         st.queued_bytes = 0;
+        st.front_started = false;
         st.queue.drain(..).collect()
     }
 
@@ -178,10 +182,12 @@ impl Outbound {
                     return Ok(());
                 }
             }
-            socket
-                .writable()
-                .await
-                .map_err(|e| Failure::Io(e.to_string()))?;
+            // Also wake when the fan-out gives up on this connection, so a
+            // member that stopped reading is noticed while its socket is full.
+            tokio::select! {
+                writable = socket.writable() => writable.map_err(|e| Failure::Io(e.to_string()))?,
+                _ = self.wake.notified() => {}
+            }
         }
     }
 
@@ -193,11 +199,13 @@ impl Outbound {
                 Ok(n) if n == front.len() => {
                     st.queued_bytes -= n;
                     st.queue.pop_front();
+                    st.front_started = false;
                 }
                 Ok(n) => {
                     st.queued_bytes -= n;
                     let rest = front.slice(n..);
                     *front = rest;
+                    st.front_started = n > 0 || st.front_started;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -217,7 +225,10 @@ impl Outbound {
         if let Some(socket) = self.direct.as_ref().filter(|_| st.queue.is_empty()) {
             match socket.try_write(&bytes) {
                 Ok(n) if n == bytes.len() => return false,
-                Ok(n) => bytes = bytes.slice(n..),
+                Ok(n) => {
+                    bytes = bytes.slice(n..);
+                    st.front_started = n > 0;
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return self.fail(st, Failure::Io(e.to_string())),
@@ -235,10 +246,20 @@ impl Outbound {
         if st.failed.is_none() {
             st.failed = Some(why);
         }
-        st.queue.clear();
-        st.queued_bytes = 0;
+        Self::forget_queued(st);
         st.held = None;
         true
+    }
+
+    /// Drops the queue, except the rest of a frame already partly written.
+    fn forget_queued(st: &mut State) {
+        let started = st.queue.pop_front().filter(|_| st.front_started);
+        st.queue.clear();
+        st.queued_bytes = 0;
+        if let Some(rest) = started {
+            st.queued_bytes = rest.len();
+            st.queue.push_back(rest);
+        }
     }
 }
 
@@ -291,5 +312,43 @@ mod tests {
         assert_eq!(out.failure(), None);
         out.send(b("a"));
         assert_eq!(out.failure(), Some(Failure::Slow));
+    }
+
+    #[tokio::test]
+    async fn a_slow_socket_keeps_the_partly_written_frame_whole_and_then_says_goodbye() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_read, write) = server.into_split();
+        let out = Outbound::new(Some(write), 2, 64 << 20);
+
+        // More than the socket buffers take: written in part, the rest queued.
+        let big = Bytes::from(vec![7u8; 16 << 20]);
+        out.send(big.clone());
+        for seq in 1..=3 {
+            out.live(Some(seq), &b("live"));
+        }
+        assert_eq!(out.failure(), Some(Failure::Slow));
+
+        out.close_for_goodbye();
+        out.send(b("bye"));
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.map(|_| got)
+        });
+        out.flush_direct()
+            .await
+            .expect("the queue drains once the member reads");
+        drop(out);
+        let got = reading.await.unwrap().unwrap();
+        assert_eq!(
+            got.len(),
+            big.len() + 3,
+            "the whole first frame, then the goodbye"
+        );
+        assert!(got[..big.len()].iter().all(|&x| x == 7));
+        assert_eq!(&got[big.len()..], b"bye");
     }
 }
