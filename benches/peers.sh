@@ -11,10 +11,16 @@
 #
 #   benches/peers.sh [--quick] [--peers "spoke y-sweet y-websocket nats nats-jetstream"]
 #                    [--subscribers 100,500,1000] [--payloads 200,4096] [--seconds 5]
+#                    [--rate 100000 [--repeat 3]]
+#
+# With --rate, every server instead gets the same load (that many deliveries
+# per second) --repeat times, each on a fresh server process, and a second
+# table gives the median of the runs: the fair place to compare CPU per
+# delivery, since a server that falls behind batches more and spends less.
 #
 # Environment: PEERS_QUICK=1 (10,100 subscribers, 200 B, 2 s steps),
 # PEERS, PEERS_SUBSCRIBERS, PEERS_PAYLOADS, PEERS_SECONDS, PEERS_START_RATE,
-# PEERS_MAX_RATE, SPOKE_PEERS_CACHE (default ~/.cache/spoke-peers),
+# PEERS_MAX_RATE, PEERS_RATE, PEERS_REPEAT, SPOKE_PEERS_CACHE (default ~/.cache/spoke-peers),
 # PEERS_OUT (results folder; default under the cache).
 set -uo pipefail
 
@@ -27,6 +33,8 @@ PAYLOADS=${PEERS_PAYLOADS:-}
 STEP_SECONDS=${PEERS_SECONDS:-}
 START_RATE=${PEERS_START_RATE:-25000}
 MAX_RATE=${PEERS_MAX_RATE:-3200000}
+RATE=${PEERS_RATE:-}
+REPEAT=${PEERS_REPEAT:-3}
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -35,7 +43,9 @@ while [ $# -gt 0 ]; do
         --subscribers) SUBSCRIBERS=$2; shift ;;
         --payloads) PAYLOADS=$2; shift ;;
         --seconds) STEP_SECONDS=$2; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --rate) RATE=$2; shift ;;
+        --repeat) REPEAT=$2; shift ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "peers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -200,9 +210,16 @@ trap 'stop_peer; exit 130' INT TERM
 
 # --- the matrix ------------------------------------------------------------
 run_bench() { # extra generator arguments...
-    "${GEN_TASKSET[@]}" "$BENCH" --step-up --no-header --seconds "$STEP_SECONDS" \
-        --start-rate "$START_RATE" --max-rate "$MAX_RATE" "$@" >>"$ROWS" 2> >(tee -a "$STEPS" >&2)
+    if [ -n "$RATE" ]; then
+        "${GEN_TASKSET[@]}" "$BENCH" --no-header --seconds "$STEP_SECONDS" \
+            --deliveries-per-sec "$RATE" "$@" >>"$ROWS" 2> >(tee -a "$STEPS" >&2)
+    else
+        "${GEN_TASKSET[@]}" "$BENCH" --step-up --no-header --seconds "$STEP_SECONDS" \
+            --start-rate "$START_RATE" --max-rate "$MAX_RATE" "$@" >>"$ROWS" 2> >(tee -a "$STEPS" >&2)
+    fi
 }
+RUNS=1
+[ -n "$RATE" ] && RUNS=$REPEAT
 
 for peer in $PEERS; do
     case "$peer" in
@@ -214,7 +231,8 @@ for peer in $PEERS; do
     esac
     for n in ${SUBSCRIBERS//,/ }; do
         for size in ${PAYLOADS//,/ }; do
-            say "peers.sh: $peer, $n subscribers, $size B"
+          for run in $(seq 1 "$RUNS"); do
+            say "peers.sh: $peer, $n subscribers, $size B (run $run of $RUNS)"
             if [ "$peer" = spoke ]; then
                 # The generator starts the relay itself (pinned to core 0).
                 run_bench --target spoke --subscribers "$n" --payload-bytes "$size"
@@ -231,17 +249,60 @@ for peer in $PEERS; do
             run_bench --target "$peer" --addr "$PEER_ADDR" --pid "$PEER_PID" \
                 --subscribers "$n" --payload-bytes "$size"
             stop_peer
+          done
         done
     done
 done
 wait 2>/dev/null
 
+# Medians of the repeated same-rate runs: server, N, payload -> p50, p99,
+# CPU per delivery, RSS, generator CPU, and the worst delivered/expected.
+medians() {
+    awk -F'|' '
+        function trim(x) { gsub(/^ +| +$/, "", x); return x }
+        $2 ~ /[a-z]/ && $6 ~ /^ *[0-9]+ *$/ {
+            k = trim($2) "|" trim($4) "|" trim($5)
+            if (!(k in n)) order[++keys] = k
+            i = ++n[k]
+            p50[k, i] = trim($8); p99[k, i] = trim($9); cpu[k, i] = trim($11)
+            rss[k, i] = trim($12); gen[k, i] = trim($13)
+            split(trim($7), de, "/")
+            if (!(k in worst) || de[1] / de[2] < ratio[k]) { worst[k] = trim($7); ratio[k] = de[1] / de[2] }
+        }
+        function med(a, k, m,   v, j, t, c) {
+            c = 0
+            for (j = 1; j <= m; j++) v[++c] = a[k, j] + 0
+            for (j = 2; j <= c; j++) { t = v[j]; for (x = j - 1; x >= 1 && v[x] > t; x--) v[x + 1] = v[x]; v[x + 1] = t }
+            return (c % 2) ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
+        }
+        END {
+            print "| server | subscribers | payload B | runs | worst delivered/expected | p50 ms | p99 ms | server CPU µs per delivery | server peak RSS MiB | generator CPU % |"
+            print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            for (o = 1; o <= keys; o++) {
+                k = order[o]; split(k, f, "|"); m = n[k]
+                printf "| %s | %s | %s | %d | %s | %.2f | %.2f | %.2f | %.1f | %.0f |\n", f[1], f[2], f[3], m, worst[k],
+                    med(p50, k, m), med(p99, k, m), med(cpu, k, m), med(rss, k, m), med(gen, k, m)
+            }
+        }' "$ROWS"
+}
+
 {
     echo
     echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; server on core 0, generator on core 1."
-    echo "Matrix: subscribers $SUBSCRIBERS; payloads $PAYLOADS B; $STEP_SECONDS s per step from $START_RATE deliveries/s, doubling (then one step between the last pass and the first failure) until p99 > 100 ms or < 99.9% delivered, at most $MAX_RATE/s."
-    echo
-    "$BENCH" --header-only
-    cat "$ROWS"
+    if [ -n "$RATE" ]; then
+        echo "Same load for every server: $RATE deliveries/s, subscribers $SUBSCRIBERS; payloads $PAYLOADS B; $STEP_SECONDS s per run, $RUNS runs each on a fresh server process."
+        echo
+        "$BENCH" --header-only
+        cat "$ROWS"
+        echo
+        echo "Medians of the $RUNS runs:"
+        echo
+        medians
+    else
+        echo "Matrix: subscribers $SUBSCRIBERS; payloads $PAYLOADS B; $STEP_SECONDS s per step from $START_RATE deliveries/s, doubling (then one step between the last pass and the first failure) until p99 > 100 ms or < 99.9% delivered, at most $MAX_RATE/s."
+        echo
+        "$BENCH" --header-only
+        cat "$ROWS"
+    fi
 } | tee "$OUT/table.md"
 say "peers.sh: table in $OUT/table.md, every step in $STEPS"

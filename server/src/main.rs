@@ -39,7 +39,7 @@ enum Command {
         /// Seconds a new connection has to send Hello
         #[arg(long, default_value_t = 10)]
         hello_timeout_secs: u64,
-        /// Live batches a connection may lag before it is dropped
+        /// Frames that may wait for a connection whose socket is full before it is dropped as slow
         #[arg(long, default_value_t = 4096)]
         outbound_batches: usize,
         /// Serve over TLS with this PEM certificate chain (needs --tls-key)

@@ -121,7 +121,16 @@ async fn accept_loop(
     drop(listener);
     let _ = close.send(true);
     connections.close();
-    connections.wait().await;
+    // Requests in flight (a blob upload) get a while to finish.
+    if tokio::time::timeout(Duration::from_secs(10), connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} HTTP connections were still busy after 10 s; closing them",
+            connections.len()
+        );
+    }
     Ok(())
 }
 

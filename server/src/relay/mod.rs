@@ -31,7 +31,8 @@ pub struct RelayConfig {
     pub data: PathBuf,
     /// Time a new connection has to send a valid `Hello`.
     pub hello_timeout: Duration,
-    /// Live batches a connection may fall behind before it is dropped.
+    /// Frames that may wait for a connection whose socket is full before it
+    /// is dropped as slow (it resumes from its cursor).
     pub outbound_batches: usize,
     /// Ops per second one connection may submit (bursts of twice that).
     pub max_ops_per_sec: u32,
