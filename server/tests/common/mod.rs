@@ -139,6 +139,30 @@ impl Client {
                 .await
                 .expect("the WebSocket handshake finishes in time")
                 .expect("the WebSocket handshake succeeds");
+        Client::over(ws)
+    }
+
+    /// Connects over `wss://` trusting `tls`'s roots.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        hub: &str,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Client {
+        let url = format!("wss://{addr}/v1/hubs/{hub}/ws");
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            url,
+            None,
+            true,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        );
+        let (ws, _) = tokio::time::timeout(TIMEOUT, connect)
+            .await
+            .expect("the TLS and WebSocket handshakes finish in time")
+            .expect("the TLS and WebSocket handshakes succeed");
+        Client::over(ws)
+    }
+
+    fn over(ws: Ws) -> Client {
         Client {
             ws,
             handle: String::new(),
