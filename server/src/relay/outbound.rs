@@ -42,6 +42,7 @@ struct State {
     front_started: bool,
     /// Live frames held back while the connection sends the log.
     held: Option<Vec<(Option<u64>, Bytes)>>,
+    held_bytes: usize,
     /// The last seq this connection has been given.
     delivered: u64,
     failed: Option<Failure>,
@@ -95,7 +96,9 @@ impl Outbound {
         }
         let wake = if let Some(held) = st.held.as_mut() {
             held.push((last, bytes.clone()));
-            if held.len() > self.max_frames {
+            let frames = held.len();
+            st.held_bytes += bytes.len();
+            if frames > self.max_frames || st.held_bytes > self.max_bytes {
                 self.fail(&mut st, Failure::Slow)
             } else {
                 false
@@ -123,6 +126,7 @@ impl Outbound {
     pub fn release(&self, sent: u64) {
         let mut st = self.lock();
         let Some(held) = st.held.take() else { return };
+        st.held_bytes = 0;
         st.delivered = st.delivered.max(sent);
         let mut wake = false;
         for (last, bytes) in held {
@@ -151,6 +155,7 @@ impl Outbound {
         let mut st = self.lock();
         st.closing = true;
         st.held = None;
+        st.held_bytes = 0;
         Self::forget_queued(&mut st);
         st.failed = None;
     }
@@ -248,6 +253,7 @@ impl Outbound {
         }
         Self::forget_queued(st);
         st.held = None;
+        st.held_bytes = 0;
         true
     }
 
@@ -311,6 +317,14 @@ mod tests {
         out.send(b("0123456789"));
         assert_eq!(out.failure(), None);
         out.send(b("a"));
+        assert_eq!(out.failure(), Some(Failure::Slow));
+
+        // Held frames count as well.
+        let out = Outbound::new(None, 100, 10);
+        out.hold();
+        out.live(Some(1), &b("0123456789"));
+        assert_eq!(out.failure(), None);
+        out.live(Some(2), &b("a"));
         assert_eq!(out.failure(), Some(Failure::Slow));
     }
 
