@@ -572,6 +572,46 @@ fn removing_a_knowledge_document_removes_its_chunks_from_search() {
 }
 
 #[test]
+fn a_knowledge_hit_reads_only_its_chunk_and_gets_the_same_text() {
+    use spoke::search::docs::{docs_for_entity, knowledge_chunk};
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut hub, _) = corpus_hub(dir.path());
+    let index = {
+        let mut index = open_local(&hub);
+        refresh(&hub, &mut index);
+        index
+    };
+    let hit = search(&hub, &index, "alt text for images", 5)
+        .into_iter()
+        .find(|h| h.kind == DocKind::Kb)
+        .expect("a knowledge hit");
+    let doc_id = hit.id.split('#').next().unwrap_or_default().to_owned();
+    let entity = EntityRef::new(EntityKind::Knowledge, doc_id.as_str());
+    let whole = docs_for_entity(hub.replica(), &entity).expect("docs");
+    assert!(whole.len() > 1, "a document of several chunks");
+    for (n, doc) in whole.iter().enumerate() {
+        let one = knowledge_chunk(hub.replica(), &entity, n as u32).expect("read");
+        assert_eq!(one.as_ref(), Some(doc), "chunk {n} read alone");
+    }
+    let shown = whole
+        .iter()
+        .find(|d| d.display_id == hit.id)
+        .expect("the hit's chunk");
+    assert_eq!(hit.text, shown.text, "search shows the hit's own chunk");
+    assert_eq!(
+        knowledge_chunk(hub.replica(), &entity, whole.len() as u32).expect("read"),
+        None,
+        "no such chunk"
+    );
+    hub.remove_knowledge(&doc_id).expect("remove");
+    assert_eq!(
+        knowledge_chunk(hub.replica(), &entity, 0).expect("read"),
+        None,
+        "a removed document has no chunks"
+    );
+}
+
+#[test]
 fn ops_applied_from_the_hub_reach_the_index() {
     let a_dir = tempfile::tempdir().expect("tmp");
     let mut a = new_hub(a_dir.path());

@@ -4,7 +4,7 @@
 
 use crate::model::asset::Asset;
 use crate::model::brief::Brief;
-use crate::model::knowledge::KnowledgeDoc;
+use crate::model::knowledge::{KnowledgeChunk, KnowledgeDoc};
 use crate::model::thread::Message;
 use crate::model::{EntityKind, EntityRef};
 use crate::search::terms::stable_hash;
@@ -195,31 +195,60 @@ fn asset_doc(a: &Asset, caption: Option<&str>) -> SearchDoc {
 fn knowledge_docs(doc: &KnowledgeDoc) -> Vec<SearchDoc> {
     doc.chunks
         .iter()
-        .map(|c| {
-            let heading = c.headings.last().cloned();
-            let title = match &heading {
-                Some(h) => format!("{} › {h}", doc.title),
-                None => doc.title.clone(),
-            };
-            // The heading path is part of what a chunk is about.
-            let mut text = c.headings.join(" › ");
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            text.push_str(&c.text);
-            SearchDoc {
-                doc_id: format!("knowledge/{}#{}", doc.id, c.n),
-                kind: DocKind::Kb,
-                entity: EntityRef::new(EntityKind::Knowledge, doc.id.as_str()),
-                display_id: format!("{}#{}", doc.id, c.n),
-                title,
-                text,
-                status: None,
-                tags: Vec::new(),
-                brief: None,
-            }
-        })
+        .map(|c| knowledge_chunk_doc(&doc.id, &doc.title, c))
         .collect()
+}
+
+fn knowledge_chunk_doc(id: &str, doc_title: &str, c: &KnowledgeChunk) -> SearchDoc {
+    let heading = c.headings.last().cloned();
+    let title = match &heading {
+        Some(h) => format!("{doc_title} › {h}"),
+        None => doc_title.to_owned(),
+    };
+    // The heading path is part of what a chunk is about.
+    let mut text = c.headings.join(" › ");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(&c.text);
+    SearchDoc {
+        doc_id: format!("knowledge/{id}#{}", c.n),
+        kind: DocKind::Kb,
+        entity: EntityRef::new(EntityKind::Knowledge, id),
+        display_id: format!("{id}#{}", c.n),
+        title,
+        text,
+        status: None,
+        tags: Vec::new(),
+        brief: None,
+    }
+}
+
+/// One chunk of a knowledge document, as [`docs_for_entity`] would give it,
+/// read without decoding the document's other chunks. `None` when the
+/// document is gone or has no such chunk.
+pub fn knowledge_chunk(
+    replica: &Replica,
+    entity: &EntityRef,
+    n: u32,
+) -> Result<Option<SearchDoc>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct ChunkNumber {
+        n: Option<u64>,
+    }
+    let Some(record) = replica.record(entity)? else {
+        return Ok(None);
+    };
+    if record.is_deleted() {
+        return Ok(None);
+    }
+    let item = replica.first_item_where(entity, |c: &ChunkNumber| c.n == Some(u64::from(n)))?;
+    let Some(chunk) = item.and_then(|i| serde_json::from_value::<KnowledgeChunk>(i.value).ok())
+    else {
+        return Ok(None);
+    };
+    let title = record.string("title").unwrap_or_default();
+    Ok(Some(knowledge_chunk_doc(&entity.id, &title, &chunk)))
 }
 
 fn thread_docs(replica: &Replica, entity: &EntityRef) -> Result<Vec<SearchDoc>, StoreError> {

@@ -8,7 +8,7 @@
 //! touched them: a command, the TUI or sync). New vectors are computed before
 //! anything changes, so a failing embedder leaves the index as it was.
 
-use super::docs::{DocKind, SearchDoc, all_searchable, docs_for_entity};
+use super::docs::{DocKind, SearchDoc, all_searchable, docs_for_entity, knowledge_chunk};
 use super::embed::{EmbedError, Embedder, EmbedderId, Purpose};
 use super::lexical::{DocTerms, LexicalIndex};
 use super::vectors::VectorIndex;
@@ -878,6 +878,13 @@ struct DocTexts {
 
 impl DocTexts {
     fn get(&mut self, replica: &Replica, e: &CatalogEntry) -> Result<Option<String>> {
+        // A knowledge document has many chunks: read only the hit's.
+        if e.entity.kind == EntityKind::Knowledge && !self.by_entity.contains_key(&e.entity) {
+            let n = e.doc_id.rsplit_once('#').and_then(|(_, n)| n.parse().ok());
+            if let Some(n) = n {
+                return Ok(knowledge_chunk(replica, &e.entity, n)?.map(|d| d.text));
+            }
+        }
         if !self.by_entity.contains_key(&e.entity) {
             let docs = docs_for_entity(replica, &e.entity)?;
             self.by_entity.insert(e.entity.clone(), docs);

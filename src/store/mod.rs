@@ -654,6 +654,41 @@ impl Replica {
         Ok(out)
     }
 
+    /// The oldest item of `entity` whose value matches `keep`, judged on a
+    /// partial decode (`P` names only the fields it needs), so a long list
+    /// of items is scanned without building each one.
+    pub fn first_item_where<P: serde::de::DeserializeOwned>(
+        &self,
+        entity: &EntityRef,
+        keep: impl Fn(&P) -> bool,
+    ) -> Result<Option<Item>, StoreError> {
+        #[derive(Deserialize)]
+        struct Probe<P> {
+            value: P,
+        }
+        let txn = self.begin_read()?;
+        let table = txn.open_table(item_table(entity.kind)).at(&self.path)?;
+        let id = entity.id.as_str();
+        let lo = (id, 0u64, 0u32, 0u64, 0u64);
+        let hi = (id, u64::MAX, u32::MAX, u64::MAX, u64::MAX);
+        for row in table.range(lo..=hi).at(&self.path)? {
+            let (_, v) = row.at(&self.path)?;
+            // An item of another shape is not the one asked for.
+            let Ok(probe) = rmp_serde::from_slice::<Probe<P>>(v.value()) else {
+                continue;
+            };
+            if keep(&probe.value) {
+                let item = Item::decode(v.value()).map_err(|e| StoreError::BadRecord {
+                    path: self.path.clone(),
+                    entity: format!("{entity} item"),
+                    detail: e.to_string(),
+                })?;
+                return Ok(Some(item));
+            }
+        }
+        Ok(None)
+    }
+
     /// The items appended to one entity, oldest first.
     pub fn items(&self, entity: &EntityRef) -> Result<Vec<(Stamp, Item)>, StoreError> {
         let txn = self.begin_read()?;
