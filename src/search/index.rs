@@ -14,7 +14,7 @@ use super::lexical::{DocTerms, LexicalIndex};
 use super::vectors::VectorIndex;
 use crate::model::ids::hex;
 use crate::model::{EntityKind, EntityRef};
-use crate::store::Replica;
+use crate::store::{Replica, SearchFeed};
 use crate::sync::blobs::sha256_file;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,44 @@ pub struct RefreshReport {
 impl RefreshReport {
     pub fn changed(&self) -> bool {
         self.embedded + self.updated + self.removed > 0
+    }
+}
+
+/// What a refresh will do, read from the replica by
+/// [`SearchIndex::plan_refresh`]; it holds the index's lock.
+pub struct RefreshPlan {
+    lock: File,
+    feed: SearchFeed,
+    report: RefreshReport,
+    to_embed: Vec<SearchDoc>,
+    to_update: Vec<(u64, SearchDoc)>,
+    to_remove: Vec<u64>,
+}
+
+impl RefreshPlan {
+    /// Documents to embed: the slow part of applying the plan.
+    pub fn to_embed(&self) -> usize {
+        self.to_embed.len()
+    }
+}
+
+/// A refresh applied and saved; [`AppliedRefresh::finish`] tells the replica
+/// which changes the index now covers.
+pub struct AppliedRefresh {
+    lock: File,
+    dirty: Vec<(EntityRef, u64)>,
+    report: RefreshReport,
+}
+
+impl AppliedRefresh {
+    /// Clears the replica's marks for the changes this refresh read (a change
+    /// made since keeps its mark) and releases the index's lock.
+    pub fn finish(self, replica: &Replica) -> Result<RefreshReport> {
+        replica
+            .clear_search_dirty(&self.dirty)
+            .context("clearing the replica's search feed")?;
+        drop(self.lock);
+        Ok(self.report)
     }
 }
 
@@ -394,13 +432,27 @@ impl SearchIndex {
         replica: &Replica,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<RefreshReport> {
+        match self.plan_refresh(replica)? {
+            Ok(plan) => self.apply_refresh(plan, progress)?.finish(replica),
+            Err(busy) => Ok(busy),
+        }
+    }
+
+    /// The first part of [`Self::refresh`]: reads what changed from the
+    /// replica and decides what to embed, update and remove. Quick (no
+    /// embedding); the plan holds the index's lock until it is finished.
+    /// `Err` carries the report of an index another process is updating.
+    pub fn plan_refresh(
+        &mut self,
+        replica: &Replica,
+    ) -> Result<std::result::Result<RefreshPlan, RefreshReport>> {
         let lock = match self.try_lock()? {
             Some(lock) => lock,
             None => {
-                return Ok(RefreshReport {
+                return Ok(Err(RefreshReport {
                     busy: true,
                     ..RefreshReport::default()
-                });
+                }));
             }
         };
         // Another process may have saved a newer generation.
@@ -433,7 +485,7 @@ impl SearchIndex {
         entities.sort();
         entities.dedup();
 
-        let mut report = RefreshReport {
+        let report = RefreshReport {
             full,
             rebuilt_because: self.rebuilt_because.clone(),
             ..RefreshReport::default()
@@ -474,7 +526,32 @@ impl SearchIndex {
                 }
             }
         }
+        Ok(Ok(RefreshPlan {
+            lock,
+            feed,
+            report,
+            to_embed,
+            to_update,
+            to_remove,
+        }))
+    }
 
+    /// The second part: embeds, changes the index and saves it. Needs no
+    /// replica, so it can run while the replica takes commits. If the
+    /// embedder fails, the index is as it was.
+    pub fn apply_refresh(
+        &mut self,
+        plan: RefreshPlan,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<AppliedRefresh> {
+        let RefreshPlan {
+            lock,
+            feed,
+            mut report,
+            to_embed,
+            to_update,
+            to_remove,
+        } = plan;
         // Vectors first: if the embedder fails, nothing has changed.
         let vectors = self.embed_passages(&to_embed, progress)?;
         if self.vectors.is_none() {
@@ -534,12 +611,12 @@ impl SearchIndex {
         if report.changed() || first_save || caught_up_reset {
             self.save()?;
         }
-        replica
-            .clear_search_dirty(&feed.dirty)
-            .context("clearing the replica's search feed")?;
         self.rebuilt_because = None;
-        drop(lock);
-        Ok(report)
+        Ok(AppliedRefresh {
+            lock,
+            dirty: feed.dirty,
+            report,
+        })
     }
 
     fn remove_key(&mut self, key: u64) -> Result<()> {

@@ -24,7 +24,21 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Shared {
     pub hub: Arc<Mutex<Hub>>,
     pub index: Arc<Mutex<Option<SearchIndex>>>,
+    /// A build running on its own thread, while the replica takes commits.
+    build: Arc<Mutex<Build>>,
 }
+
+#[derive(Default)]
+struct Build {
+    /// Passages the running build embeds (0: none running).
+    embedding: usize,
+    /// How the last background build failed, told once.
+    failed: Option<String>,
+}
+
+/// Catching up on more passages than this runs on its own thread: the
+/// index is out of service meanwhile, but the hub is not held.
+const BACKGROUND_FROM: usize = 256;
 
 impl HubAccess for Shared {
     fn with<R>(&self, f: impl FnOnce(&mut Hub, Option<&SearchIndex>) -> R) -> R {
@@ -36,18 +50,86 @@ impl HubAccess for Shared {
 }
 
 impl Shared {
+    pub fn new(hub: Hub) -> Shared {
+        Shared {
+            hub: Arc::new(Mutex::new(hub)),
+            index: Arc::new(Mutex::new(None)),
+            build: Arc::new(Mutex::new(Build::default())),
+        }
+    }
+
     /// Opens the index if needed and catches it up; errors are warnings.
+    /// `hub` is the locked hub of [`Self::hub`]. A large catch-up (the first
+    /// build of a big hub) moves to its own thread and this returns at
+    /// once, saying so; the index answers again when it is done.
     pub fn refresh_index(&self, hub: &Hub, cfg: &SearchConfig) -> Result<Vec<String>, String> {
-        let mut index = lock(&self.index);
-        if index.is_none() {
-            *index = Some(hub.open_search(cfg).map_err(|e| format!("{e:#}"))?);
-        }
         let mut warnings = Vec::new();
-        if let Some(ix) = index.as_mut()
-            && let Err(e) = hub.refresh_search(ix, &mut |_, _| {})
         {
-            warnings.push(format!("{e:#}; searching the index as it was"));
+            let mut build = lock(&self.build);
+            if build.embedding > 0 {
+                return Ok(vec![format!(
+                    "the search index is being built ({} passages); try again in a moment",
+                    build.embedding
+                )]);
+            }
+            if let Some(e) = build.failed.take() {
+                warnings.push(format!("building the search index failed: {e}"));
+            }
         }
+        let mut slot = lock(&self.index);
+        if slot.is_none() {
+            *slot = Some(hub.open_search(cfg).map_err(|e| format!("{e:#}"))?);
+        }
+        let Some(index) = slot.as_mut() else {
+            return Ok(warnings);
+        };
+        let plan = match index.plan_refresh(hub.replica()) {
+            Ok(Ok(plan)) => plan,
+            // Another process is updating the index: search it as it is.
+            Ok(Err(_busy)) => return Ok(warnings),
+            Err(e) => {
+                warnings.push(format!("{e:#}; searching the index as it was"));
+                return Ok(warnings);
+            }
+        };
+        if plan.to_embed() < BACKGROUND_FROM {
+            let applied = index
+                .apply_refresh(plan, &mut |_, _| {})
+                .and_then(|a| a.finish(hub.replica()));
+            if let Err(e) = applied {
+                warnings.push(format!("{e:#}; searching the index as it was"));
+            }
+            return Ok(warnings);
+        }
+        let Some(mut index) = slot.take() else {
+            return Ok(warnings);
+        };
+        let embedding = plan.to_embed();
+        lock(&self.build).embedding = embedding;
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("search-build".into())
+            .spawn(move || {
+                let applied = index.apply_refresh(plan, &mut |_, _| {});
+                // Hub first, then the index, as everywhere.
+                let hub = lock(&shared.hub);
+                let mut slot = lock(&shared.index);
+                let failed = applied
+                    .and_then(|a| a.finish(hub.replica()))
+                    .err()
+                    .map(|e| format!("{e:#}"));
+                *slot = Some(index);
+                let mut build = lock(&shared.build);
+                build.embedding = 0;
+                build.failed = failed;
+            });
+        if let Err(e) = spawned {
+            lock(&self.build).embedding = 0;
+            return Err(format!("cannot start the search index build: {e}"));
+        }
+        warnings.push(format!(
+            "building the search index in the background ({embedding} passages); try again in a moment"
+        ));
         Ok(warnings)
     }
 }
@@ -218,5 +300,94 @@ fn read_source(hub: &Hub, kind: &str, id: &str) -> anyhow::Result<(String, Strin
             Ok((chunk.location(&doc.title), chunk.text.clone()))
         }
         _ => Err(anyhow::anyhow!("no reader for {kind} sources")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::index::Query;
+    use crate::service::{NewBrief, NewHub};
+    use std::time::{Duration, Instant};
+
+    fn briefs(hub: &mut Hub, from: usize, n: usize) {
+        for i in from..from + n {
+            hub.add_brief(NewBrief {
+                title: format!("Campaign {i} for the harbour festival"),
+                ..NewBrief::default()
+            })
+            .expect("brief");
+        }
+    }
+
+    #[test]
+    fn a_large_first_build_runs_beside_the_hub_and_the_index_then_catches_up() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut hub = Hub::init(
+            dir.path(),
+            NewHub {
+                name: "Harbour",
+                handle: "ana",
+                tz: "Europe/Lisbon",
+                display_name: None,
+            },
+        )
+        .expect("init");
+        briefs(&mut hub, 0, BACKGROUND_FROM + 40);
+        let shared = Shared::new(hub);
+        let cfg = SearchConfig::default();
+
+        let warnings = {
+            let hub = lock(&shared.hub);
+            shared.refresh_index(&hub, &cfg).expect("refresh")
+        };
+        assert!(
+            warnings.iter().any(|w| w.contains("in the background")),
+            "{warnings:?}"
+        );
+        // The hub is free while the index builds: a commit goes through.
+        let extra = lock(&shared.hub)
+            .add_brief(NewBrief {
+                title: "Lighthouse night tour poster".into(),
+                ..NewBrief::default()
+            })
+            .expect("a commit during the build");
+
+        let started = Instant::now();
+        while lock(&shared.index).is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the build did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(lock(&shared.build).embedding, 0);
+
+        // The next refresh is small and inline, and sees the commit made
+        // during the build.
+        let hub = lock(&shared.hub);
+        let warnings = shared.refresh_index(&hub, &cfg).expect("refresh");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let index = lock(&shared.index);
+        let ix = index.as_ref().expect("index back in place");
+        let q = |text: &str| Query {
+            text: text.into(),
+            limit: 5,
+            ..Query::default()
+        };
+        let hits = ix
+            .search(hub.replica(), &q("lighthouse tour"))
+            .expect("search");
+        assert_eq!(
+            hits.hits.first().map(|h| h.id.as_str()),
+            Some(extra.id.as_str())
+        );
+        let hits = ix
+            .search(hub.replica(), &q("campaign 17 harbour"))
+            .expect("search");
+        assert!(
+            !hits.hits.is_empty(),
+            "briefs from the background build are found"
+        );
     }
 }

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// What the TUI needs to start.
@@ -303,10 +303,7 @@ fn spawn_worker(
             // The index is opened on the first search or question: the
             // replica is already open here, and a process may hold a redb
             // file only once, so the agent shares this hub.
-            let shared = Shared {
-                hub: Arc::new(Mutex::new(hub)),
-                index: Arc::new(Mutex::new(None)),
-            };
+            let shared = Shared::new(hub);
             let mut chat = ChatWorker::new(shared.clone(), search, agent);
             loop {
                 let effect = match erx.recv_timeout(Duration::from_millis(300)) {
@@ -427,7 +424,8 @@ fn run_search(
     let mut warnings = chat.shared.refresh_index(hub, &chat.search)?;
     let index = lock(&chat.shared.index);
     let Some(ix) = index.as_ref() else {
-        return Err("the search index is not open".into());
+        // Being built on its own thread: say so instead of results.
+        return Ok((Vec::new(), warnings));
     };
     let q = crate::search::index::Query {
         text: text.to_owned(),
