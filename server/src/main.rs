@@ -39,6 +39,9 @@ enum Command {
         /// Seconds a new connection has to send Hello
         #[arg(long, default_value_t = 10)]
         hello_timeout_secs: u64,
+        /// Seconds without a word from a member before its connection is closed (it is pinged after a third of that)
+        #[arg(long, default_value_t = 90)]
+        idle_timeout_secs: u64,
         /// Frames that may wait for a connection whose socket is full before it is dropped as slow
         #[arg(long, default_value_t = 4096)]
         outbound_batches: usize,
@@ -157,6 +160,7 @@ fn run(cli: Cli) -> Result<()> {
             max_blob_mib,
             max_ops_per_sec,
             hello_timeout_secs,
+            idle_timeout_secs,
             outbound_batches,
             tls_cert,
             tls_key,
@@ -170,6 +174,7 @@ fn run(cli: Cli) -> Result<()> {
             config.max_blob_bytes = max_blob_mib.saturating_mul(1024 * 1024);
             config.max_ops_per_sec = max_ops_per_sec;
             config.hello_timeout = std::time::Duration::from_secs(hello_timeout_secs.max(1));
+            config.idle_timeout = std::time::Duration::from_secs(idle_timeout_secs.max(3));
             config.outbound_batches = outbound_batches;
             if let (Some(cert), Some(key)) = (&tls_cert, &tls_key) {
                 config.tls = Some(spoke_relay::tls::server_config(cert, key)?);

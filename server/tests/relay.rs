@@ -1091,3 +1091,65 @@ async fn websocket_pings_are_answered_and_plain_http_on_the_socket_route_is_refu
     assert_eq!(r.status, 426, "{}", r.text());
     assert!(r.text().contains("Upgrade: websocket"), "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_member_is_pinged_then_closed_and_announced_offline_while_one_that_answers_stays()
+{
+    let relay = TestRelay::start_with(|c| c.idle_timeout = Duration::from_millis(600)).await;
+    let hub = relay.hub("Studio");
+    let ana = relay.token(&hub, "ana", "creative");
+    let ben = relay.token(&hub, "ben", "creative");
+    let (mut a, _) = relay.join(&hub, &ana, "ana").await;
+    let (mut b, _) = relay.join(&hub, &ben, "ben").await;
+    b.send(&Frame::Presence(Presence {
+        member: String::new(),
+        status: "online".to_owned(),
+        tz: None,
+        viewing: None,
+    }))
+    .await;
+
+    // Ana answers every ping; Ben says nothing more.
+    let started = Instant::now();
+    let mut pings_answered = 0;
+    let mut ben_offline = false;
+    while started.elapsed() < Duration::from_millis(1500) {
+        match a.recv().await {
+            Frame::Ping { nonce } => {
+                a.send(&Frame::Pong { nonce }).await;
+                pings_answered += 1;
+            }
+            Frame::Presence(p) if p.member == "ben" && p.status == "offline" => {
+                ben_offline = true;
+            }
+            Frame::Presence(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        if ben_offline && pings_answered >= 2 {
+            break;
+        }
+    }
+    assert!(ben_offline, "the silent member's end is announced");
+    assert!(pings_answered >= 1, "a quiet member is pinged");
+
+    // Ben was pinged, then told why it was closed.
+    let mut saw_ping = false;
+    loop {
+        match b.next_event().await {
+            Event::Frame(Frame::Ping { .. }) => saw_ping = true,
+            Event::Frame(Frame::Presence(_)) => {}
+            Event::Frame(Frame::Error { code, message }) => {
+                assert_eq!(code, ErrorCode::Timeout, "{message}");
+                assert!(message.contains("nothing heard"), "{message}");
+                break;
+            }
+            other => panic!("expected a ping then a timeout, got {other:?}"),
+        }
+    }
+    assert!(saw_ping, "pinged before being closed");
+    assert_eq!(b.expect_close().await, Some(1008));
+
+    // Ana, who answered, is still served.
+    let acks = a.submit(1).await;
+    assert_eq!(acks.len(), 1);
+}

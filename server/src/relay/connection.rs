@@ -152,9 +152,18 @@ impl Connection {
         let mut shutdown = self.relay.shutdown.clone();
         let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
         let out = self.out.clone();
+        // A member that goes quiet is pinged; one that stays silent (a laptop
+        // closed, a dropped network) is closed, so its presence ends.
+        let idle = self.relay.config.idle_timeout;
+        let mut last_heard = Instant::now();
+        let mut pinged = false;
+        let mut check = tokio::time::interval((idle / 6).max(Duration::from_millis(10)));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 incoming = self.reader.next() => {
+                    last_heard = Instant::now();
+                    pinged = false;
                     match incoming.map_err(read_ending)? {
                         None | Some(Incoming::Close(_)) => return Ok(()),
                         Some(Incoming::Binary(bytes)) => {
@@ -181,6 +190,24 @@ impl Connection {
                 },
                 _ = shutdown.changed() => {
                     return Err(Ending::new(ErrorCode::GoingAway, "the relay is shutting down; reconnect later", close_code::AWAY));
+                }
+                _ = check.tick() => {
+                    let quiet = last_heard.elapsed();
+                    if quiet >= idle {
+                        return Err(Ending::new(
+                            ErrorCode::Timeout,
+                            format!("nothing heard for {:.0} s; reconnect to resume", quiet.as_secs_f64()),
+                            close_code::POLICY,
+                        ));
+                    }
+                    if quiet >= idle / 3 && !pinged {
+                        pinged = true;
+                        let nonce = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis() as u64)
+                            .unwrap_or(0);
+                        self.send_frame(&Frame::Ping { nonce }).await?;
+                    }
                 }
             }
         }

@@ -31,6 +31,9 @@ pub struct RelayConfig {
     pub data: PathBuf,
     /// Time a new connection has to send a valid `Hello`.
     pub hello_timeout: Duration,
+    /// A member not heard from for this long is closed (its presence ends); the
+    /// relay pings a quiet member after a third of it.
+    pub idle_timeout: Duration,
     /// Frames that may wait for a connection whose socket is full before it
     /// is dropped as slow (it resumes from its cursor).
     pub outbound_batches: usize,
@@ -47,6 +50,7 @@ impl RelayConfig {
         RelayConfig {
             data,
             hello_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
             outbound_batches: 4096,
             max_ops_per_sec: 20_000,
             max_blob_bytes: 256 * 1024 * 1024,
