@@ -887,13 +887,7 @@ async fn a_member_who_disconnects_is_announced_offline_to_the_hub() {
     let token_b = relay.token(&hub, "ben", "creative");
     let (mut a, _) = relay.join(&hub, &token_a, "ana").await;
     let (mut b, _) = relay.join(&hub, &token_b, "ben").await;
-    b.send(&Frame::Presence(Presence {
-        member: String::new(),
-        status: "online".to_owned(),
-        tz: Some("Asia/Tokyo".to_owned()),
-        viewing: None,
-    }))
-    .await;
+    b.send(&online(Some("Asia/Tokyo"))).await;
     match a.recv().await {
         Frame::Presence(p) => assert_eq!((p.member.as_str(), p.status.as_str()), ("ben", "online")),
         other => panic!("expected ben's presence, got {other:?}"),
@@ -1101,13 +1095,7 @@ async fn a_silent_member_is_pinged_then_closed_and_announced_offline_while_one_t
     let ben = relay.token(&hub, "ben", "creative");
     let (mut a, _) = relay.join(&hub, &ana, "ana").await;
     let (mut b, _) = relay.join(&hub, &ben, "ben").await;
-    b.send(&Frame::Presence(Presence {
-        member: String::new(),
-        status: "online".to_owned(),
-        tz: None,
-        viewing: None,
-    }))
-    .await;
+    b.send(&online(None)).await;
 
     // Ana answers every ping; Ben says nothing more.
     let started = Instant::now();
@@ -1152,4 +1140,14 @@ async fn a_silent_member_is_pinged_then_closed_and_announced_offline_while_one_t
     // Ana, who answered, is still served.
     let acks = a.submit(1).await;
     assert_eq!(acks.len(), 1);
+}
+
+/// A presence frame saying the sender is online.
+fn online(tz: Option<&str>) -> Frame {
+    Frame::Presence(Presence {
+        member: String::new(),
+        status: "online".to_owned(),
+        tz: tz.map(str::to_owned),
+        viewing: None,
+    })
 }
