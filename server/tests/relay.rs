@@ -1151,3 +1151,73 @@ fn online(tz: Option<&str>) -> Frame {
         viewing: None,
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_sent_together_with_the_upgrade_request_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = TestRelay::start().await;
+    let hub = relay.hub("Studio");
+    let token = relay.token(&hub, "ana", "lead");
+    let hello = encode_frame(&Frame::Hello {
+        token,
+        hub: hub.clone(),
+        epoch: 0,
+        cursor: 0,
+    })
+    .expect("encode");
+    assert!(hello.len() < 65_536);
+    // One write: the HTTP upgrade and, right behind it, a masked Hello.
+    let mut bytes = format!(
+        "GET /v1/hubs/{hub}/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        relay.addr
+    )
+    .into_bytes();
+    let mask = [9u8, 8, 7, 6];
+    bytes.push(0x82);
+    bytes.push(0x80 | 126);
+    bytes.extend_from_slice(&(hello.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(&mask);
+    bytes.extend(hello.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut tcp = tokio::net::TcpStream::connect(relay.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(&bytes).await.expect("write");
+
+    // The 101, then a Welcome in an unmasked binary frame.
+    let mut got = Vec::new();
+    let welcome = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let mut buf = [0u8; 4096];
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the relay closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+            let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&got[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+            assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+            let frame = &got[end + 4..];
+            if frame.len() < 4 {
+                continue;
+            }
+            assert_eq!(frame[0], 0x82, "a final binary frame");
+            let (len, at) = match frame[1] {
+                126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
+                n if n < 126 => (n as usize, 2),
+                n => panic!("unexpected length byte {n}"),
+            };
+            if frame.len() < at + len {
+                continue;
+            }
+            return spoke_relay::proto::decode_frame(&frame[at..at + len]).expect("decode");
+        }
+    })
+    .await
+    .expect("a Welcome within the timeout");
+    match welcome {
+        Frame::Welcome { member, .. } => assert_eq!(member, "ana"),
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+}
