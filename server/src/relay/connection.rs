@@ -5,11 +5,11 @@
 use super::fanout;
 use super::outbound::{Failure, Outbound};
 use super::writer::SubmitRequest;
-use super::{HubHandle, MAX_QUEUED_BYTES, READ_BUFFER_BYTES, Relay};
+use super::{HubHandle, MAX_QUEUED_BYTES, READ_BUFFER_BYTES, Relay, encode, encode_ops_frame};
 use crate::auth::TokenRecord;
 use crate::proto::{
     self, AckEntry, ErrorCode, Frame, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_OP_BYTES,
-    MAX_OPS_PER_FRAME, SeqOp,
+    MAX_OPS_PER_FRAME,
 };
 use crate::store::EncodedOp;
 use crate::ws::{self, Incoming, WsError, close_code};
@@ -125,12 +125,13 @@ pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
         }
     }
     conn.out.close_for_goodbye();
+    if ending.is_some() {
+        conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
+    }
     match ending {
-        Some(e) if e.torn => {
-            conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
-        }
+        // The socket may hold part of a frame: nothing more can be said.
+        Some(e) if e.torn => {}
         Some(e) => {
-            conn.relay.metrics.frames_rejected.fetch_add(1, Relaxed);
             conn.out.send(ws::binary(&encode(&Frame::Error {
                 code: e.code,
                 message: e.message.clone(),
@@ -590,16 +591,6 @@ fn read_ending(e: WsError) -> Ending {
         WsError::Io(_) => ErrorCode::Protocol,
     };
     Ending::new(code, format!("unreadable message: {e}"), e.close_code())
-}
-
-fn encode_ops_frame(ops: Vec<SeqOp>) -> Bytes {
-    let from = ops.first().map(|o| o.seq).unwrap_or(0);
-    encode(&Frame::Ops { from, ops })
-}
-
-fn encode(frame: &Frame) -> Bytes {
-    // Frames hold plain data; encoding cannot fail.
-    Bytes::from(proto::encode_frame(frame).unwrap_or_default())
 }
 
 fn frame_name(frame: &Frame) -> &'static str {

@@ -3,9 +3,10 @@
 //! bytes to each connection's [`Outbound`]. Commits that queued up while it
 //! was busy go out together, one write per connection.
 
+use super::encode_ops_frame;
 use super::outbound::Outbound;
 use crate::metrics::Metrics;
-use crate::proto::{self, Frame, SeqOp};
+use crate::proto::{self, SeqOp};
 use crate::ws;
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
@@ -125,10 +126,7 @@ fn deliver(commits: Vec<(Vec<SeqOp>, Instant)>, members: &[Member], metrics: &Me
     let count = ops.len() as u64;
     let frames: Vec<Bytes> = proto::frame_groups(ops, |o| o.op.len())
         .into_iter()
-        .map(|group| {
-            let from = group.first().map(|o| o.seq).unwrap_or(0);
-            Bytes::from(proto::encode_frame(&Frame::Ops { from, ops: group }).unwrap_or_default())
-        })
+        .map(encode_ops_frame)
         .collect();
     let wire = ws::binaries(frames.iter().map(|f| &f[..]));
     let mut delivered = 0u64;

@@ -10,11 +10,13 @@ mod writer;
 
 use crate::auth::Registry;
 use crate::metrics::Metrics;
+use crate::proto::{self, Frame, SeqOp};
 use crate::store::{OpLog, RedbLog};
 use crate::ws;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use fanout::{FanEvent, Members};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -183,6 +185,17 @@ pub async fn ws_handler(
         ],
     )
         .into_response()
+}
+
+/// A protocol frame's bytes. Frames hold plain data; encoding cannot fail.
+fn encode(frame: &Frame) -> Bytes {
+    Bytes::from(proto::encode_frame(frame).unwrap_or_default())
+}
+
+/// Sequenced ops as one `Ops` frame (callers keep within the frame limits).
+fn encode_ops_frame(ops: Vec<SeqOp>) -> Bytes {
+    let from = ops.first().map(|o| o.seq).unwrap_or(0);
+    encode(&Frame::Ops { from, ops })
 }
 
 /// `GET /healthz`
