@@ -401,7 +401,7 @@ impl Wire {
     async fn recv_acks(&mut self) -> usize {
         match self.recv().await {
             Frame::Ack { acks } => acks.len(),
-            Frame::Error { code, message } => panic!("the relay refused: {code:?} {message}"),
+            Frame::Error { code, message, .. } => panic!("the relay refused: {code:?} {message}"),
             _ => 0, // our own ops fanned back out, presence, ...
         }
     }

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub hubs_open: AtomicU64,
     pub ops_stored: AtomicU64,
     pub ops_duplicate: AtomicU64,
+    /// Ops the hub's rules refused (never stored).
+    pub ops_refused: AtomicU64,
     pub deliveries: AtomicU64,
     pub commits: AtomicU64,
     pub frames_rejected: AtomicU64,
@@ -66,6 +68,12 @@ impl Metrics {
             "counter",
             "Resent ops answered with their original seq.",
             &self.ops_duplicate,
+        );
+        counter(
+            "spoke_relay_ops_refused_total",
+            "counter",
+            "Ops the hub's rules refused; never stored.",
+            &self.ops_refused,
         );
         counter(
             "spoke_relay_deliveries_total",

@@ -161,7 +161,7 @@ pub enum ErrorCode {
     Forbidden,
     /// The hub does not exist on this relay.
     UnknownHub,
-    /// An op that fails validation (wrong actor, oversized body).
+    /// An op that fails validation (wrong actor, unreadable body).
     BadOp,
     /// No valid `Hello` in time.
     Timeout,
@@ -219,11 +219,29 @@ pub enum Frame {
     Pong {
         nonce: u64,
     },
-    /// Relay -> client: something went wrong; a close may follow.
+    /// Relay -> client: something went wrong; a close may follow. A refused
+    /// op (`forbidden`, `bad_op`) names the op and the rule; the connection
+    /// stays open and the rest of the batch is handled on its own merits.
     Error {
         code: ErrorCode,
         message: String,
+        #[serde(default)]
+        op: Option<OpId>,
+        #[serde(default)]
+        rule: Option<String>,
     },
+}
+
+impl Frame {
+    /// An `Error` about the connection or a frame, not about one op.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Frame {
+        Frame::Error {
+            code,
+            message: message.into(),
+            op: None,
+            rule: None,
+        }
+    }
 }
 
 /// Encodes a frame as `[WIRE_VERSION] ++ msgpack`.
@@ -389,6 +407,8 @@ mod tests {
             Frame::Error {
                 code: ErrorCode::Forbidden,
                 message: "no".into(),
+                op: Some(sample().id),
+                rule: Some("role-table".into()),
             },
         ];
         for frame in frames {

@@ -1,30 +1,65 @@
 //! The relay's per-hub op log: ops by hub seq, a dedup table so a resent op
-//! gets its original seq, and the hub's epoch and head. A batch is sequenced
-//! and stored in one durable commit. The log sits behind [`OpLog`] so it can
-//! move onto another store without touching the relay.
+//! gets its original seq, the hub's epoch and head, and the policy state the
+//! rules need. A batch is checked, sequenced and stored, with the policy
+//! rows it changed, in one durable commit. The log sits behind [`OpLog`] so
+//! it can move onto another store without touching the relay.
 
+use crate::policy::{DecodedOp, PolicyState, Refusal, rules};
 use crate::proto::{OpId, SeqOp};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const DEDUP: TableDefinition<(u64, u64), u64> = TableDefinition::new("dedup");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const POLICY: TableDefinition<&str, &[u8]> = TableDefinition::new("policy");
 
-/// An op ready to store: its id (for dedup) and its wire encoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An op ready to store: its id (for dedup), its wire encoding and its
+/// decoded form (for the rules).
+#[derive(Debug, Clone, PartialEq)]
 pub struct EncodedOp {
     pub id: OpId,
     pub bytes: Vec<u8>,
+    pub op: DecodedOp,
+    /// Written by the relay itself (a role grant), not by a member.
+    pub from_relay: bool,
+}
+
+impl EncodedOp {
+    /// Decodes stored bytes; `None` when they are not a readable op.
+    pub fn from_bytes(bytes: Vec<u8>) -> Option<EncodedOp> {
+        let op = DecodedOp::decode(&bytes).ok()?;
+        Some(EncodedOp {
+            id: op.id,
+            from_relay: op.id.client == crate::policy::RELAY_CLIENT,
+            bytes,
+            op,
+        })
+    }
 }
 
 /// Where one submitted op ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Appended {
-    pub seq: u64,
-    /// False when the op was already in the log (a resend).
-    pub new: bool,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored under `seq`; `new` is false when it was already in the log
+    /// (a resend by its owner).
+    Stored { seq: u64, new: bool },
+    /// Refused by the rules: never stored, never fanned out.
+    Refused(Refusal),
+}
+
+impl Appended {
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Appended::Stored { seq, .. } => Some(*seq),
+            Appended::Refused(_) => None,
+        }
+    }
+
+    pub fn is_new(&self) -> bool {
+        matches!(self, Appended::Stored { new: true, .. })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +74,19 @@ pub trait OpLog: Send + Sync + 'static {
     fn epoch(&self) -> u64;
     /// The seq of the last stored op (0 when empty).
     fn head(&self) -> u64;
-    /// Sequences and durably stores `ops` in one commit. Ops already stored
-    /// (same client id and client seq) keep their original seq.
-    fn append(&self, ops: &[EncodedOp]) -> Result<Vec<Appended>, LogError>;
+    /// Checks each op against `policy` (which it updates), then sequences
+    /// and durably stores the accepted ones, with the policy rows they
+    /// changed, in one commit. An op whose client id belongs to another
+    /// member is refused before anything else; an op already stored (same
+    /// client id and client seq, same owner) keeps its original seq. If the
+    /// commit fails, `policy` is stale: reload it with [`OpLog::load_policy`].
+    fn append(
+        &self,
+        ops: &[EncodedOp],
+        policy: &mut PolicyState,
+    ) -> Result<Vec<Appended>, LogError>;
+    /// The policy state as last committed.
+    fn load_policy(&self) -> Result<PolicyState, LogError>;
     /// Stored ops with `from <= seq <= upto`, at most `max_ops` of them and
     /// about `max_bytes` (always at least one op if any is in range).
     fn read(
@@ -76,6 +121,7 @@ impl RedbLog {
             let mut meta = txn.open_table(META).map_err(|e| err(e.to_string()))?;
             txn.open_table(LOG).map_err(|e| err(e.to_string()))?;
             txn.open_table(DEDUP).map_err(|e| err(e.to_string()))?;
+            txn.open_table(POLICY).map_err(|e| err(e.to_string()))?;
             let stored = meta
                 .get("epoch")
                 .map_err(|e| err(e.to_string()))?
@@ -97,12 +143,52 @@ impl RedbLog {
             (epoch, head)
         };
         txn.commit().map_err(|e| err(e.to_string()))?;
-        Ok(RedbLog {
+        let log = RedbLog {
             db,
             path: path.to_owned(),
             epoch,
             head: AtomicU64::new(head),
-        })
+        };
+        log.derive_policy_if_missing()?;
+        Ok(log)
+    }
+
+    /// A log written before the relay kept policy state gets it by replaying
+    /// every stored op through the rules, as a replica does; ops the rules
+    /// refuse stay in the log (replicas refuse them the same way).
+    fn derive_policy_if_missing(&self) -> Result<(), LogError> {
+        let empty = {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = txn.open_table(POLICY).map_err(|e| self.err(e))?;
+            table.is_empty().map_err(|e| self.err(e))?
+        };
+        if !empty || self.head() == 0 {
+            return Ok(());
+        }
+        let mut policy = PolicyState::default();
+        let mut from = 1;
+        loop {
+            let chunk = self.read(from, self.head(), 4096, 16 << 20)?;
+            let Some(last) = chunk.last().map(|o| o.seq) else {
+                break;
+            };
+            for stored in chunk {
+                if let Some(op) = EncodedOp::from_bytes(stored.op) {
+                    let _ = policy.admit(&op.op.as_ref(), op.from_relay);
+                }
+            }
+            from = last + 1;
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(POLICY).map_err(|e| self.err(e))?;
+            for (k, v) in policy.take_changes() {
+                table
+                    .insert(k.as_str(), v.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
     }
 
     fn err(&self, e: impl ToString) -> LogError {
@@ -122,7 +208,11 @@ impl OpLog for RedbLog {
         self.head.load(Ordering::Acquire)
     }
 
-    fn append(&self, ops: &[EncodedOp]) -> Result<Vec<Appended>, LogError> {
+    fn append(
+        &self,
+        ops: &[EncodedOp],
+        policy: &mut PolicyState,
+    ) -> Result<Vec<Appended>, LogError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(ops.len());
         let mut head = self.head();
@@ -131,28 +221,55 @@ impl OpLog for RedbLog {
             let mut dedup = txn.open_table(DEDUP).map_err(|e| self.err(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             for op in ops {
+                let view = op.op.as_ref();
+                // Another member's client id never reaches the dedup table,
+                // so a squatter cannot stand in for the owner's ops.
+                if let Err(refusal) = rules::judge_owner(policy, &view) {
+                    out.push(Appended::Refused(refusal));
+                    continue;
+                }
                 let key = (op.id.client.0, op.id.seq);
                 if let Some(seq) = dedup.get(key).map_err(|e| self.err(e))? {
-                    out.push(Appended {
+                    out.push(Appended::Stored {
                         seq: seq.value(),
                         new: false,
                     });
+                    continue;
+                }
+                if let Err(refusal) = policy.admit(&view, op.from_relay) {
+                    out.push(Appended::Refused(refusal));
                     continue;
                 }
                 head += 1;
                 log.insert(head, op.bytes.as_slice())
                     .map_err(|e| self.err(e))?;
                 dedup.insert(key, head).map_err(|e| self.err(e))?;
-                out.push(Appended {
+                out.push(Appended::Stored {
                     seq: head,
                     new: true,
                 });
             }
             meta.insert("head", head).map_err(|e| self.err(e))?;
+            let mut rows = txn.open_table(POLICY).map_err(|e| self.err(e))?;
+            for (k, v) in policy.take_changes() {
+                rows.insert(k.as_str(), v.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
         }
         txn.commit().map_err(|e| self.err(e))?;
         self.head.store(head, Ordering::Release);
         Ok(out)
+    }
+
+    fn load_policy(&self) -> Result<PolicyState, LogError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(POLICY).map_err(|e| self.err(e))?;
+        let mut rows = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            rows.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        PolicyState::load(rows).map_err(|e| self.err(e))
     }
 
     fn read(
@@ -188,7 +305,31 @@ impl OpLog for RedbLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{Change, EntityKind, OpRef, RELAY_ACTOR, RELAY_CLIENT};
     use crate::proto::{ClientId, EntityKey, Hlc, Op, encode_op};
+
+    /// Rules in which `ana` is a lead (granted by the relay).
+    fn policy() -> PolicyState {
+        let mut policy = PolicyState::default();
+        let grant = Change::Set([("roles:lead".to_owned(), serde_json::json!(true))].into());
+        let op = OpRef {
+            id: OpId {
+                client: RELAY_CLIENT,
+                seq: 1,
+            },
+            hlc: Hlc::default(),
+            actor: RELAY_ACTOR,
+            kind: EntityKind::Member,
+            entity: "ana",
+            change: &grant,
+        };
+        policy.admit(&op, true).expect("the relay grants roles");
+        policy
+    }
+
+    fn stored(seq: u64, new: bool) -> Appended {
+        Appended::Stored { seq, new }
+    }
 
     fn op(client: u64, seq: u64) -> EncodedOp {
         let op = Op {
@@ -208,27 +349,22 @@ mod tests {
             kind: "set".into(),
             body: vec![0x80],
         };
-        EncodedOp {
-            id: op.id,
-            bytes: encode_op(&op).expect("encode"),
-        }
+        EncodedOp::from_bytes(encode_op(&op).expect("encode")).expect("a readable op")
     }
 
     #[test]
     fn resent_ops_keep_their_seq_and_are_stored_once() {
         let dir = tempfile::tempdir().expect("tmp");
         let log = RedbLog::open(&dir.path().join("log.redb")).expect("open");
-        let first = log.append(&[op(1, 1), op(1, 2)]).expect("append");
-        assert_eq!(first.iter().map(|a| a.seq).collect::<Vec<_>>(), [1, 2]);
-        let again = log.append(&[op(1, 2), op(2, 1), op(2, 1)]).expect("append");
-        assert_eq!(
-            again,
-            [
-                Appended { seq: 2, new: false },
-                Appended { seq: 3, new: true },
-                Appended { seq: 3, new: false },
-            ]
-        );
+        let mut policy = policy();
+        let first = log
+            .append(&[op(1, 1), op(1, 2)], &mut policy)
+            .expect("append");
+        assert_eq!(first, [stored(1, true), stored(2, true)]);
+        let again = log
+            .append(&[op(1, 2), op(2, 1), op(2, 1)], &mut policy)
+            .expect("append");
+        assert_eq!(again, [stored(2, false), stored(3, true), stored(3, false)]);
         assert_eq!(log.head(), 3);
         assert_eq!(log.read(1, 10, 100, 1 << 20).expect("read").len(), 3);
     }
@@ -239,7 +375,8 @@ mod tests {
         let path = dir.path().join("log.redb");
         let epoch = {
             let log = RedbLog::open(&path).expect("open");
-            log.append(&[op(1, 1), op(1, 2)]).expect("append");
+            log.append(&[op(1, 1), op(1, 2)], &mut policy())
+                .expect("append");
             log.epoch()
         };
         let log = RedbLog::open(&path).expect("reopen");
@@ -252,10 +389,42 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let log = RedbLog::open(&dir.path().join("log.redb")).expect("open");
         let ops: Vec<EncodedOp> = (1..=10).map(|s| op(1, s)).collect();
-        log.append(&ops).expect("append");
+        log.append(&ops, &mut policy()).expect("append");
         assert_eq!(log.read(3, 10, 4, 1 << 20).expect("read")[0].seq, 3);
         assert_eq!(log.read(3, 10, 4, 1 << 20).expect("read").len(), 4);
         assert_eq!(log.read(1, 10, 100, 1).expect("read").len(), 1);
         assert_eq!(log.read(9, 5, 100, 1 << 20).expect("read").len(), 0);
+    }
+
+    #[test]
+    fn refused_ops_are_not_stored_and_policy_rows_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("log.redb");
+        {
+            let log = RedbLog::open(&path).expect("open");
+            let mut policy = policy();
+            let mut stranger = op(3, 1);
+            stranger.op.actor = "mallory".into();
+            let out = log
+                .append(&[op(1, 1), stranger, op(1, 2)], &mut policy)
+                .expect("append");
+            assert_eq!(out[0], stored(1, true));
+            assert!(
+                matches!(&out[1], Appended::Refused(r) if r.rule == crate::policy::Rule::NotAMember)
+            );
+            assert_eq!(out[2], stored(2, true));
+            assert_eq!(log.head(), 2);
+        }
+        let log = RedbLog::open(&path).expect("reopen");
+        let mut policy = log.load_policy().expect("policy rows");
+        assert_eq!(policy.roles_of("ana"), [crate::policy::Role::Lead]);
+        assert_eq!(policy.client_owner(1), Some("ana"));
+        // Another member's client id is refused even for a resend of a stored seq.
+        let mut squatter = op(1, 2);
+        squatter.op.actor = "kenji".into();
+        let out = log.append(&[squatter], &mut policy).expect("append");
+        assert!(
+            matches!(&out[0], Appended::Refused(r) if r.rule == crate::policy::Rule::ClientIdOwned)
+        );
     }
 }

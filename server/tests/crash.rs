@@ -366,6 +366,9 @@ async fn acked_ops_survive_kill_9_with_their_seqs_and_resends_are_stored_once() 
         assert_eq!(stored.id, *id, "acked op {id} moved from seq {seq}");
     }
     for (seq, stored) in &log {
+        if stored.id.client == spoke_relay::policy::RELAY_CLIENT {
+            continue; // the relay's role grant for a member's first connection
+        }
         let actor = actor_of[&stored.id.client.0];
         assert_eq!(
             stored,
@@ -461,7 +464,8 @@ async fn the_cli_issues_and_revokes_tokens_while_the_relay_serves() {
     ]);
     let mut b = Client::connect(relay.addr, &s.hub).await;
     let welcome = b.hello(&field(&issued, "token"), &s.hub, 0, 0).await;
-    assert_eq!((welcome.member.as_str(), welcome.head), ("ben", 2));
+    // ana's two ops and the relay's role grants for ana's and ben's tokens.
+    assert_eq!((welcome.member.as_str(), welcome.head), ("ben", 4));
 
     // A token revoked while serving is refused on the next connection.
     let out = Command::new(BIN)
@@ -482,6 +486,25 @@ async fn the_cli_issues_and_revokes_tokens_while_the_relay_serves() {
     })
     .await;
     c.expect_error_and_close(ErrorCode::Unauthorized).await;
+
+    // The connection opened before the revocation writes nothing more.
+    let ops = a.make_ops(1);
+    a.send(&Frame::Submit { ops }).await;
+    // Live ops (the relay's grant for ben) may arrive first.
+    loop {
+        match a.recv().await {
+            Frame::Ops { .. } => continue,
+            Frame::Error { code, message, .. } => {
+                assert_eq!(code, ErrorCode::Unauthorized, "{message}");
+                break;
+            }
+            other => panic!("expected the revocation to end the session, got {other:?}"),
+        }
+    }
+    a.expect_close().await;
+    let mut d2 = Client::connect(relay.addr, &s.hub).await;
+    let welcome = d2.hello(&field(&issued, "token"), &s.hub, 0, 0).await;
+    assert_eq!(welcome.head, 4, "nothing was stored after the revocation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, Event, TIMEOUT, TestRelay, assert_seqs, http, op, sha256_hex};
+use common::{Client, Event, TIMEOUT, TestRelay, assert_seqs, body_of_size, http, op, sha256_hex};
 use spoke_relay::proto::{
     ClientId, ErrorCode, Frame, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_OP_BYTES,
     MAX_OPS_PER_FRAME, Op, OpId, Presence, WIRE_VERSION, encode_frame,
@@ -26,14 +26,25 @@ async fn ops_from_three_clients_reach_everyone_in_seq_order_and_late_joiners_cat
     let hub = relay.hub("Studio");
     let handles = ["ana", "ben", "cy"];
     let plans: [&[usize]; 3] = [&[3, 1, 7, 2, 9], &[5, 5, 1], &[1, 1, 1, 10, 4, 2]];
-    let total: u64 = plans.iter().flat_map(|p| p.iter()).sum::<usize>() as u64;
+    let submitted: u64 = plans.iter().flat_map(|p| p.iter()).sum::<usize>() as u64;
+    // The log also holds the relay's role grant for each member's first Hello.
+    let total = submitted + handles.len() as u64;
 
-    // Everyone is connected before anyone submits, so everyone sees it all live.
+    // Everyone is connected before anyone submits, so everyone sees it all
+    // live (the grants of those who join later included).
     let mut clients = Vec::new();
-    for handle in handles {
+    for (i, handle) in handles.into_iter().enumerate() {
         let token = relay.token(&hub, handle, "creative");
         let (client, welcome) = relay.join(&hub, &token, handle).await;
-        assert_eq!((welcome.head, welcome.hub_name.as_str()), (0, "Studio"));
+        assert_eq!(
+            (
+                welcome.head,
+                welcome.hub_name.as_str(),
+                welcome.role.as_str()
+            ),
+            (i as u64 + 1, "Studio", "creative"),
+            "@{handle}'s Welcome counts the grants so far, its own included"
+        );
         clients.push(client);
     }
     let tasks: Vec<_> = clients
@@ -82,17 +93,31 @@ async fn ops_from_three_clients_reach_everyone_in_seq_order_and_late_joiners_cat
     }
     let ids: HashSet<OpId> = reference.iter().map(|(_, o)| o.id).collect();
     assert_eq!(ids.len() as u64, total, "no op id twice");
-    for (_, o) in &reference {
+    // The grants came first, one per Hello, in the order the members joined.
+    for (i, handle) in handles.iter().enumerate() {
+        common::assert_grant(&reference[i].1, handle, "creative");
+    }
+    for (_, o) in &reference[handles.len()..] {
         let actor = &actor_of[&o.id.client];
         assert_eq!(o, &expected(o.id, actor), "ops are relayed unchanged");
     }
 
-    // A late joiner with cursor 0 gets the whole log, then nothing more.
+    // A late joiner with cursor 0 gets the whole log (its own grant last),
+    // then nothing more.
     let token = relay.token(&hub, "dee", "reviewer");
     let (mut late, welcome) = relay.join(&hub, &token, "dee").await;
-    assert_eq!(welcome.head, total);
-    assert_eq!(late.collect_ops_until(total).await, reference);
+    assert_eq!(
+        (welcome.head, welcome.role.as_str()),
+        (total + 1, "reviewer")
+    );
+    let mut reference = reference;
+    let full = late.collect_ops_until(total + 1).await;
+    common::assert_grant(&full[total as usize].1, "dee", "reviewer");
+    reference.push(full[total as usize].clone());
+    assert_eq!(full, reference);
     late.expect_nothing_but_pong(2).await;
+    // Dee's token is granted once: from here on the head stays put.
+    let total = total + 1;
 
     // With cursor k in the hub's epoch: exactly k+1..=head.
     for k in [1, 7, total - 1] {
@@ -133,49 +158,60 @@ fn plans_len(plans: &[&[usize]; 3], handle: &str, handles: &[&str; 3]) -> usize 
 async fn a_resent_op_keeps_its_original_seq_and_is_stored_once() {
     let relay = TestRelay::start().await;
     let hub = relay.hub("Studio");
-    let ana = relay.token(&hub, "ana", "lead");
-    let ben = relay.token(&hub, "ben", "creative");
+    // The members' role grants are seqs 1..=g; the ops below follow them.
+    let ([ana, ben], g) = relay
+        .members(&hub, [("ana", "lead"), ("ben", "creative")])
+        .await;
+    let seq = |n: u64| g + n;
     let (mut a, _) = relay.join(&hub, &ana, "ana").await;
     let (mut b, _) = relay.join(&hub, &ben, "ben").await;
 
     let ops = a.make_ops(3);
     let acks = a.submit_ops(ops.clone()).await;
-    assert_eq!(acks.iter().map(|x| x.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_seqs(&b.collect_ops_until(3).await, 1, 3);
+    let first_three = [seq(1), seq(2), seq(3)];
+    assert_eq!(acks.iter().map(|x| x.seq).collect::<Vec<_>>(), first_three);
+    assert_seqs(&b.collect_ops_until(seq(3)).await, 1, seq(3));
 
     // One op again, then the whole batch again: original seqs.
     let again = a.submit_ops(vec![ops[1].clone()]).await;
-    assert_eq!(again[0].seq, 2);
+    assert_eq!(again[0].seq, seq(2));
     let again = a.submit_ops(ops.clone()).await;
-    assert_eq!(again.iter().map(|x| x.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(again.iter().map(|x| x.seq).collect::<Vec<_>>(), first_three);
     // A resend next to a fresh op, and the same fresh op twice in one Submit.
     let fresh = a.make_ops(1).remove(0);
     let mixed = a
         .submit_ops(vec![ops[0].clone(), fresh.clone(), fresh.clone()])
         .await;
-    assert_eq!(mixed.iter().map(|x| x.seq).collect::<Vec<_>>(), [1, 4, 4]);
+    assert_eq!(
+        mixed.iter().map(|x| x.seq).collect::<Vec<_>>(),
+        [seq(1), seq(4), seq(4)]
+    );
 
     // A reconnecting replica (same client id, new connection) resends too.
     let mut again_conn = relay.connect(&hub).await;
-    again_conn.hello(&ana, &hub, 0, 4).await;
+    again_conn.hello(&ana, &hub, 0, seq(4)).await;
     let resent = again_conn.submit_ops(vec![ops[2].clone()]).await;
-    assert_eq!(resent[0].seq, 3);
+    assert_eq!(resent[0].seq, seq(3));
 
     // Other members get only the fresh op, once: no live delivery of resends.
-    let next = b.collect_ops_until(4).await;
-    assert_seqs(&next, 4, 4);
+    let next = b.collect_ops_until(seq(4)).await;
+    assert_seqs(&next, seq(4), seq(4));
     assert_eq!(next[0].1, fresh);
     b.expect_nothing_but_pong(1).await;
     // The submitter's own stream has each op once as well.
-    assert_seqs(&a.collect_ops_until(4).await, 1, 4);
+    assert_seqs(&a.collect_ops_until(seq(4)).await, 1, seq(4));
     a.expect_nothing_but_pong(2).await;
 
-    // The head did not move and the log holds each op once.
+    // The head did not move and the log holds each op once (after the two
+    // grants, which reconnecting did not repeat).
     let (mut late, welcome) = relay.join(&hub, &ben, "ben").await;
-    assert_eq!(welcome.head, 4);
-    let log = late.collect_ops_until(4).await;
-    let ids: HashSet<OpId> = log.iter().map(|(_, o)| o.id).collect();
+    assert_eq!(welcome.head, seq(4));
+    let log = late.collect_ops_until(seq(4)).await;
+    common::assert_grant(&log[0].1, "ana", "lead");
+    common::assert_grant(&log[1].1, "ben", "creative");
+    let ids: HashSet<OpId> = log[2..].iter().map(|(_, o)| o.id).collect();
     assert_eq!(ids.len(), 4);
+    assert!(ids.iter().all(|id| id.client == ClientId(a.client_id)));
     late.expect_nothing_but_pong(3).await;
 }
 
@@ -239,7 +275,11 @@ async fn tokens_are_refused_for_other_hubs_garbled_or_revoked() {
         .issue(&hub_a, "cy", "creative", None)
         .expect("issue");
     let mut c = relay.connect(&hub_a).await;
-    c.hello(&revoked, &hub_a, 0, 0).await;
+    let welcome = c.hello(&revoked, &hub_a, 0, 0).await;
+    // No refused Hello wrote anything: the log is just cy's role grant.
+    assert_eq!(welcome.head, 1);
+    let log = c.collect_ops_until(1).await;
+    common::assert_grant(&log[0].1, "cy", "creative");
     c.expect_nothing_but_pong(1).await;
     relay.registry().revoke(&hub_a, &record.id).expect("revoke");
     let mut c = relay.connect(&hub_a).await;
@@ -273,10 +313,14 @@ fn hello(token: &str, hub: &str) -> Frame {
 async fn a_read_only_member_cannot_submit_but_stays_connected() {
     let relay = TestRelay::start().await;
     let hub = relay.hub("Studio");
-    let viewer = relay.token(&hub, "viewer", "read-only");
-    let ana = relay.token(&hub, "ana", "lead");
+    let ([viewer, ana], g) = relay
+        .members(&hub, [("viewer", "read-only"), ("ana", "lead")])
+        .await;
     let (mut v, welcome) = relay.join(&hub, &viewer, "viewer").await;
-    assert_eq!(welcome.role, "read-only");
+    assert_eq!((welcome.role.as_str(), welcome.head), ("read-only", g));
+    let grants = v.collect_ops_until(g).await;
+    common::assert_grant(&grants[0].1, "viewer", "read-only");
+    common::assert_grant(&grants[1].1, "ana", "lead");
 
     let ops = v.make_ops(2);
     v.send(&Frame::Submit { ops }).await;
@@ -285,12 +329,13 @@ async fn a_read_only_member_cannot_submit_but_stays_connected() {
 
     // Nothing was stored.
     let (mut a, welcome) = relay.join(&hub, &ana, "ana").await;
-    assert_eq!(welcome.head, 0);
+    assert_eq!(welcome.head, g);
+    assert_eq!(a.collect_ops_until(g).await, grants);
     a.expect_nothing_but_pong(2).await;
 
     // The read-only connection still receives the hub's ops.
     a.submit(2).await;
-    assert_seqs(&v.collect_ops_until(2).await, 1, 2);
+    assert_seqs(&v.collect_ops_until(g + 2).await, g + 1, g + 2);
     v.expect_nothing_but_pong(3).await;
 }
 
@@ -298,8 +343,9 @@ async fn a_read_only_member_cannot_submit_but_stays_connected() {
 async fn bad_frames_get_the_right_error_and_do_not_disturb_others() {
     let relay = TestRelay::start().await;
     let hub = relay.hub("Studio");
-    let ana = relay.token(&hub, "ana", "lead");
-    let ben = relay.token(&hub, "ben", "creative");
+    let ([ana, ben], g) = relay
+        .members(&hub, [("ana", "lead"), ("ben", "creative")])
+        .await;
     let (mut x, _) = relay.join(&hub, &ana, "ana").await;
     let (mut y, _) = relay.join(&hub, &ben, "ben").await;
 
@@ -312,10 +358,7 @@ async fn bad_frames_get_the_right_error_and_do_not_disturb_others() {
             seqs.extend(acks.iter().map(|a| a.seq));
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let head = *seqs.last().expect("acks");
-        let log = y.collect_ops_until(head).await;
-        y.expect_nothing_but_pong(99).await;
-        (seqs, log)
+        (seqs, y)
     });
 
     x.send_message(Message::binary(vec![WIRE_VERSION, 0xc1, 0xff]))
@@ -337,11 +380,18 @@ async fn bad_frames_get_the_right_error_and_do_not_disturb_others() {
     x.expect_error(ErrorCode::BadFrame).await;
     x.ping(4).await;
 
-    // An op claiming another member as its actor; the whole Submit is refused.
+    // An op claiming another member as its actor is refused, by id and
+    // rule; the other op of the Submit is handled on its own merits.
     let mut ops = x.make_ops(2);
     ops[1].actor = "ben".to_owned();
+    let (own, forged) = (ops[0].clone(), ops[1].id);
     x.send(&Frame::Submit { ops }).await;
-    x.expect_error(ErrorCode::BadOp).await;
+    let (message, refused, rule) = x.expect_refusal(ErrorCode::BadOp).await;
+    assert_eq!(refused, Some(forged), "{message}");
+    assert_eq!(rule.as_deref(), Some("actor-is-the-token"), "{message}");
+    let acks = x.wait_ack().await;
+    assert_eq!(acks.iter().map(|a| a.id).collect::<Vec<_>>(), [own.id]);
+    let own_seq = acks[0].seq;
     x.ping(5).await;
 
     // Frames only the relay sends, and a second Hello.
@@ -355,12 +405,30 @@ async fn bad_frames_get_the_right_error_and_do_not_disturb_others() {
     x.expect_error(ErrorCode::Protocol).await;
     x.ping(6).await;
 
-    let (seqs, log) = good.await.expect("the well-behaved client");
-    let head = *seqs.last().expect("acks");
+    let (seqs, mut y) = good.await.expect("the well-behaved client");
+    assert!(!seqs.contains(&own_seq), "each seq is acked to one op only");
+    let head = (*seqs.last().expect("acks")).max(own_seq);
+    assert_eq!(
+        head,
+        g + seqs.len() as u64 + 1,
+        "acked ops and grants fill the log"
+    );
+    let log = y.collect_ops_until(head).await;
+    y.expect_nothing_but_pong(99).await;
     assert_seqs(&log, 1, head);
+    for (seq, o) in &log {
+        match (o.actor.as_str(), *seq) {
+            // The members' role grants.
+            (":relay", s) => assert!(s <= g, "a grant at seq {s}"),
+            ("ben", s) => assert!(seqs.contains(&s), "an op ben did not submit at seq {s}"),
+            // The one accepted op of Ana's Submits.
+            ("ana", s) => assert_eq!((s, o), (own_seq, &own)),
+            (actor, s) => panic!("op from @{actor} at seq {s}"),
+        }
+    }
     assert!(
-        log.iter().all(|(_, o)| o.actor == "ben"),
-        "nothing from the refused Submits was stored"
+        log.iter().all(|(_, o)| o.id != forged),
+        "the forged op was not stored"
     );
     // Ana's connection saw the same log, and is still fine.
     let seen = x.collect_ops_until(head).await;
@@ -396,7 +464,7 @@ async fn bad_frames_get_the_right_error_and_do_not_disturb_others() {
 async fn expect_dropped_for_size(c: &mut Client) -> String {
     for _ in 0..1000 {
         match c.next_event().await {
-            Event::Frame(Frame::Error { code, message }) => {
+            Event::Frame(Frame::Error { code, message, .. }) => {
                 assert_eq!(code, ErrorCode::TooLarge, "{message}")
             }
             // Live ops that were already on their way are fine.
@@ -418,8 +486,9 @@ async fn expect_dropped_for_size(c: &mut Client) -> String {
 async fn an_oversized_message_closes_only_that_connection() {
     let relay = TestRelay::start().await;
     let hub = relay.hub("Studio");
-    let ana = relay.token(&hub, "ana", "lead");
-    let ben = relay.token(&hub, "ben", "creative");
+    let ([ana, ben], g) = relay
+        .members(&hub, [("ana", "lead"), ("ben", "creative")])
+        .await;
     let (mut y, _) = relay.join(&hub, &ben, "ben").await;
     y.submit(1).await;
 
@@ -460,14 +529,18 @@ async fn an_oversized_message_closes_only_that_connection() {
     }
     expect_dropped_for_size(&mut z).await;
 
-    // Ben's connection and new ones work as before.
+    // Ben's connection and new ones work as before (after the grants, seqs
+    // 1..=g, and Ben's first op).
     let acks = y.submit(2).await;
-    assert_eq!(acks.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 3]);
-    assert_seqs(&y.collect_ops_until(3).await, 1, 3);
+    assert_eq!(
+        acks.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        [g + 2, g + 3]
+    );
+    assert_seqs(&y.collect_ops_until(g + 3).await, 1, g + 3);
     y.expect_nothing_but_pong(1).await;
     let (mut w, welcome) = relay.join(&hub, &ana, "ana").await;
-    assert_eq!(welcome.head, 3);
-    assert_seqs(&w.collect_ops_until(3).await, 1, 3);
+    assert_eq!(welcome.head, g + 3);
+    assert_seqs(&w.collect_ops_until(g + 3).await, 1, g + 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,7 +559,10 @@ async fn no_hello_in_time_gets_a_timeout_error_and_a_close() {
 
     // A Hello in time is fine.
     let token = relay.token(&hub, "ana", "lead");
-    let (mut ok, _) = relay.join(&hub, &token, "ana").await;
+    let (mut ok, welcome) = relay.join(&hub, &token, "ana").await;
+    // The log holds only Ana's role grant.
+    assert_eq!(welcome.head, 1);
+    common::assert_grant(&ok.collect_ops_until(1).await[0].1, "ana", "lead");
     tokio::time::sleep(Duration::from_millis(500)).await;
     ok.expect_nothing_but_pong(1).await;
 }
@@ -495,15 +571,22 @@ async fn no_hello_in_time_gets_a_timeout_error_and_a_close() {
 async fn presence_reaches_the_others_under_the_token_handle_and_not_the_sender() {
     let relay = TestRelay::start().await;
     let hub = relay.hub("Studio");
+    let handles = ["ana", "ben", "cy"];
+    let (tokens, g) = relay.members(&hub, handles.map(|h| (h, "creative"))).await;
     let mut clients = Vec::new();
-    for handle in ["ana", "ben", "cy"] {
-        let token = relay.token(&hub, handle, "creative");
-        clients.push(relay.join(&hub, &token, handle).await.0);
+    for (handle, token) in handles.into_iter().zip(&tokens) {
+        let (mut c, _) = relay.join(&hub, token, handle).await;
+        // The role grants, before anything this test sends.
+        assert_seqs(&c.collect_ops_until(g).await, 1, g);
+        clients.push(c);
     }
     // A member of another hub on the same relay.
     let elsewhere = relay.hub("Elsewhere");
     let token = relay.token(&elsewhere, "ana", "lead");
-    let (mut outsider, _) = relay.join(&elsewhere, &token, "ana").await;
+    let (mut outsider, welcome) = relay.join(&elsewhere, &token, "ana").await;
+    // Its hub's log: its own role grant, and none of this hub's.
+    assert_eq!(welcome.head, 1);
+    common::assert_grant(&outsider.collect_ops_until(1).await[0].1, "ana", "lead");
     let presence = Presence {
         member: "mallory".to_owned(),
         status: "online".to_owned(),
@@ -522,8 +605,8 @@ async fn presence_reaches_the_others_under_the_token_handle_and_not_the_sender()
     // not her own presence echoed back.
     clients[1].submit(1).await;
     for c in &mut clients {
-        let ops = c.collect_ops_until(1).await;
-        assert_seqs(&ops, 1, 1);
+        let ops = c.collect_ops_until(g + 1).await;
+        assert_seqs(&ops, g + 1, g + 1);
         c.expect_nothing_but_pong(1).await;
     }
     // Presence stays inside its hub.
@@ -535,27 +618,31 @@ async fn fetch_resends_the_log_from_the_asked_seq() {
     let relay = TestRelay::start().await;
     let hub = relay.hub("Studio");
     let token = relay.token(&hub, "ana", "lead");
-    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+    let (mut a, welcome) = relay.join(&hub, &token, "ana").await;
+    // Seq 1 is Ana's role grant; her ops follow.
+    assert_eq!(welcome.head, 1);
+    let head = welcome.head + 10;
     a.submit(6).await;
     a.submit(4).await;
-    let log = a.collect_ops_until(10).await;
-    assert_seqs(&log, 1, 10);
+    let log = a.collect_ops_until(head).await;
+    assert_seqs(&log, 1, head);
+    common::assert_grant(&log[0].1, "ana", "lead");
 
     a.send(&Frame::Fetch { from: 4 }).await;
-    let again = a.collect_ops_until(10).await;
+    let again = a.collect_ops_until(head).await;
     assert_eq!(again[..], log[3..]);
     a.expect_nothing_but_pong(1).await;
 
     a.send(&Frame::Fetch { from: 0 }).await;
-    assert_eq!(a.collect_ops_until(10).await, log);
+    assert_eq!(a.collect_ops_until(head).await, log);
     a.expect_nothing_but_pong(2).await;
 
-    a.send(&Frame::Fetch { from: 11 }).await;
+    a.send(&Frame::Fetch { from: head + 1 }).await;
     a.expect_nothing_but_pong(3).await;
 
     // Live delivery carries on after a Fetch, without repeats.
     a.submit(1).await;
-    assert_seqs(&a.collect_ops_until(11).await, 11, 11);
+    assert_seqs(&a.collect_ops_until(head + 1).await, head + 1, head + 1);
     a.expect_nothing_but_pong(4).await;
 }
 
@@ -663,20 +750,23 @@ async fn healthz_answers_ok_and_metrics_count_stored_ops() {
 
     let hub = relay.hub("Studio");
     let token = relay.token(&hub, "ana", "lead");
-    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+    let (mut a, welcome) = relay.join(&hub, &token, "ana").await;
+    // Ana's role grant is an op the relay stored (seq 1).
+    let grants = welcome.head;
+    assert_eq!(grants, 1);
     let ops = a.make_ops(5);
     a.submit_ops(ops.clone()).await;
     a.submit(7).await;
     a.submit_ops(ops[..2].to_vec()).await; // resends: not stored again
     // Once the ops came back live, the writer has counted them.
-    a.collect_ops_until(12).await;
+    a.collect_ops_until(grants + 12).await;
 
     let r = http(relay.addr, "GET", "/metrics", &[], &[]).await;
     assert_eq!(r.status, 200);
     let text = r.text();
     assert_eq!(
         metric(&text, "spoke_relay_ops_stored_total"),
-        Some(12),
+        Some(grants + 12),
         "{text}"
     );
     assert_eq!(
@@ -725,7 +815,7 @@ async fn read_until_going_away(c: &mut Client) -> Option<u16> {
     for _ in 0..10_000 {
         match c.next_event().await {
             Event::Frame(Frame::Ops { .. } | Frame::Ack { .. }) => continue,
-            Event::Frame(Frame::Error { code, message }) => {
+            Event::Frame(Frame::Error { code, message, .. }) => {
                 assert_eq!(code, ErrorCode::GoingAway, "{message}");
                 return c.expect_close().await;
             }
@@ -779,16 +869,20 @@ async fn clients_joining_during_a_stream_of_submits_see_a_gapless_log() {
     let ben = relay.token(&hub, "ben", "reviewer");
     let mut rng = common::XorShift(0x00c0_ffee);
     let plan: Vec<usize> = (0..150).map(|_| rng.range(1, 12) as usize).collect();
-    let total: u64 = plan.iter().sum::<usize>() as u64;
+    let submitted: u64 = plan.iter().sum::<usize>() as u64;
+    // The log: Ana's role grant (seq 1), her ops, and Ben's grant wherever
+    // the first joiner's Hello lands in the stream.
+    let total = submitted + 2;
 
-    let (mut writer, _) = relay.join(&hub, &ana, "ana").await;
+    let (mut writer, welcome) = relay.join(&hub, &ana, "ana").await;
+    assert_eq!(welcome.head, 1);
     let writing = tokio::spawn(async move {
         for n in plan {
             writer.submit(n).await;
         }
         let log = writer.collect_ops_until(total).await;
         writer.expect_nothing_but_pong(1).await;
-        log
+        (writer.client_id, log)
     });
     let mut joiners = Vec::new();
     for i in 0..8u64 {
@@ -812,15 +906,34 @@ async fn clients_joining_during_a_stream_of_submits_see_a_gapless_log() {
             (welcome.head, log)
         }));
     }
-    let log = writing.await.expect("writer");
+    let (writer_id, log) = writing.await.expect("writer");
     assert_seqs(&log, 1, total);
+    common::assert_grant(&log[0].1, "ana", "lead");
+    let grants: Vec<_> = log[1..]
+        .iter()
+        .filter(|(_, o)| common::is_relay_op(o))
+        .collect();
+    assert_eq!(grants.len(), 1, "one grant for Ben's token: {grants:?}");
+    common::assert_grant(&grants[0].1, "ben", "reviewer");
+    let mine: Vec<u64> = log
+        .iter()
+        .filter(|(_, o)| !common::is_relay_op(o))
+        .map(|(_, o)| {
+            assert_eq!(o.id.client, ClientId(writer_id));
+            o.id.seq
+        })
+        .collect();
+    assert_eq!(mine, (1..=submitted).collect::<Vec<_>>());
     let mut heads = Vec::new();
     for j in joiners {
         let (head, seen) = j.await.expect("joiner");
         assert_eq!(seen, log);
         heads.push(head);
     }
-    eprintln!("joiners saw heads {heads:?} of {total}");
+    eprintln!(
+        "joiners saw heads {heads:?} of {total}; Ben's grant is seq {}",
+        grants[0].0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -828,7 +941,11 @@ async fn too_many_ops_or_an_oversized_op_are_refused_and_the_connection_stays() 
     let relay = TestRelay::start().await;
     let hub = relay.hub("Studio");
     let token = relay.token(&hub, "ana", "lead");
-    let (mut a, _) = relay.join(&hub, &token, "ana").await;
+    let (mut a, welcome) = relay.join(&hub, &token, "ana").await;
+    // Seq 1 is Ana's role grant.
+    let g = welcome.head;
+    assert_eq!(g, 1);
+    assert_seqs(&a.collect_ops_until(g).await, 1, g);
 
     // More ops than one Submit may carry.
     let ops = a.make_ops(MAX_OPS_PER_FRAME + 1);
@@ -849,7 +966,7 @@ async fn too_many_ops_or_an_oversized_op_are_refused_and_the_connection_stays() 
     // as the protocol asks, is fine: 256 ops of about 1.2 KiB.
     let mut ops = a.make_ops(MAX_OPS_PER_FRAME);
     for o in &mut ops {
-        o.body = vec![b'y'; 1200];
+        o.body = body_of_size("y", 1200);
     }
     let ids: Vec<OpId> = ops.iter().map(|o| o.id).collect();
     let bytes = encode_frame(&Frame::Submit { ops }).expect("encode");
@@ -857,9 +974,10 @@ async fn too_many_ops_or_an_oversized_op_are_refused_and_the_connection_stays() 
     send_fragmented(&mut a, bytes, 128 * 1024).await;
     let acks = a.wait_ack().await;
     assert_eq!(acks.iter().map(|x| x.id).collect::<Vec<_>>(), ids);
-    assert_eq!(acks.last().map(|x| x.seq), Some(MAX_OPS_PER_FRAME as u64));
-    let log = a.collect_ops_until(MAX_OPS_PER_FRAME as u64).await;
-    assert_seqs(&log, 1, MAX_OPS_PER_FRAME as u64);
+    let head = g + MAX_OPS_PER_FRAME as u64;
+    assert_eq!(acks.last().map(|x| x.seq), Some(head));
+    let log = a.collect_ops_until(head).await;
+    assert_seqs(&log, g + 1, head);
     a.expect_nothing_but_pong(3).await;
 }
 
@@ -886,7 +1004,12 @@ async fn a_member_who_disconnects_is_announced_offline_to_the_hub() {
     let token_a = relay.token(&hub, "ana", "creative");
     let token_b = relay.token(&hub, "ben", "creative");
     let (mut a, _) = relay.join(&hub, &token_a, "ana").await;
+    common::assert_grant(&a.collect_ops_until(1).await[0].1, "ana", "creative");
     let (mut b, _) = relay.join(&hub, &token_b, "ben").await;
+    // Ben's first Hello reaches Ana as the relay's grant of his role.
+    let grant = a.collect_ops_until(2).await;
+    assert_seqs(&grant, 2, 2);
+    common::assert_grant(&grant[0].1, "ben", "creative");
     b.send(&online(Some("Asia/Tokyo"))).await;
     match a.recv().await {
         Frame::Presence(p) => assert_eq!((p.member.as_str(), p.status.as_str()), ("ben", "online")),
@@ -991,7 +1114,7 @@ where
     });
     let big_op = |c: &mut Client| {
         let mut ops = c.make_ops(1);
-        ops[0].body = vec![b'z'; 100 * 1024];
+        ops[0].body = body_of_size("z", 100 * 1024);
         ops
     };
     let mut last = 0;
@@ -1030,7 +1153,7 @@ where
                     cursor = o.seq;
                 }
             }
-            Event::Frame(Frame::Error { code, message }) => {
+            Event::Frame(Frame::Error { code, message, .. }) => {
                 assert_eq!(code, ErrorCode::SlowConsumer, "{message}");
                 assert!(message.contains("cursor"), "{message}");
                 break slow.expect_close().await;
@@ -1091,10 +1214,14 @@ async fn a_silent_member_is_pinged_then_closed_and_announced_offline_while_one_t
 {
     let relay = TestRelay::start_with(|c| c.idle_timeout = Duration::from_millis(600)).await;
     let hub = relay.hub("Studio");
-    let ana = relay.token(&hub, "ana", "creative");
-    let ben = relay.token(&hub, "ben", "creative");
+    let ([ana, ben], g) = relay
+        .members(&hub, [("ana", "creative"), ("ben", "creative")])
+        .await;
     let (mut a, _) = relay.join(&hub, &ana, "ana").await;
     let (mut b, _) = relay.join(&hub, &ben, "ben").await;
+    // The role grants are all either has to read; reading sends nothing.
+    assert_seqs(&a.collect_ops_until(g).await, 1, g);
+    assert_seqs(&b.collect_ops_until(g).await, 1, g);
     b.send(&online(None)).await;
 
     // Ana answers every ping; Ben says nothing more.
@@ -1126,7 +1253,7 @@ async fn a_silent_member_is_pinged_then_closed_and_announced_offline_while_one_t
         match b.next_event().await {
             Event::Frame(Frame::Ping { .. }) => saw_ping = true,
             Event::Frame(Frame::Presence(_)) => {}
-            Event::Frame(Frame::Error { code, message }) => {
+            Event::Frame(Frame::Error { code, message, .. }) => {
                 assert_eq!(code, ErrorCode::Timeout, "{message}");
                 assert!(message.contains("nothing heard"), "{message}");
                 break;

@@ -265,6 +265,8 @@ pub enum AuditCommand {
     Log,
     /// Recompute the hash chain and report the first broken link
     Verify,
+    /// Ops the hub's rules refused, with the rule each broke
+    Refused,
 }
 
 pub fn audit(ctx: &Ctx, cmd: AuditCommand) -> Result<()> {
@@ -328,6 +330,33 @@ pub fn audit(ctx: &Ctx, cmd: AuditCommand) -> Result<()> {
             }
             if rows.is_empty() {
                 outln!("(no audit entries)")?;
+            }
+            Ok(())
+        }
+        AuditCommand::Refused => {
+            let refused = replica.refused()?;
+            if ctx.json {
+                return print_json(&refused);
+            }
+            if refused.is_empty() {
+                outln!("No refused ops.")?;
+                return Ok(());
+            }
+            for r in &refused {
+                let at = r
+                    .seq
+                    .map(|s| format!("seq {s}"))
+                    .unwrap_or_else(|| "not sequenced".into());
+                outln!(
+                    "{} by @{} on {} ({}), {at}, refused by the {}: rule {}\n    {}",
+                    r.op,
+                    r.actor,
+                    r.entity,
+                    r.change,
+                    r.by,
+                    r.rule,
+                    r.message
+                )?;
             }
             Ok(())
         }

@@ -38,6 +38,13 @@ pub enum MemberCommand {
     },
     /// List members with their local time
     List,
+    /// Set a member's roles (leads only): the hub honours them from the next op on
+    Role {
+        handle: String,
+        /// lead, creative, reviewer, requester, agent or read-only (comma-separate several)
+        #[arg(value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+    },
 }
 
 pub fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
@@ -55,7 +62,7 @@ pub fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
         } => {
             let roles = roles
                 .iter()
-                .map(|r| Role::parse(r))
+                .map(|r| Role::parse(r).map_err(crate::model::InputError::from))
                 .collect::<Result<Vec<_>, _>>()?;
             let member = hub.add_member(NewMember {
                 handle,
@@ -71,6 +78,20 @@ pub fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
                 print_json(&member)
             } else {
                 outln!("{}", member.handle)?;
+                Ok(())
+            }
+        }
+        MemberCommand::Role { handle, roles } => {
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r).map_err(crate::model::InputError::from))
+                .collect::<Result<Vec<_>, _>>()?;
+            let member = hub.set_member_roles(&handle, &roles)?;
+            if ctx.json {
+                print_json(&member)
+            } else {
+                let names: Vec<&str> = member.roles.iter().map(|r| r.as_str()).collect();
+                outln!("@{}: {}", member.handle, names.join(", "))?;
                 Ok(())
             }
         }

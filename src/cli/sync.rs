@@ -52,22 +52,19 @@ pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
             let rt = runtime()?;
             let (welcome, mut report) =
                 rt.block_on(sync::join(&ctx.home, &url, &token, ca_file.as_deref()))?;
-            // A member new to the hub introduces themselves: handle, role, zone.
+            // A member new to the hub introduces themselves: zone and name.
+            // Their role came from the token, through the hub's log.
             let mut hub = crate::service::Hub::open(&ctx.home, ctx.config.timezone.as_deref())?;
-            if hub.me()?.is_none() {
-                let zone = tz
-                    .or_else(|| ctx.config.timezone.clone())
-                    .unwrap_or_else(|| "UTC".to_owned());
-                let mut member = crate::service::NewMember::new(&welcome.member, &zone);
-                member.name = name;
-                member.roles = crate::model::Role::parse(&welcome.role)
-                    .into_iter()
-                    .collect();
-                hub.add_member(member)?;
+            let zone = tz
+                .or_else(|| ctx.config.timezone.clone())
+                .unwrap_or_else(|| "UTC".to_owned());
+            if hub.introduce(&zone, name.as_deref())? {
+                drop(hub);
                 let second = rt.block_on(sync::sync_once(&ctx.home))?;
                 report.pushed += second.pushed;
                 report.pulled += second.pulled;
                 report.cursor = second.cursor;
+                report.refused.extend(second.refused);
             }
             if ctx.json {
                 return print_json(&json!({
@@ -89,7 +86,7 @@ pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
                 report.pushed,
                 report.cursor
             )?;
-            Ok(())
+            refusals_to_error(&report.refused)
         }
     }
 }
@@ -107,24 +104,29 @@ pub fn sync(ctx: &Ctx, watch: bool) -> Result<()> {
             report.pulled += again.pulled;
             report.cursor = again.cursor;
             report.head = again.head;
+            report.refused.extend(again.refused);
         }
         if ctx.json {
-            return print_json(&json!({
+            print_json(&json!({
                 "pulled": report.pulled,
                 "pushed": report.pushed,
                 "cursor": report.cursor,
                 "head": report.head,
                 "gaps_refetched": report.gaps_refetched,
-            }));
+                "refused": report.refused.iter().map(|r| json!({
+                    "op": r.op.to_string(), "rule": r.rule, "message": r.message,
+                })).collect::<Vec<_>>(),
+            }))?;
+        } else {
+            outln!(
+                "synced: {} ops pulled, {} pushed, at seq {} of {}",
+                report.pulled,
+                report.pushed,
+                report.cursor,
+                report.head
+            )?;
         }
-        outln!(
-            "synced: {} ops pulled, {} pushed, at seq {} of {}",
-            report.pulled,
-            report.pushed,
-            report.cursor,
-            report.head
-        )?;
-        return Ok(());
+        return refusals_to_error(&report.refused);
     }
     let home = ctx.home.clone();
     let json = ctx.json;
@@ -167,6 +169,20 @@ pub fn sync(ctx: &Ctx, watch: bool) -> Result<()> {
         })
         .await
     })
+}
+
+/// Local ops the hub refused make the command fail (exit 1), each named
+/// with its rule; they were taken back from the replica.
+fn refusals_to_error(refused: &[sync::RefusedByHub]) -> Result<()> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = refused.iter().map(|r| format!("  {}", r.message)).collect();
+    anyhow::bail!(
+        "the hub refused {} local change(s), which were taken back:\n{}\n(`spoke audit refused` lists every refusal)",
+        refused.len(),
+        lines.join("\n")
+    )
 }
 
 pub fn status(ctx: &Ctx) -> Result<()> {

@@ -4,66 +4,9 @@
 use super::record::EntityRecord;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approved,
-    ApprovedWithChanges,
-    ChangesRequested,
-    Rejected,
-}
-
-impl Decision {
-    /// Changes requested and rejections must say why.
-    pub fn requires_comment(self) -> bool {
-        matches!(self, Decision::ChangesRequested | Decision::Rejected)
-    }
-}
-
-/// The combined outcome of a stage or a whole request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatus {
-    #[default]
-    Pending,
-    Approved,
-    ApprovedWithChanges,
-    ChangesRequested,
-    Rejected,
-}
-
-impl ApprovalStatus {
-    pub fn is_closed(self) -> bool {
-        self != ApprovalStatus::Pending
-    }
-
-    /// Whether the next stage may start after a stage ends this way.
-    pub fn lets_next_stage_start(self) -> bool {
-        matches!(
-            self,
-            ApprovalStatus::Approved | ApprovalStatus::ApprovedWithChanges
-        )
-    }
-}
-
-/// Combines the current decisions of a stage's reviewers: any changes
-/// requested wins, then any rejection, then any approval with changes;
-/// approved only when every reviewer approved. Pending while anyone is
-/// still to decide and nothing decisive has been said.
-pub fn stage_result(decisions: &[Option<Decision>]) -> ApprovalStatus {
-    let has = |d: Decision| decisions.contains(&Some(d));
-    if has(Decision::ChangesRequested) {
-        ApprovalStatus::ChangesRequested
-    } else if has(Decision::Rejected) {
-        ApprovalStatus::Rejected
-    } else if decisions.is_empty() || decisions.contains(&None) {
-        ApprovalStatus::Pending
-    } else if has(Decision::ApprovedWithChanges) {
-        ApprovalStatus::ApprovedWithChanges
-    } else {
-        ApprovalStatus::Approved
-    }
-}
+pub use spoke_relay::policy::approval::{
+    ApprovalStatus, Decision, Evaluation, StageMode, stage_result,
+};
 
 /// What is being approved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,15 +26,6 @@ impl Subject {
             Subject::Draft { thread, message } => format!("draft {thread}/{message}"),
         }
     }
-}
-
-/// Whether a stage's reviewers decide or only comment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageMode {
-    #[default]
-    Decide,
-    CommentOnly,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,37 +78,6 @@ pub struct CastDecision {
     pub entry: DecisionEntry,
 }
 
-/// Where a request stands after its decisions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Evaluation {
-    pub status: ApprovalStatus,
-    /// The stage waiting for decisions (the last one once closed).
-    pub stage: usize,
-    /// Each reviewer of each stage with their standing decision.
-    pub stages: Vec<Vec<(String, Option<Decision>)>>,
-    /// Decisions that did not count: from non-reviewers, for another stage,
-    /// or after the request closed.
-    pub ignored: usize,
-}
-
-impl Evaluation {
-    /// Reviewers of the current stage who have not decided.
-    pub fn waiting_on(&self) -> Vec<String> {
-        if self.status.is_closed() {
-            return Vec::new();
-        }
-        self.stages
-            .get(self.stage)
-            .map(|s| {
-                s.iter()
-                    .filter(|(_, d)| d.is_none())
-                    .map(|(r, _)| r.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
 /// Evaluates a request: `decisions` in op order (their stamps), `expand`
 /// turns a stage's reviewer list (handles and `role:NAME`) into handles.
 /// Stages run in order; a stage that ends approved (with or without
@@ -186,61 +89,16 @@ pub fn evaluate(
     decisions: &[CastDecision],
     expand: impl Fn(&[String]) -> Vec<String>,
 ) -> Evaluation {
-    let mut table: Vec<Vec<(String, Option<Decision>)>> = stages
+    let stages: Vec<(Vec<String>, StageMode)> = stages
         .iter()
-        .map(|s| {
-            expand(&s.reviewers)
-                .into_iter()
-                .map(|r| (r, None))
-                .collect()
-        })
+        .map(|s| (expand(&s.reviewers), s.mode))
         .collect();
-    let mut stage = 0;
-    let mut status = ApprovalStatus::Pending;
-    let mut ignored = 0;
-    // Comment-only stages never hold a request up.
-    let skip_comment_only = |stage: &mut usize| {
-        while stages
-            .get(*stage)
-            .is_some_and(|s| s.mode == StageMode::CommentOnly)
-        {
-            *stage += 1;
-        }
-    };
-    skip_comment_only(&mut stage);
-    if stage >= stages.len() {
-        status = ApprovalStatus::Approved;
-    }
-    for cast in decisions {
-        if status.is_closed() || cast.entry.stage as usize != stage {
-            ignored += 1;
-            continue;
-        }
-        let Some(slot) = table[stage].iter_mut().find(|(r, _)| *r == cast.actor) else {
-            ignored += 1;
-            continue;
-        };
-        slot.1 = cast.entry.decision;
-        let decided: Vec<Option<Decision>> = table[stage].iter().map(|(_, d)| *d).collect();
-        match stage_result(&decided) {
-            ApprovalStatus::Pending => {}
-            done if done.lets_next_stage_start() => {
-                stage += 1;
-                skip_comment_only(&mut stage);
-                if stage >= stages.len() {
-                    stage = stages.len().saturating_sub(1);
-                    status = done;
-                }
-            }
-            closed => status = closed,
-        }
-    }
-    Evaluation {
-        status,
-        stage,
-        stages: table,
-        ignored,
-    }
+    spoke_relay::policy::approval::evaluate(
+        &stages,
+        decisions
+            .iter()
+            .map(|c| (c.actor.as_str(), c.entry.stage, c.entry.decision)),
+    )
 }
 
 #[cfg(test)]

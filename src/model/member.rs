@@ -4,65 +4,14 @@ use super::input::{InputError, parse_hours, parse_zone};
 use super::record::EntityRecord;
 use jiff::Timestamp;
 use jiff::civil::{Time, Weekday};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    Lead,
-    Creative,
-    Reviewer,
-    Requester,
-    Agent,
-    ReadOnly,
-}
+pub use spoke_relay::policy::{Role, UnknownRole};
 
-impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Lead,
-        Role::Creative,
-        Role::Reviewer,
-        Role::Requester,
-        Role::Agent,
-        Role::ReadOnly,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Lead => "lead",
-            Role::Creative => "creative",
-            Role::Reviewer => "reviewer",
-            Role::Requester => "requester",
-            Role::Agent => "agent",
-            Role::ReadOnly => "read-only",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Role, InputError> {
-        let norm = text.trim().to_ascii_lowercase().replace('_', "-");
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == norm || (norm == "readonly" && *r == Role::ReadOnly))
-            .ok_or_else(|| {
-                let all: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                InputError::new(format!(
-                    "unknown role `{text}`: use one of {}",
-                    all.join(", ")
-                ))
-            })
-    }
-
-    /// Whether this role may change shared state directly (agents propose).
-    pub fn can_write(self) -> bool {
-        !matches!(self, Role::ReadOnly)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl From<UnknownRole> for InputError {
+    fn from(e: UnknownRole) -> InputError {
+        InputError::new(e.to_string())
     }
 }
 
@@ -225,7 +174,12 @@ mod tests {
         assert!(validate_handle("Ana").is_err());
         assert!(validate_handle("-x").is_err());
         assert_eq!(Role::parse("read_only"), Ok(Role::ReadOnly));
-        assert!(Role::parse("boss").expect_err("bad").0.contains("creative"));
+        assert!(
+            Role::parse("boss")
+                .expect_err("bad")
+                .to_string()
+                .contains("creative")
+        );
     }
 
     #[test]

@@ -4,74 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spoke_relay::proto::{self, EntityKey, Hlc, OpId};
-use std::collections::BTreeMap;
 use std::fmt;
 
-/// The kinds of entity a hub holds. Each has its own materialized table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntityKind {
-    Hub,
-    Member,
-    Brief,
-    Asset,
-    Thread,
-    Proposal,
-    Approval,
-    Task,
-    Audit,
-    /// A knowledge-base document (guidelines, case studies) and its chunks.
-    Knowledge,
-}
-
-impl EntityKind {
-    pub const ALL: [EntityKind; 10] = [
-        EntityKind::Hub,
-        EntityKind::Member,
-        EntityKind::Brief,
-        EntityKind::Asset,
-        EntityKind::Thread,
-        EntityKind::Proposal,
-        EntityKind::Approval,
-        EntityKind::Task,
-        EntityKind::Audit,
-        EntityKind::Knowledge,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntityKind::Hub => "hub",
-            EntityKind::Member => "member",
-            EntityKind::Brief => "brief",
-            EntityKind::Asset => "asset",
-            EntityKind::Thread => "thread",
-            EntityKind::Proposal => "proposal",
-            EntityKind::Approval => "approval",
-            EntityKind::Task => "task",
-            EntityKind::Audit => "audit",
-            EntityKind::Knowledge => "knowledge",
-        }
-    }
-
-    /// Kinds whose text the search index covers; applying an op to one of
-    /// these marks it for the index.
-    pub fn is_searchable(self) -> bool {
-        matches!(
-            self,
-            EntityKind::Brief | EntityKind::Thread | EntityKind::Asset | EntityKind::Knowledge
-        )
-    }
-
-    pub fn parse(s: &str) -> Option<EntityKind> {
-        EntityKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for EntityKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use spoke_relay::policy::{Change, DELETED_FIELD, EntityKind, OpDecodeError};
 
 /// One entity: its kind and id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -95,32 +30,6 @@ impl fmt::Display for EntityRef {
     }
 }
 
-/// The field that marks an entity deleted. Deletes are tombstones: the
-/// entity stays, flagged, so a late edit cannot resurrect it by accident.
-pub const DELETED_FIELD: &str = "deleted";
-
-/// What an op does to its entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Change {
-    /// Sets fields; each field is a last-writer-wins register.
-    Set(BTreeMap<String, Value>),
-    /// Appends an item (comment, message, version, decision, audit entry).
-    /// Items are never edited; the op id identifies each one.
-    Append(Value),
-    /// Marks the entity deleted (a tombstone register).
-    Delete,
-}
-
-impl Change {
-    fn wire_kind(&self) -> &'static str {
-        match self {
-            Change::Set(_) => "set",
-            Change::Append(_) => "append",
-            Change::Delete => "delete",
-        }
-    }
-}
-
 /// A change with its identity: who, when, to what.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Op {
@@ -131,32 +40,9 @@ pub struct Op {
     pub change: Change,
 }
 
-/// Why a stored or received op could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum OpDecodeError {
-    #[error(transparent)]
-    Wire(#[from] proto::ProtoError),
-    #[error("unknown entity kind `{0}`")]
-    UnknownEntity(String),
-    #[error("unknown change kind `{0}`")]
-    UnknownChange(String),
-    #[error("malformed {kind} body: {source}")]
-    Body {
-        kind: String,
-        source: rmp_serde::decode::Error,
-    },
-}
-
 impl Op {
     /// The wire envelope for this op.
     pub fn to_wire(&self) -> proto::Op {
-        let body = match &self.change {
-            Change::Set(fields) => rmp_serde::to_vec_named(fields),
-            Change::Append(value) => rmp_serde::to_vec_named(value),
-            Change::Delete => Ok(Vec::new()),
-        }
-        // Values are plain JSON-like data; encoding them cannot fail.
-        .unwrap_or_default();
         proto::Op {
             id: self.id,
             hlc: self.hlc,
@@ -166,23 +52,14 @@ impl Op {
                 id: self.entity.id.clone(),
             },
             kind: self.change.wire_kind().to_owned(),
-            body,
+            body: self.change.encode_body(),
         }
     }
 
     pub fn from_wire(op: proto::Op) -> Result<Op, OpDecodeError> {
         let kind = EntityKind::parse(&op.entity.kind)
             .ok_or_else(|| OpDecodeError::UnknownEntity(op.entity.kind.clone()))?;
-        let body_err = |source| OpDecodeError::Body {
-            kind: op.kind.clone(),
-            source,
-        };
-        let change = match op.kind.as_str() {
-            "set" => Change::Set(rmp_serde::from_slice(&op.body).map_err(body_err)?),
-            "append" => Change::Append(rmp_serde::from_slice(&op.body).map_err(body_err)?),
-            "delete" => Change::Delete,
-            other => return Err(OpDecodeError::UnknownChange(other.to_owned())),
-        };
+        let change = Change::decode(&op.kind, &op.body)?;
         Ok(Op {
             id: op.id,
             hlc: op.hlc,
@@ -190,6 +67,18 @@ impl Op {
             entity: EntityRef::new(kind, op.entity.id),
             change,
         })
+    }
+
+    /// The op as the hub's rules see it.
+    pub fn policy_ref(&self) -> spoke_relay::policy::OpRef<'_> {
+        spoke_relay::policy::OpRef {
+            id: self.id,
+            hlc: self.hlc,
+            actor: &self.actor,
+            kind: self.entity.kind,
+            entity: &self.entity.id,
+            change: &self.change,
+        }
     }
 
     /// Encoded bytes as stored in the replica and sent on the wire.
@@ -259,6 +148,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use spoke_relay::proto::ClientId;
+    use std::collections::BTreeMap;
 
     #[test]
     fn every_change_kind_round_trips_through_bytes() {

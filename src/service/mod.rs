@@ -18,7 +18,7 @@ use crate::model::input::{InputError, parse_zone};
 use crate::model::member::{Member, Role, WEEKDAYS, hours_writes, validate_handle};
 use crate::model::{Change, EntityKind, EntityRef};
 use crate::store::{Replica, ReplicaMeta};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Value, json};
 use spoke_relay::proto::OpId;
 use std::collections::BTreeMap;
@@ -151,13 +151,19 @@ impl Hub {
     }
 
     /// Turns changes into ops stamped by this replica and commits them in one
-    /// transaction: applied locally at once, queued for the hub.
+    /// transaction: applied locally at once, queued for the hub. Changes the
+    /// hub's rules refuse (as this replica knows them) write nothing and
+    /// fail with the rule.
     pub fn commit(&mut self, changes: Vec<(EntityRef, Change)>) -> Result<Vec<OpId>> {
         let actor = self.actor()?.to_owned();
-        let (ops, meta) = self
-            .replica
-            .commit_local(&actor, changes, wall_now_ms())
-            .context("saving the change to the local replica")?;
+        let (ops, meta) = match self.replica.commit_local(&actor, changes, wall_now_ms()) {
+            Ok(done) => done,
+            // The rule's own words say it all; nothing was written.
+            Err(e @ crate::store::StoreError::Refused(_)) => return Err(e.into()),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("saving the change to the local replica"));
+            }
+        };
         self.meta = meta;
         Ok(ops.into_iter().map(|o| o.id).collect())
     }

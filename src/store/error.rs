@@ -59,6 +59,10 @@ pub enum StoreError {
     #[error("replica {}: {detail}", path.display())]
     Db { path: PathBuf, detail: String },
 
+    /// The hub's rules refuse the change (nothing was written).
+    #[error("the hub refuses this change: {0}")]
+    Refused(spoke_relay::policy::Refusal),
+
     #[error("replica {}: {source}", path.display())]
     Io {
         path: PathBuf,

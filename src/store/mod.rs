@@ -6,7 +6,10 @@
 pub mod audit;
 mod error;
 pub mod guard;
+mod policy;
 mod tables;
+
+pub use policy::RefusedOp;
 
 pub use error::StoreError;
 pub use tables::SCHEMA_VERSION;
@@ -18,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use spoke_relay::proto::{ClientId, Hlc, OpId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tables::{APPLIED, LOG, META, PENDING, SEARCH_DIRTY, SEARCH_META, entity_table, item_table};
+use tables::{
+    APPLIED, LOG, META, PENDING, POLICY, REFUSED, SEARCH_DIRTY, SEARCH_META, entity_table,
+    item_table,
+};
 
 /// The replica's own bookkeeping, stored under `meta/replica`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,11 +189,18 @@ impl Replica {
             }
             missing |= !table_exists(&txn, SEARCH_DIRTY, &self.path)?;
             missing |= !table_exists(&txn, SEARCH_META, &self.path)?;
+            missing |= !table_exists(&txn, REFUSED, &self.path)?;
             missing
         };
-        if missing {
+        let without_policy = !table_exists(&self.begin_read()?, POLICY, &self.path)?;
+        if missing || without_policy {
             let txn = self.begin_write()?;
             self.create_missing_tables(&txn)?;
+            // A replica from before the hub's rules: judge its log now, as
+            // every other replica and the relay do.
+            if without_policy {
+                self.rebuild_in(&txn)?;
+            }
             self.commit(txn)?;
         }
         Ok(())
@@ -200,6 +213,8 @@ impl Replica {
         }
         txn.open_table(SEARCH_DIRTY).at(&self.path)?;
         txn.open_table(SEARCH_META).at(&self.path)?;
+        txn.open_table(POLICY).at(&self.path)?;
+        txn.open_table(REFUSED).at(&self.path)?;
         Ok(())
     }
 
@@ -269,10 +284,11 @@ impl Replica {
     }
 
     /// Records local changes as ops: gives each the next client seq and a
-    /// clock reading, applies them to the materialized tables, queues them for
+    /// clock reading, checks them against the hub's rules as this replica
+    /// knows them, applies them to the materialized tables, queues them for
     /// the hub and saves the metadata, all in one commit. Seqs and clock are
     /// read inside the transaction, so processes sharing the replica never
-    /// reuse an op id.
+    /// reuse an op id. A change the rules refuse writes nothing.
     pub fn commit_local(
         &self,
         actor: &str,
@@ -300,6 +316,7 @@ impl Replica {
             })
             .collect();
         meta.hlc = clock.last();
+        self.check_local_in(&txn, &meta, &ops)?;
         self.apply_in(&txn, &ops)?;
         {
             let mut pending = txn.open_table(PENDING).at(&self.path)?;
@@ -323,43 +340,61 @@ impl Replica {
         Ok((ops, meta))
     }
 
-    /// Applies ops the hub has sequenced (`(seq, encoded op)`), appends them
-    /// to the log, drops our own from the pending queue and moves the cursor
-    /// to the last seq, in one commit. Ops already applied are not applied
-    /// twice.
+    /// Applies ops the hub has sequenced (`(seq, encoded op)`), in seq
+    /// order through the hub's rules: accepted ops are applied, refused ones
+    /// are recorded (and one of ours is rolled back). Every op is appended
+    /// to the log, ours leave the pending queue and the cursor moves to the
+    /// last seq, in one commit. Ops already applied are not applied twice.
     pub fn apply_sequenced(&self, batch: &[(u64, Vec<u8>)]) -> Result<ApplyStats, StoreError> {
-        let mut ops = Vec::with_capacity(batch.len());
-        for (seq, bytes) in batch {
-            let op = Op::decode(bytes).map_err(|e| StoreError::BadOp {
-                path: self.path.clone(),
-                at: format!("hub seq {seq}"),
-                detail: e.to_string(),
-            })?;
-            ops.push(op);
-        }
         let txn = self.begin_write()?;
         let mut meta = self.meta_in(&txn)?;
-        let stats = self.apply_in(&txn, &ops)?;
+        let mut rules = self.load_policy_in(&txn)?;
+        let mut accepted: Vec<(u64, &[u8], Op)> = Vec::with_capacity(batch.len());
+        let mut refused = Vec::new();
+        let mut rollback = false;
         {
             let mut log = txn.open_table(LOG).at(&self.path)?;
             let mut pending = txn.open_table(PENDING).at(&self.path)?;
-            for ((seq, bytes), op) in batch.iter().zip(&ops) {
+            for (seq, bytes) in batch {
                 log.insert(*seq, bytes.as_slice()).at(&self.path)?;
-                if op.id.client == meta.client_id {
-                    pending.remove(op.id.seq).at(&self.path)?;
-                }
-                if op.hlc > meta.hlc {
-                    meta.hlc = op.hlc;
-                }
                 meta.cursor = meta.cursor.max(*seq);
+                match policy::judge_sequenced(&mut rules, *seq, bytes) {
+                    Ok(op) => {
+                        if op.id.client == meta.client_id {
+                            pending.remove(op.id.seq).at(&self.path)?;
+                        }
+                        if op.hlc > meta.hlc {
+                            meta.hlc = op.hlc;
+                        }
+                        accepted.push((*seq, bytes.as_slice(), op));
+                    }
+                    Err(r) => {
+                        if let Some(id) = r.own
+                            && id.client == meta.client_id
+                        {
+                            // Our own op, applied when made: take it back.
+                            pending.remove(id.seq).at(&self.path)?;
+                            rollback = true;
+                        }
+                        refused.push(r);
+                    }
+                }
             }
         }
-        let chained: Vec<(u64, &[u8], &Op)> = batch
+        for r in &refused {
+            self.record_refusal_in(&txn, r)?;
+        }
+        let ops: Vec<Op> = accepted.iter().map(|(_, _, op)| op.clone()).collect();
+        let stats = self.apply_in(&txn, &ops)?;
+        let chained: Vec<(u64, &[u8], &Op)> = accepted
             .iter()
-            .zip(&ops)
-            .map(|((seq, bytes), op)| (*seq, bytes.as_slice(), op))
+            .map(|(seq, bytes, op)| (*seq, *bytes, op))
             .collect();
         self.extend_audit_chain(&txn, &chained)?;
+        self.save_policy_in(&txn, &mut rules)?;
+        if rollback {
+            self.rebuild_in(&txn)?;
+        }
         self.write_meta(&txn, &meta)?;
         self.commit(txn)?;
         Ok(stats)
@@ -387,15 +422,12 @@ impl Replica {
     /// keeps the pending local ops and re-applies them, and starts the cursor
     /// over, so the next session downloads the hub's new log.
     pub fn reset_for_epoch(&self, epoch: u64) -> Result<(), StoreError> {
-        let pending = self.pending()?;
         let txn = self.begin_write()?;
         let mut meta = self.meta_in(&txn)?;
         txn.delete_table(LOG).at(&self.path)?;
         txn.open_table(LOG).at(&self.path)?;
         txn.delete_table(audit::AUDIT_CHAIN).at(&self.path)?;
-        self.clear_state_in(&txn)?;
-        self.apply_in(&txn, &pending)?;
-        self.bump_search_resets(&txn)?;
+        self.rebuild_in(&txn)?;
         meta.epoch = epoch;
         meta.cursor = 0;
         meta.head_seen = 0;
@@ -403,41 +435,23 @@ impl Replica {
         self.commit(txn)
     }
 
-    /// Rebuilds every materialized table from the stored ops (the hub's log,
-    /// then the pending queue). Stored ops are never touched; if one cannot be
-    /// read, nothing is changed and the error names it.
+    /// Rebuilds every materialized table from the stored ops (the hub's log
+    /// through the hub's rules, then the pending queue). Stored ops are never
+    /// touched; if a pending op cannot be read, nothing is changed and the
+    /// error names it.
     pub fn rebuild_cache(&self) -> Result<ApplyStats, StoreError> {
-        let mut ops = Vec::new();
-        {
-            let txn = self.begin_read()?;
-            for (table, label) in [(LOG, "hub seq"), (PENDING, "pending client seq")] {
-                let t = txn.open_table(table).at(&self.path)?;
-                for row in t.iter().at(&self.path)? {
-                    let (k, v) = row.at(&self.path)?;
-                    let op = Op::decode(v.value()).map_err(|e| StoreError::BadOp {
-                        path: self.path.clone(),
-                        at: format!("{label} {}", k.value()),
-                        detail: e.to_string(),
-                    })?;
-                    ops.push(op);
-                }
-            }
-        }
         let txn = self.begin_write()?;
-        {
-            txn.delete_table(APPLIED).at(&self.path)?;
-            txn.open_table(APPLIED).at(&self.path)?;
-            for kind in EntityKind::ALL {
-                txn.delete_table(entity_table(kind)).at(&self.path)?;
-                txn.open_table(entity_table(kind)).at(&self.path)?;
-                txn.delete_table(item_table(kind)).at(&self.path)?;
-                txn.open_table(item_table(kind)).at(&self.path)?;
-            }
-        }
-        let stats = self.apply_in(&txn, &ops)?;
-        self.bump_search_resets(&txn)?;
+        self.rebuild_in(&txn)?;
+        let applied = txn
+            .open_table(APPLIED)
+            .at(&self.path)?
+            .len()
+            .at(&self.path)? as usize;
         self.commit(txn)?;
-        Ok(stats)
+        Ok(ApplyStats {
+            applied,
+            duplicates: 0,
+        })
     }
 
     /// Empties the materialized tables and the applied-op set.

@@ -15,6 +15,14 @@ pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 pub const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
 /// Every op id applied to the materialized tables: (client id, client seq).
 pub const APPLIED: TableDefinition<(u64, u64), ()> = TableDefinition::new("applied");
+/// The hub's policy state as the log left it (rows of
+/// [`spoke_relay::policy::PolicyState`]), updated in the commit that
+/// applies the ops.
+pub const POLICY: TableDefinition<&str, &[u8]> = TableDefinition::new("policy");
+/// Ops the hub's rules refused: (client id, client seq) -> MessagePack
+/// [`super::RefusedOp`]. A refusal by the relay has no hub seq; one found
+/// in the log (written by an older relay, or edited by hand) has its seq.
+pub const REFUSED: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("refused");
 
 /// Entities whose searchable text may have changed since the search index
 /// last caught up: `kind/id` -> the change counter when last touched. The

@@ -7,7 +7,7 @@ mod session;
 pub(crate) mod tls;
 
 pub use address::HubAddress;
-pub use session::{Mode, Session, SyncError, SyncReport, Welcome};
+pub use session::{Mode, RefusedByHub, Session, SyncError, SyncReport, Welcome};
 
 use crate::model::hlc::wall_now_ms;
 use crate::model::ids::new_client_id;

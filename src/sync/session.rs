@@ -7,6 +7,7 @@ use super::HubAddress;
 use crate::model::hlc::wall_now_ms;
 use crate::store::{Replica, StoreError};
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use spoke_relay::policy::{Refusal, Rule};
 use spoke_relay::proto::{self, AckEntry, ErrorCode, Frame, OpId, Presence};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -96,6 +97,16 @@ pub struct SyncReport {
     pub cursor: u64,
     pub head: u64,
     pub gaps_refetched: u64,
+    /// Local ops the hub refused; each was taken back from this replica.
+    pub refused: Vec<RefusedByHub>,
+}
+
+/// A local op the relay refused, with the rule it named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedByHub {
+    pub op: OpId,
+    pub rule: String,
+    pub message: String,
 }
 
 pub struct Session {
@@ -169,7 +180,7 @@ impl Session {
                 presence_in: None,
                 presence_out: None,
             }),
-            Frame::Error { code, message } => Err(SyncError::Refused {
+            Frame::Error { code, message, .. } => Err(SyncError::Refused {
                 code: code_name(code),
                 message,
             }),
@@ -361,7 +372,28 @@ impl Session {
                 Ok(())
             }
             Frame::Pong { .. } => Ok(()),
-            Frame::Error { code, message } => Err(SyncError::Refused {
+            Frame::Error {
+                message,
+                op: Some(id),
+                rule,
+                ..
+            } => {
+                // One op refused: it leaves the queue and its effect is
+                // taken back; the session goes on.
+                let rule_name = rule.unwrap_or_default();
+                let named = Rule::parse(&rule_name).unwrap_or(Rule::RoleTable);
+                let refusal = Refusal::new(named, message.clone());
+                let r = replica.clone();
+                blocking(move || r.refuse_pending(&[(id, refusal)])).await?;
+                in_flight.remove(&id);
+                report.refused.push(RefusedByHub {
+                    op: id,
+                    rule: rule_name,
+                    message,
+                });
+                Ok(())
+            }
+            Frame::Error { code, message, .. } => Err(SyncError::Refused {
                 code: code_name(code),
                 message,
             }),

@@ -168,7 +168,7 @@ impl Reader for SpokeReader {
                 }
             }
             Frame::Ack { acks } => out.acked += acks.len() as u64,
-            Frame::Error { code, message } => anyhow::bail!("relay error {code:?}: {message}"),
+            Frame::Error { code, message, .. } => anyhow::bail!("relay error {code:?}: {message}"),
             _ => {}
         }
         Ok(())

@@ -4,14 +4,15 @@
 
 use super::fanout;
 use super::outbound::{Failure, Outbound};
-use super::writer::SubmitRequest;
+use super::writer::WriterRequest;
 use super::{HubHandle, MAX_QUEUED_BYTES, READ_BUFFER_BYTES, Relay, encode, encode_ops_frame};
 use crate::auth::TokenRecord;
+use crate::policy::{DecodedOp, Role, Rule};
 use crate::proto::{
     self, AckEntry, ErrorCode, Frame, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_OP_BYTES,
-    MAX_OPS_PER_FRAME,
+    MAX_OPS_PER_FRAME, OpId,
 };
-use crate::store::EncodedOp;
+use crate::store::{Appended, EncodedOp};
 use crate::ws::{self, Incoming, WsError, close_code};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -66,8 +67,14 @@ struct Connection {
     announced: bool,
 }
 
-type AckFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<AckEntry>, String>> + Send>>;
+/// A submission's answer: each op's id and where it ended up.
+type AckFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<(OpId, Appended)>, String>> + Send>,
+>;
+
+/// How often an open connection re-reads its token, so a revocation or an
+/// expiry closes it even when it submits nothing.
+const TOKEN_CHECK: Duration = Duration::from_secs(2);
 
 /// Runs one upgraded connection to its end.
 pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
@@ -132,10 +139,10 @@ pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
         // The socket may hold part of a frame: nothing more can be said.
         Some(e) if e.torn => {}
         Some(e) => {
-            conn.out.send(ws::binary(&encode(&Frame::Error {
-                code: e.code,
-                message: e.message.clone(),
-            })));
+            conn.out.send(ws::binary(&encode(&Frame::error(
+                e.code,
+                e.message.clone(),
+            ))));
             conn.out
                 .send(ws::close(e.close, &truncate(&e.message, 120)));
         }
@@ -149,7 +156,7 @@ pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
 
 impl Connection {
     async fn serve(&mut self, url_hub: &str) -> Result<(), Ending> {
-        let (token, hub) = self.handshake(url_hub).await?;
+        let (token, raw_token, hub) = self.handshake(url_hub).await?;
         let mut shutdown = self.relay.shutdown.clone();
         let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
         let out = self.out.clone();
@@ -160,6 +167,8 @@ impl Connection {
         let mut pinged = false;
         let mut check = tokio::time::interval((idle / 6).max(Duration::from_millis(10)));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut token_check = tokio::time::interval(TOKEN_CHECK);
+        token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 incoming = self.reader.next() => {
@@ -168,7 +177,7 @@ impl Connection {
                     match incoming.map_err(read_ending)? {
                         None | Some(Incoming::Close(_)) => return Ok(()),
                         Some(Incoming::Binary(bytes)) => {
-                            if let Some(ack) = self.handle(&bytes, &token, &hub).await? {
+                            if let Some(ack) = self.handle(&bytes, &token, &raw_token, &hub).await? {
                                 acks.push_back(ack);
                             }
                         }
@@ -184,7 +193,7 @@ impl Connection {
                 }
                 _ = out.wake.notified() => self.flush().await?,
                 Some(result) = acks.next(), if !acks.is_empty() => match result {
-                    Ok(acks) => self.send_frame(&Frame::Ack { acks }).await?,
+                    Ok(results) => self.answer(results).await?,
                     Err(e) => {
                         return Err(Ending::new(ErrorCode::Internal, format!("the relay could not store ops: {e}"), close_code::ERROR));
                     }
@@ -192,6 +201,7 @@ impl Connection {
                 _ = shutdown.changed() => {
                     return Err(Ending::new(ErrorCode::GoingAway, "the relay is shutting down; reconnect later", close_code::AWAY));
                 }
+                _ = token_check.tick() => self.check_token(&raw_token)?,
                 _ = check.tick() => {
                     let quiet = last_heard.elapsed();
                     if quiet >= idle {
@@ -217,7 +227,10 @@ impl Connection {
     /// Waits for a valid `Hello`, authenticates it, sends `Welcome` and the
     /// log from the client's cursor, and joins the hub's fan-out (live
     /// batches the log already covered are skipped).
-    async fn handshake(&mut self, url_hub: &str) -> Result<(TokenRecord, Arc<HubHandle>), Ending> {
+    async fn handshake(
+        &mut self,
+        url_hub: &str,
+    ) -> Result<(TokenRecord, String, Arc<HubHandle>), Ending> {
         let timeout = self.relay.config.hello_timeout;
         let first = tokio::time::timeout(timeout, self.reader.next())
             .await
@@ -304,6 +317,9 @@ impl Connection {
             }
             Err(e) => return Err(internal(e)),
         };
+        // The token's role reaches the hub's log (once per token) before the
+        // member sees the log, so its first ops are judged with it.
+        let roles = grant(&handle, &record).await?;
         // Join the fan-out (holding live batches back) before reading the
         // head: a commit reaches the fan-out only once it is in the log, so
         // every commit is either in the log snapshot or held, and one that is
@@ -319,9 +335,18 @@ impl Connection {
         } else {
             0
         };
+        let role = if roles.is_empty() {
+            record.role.clone()
+        } else {
+            roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         self.send_frame(&Frame::Welcome {
             member: record.handle.clone(),
-            role: record.role.clone(),
+            role,
             hub_name: handle.name.clone(),
             epoch: hub_epoch,
             head,
@@ -329,7 +354,61 @@ impl Connection {
         .await?;
         self.send_log(&handle, cursor + 1, head).await?;
         self.out.release(head);
-        Ok((record, handle))
+        Ok((record, token, handle))
+    }
+
+    /// Ends the connection once its token is revoked or expired.
+    fn check_token(&self, raw: &str) -> Result<(), Ending> {
+        match self.relay.registry.authenticate(raw) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Ending::new(
+                ErrorCode::Unauthorized,
+                format!("{e}; this connection is closed"),
+                close_code::POLICY,
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Acks the stored ops of a submission and names each refused one.
+    async fn answer(&mut self, results: Vec<(OpId, Appended)>) -> Result<(), Ending> {
+        let mut acks = Vec::with_capacity(results.len());
+        for (id, result) in results {
+            match result {
+                Appended::Stored { seq, .. } => acks.push(AckEntry { id, seq }),
+                Appended::Refused(refusal) => {
+                    self.send_frame(&Frame::Error {
+                        code: ErrorCode::Forbidden,
+                        message: format!("op {id} refused: {refusal}"),
+                        op: Some(id),
+                        rule: Some(refusal.rule.name().to_owned()),
+                    })
+                    .await?;
+                }
+            }
+        }
+        if acks.is_empty() {
+            return Ok(());
+        }
+        self.send_frame(&Frame::Ack { acks }).await
+    }
+
+    /// Refuses one op of a submission before it reaches the writer.
+    async fn refuse_op(
+        &mut self,
+        id: OpId,
+        code: ErrorCode,
+        rule: Rule,
+        why: String,
+    ) -> Result<(), Ending> {
+        self.relay.metrics.ops_refused.fetch_add(1, Relaxed);
+        self.send_frame(&Frame::Error {
+            code,
+            message: format!("op {id} refused: {why} (rule {rule})"),
+            op: Some(id),
+            rule: Some(rule.name().to_owned()),
+        })
+        .await
     }
 
     /// Sends stored ops `from..=upto` in protocol-sized `Ops` frames, each
@@ -368,6 +447,7 @@ impl Connection {
         &mut self,
         bytes: &[u8],
         token: &TokenRecord,
+        raw_token: &str,
         hub: &Arc<HubHandle>,
     ) -> Result<Option<AckFuture>, Ending> {
         let frame = match proto::decode_frame(bytes) {
@@ -380,6 +460,8 @@ impl Connection {
         };
         match frame {
             Frame::Submit { ops } => {
+                // A token revoked while this connection is open writes nothing more.
+                self.check_token(raw_token)?;
                 if !token.can_submit() {
                     self.reject(
                         ErrorCode::Forbidden,
@@ -402,15 +484,17 @@ impl Connection {
                 let mut encoded = Vec::with_capacity(ops.len());
                 for op in &ops {
                     if op.actor != token.handle {
-                        self.reject(
+                        self.refuse_op(
+                            op.id,
                             ErrorCode::BadOp,
+                            Rule::ActorIsTheToken,
                             format!(
                                 "op {} claims actor @{} but this connection is @{}",
                                 op.id, op.actor, token.handle
                             ),
                         )
                         .await?;
-                        return Ok(None);
+                        continue;
                     }
                     let bytes = match proto::encode_op(op) {
                         Ok(b) if b.len() <= MAX_OP_BYTES => b,
@@ -423,7 +507,20 @@ impl Connection {
                             return Ok(None);
                         }
                     };
-                    encoded.push(EncodedOp { id: op.id, bytes });
+                    let decoded = match DecodedOp::from_wire(op) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            self.refuse_op(op.id, ErrorCode::BadOp, Rule::Malformed, e.to_string())
+                                .await?;
+                            continue;
+                        }
+                    };
+                    encoded.push(EncodedOp {
+                        id: op.id,
+                        bytes,
+                        op: decoded,
+                        from_relay: false,
+                    });
                 }
                 if encoded.is_empty() {
                     return Ok(None);
@@ -440,23 +537,19 @@ impl Connection {
                         ));
                     }
                 }
+                let ids: Vec<OpId> = encoded.iter().map(|o| o.id).collect();
                 let (reply, rx) = oneshot::channel();
                 hub.submit
-                    .send(SubmitRequest {
+                    .send(WriterRequest::Submit {
                         ops: encoded,
                         reply,
                     })
                     .await
-                    .map_err(|_| {
-                        Ending::new(
-                            ErrorCode::Internal,
-                            "the hub writer stopped",
-                            close_code::ERROR,
-                        )
-                    })?;
+                    .map_err(|_| writer_stopped())?;
                 Ok(Some(Box::pin(async move {
                     rx.await
                         .unwrap_or_else(|_| Err("the hub writer stopped".to_owned()))
+                        .map(|results| ids.into_iter().zip(results).collect())
                 })))
             }
             Frame::Fetch { from } => {
@@ -502,11 +595,7 @@ impl Connection {
                 close_code::POLICY,
             ));
         }
-        self.send_frame(&Frame::Error {
-            code,
-            message: message.into(),
-        })
-        .await
+        self.send_frame(&Frame::error(code, message)).await
     }
 
     async fn send_frame(&mut self, frame: &Frame) -> Result<(), Ending> {
@@ -569,6 +658,33 @@ impl Connection {
             Failure::Io(e) => io_ending(e),
         }
     }
+}
+
+/// Asks the hub's writer to grant the token's role to its member (the
+/// first time this token is used) and returns the member's roles.
+async fn grant(hub: &HubHandle, record: &TokenRecord) -> Result<Vec<Role>, Ending> {
+    let role = Role::parse(&record.role).map_err(internal)?;
+    let (reply, rx) = oneshot::channel();
+    hub.submit
+        .send(WriterRequest::Grant {
+            token: record.id.clone(),
+            handle: record.handle.clone(),
+            role,
+            reply,
+        })
+        .await
+        .map_err(|_| writer_stopped())?;
+    rx.await
+        .map_err(|_| writer_stopped())?
+        .map_err(|e| internal(format!("the relay could not record the member's role: {e}")))
+}
+
+fn writer_stopped() -> Ending {
+    Ending::new(
+        ErrorCode::Internal,
+        "the hub writer stopped",
+        close_code::ERROR,
+    )
 }
 
 fn internal(e: impl std::fmt::Display) -> Ending {

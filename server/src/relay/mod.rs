@@ -25,7 +25,7 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use writer::SubmitRequest;
+use writer::WriterRequest;
 
 /// Tunables, with the protocol's defaults.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ pub struct HubHandle {
     pub id: String,
     pub name: String,
     log: Arc<dyn OpLog>,
-    submit: mpsc::Sender<SubmitRequest>,
+    submit: mpsc::Sender<WriterRequest>,
     fanout: SyncSender<FanEvent>,
     members: Arc<Members>,
 }
@@ -114,6 +114,7 @@ impl Relay {
             return Ok(None);
         };
         let log: Arc<dyn OpLog> = Arc::new(RedbLog::open(&self.hub_dir(id).join("log.redb"))?);
+        let policy = log.load_policy()?;
         let (submit, rx) = mpsc::channel(1024);
         let members = Arc::new(Members::default());
         let fanout = fanout::start(id, members.clone(), self.metrics.clone())?;
@@ -122,7 +123,7 @@ impl Relay {
         let metrics = self.metrics.clone();
         std::thread::Builder::new()
             .name(format!("writer-{id}"))
-            .spawn(move || writer::run(writer_log, rx, writer_fanout, metrics))?;
+            .spawn(move || writer::run(writer_log, policy, rx, writer_fanout, metrics))?;
         let handle = Arc::new(HubHandle {
             id: record.id.clone(),
             name: record.name,

@@ -1,20 +1,45 @@
-//! A hub's single writer: takes every submission waiting, stores them in one
-//! durable commit, then acks them and hands the new ops to the fan-out.
-//! Runs on its own thread since commits block on the disk.
+//! A hub's single writer: takes every request waiting, checks each op
+//! against the hub's rules, stores the accepted ones in one durable commit,
+//! then answers each request and hands the new ops to the fan-out. It owns
+//! the hub's policy state, so every op is judged against the state left by
+//! the ops sequenced before it. Runs on its own thread since commits block
+//! on the disk.
 
 use super::fanout::FanEvent;
 use crate::metrics::Metrics;
-use crate::proto::{AckEntry, SeqOp};
-use crate::store::{EncodedOp, OpLog};
+use crate::policy::{Change, PolicyState, RELAY_ACTOR, RELAY_CLIENT, Role};
+use crate::proto::{self, EntityKey, Hlc, OpId, SeqOp};
+use crate::store::{Appended, EncodedOp, OpLog};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-pub struct SubmitRequest {
-    pub ops: Vec<EncodedOp>,
-    pub reply: oneshot::Sender<Result<Vec<AckEntry>, String>>,
+pub enum WriterRequest {
+    /// A member's ops: each is answered with where it ended up.
+    Submit {
+        ops: Vec<EncodedOp>,
+        reply: oneshot::Sender<Result<Vec<Appended>, String>>,
+    },
+    /// A token's first use: its role is granted to its member (once per
+    /// token) by an op the relay writes; answered with the member's roles.
+    Grant {
+        token: String,
+        handle: String,
+        role: Role,
+        reply: oneshot::Sender<Result<Vec<Role>, String>>,
+    },
+}
+
+impl WriterRequest {
+    fn len(&self) -> usize {
+        match self {
+            WriterRequest::Submit { ops, .. } => ops.len(),
+            WriterRequest::Grant { .. } => 1,
+        }
+    }
 }
 
 /// Most ops stored in one commit.
@@ -22,64 +47,130 @@ const GROUP_LIMIT: usize = 8192;
 
 pub fn run(
     log: Arc<dyn OpLog>,
-    mut rx: mpsc::Receiver<SubmitRequest>,
+    mut policy: PolicyState,
+    mut rx: mpsc::Receiver<WriterRequest>,
     fanout: SyncSender<FanEvent>,
     metrics: Arc<Metrics>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut requests = vec![first];
-        let mut count = requests[0].ops.len();
+        let mut count = requests[0].len();
         while count < GROUP_LIMIT {
             match rx.try_recv() {
                 Ok(r) => {
-                    count += r.ops.len();
+                    count += r.len();
                     requests.push(r);
                 }
                 Err(_) => break,
             }
         }
-        let all: Vec<EncodedOp> = requests
-            .iter()
-            .flat_map(|r| r.ops.iter().cloned())
-            .collect();
-        let appended = match log.append(&all) {
+        // Each request's ops, in order; grants become the relay's own ops.
+        let mut all: Vec<EncodedOp> = Vec::with_capacity(count);
+        let mut spans = Vec::with_capacity(requests.len());
+        for request in &requests {
+            let start = all.len();
+            match request {
+                WriterRequest::Submit { ops, .. } => all.extend(ops.iter().cloned()),
+                WriterRequest::Grant {
+                    token,
+                    handle,
+                    role,
+                    ..
+                } => {
+                    if !policy.token_granted(token) {
+                        policy.mark_token_granted(token);
+                        if !policy.roles_of(handle).contains(role)
+                            && let Some(op) = grant_op(&mut policy, handle, *role)
+                        {
+                            all.push(op);
+                        }
+                    }
+                }
+            }
+            spans.push(start..all.len());
+        }
+        let appended = match log.append(&all, &mut policy) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!("commit failed: {e}");
+                // The in-memory rules saw ops that were not stored.
+                match log.load_policy() {
+                    Ok(p) => policy = p,
+                    Err(e) => tracing::error!("reloading the hub's policy failed: {e}"),
+                }
                 for r in requests {
-                    let _ = r.reply.send(Err(e.to_string()));
+                    match r {
+                        WriterRequest::Submit { reply, .. } => {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                        WriterRequest::Grant { reply, .. } => {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
                 }
                 continue;
             }
         };
         let at = Instant::now();
         metrics.commits.fetch_add(1, Relaxed);
-        let stored = appended.iter().filter(|a| a.new).count() as u64;
-        metrics.ops_stored.fetch_add(stored, Relaxed);
         let mut fresh = Vec::new();
-        let mut results = appended.iter();
-        for request in requests {
-            let mut acks = Vec::with_capacity(request.ops.len());
-            for op in request.ops {
-                let Some(a) = results.next() else { break };
-                acks.push(AckEntry {
-                    id: op.id,
-                    seq: a.seq,
-                });
-                if a.new {
+        for (op, result) in all.into_iter().zip(&appended) {
+            match result {
+                Appended::Stored { seq, new: true } => {
+                    metrics.ops_stored.fetch_add(1, Relaxed);
                     fresh.push(SeqOp {
-                        seq: a.seq,
+                        seq: *seq,
                         op: op.bytes,
                     });
-                } else {
+                }
+                Appended::Stored { new: false, .. } => {
                     metrics.ops_duplicate.fetch_add(1, Relaxed);
                 }
+                Appended::Refused(_) => {
+                    metrics.ops_refused.fetch_add(1, Relaxed);
+                }
             }
-            let _ = request.reply.send(Ok(acks));
+        }
+        for (request, span) in requests.into_iter().zip(spans) {
+            match request {
+                WriterRequest::Submit { reply, .. } => {
+                    let _ = reply.send(Ok(appended[span].to_vec()));
+                }
+                WriterRequest::Grant { handle, reply, .. } => {
+                    let _ = reply.send(Ok(policy.roles_of(&handle)));
+                }
+            }
         }
         if !fresh.is_empty() {
             // No members is fine: the ops are in the log.
             let _ = fanout.send(FanEvent::Committed { ops: fresh, at });
         }
     }
+}
+
+/// The relay's op granting `role` to `handle`.
+fn grant_op(policy: &mut PolicyState, handle: &str, role: Role) -> Option<EncodedOp> {
+    let change = Change::Set(BTreeMap::from([(
+        format!("roles:{role}"),
+        serde_json::Value::Bool(true),
+    )]));
+    let op = proto::Op {
+        id: OpId {
+            client: RELAY_CLIENT,
+            seq: policy.next_relay_seq(),
+        },
+        hlc: Hlc {
+            wall_ms: crate::auth::now_ms(),
+            logical: 0,
+        },
+        actor: RELAY_ACTOR.to_owned(),
+        entity: EntityKey {
+            kind: "member".into(),
+            id: handle.to_owned(),
+        },
+        kind: change.wire_kind().to_owned(),
+        body: change.encode_body(),
+    };
+    let bytes = proto::encode_op(&op).ok()?;
+    EncodedOp::from_bytes(bytes)
 }

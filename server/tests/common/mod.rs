@@ -8,6 +8,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use spoke_relay::auth::Registry;
+use spoke_relay::policy::{RELAY_ACTOR, RELAY_CLIENT};
 use spoke_relay::proto::{
     AckEntry, ClientId, EntityKey, ErrorCode, Frame, Hlc, Op, OpId, SeqOp, decode_frame, decode_op,
     encode_frame,
@@ -68,6 +69,36 @@ impl TestRelay {
             .issue(hub, handle, role, None)
             .expect("issue token")
             .0
+    }
+
+    /// Issues a token for each `(handle, role)` and uses it once (Hello, then
+    /// close), so the relay's role grant for each member is in the hub's log
+    /// before a test starts. Each grant is one op, so with distinct handles
+    /// new to the hub the head moves by one per member. Returns the tokens,
+    /// in order, and the hub's head after the grants.
+    pub async fn members<const N: usize>(
+        &self,
+        hub: &str,
+        members: [(&str, &str); N],
+    ) -> ([String; N], u64) {
+        let mut tokens = Vec::with_capacity(N);
+        let mut head = None;
+        for (handle, role) in members {
+            let token = self.token(hub, handle, role);
+            let (client, welcome) = self.join(hub, &token, handle).await;
+            if let Some(before) = head {
+                assert_eq!(
+                    welcome.head,
+                    before + 1,
+                    "the first use of @{handle}'s token adds its role grant to the log"
+                );
+            }
+            head = Some(welcome.head);
+            client.close().await;
+            tokens.push(token);
+        }
+        let tokens = tokens.try_into().expect("one token per member");
+        (tokens, head.unwrap_or(0))
     }
 
     /// Connects a WebSocket to `hub`'s socket (no Hello sent yet).
@@ -257,7 +288,9 @@ impl Client {
     /// connection to close. Returns the close code, if the relay sent one.
     pub async fn expect_error_and_close(&mut self, code: ErrorCode) -> Option<u16> {
         match self.recv().await {
-            Frame::Error { code: got, message } => {
+            Frame::Error {
+                code: got, message, ..
+            } => {
                 assert_eq!(got, code, "error code (message: {message})")
             }
             other => panic!("expected Error {{ {code:?} }}, got {other:?}"),
@@ -277,12 +310,26 @@ impl Client {
     /// Reads until an `Error` frame (which must carry `code`), keeping other
     /// frames for later; the connection must stay open.
     pub async fn expect_error(&mut self, code: ErrorCode) -> String {
+        self.expect_refusal(code).await.0
+    }
+
+    /// Like [`Client::expect_error`]; also returns the op and the rule the
+    /// `Error` names (set when it refuses one op of a Submit).
+    pub async fn expect_refusal(
+        &mut self,
+        code: ErrorCode,
+    ) -> (String, Option<OpId>, Option<String>) {
         let mut skipped = Vec::new();
-        let message = loop {
+        let refusal = loop {
             match self.read_event().await {
-                Event::Frame(Frame::Error { code: got, message }) => {
+                Event::Frame(Frame::Error {
+                    code: got,
+                    message,
+                    op,
+                    rule,
+                }) => {
                     assert_eq!(got, code, "error code (message: {message})");
-                    break message;
+                    break (message, op, rule);
                 }
                 Event::Frame(Frame::Ack { acks }) => {
                     panic!("expected Error {{ {code:?} }}, the relay acked {acks:?}")
@@ -292,7 +339,7 @@ impl Client {
             }
         };
         self.pending.extend(skipped);
-        message
+        refusal
     }
 
     /// Sends Ping and waits for the matching Pong. Frames read before it are
@@ -358,7 +405,7 @@ impl Client {
         let acks = loop {
             match self.read_event().await {
                 Event::Frame(Frame::Ack { acks }) => break acks,
-                Event::Frame(Frame::Error { code, message }) => {
+                Event::Frame(Frame::Error { code, message, .. }) => {
                     panic!("expected Ack, got Error {code:?}: {message}")
                 }
                 Event::Frame(other) => skipped.push(other),
@@ -417,8 +464,53 @@ pub fn op(client: u64, seq: u64, actor: &str) -> Op {
             id: format!("b-{client:x}-{}", seq % 7),
         },
         kind: "set".to_owned(),
-        body: format!("{{\"title\":\"take {seq}\"}}").into_bytes(),
+        body: body_of_size(&format!("take {seq}"), 0),
     }
+}
+
+/// A `set` body (a MessagePack map, as clients write) whose title is
+/// `title` padded to at least `size` bytes.
+pub fn body_of_size(title: &str, size: usize) -> Vec<u8> {
+    let mut text = title.to_owned();
+    while text.len() < size {
+        text.push('.');
+    }
+    rmp_serde::to_vec_named(&std::collections::BTreeMap::from([("title", text)]))
+        .expect("a map of strings encodes")
+}
+
+/// Whether `op` is one the relay wrote itself (a role grant).
+pub fn is_relay_op(op: &Op) -> bool {
+    op.id.client == RELAY_CLIENT
+}
+
+/// Asserts `op` is the relay's grant of `role` to `handle`: the relay's client
+/// id and actor, a `set` of `roles:<role>` on `member/<handle>`.
+pub fn assert_grant(op: &Op, handle: &str, role: &str) {
+    assert_eq!(
+        op.id.client, RELAY_CLIENT,
+        "a grant uses the relay's client id: {op:?}"
+    );
+    assert_eq!(op.actor, RELAY_ACTOR, "a grant is by the relay: {op:?}");
+    assert_eq!(
+        (
+            op.entity.kind.as_str(),
+            op.entity.id.as_str(),
+            op.kind.as_str()
+        ),
+        ("member", handle, "set"),
+        "a grant sets fields of the member: {op:?}"
+    );
+    let fields: std::collections::BTreeMap<String, serde_json::Value> =
+        rmp_serde::from_slice(&op.body).expect("a grant's body is a map of fields");
+    assert_eq!(
+        fields,
+        std::collections::BTreeMap::from([(
+            format!("roles:{role}"),
+            serde_json::Value::Bool(true)
+        )]),
+        "the grant gives @{handle} the role {role}"
+    );
 }
 
 /// Asserts `ops` carry seqs exactly `first..=last`, in order.

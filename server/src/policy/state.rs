@@ -1,0 +1,405 @@
+//! The smallest state the rules need, built by applying accepted ops in
+//! seq order: who holds which role, who owns each client id, who created
+//! each entity, the fields ownership and assignment rest on, and each
+//! approval request's stages, decisions and outcome. Fields merge
+//! last-writer-wins by stamp, as the replica's records do. The state is
+//! kept as rows (`key -> bytes`) so a store can save just what changed in
+//! the same commit that sequences the ops.
+
+use super::approval::{ApprovalStatus, Evaluation, StageMode, evaluate};
+use super::rules::{self, Refusal, decision_of};
+use super::{Change, DELETED_FIELD, EntityKind, OpRef, Role};
+use crate::proto::{Hlc, OpId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// The order of writes: clock reading, then op id.
+pub type Stamp = (Hlc, OpId);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Register {
+    pub stamp: Stamp,
+    pub value: Value,
+}
+
+/// A decision counted for a request, in stamp order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cast {
+    pub stamp: Stamp,
+    pub actor: String,
+    pub stage: u32,
+    pub decision: Option<super::approval::Decision>,
+}
+
+/// How a request ended, kept on the request and on its subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closed {
+    pub approval: String,
+    pub status: ApprovalStatus,
+}
+
+/// What the rules know about one entity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The actor of the first accepted op on it.
+    #[serde(default)]
+    pub creator: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, Register>,
+    #[serde(default)]
+    pub decisions: Vec<Cast>,
+    #[serde(default)]
+    pub closed: Option<Closed>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyState {
+    /// `kind/id` -> entry; ordered so a kind's entries can be walked.
+    entities: BTreeMap<String, Entry>,
+    clients: HashMap<u64, String>,
+    tokens: HashSet<String>,
+    relay_seq: u64,
+    dirty: BTreeSet<String>,
+}
+
+/// Why stored policy rows could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("policy row `{key}` is unreadable: {detail}")]
+pub struct RowError {
+    pub key: String,
+    pub detail: String,
+}
+
+fn entity_key(kind: EntityKind, id: &str) -> String {
+    format!("{kind}/{id}")
+}
+
+/// Fields the rules read; the rest of an op's fields are none of theirs.
+fn tracked(kind: EntityKind, field: &str) -> bool {
+    field == DELETED_FIELD
+        || match kind {
+            EntityKind::Member => field.starts_with("roles:"),
+            EntityKind::Brief => field == "requester" || field.starts_with("assignees:"),
+            EntityKind::Approval => field == "stages" || field == "subject",
+            EntityKind::Proposal => field == "brief",
+            EntityKind::Task => field == "brief" || field == "assignee",
+            _ => false,
+        }
+}
+
+#[derive(Debug, Deserialize)]
+struct StageShape {
+    #[serde(default)]
+    reviewers: Vec<String>,
+    #[serde(default)]
+    mode: StageMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum SubjectShape {
+    Proposal {
+        id: String,
+    },
+    AssetVersion {
+        asset: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+impl PolicyState {
+    /// Rebuilds the state from stored rows.
+    pub fn load<K: AsRef<str>, V: AsRef<[u8]>>(
+        rows: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<PolicyState, RowError> {
+        let mut state = PolicyState::default();
+        for (key, bytes) in rows {
+            let (key, bytes) = (key.as_ref(), bytes.as_ref());
+            let bad = |detail: String| RowError {
+                key: key.to_owned(),
+                detail,
+            };
+            if let Some(entity) = key.strip_prefix("e/") {
+                let entry: Entry = rmp_serde::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+                state.entities.insert(entity.to_owned(), entry);
+            } else if let Some(client) = key.strip_prefix("c/") {
+                let client: u64 = client.parse().map_err(|_| bad("bad client id".into()))?;
+                let owner: String = rmp_serde::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+                state.clients.insert(client, owner);
+            } else if let Some(token) = key.strip_prefix("t/") {
+                state.tokens.insert(token.to_owned());
+            } else if key == "r/seq" {
+                state.relay_seq = rmp_serde::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// The rows changed since the last call, encoded, to store in the same
+    /// commit as the ops that changed them.
+    pub fn take_changes(&mut self) -> Vec<(String, Vec<u8>)> {
+        let keys = std::mem::take(&mut self.dirty);
+        keys.into_iter()
+            .filter_map(|key| {
+                let bytes = if let Some(entity) = key.strip_prefix("e/") {
+                    rmp_serde::to_vec_named(self.entities.get(entity)?)
+                } else if let Some(client) = key.strip_prefix("c/") {
+                    let client: u64 = client.parse().ok()?;
+                    rmp_serde::to_vec_named(self.clients.get(&client)?)
+                } else if key.starts_with("t/") {
+                    rmp_serde::to_vec_named(&())
+                } else {
+                    rmp_serde::to_vec_named(&self.relay_seq)
+                };
+                bytes.ok().map(|b| (key, b))
+            })
+            .collect()
+    }
+
+    /// Whether anything changed since the last [`PolicyState::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Checks `op` against the state and, if it passes, records it.
+    pub fn admit(&mut self, op: &OpRef<'_>, from_relay: bool) -> Result<(), Refusal> {
+        rules::judge(self, op, from_relay)?;
+        self.record(op);
+        Ok(())
+    }
+
+    /// Checks `op` without recording it.
+    pub fn judge(&self, op: &OpRef<'_>, from_relay: bool) -> Result<(), Refusal> {
+        rules::judge(self, op, from_relay)
+    }
+
+    /// Records an accepted op.
+    pub fn record(&mut self, op: &OpRef<'_>) {
+        if !self.clients.contains_key(&op.id.client.0) {
+            self.clients.insert(op.id.client.0, op.actor.to_owned());
+            self.dirty.insert(format!("c/{}", op.id.client.0));
+        }
+        let key = entity_key(op.kind, op.entity);
+        let stamp = (op.hlc, op.id);
+        let entry = self.entities.entry(key.clone()).or_default();
+        let mut touched = entry.creator.is_none();
+        if entry.creator.is_none() {
+            entry.creator = Some(op.actor.to_owned());
+        }
+        let merge = |entry: &mut Entry, name: &str, value: &Value| {
+            if !tracked(op.kind, name) {
+                return false;
+            }
+            match entry.fields.get(name) {
+                Some(reg) if reg.stamp >= stamp => false,
+                _ => {
+                    entry.fields.insert(
+                        name.to_owned(),
+                        Register {
+                            stamp,
+                            value: value.clone(),
+                        },
+                    );
+                    true
+                }
+            }
+        };
+        match op.change {
+            Change::Set(fields) => {
+                for (name, value) in fields {
+                    touched |= merge(entry, name, value);
+                }
+            }
+            Change::Delete => touched |= merge(entry, DELETED_FIELD, &Value::Bool(true)),
+            Change::Append(_) => {
+                if op.kind == EntityKind::Approval
+                    && let Some(d) = decision_of(op)
+                {
+                    let cast = Cast {
+                        stamp,
+                        actor: op.actor.to_owned(),
+                        stage: d.stage,
+                        decision: d.decision,
+                    };
+                    let at = entry.decisions.partition_point(|c| c.stamp < stamp);
+                    entry.decisions.insert(at, cast);
+                    touched = true;
+                }
+            }
+        }
+        if touched {
+            self.dirty.insert(format!("e/{key}"));
+        }
+        if op.kind == EntityKind::Approval && touched {
+            self.close_if_decided(op.entity);
+        }
+    }
+
+    /// Locks a request whose decisions closed it, and records the outcome
+    /// on its subject so effects can be checked against it.
+    fn close_if_decided(&mut self, approval: &str) {
+        if self.closed_of(EntityKind::Approval, approval).is_some() {
+            return;
+        }
+        let Some(evaluation) = self.evaluation(approval) else {
+            return;
+        };
+        if !evaluation.status.is_closed() {
+            return;
+        }
+        let closed = Closed {
+            approval: approval.to_owned(),
+            status: evaluation.status,
+        };
+        let subject = self.subject_of(approval);
+        let key = entity_key(EntityKind::Approval, approval);
+        if let Some(entry) = self.entities.get_mut(&key) {
+            entry.closed = Some(closed.clone());
+            self.dirty.insert(format!("e/{key}"));
+        }
+        if let Some((kind, id)) = subject {
+            let key = entity_key(kind, &id);
+            self.entities.entry(key.clone()).or_default().closed = Some(closed);
+            self.dirty.insert(format!("e/{key}"));
+        }
+    }
+
+    fn subject_of(&self, approval: &str) -> Option<(EntityKind, String)> {
+        let subject = self.field(EntityKind::Approval, approval, "subject")?;
+        match serde_json::from_value::<SubjectShape>(subject.clone()).ok()? {
+            SubjectShape::Proposal { id } => Some((EntityKind::Proposal, id)),
+            SubjectShape::AssetVersion { asset } => Some((EntityKind::Asset, asset)),
+            SubjectShape::Other => None,
+        }
+    }
+
+    /// Whether `approval` is a request about this entity.
+    pub fn approval_is_about(&self, approval: &str, kind: EntityKind, id: &str) -> bool {
+        self.subject_of(approval)
+            .is_some_and(|(k, i)| k == kind && i == id)
+    }
+
+    pub fn entry(&self, kind: EntityKind, id: &str) -> Option<&Entry> {
+        self.entities.get(&entity_key(kind, id))
+    }
+
+    pub fn is_creator(&self, kind: EntityKind, id: &str, actor: &str) -> bool {
+        self.entry(kind, id)
+            .and_then(|e| e.creator.as_deref())
+            .is_some_and(|c| c == actor)
+    }
+
+    pub fn field(&self, kind: EntityKind, id: &str, name: &str) -> Option<&Value> {
+        self.entry(kind, id)
+            .and_then(|e| e.fields.get(name))
+            .map(|r| &r.value)
+    }
+
+    pub fn field_str(&self, kind: EntityKind, id: &str, name: &str) -> Option<&str> {
+        self.field(kind, id, name).and_then(Value::as_str)
+    }
+
+    pub fn closed_of(&self, kind: EntityKind, id: &str) -> Option<&Closed> {
+        self.entry(kind, id).and_then(|e| e.closed.as_ref())
+    }
+
+    pub fn client_owner(&self, client: u64) -> Option<&str> {
+        self.clients.get(&client).map(String::as_str)
+    }
+
+    /// The roles `handle` holds now (none if never granted or deleted).
+    pub fn roles_of(&self, handle: &str) -> Vec<Role> {
+        let Some(entry) = self.entry(EntityKind::Member, handle) else {
+            return Vec::new();
+        };
+        if entry.fields.get(DELETED_FIELD).map(|r| &r.value) == Some(&Value::Bool(true)) {
+            return Vec::new();
+        }
+        entry
+            .fields
+            .iter()
+            .filter(|(_, r)| r.value == Value::Bool(true))
+            .filter_map(|(k, _)| k.strip_prefix("roles:"))
+            .filter_map(|r| Role::parse(r).ok())
+            .collect()
+    }
+
+    /// Handles of every member holding `role`.
+    pub fn members_with(&self, role: Role) -> Vec<String> {
+        let prefix = "member/";
+        self.entities
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| &k[prefix.len()..])
+            .filter(|h| self.roles_of(h).contains(&role))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Reviewers as handles: names as given, `role:NAME` as every member
+    /// holding it; sorted, without repeats.
+    pub fn expand(&self, reviewers: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in reviewers {
+            match r.strip_prefix("role:") {
+                Some(role) => {
+                    if let Ok(role) = Role::parse(role) {
+                        out.extend(self.members_with(role));
+                    }
+                }
+                None => out.push(r.clone()),
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Where a request stands, from its stages and counted decisions.
+    pub fn evaluation(&self, approval: &str) -> Option<Evaluation> {
+        let entry = self.entry(EntityKind::Approval, approval)?;
+        entry.creator.as_ref()?;
+        let stages: Vec<StageShape> = entry
+            .fields
+            .get("stages")
+            .and_then(|r| serde_json::from_value(r.value.clone()).ok())
+            .unwrap_or_default();
+        let stages: Vec<(Vec<String>, StageMode)> = stages
+            .into_iter()
+            .map(|s| (self.expand(&s.reviewers), s.mode))
+            .collect();
+        let mut evaluation = evaluate(
+            &stages,
+            entry
+                .decisions
+                .iter()
+                .map(|c| (c.actor.as_str(), c.stage, c.decision)),
+        );
+        // A request recorded closed stays closed (locked), whatever the
+        // members' roles became since.
+        if let Some(closed) = &entry.closed {
+            evaluation.status = closed.status;
+        }
+        Some(evaluation)
+    }
+
+    /// Whether a token's role was already granted to its member.
+    pub fn token_granted(&self, token: &str) -> bool {
+        self.tokens.contains(token)
+    }
+
+    pub fn mark_token_granted(&mut self, token: &str) {
+        if self.tokens.insert(token.to_owned()) {
+            self.dirty.insert(format!("t/{token}"));
+        }
+    }
+
+    /// The next client seq for an op the relay writes itself.
+    pub fn next_relay_seq(&mut self) -> u64 {
+        self.relay_seq += 1;
+        self.dirty.insert("r/seq".to_owned());
+        self.relay_seq
+    }
+}

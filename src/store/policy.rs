@@ -1,0 +1,318 @@
+//! The hub's rules in the replica: the policy state the log left (kept in
+//! its own table, updated in the commit that applies the ops), the refused
+//! ops (by the relay, or found in the log), the rollback of a local op the
+//! hub refused, and the check a local change passes before it is queued.
+
+use super::tables::{LOG, PENDING, POLICY, REFUSED};
+use super::{AtPath, Replica, ReplicaMeta, StoreError};
+use crate::model::{EntityKind, Op};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use spoke_relay::policy::{PolicyState, RELAY_ACTOR, RELAY_CLIENT, Refusal, Rule, rules};
+use spoke_relay::proto::{Hlc, OpId};
+
+/// An op the hub's rules refused, as `spoke audit refused` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedOp {
+    pub op: String,
+    /// The hub seq, when the op is in the log (refused there by every replica).
+    pub seq: Option<u64>,
+    pub actor: String,
+    pub entity: String,
+    /// `set`, `append` or `delete`, with the fields a set names.
+    pub change: String,
+    pub rule: String,
+    pub message: String,
+    /// `relay` (refused before sequencing) or `replica` (refused in the log).
+    pub by: String,
+}
+
+impl RefusedOp {
+    fn new(op: &Op, seq: Option<u64>, refusal: &Refusal, by: &str) -> RefusedOp {
+        RefusedOp {
+            op: op.id.to_string(),
+            seq,
+            actor: op.actor.clone(),
+            entity: op.entity.to_string(),
+            change: describe(op),
+            rule: refusal.rule.name().to_owned(),
+            message: refusal.message.clone(),
+            by: by.to_owned(),
+        }
+    }
+}
+
+fn describe(op: &Op) -> String {
+    match &op.change {
+        crate::model::Change::Set(fields) => format!(
+            "set {}",
+            fields.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        other => other.wire_kind().to_owned(),
+    }
+}
+
+impl Replica {
+    pub(super) fn load_policy_in(&self, txn: &WriteTransaction) -> Result<PolicyState, StoreError> {
+        let table = txn.open_table(POLICY).at(&self.path)?;
+        let mut rows = Vec::new();
+        for row in table.iter().at(&self.path)? {
+            let (k, v) = row.at(&self.path)?;
+            rows.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        PolicyState::load(rows).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub(super) fn save_policy_in(
+        &self,
+        txn: &WriteTransaction,
+        policy: &mut PolicyState,
+    ) -> Result<(), StoreError> {
+        let mut table = txn.open_table(POLICY).at(&self.path)?;
+        for (k, v) in policy.take_changes() {
+            table.insert(k.as_str(), v.as_slice()).at(&self.path)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn record_refusal_in(
+        &self,
+        txn: &WriteTransaction,
+        refused: &Refused,
+    ) -> Result<(), StoreError> {
+        let mut table = txn.open_table(REFUSED).at(&self.path)?;
+        let bytes = rmp_serde::to_vec_named(&refused.record).unwrap_or_default();
+        table.insert(refused.key, bytes.as_slice()).at(&self.path)?;
+        Ok(())
+    }
+
+    /// Every refused op this replica knows of, in hub order (relay refusals last).
+    pub fn refused(&self) -> Result<Vec<RefusedOp>, StoreError> {
+        let txn = self.db.begin_read().at(&self.path)?;
+        let table = match txn.open_table(REFUSED) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::db(&self.path, e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().at(&self.path)? {
+            let (_, v) = row.at(&self.path)?;
+            if let Ok(r) = rmp_serde::from_slice::<RefusedOp>(v.value()) {
+                out.push(r);
+            }
+        }
+        out.sort_by_key(|r| (r.seq.is_none(), r.seq, r.op.clone()));
+        Ok(out)
+    }
+
+    /// The relay refused these local ops: they leave the queue, are recorded
+    /// with their rule, and the materialized state is rebuilt without them.
+    /// Returns how many were still pending.
+    pub fn refuse_pending(&self, refusals: &[(OpId, Refusal)]) -> Result<usize, StoreError> {
+        let meta = self.meta()?;
+        let txn = self.begin_write()?;
+        let mut removed = 0;
+        for (id, refusal) in refusals {
+            if id.client != meta.client_id {
+                continue;
+            }
+            let bytes = {
+                let mut pending = txn.open_table(PENDING).at(&self.path)?;
+                pending
+                    .remove(id.seq)
+                    .at(&self.path)?
+                    .map(|v| v.value().to_vec())
+            };
+            let Some(bytes) = bytes else { continue };
+            removed += 1;
+            if let Ok(op) = Op::decode(&bytes) {
+                let record = RefusedOp::new(&op, None, refusal, "relay");
+                let refused = Refused {
+                    key: (op.id.client.0, op.id.seq),
+                    record,
+                    own: Some(op.id),
+                };
+                self.record_refusal_in(&txn, &refused)?;
+            }
+        }
+        if removed > 0 {
+            self.rebuild_in(&txn)?;
+        }
+        self.commit(txn)?;
+        Ok(removed)
+    }
+
+    /// Rebuilds the materialized tables, the applied set and the policy
+    /// state from the stored ops: the log in seq order through the rules
+    /// (refusals recorded), then the pending queue as this replica's
+    /// optimistic view.
+    pub(super) fn rebuild_in(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        let mut log_ops = Vec::new();
+        {
+            let log = txn.open_table(LOG).at(&self.path)?;
+            for row in log.iter().at(&self.path)? {
+                let (k, v) = row.at(&self.path)?;
+                log_ops.push((k.value(), v.value().to_vec()));
+            }
+        }
+        let pending = {
+            let table = txn.open_table(PENDING).at(&self.path)?;
+            let mut out = Vec::new();
+            for row in table.iter().at(&self.path)? {
+                let (k, v) = row.at(&self.path)?;
+                out.push(Op::decode(v.value()).map_err(|e| StoreError::BadOp {
+                    path: self.path.clone(),
+                    at: format!("pending client seq {}", k.value()),
+                    detail: e.to_string(),
+                })?);
+            }
+            out
+        };
+        self.clear_state_in(txn)?;
+        txn.delete_table(POLICY).at(&self.path)?;
+        txn.open_table(POLICY).at(&self.path)?;
+        {
+            // Log refusals are found again below; the relay's stay.
+            let mut refused = txn.open_table(REFUSED).at(&self.path)?;
+            let mut in_log = Vec::new();
+            for row in refused.iter().at(&self.path)? {
+                let (k, v) = row.at(&self.path)?;
+                let keep = rmp_serde::from_slice::<RefusedOp>(v.value())
+                    .map(|r| r.seq.is_none())
+                    .unwrap_or(false);
+                if !keep {
+                    in_log.push(k.value());
+                }
+            }
+            for key in in_log {
+                refused.remove(key).at(&self.path)?;
+            }
+        }
+        let mut policy = PolicyState::default();
+        let mut accepted = Vec::with_capacity(log_ops.len());
+        for (seq, bytes) in log_ops {
+            match judge_sequenced(&mut policy, seq, &bytes) {
+                Ok(op) => accepted.push(op),
+                Err(refused) => self.record_refusal_in(txn, &refused)?,
+            }
+        }
+        self.apply_in(txn, &accepted)?;
+        self.apply_in(txn, &pending)?;
+        self.save_policy_in(txn, &mut policy)?;
+        self.bump_search_resets(txn)
+    }
+
+    /// Checks local changes against the rules as this replica knows them
+    /// (the log's state, plus its own queued ops); nothing is written. A
+    /// replica that never joined a hub is its own hub: its member leads it.
+    pub(super) fn check_local_in(
+        &self,
+        txn: &WriteTransaction,
+        meta: &ReplicaMeta,
+        ops: &[Op],
+    ) -> Result<(), StoreError> {
+        let mut policy = self.load_policy_in(txn)?;
+        if meta.hub_url.is_none()
+            && let Some(me) = &meta.me
+        {
+            let grant = crate::model::Change::Set(
+                [(format!("roles:{}", crate::model::Role::Lead), json!(true))].into(),
+            );
+            let view = spoke_relay::policy::OpRef {
+                id: OpId {
+                    client: RELAY_CLIENT,
+                    seq: 0,
+                },
+                hlc: Hlc::default(),
+                actor: RELAY_ACTOR,
+                kind: EntityKind::Member,
+                entity: me,
+                change: &grant,
+            };
+            let _ = policy.admit(&view, true);
+        }
+        {
+            let pending = txn.open_table(PENDING).at(&self.path)?;
+            for row in pending.iter().at(&self.path)? {
+                let (_, v) = row.at(&self.path)?;
+                if let Ok(op) = Op::decode(v.value()) {
+                    let _ = policy.admit(&op.policy_ref(), false);
+                }
+            }
+        }
+        for op in ops {
+            policy
+                .admit(&op.policy_ref(), false)
+                .map_err(StoreError::Refused)?;
+        }
+        Ok(())
+    }
+}
+
+/// A sequenced op the rules refused (or could not read), as recorded.
+pub(super) struct Refused {
+    pub key: (u64, u64),
+    pub record: RefusedOp,
+    /// The op's id when it could be read (a local op must leave the queue).
+    pub own: Option<OpId>,
+}
+
+/// Reads one sequenced op and judges it against the state before it; an
+/// accepted op is recorded in `policy`. An op this build cannot read is
+/// refused as malformed (the relay never stores one), so one bad op cannot
+/// stop a replica from following the hub.
+pub(super) fn judge_sequenced(
+    policy: &mut PolicyState,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<Op, Refused> {
+    let op = match Op::decode(bytes) {
+        Ok(op) => op,
+        Err(e) => {
+            let envelope = spoke_relay::proto::decode_op(bytes).ok();
+            let refusal = Refusal::new(Rule::Malformed, format!("hub seq {seq}: {e}"));
+            return Err(Refused {
+                key: envelope
+                    .as_ref()
+                    .map(|o| (o.id.client.0, o.id.seq))
+                    .unwrap_or((u64::MAX, seq)),
+                record: RefusedOp {
+                    op: envelope
+                        .as_ref()
+                        .map(|o| o.id.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    seq: Some(seq),
+                    actor: envelope
+                        .as_ref()
+                        .map(|o| o.actor.clone())
+                        .unwrap_or_default(),
+                    entity: envelope
+                        .as_ref()
+                        .map(|o| o.entity.to_string())
+                        .unwrap_or_default(),
+                    change: envelope
+                        .as_ref()
+                        .map(|o| o.kind.clone())
+                        .unwrap_or_default(),
+                    rule: refusal.rule.name().to_owned(),
+                    message: refusal.message,
+                    by: "replica".into(),
+                },
+                own: envelope.map(|o| o.id),
+            });
+        }
+    };
+    let view = op.policy_ref();
+    match policy.admit(&view, rules::is_relay_grant(&view)) {
+        Ok(()) => Ok(op),
+        Err(refusal) => Err(Refused {
+            key: (op.id.client.0, op.id.seq),
+            record: RefusedOp::new(&op, Some(seq), &refusal, "replica"),
+            own: Some(op.id),
+        }),
+    }
+}
