@@ -5,7 +5,7 @@ use redb::ReadableTable;
 use serde_json::json;
 use spoke::model::approval::{ApprovalStatus, Decision, Stage, StageMode, Subject};
 use spoke::model::{Change, EntityKind, EntityRef, Role};
-use spoke::service::{Hub, NewMember};
+use spoke::service::Hub;
 use spoke_relay::relay::RelayConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,11 +41,11 @@ async fn team() -> Team {
         spoke::sync::join(&home, &url, &token, None)
             .await
             .expect("join");
-        let mut me = NewMember::new(handle, "Europe/Lisbon");
-        me.roles = vec![role];
+        // The role came with the token, through the hub's log; the member
+        // fills in its own profile.
         Hub::open(&home, None)
             .expect("open")
-            .add_member(me)
+            .introduce("Europe/Lisbon", None)
             .expect("member");
         spoke::sync::sync_once(&home).await.expect("sync");
         homes.insert(handle, home);

@@ -3,7 +3,7 @@
 
 use redb::{Database, TableDefinition};
 use serde_json::json;
-use spoke::model::{Change, EntityKind, EntityRef, Op};
+use spoke::model::{Change, EntityKind, EntityRef, Op, Role};
 use spoke::service::{Hub, NewBrief, NewHub, replica_path};
 use spoke::store::{Replica, ReplicaMeta, SCHEMA_VERSION, StoreError};
 use spoke_relay::proto::{ClientId, Hlc, OpId};
@@ -67,17 +67,22 @@ fn acknowledged_own_ops_leave_the_queue_and_move_the_cursor() {
     let mut hub = new_hub(dir.path());
     hub.add_brief(brief("x")).expect("add");
     let pending = hub.replica().pending().expect("pending");
-    let batch: Vec<(u64, Vec<u8>)> = pending
-        .iter()
-        .enumerate()
-        .map(|(i, op)| (100 + i as u64, op.encode().expect("encode")))
-        .collect();
+    // The hub grants ana's token its role before her ops.
+    let grant = Op::relay_grant(1, "ana", Role::Lead, 1);
+    let mut batch: Vec<(u64, Vec<u8>)> = vec![(99, grant.encode().expect("encode"))];
+    batch.extend(
+        pending
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (100 + i as u64, op.encode().expect("encode"))),
+    );
     let stats = hub.replica().apply_sequenced(&batch).expect("apply");
-    // Already applied locally: nothing is applied twice.
-    assert_eq!(stats.applied, 0);
+    // Already applied locally: nothing is applied twice (the grant is new).
+    assert_eq!(stats.applied, 1);
     assert_eq!(stats.duplicates, 3);
     assert_eq!(hub.replica().pending_count().expect("count"), 0);
-    assert_eq!(hub.replica().log_len().expect("len"), 3);
+    assert_eq!(hub.replica().log_len().expect("len"), 4);
+    assert!(hub.replica().refused().expect("refused").is_empty());
     assert_eq!(hub.replica().meta().expect("meta").cursor, 102);
 }
 
@@ -99,8 +104,12 @@ fn remote_ops_advance_the_local_clock_past_them() {
         entity: EntityRef::new(EntityKind::Brief, "b-remote01"),
         change: Change::Set(BTreeMap::from([("title".to_owned(), json!("From Tokyo"))])),
     };
+    let grant = Op::relay_grant(1, "kenji", Role::Creative, 1);
     hub.replica()
-        .apply_sequenced(&[(1, remote.encode().expect("encode"))])
+        .apply_sequenced(&[
+            (1, grant.encode().expect("encode")),
+            (2, remote.encode().expect("encode")),
+        ])
         .expect("apply");
     drop(hub);
     let mut hub = Hub::open(dir.path(), None).expect("reopen");
@@ -218,26 +227,26 @@ fn many_ops_in_one_batch_apply_in_one_transaction() {
     let dir = tempfile::tempdir().expect("tmp");
     let replica = Replica::create(&dir.path().join("r.redb"), &ReplicaMeta::new(ClientId(1)))
         .expect("create");
-    let batch: Vec<(u64, Vec<u8>)> = (1..=1000u64)
-        .map(|i| {
-            let op = Op {
-                id: OpId {
-                    client: ClientId(7),
-                    seq: i,
-                },
-                hlc: Hlc {
-                    wall_ms: i,
-                    logical: 0,
-                },
-                actor: "kenji".into(),
-                entity: EntityRef::new(EntityKind::Brief, format!("b-{:08}", i % 50)),
-                change: Change::Set(BTreeMap::from([("title".to_owned(), json!(i))])),
-            };
-            (i, op.encode().expect("encode"))
-        })
-        .collect();
+    let grant = Op::relay_grant(1, "kenji", Role::Creative, 1);
+    let mut batch: Vec<(u64, Vec<u8>)> = vec![(1, grant.encode().expect("encode"))];
+    batch.extend((1..=1000u64).map(|i| {
+        let op = Op {
+            id: OpId {
+                client: ClientId(7),
+                seq: i,
+            },
+            hlc: Hlc {
+                wall_ms: i,
+                logical: 0,
+            },
+            actor: "kenji".into(),
+            entity: EntityRef::new(EntityKind::Brief, format!("b-{:08}", i % 50)),
+            change: Change::Set(BTreeMap::from([("title".to_owned(), json!(i))])),
+        };
+        (i + 1, op.encode().expect("encode"))
+    }));
     let stats = replica.apply_sequenced(&batch).expect("apply");
-    assert_eq!(stats.applied, 1000);
+    assert_eq!(stats.applied, 1001);
     assert_eq!(
         replica.records(EntityKind::Brief).expect("records").len(),
         50

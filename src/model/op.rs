@@ -69,6 +69,24 @@ impl Op {
         })
     }
 
+    /// The op a relay writes when a member's token is first used: it grants
+    /// the token's role (`seq` is the relay's own counter).
+    pub fn relay_grant(seq: u64, handle: &str, role: crate::model::Role, wall_ms: u64) -> Op {
+        Op {
+            id: OpId {
+                client: spoke_relay::policy::RELAY_CLIENT,
+                seq,
+            },
+            hlc: Hlc {
+                wall_ms,
+                logical: 0,
+            },
+            actor: spoke_relay::policy::RELAY_ACTOR.to_owned(),
+            entity: EntityRef::new(EntityKind::Member, handle),
+            change: Change::Set([(format!("roles:{role}"), serde_json::Value::Bool(true))].into()),
+        }
+    }
+
     /// The op as the hub's rules see it.
     pub fn policy_ref(&self) -> spoke_relay::policy::OpRef<'_> {
         spoke_relay::policy::OpRef {

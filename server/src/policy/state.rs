@@ -177,8 +177,9 @@ impl PolicyState {
 
     /// Records an accepted op.
     pub fn record(&mut self, op: &OpRef<'_>) {
-        if !self.clients.contains_key(&op.id.client.0) {
-            self.clients.insert(op.id.client.0, op.actor.to_owned());
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.clients.entry(op.id.client.0)
+        {
+            slot.insert(op.actor.to_owned());
             self.dirty.insert(format!("c/{}", op.id.client.0));
         }
         let key = entity_key(op.kind, op.entity);
