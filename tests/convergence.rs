@@ -1,9 +1,12 @@
 //! Convergence: applying the same set of ops in any order, with duplicates,
-//! yields the same state, both in memory and in a redb replica.
+//! yields the same state in memory; and replicas applying the same hub log
+//! (forbidden ops mixed in: ops before their actor's role was granted, by a
+//! read-only or agent member, on entities they may not touch) through the
+//! hub's rules in seq order, in any batching, reach the same state.
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use spoke::model::{Change, EntityKind, EntityRef, Op, State};
+use spoke::model::{Change, EntityKind, EntityRef, Op, Role, State};
 use spoke::store::{Replica, ReplicaMeta};
 use spoke_relay::proto::{ClientId, Hlc, OpId};
 use std::collections::BTreeMap;
@@ -93,10 +96,37 @@ fn identify(raw: Vec<RawOp>) -> Vec<Op> {
         .collect()
 }
 
-/// The ops, a shuffled copy with some ops repeated, and batch sizes.
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        Just(Role::Lead),
+        Just(Role::Creative),
+        Just(Role::Requester),
+        Just(Role::Agent),
+        Just(Role::ReadOnly),
+    ]
+}
+
+/// The relay's role grants for some of the members, in the log like any op.
+fn grants() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec((1u64..4, role(), 0u64..12), 0..5).prop_map(|gs| {
+        gs.into_iter()
+            .enumerate()
+            .map(|(i, (client, role, wall))| {
+                Op::relay_grant(i as u64 + 1, &format!("m{client}"), role, wall)
+            })
+            .collect()
+    })
+}
+
+/// The ops (with role grants), a shuffled copy with some ops repeated (the
+/// hub log's order), and batch sizes.
 fn scenario() -> impl Strategy<Value = (Vec<Op>, Vec<Op>, Vec<usize>)> {
-    prop::collection::vec(raw_op(), 1..40)
-        .prop_map(identify)
+    (prop::collection::vec(raw_op(), 1..40), grants())
+        .prop_map(|(raw, grants)| {
+            let mut ops = identify(raw);
+            ops.extend(grants);
+            ops
+        })
         .prop_flat_map(|ops| {
             let n = ops.len();
             let dupes = prop::collection::vec(0..n, 0..n.max(1));
@@ -107,6 +137,47 @@ fn scenario() -> impl Strategy<Value = (Vec<Op>, Vec<Op>, Vec<usize>)> {
             shuffled.extend(dupes.iter().map(|&i| ops[i].clone()));
             (Just(ops), Just(shuffled).prop_shuffle(), Just(batches))
         })
+}
+
+/// What the hub's rules keep of a log, judged in seq order, and the ids of
+/// the ops they refuse (at any of their places in the log).
+fn judged(log: &[Op]) -> (Vec<Op>, std::collections::BTreeSet<String>) {
+    let mut rules = spoke_relay::policy::PolicyState::default();
+    let mut kept = Vec::new();
+    let mut refused = std::collections::BTreeSet::new();
+    for op in log {
+        let view = op.policy_ref();
+        match rules.admit(&view, spoke_relay::policy::rules::is_relay_grant(&view)) {
+            Ok(()) => kept.push(op.clone()),
+            Err(_) => {
+                refused.insert(op.id.to_string());
+            }
+        }
+    }
+    (kept, refused)
+}
+
+/// Feeds `log` to a new replica in batches of the given sizes.
+fn replica_fed(dir: &std::path::Path, name: &str, log: &[Op], sizes: &[usize]) -> Replica {
+    let replica =
+        Replica::create(&dir.join(name), &ReplicaMeta::new(ClientId(99))).expect("create");
+    let mut rest = log;
+    let mut sizes = sizes.iter().cycle();
+    let mut seq = 0u64;
+    while !rest.is_empty() {
+        let n = (*sizes.next().expect("cycle")).min(rest.len());
+        let (batch, tail) = rest.split_at(n);
+        let encoded: Vec<(u64, Vec<u8>)> = batch
+            .iter()
+            .map(|op| {
+                seq += 1;
+                (seq, op.encode().expect("encode"))
+            })
+            .collect();
+        replica.apply_sequenced(&encoded).expect("apply");
+        rest = tail;
+    }
+    replica
 }
 
 fn state_of(ops: &[Op]) -> State {
@@ -144,31 +215,34 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn replica_converges_to_the_in_memory_state((ops, shuffled, batches) in scenario()) {
+    fn replicas_of_one_log_converge_and_apply_only_what_the_rules_allow(
+        (_ops, log, batches) in scenario()
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("replica.redb");
-        let replica = Replica::create(&path, &ReplicaMeta::new(ClientId(99))).expect("create");
-        // Feed the shuffled ops in uneven batches, as sync would.
-        let mut rest = shuffled.as_slice();
-        let mut sizes = batches.iter().cycle();
-        let mut seq = 0u64;
-        while !rest.is_empty() {
-            let n = (*sizes.next().expect("cycle")).min(rest.len());
-            let (batch, tail) = rest.split_at(n);
-            let encoded: Vec<(u64, Vec<u8>)> = batch
-                .iter()
-                .map(|op| {
-                    seq += 1;
-                    (seq, op.encode().expect("encode"))
-                })
-                .collect();
-            replica.apply_sequenced(&encoded).expect("apply");
-            rest = tail;
+        let (kept, refused_ids) = judged(&log);
+        let expected = state_of(&kept).hash();
+        // Two replicas, the log in different batchings, as sync would feed them.
+        let one = replica_fed(dir.path(), "one.redb", &log, &batches);
+        let reversed: Vec<usize> = batches.iter().rev().copied().collect();
+        let two = replica_fed(dir.path(), "two.redb", &log, &reversed);
+        prop_assert_eq!(one.state_hash().expect("hash"), expected);
+        prop_assert_eq!(two.state_hash().expect("hash"), expected);
+        // Every op the rules refused is recorded, and none left a trace.
+        let refused = one.refused().expect("refused");
+        let recorded: std::collections::BTreeSet<String> =
+            refused.iter().map(|r| r.op.clone()).collect();
+        prop_assert_eq!(recorded, refused_ids);
+        // An actor without a granted role never changes anything.
+        let granted: std::collections::BTreeSet<&str> = kept
+            .iter()
+            .filter(|op| op.id.client.0 == 0)
+            .map(|op| op.entity.id.as_str())
+            .collect();
+        for op in &kept {
+            prop_assert!(op.id.client.0 == 0 || granted.contains(op.actor.as_str()));
         }
-        let expected = state_of(&ops).hash();
-        prop_assert_eq!(replica.state_hash().expect("hash"), expected);
         // Rebuilding from the stored log lands on the same state.
-        replica.rebuild_cache().expect("rebuild");
-        prop_assert_eq!(replica.state_hash().expect("hash"), expected);
+        one.rebuild_cache().expect("rebuild");
+        prop_assert_eq!(one.state_hash().expect("hash"), expected);
     }
 }

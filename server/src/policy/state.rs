@@ -225,8 +225,11 @@ impl PolicyState {
                         decision: d.decision,
                     };
                     let at = entry.decisions.partition_point(|c| c.stamp < stamp);
-                    entry.decisions.insert(at, cast);
-                    touched = true;
+                    // The same op found twice in a log counts once.
+                    if entry.decisions.get(at).is_none_or(|c| c.stamp != stamp) {
+                        entry.decisions.insert(at, cast);
+                        touched = true;
+                    }
                 }
             }
         }
