@@ -631,15 +631,18 @@ fn ops_applied_from_the_hub_reach_the_index() {
         "Client wants the hero shot at dusk, chargers glowing.",
     )
     .expect("comment");
-    // What a sync session does with a batch from the relay.
-    let batch: Vec<(u64, Vec<u8>)> = a
-        .replica()
-        .pending()
-        .expect("pending")
-        .iter()
-        .enumerate()
-        .map(|(i, op)| (i as u64 + 1, op.encode().expect("encode")))
-        .collect();
+    // What a sync session does with a batch from the relay: the relay's
+    // grant of ana's role comes before her ops.
+    let grant = spoke::model::Op::relay_grant(1, "ana", spoke::model::Role::Lead, 1);
+    let mut batch: Vec<(u64, Vec<u8>)> = vec![(1, grant.encode().expect("encode"))];
+    batch.extend(
+        a.replica()
+            .pending()
+            .expect("pending")
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (i as u64 + 2, op.encode().expect("encode"))),
+    );
     b.replica().apply_sequenced(&batch).expect("apply");
 
     let report = refresh(&b, &mut index);
