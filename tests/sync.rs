@@ -17,7 +17,7 @@ use common_cli::{assert_success, base_command, parse_json, stderr, stdout};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use spoke::model::brief::thread_id_for_brief;
-use spoke::model::{Change, EntityKind, EntityRef, Op};
+use spoke::model::{Change, EntityKind, EntityRef, Op, Role};
 use spoke::service::{BriefFilter, Hub, NewBrief, replica_path};
 use spoke::store::{Replica, ReplicaMeta};
 use spoke::sync::{self, HubAddress, Mode, Session, WatchEvent};
@@ -520,6 +520,15 @@ async fn conflicting_offline_edits_converge(order: [Home; 3]) {
     within("A pushing", sync::sync_once(&a))
         .await
         .expect("sync A");
+    // kenji, a creative, may edit the brief once it is assigned to him (A
+    // knows him now: his role reached the hub's log when he joined).
+    Hub::open(&a, None)
+        .expect("open A")
+        .assign_brief(&brief_id, "kenji", false)
+        .expect("assign kenji");
+    within("A pushing the assignment", sync::sync_once(&a))
+        .await
+        .expect("sync A");
     within("B pulling", sync::sync_once(&b))
         .await
         .expect("sync B");
@@ -790,15 +799,20 @@ struct AtFetch {
 async fn a_forged_gap_is_refetched_and_never_applied_out_of_order() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let brief = EntityRef::new(EntityKind::Brief, "b-forged01");
+    // Seq 1 is the relay's grant of kenji's role; his titles follow.
     let seq_ops: Vec<SeqOp> = (1..=5u64)
         .map(|seq| {
-            let op = foreign_op(
-                0xf0_0d,
-                seq,
-                "kenji",
-                brief.clone(),
-                set_fields(&[("title", json!(format!("title {seq}")))]),
-            );
+            let op = if seq == 1 {
+                Op::relay_grant(1, "kenji", Role::Creative, 1)
+            } else {
+                foreign_op(
+                    0xf0_0d,
+                    seq,
+                    "kenji",
+                    brief.clone(),
+                    set_fields(&[("title", json!(format!("title {seq}")))]),
+                )
+            };
             SeqOp {
                 seq,
                 op: op.encode().expect("encode an op"),
@@ -968,6 +982,8 @@ async fn a_forged_gap_is_refetched_and_never_applied_out_of_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_resumes_a_catch_up_after_the_relay_restarts() {
     const OPS: u64 = 20_000;
+    // The relay's grants of ana's and kenji's roles come with the load.
+    const HEAD: u64 = OPS + 2;
     let mut world = World::start("Big");
     let (ana, _) = world.token("ana", "lead");
     let (kenji, _) = world.token("kenji", "creative");
@@ -1021,7 +1037,7 @@ async fn the_client_resumes_a_catch_up_after_the_relay_restarts() {
     });
 
     match within("the first connection", events.recv()).await {
-        Some(WatchEvent::Connected(w)) => assert_eq!(w.head, OPS),
+        Some(WatchEvent::Connected(w)) => assert_eq!(w.head, HEAD),
         other => panic!("expected a connection, got {other:?}"),
     }
     // Cut the catch-up once part of it is applied: the relay is told to shut
@@ -1055,7 +1071,7 @@ async fn the_client_resumes_a_catch_up_after_the_relay_restarts() {
     let cut_at = sync::status(&home).expect("status").cursor;
     eprintln!("catch-up cut at cursor {cut_at} of {OPS}: {error}");
     assert!(
-        cut_at < OPS,
+        cut_at < HEAD,
         "the relay stopped only after the catch-up was complete (cursor {cut_at}); \
          this test needs a bigger log to cut it midway"
     );
@@ -1078,14 +1094,14 @@ async fn the_client_resumes_a_catch_up_after_the_relay_restarts() {
                     // Opening the replica takes a while; do not crowd the watch.
                     std::thread::sleep(Duration::from_millis(200));
                     let s = sync::status(&home).ok()?;
-                    (s.cursor >= OPS).then_some(s)
+                    (s.cursor >= HEAD).then_some(s)
                 },
             )
         })
         .await
         .expect("poll the status")
     };
-    assert_eq!(caught_up.cursor, OPS);
+    assert_eq!(caught_up.cursor, HEAD);
     assert_eq!(caught_up.pending, 0);
     stop_tx.send(true).expect("stop the watch");
     within("the watch to stop", watcher)
@@ -1099,26 +1115,31 @@ async fn the_client_resumes_a_catch_up_after_the_relay_restarts() {
     assert!(
         later_events
             .iter()
-            .any(|e| matches!(e, WatchEvent::Connected(w) if w.head == OPS)),
+            .any(|e| matches!(e, WatchEvent::Connected(w) if w.head == HEAD)),
         "the watch reconnected to the restarted relay: {later_events:?}"
     );
 
     assert_eq!(
         metrics.deliveries.load(Relaxed),
-        OPS - cut_at,
+        HEAD - cut_at,
         "the watch resumed from its cursor ({cut_at}) instead of starting over"
     );
     let kenji_replica = Replica::open(&replica_path(&home)).expect("open kenji's replica");
     assert_eq!(
         kenji_replica.log_len().expect("log length"),
-        OPS,
-        "the log is contiguous: seqs 1..={OPS}, each once (cut at {cut_at}: {error})"
+        HEAD,
+        "the log is contiguous: seqs 1..={HEAD}, each once (cut at {cut_at}: {error})"
     );
     let reference = world.home("maya");
     let (_, report) = within("a one-go join", sync::join(&reference, &url, &maya, None))
         .await
         .expect("maya joins");
-    assert_eq!(report.cursor, OPS);
+    assert_eq!(report.cursor, HEAD + 1, "and maya's own grant");
+    drop(kenji_replica);
+    within("kenji catching maya's grant", sync::sync_once(&home))
+        .await
+        .expect("kenji syncs");
+    let kenji_replica = Replica::open(&replica_path(&home)).expect("open kenji's replica");
     let maya_replica = Replica::open(&replica_path(&reference)).expect("open maya's replica");
     assert_eq!(
         kenji_replica.state_hash().expect("hash"),
@@ -1528,10 +1549,16 @@ async fn a_new_hub_epoch_replaces_the_old_log_and_keeps_local_pending_ops() {
         head,
     };
 
-    // Epoch 7: three ops about the old brief.
+    let grant = |seq: u64, handle: &str, role: Role| SeqOp {
+        seq,
+        op: Op::relay_grant(seq, handle, role, 1)
+            .encode()
+            .expect("encode"),
+    };
+    // Epoch 7: kenji's role, then two ops about the old brief.
     let first = tokio::spawn({
         let ops = vec![
-            seq_op(1, &old, "a"),
+            grant(1, "kenji", Role::Creative),
             seq_op(2, &old, "b"),
             seq_op(3, &old, "c"),
         ];
@@ -1565,9 +1592,13 @@ async fn a_new_hub_epoch_replaces_the_old_log_and_keeps_local_pending_ops() {
         .expect("local change");
 
     // Epoch 9: a different log. The client's cursor 3 must not be trusted.
-    let fresh_ops = vec![seq_op(1, &new, "fresh")];
+    let fresh_ops = vec![
+        grant(1, "kenji", Role::Creative),
+        grant(2, "ana", Role::Lead),
+        seq_op(3, &new, "fresh"),
+    ];
     let second =
-        tokio::spawn(async move { fake_relay_session(&listener, welcome(9, 1), fresh_ops).await });
+        tokio::spawn(async move { fake_relay_session(&listener, welcome(9, 3), fresh_ops).await });
     let m = replica.meta().expect("meta");
     let session = Session::connect(&hub_addr, "spk_x_y", m.epoch, m.cursor, None)
         .await
@@ -1584,7 +1615,7 @@ async fn a_new_hub_epoch_replaces_the_old_log_and_keeps_local_pending_ops() {
     let meta = replica.meta().expect("meta");
     assert_eq!(
         (meta.epoch, meta.cursor),
-        (9, 2),
+        (9, 4),
         "new log plus our echoed op"
     );
     assert_eq!(

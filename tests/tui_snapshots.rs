@@ -1,5 +1,8 @@
 //! Snapshots of every pane, in the dark and the 16-colour theme, at 80x24
-//! and 160x48, drawn with ratatui's TestBackend from fixed data.
+//! and 160x48, drawn with ratatui's TestBackend from fixed data; and screens
+//! after edits made through the brief services on a real replica.
+
+mod common_cli;
 
 use jiff::Timestamp;
 use ratatui::Terminal;
@@ -928,5 +931,124 @@ mod chat_pane {
             matches!(effects.as_slice(), [Effect::LoadChat(Some(t))] if t == "brief:b-00000001"),
             "{effects:?}"
         );
+    }
+}
+
+/// The queue on a real replica: its edits go through the same brief
+/// services as the CLI, so the rules and the messages are the CLI's.
+mod on_a_replica {
+    use super::*;
+    use common_cli::{Sandbox, assert_exit_code_2};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use spoke::model::member::Role;
+    use spoke::model::{EntityKind, EntityRef};
+    use spoke::service::{Hub, NewHub, NewMember, replica_path};
+    use spoke::store::Replica;
+    use spoke::tui::app::{Effect, Level, Popup};
+    use spoke::tui::edits::BriefEdit;
+    use std::path::Path;
+
+    const BRIEF: &str = "b-00000001";
+
+    /// A hub made by ana (a lead) with kenji (a creative) and one brief in
+    /// intake that has only an objective; the replica then acts as kenji.
+    fn kenjis_replica(home: &Path) {
+        let mut hub = Hub::init(
+            home,
+            NewHub {
+                name: "Northwind Studio",
+                handle: "ana",
+                tz: "Europe/Lisbon",
+                display_name: None,
+            },
+        )
+        .expect("init");
+        let mut kenji = NewMember::new("kenji", "Asia/Tokyo");
+        kenji.roles = vec![Role::Creative];
+        kenji.hours = Some("09:30-18:00".into());
+        hub.add_member(kenji).expect("add kenji");
+        // A fixed id keeps the screen the same from run to run.
+        hub.commit(vec![(
+            EntityRef::new(EntityKind::Brief, BRIEF),
+            Change::Set(BTreeMap::from([
+                ("title".to_owned(), json!("Holiday email header")),
+                ("status".to_owned(), json!("intake")),
+                ("priority".to_owned(), json!("p1")),
+                ("requester".to_owned(), json!("ana")),
+                ("created_by".to_owned(), json!("ana")),
+                ("objective".to_owned(), json!("Grow trials")),
+            ])),
+        )])
+        .expect("add the brief");
+        drop(hub);
+        Replica::open(&replica_path(home))
+            .expect("open the replica")
+            .update_meta(|m| m.me = Some("kenji".into()))
+            .expect("act as kenji");
+    }
+
+    /// The app on the replica, with creation times pinned to the test clock.
+    fn load(app: &mut App, hub: &Hub) {
+        let mut data = spoke::tui::run::snapshot(hub).expect("snapshot");
+        let now: Timestamp = NOW.parse().expect("now");
+        for b in &mut data.briefs {
+            b.created_at = now.checked_sub(jiff::SignedDuration::from_hours(30)).ok();
+        }
+        app.update(Msg::Data(Box::new(data)));
+    }
+
+    #[test]
+    fn a_non_lead_moving_an_incomplete_brief_to_ready_gets_the_clis_refusal() {
+        let sb = Sandbox::new();
+        kenjis_replica(&sb.home);
+        let out = sb.run(&["brief", "status", BRIEF, "ready"]);
+        let printed = assert_exit_code_2(&out, "kenji moving the brief to ready");
+        let cli = printed
+            .trim_end()
+            .strip_prefix("spoke: ")
+            .unwrap_or_else(|| panic!("an error from spoke, got {printed}"))
+            .to_owned();
+        assert!(cli.contains("open questions"), "{cli}");
+
+        let mut hub = Hub::open(&sb.home, None).expect("open as kenji");
+        assert_eq!(hub.actor().expect("identity"), "kenji");
+        let mut app = App::new(
+            Keymap::load("default", None).expect("keymap"),
+            NOW.parse().expect("now"),
+        );
+        load(&mut app, &hub);
+        // `s` opens the status picker on the next step, ready; enter picks it.
+        app.update(Msg::Action(Action::SetStatus));
+        let effects = app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert!(
+            !matches!(app.popup, Some(Popup::Confirm { .. })),
+            "only a lead is asked whether to force it"
+        );
+        let edits: Vec<BriefEdit> = effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Briefs(edit) => Some(edit),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            edits,
+            [BriefEdit::SetStatus {
+                ids: vec![BRIEF.to_owned()],
+                to: BriefStatus::Ready,
+                force: false
+            }]
+        );
+        for edit in &edits {
+            let edited = spoke::tui::edits::apply(&mut hub, edit);
+            app.update(Msg::Edited(edited));
+            load(&mut app, &hub);
+        }
+        assert_eq!(app.message, Some((Level::Error, cli)));
+        assert!(app.undo.is_empty(), "nothing changed, nothing to undo");
+        assert_eq!(hub.brief(BRIEF).expect("brief").status, BriefStatus::Intake);
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let terminal = render(&mut app, &theme, 160, 48);
+        insta::assert_snapshot!("non_lead_moves_incomplete_brief_160x48", terminal.backend());
     }
 }

@@ -9,7 +9,7 @@ mod members;
 pub mod search;
 pub mod threads;
 
-pub use briefs::{BriefFilter, NewBrief};
+pub use briefs::{BatchOutcome, BriefFilter, NewBrief};
 pub use members::NewMember;
 
 use crate::model::hlc::wall_now_ms;

@@ -269,13 +269,13 @@ pub(super) fn judge_sequenced(
     policy: &mut PolicyState,
     seq: u64,
     bytes: &[u8],
-) -> Result<Op, Refused> {
+) -> Result<Op, Box<Refused>> {
     let op = match Op::decode(bytes) {
         Ok(op) => op,
         Err(e) => {
             let envelope = spoke_relay::proto::decode_op(bytes).ok();
             let refusal = Refusal::new(Rule::Malformed, format!("hub seq {seq}: {e}"));
-            return Err(Refused {
+            return Err(Box::new(Refused {
                 key: envelope
                     .as_ref()
                     .map(|o| (o.id.client.0, o.id.seq))
@@ -303,16 +303,16 @@ pub(super) fn judge_sequenced(
                     by: "replica".into(),
                 },
                 own: envelope.map(|o| o.id),
-            });
+            }));
         }
     };
     let view = op.policy_ref();
     match policy.admit(&view, rules::is_relay_grant(&view)) {
         Ok(()) => Ok(op),
-        Err(refusal) => Err(Refused {
+        Err(refusal) => Err(Box::new(Refused {
             key: (op.id.client.0, op.id.seq),
             record: RefusedOp::new(&op, Some(seq), &refusal, "replica"),
             own: Some(op.id),
-        }),
+        })),
     }
 }

@@ -3,21 +3,20 @@
 //! touches disk or network comes back as an [`Effect`] for the run loop.
 
 use super::action::{Action, Pane};
+use super::edits::{BriefEdit, Edited};
 use super::keymap::{KeyChord, Keymap, Lookup};
 use super::queue::Queue;
 use super::search::{Reader, SearchKey, SearchState};
 use crate::model::approval::Decision;
-use crate::model::brief::{
-    Brief, BriefField, BriefStatus, Due, Priority, field_writes, normalize_tag, thread_id_for_brief,
-};
+use crate::model::brief::{Brief, BriefField, BriefStatus, Due, Priority};
 use crate::model::member::Member;
 use crate::model::thread::Message;
-use crate::model::{Change, EntityKind, EntityRef};
+use crate::model::{Change, EntityRef};
 use crate::search::docs::DocKind;
 use crate::search::index::Hit;
+use crate::service::{Hub, NewBrief};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use jiff::Timestamp;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// What the replica looks like, loaded off the render loop.
@@ -43,11 +42,8 @@ pub struct Snapshot {
 /// Work for the run loop; results come back as messages.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Commit changes as ops (one transaction).
-    Commit {
-        label: String,
-        changes: Vec<(EntityRef, Change)>,
-    },
+    /// Change briefs through the brief services (one commit per edit).
+    Briefs(BriefEdit),
     /// Load a brief's comment thread.
     LoadThread(String),
     /// Decode and shrink a blob for the preview (off the render loop).
@@ -96,6 +92,8 @@ pub enum Msg {
         label: String,
         error: Option<String>,
     },
+    /// A brief edit finished, with the undo ops the service returned.
+    Edited(Edited),
     Tick(Timestamp),
     Resize,
     /// Another member's presence from the hub.
@@ -200,7 +198,6 @@ pub enum Popup {
     Confirm {
         message: String,
         then: Box<Effect>,
-        undo: Vec<(EntityRef, Change)>,
     },
     /// The new-brief form: one answer per field of [`new_brief_form`].
     Form {
@@ -316,16 +313,17 @@ impl App {
                 Vec::new()
             }
             Msg::Committed { label, error } => {
-                match error {
-                    Some(e) => {
-                        // The change did not happen: it cannot be undone either.
-                        if self.undo.last().is_some_and(|(l, _)| *l == label) {
-                            self.undo.pop();
-                        }
-                        self.message = Some((Level::Error, format!("{label}: {e}")));
-                    }
-                    None => self.message = Some((Level::Info, label)),
+                self.message = Some(match error {
+                    Some(e) => (Level::Error, format!("{label}: {e}")),
+                    None => (Level::Info, label),
+                });
+                Vec::new()
+            }
+            Msg::Edited(edited) => {
+                if !edited.undo.is_empty() {
+                    self.undo.push((edited.label, edited.undo));
                 }
+                self.message = Some((edited.level, edited.message));
                 Vec::new()
             }
             Msg::Tick(now) => {
@@ -690,27 +688,14 @@ impl App {
                     Vec::new()
                 }
             },
-            Popup::Confirm {
-                message,
-                then,
-                undo,
-            } => match key.code {
-                KeyCode::Enter | KeyCode::Char('y') => {
-                    if let Effect::Commit { label, .. } = then.as_ref() {
-                        self.undo.push((label.clone(), undo));
-                    }
-                    vec![*then]
-                }
+            Popup::Confirm { message, then } => match key.code {
+                KeyCode::Enter | KeyCode::Char('y') => vec![*then],
                 KeyCode::Esc | KeyCode::Char('n') => {
                     self.message = Some((Level::Info, "cancelled".into()));
                     Vec::new()
                 }
                 _ => {
-                    self.popup = Some(Popup::Confirm {
-                        message,
-                        then,
-                        undo,
-                    });
+                    self.popup = Some(Popup::Confirm { message, then });
                     Vec::new()
                 }
             },
@@ -989,12 +974,7 @@ impl App {
         let Some((field, _)) = form.get(index) else {
             return Ok(());
         };
-        if *field == BriefField::Title && text.trim().is_empty() {
-            return Err("a brief needs a title".into());
-        }
-        field_writes(None, *field, text, &self.zone())
-            .map(|_| ())
-            .map_err(|e| e.0)
+        NewBrief::check_answer(*field, text, &self.zone()).map_err(|e| e.0)
     }
 
     fn zone(&self) -> String {
@@ -1005,46 +985,20 @@ impl App {
         }
     }
 
-    /// Creates the brief from the form in one op; undo deletes it.
+    /// Asks the service to add the brief from the form; undo deletes it.
     fn submit_form(&mut self, answers: &[String]) -> Vec<Effect> {
-        let form = new_brief_form();
-        let id = crate::model::ids::new_entity_id("b");
-        let me = self.data.me.clone().unwrap_or_default();
-        let mut fields: BTreeMap<String, Value> = BTreeMap::new();
-        fields.insert("status".into(), json!(BriefStatus::Draft));
-        fields.insert("priority".into(), json!(Priority::P2));
-        fields.insert("created_by".into(), json!(me));
-        fields.insert("requester".into(), json!(me));
-        let mut open = Vec::new();
-        for ((field, _), answer) in form.iter().zip(answers) {
-            if answer.trim().is_empty() {
-                open.push(field.name());
-                continue;
-            }
-            match field_writes(None, *field, answer, &self.zone()) {
-                Ok(writes) => fields.extend(writes),
-                Err(e) => {
-                    self.message = Some((Level::Error, e.0));
-                    return Vec::new();
-                }
+        let pairs: Vec<(BriefField, String)> = new_brief_form()
+            .into_iter()
+            .map(|(field, _)| field)
+            .zip(answers.iter().cloned())
+            .collect();
+        match NewBrief::from_answers(&pairs) {
+            Ok(new) => vec![Effect::Briefs(BriefEdit::Create(Box::new(new)))],
+            Err(e) => {
+                self.message = Some((Level::Error, e.0));
+                Vec::new()
             }
         }
-        let entity = EntityRef::new(EntityKind::Brief, id.clone());
-        let effects = self.finish(
-            format!("added {id}"),
-            vec![(entity.clone(), Change::Set(fields))],
-            vec![(entity, Change::Delete)],
-            Vec::new(),
-        );
-        self.message = Some((
-            Level::Info,
-            if open.is_empty() {
-                format!("added {id}, complete")
-            } else {
-                format!("added {id}; still to clarify: {}", open.join(", "))
-            },
-        ));
-        effects
     }
 
     fn live_filter(&mut self, prompt: Prompt) {
@@ -1191,10 +1145,7 @@ impl App {
                 Vec::new()
             }
             Action::Undo => match self.undo.pop() {
-                Some((label, inverse)) => vec![Effect::Commit {
-                    label: format!("undid: {label}"),
-                    changes: inverse,
-                }],
+                Some((label, changes)) => vec![Effect::Briefs(BriefEdit::Undo { label, changes })],
                 None => {
                     self.message = Some((Level::Info, "nothing to undo".into()));
                     Vec::new()
@@ -1410,80 +1361,81 @@ impl App {
             return self.follow_citation(value);
         }
         let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
-        let mut forward = Vec::new();
-        let mut inverse = Vec::new();
-        let mut refused = Vec::new();
-        let label;
-        match pick {
+        if targets.is_empty() {
+            self.message = Some((Level::Info, "no brief selected".into()));
+            return Vec::new();
+        }
+        let ids: Vec<String> = targets.iter().map(|b| b.id.clone()).collect();
+        let edit = match pick {
             Pick::Status => {
                 let Ok(to) = BriefStatus::parse(value) else {
                     return Vec::new();
                 };
-                for b in &targets {
-                    match b.status.check_transition(to) {
-                        Ok(()) if b.status != to => {
-                            forward.push(set_one(&b.id, "status", json!(to)));
-                            inverse.push(set_one(&b.id, "status", json!(b.status)));
-                        }
-                        Ok(()) => {}
-                        Err(e) => refused.push(format!("{}: {e}", b.id)),
-                    }
-                }
-                label = format!("{} → {to}", count_label(forward.len()));
-                let incomplete: Vec<&Brief> = targets
-                    .iter()
-                    .filter(|b| to == BriefStatus::Ready && !b.missing_fields().is_empty())
-                    .collect();
-                if !incomplete.is_empty() && !forward.is_empty() {
-                    let fields: Vec<String> = incomplete[0]
-                        .missing_fields()
-                        .into_iter()
-                        .map(|q| q.field)
-                        .collect();
-                    self.popup = Some(Popup::Confirm {
-                        message: format!(
-                            "{} of these briefs still miss required fields ({}{}). Move to ready anyway? (y/n)",
-                            incomplete.len(),
-                            fields.join(", "),
-                            if incomplete.len() > 1 { ", ..." } else { "" }
-                        ),
-                        then: Box::new(Effect::Commit {
-                            label,
-                            changes: forward,
-                        }),
-                        undo: inverse,
-                    });
-                    return Vec::new();
-                }
+                return self.move_to(&targets, ids, to);
             }
             Pick::Priority => {
-                let Ok(p) = Priority::parse(value) else {
+                let Ok(to) = Priority::parse(value) else {
                     return Vec::new();
                 };
-                for b in targets.iter().filter(|b| b.priority != p) {
-                    forward.push(set_one(&b.id, "priority", json!(p)));
-                    inverse.push(set_one(&b.id, "priority", json!(b.priority)));
-                }
-                label = format!("{} → {p}", count_label(forward.len()));
+                BriefEdit::SetPriority { ids, to }
             }
-            Pick::Assign => {
-                let key = format!("assignees:{value}");
-                for b in targets
-                    .iter()
-                    .filter(|b| !b.assignees.iter().any(|a| a == value))
-                {
-                    forward.push(set_one(&b.id, &key, json!(true)));
-                    inverse.push(set_one(&b.id, &key, json!(false)));
-                }
-                label = format!("{} assigned to @{value}", count_label(forward.len()));
-            }
+            Pick::Assign => BriefEdit::Assign {
+                ids,
+                handle: value.to_owned(),
+                remove: false,
+            },
             Pick::Citation => return Vec::new(),
+        };
+        vec![Effect::Briefs(edit)]
+    }
+
+    /// Moves briefs to a status. Briefs with open questions need a lead's
+    /// force to reach ready: a lead is asked first, anyone else gets the
+    /// service's refusal.
+    fn move_to(&mut self, targets: &[Brief], ids: Vec<String>, to: BriefStatus) -> Vec<Effect> {
+        let incomplete: Vec<Vec<String>> = targets
+            .iter()
+            .filter(|b| b.status.check_transition(to).is_ok())
+            .map(|b| {
+                Hub::open_questions_for_move(b, to)
+                    .into_iter()
+                    .map(|q| q.field)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|fields| !fields.is_empty())
+            .collect();
+        let me = self
+            .data
+            .me
+            .as_deref()
+            .and_then(|handle| self.data.members.iter().find(|m| m.handle == handle));
+        if let Some(fields) = incomplete.first()
+            && Hub::may_force_past_questions(me)
+        {
+            self.popup = Some(Popup::Confirm {
+                message: format!(
+                    "{} of these briefs still miss required fields ({}{}). Move to {to} anyway? (y/n)",
+                    incomplete.len(),
+                    fields.join(", "),
+                    if incomplete.len() > 1 { ", ..." } else { "" }
+                ),
+                then: Box::new(Effect::Briefs(BriefEdit::SetStatus {
+                    ids,
+                    to,
+                    force: true,
+                })),
+            });
+            return Vec::new();
         }
-        self.finish(label, forward, inverse, refused)
+        vec![Effect::Briefs(BriefEdit::SetStatus {
+            ids,
+            to,
+            force: false,
+        })]
     }
 
     fn submit_prompt(&mut self, prompt: Prompt, text: String) -> Vec<Effect> {
-        let targets: Vec<Brief> = self.queue.targets().into_iter().cloned().collect();
+        let ids: Vec<String> = self.queue.targets().iter().map(|b| b.id.clone()).collect();
         let text = text.trim().to_owned();
         match prompt {
             Prompt::Filter => Vec::new(),
@@ -1495,42 +1447,23 @@ impl App {
                 self.decide(Some(decision), Some(text).filter(|t| !t.is_empty()))
             }
             Prompt::Tag => {
-                let mut forward = Vec::new();
-                let mut inverse = Vec::new();
+                let (mut add, mut remove) = (Vec::new(), Vec::new());
                 for item in text.split([',', ' ']).filter(|s| !s.is_empty()) {
-                    let (add, tag) = match item.strip_prefix('-') {
-                        Some(t) => (false, t),
-                        None => (true, item.trim_start_matches('+')),
-                    };
-                    let tag = match normalize_tag(tag) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.message = Some((Level::Error, e.0));
-                            return Vec::new();
-                        }
-                    };
-                    for b in &targets {
-                        let has = b.tags.contains(&tag);
-                        if has != add {
-                            let key = format!("tags:{tag}");
-                            forward.push(set_one(&b.id, &key, json!(add)));
-                            inverse.push(set_one(&b.id, &key, json!(has)));
-                        }
+                    match item.strip_prefix('-') {
+                        Some(tag) => remove.push(tag.to_owned()),
+                        None => add.push(item.trim_start_matches('+').to_owned()),
                     }
                 }
-                self.finish(
-                    format!("tagged {}", count_label(targets.len())),
-                    forward,
-                    inverse,
-                    Vec::new(),
-                )
+                if add.is_empty() && remove.is_empty() {
+                    return Vec::new();
+                }
+                vec![Effect::Briefs(BriefEdit::Tags { ids, add, remove })]
             }
             Prompt::Snooze => {
-                let zone = self.data.zone.clone();
                 let until = if text.is_empty() {
                     None
                 } else {
-                    match Due::parse(&text, &zone) {
+                    match Due::parse(&text, &self.zone()) {
                         Ok(d) => Some(d.at),
                         Err(e) => {
                             self.message = Some((Level::Error, e.0));
@@ -1538,82 +1471,25 @@ impl App {
                         }
                     }
                 };
-                let forward = targets
-                    .iter()
-                    .map(|b| set_one(&b.id, "snooze_until", json!(until)))
-                    .collect();
-                let inverse = targets
-                    .iter()
-                    .map(|b| set_one(&b.id, "snooze_until", json!(b.snooze_until)))
-                    .collect();
-                let what = if until.is_some() { "snoozed" } else { "woke" };
-                self.finish(
-                    format!("{what} {}", count_label(targets.len())),
-                    forward,
-                    inverse,
-                    Vec::new(),
-                )
+                vec![Effect::Briefs(BriefEdit::Snooze { ids, until })]
             }
             Prompt::Comment => {
-                let Some(b) = self.queue.selected().cloned() else {
+                let Some(id) = self.queue.selected().map(|b| b.id.clone()) else {
                     return Vec::new();
                 };
                 if text.is_empty() {
                     return Vec::new();
                 }
-                let entity = EntityRef::new(EntityKind::Thread, thread_id_for_brief(&b.id));
-                let change = Change::Append(json!({ "body": text }));
-                // Comments are append-only: they cannot be undone by an inverse op.
+                // Comments are appended: there is nothing to undo.
                 vec![
-                    Effect::Commit {
-                        label: format!("commented on {}", b.id),
-                        changes: vec![(entity, change)],
-                    },
-                    Effect::LoadThread(b.id),
+                    Effect::Briefs(BriefEdit::Comment {
+                        id: id.clone(),
+                        text,
+                    }),
+                    Effect::LoadThread(id),
                 ]
             }
         }
-    }
-
-    fn finish(
-        &mut self,
-        label: String,
-        forward: Vec<(EntityRef, Change)>,
-        inverse: Vec<(EntityRef, Change)>,
-        refused: Vec<String>,
-    ) -> Vec<Effect> {
-        if !refused.is_empty() {
-            self.message = Some((
-                Level::Error,
-                format!("{} refused: {}", refused.len(), refused.join("; ")),
-            ));
-        }
-        if forward.is_empty() {
-            if refused.is_empty() {
-                self.message = Some((Level::Info, "nothing to change".into()));
-            }
-            return Vec::new();
-        }
-        self.undo.push((label.clone(), inverse));
-        vec![Effect::Commit {
-            label,
-            changes: forward,
-        }]
-    }
-}
-
-fn set_one(brief: &str, field: &str, value: Value) -> (EntityRef, Change) {
-    (
-        EntityRef::new(EntityKind::Brief, brief),
-        Change::Set(BTreeMap::from([(field.to_owned(), value)])),
-    )
-}
-
-fn count_label(n: usize) -> String {
-    if n == 1 {
-        "1 brief".into()
-    } else {
-        format!("{n} briefs")
     }
 }
 
@@ -1636,8 +1512,10 @@ fn forward_status(s: BriefStatus) -> Option<BriefStatus> {
 mod tests {
     use super::*;
     use crate::model::EntityRecord;
+    use crate::service::NewHub;
     use crate::tui::keymap::Keymap;
     use crossterm::event::{KeyEvent, KeyModifiers};
+    use serde_json::json;
 
     fn brief(id: &str, title: &str, status: BriefStatus) -> Brief {
         let mut b = Brief::from_record(id, &EntityRecord::default());
@@ -1646,27 +1524,29 @@ mod tests {
         b
     }
 
-    fn app() -> App {
+    fn member(handle: &str, tz: &str, role: &str) -> Member {
+        let mut rec = EntityRecord::default();
+        let stamp = crate::model::Stamp {
+            hlc: Default::default(),
+            id: spoke_relay::proto::OpId {
+                client: spoke_relay::proto::ClientId(1),
+                seq: 1,
+            },
+        };
+        rec.merge(
+            stamp,
+            &Change::Set(BTreeMap::from([
+                ("tz".to_owned(), json!(tz)),
+                (format!("roles:{role}"), json!(true)),
+            ])),
+        );
+        Member::from_record(handle, &rec)
+    }
+
+    /// The queue as `me` sees it; ana is a lead, kenji and maya creatives.
+    fn app_as(me: &str) -> App {
         let keymap = Keymap::load("default", None).expect("default keymap");
         let mut app = App::new(keymap, Timestamp::UNIX_EPOCH);
-        let member = |handle: &str, tz: &str| {
-            let mut rec = EntityRecord::default();
-            let stamp = crate::model::Stamp {
-                hlc: Default::default(),
-                id: spoke_relay::proto::OpId {
-                    client: spoke_relay::proto::ClientId(1),
-                    seq: 1,
-                },
-            };
-            rec.merge(
-                stamp,
-                &Change::Set(BTreeMap::from([
-                    ("tz".to_owned(), json!(tz)),
-                    ("roles:creative".to_owned(), json!(true)),
-                ])),
-            );
-            Member::from_record(handle, &rec)
-        };
         app.update(Msg::Data(Box::new(Snapshot {
             briefs: vec![
                 brief("b-1", "Spring launch", BriefStatus::Draft),
@@ -1675,14 +1555,19 @@ mod tests {
                 brief("b-4", "Annual report", BriefStatus::Draft),
             ],
             members: vec![
-                member("kenji", "Asia/Tokyo"),
-                member("maya", "America/New_York"),
+                member("ana", "Europe/Lisbon", "lead"),
+                member("kenji", "Asia/Tokyo", "creative"),
+                member("maya", "America/New_York", "creative"),
             ],
-            me: Some("ana".into()),
+            me: Some(me.into()),
             zone: "Europe/Lisbon".into(),
             ..Snapshot::default()
         })));
         app
+    }
+
+    fn app() -> App {
+        app_as("ana")
     }
 
     fn key(app: &mut App, text: &str) -> Vec<Effect> {
@@ -1700,25 +1585,68 @@ mod tests {
         effects
     }
 
-    fn commits(effects: &[Effect]) -> Vec<&Vec<(EntityRef, Change)>> {
+    fn type_in(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.update(Msg::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+    }
+
+    fn edits(effects: &[Effect]) -> Vec<&BriefEdit> {
         effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Commit { changes, .. } => Some(changes),
+                Effect::Briefs(edit) => Some(edit),
                 _ => None,
             })
             .collect()
     }
 
-    fn field(change: &(EntityRef, Change), name: &str) -> Option<Value> {
-        match &change.1 {
-            Change::Set(f) => f.get(name).cloned(),
-            _ => None,
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A real replica on disk: ana (a lead) with kenji, and an app on it.
+    fn replica(dir: &std::path::Path) -> (Hub, App) {
+        let mut hub = Hub::init(
+            dir,
+            NewHub {
+                name: "Test",
+                handle: "ana",
+                tz: "Europe/Lisbon",
+                display_name: None,
+            },
+        )
+        .expect("init");
+        hub.add_member(crate::service::NewMember::new("kenji", "Asia/Tokyo"))
+            .expect("kenji");
+        let app = App::new(
+            Keymap::load("default", None).expect("default keymap"),
+            Timestamp::UNIX_EPOCH,
+        );
+        (hub, app)
+    }
+
+    fn reload(app: &mut App, hub: &Hub) {
+        let data = crate::tui::run::snapshot(hub).expect("snapshot");
+        app.update(Msg::Data(Box::new(data)));
+    }
+
+    /// Runs the brief edits as the replica worker does and feeds back the results.
+    fn run(app: &mut App, hub: &mut Hub, effects: Vec<Effect>) {
+        for effect in effects {
+            if let Effect::Briefs(edit) = effect {
+                let edited = crate::tui::edits::apply(hub, &edit);
+                app.update(Msg::Edited(edited));
+                reload(app, hub);
+            }
         }
     }
 
     #[test]
-    fn marking_three_briefs_and_assigning_commits_one_change_each_and_undo_reverts_them() {
+    fn marking_three_briefs_and_assigning_asks_for_one_assignment_of_all_three() {
         let mut app = app();
         key(&mut app, "space space space");
         assert_eq!(app.queue.marked.len(), 3);
@@ -1737,47 +1665,123 @@ mod tests {
             key(&mut app, "down");
         }
         let effects = key(&mut app, "ret");
-        let forward = commits(&effects);
-        assert_eq!(forward.len(), 1);
-        assert_eq!(forward[0].len(), 3);
+        let mut marked: Vec<String> = app.queue.marked.iter().cloned().collect();
+        marked.sort();
+        match edits(&effects).as_slice() {
+            [
+                BriefEdit::Assign {
+                    ids,
+                    handle,
+                    remove: false,
+                },
+            ] => {
+                let mut ids = ids.clone();
+                ids.sort();
+                assert_eq!((ids, handle.as_str()), (marked, "kenji"));
+            }
+            other => panic!("expected one assignment, got {other:?}"),
+        }
         assert!(
-            forward[0]
-                .iter()
-                .all(|c| field(c, "assignees:kenji") == Some(json!(true)))
+            app.undo.is_empty(),
+            "nothing to undo until the service says so"
         );
-        let undo = key(&mut app, "u");
-        let inverse = commits(&undo);
-        assert_eq!(inverse[0].len(), 3);
+    }
+
+    #[test]
+    fn undo_puts_back_what_the_service_changed_on_a_real_replica() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut hub, mut app) = replica(dir.path());
+        for title in ["Spring launch", "Holiday header"] {
+            hub.add_brief(NewBrief {
+                title: title.into(),
+                ..NewBrief::default()
+            })
+            .expect("brief");
+        }
+        reload(&mut app, &hub);
+        let effects = key(&mut app, "space space a");
+        let kenji = match &app.popup {
+            Some(Popup::Picker { choices, .. }) => choices
+                .iter()
+                .position(|c| c.value == "kenji")
+                .expect("kenji"),
+            other => panic!("the assign picker is open, got {other:?}"),
+        };
+        assert!(edits(&effects).is_empty(), "nothing changes before a pick");
+        for _ in 0..kenji {
+            key(&mut app, "down");
+        }
+        let effects = key(&mut app, "ret");
+        run(&mut app, &mut hub, effects);
+        let assigned = |hub: &Hub| -> Vec<Vec<String>> {
+            hub.briefs(&Default::default())
+                .expect("briefs")
+                .into_iter()
+                .map(|b| b.assignees)
+                .collect()
+        };
+        assert_eq!(assigned(&hub), vec![vec!["kenji".to_owned()]; 2]);
         assert!(
-            inverse[0]
-                .iter()
-                .all(|c| field(c, "assignees:kenji") == Some(json!(false)))
+            matches!(&app.message, Some((Level::Info, m)) if m == "2 briefs assigned to @kenji")
         );
+        assert_eq!(app.undo.len(), 1);
+        let effects = key(&mut app, "u");
+        assert!(matches!(
+            edits(&effects).as_slice(),
+            [BriefEdit::Undo { .. }]
+        ));
+        run(&mut app, &mut hub, effects);
+        assert_eq!(assigned(&hub), vec![Vec::<String>::new(); 2]);
         assert!(app.undo.is_empty());
+        assert!(matches!(&app.message, Some((Level::Info, m)) if m.starts_with("undid: 2 briefs")));
     }
 
     #[test]
     fn a_status_the_lifecycle_forbids_is_refused_for_that_brief_only() {
-        let mut app = app();
-        // Mark a draft and a ready brief, then move both to in_progress.
-        let rows: Vec<String> = app
-            .queue
-            .rows
-            .iter()
-            .map(|&i| app.queue.all[i].id.clone())
-            .collect();
-        app.queue.marked.insert("b-1".into());
-        app.queue.marked.insert("b-3".into());
-        assert!(rows.contains(&"b-1".to_owned()));
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut hub, mut app) = replica(dir.path());
+        let draft = hub
+            .add_brief(NewBrief {
+                title: "Spring launch".into(),
+                ..NewBrief::default()
+            })
+            .expect("draft")
+            .id;
+        let ready = hub
+            .add_brief(NewBrief {
+                title: "Podcast cover".into(),
+                status: Some("intake".into()),
+                ..NewBrief::default()
+            })
+            .expect("intake")
+            .id;
+        hub.move_brief(&ready, "ready", true)
+            .expect("ana forces it");
+        reload(&mut app, &hub);
+        app.queue.marked.insert(draft.clone());
+        app.queue.marked.insert(ready.clone());
         let effects = app.apply_pick(Pick::Status, "in_progress");
-        let forward = commits(&effects);
-        assert_eq!(forward[0].len(), 1, "only the ready brief moves");
-        assert_eq!(forward[0][0].0.id, "b-3");
-        assert!(matches!(&app.message, Some((Level::Error, m)) if m.contains("b-1")));
+        assert!(matches!(
+            edits(&effects).as_slice(),
+            [BriefEdit::SetStatus { ids, to: BriefStatus::InProgress, force: false }] if ids.len() == 2
+        ));
+        run(&mut app, &mut hub, effects);
+        assert_eq!(
+            hub.brief(&ready).expect("b").status,
+            BriefStatus::InProgress
+        );
+        assert_eq!(hub.brief(&draft).expect("b").status, BriefStatus::Draft);
+        let cli = hub
+            .move_brief(&draft, "in_progress", false)
+            .expect_err("the CLI refuses it too");
+        let Some((Level::Error, message)) = &app.message else {
+            panic!("an error in the status line, got {:?}", app.message);
+        };
+        assert_eq!(message, &format!("1 brief → in_progress; {cli:#}"));
     }
 
     #[test]
-    fn moving_an_incomplete_brief_to_ready_asks_first() {
+    fn moving_an_incomplete_brief_to_ready_asks_a_lead_first_and_forces_it_on_yes() {
         let mut app = app();
         app.queue.marked.insert("b-2".into());
         let effects = app.apply_pick(Pick::Status, "ready");
@@ -1786,8 +1790,111 @@ mod tests {
             matches!(&app.popup, Some(Popup::Confirm { message, .. }) if message.contains("objective"))
         );
         let effects = key(&mut app, "y");
-        assert_eq!(commits(&effects).len(), 1);
-        assert_eq!(app.undo.len(), 1);
+        assert_eq!(
+            edits(&effects),
+            [&BriefEdit::SetStatus {
+                ids: ids(&["b-2"]),
+                to: BriefStatus::Ready,
+                force: true
+            }]
+        );
+    }
+
+    #[test]
+    fn a_non_lead_moving_an_incomplete_brief_is_not_asked_and_the_service_decides() {
+        let mut app = app_as("kenji");
+        app.queue.marked.insert("b-2".into());
+        let effects = app.apply_pick(Pick::Status, "ready");
+        assert!(app.popup.is_none());
+        assert_eq!(
+            edits(&effects),
+            [&BriefEdit::SetStatus {
+                ids: ids(&["b-2"]),
+                to: BriefStatus::Ready,
+                force: false
+            }]
+        );
+    }
+
+    #[test]
+    fn priority_tags_snooze_and_comment_are_sent_as_intents() {
+        let mut app = app();
+        let current = app.queue.selected().map(|b| b.id.clone()).expect("a row");
+        let effects = key(&mut app, "+");
+        assert_eq!(
+            edits(&effects),
+            [&BriefEdit::SetPriority {
+                ids: vec![current.clone()],
+                to: Priority::P1
+            }]
+        );
+        key(&mut app, "t");
+        type_in(&mut app, "+hero -draft social");
+        let effects = key(&mut app, "ret");
+        assert_eq!(
+            edits(&effects),
+            [&BriefEdit::Tags {
+                ids: vec![current.clone()],
+                add: ids(&["hero", "social"]),
+                remove: ids(&["draft"]),
+            }]
+        );
+        key(&mut app, "z");
+        type_in(&mut app, "2026-12-01");
+        let effects = key(&mut app, "ret");
+        let until = Due::parse("2026-12-01", "Europe/Lisbon").expect("date").at;
+        assert_eq!(
+            edits(&effects),
+            [&BriefEdit::Snooze {
+                ids: vec![current.clone()],
+                until: Some(until)
+            }]
+        );
+        key(&mut app, "c");
+        type_in(&mut app, "Looks good");
+        let effects = key(&mut app, "ret");
+        assert_eq!(
+            edits(&effects),
+            [&BriefEdit::Comment {
+                id: current.clone(),
+                text: "Looks good".into()
+            }]
+        );
+        assert!(effects.contains(&Effect::LoadThread(current)));
+    }
+
+    #[test]
+    fn a_comment_from_the_tui_is_stored_as_the_cli_stores_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut hub, mut app) = replica(dir.path());
+        let id = hub
+            .add_brief(NewBrief {
+                title: "Spring launch".into(),
+                ..NewBrief::default()
+            })
+            .expect("brief")
+            .id;
+        hub.comment_on_brief(&id, "from the service")
+            .expect("comment");
+        reload(&mut app, &hub);
+        key(&mut app, "c");
+        type_in(&mut app, "from the tui");
+        let effects = key(&mut app, "ret");
+        run(&mut app, &mut hub, effects);
+        let stored = hub
+            .replica()
+            .items(&EntityRef::new(
+                crate::model::EntityKind::Thread,
+                crate::model::brief::thread_id_for_brief(&id),
+            ))
+            .expect("items");
+        let [(_, service), (_, tui)] = stored.as_slice() else {
+            panic!("two comments, got {stored:?}");
+        };
+        let mut tui_value = tui.value.clone();
+        tui_value["body"] = service.value["body"].clone();
+        assert_eq!(tui_value, service.value, "the same shape");
+        assert_eq!(tui.value["body"], json!("from the tui"));
     }
 
     #[test]
@@ -1824,12 +1931,7 @@ mod tests {
             );
         }
         key(&mut app, ":");
-        for c in "team".chars() {
-            app.update(Msg::Key(KeyEvent::new(
-                KeyCode::Char(c),
-                KeyModifiers::NONE,
-            )));
-        }
+        type_in(&mut app, "team");
         key(&mut app, "ret");
         assert_eq!(app.pane, Pane::Team);
     }
@@ -1858,16 +1960,10 @@ mod tests {
 
     #[test]
     fn new_brief_asks_the_clarifying_questions_inline_and_undo_deletes_it() {
-        let mut app = app();
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut hub, mut app) = replica(dir.path());
+        reload(&mut app, &hub);
         key(&mut app, "n");
-        let type_in = |app: &mut App, text: &str| {
-            for c in text.chars() {
-                app.update(Msg::Key(KeyEvent::new(
-                    KeyCode::Char(c),
-                    KeyModifiers::NONE,
-                )));
-            }
-        };
         // An empty title does not move on.
         key(&mut app, "ret");
         assert!(matches!(app.popup, Some(Popup::Form { index: 0, .. })));
@@ -1890,19 +1986,39 @@ mod tests {
         type_in(&mut app, "2026-12-01");
         key(&mut app, "ret"); // due
         let effects = key(&mut app, "ret"); // key message left open: submit
-        let forward = commits(&effects);
-        assert_eq!(field(&forward[0][0], "title"), Some(json!("Launch video")));
         assert_eq!(
-            field(&forward[0][0], "objective"),
-            Some(json!("Grow trials"))
+            edits(&effects),
+            [&BriefEdit::Create(Box::new(NewBrief {
+                title: "Launch video".into(),
+                objective: Some("Grow trials".into()),
+                deliverables: ids(&["linkedin:1200x627"]),
+                due: Some("2026-12-01".into()),
+                ..NewBrief::default()
+            }))]
         );
-        assert!(field(&forward[0][0], "due").is_some());
-        assert!(field(&forward[0][0], "audience").is_none());
+        run(&mut app, &mut hub, effects);
+        let added = hub.briefs(&Default::default()).expect("briefs");
+        let [brief] = added.as_slice() else {
+            panic!("one brief, got {added:?}");
+        };
+        assert_eq!(
+            (brief.title.as_str(), brief.objective.as_deref()),
+            ("Launch video", Some("Grow trials"))
+        );
+        assert!(brief.due.is_some() && brief.audience.is_none());
         assert!(matches!(
             &app.message,
             Some((Level::Info, m)) if m.contains("audience") && m.contains("key_message")
         ));
-        let undo = key(&mut app, "u");
-        assert_eq!(commits(&undo)[0][0].1, Change::Delete);
+        let effects = key(&mut app, "u");
+        match edits(&effects).as_slice() {
+            [BriefEdit::Undo { changes, .. }] => {
+                assert_eq!(changes.len(), 1);
+                assert_eq!(changes[0].1, Change::Delete);
+            }
+            other => panic!("expected an undo, got {other:?}"),
+        }
+        run(&mut app, &mut hub, effects);
+        assert!(hub.briefs(&Default::default()).expect("briefs").is_empty());
     }
 }

@@ -5,6 +5,7 @@ pub mod action;
 mod agent_worker;
 pub mod app;
 pub mod chat;
+pub mod edits;
 pub mod keymap;
 pub mod queue;
 pub mod run;

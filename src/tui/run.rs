@@ -276,7 +276,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     Ok(())
 }
 
-/// The replica worker: commits, reloads and thread loads happen here; a
+/// The replica worker: brief edits, reloads and thread loads happen here; a
 /// reload also follows any change made by sync or another process.
 fn spawn_worker(
     home: PathBuf,
@@ -327,10 +327,10 @@ fn spawn_worker(
                 let hub: &mut Hub = &mut guard;
                 let mut reload = false;
                 match effect {
-                    Some(Effect::Commit { label, changes }) => {
-                        let error = hub.commit(changes).err().map(|e| format!("{e:#}"));
+                    Some(Effect::Briefs(edit)) => {
+                        let edited = super::edits::apply(hub, &edit);
                         reload = true;
-                        if tx.send(Msg::Committed { label, error }).is_err() {
+                        if tx.send(Msg::Edited(edited)).is_err() {
                             return;
                         }
                     }
