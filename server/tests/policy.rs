@@ -1325,7 +1325,6 @@ async fn a_demoted_lead_is_refused_from_the_next_op_and_its_earlier_ops_stand() 
 /// comment-only ones) is evaluated as approved the moment it is made, so
 /// whoever makes it can apply its subject's effects without anyone deciding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "policy bug: a request with no deciding stage is approved when made, so its effects pass `effect-needs-its-approval`"]
 async fn a_request_nobody_decides_approves_nothing() {
     let s = setup(&[("ai", "agent"), ("cora", "creative")]);
     let relay = s.start().await;

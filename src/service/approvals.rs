@@ -249,7 +249,18 @@ impl Hub {
             });
         }
         let members = self.members()?;
-        let expand = |reviewers: &[String]| expand_with(&members, reviewers);
+        // As the hub judges it: a member who is not a lead never reviews a
+        // request it made.
+        let leaves_out = request.requested_by.as_deref().filter(|by| {
+            !members
+                .iter()
+                .any(|m| m.handle == *by && m.has_role(Role::Lead))
+        });
+        let expand = |reviewers: &[String]| {
+            let mut handles = expand_with(&members, reviewers);
+            handles.retain(|h| Some(h.as_str()) != leaves_out);
+            handles
+        };
         let evaluation = evaluate(&request.stages, &casts, expand);
         Ok(ApprovalView {
             id,

@@ -3,7 +3,7 @@
 //! ([`Rule`]); and [`judge`], which applies both to one op against the
 //! policy state.
 
-use super::approval::Decision;
+use super::approval::{Decision, StageMode};
 use super::state::PolicyState;
 use super::{Change, DELETED_FIELD, EntityKind, OpRef, RELAY_ACTOR, RELAY_CLIENT, Role};
 use serde::{Deserialize, Serialize};
@@ -297,6 +297,7 @@ pub enum Rule {
     AssignmentIsLeadOnly,
     OwnershipIsLeadOnly,
     StagesAreLeadOnly,
+    RequestsNeedAReviewer,
     AssetApprovalNeedsARequest,
     OnlyCurrentReviewersDecide,
     ApprovalClosed,
@@ -307,7 +308,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 19] = [
         Rule::NotAMember,
         Rule::ReadOnly,
         Rule::ActorIsTheToken,
@@ -319,6 +320,7 @@ impl Rule {
         Rule::AssignmentIsLeadOnly,
         Rule::OwnershipIsLeadOnly,
         Rule::StagesAreLeadOnly,
+        Rule::RequestsNeedAReviewer,
         Rule::AssetApprovalNeedsARequest,
         Rule::OnlyCurrentReviewersDecide,
         Rule::ApprovalClosed,
@@ -342,6 +344,7 @@ impl Rule {
             Rule::AssignmentIsLeadOnly => "assignment-is-lead-only",
             Rule::OwnershipIsLeadOnly => "ownership-is-lead-only",
             Rule::StagesAreLeadOnly => "stages-are-lead-only",
+            Rule::RequestsNeedAReviewer => "requests-need-a-reviewer",
             Rule::AssetApprovalNeedsARequest => "asset-approval-needs-a-request",
             Rule::OnlyCurrentReviewersDecide => "only-current-reviewers-decide",
             Rule::ApprovalClosed => "approval-closed",
@@ -383,6 +386,9 @@ impl Rule {
             Rule::OwnershipIsLeadOnly => "only leads change who requested or created a brief",
             Rule::StagesAreLeadOnly => {
                 "an approval request's stages and subject are set when it is made; after that only leads change them"
+            }
+            Rule::RequestsNeedAReviewer => {
+                "a request has a deciding stage with a reviewer; a member who is not a lead never reviews a request it made"
             }
             Rule::AssetApprovalNeedsARequest => {
                 "an asset becomes approved only through a closed approval request (or a lead)"
@@ -642,8 +648,28 @@ fn in_scope(state: &PolicyState, op: &OpRef<'_>, scope: Scope) -> bool {
     }
 }
 
-/// Checks the shape of what is appended where the rules depend on it.
+/// Checks the shape of what is appended where the rules depend on it, and
+/// that a new request has someone to decide it.
 fn check_item(state: &PolicyState, op: &OpRef<'_>, action: Action) -> Result<(), Refusal> {
+    if op.kind == EntityKind::Approval
+        && action == Action::Create
+        && let Change::Set(fields) = op.change
+    {
+        let stages = fields.get("stages").cloned().unwrap_or(Value::Null);
+        let stages = state.expanded_stages(&stages, Some(op.actor));
+        let decided_by_someone = stages
+            .iter()
+            .any(|(reviewers, mode)| *mode == StageMode::Decide && !reviewers.is_empty());
+        if !decided_by_someone {
+            return Err(Refusal::new(
+                Rule::RequestsNeedAReviewer,
+                format!(
+                    "approval {} by @{} has no stage where someone else decides",
+                    op.entity, op.actor
+                ),
+            ));
+        }
+    }
     if op.kind == EntityKind::Approval && action == Action::Append {
         let Some(entry) = decision_of(op) else {
             return Err(Refusal::new(

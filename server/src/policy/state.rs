@@ -361,19 +361,35 @@ impl PolicyState {
         out
     }
 
+    /// A request's stages with reviewers as handles. A member who is not a
+    /// lead never reviews a request it made: it is left out of every stage.
+    pub fn expanded_stages(
+        &self,
+        stages: &Value,
+        creator: Option<&str>,
+    ) -> Vec<(Vec<String>, StageMode)> {
+        let stages: Vec<StageShape> = serde_json::from_value(stages.clone()).unwrap_or_default();
+        let leaves_out = creator.filter(|c| !self.roles_of(c).contains(&Role::Lead));
+        stages
+            .into_iter()
+            .map(|s| {
+                let mut reviewers = self.expand(&s.reviewers);
+                reviewers.retain(|r| Some(r.as_str()) != leaves_out);
+                (reviewers, s.mode)
+            })
+            .collect()
+    }
+
     /// Where a request stands, from its stages and counted decisions.
     pub fn evaluation(&self, approval: &str) -> Option<Evaluation> {
         let entry = self.entry(EntityKind::Approval, approval)?;
-        entry.creator.as_ref()?;
-        let stages: Vec<StageShape> = entry
+        let creator = entry.creator.as_deref()?;
+        let stages = entry
             .fields
             .get("stages")
-            .and_then(|r| serde_json::from_value(r.value.clone()).ok())
-            .unwrap_or_default();
-        let stages: Vec<(Vec<String>, StageMode)> = stages
-            .into_iter()
-            .map(|s| (self.expand(&s.reviewers), s.mode))
-            .collect();
+            .map(|r| r.value.clone())
+            .unwrap_or(Value::Null);
+        let stages = self.expanded_stages(&stages, Some(creator));
         let mut evaluation = evaluate(
             &stages,
             entry
