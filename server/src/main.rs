@@ -58,6 +58,8 @@ enum Command {
     /// Member tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the hub's rules: who may change what, and every rule a refusal names
+    Policy,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +156,10 @@ struct BadInput(String);
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Policy => {
+            print!("{}", spoke_relay::policy::rules::table_markdown());
+            Ok(())
+        }
         Command::Serve {
             listen,
             data,

@@ -300,6 +300,8 @@ fn spawn_worker(
                 }
             };
             let mut seen = fingerprint(&hub);
+            // Refusals already known when the UI opened are not news.
+            let mut refusals_seen = refused_ids(&hub);
             // The index is opened on the first search or question: the
             // replica is already open here, and a process may hold a redb
             // file only once, so the agent shares this hub.
@@ -386,6 +388,24 @@ fn spawn_worker(
                 }
                 let mut now = fingerprint(hub);
                 if reload || now != seen {
+                    // A change the hub refused (the background sync took it
+                    // back): say so, with the rule.
+                    let refused = hub.replica().refused().unwrap_or_default();
+                    let fresh: Vec<_> = refused
+                        .iter()
+                        .filter(|r| !refusals_seen.contains(&r.op))
+                        .collect();
+                    if !fresh.is_empty() {
+                        let why: Vec<String> = fresh.iter().map(|r| r.message.clone()).collect();
+                        let _ = tx.send(Msg::Committed {
+                            label: format!(
+                                "the hub refused {} change(s) and they were taken back",
+                                fresh.len()
+                            ),
+                            error: Some(why.join("; ")),
+                        });
+                        refusals_seen = refused.into_iter().map(|r| r.op).collect();
+                    }
                     // New decisions may have closed requests whose effects are due.
                     if let Err(e) = hub.reconcile_approvals() {
                         let _ = tx.send(Msg::Committed {
@@ -446,6 +466,16 @@ fn fingerprint(hub: &Hub) -> (u64, u64, u64, bool, Option<String>) {
         Some(m) => (m.cursor, pending, m.next_seq, m.connected, m.last_error),
         None => (0, pending, 0, false, None),
     }
+}
+
+/// Ops the replica has recorded as refused by the hub.
+fn refused_ids(hub: &Hub) -> std::collections::HashSet<String> {
+    hub.replica()
+        .refused()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.op)
+        .collect()
 }
 
 fn load_thread(hub: &Hub, brief: &str) -> Vec<Message> {

@@ -2,9 +2,7 @@
 //! 0, one fresh hub per step, `Submit` frames in, `Ops` frames out, every op
 //! durably committed before it is fanned out.
 
-use crate::{
-    Conn, PubConn, Reader, Received, Target, Writer, Ws, has_taskset, read_stamp, scan_stamps,
-};
+use crate::{Conn, PubConn, Reader, Received, Stamp, Target, Writer, Ws, has_taskset, read_stamp};
 use futures_util::SinkExt;
 use spoke_relay::proto::{
     self, ClientId, EntityKey, Frame, Hlc, Op, OpId, decode_frame, decode_op, encode_frame,
@@ -127,6 +125,53 @@ impl SpokeRelay {
     }
 }
 
+/// Leading text of a stamp inside an op's title. Ops are what a client
+/// writes (a `set` of a text field), so the hub's rules read them as any
+/// other op; the stamp travels as text: seq, send time in µs and the
+/// payload's length in fixed-width hex, padded to the payload's size.
+const TEXT_MAGIC: &[u8] = b"SPKBNC|";
+const TEXT_STAMP_BYTES: usize = 7 + 16 + 16 + 8;
+
+/// A `set` body whose title carries the payload's stamp, as long as the payload.
+fn body_of(payload: &[u8]) -> Vec<u8> {
+    let (stamp, len) = read_stamp(payload).unwrap_or((Stamp { seq: 0, sent_us: 0 }, payload.len()));
+    let mut title = format!(
+        "SPKBNC|{:016x}{:016x}{:08x}",
+        stamp.seq, stamp.sent_us, len as u32
+    );
+    while title.len() < payload.len() {
+        title.push('*');
+    }
+    rmp_serde::to_vec_named(&std::collections::BTreeMap::from([("title", title)]))
+        .unwrap_or_default()
+}
+
+/// Every text stamp in `bytes`, in order.
+fn scan_text_stamps(bytes: &[u8], out: &mut Vec<Stamp>) {
+    let hex =
+        |b: &[u8]| -> Option<u64> { u64::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok() };
+    let mut i = 0;
+    while i + TEXT_STAMP_BYTES <= bytes.len() {
+        let Some(at) = bytes[i..]
+            .windows(TEXT_MAGIC.len())
+            .position(|w| w == TEXT_MAGIC)
+        else {
+            return;
+        };
+        let s = i + at + TEXT_MAGIC.len();
+        match (
+            bytes.get(s..s + 16).and_then(hex),
+            bytes.get(s + 16..s + 32).and_then(hex),
+        ) {
+            (Some(seq), Some(sent_us)) => {
+                out.push(Stamp { seq, sent_us });
+                i = s + 40;
+            }
+            _ => i = s,
+        }
+    }
+}
+
 /// Reads `Ops` frames (stamps from each op's body) and `Ack` frames; the
 /// verifying subscriber decodes every frame and op and checks that hub seqs
 /// arrive with no gap, the others find the stamps in the bytes, as the Y
@@ -146,7 +191,7 @@ impl Reader for SpokeReader {
         };
         if !self.verify {
             let before = out.stamps.len();
-            scan_stamps(b, &mut out.stamps);
+            scan_text_stamps(b, &mut out.stamps);
             if out.stamps.len() > before {
                 return Ok(());
             }
@@ -162,9 +207,7 @@ impl Reader for SpokeReader {
                         self.ops += 1;
                     }
                     let op = decode_op(&s.op)?;
-                    if let Some((stamp, _)) = read_stamp(&op.body) {
-                        out.stamps.push(stamp);
-                    }
+                    scan_text_stamps(&op.body, &mut out.stamps);
                 }
             }
             Frame::Ack { acks } => out.acked += acks.len() as u64,
@@ -204,7 +247,7 @@ impl Writer for SpokeWriter {
                         id: "b-bench000".into(),
                     },
                     kind: "set".into(),
-                    body,
+                    body: body_of(&body),
                 }
             })
             .collect();

@@ -892,3 +892,64 @@ pub fn table_markdown() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table between the `policy-table` markers of a document.
+    fn published(path: &str) -> String {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let start = "<!-- policy-table -->\n";
+        let end = "<!-- /policy-table -->";
+        match (text.find(start), text.find(end)) {
+            (Some(a), Some(b)) if a + start.len() <= b => text[a + start.len()..b].to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn the_published_tables_are_the_rules_in_force() {
+        let table = table_markdown();
+        for doc in ["PROTOCOL.md", "../README.md"] {
+            let path = format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"));
+            assert_eq!(
+                published(&path),
+                table,
+                "{doc} must publish the policy table as `spoke-relay policy` prints it"
+            );
+        }
+    }
+
+    #[test]
+    fn every_rule_has_a_distinct_name_that_parses_back() {
+        let names: std::collections::BTreeSet<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), Rule::ALL.len());
+        for rule in Rule::ALL {
+            assert_eq!(Rule::parse(rule.name()), Some(rule));
+        }
+    }
+
+    #[test]
+    fn read_only_and_agents_appear_only_where_intended() {
+        for grant in TABLE {
+            assert!(grant.who.iter().all(|(r, _)| *r != Role::ReadOnly));
+            for (role, _) in grant.who {
+                if *role == Role::Agent {
+                    assert!(
+                        matches!(
+                            grant.kind,
+                            EntityKind::Proposal
+                                | EntityKind::Approval
+                                | EntityKind::Thread
+                                | EntityKind::Asset
+                                | EntityKind::Audit
+                        ),
+                        "agents only propose, ask, chat, draft and record: {:?}",
+                        grant.kind
+                    );
+                }
+            }
+        }
+    }
+}
