@@ -348,7 +348,11 @@ impl Replica {
     pub fn apply_sequenced(&self, batch: &[(u64, Vec<u8>)]) -> Result<ApplyStats, StoreError> {
         let txn = self.begin_write()?;
         let mut meta = self.meta_in(&txn)?;
-        let mut rules = self.load_policy_in(&txn)?;
+        let readable: Vec<Op> = batch
+            .iter()
+            .filter_map(|(_, b)| Op::decode(b).ok())
+            .collect();
+        let mut rules = self.load_policy_in(&txn, &readable)?;
         let mut accepted: Vec<(u64, &[u8], Op)> = Vec::with_capacity(batch.len());
         let mut refused = Vec::new();
         let mut rollback = false;

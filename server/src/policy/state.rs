@@ -137,6 +137,68 @@ impl PolicyState {
         Ok(state)
     }
 
+    /// The stored rows judging `ops` reads, so a store with many entities
+    /// loads only those: every member (reviewer roles expand over them),
+    /// the ops' client ids and entities, and the proposals and requests
+    /// their effects name. Load these, then [`PolicyState::subject_rows`].
+    pub fn rows_for<'a>(ops: impl IntoIterator<Item = OpRef<'a>>) -> (Vec<String>, &'static str) {
+        let mut keys = BTreeSet::new();
+        for op in ops {
+            keys.insert(format!("c/{}", op.id.client.0));
+            keys.insert(format!("e/{}", entity_key(op.kind, op.entity)));
+            if let Change::Set(fields) = op.change {
+                if let Some(p) = fields.get("from_proposal").and_then(Value::as_str) {
+                    keys.insert(format!("e/{}", entity_key(EntityKind::Proposal, p)));
+                }
+                if let Some(r) = fields.get("approval").and_then(Value::as_str) {
+                    keys.insert(format!("e/{}", entity_key(EntityKind::Approval, r)));
+                }
+                // A new request's subject takes its outcome when it closes.
+                if op.kind == EntityKind::Approval
+                    && let Some(subject) = fields.get("subject")
+                {
+                    match serde_json::from_value::<SubjectShape>(subject.clone()) {
+                        Ok(SubjectShape::Proposal { id }) => {
+                            keys.insert(format!("e/{}", entity_key(EntityKind::Proposal, &id)));
+                        }
+                        Ok(SubjectShape::AssetVersion { asset }) => {
+                            keys.insert(format!("e/{}", entity_key(EntityKind::Asset, &asset)));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        (keys.into_iter().collect(), "e/member/")
+    }
+
+    /// Rows of the subjects of the requests loaded so far (a request's
+    /// outcome is written on its subject too) that are not loaded yet.
+    pub fn subject_rows(&self) -> Vec<String> {
+        let prefix = "approval/";
+        self.entities
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, _)| self.subject_of(&k[prefix.len()..]))
+            .map(|(kind, id)| entity_key(kind, &id))
+            .filter(|k| !self.entities.contains_key(k))
+            .map(|k| format!("e/{k}"))
+            .collect()
+    }
+
+    /// Adds more stored rows to a state loaded in parts.
+    pub fn extend<K: AsRef<str>, V: AsRef<[u8]>>(
+        &mut self,
+        rows: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), RowError> {
+        let more = PolicyState::load(rows)?;
+        self.entities.extend(more.entities);
+        self.clients.extend(more.clients);
+        self.tokens.extend(more.tokens);
+        self.relay_seq = self.relay_seq.max(more.relay_seq);
+        Ok(())
+    }
+
     /// The rows changed since the last call, encoded, to store in the same
     /// commit as the ops that changed them.
     pub fn take_changes(&mut self) -> Vec<(String, Vec<u8>)> {
