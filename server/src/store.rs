@@ -427,4 +427,53 @@ mod tests {
             matches!(&out[0], Appended::Refused(r) if r.rule == crate::policy::Rule::ClientIdOwned)
         );
     }
+
+    #[test]
+    fn a_log_from_before_the_rules_stands_and_rules_apply_from_the_first_grant() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("log.redb");
+        {
+            // As an older relay left it: ops, dedup, head; no policy rows.
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("write");
+            {
+                let mut log = txn.open_table(LOG).expect("log");
+                let mut dedup = txn.open_table(DEDUP).expect("dedup");
+                let mut meta = txn.open_table(META).expect("meta");
+                for seq in 1..=2 {
+                    let o = op(1, seq);
+                    log.insert(seq, o.bytes.as_slice()).expect("insert");
+                    dedup.insert((1, seq), seq).expect("dedup");
+                }
+                meta.insert("head", 2).expect("head");
+                meta.insert("epoch", 5).expect("epoch");
+            }
+            txn.commit().expect("commit");
+        }
+        let log = RedbLog::open(&path).expect("open an older log");
+        let mut policy = log.load_policy().expect("derived rows");
+        assert!(!policy.rules_in_force());
+        assert_eq!(policy.client_owner(1), Some("ana"), "ana's ops stand");
+        // The relay's first grant puts the rules in force.
+        let grant = Change::Set([("roles:creative".to_owned(), serde_json::json!(true))].into());
+        let view = OpRef {
+            id: OpId {
+                client: RELAY_CLIENT,
+                seq: 1,
+            },
+            hlc: Hlc::default(),
+            actor: RELAY_ACTOR,
+            kind: EntityKind::Member,
+            entity: "kenji",
+            change: &grant,
+        };
+        policy.admit(&view, true).expect("the grant");
+        assert!(policy.rules_in_force());
+        let mut stranger = op(3, 1);
+        stranger.op.actor = "mallory".into();
+        let out = log.append(&[stranger], &mut policy).expect("append");
+        assert!(
+            matches!(&out[0], Appended::Refused(r) if r.rule == crate::policy::Rule::NotAMember)
+        );
+    }
 }

@@ -60,6 +60,11 @@ pub struct PolicyState {
     clients: HashMap<u64, String>,
     tokens: HashSet<String>,
     relay_seq: u64,
+    /// Whether the relay has granted a role in this hub's log: rules apply
+    /// from that op on. A log written before the hub had rules holds no
+    /// grant, and what it says stands (a relay writes a grant at the first
+    /// Hello of any hub, new or upgraded, before any member's op).
+    rules_in_force: bool,
     dirty: BTreeSet<String>,
 }
 
@@ -132,6 +137,9 @@ impl PolicyState {
                 state.tokens.insert(token.to_owned());
             } else if key == "r/seq" {
                 state.relay_seq = rmp_serde::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+            } else if key == "r/rules" {
+                state.rules_in_force =
+                    rmp_serde::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
             }
         }
         Ok(state)
@@ -142,7 +150,7 @@ impl PolicyState {
     /// the ops' client ids and entities, and the proposals and requests
     /// their effects name. Load these, then [`PolicyState::subject_rows`].
     pub fn rows_for<'a>(ops: impl IntoIterator<Item = OpRef<'a>>) -> (Vec<String>, &'static str) {
-        let mut keys = BTreeSet::new();
+        let mut keys = BTreeSet::from(["r/rules".to_owned()]);
         for op in ops {
             keys.insert(format!("c/{}", op.id.client.0));
             keys.insert(format!("e/{}", entity_key(op.kind, op.entity)));
@@ -196,6 +204,7 @@ impl PolicyState {
         self.clients.extend(more.clients);
         self.tokens.extend(more.tokens);
         self.relay_seq = self.relay_seq.max(more.relay_seq);
+        self.rules_in_force |= more.rules_in_force;
         Ok(())
     }
 
@@ -212,6 +221,8 @@ impl PolicyState {
                     rmp_serde::to_vec_named(self.clients.get(&client)?)
                 } else if key.starts_with("t/") {
                     rmp_serde::to_vec_named(&())
+                } else if key == "r/rules" {
+                    rmp_serde::to_vec_named(&self.rules_in_force)
                 } else {
                     rmp_serde::to_vec_named(&self.relay_seq)
                 };
@@ -237,8 +248,17 @@ impl PolicyState {
         rules::judge(self, op, from_relay)
     }
 
+    /// Whether the hub's rules apply yet (see the field).
+    pub fn rules_in_force(&self) -> bool {
+        self.rules_in_force
+    }
+
     /// Records an accepted op.
     pub fn record(&mut self, op: &OpRef<'_>) {
+        if !self.rules_in_force && rules::is_relay_grant(op) {
+            self.rules_in_force = true;
+            self.dirty.insert("r/rules".to_owned());
+        }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.clients.entry(op.id.client.0)
         {
             slot.insert(op.actor.to_owned());

@@ -79,9 +79,11 @@ pub fn run(
                 } => {
                     if !policy.token_granted(token) {
                         policy.mark_token_granted(token);
-                        if !policy.roles_of(handle).contains(role)
-                            && let Some(op) = grant_op(&mut policy, handle, *role)
-                        {
+                        // The first grant also puts the hub's rules in force
+                        // (a hub from before them), so it is always written.
+                        let needed =
+                            !policy.roles_of(handle).contains(role) || !policy.rules_in_force();
+                        if needed && let Some(op) = grant_op(&mut policy, handle, *role) {
                             all.push(op);
                         }
                     }
