@@ -6,59 +6,13 @@
 mod common_cli;
 
 use serde_json::Value;
-use std::path::Path;
-use std::process::Output;
 
-/// `spoke --home HOME --config HOME.toml ARGS...` with a scrubbed environment.
-fn spoke(home: &Path, args: &[&str]) -> Output {
-    let config = home.with_extension("toml");
-    if !config.exists() {
-        std::fs::write(&config, "").expect("config");
-    }
-    common_cli::base_command()
-        .arg("--home")
-        .arg(home)
-        .arg("--config")
-        .arg(&config)
-        .args(args)
-        .output()
-        .expect("run spoke")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = spoke(home, args);
-    assert!(
-        out.status.success(),
-        "`spoke {}` failed: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let text = ok(home, &all);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("`spoke {}`: {e}\n{text}", all.join(" ")))
-}
+use common_cli::{json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
 
 #[test]
 fn the_agent_member_works_new_briefs_and_the_lead_sees_proposals_after_a_sync() {
     let root = tempfile::tempdir().expect("tmp");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let data = root.path().join("relay");
-    let running = rt
-        .block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            spoke_relay::server::start(listener, spoke_relay::relay::RelayConfig::new(data)).await
-        })
-        .expect("relay");
+    let (rt, running) = loopback_relay(&root.path().join("relay"));
     let registry = &running.relay.registry;
     let hub = registry.create_hub("Fieldwork").expect("hub");
     let (lead_token, _) = registry.issue(&hub.id, "ana", "lead", None).expect("token");

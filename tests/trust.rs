@@ -6,47 +6,15 @@
 
 mod common_cli;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use spoke::model::approval::{Decision, DecisionEntry};
 use spoke::model::proposal::ProposalKind;
 use spoke::model::{Change, EntityKind, EntityRef};
 use spoke::service::Hub;
 use spoke::service::threads::{GENERAL_THREAD, human_message};
 use std::path::Path;
-use std::process::Output;
 
-fn spoke(home: &Path, args: &[&str]) -> Output {
-    let config = home.with_extension("toml");
-    if !config.exists() {
-        std::fs::write(&config, "").expect("config");
-    }
-    common_cli::base_command()
-        .arg("--home")
-        .arg(home)
-        .arg("--config")
-        .arg(&config)
-        .args(args)
-        .output()
-        .expect("run spoke")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = spoke(home, args);
-    assert!(
-        out.status.success(),
-        "`spoke {}` failed: {}\n{}",
-        args.join(" "),
-        common_cli::stderr(&out),
-        common_cli::stdout(&out)
-    );
-    common_cli::stdout(&out)
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    common_cli::parse_json(&ok(home, &all), &all)
-}
+use common_cli::{json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
 
 fn title_of(home: &Path, brief: &str) -> String {
     json(home, &["brief", "show", brief])["title"]
@@ -58,18 +26,7 @@ fn title_of(home: &Path, brief: &str) -> String {
 #[test]
 fn an_agent_cannot_edit_a_brief_but_its_approved_proposal_applies_everywhere() {
     let root = tempfile::tempdir().expect("tmp");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let data = root.path().join("relay");
-    let running = rt
-        .block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            spoke_relay::server::start(listener, spoke_relay::relay::RelayConfig::new(data)).await
-        })
-        .expect("relay");
+    let (rt, running) = loopback_relay(&root.path().join("relay"));
     let registry = &running.relay.registry;
     let hub = registry.create_hub("Trust").expect("hub");
     let token = |handle: &str, role: &str| {
@@ -215,18 +172,7 @@ fn an_agent_cannot_edit_a_brief_but_its_approved_proposal_applies_everywhere() {
 #[test]
 fn a_demoted_member_loses_rights_from_the_next_op_and_its_queued_edit_is_taken_back() {
     let root = tempfile::tempdir().expect("tmp");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let data = root.path().join("relay");
-    let running = rt
-        .block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            spoke_relay::server::start(listener, spoke_relay::relay::RelayConfig::new(data)).await
-        })
-        .expect("relay");
+    let (rt, running) = loopback_relay(&root.path().join("relay"));
     let registry = &running.relay.registry;
     let hub = registry.create_hub("Demotion").expect("hub");
     let token = |handle: &str, role: &str| {

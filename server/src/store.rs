@@ -308,10 +308,9 @@ mod tests {
     use crate::policy::{Change, EntityKind, OpRef, RELAY_ACTOR, RELAY_CLIENT};
     use crate::proto::{ClientId, EntityKey, Hlc, Op, encode_op};
 
-    /// Rules in which `ana` is a lead (granted by the relay).
-    fn policy() -> PolicyState {
-        let mut policy = PolicyState::default();
-        let grant = Change::Set([("roles:lead".to_owned(), serde_json::json!(true))].into());
+    /// The relay grants `handle` its token's `role`.
+    fn grant(policy: &mut PolicyState, handle: &str, role: &str) {
+        let change = Change::Set([(format!("roles:{role}"), serde_json::json!(true))].into());
         let op = OpRef {
             id: OpId {
                 client: RELAY_CLIENT,
@@ -320,10 +319,16 @@ mod tests {
             hlc: Hlc::default(),
             actor: RELAY_ACTOR,
             kind: EntityKind::Member,
-            entity: "ana",
-            change: &grant,
+            entity: handle,
+            change: &change,
         };
         policy.admit(&op, true).expect("the relay grants roles");
+    }
+
+    /// Rules in which `ana` is a lead (granted by the relay).
+    fn policy() -> PolicyState {
+        let mut policy = PolicyState::default();
+        grant(&mut policy, "ana", "lead");
         policy
     }
 
@@ -455,19 +460,7 @@ mod tests {
         assert!(!policy.rules_in_force());
         assert_eq!(policy.client_owner(1), Some("ana"), "ana's ops stand");
         // The relay's first grant puts the rules in force.
-        let grant = Change::Set([("roles:creative".to_owned(), serde_json::json!(true))].into());
-        let view = OpRef {
-            id: OpId {
-                client: RELAY_CLIENT,
-                seq: 1,
-            },
-            hlc: Hlc::default(),
-            actor: RELAY_ACTOR,
-            kind: EntityKind::Member,
-            entity: "kenji",
-            change: &grant,
-        };
-        policy.admit(&view, true).expect("the grant");
+        grant(&mut policy, "kenji", "creative");
         assert!(policy.rules_in_force());
         let mut stranger = op(3, 1);
         stranger.op.actor = "mallory".into();

@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::{Client, Event, TIMEOUT, assert_seqs, try_http};
+use common::process::{RelayProcess, cli_json, field, free_port};
+use common::{Client, Event, TIMEOUT, assert_seqs};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use spoke_relay::policy::{RELAY_ACTOR, RELAY_CLIENT};
@@ -16,107 +17,9 @@ use spoke_relay::proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
-
-const BIN: &str = env!("CARGO_BIN_EXE_spoke-relay");
-
-// ---------------------------------------------------------------------------
-// The relay process and the hub, made with the CLI.
-
-/// Runs a CLI command that prints JSON and returns it.
-fn cli_json(args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run spoke-relay");
-    assert!(
-        out.status.success(),
-        "spoke-relay {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the CLI prints JSON with --json")
-}
-
-fn field(value: &Value, name: &str) -> String {
-    value[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string `{name}` in {value}"))
-        .to_owned()
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// A `spoke-relay serve` child process, killed when dropped.
-struct RelayProcess {
-    child: Option<Child>,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl RelayProcess {
-    async fn start(data: &Path, log_dir: &Path) -> RelayProcess {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let log = log_dir.join("relay.log");
-        let stderr = std::fs::File::create(&log).expect("relay log file");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data")
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn spoke-relay serve");
-        let mut relay = RelayProcess {
-            child: Some(child),
-            addr,
-            log,
-        };
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Ok(r) = try_http(addr, "GET", "/healthz").await
-                && r.status == 200
-            {
-                break;
-            }
-            let child = relay.child.as_mut().expect("the relay process");
-            if let Some(status) = child.try_wait().expect("poll child") {
-                panic!("spoke-relay exited with {status}: {}", relay.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "spoke-relay did not answer /healthz in time: {}",
-                relay.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        relay
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// A hub made with the CLI and a token per member.
 struct Setup {
@@ -152,7 +55,7 @@ fn setup(members: &[(&str, &str)]) -> Setup {
 
 impl Setup {
     async fn start(&self) -> RelayProcess {
-        RelayProcess::start(self.data.path(), self.logs.path()).await
+        RelayProcess::start(self.data.path(), free_port(), self.logs.path(), 0).await
     }
 }
 

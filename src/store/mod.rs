@@ -762,7 +762,15 @@ impl Replica {
     /// Local ops waiting for the hub's acknowledgement, oldest first.
     pub fn pending(&self) -> Result<Vec<Op>, StoreError> {
         let txn = self.begin_read()?;
-        let table = txn.open_table(PENDING).at(&self.path)?;
+        self.decode_pending(&txn.open_table(PENDING).at(&self.path)?)
+    }
+
+    /// Every op of a pending-queue table; one that cannot be read is an
+    /// error naming its client seq.
+    fn decode_pending(
+        &self,
+        table: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<Vec<Op>, StoreError> {
         let mut out = Vec::new();
         for row in table.iter().at(&self.path)? {
             let (k, v) = row.at(&self.path)?;

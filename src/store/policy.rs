@@ -183,19 +183,7 @@ impl Replica {
                 log_ops.push((k.value(), v.value().to_vec()));
             }
         }
-        let pending = {
-            let table = txn.open_table(PENDING).at(&self.path)?;
-            let mut out = Vec::new();
-            for row in table.iter().at(&self.path)? {
-                let (k, v) = row.at(&self.path)?;
-                out.push(Op::decode(v.value()).map_err(|e| StoreError::BadOp {
-                    path: self.path.clone(),
-                    at: format!("pending client seq {}", k.value()),
-                    detail: e.to_string(),
-                })?);
-            }
-            out
-        };
+        let pending = self.decode_pending(&txn.open_table(PENDING).at(&self.path)?)?;
         self.clear_state_in(txn)?;
         txn.delete_table(POLICY).at(&self.path)?;
         txn.open_table(POLICY).at(&self.path)?;
@@ -399,7 +387,7 @@ mod tests {
                     .collect(),
             )
         };
-        let log = vec![
+        let log = [
             Op::relay_grant(1, "ana", Role::Lead, 1),
             Op::relay_grant(2, "kenji", Role::Creative, 2),
             op(

@@ -89,6 +89,56 @@ impl Sandbox {
     }
 }
 
+/// `spoke --home HOME --config HOME.toml ARGS...`: one member's own data
+/// folder beside its (empty unless written) config, for tests where several
+/// members share a hub.
+pub fn spoke_in(home: &Path, args: &[&str]) -> Output {
+    let config = home.with_extension("toml");
+    if !config.exists() {
+        std::fs::write(&config, "").expect("write a member's config file");
+    }
+    base_command()
+        .arg("--home")
+        .arg(home)
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .output()
+        .expect("run the spoke binary")
+}
+
+/// [`spoke_in`] that must succeed; returns stdout.
+pub fn ok_in(home: &Path, args: &[&str]) -> String {
+    let out = spoke_in(home, args);
+    assert_success(&out, args);
+    stdout(&out)
+}
+
+/// [`spoke_in`] with `--json`, which must succeed; parses stdout.
+pub fn json_in(home: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    parse_json(&ok_in(home, &all), &all)
+}
+
+/// A relay on a loopback port with a temporary data folder, and the
+/// runtime serving it (dropped together).
+pub fn loopback_relay(data: &Path) -> (tokio::runtime::Runtime, spoke_relay::server::Running) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the relay");
+    let data = data.to_path_buf();
+    let running = rt
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            spoke_relay::server::start(listener, spoke_relay::relay::RelayConfig::new(data)).await
+        })
+        .expect("start a relay on loopback");
+    (rt, running)
+}
+
 /// A `spoke` command with no inherited settings that could point at real data.
 pub fn base_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoke"));

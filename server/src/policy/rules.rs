@@ -77,6 +77,15 @@ pub struct Grant {
 use Role::{Agent, Creative, Lead, Requester, Reviewer};
 use Scope::{Any, Assigned, CurrentReviewer, Own, OwnAiLabelled, OwnProfile};
 
+/// Every role that writes, on any entity of the kind.
+const WRITERS: &[(Role, Scope)] = &[
+    (Lead, Any),
+    (Creative, Any),
+    (Reviewer, Any),
+    (Requester, Any),
+    (Agent, Any),
+];
+
 const fn g(kind: EntityKind, action: Action, who: &'static [(Role, Scope)]) -> Grant {
     Grant { kind, action, who }
 }
@@ -148,17 +157,7 @@ pub const TABLE: &[Grant] = &[
         &[(Lead, Any), (Creative, Own)],
     ),
     // Threads: comments and chat, from every member who writes.
-    g(
-        EntityKind::Thread,
-        Action::Create,
-        &[
-            (Lead, Any),
-            (Creative, Any),
-            (Reviewer, Any),
-            (Requester, Any),
-            (Agent, Any),
-        ],
-    ),
+    g(EntityKind::Thread, Action::Create, WRITERS),
     g(
         EntityKind::Thread,
         Action::Edit,
@@ -170,46 +169,16 @@ pub const TABLE: &[Grant] = &[
             (Agent, Own),
         ],
     ),
-    g(
-        EntityKind::Thread,
-        Action::Append,
-        &[
-            (Lead, Any),
-            (Creative, Any),
-            (Reviewer, Any),
-            (Requester, Any),
-            (Agent, Any),
-        ],
-    ),
+    g(EntityKind::Thread, Action::Append, WRITERS),
     g(EntityKind::Thread, Action::Delete, &[(Lead, Any)]),
     // Proposals: anyone who writes may propose; a proposal is frozen once
     // made (its outcome is written as an approval effect).
-    g(
-        EntityKind::Proposal,
-        Action::Create,
-        &[
-            (Lead, Any),
-            (Creative, Any),
-            (Reviewer, Any),
-            (Requester, Any),
-            (Agent, Any),
-        ],
-    ),
+    g(EntityKind::Proposal, Action::Create, WRITERS),
     g(EntityKind::Proposal, Action::Edit, &[(Lead, Any)]),
     g(EntityKind::Proposal, Action::Delete, &[(Lead, Any)]),
     // Approval requests: anyone who writes may ask; only a current stage's
     // reviewers decide; stages and subject change only by a lead.
-    g(
-        EntityKind::Approval,
-        Action::Create,
-        &[
-            (Lead, Any),
-            (Creative, Any),
-            (Reviewer, Any),
-            (Requester, Any),
-            (Agent, Any),
-        ],
-    ),
+    g(EntityKind::Approval, Action::Create, WRITERS),
     g(
         EntityKind::Approval,
         Action::Edit,
@@ -240,17 +209,7 @@ pub const TABLE: &[Grant] = &[
     ),
     g(EntityKind::Task, Action::Delete, &[(Lead, Any)]),
     // The audit log: appended by every member who acts, never edited.
-    g(
-        EntityKind::Audit,
-        Action::Append,
-        &[
-            (Lead, Any),
-            (Creative, Any),
-            (Reviewer, Any),
-            (Requester, Any),
-            (Agent, Any),
-        ],
-    ),
+    g(EntityKind::Audit, Action::Append, WRITERS),
     // The knowledge base: brand guidelines and case studies.
     g(
         EntityKind::Knowledge,

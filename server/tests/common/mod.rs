@@ -6,6 +6,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod process;
+
 use futures_util::{SinkExt, StreamExt};
 use spoke_relay::auth::Registry;
 use spoke_relay::policy::{RELAY_ACTOR, RELAY_CLIENT};
