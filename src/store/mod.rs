@@ -909,6 +909,9 @@ impl<T, E: Into<redb::Error>> AtPath<T> for Result<T, E> {
 fn builder() -> redb::Builder {
     let mut b = redb::Builder::new();
     b.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+    // The storage engine caches 1 GiB per file by default; a replica of a
+    // big hub would grow to that. Reads come mostly from the OS page cache.
+    b.set_cache_size(64 * 1024 * 1024);
     b
 }
 

@@ -149,6 +149,7 @@ pub async fn watch(
             return Ok(());
         }
         let (addr, token, meta) = connection(&replica)?;
+        let mut connected_at = None;
         let attempt = async {
             let ca = ca_for(&meta);
             let mut session =
@@ -156,6 +157,7 @@ pub async fn watch(
             if let Some(sink) = &presence_sink {
                 session = session.on_presence(sink.clone());
             }
+            connected_at = Some(tokio::time::Instant::now());
             on_event(WatchEvent::Connected(session.welcome.clone()));
             session
                 .run(replica.clone(), Mode::Watch, stop.clone(), presence.clone())
@@ -173,7 +175,7 @@ pub async fn watch(
                     m.last_error = Some(e.to_string());
                     m.connected = false;
                 });
-                failures = failures.saturating_add(1);
+                failures = failures_after(failures, connected_at.map(|t| t.elapsed()));
                 let wait = backoff(failures);
                 on_event(WatchEvent::Retrying {
                     error: e.to_string(),
@@ -193,6 +195,19 @@ pub async fn watch(
 pub enum WatchEvent {
     Connected(Welcome),
     Retrying { error: String, wait: Duration },
+}
+
+/// A session that stayed up this long was healthy: the next drop starts
+/// the backoff over instead of adding to the waits before it.
+pub const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
+/// The failure count after a session ended with an error, given how long it
+/// was connected (`None`: it never connected).
+pub fn failures_after(previous: u32, connected_for: Option<Duration>) -> u32 {
+    match connected_for {
+        Some(up) if up >= HEALTHY_SESSION => 1,
+        _ => previous.saturating_add(1),
+    }
 }
 
 /// 250 ms doubling per failure, capped at 30 s, with ±25% jitter so many
@@ -255,6 +270,20 @@ pub fn status_of(replica: &Replica) -> Result<Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_healthy_session_starts_the_backoff_over() {
+        let mut failures = 0;
+        for _ in 0..8 {
+            failures = failures_after(failures, Some(Duration::from_secs(2)));
+        }
+        assert_eq!(failures, 8, "short sessions keep adding up");
+        assert!(backoff(failures) >= Duration::from_millis(22_500));
+        failures = failures_after(failures, Some(HEALTHY_SESSION));
+        assert_eq!(failures, 1);
+        assert!(backoff(failures) <= Duration::from_millis(313));
+        assert_eq!(failures_after(3, None), 4, "a failed connect is a failure");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -280,7 +280,7 @@ impl Session {
                             return Err(SyncError::Dropped(format!("the relay closed the connection: {why}")));
                         }
                         Some(Ok(_)) => continue,
-                        Some(Err(e)) => return Err(SyncError::Dropped(e.to_string())),
+                        Some(Err(e)) => return Err(dropped(&e)),
                         None => return Err(SyncError::Dropped("the relay closed the connection".into())),
                     };
                     match frame {
@@ -302,7 +302,7 @@ impl Session {
                                         }
                                     },
                                     Some(Some(Ok(_))) => {}
-                                    Some(Some(Err(e))) => return Err(SyncError::Dropped(e.to_string())),
+                                    Some(Some(Err(e))) => return Err(dropped(&e)),
                                     Some(None) => return Err(SyncError::Dropped("the relay closed the connection".into())),
                                     None => break,
                                 }
@@ -516,6 +516,35 @@ async fn blocking<T: Send + 'static>(
         .map_err(SyncError::from)
 }
 
+/// A read that failed, in plain words: a relay that vanished mid-session
+/// (restarted, crashed, a network cut) says so instead of quoting the
+/// WebSocket library.
+fn dropped(e: &tokio_tungstenite::tungstenite::Error) -> SyncError {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    let abrupt = match e {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        WsError::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    };
+    let at = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%H:%M:%S");
+    SyncError::Dropped(if abrupt {
+        format!(
+            "at {at} the relay went away without closing the connection (it may have restarted, or the network dropped)"
+        )
+    } else {
+        format!("at {at}: {e}")
+    })
+}
+
 fn decode(bytes: &[u8]) -> Result<Frame, SyncError> {
     proto::decode_frame(bytes).map_err(|e| SyncError::Protocol(format!("unreadable frame: {e}")))
 }
@@ -542,7 +571,7 @@ async fn recv(ws: &mut Ws, within: Duration) -> Result<Frame, SyncError> {
                 )));
             }
             Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(SyncError::Dropped(e.to_string())),
+            Some(Err(e)) => return Err(dropped(&e)),
             None => return Err(SyncError::Dropped("the relay closed the connection".into())),
         }
     }
