@@ -92,7 +92,10 @@ impl Registry {
             detail,
         };
         std::fs::create_dir_all(data).map_err(|e| err(e.to_string()))?;
+        // Hubs and tokens are a few records: a small cache, not the storage
+        // engine's 1 GiB default.
         let db = Builder::new()
+            .set_cache_size(2 * 1024 * 1024)
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .create(&path)
             .map_err(|e| err(e.to_string()))?;

@@ -33,6 +33,12 @@ enum Command {
         /// Largest blob accepted, in MiB
         #[arg(long, default_value_t = 256)]
         max_blob_mib: u64,
+        /// Seconds over which a blob upload must average at least 16 KiB/s, or it is cut
+        #[arg(long, default_value_t = 10)]
+        blob_stall_secs: u64,
+        /// Memory the relay plans for, in MiB; a quarter is the page cache of all hubs' logs together
+        #[arg(long, default_value_t = 256)]
+        memory_budget_mib: u64,
         /// Ops per second one connection may submit
         #[arg(long, default_value_t = 20_000)]
         max_ops_per_sec: u32,
@@ -164,6 +170,8 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             data,
             max_blob_mib,
+            blob_stall_secs,
+            memory_budget_mib,
             max_ops_per_sec,
             hello_timeout_secs,
             idle_timeout_secs,
@@ -178,6 +186,8 @@ fn run(cli: Cli) -> Result<()> {
                 .init();
             let mut config = RelayConfig::new(data);
             config.max_blob_bytes = max_blob_mib.saturating_mul(1024 * 1024);
+            config.blob_stall_window = std::time::Duration::from_secs(blob_stall_secs.max(1));
+            config.memory_budget = memory_budget_mib.max(16).saturating_mul(1024 * 1024);
             config.max_ops_per_sec = max_ops_per_sec;
             config.hello_timeout = std::time::Duration::from_secs(hello_timeout_secs.max(1));
             config.idle_timeout = std::time::Duration::from_secs(idle_timeout_secs.max(3));

@@ -16,11 +16,19 @@ pub struct Metrics {
     pub ops_duplicate: AtomicU64,
     /// Ops the hub's rules refused (never stored).
     pub ops_refused: AtomicU64,
+    /// HTTP connections cut because no whole request head came in time.
+    pub http_head_timeouts: AtomicU64,
+    /// Page cache given to the open hubs' logs, in bytes.
+    pub store_cache_bytes: AtomicU64,
+    /// The memory budget the relay plans for, in bytes.
+    pub memory_budget_bytes: AtomicU64,
     pub deliveries: AtomicU64,
     pub commits: AtomicU64,
     pub frames_rejected: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub blobs_stored: AtomicU64,
+    /// Blob uploads cut for sending under the minimum rate (nothing stored).
+    pub blob_uploads_stalled: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS_US.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -76,6 +84,24 @@ impl Metrics {
             &self.ops_refused,
         );
         counter(
+            "spoke_relay_http_head_timeouts_total",
+            "counter",
+            "HTTP connections cut because no whole request head came in time.",
+            &self.http_head_timeouts,
+        );
+        counter(
+            "spoke_relay_store_cache_bytes",
+            "gauge",
+            "Page cache given to the open hubs' logs, in bytes.",
+            &self.store_cache_bytes,
+        );
+        counter(
+            "spoke_relay_memory_budget_bytes",
+            "gauge",
+            "The memory budget the relay plans for (--memory-budget-mib), in bytes.",
+            &self.memory_budget_bytes,
+        );
+        counter(
             "spoke_relay_deliveries_total",
             "counter",
             "Ops delivered to subscribers.",
@@ -104,6 +130,12 @@ impl Metrics {
             "counter",
             "Blobs uploaded and stored.",
             &self.blobs_stored,
+        );
+        counter(
+            "spoke_relay_blob_uploads_stalled_total",
+            "counter",
+            "Blob uploads cut for sending under the minimum rate; nothing stored.",
+            &self.blob_uploads_stalled,
         );
         let name = "spoke_relay_fanout_latency_seconds";
         let _ = writeln!(

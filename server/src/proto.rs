@@ -1,8 +1,9 @@
 //! The wire protocol: the op envelope every change travels in, and its binary
 //! encoding (a version byte followed by MessagePack with named fields).
 //!
-//! The relay never interprets an op's body: it sequences, stores and fans out
-//! envelopes. Only clients decode the body into domain changes.
+//! The relay reads an op's body only to judge it against the hub's rules
+//! (`crate::policy`); it sequences, stores and fans out its own encoding of
+//! each accepted envelope. Clients decode the body into domain changes.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -11,7 +12,9 @@ use std::fmt;
 pub const WIRE_VERSION: u8 = 1;
 
 /// Largest encoded op the protocol accepts (bodies carry fields, never
-/// blobs). Small enough that one op always fits a frame.
+/// blobs): 192 KiB, below [`MAX_FRAME_BYTES`] so that one op with the
+/// fields of the `Submit` or `Ops` frame around it always fits one
+/// WebSocket frame.
 pub const MAX_OP_BYTES: usize = 192 * 1024;
 
 /// Largest protocol message (one WebSocket message, possibly fragmented).
@@ -96,8 +99,8 @@ impl fmt::Display for EntityKey {
     }
 }
 
-/// The op envelope: `{id, hlc, actor, entity, kind}` plus an opaque body that
-/// clients decode according to `kind`.
+/// The op envelope: `{id, hlc, actor, entity, kind}` plus a body read
+/// according to `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Op {
     pub id: OpId,
@@ -107,6 +110,9 @@ pub struct Op {
     pub entity: EntityKey,
     /// The change's kind, e.g. `set`, `append`, `delete`.
     pub kind: String,
+    /// The change as MessagePack. Written as binary; a MessagePack string
+    /// is read too, as its bytes, and written back as binary, so a relay
+    /// that re-encodes an op stores exactly the bytes it judged.
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
@@ -350,6 +356,27 @@ mod tests {
         ));
         let truncated = &encode_op(&sample()).expect("encode")[..10];
         assert!(decode_op(truncated).is_err());
+    }
+
+    #[test]
+    fn a_string_body_reads_as_its_bytes_and_re_encodes_as_binary() {
+        let mut op = sample();
+        // One valid UTF-8 body and one that is not (a MessagePack map).
+        for body in [b"*".to_vec(), vec![0x81, 0xa1, b'a', 0x01]] {
+            op.body = body.clone();
+            let binary = encode_op(&op).expect("encode");
+            let mut needle = vec![0xc4, body.len() as u8];
+            needle.extend_from_slice(&body);
+            let at = binary
+                .windows(needle.len())
+                .position(|w| w == needle.as_slice())
+                .expect("the body is encoded as bin 8");
+            let mut string = binary.clone();
+            string[at] = 0xd9; // str 8, same length byte and bytes
+            let read = decode_op(&string).expect("a string body is read");
+            assert_eq!(read, op);
+            assert_eq!(encode_op(&read).expect("encode"), binary);
+        }
     }
 
     #[test]

@@ -68,7 +68,11 @@ pub async fn start(listener: TcpListener, config: RelayConfig) -> anyhow::Result
         let _ = on_stop.wait_for(|s| *s).await;
     };
     let acceptor = tls.map(crate::tls::TlsAcceptor::from);
-    let task = tokio::spawn(accept_loop(listener, acceptor, app, stopping));
+    let limits = HttpLimits {
+        head_timeout: relay.config.hello_timeout,
+        metrics: relay.metrics.clone(),
+    };
+    let task = tokio::spawn(accept_loop(listener, acceptor, app, limits, stopping));
     Ok(Running {
         addr,
         relay,
@@ -85,6 +89,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<crate::tls::TlsAcceptor>,
     app: Router,
+    limits: HttpLimits,
     stopping: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (close, closing) = watch::channel(false);
@@ -109,11 +114,12 @@ async fn accept_loop(
         }
         let app = app.clone();
         let closing = closing.clone();
+        let limits = limits.clone();
         match tls.clone() {
-            None => connections.spawn(serve_http(tcp, app, closing)),
+            None => connections.spawn(serve_http(tcp, app, limits, closing)),
             Some(acceptor) => connections.spawn(async move {
                 if let Some(tls) = crate::tls::accept(&acceptor, tcp, peer).await {
-                    serve_http(tls, app, closing).await;
+                    serve_http(tls, app, limits, closing).await;
                 }
             }),
         };
@@ -134,15 +140,25 @@ async fn accept_loop(
     Ok(())
 }
 
+/// What every HTTP connection is held to.
+#[derive(Clone)]
+struct HttpLimits {
+    /// Time to send a whole request head, counted from the connection (or
+    /// the previous response) on: a connection that says nothing, or sends
+    /// its head a byte at a time, is cut as a `Hello` that comes late is.
+    head_timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
 /// Serves HTTP/1.1 on one connection, with upgrades to WebSocket.
-async fn serve_http<I>(io: I, app: Router, mut closing: watch::Receiver<bool>)
+async fn serve_http<I>(io: I, app: Router, limits: HttpLimits, mut closing: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(app);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(limits.head_timeout)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -151,6 +167,9 @@ where
         tokio::select! {
             served = conn.as_mut() => {
                 if let Err(e) = served {
+                    if e.is_timeout() {
+                        limits.metrics.http_head_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     tracing::debug!("HTTP connection ended: {e}");
                 }
                 return;

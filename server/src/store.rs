@@ -15,6 +15,9 @@ const DEDUP: TableDefinition<(u64, u64), u64> = TableDefinition::new("dedup");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const POLICY: TableDefinition<&str, &[u8]> = TableDefinition::new("policy");
 
+/// Page cache of a log opened without a budget (tests, tools).
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// An op ready to store: its id (for dedup), its wire encoding and its
 /// decoded form (for the rules).
 #[derive(Debug, Clone, PartialEq)]
@@ -106,8 +109,16 @@ pub struct RedbLog {
 }
 
 impl RedbLog {
-    /// Opens (or creates) the log at `path`. A new log gets a random epoch.
+    /// Opens (or creates) the log at `path` with a small page cache. A new
+    /// log gets a random epoch.
     pub fn open(path: &Path) -> Result<RedbLog, LogError> {
+        RedbLog::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the log at `path`, caching at most `cache_bytes`
+    /// of its pages in memory. The storage engine's own default (1 GiB per
+    /// file) would let a busy hub's resident memory grow with its log.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<RedbLog, LogError> {
         let err = |detail: String| LogError {
             path: path.to_owned(),
             detail,
@@ -115,7 +126,10 @@ impl RedbLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
-        let db = Database::create(path).map_err(|e| err(e.to_string()))?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| err(e.to_string()))?;
         let txn = db.begin_write().map_err(|e| err(e.to_string()))?;
         let (epoch, head) = {
             let mut meta = txn.open_table(META).map_err(|e| err(e.to_string()))?;

@@ -6,7 +6,8 @@
 //! bytes for every receiver: a batch is framed once and those bytes go to
 //! every member's socket unchanged.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -15,10 +16,25 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const AWAY: u16 = 1001;
     pub const PROTOCOL: u16 = 1002;
+    /// Never sent (RFC 6455 §7.4.1): names a connection that ended without a
+    /// close frame, where nothing could be said to the peer.
+    pub const ABNORMAL: u16 = 1006;
+    /// A message's data is not what its type says (a text message or a close
+    /// reason that is not UTF-8).
+    pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const SIZE: u16 = 1009;
     pub const ERROR: u16 = 1011;
     pub const AGAIN: u16 = 1013;
+
+    /// Whether a peer may send `code` in a close frame (RFC 6455 §7.4): the
+    /// codes the RFC defines for use on the wire, those IANA registered since
+    /// (1012-1014), and the ranges for libraries and applications. 1004 is
+    /// reserved, 1005, 1006 and 1015 only name local events, and everything
+    /// else is unassigned or out of range.
+    pub fn is_valid(code: u16) -> bool {
+        matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
 }
 
 const OP_CONTINUATION: u8 = 0x0;
@@ -28,8 +44,50 @@ const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xa;
 
-/// Why an upgrade request is refused, if it is.
-pub fn check_upgrade(headers: &HeaderMap) -> Result<&str, String> {
+/// An upgrade request the relay refuses: the HTTP status and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: &str) -> Self {
+        Refusal {
+            status,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.reason)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let upgrade_required = self.status == StatusCode::UPGRADE_REQUIRED;
+        let mut response = (self.status, self.reason).into_response();
+        if upgrade_required {
+            // A 426 names what to upgrade to (RFC 9110 §15.5.22) and the
+            // WebSocket versions this server speaks (RFC 6455 §4.2.2).
+            let headers = response.headers_mut();
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        response
+    }
+}
+
+/// The client's `Sec-WebSocket-Key`, or why the upgrade request is refused
+/// (RFC 6455 §4.2.1): a request that is not an upgrade at all, or asks for
+/// another WebSocket version, gets 426; a malformed upgrade gets 400.
+pub fn check_upgrade(headers: &HeaderMap) -> Result<&str, Refusal> {
     let has_token = |name: &str, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
@@ -38,21 +96,57 @@ pub fn check_upgrade(headers: &HeaderMap) -> Result<&str, String> {
         })
     };
     if !has_token("upgrade", "websocket") {
-        return Err("this endpoint speaks WebSocket: send `Upgrade: websocket`".into());
+        return Err(Refusal::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WebSocket: send `Upgrade: websocket`",
+        ));
     }
     if !has_token("connection", "upgrade") {
-        return Err("a WebSocket upgrade needs `Connection: Upgrade`".into());
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "a WebSocket upgrade needs `Connection: Upgrade`",
+        ));
     }
     if !has_token("sec-websocket-version", "13") {
-        return Err("only WebSocket version 13 is supported".into());
+        return Err(Refusal::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "only WebSocket version 13 is supported",
+        ));
     }
-    match headers
-        .get("sec-websocket-key")
-        .and_then(|k| k.to_str().ok())
-    {
-        Some(key) if !key.trim().is_empty() => Ok(key.trim()),
-        _ => Err("the WebSocket upgrade has no Sec-WebSocket-Key".into()),
+    let mut keys = headers.get_all("sec-websocket-key").iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) => key.to_str().map(str::trim).unwrap_or(""),
+        (None, _) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "the WebSocket upgrade has no Sec-WebSocket-Key",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "the WebSocket upgrade has more than one Sec-WebSocket-Key",
+            ));
+        }
+    };
+    if !is_client_key(key) {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key must be the base64 of 16 bytes",
+        ));
     }
+    Ok(key)
+}
+
+/// Whether `key` is a client's nonce as RFC 6455 §4.1 defines it: 16 bytes
+/// in padded base64, so exactly 24 characters.
+fn is_client_key(key: &str) -> bool {
+    use base64::Engine;
+    // Checking the length first keeps a long header from being decoded.
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|bytes| bytes.len() == 16)
 }
 
 /// The `Sec-WebSocket-Accept` answer to a client's key.
@@ -133,31 +227,51 @@ pub fn pong(payload: &[u8]) -> Bytes {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
     Binary(Bytes),
+    /// A text message, checked to be UTF-8; the protocol has no use for its
+    /// content.
     Text,
     Ping(Bytes),
     Pong,
+    /// A close frame with its code, which is one a peer may send, if any.
     Close(Option<u16>),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WsError {
+    /// The socket failed or ended in the middle of a message: the peer is
+    /// gone, or nothing more can be read from it.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("WebSocket protocol error: {0}")]
     Protocol(String),
+    /// A text message or a close reason that is not UTF-8 (RFC 6455 §8.1).
+    #[error("invalid WebSocket payload: {0}")]
+    InvalidData(String),
     #[error("{0}")]
     TooLarge(String),
 }
 
 impl WsError {
-    /// The close code that answers this error.
-    pub fn close_code(&self) -> u16 {
+    /// The close code that answers this error, or `None` when the socket
+    /// failed or ended: there is nobody left to answer.
+    pub fn close_code(&self) -> Option<u16> {
         match self {
-            WsError::Io(_) => close_code::ERROR,
-            WsError::Protocol(_) => close_code::PROTOCOL,
-            WsError::TooLarge(_) => close_code::SIZE,
+            WsError::Io(_) => None,
+            WsError::Protocol(_) => Some(close_code::PROTOCOL),
+            WsError::InvalidData(_) => Some(close_code::INVALID_DATA),
+            WsError::TooLarge(_) => Some(close_code::SIZE),
         }
     }
+}
+
+/// A fragmented message being received.
+struct Partial {
+    opcode: u8,
+    bytes: BytesMut,
+    /// For text: how many leading bytes are known to be whole UTF-8, so each
+    /// fragment is checked once (and a bad one refused before the message
+    /// ends) instead of the whole message again.
+    checked: usize,
 }
 
 /// Reads client messages: unmasks frames, joins fragments, answers nothing
@@ -166,8 +280,7 @@ impl WsError {
 pub struct Reader<R> {
     io: R,
     buf: BytesMut,
-    /// The opcode and the bytes so far of a fragmented message.
-    partial: Option<(u8, BytesMut)>,
+    partial: Option<Partial>,
     max_frame: usize,
     max_message: usize,
     read_size: usize,
@@ -195,7 +308,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     }
 
     /// The next message, or `None` when the client closed the socket between
-    /// messages. Cancel-safe: all state lives in the reader.
+    /// messages. A socket that ends inside a frame or a fragmented message is
+    /// an [`WsError::Io`] error: the client went away without a close frame.
+    /// Cancel-safe: all state lives in the reader.
     pub async fn next(&mut self) -> Result<Option<Incoming>, WsError> {
         loop {
             if let Some(message) = self.parse()? {
@@ -234,35 +349,25 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             ];
             self.buf.advance(header);
             let mut payload = self.buf.split_to(len);
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= mask[i & 3];
-            }
+            unmask(&mut payload, mask);
             match opcode {
-                OP_CLOSE => {
-                    let code = match payload.len() {
-                        0 => None,
-                        1 => {
-                            return Err(WsError::Protocol(
-                                "a close frame with a one-byte payload".into(),
-                            ));
-                        }
-                        _ => Some(u16::from_be_bytes([payload[0], payload[1]])),
-                    };
-                    return Ok(Some(Incoming::Close(code)));
-                }
+                OP_CLOSE => return Ok(Some(Incoming::Close(close_payload(&payload)?))),
                 OP_PING => return Ok(Some(Incoming::Ping(payload.freeze()))),
                 OP_PONG => return Ok(Some(Incoming::Pong)),
                 OP_CONTINUATION => {
-                    let Some((first, mut bytes)) = self.partial.take() else {
+                    let Some(mut partial) = self.partial.take() else {
                         return Err(WsError::Protocol(
                             "a continuation frame without a message to continue".into(),
                         ));
                     };
-                    bytes.extend_from_slice(&payload);
-                    if fin {
-                        return Ok(Some(message(first, bytes.freeze())));
+                    partial.bytes.extend_from_slice(&payload);
+                    if partial.opcode == OP_TEXT {
+                        partial.checked = check_text(&partial.bytes, partial.checked, fin)?;
                     }
-                    self.partial = Some((first, bytes));
+                    if fin {
+                        return Ok(Some(message(partial.opcode, partial.bytes.freeze())));
+                    }
+                    self.partial = Some(partial);
                 }
                 _ => {
                     if self.partial.is_some() {
@@ -270,10 +375,19 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                             "a new message started before the last one ended".into(),
                         ));
                     }
+                    let checked = if opcode == OP_TEXT {
+                        check_text(&payload, 0, fin)?
+                    } else {
+                        0
+                    };
                     if fin {
                         return Ok(Some(message(opcode, payload.freeze())));
                     }
-                    self.partial = Some((opcode, payload));
+                    self.partial = Some(Partial {
+                        opcode,
+                        bytes: payload,
+                        checked,
+                    });
                 }
             }
         }
@@ -317,6 +431,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             },
             n => (u64::from(n), 6),
         };
+        // RFC 6455 §5.2: the 64-bit length's most significant bit must be 0.
+        if len > i64::MAX as u64 {
+            return Err(WsError::Protocol(
+                "a frame length with its most significant bit set".into(),
+            ));
+        }
         let control = opcode & 0x08 != 0;
         if control && (!fin || len > 125) {
             return Err(WsError::Protocol(
@@ -331,7 +451,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
         let len = len as usize;
         if !control {
-            let so_far = self.partial.as_ref().map(|(_, b)| b.len()).unwrap_or(0);
+            let so_far = self.partial.as_ref().map(|p| p.bytes.len()).unwrap_or(0);
             if so_far + len > self.max_message {
                 return Err(WsError::TooLarge(format!(
                     "a message of over {} bytes is over the {}-byte message limit",
@@ -344,6 +464,65 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             return Ok(None);
         }
         Ok(Some((fin, opcode, header, len)))
+    }
+}
+
+/// XORs `data` with the repeating four-byte `mask` (RFC 6455 §5.3), eight
+/// bytes per step: the mask twice over is one `u64`, and since 8 is a
+/// multiple of 4 every step (and the tail after them) starts at mask byte 0.
+/// Native byte order on both sides keeps each byte against its own mask
+/// byte; the copies let the compiler use unaligned loads without `unsafe`.
+fn unmask(data: &mut [u8], mask: [u8; 4]) {
+    let [m0, m1, m2, m3] = mask;
+    let wide = u64::from_ne_bytes([m0, m1, m2, m3, m0, m1, m2, m3]);
+    let mut words = data.chunks_exact_mut(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        word.copy_from_slice(&(u64::from_ne_bytes(w) ^ wide).to_ne_bytes());
+    }
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i & 3];
+    }
+}
+
+/// Checks the text received so far is UTF-8 from `checked` (a character
+/// boundary) on and returns the new boundary. A character cut by the end of
+/// a fragment waits for the next one; at the end of the message it is an
+/// error too.
+fn check_text(bytes: &[u8], checked: usize, fin: bool) -> Result<usize, WsError> {
+    let rest = bytes.get(checked..).unwrap_or_default();
+    match std::str::from_utf8(rest) {
+        Ok(_) => Ok(bytes.len()),
+        Err(e) if e.error_len().is_none() && !fin => Ok(checked + e.valid_up_to()),
+        Err(_) => Err(WsError::InvalidData(
+            "a text message that is not UTF-8".into(),
+        )),
+    }
+}
+
+/// The code of a client's close frame, checked as RFC 6455 asks: the
+/// payload is empty or a valid code (§7.4) and a UTF-8 reason (§5.5.1).
+fn close_payload(payload: &[u8]) -> Result<Option<u16>, WsError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(WsError::Protocol(
+            "a close frame with a one-byte payload".into(),
+        )),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !close_code::is_valid(code) {
+                return Err(WsError::Protocol(format!(
+                    "close code {code} is not one a peer may send"
+                )));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(WsError::InvalidData(
+                    "a close reason that is not UTF-8".into(),
+                ));
+            }
+            Ok(Some(code))
+        }
     }
 }
 
@@ -515,6 +694,16 @@ mod tests {
             ),
             (client_frame(true, OP_CLOSE, &[3]), "one-byte"),
             (
+                {
+                    let mut f = vec![0x82, 0x80 | 127];
+                    f.extend_from_slice(&u64::MAX.to_be_bytes());
+                    f.extend_from_slice(&[0; 4]);
+                    f
+                },
+                "most significant bit",
+            ),
+            (client_frame(true, OP_PING, &[0u8; 126]), "at most 125"),
+            (
                 client_frame(true, OP_BINARY, b"cut")[..5].to_vec(),
                 "in the middle",
             ),
@@ -530,19 +719,221 @@ mod tests {
 
     #[test]
     fn upgrade_requests_are_checked() {
+        let refused = |h: &HeaderMap| match check_upgrade(h) {
+            Err(r) => (r.status.as_u16(), r.reason),
+            Ok(key) => panic!("expected a refusal, got the key {key:?}"),
+        };
         let mut h = HeaderMap::new();
-        assert!(
-            check_upgrade(&h)
-                .unwrap_err()
-                .contains("Upgrade: websocket")
-        );
+        let (status, why) = refused(&h);
+        assert_eq!(status, 426);
+        assert!(why.contains("Upgrade: websocket"), "{why}");
         h.insert("upgrade", "WebSocket".parse().unwrap());
-        assert!(check_upgrade(&h).unwrap_err().contains("Connection"));
+        let (status, why) = refused(&h);
+        assert_eq!(status, 400);
+        assert!(why.contains("Connection"), "{why}");
         h.insert("connection", "keep-alive, Upgrade".parse().unwrap());
-        assert!(check_upgrade(&h).unwrap_err().contains("version 13"));
+        let (status, why) = refused(&h);
+        assert_eq!(status, 426);
+        assert!(why.contains("version 13"), "{why}");
         h.insert("sec-websocket-version", "13".parse().unwrap());
-        assert!(check_upgrade(&h).unwrap_err().contains("Sec-WebSocket-Key"));
-        h.insert("sec-websocket-key", "abc".parse().unwrap());
-        assert_eq!(check_upgrade(&h).unwrap(), "abc");
+        assert_eq!(
+            refused(&h),
+            (400, "the WebSocket upgrade has no Sec-WebSocket-Key".into())
+        );
+        for bad in [
+            "abc",
+            "",
+            "not base64 at all!!!!!!!",
+            // 15 and 17 bytes.
+            "AAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+            "AAAAAAAAAAAAAAAAAAAAAAA",
+            // 16 bytes without their padding, or with bits past the end set.
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZR==",
+        ] {
+            h.insert("sec-websocket-key", bad.parse().unwrap());
+            let (status, why) = refused(&h);
+            assert_eq!(status, 400, "key {bad:?}");
+            assert!(why.contains("Sec-WebSocket-Key"), "{why}");
+        }
+        h.insert(
+            "sec-websocket-key",
+            "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
+        );
+        assert_eq!(check_upgrade(&h), Ok("dGhlIHNhbXBsZSBub25jZQ=="));
+        h.append(
+            "sec-websocket-key",
+            "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
+        );
+        assert!(refused(&h).1.contains("more than one"));
+    }
+
+    #[test]
+    fn refusals_of_an_upgrade_say_what_to_send() {
+        let version = Refusal::new(StatusCode::UPGRADE_REQUIRED, "v").into_response();
+        assert_eq!(version.status(), 426);
+        assert_eq!(version.headers()["sec-websocket-version"], "13");
+        assert_eq!(version.headers()["upgrade"], "websocket");
+        let bad = Refusal::new(StatusCode::BAD_REQUEST, "k").into_response();
+        assert_eq!(bad.status(), 400);
+        assert!(bad.headers().get("upgrade").is_none());
+    }
+
+    /// A tiny deterministic generator for the property tests.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn unmasking_by_words_equals_the_byte_loop() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        for round in 0..4000 {
+            // Mostly short payloads (every tail length, every alignment),
+            // some long ones.
+            let len = if round % 10 == 0 {
+                rng.below(5000)
+            } else {
+                rng.below(80)
+            };
+            let offset = rng.below(16);
+            let mask = rng.next().to_le_bytes();
+            let mask = [mask[0], mask[1], mask[2], mask[3]];
+            let original: Vec<u8> = (0..offset + len + 16).map(|_| rng.next() as u8).collect();
+            let mut fast = original.clone();
+            unmask(&mut fast[offset..offset + len], mask);
+            let mut slow = original.clone();
+            for (i, b) in slow[offset..offset + len].iter_mut().enumerate() {
+                *b ^= mask[i & 3];
+            }
+            assert_eq!(fast, slow, "len {len}, offset {offset}, mask {mask:?}");
+            // Masking twice gives the bytes back.
+            unmask(&mut fast[offset..offset + len], mask);
+            assert_eq!(fast, original);
+        }
+    }
+
+    #[test]
+    fn close_codes_follow_rfc_6455_and_the_iana_registry() {
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
+        ] {
+            assert!(close_code::is_valid(code), "{code}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert!(!close_code::is_valid(code), "{code}");
+        }
+        // The same judgement as tungstenite's, apart from 1014, which IANA
+        // registered after tungstenite's table was written.
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        for code in 0..=u16::MAX {
+            if code != 1014 {
+                assert_eq!(
+                    close_code::is_valid(code),
+                    CloseCode::from(code).is_allowed(),
+                    "{code}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn close_frames_and_text_are_checked() {
+        let close = |payload: &[u8]| client_frame(true, OP_CLOSE, payload);
+        let mut with_reason = 4000u16.to_be_bytes().to_vec();
+        with_reason.extend_from_slice("bye é".as_bytes());
+        for (bytes, want) in [
+            (close(b""), Incoming::Close(None)),
+            (close(&1000u16.to_be_bytes()), Incoming::Close(Some(1000))),
+            (close(&with_reason), Incoming::Close(Some(4000))),
+            (client_frame(true, OP_TEXT, "é".as_bytes()), Incoming::Text),
+            (
+                {
+                    // A character split across fragments is whole UTF-8.
+                    let mut f = client_frame(false, OP_TEXT, &"é".as_bytes()[..1]);
+                    f.extend(client_frame(true, OP_PING, b""));
+                    f.extend(client_frame(true, OP_CONTINUATION, &"é".as_bytes()[1..]));
+                    f
+                },
+                Incoming::Text,
+            ),
+        ] {
+            let got = read_all(bytes, 1000, 2000).await;
+            assert_eq!(got.last(), Some(&Ok(want)));
+        }
+        let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+        bad_reason.extend_from_slice(&[b'o', 0xff]);
+        for (bytes, want, close) in [
+            (close(&[3]), "one-byte", close_code::PROTOCOL),
+            (
+                close(&1005u16.to_be_bytes()),
+                "close code 1005",
+                close_code::PROTOCOL,
+            ),
+            (close(&bad_reason), "close reason", close_code::INVALID_DATA),
+            (
+                client_frame(true, OP_TEXT, &[0xc3]),
+                "not UTF-8",
+                close_code::INVALID_DATA,
+            ),
+            (
+                {
+                    // Refused at the first bad fragment, before the message ends.
+                    let mut f = client_frame(false, OP_TEXT, b"ok");
+                    f.extend(client_frame(false, OP_CONTINUATION, &[0xff]));
+                    f
+                },
+                "not UTF-8",
+                close_code::INVALID_DATA,
+            ),
+            (
+                {
+                    let mut f = client_frame(false, OP_TEXT, &[0xe2, 0x82]);
+                    f.extend(client_frame(true, OP_CONTINUATION, b""));
+                    f
+                },
+                "not UTF-8",
+                close_code::INVALID_DATA,
+            ),
+        ] {
+            let mut reader = Reader::new(&bytes[..], Bytes::new(), 1000, 2000, 16);
+            let e = loop {
+                match reader.next().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("expected an error mentioning {want:?}"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(e.to_string().contains(want), "{e} should mention {want:?}");
+            assert_eq!(e.close_code(), Some(close), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_socket_ending_mid_message_has_no_close_code() {
+        for bytes in [
+            client_frame(true, OP_BINARY, b"cut")[..1].to_vec(),
+            client_frame(true, OP_BINARY, b"cut")[..7].to_vec(),
+            client_frame(false, OP_BINARY, b"first half"),
+        ] {
+            let mut reader = Reader::new(&bytes[..], Bytes::new(), 1000, 2000, 16);
+            match reader.next().await {
+                Err(e @ WsError::Io(_)) => assert_eq!(e.close_code(), None),
+                other => panic!("expected the socket's end as an error, got {other:?}"),
+            }
+        }
+        let mut reader = Reader::new(&[][..], Bytes::new(), 1000, 2000, 16);
+        assert!(matches!(reader.next().await, Ok(None)));
     }
 }

@@ -372,6 +372,8 @@ impl Connection {
 
     /// Acks the stored ops of a submission and names each refused one.
     async fn answer(&mut self, results: Vec<(OpId, Appended)>) -> Result<(), Ending> {
+        // Only an empty Submit has no results; it is answered all the same.
+        let empty_submit = results.is_empty();
         let mut acks = Vec::with_capacity(results.len());
         for (id, result) in results {
             match result {
@@ -387,7 +389,7 @@ impl Connection {
                 }
             }
         }
-        if acks.is_empty() {
+        if acks.is_empty() && !empty_submit {
             return Ok(());
         }
         self.send_frame(&Frame::Ack { acks }).await
@@ -469,6 +471,12 @@ impl Connection {
                     )
                     .await?;
                     return Ok(None);
+                }
+                if ops.is_empty() {
+                    // Answered with an empty Ack, queued behind the acks of
+                    // earlier submissions: a client waiting for an answer
+                    // gets one, and everything it sent before is answered.
+                    return Ok(Some(Box::pin(async { Ok(Vec::new()) })));
                 }
                 if ops.len() > MAX_OPS_PER_FRAME {
                     self.reject(
@@ -699,14 +707,22 @@ fn io_ending(e: impl std::fmt::Display) -> Ending {
     )
 }
 
-/// How a connection ends after a message it could not read.
+/// How a connection ends after a message it could not read. A socket that
+/// failed or ended mid-message has nobody left to tell: it just ends.
 fn read_ending(e: WsError) -> Ending {
     let code = match e {
         WsError::TooLarge(_) => ErrorCode::TooLarge,
-        WsError::Protocol(_) => ErrorCode::BadFrame,
+        WsError::Protocol(_) | WsError::InvalidData(_) => ErrorCode::BadFrame,
         WsError::Io(_) => ErrorCode::Protocol,
     };
-    Ending::new(code, format!("unreadable message: {e}"), e.close_code())
+    let message = format!("unreadable message: {e}");
+    match e.close_code() {
+        Some(close) => Ending::new(code, message, close),
+        None => Ending {
+            torn: true,
+            ..Ending::new(code, message, close_code::ABNORMAL)
+        },
+    }
 }
 
 fn frame_name(frame: &Frame) -> &'static str {

@@ -43,6 +43,12 @@ pub struct RelayConfig {
     pub max_ops_per_sec: u32,
     /// Largest blob accepted, in bytes.
     pub max_blob_bytes: u64,
+    /// A blob upload must bring at least 16 KiB/s averaged over this long,
+    /// or it is cut (so a stalled body cannot hold a socket and a file).
+    pub blob_stall_window: Duration,
+    /// Memory the relay plans for, in bytes: a quarter of it is the page
+    /// cache of every hub's log together, split evenly over the relay's hubs.
+    pub memory_budget: u64,
     /// Serve over TLS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -56,6 +62,8 @@ impl RelayConfig {
             outbound_batches: 4096,
             max_ops_per_sec: 20_000,
             max_blob_bytes: 256 * 1024 * 1024,
+            blob_stall_window: Duration::from_secs(10),
+            memory_budget: 256 * 1024 * 1024,
             tls: None,
         }
     }
@@ -86,15 +94,26 @@ pub struct HubHandle {
 impl Relay {
     pub fn new(config: RelayConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<Relay> {
         let registry = Registry::open(&config.data)?;
+        let metrics = Arc::new(Metrics::default());
+        metrics
+            .memory_budget_bytes
+            .store(config.memory_budget, Relaxed);
         Ok(Relay {
             config,
             registry,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             hubs: Mutex::new(HashMap::new()),
             shutdown,
             next_conn: AtomicU64::new(1),
             connections: tokio_util::task::TaskTracker::new(),
         })
+    }
+
+    /// One hub log's page cache: a quarter of the memory budget, shared by
+    /// every hub on this relay (at least 1 MiB each).
+    fn store_cache_per_hub(&self) -> anyhow::Result<usize> {
+        let hubs = self.registry.hubs()?.len().max(1) as u64;
+        Ok((self.config.memory_budget / 4 / hubs).max(1024 * 1024) as usize)
     }
 
     pub fn hub_dir(&self, hub: &str) -> PathBuf {
@@ -113,7 +132,14 @@ impl Relay {
         let Some(record) = self.registry.hub(id)? else {
             return Ok(None);
         };
-        let log: Arc<dyn OpLog> = Arc::new(RedbLog::open(&self.hub_dir(id).join("log.redb"))?);
+        let cache = self.store_cache_per_hub()?;
+        let log: Arc<dyn OpLog> = Arc::new(RedbLog::open_with_cache(
+            &self.hub_dir(id).join("log.redb"),
+            cache,
+        )?);
+        self.metrics
+            .store_cache_bytes
+            .fetch_add(cache as u64, Relaxed);
         let policy = log.load_policy()?;
         let (submit, rx) = mpsc::channel(1024);
         let members = Arc::new(Members::default());
@@ -152,7 +178,7 @@ pub async fn ws_handler(
 ) -> Response {
     let accept = match ws::check_upgrade(request.headers()) {
         Ok(key) => ws::accept_key(key),
-        Err(why) => return (StatusCode::UPGRADE_REQUIRED, why).into_response(),
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(on_upgrade) = request
         .extensions_mut()
