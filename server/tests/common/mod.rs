@@ -6,6 +6,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod fuzz;
 pub mod process;
 
 use futures_util::{SinkExt, StreamExt};
