@@ -78,3 +78,62 @@ async fn a_log_twice_the_budget_keeps_resident_memory_within_it() {
         "resident memory peaked at {peak} MiB with a {BUDGET_MIB} MiB budget and a {log_mib} MiB log"
     );
 }
+
+/// Members that stop reading share one queue budget (half the memory
+/// budget): they are dropped as slow once the bytes waiting for them all
+/// pass it, well before each would reach its own 64 MiB limit, while the
+/// member that writes is never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_that_stop_reading_share_one_queue_budget() {
+    use common::{Event, TestRelay};
+    use spoke_relay::proto::{ErrorCode, Frame};
+    const BUDGET: u64 = 16 * 1024 * 1024;
+    let relay = TestRelay::start_with(|c| c.memory_budget = BUDGET).await;
+    let hub = relay.hub("Queues");
+    let lead = relay.token(&hub, "ana", "lead");
+    let (mut writer, _) = relay.join(&hub, &lead, "ana").await;
+    let mut stalled = Vec::new();
+    for n in 0..3 {
+        let handle = format!("watcher{n}");
+        let token = relay.token(&hub, &handle, "read-only");
+        let (client, _) = relay.join(&hub, &token, &handle).await;
+        stalled.push(client);
+    }
+    // 40 MiB of 4 KiB ops: under each member's own 64 MiB limit, far over
+    // the 8 MiB the three share.
+    for _ in 0..(40 * 1024 / 4 / 48) {
+        let mut ops = writer.make_ops(48);
+        for op in &mut ops {
+            op.body = body_of_size("q", 4096);
+        }
+        writer.submit_ops(ops).await;
+    }
+    for (n, client) in stalled.iter_mut().enumerate() {
+        // What the kernel buffered arrives first, then the reason.
+        let ended = loop {
+            match client.next_event().await {
+                Event::Frame(Frame::Ops { .. }) | Event::Frame(Frame::Presence(_)) => continue,
+                Event::Frame(Frame::Error { code, .. }) => break Some(code),
+                Event::Frame(_) => continue,
+                Event::Close(_) | Event::Ended(_) => break None,
+            }
+        };
+        assert_eq!(
+            ended,
+            Some(ErrorCode::SlowConsumer),
+            "watcher{n} was dropped as slow by the shared queue budget"
+        );
+    }
+    let metrics = common::http(relay.addr, "GET", "/metrics", &[], &[]).await.text();
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert_eq!(gauge("spoke_relay_outbound_cap_bytes"), BUDGET / 2);
+    assert!(gauge("spoke_relay_outbound_queued_bytes") <= BUDGET / 2);
+    // The writer kept its connection throughout.
+    writer.submit(1).await;
+}
