@@ -124,9 +124,7 @@ async fn members_that_stop_reading_share_one_queue_budget() {
             "watcher{n} was dropped as slow by the shared queue budget"
         );
     }
-    let metrics = common::http(relay.addr, "GET", "/metrics", &[], &[])
-        .await
-        .text();
+    let metrics = common::http(relay.addr, "GET", "/metrics", &[], &[]).await.text();
     let gauge = |name: &str| -> u64 {
         metrics
             .lines()
