@@ -84,17 +84,12 @@ pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
     let (read, already, out, writer) = match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
             let (read, write) = parts.io.into_inner().into_split();
-            let out = Outbound::new(
-                Some(write),
-                max_frames,
-                MAX_QUEUED_BYTES,
-                relay.queues.clone(),
-            );
+            let out = Outbound::new(Some(write), max_frames, MAX_QUEUED_BYTES);
             (Box::new(read) as BoxRead, parts.read_buf, out, None)
         }
         Err(upgraded) => {
             let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-            let out = Outbound::new(None, max_frames, MAX_QUEUED_BYTES, relay.queues.clone());
+            let out = Outbound::new(None, max_frames, MAX_QUEUED_BYTES);
             (
                 Box::new(read) as BoxRead,
                 Bytes::new(),

@@ -47,8 +47,7 @@ pub struct RelayConfig {
     /// or it is cut (so a stalled body cannot hold a socket and a file).
     pub blob_stall_window: Duration,
     /// Memory the relay plans for, in bytes: a quarter of it is the page
-    /// cache of every hub's log together, split evenly over the relay's hubs;
-    /// half of it caps the bytes waiting for every member's socket together.
+    /// cache of every hub's log together, split evenly over the relay's hubs.
     pub memory_budget: u64,
     /// Serve over TLS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -73,8 +72,6 @@ impl RelayConfig {
 /// Shared relay state.
 pub struct Relay {
     pub config: RelayConfig,
-    /// The bytes waiting for every member's socket, against half the budget.
-    pub queues: Arc<outbound::QueueBudget>,
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     hubs: Mutex<HashMap<String, Arc<HubHandle>>>,
@@ -101,10 +98,8 @@ impl Relay {
         metrics
             .memory_budget_bytes
             .store(config.memory_budget, Relaxed);
-        let queues = outbound::QueueBudget::new((config.memory_budget / 2) as usize);
         Ok(Relay {
             config,
-            queues,
             registry,
             metrics,
             hubs: Mutex::new(HashMap::new()),
@@ -239,16 +234,6 @@ pub async fn healthz() -> &'static str {
 pub async fn metrics(State(relay): State<Arc<Relay>>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        format!(
-            "{}# HELP spoke_relay_outbound_queued_bytes Bytes waiting for members' sockets, all together.\n\
-             # TYPE spoke_relay_outbound_queued_bytes gauge\n\
-             spoke_relay_outbound_queued_bytes {}\n\
-             # HELP spoke_relay_outbound_cap_bytes The cap on those bytes (half the memory budget).\n\
-             # TYPE spoke_relay_outbound_cap_bytes gauge\n\
-             spoke_relay_outbound_cap_bytes {}\n",
-            relay.metrics.render(),
-            relay.queues.queued(),
-            relay.queues.cap()
-        ),
+        relay.metrics.render(),
     )
 }

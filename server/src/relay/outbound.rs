@@ -10,8 +10,7 @@
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
@@ -24,44 +23,8 @@ pub enum Failure {
     Io(String),
 }
 
-/// The bytes waiting for every member's socket together, against a cap.
-/// While the total is over the cap, a member holding more than its share
-/// of it (the cap over the members) is dropped as slow at its next frame:
-/// it resumes from its cursor, and members that keep up are never the ones
-/// to pay for one that does not.
-#[derive(Debug)]
-pub struct QueueBudget {
-    cap: usize,
-    total: AtomicUsize,
-    members: AtomicUsize,
-}
-
-impl QueueBudget {
-    pub fn new(cap: usize) -> Arc<QueueBudget> {
-        Arc::new(QueueBudget {
-            cap: cap.max(1),
-            total: AtomicUsize::new(0),
-            members: AtomicUsize::new(0),
-        })
-    }
-
-    /// Bytes queued or held for every member right now.
-    pub fn queued(&self) -> usize {
-        self.total.load(Relaxed)
-    }
-
-    pub fn cap(&self) -> usize {
-        self.cap
-    }
-
-    fn over_share(&self, mine: usize) -> bool {
-        self.total.load(Relaxed) > self.cap && mine > self.cap / self.members.load(Relaxed).max(1)
-    }
-}
-
 pub struct Outbound {
     state: Mutex<State>,
-    budget: Arc<QueueBudget>,
     /// Wakes the connection's task: something is queued, or it failed.
     pub wake: Notify,
     /// The socket, when the fan-out may write to it directly.
@@ -80,8 +43,6 @@ struct State {
     /// Live frames held back while the connection sends the log.
     held: Option<Vec<(Option<u64>, Bytes)>>,
     held_bytes: usize,
-    /// `queued_bytes + held_bytes` as last added to the shared budget.
-    accounted: usize,
     /// The last seq this connection has been given.
     delivered: u64,
     failed: Option<Failure>,
@@ -90,32 +51,14 @@ struct State {
 }
 
 impl Outbound {
-    pub fn new(
-        direct: Option<OwnedWriteHalf>,
-        max_frames: usize,
-        max_bytes: usize,
-        budget: Arc<QueueBudget>,
-    ) -> Self {
-        budget.members.fetch_add(1, Relaxed);
+    pub fn new(direct: Option<OwnedWriteHalf>, max_frames: usize, max_bytes: usize) -> Self {
         Outbound {
             state: Mutex::new(State::default()),
-            budget,
             wake: Notify::new(),
             direct,
             max_frames: max_frames.max(1),
             max_bytes: max_bytes.max(1),
         }
-    }
-
-    /// Brings the shared total up to date with this connection's bytes.
-    fn settle(&self, st: &mut State) {
-        let now = st.queued_bytes + st.held_bytes;
-        if now >= st.accounted {
-            self.budget.total.fetch_add(now - st.accounted, Relaxed);
-        } else {
-            self.budget.total.fetch_sub(st.accounted - now, Relaxed);
-        }
-        st.accounted = now;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -131,7 +74,6 @@ impl Outbound {
             return;
         }
         let wake = self.write_or_queue(&mut st, bytes);
-        self.settle(&mut st);
         drop(st);
         if wake {
             self.wake.notify_one();
@@ -156,12 +98,7 @@ impl Outbound {
             held.push((last, bytes.clone()));
             let frames = held.len();
             st.held_bytes += bytes.len();
-            self.settle(&mut st);
-            let mine = st.queued_bytes + st.held_bytes;
-            if frames > self.max_frames
-                || st.held_bytes > self.max_bytes
-                || self.budget.over_share(mine)
-            {
+            if frames > self.max_frames || st.held_bytes > self.max_bytes {
                 self.fail(&mut st, Failure::Slow)
             } else {
                 false
@@ -169,7 +106,6 @@ impl Outbound {
         } else {
             self.write_or_queue(&mut st, bytes.clone())
         };
-        self.settle(&mut st);
         drop(st);
         if wake {
             self.wake.notify_one();
@@ -201,7 +137,6 @@ impl Outbound {
                 wake |= self.write_or_queue(&mut st, bytes);
             }
         }
-        self.settle(&mut st);
         drop(st);
         if wake {
             self.wake.notify_one();
@@ -223,7 +158,6 @@ impl Outbound {
         st.held_bytes = 0;
         Self::forget_queued(&mut st);
         st.failed = None;
-        self.settle(&mut st);
     }
 
     /// Everything queued, for a connection that writes it itself (TLS).
@@ -231,7 +165,6 @@ impl Outbound {
         let mut st = self.lock();
         st.queued_bytes = 0;
         st.front_started = false;
-        self.settle(&mut st);
         st.queue.drain(..).collect()
     }
 
@@ -247,9 +180,7 @@ impl Outbound {
                 if let Some(f) = &st.failed {
                     return Err(f.clone());
                 }
-                let full = self.drain(&mut st, socket);
-                self.settle(&mut st);
-                if !full {
+                if !self.drain(&mut st, socket) {
                     if let Some(f) = &st.failed {
                         return Err(f.clone());
                     }
@@ -310,12 +241,7 @@ impl Outbound {
         }
         st.queued_bytes += bytes.len();
         st.queue.push_back(bytes);
-        self.settle(st);
-        let mine = st.queued_bytes + st.held_bytes;
-        if st.queue.len() > self.max_frames
-            || st.queued_bytes > self.max_bytes
-            || self.budget.over_share(mine)
-        {
+        if st.queue.len() > self.max_frames || st.queued_bytes > self.max_bytes {
             return self.fail(st, Failure::Slow);
         }
         true
@@ -328,7 +254,6 @@ impl Outbound {
         Self::forget_queued(st);
         st.held = None;
         st.held_bytes = 0;
-        self.settle(st);
         true
     }
 
@@ -344,14 +269,6 @@ impl Outbound {
     }
 }
 
-impl Drop for Outbound {
-    fn drop(&mut self) {
-        let accounted = self.lock().accounted;
-        self.budget.total.fetch_sub(accounted, Relaxed);
-        self.budget.members.fetch_sub(1, Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +279,7 @@ mod tests {
 
     #[test]
     fn held_frames_keep_their_order_and_skip_what_the_log_covered() {
-        let out = Outbound::new(None, 100, 1 << 20, QueueBudget::new(usize::MAX));
+        let out = Outbound::new(None, 100, 1 << 20);
         out.hold();
         assert!(out.live(Some(3), &b("ops..3")));
         assert!(out.live(None, &b("presence")));
@@ -379,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_queue_over_its_limit_fails_as_slow_and_then_takes_nothing() {
-        let out = Outbound::new(None, 3, 1 << 20, QueueBudget::new(usize::MAX));
+        let out = Outbound::new(None, 3, 1 << 20);
         for i in 1..=3 {
             assert!(out.live(Some(i), &b("x")));
         }
@@ -396,14 +313,14 @@ mod tests {
 
     #[test]
     fn the_byte_limit_counts_too() {
-        let out = Outbound::new(None, 100, 10, QueueBudget::new(usize::MAX));
+        let out = Outbound::new(None, 100, 10);
         out.send(b("0123456789"));
         assert_eq!(out.failure(), None);
         out.send(b("a"));
         assert_eq!(out.failure(), Some(Failure::Slow));
 
         // Held frames count as well.
-        let out = Outbound::new(None, 100, 10, QueueBudget::new(usize::MAX));
+        let out = Outbound::new(None, 100, 10);
         out.hold();
         out.live(Some(1), &b("0123456789"));
         assert_eq!(out.failure(), None);
@@ -419,7 +336,7 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let (_read, write) = server.into_split();
-        let out = Outbound::new(Some(write), 2, 64 << 20, QueueBudget::new(usize::MAX));
+        let out = Outbound::new(Some(write), 2, 64 << 20);
 
         // More than the socket buffers take: written in part, the rest queued.
         let big = Bytes::from(vec![7u8; 16 << 20]);
@@ -447,38 +364,5 @@ mod tests {
         );
         assert!(got[..big.len()].iter().all(|&x| x == 7));
         assert_eq!(&got[big.len()..], b"bye");
-    }
-
-    #[test]
-    fn the_member_over_its_share_of_a_full_budget_is_dropped_and_the_total_follows() {
-        let budget = QueueBudget::new(1000);
-        let keeps_up = Outbound::new(None, 100, 1 << 20, budget.clone());
-        let stalled = Outbound::new(None, 100, 1 << 20, budget.clone());
-        let frame = |n: usize| Bytes::from(vec![0u8; n]);
-        keeps_up.send(frame(300));
-        stalled.send(frame(400));
-        assert_eq!(budget.queued(), 700);
-        // Over the cap: the member holding more than half of it goes.
-        stalled.send(frame(400));
-        assert_eq!(stalled.failure(), Some(Failure::Slow));
-        assert_eq!(keeps_up.failure(), None);
-        assert_eq!(
-            budget.queued(),
-            300,
-            "the dropped member's bytes are released"
-        );
-        // The member that keeps up drains its queue; the total follows.
-        assert_eq!(keeps_up.take_queued().len(), 1);
-        assert_eq!(budget.queued(), 0);
-        keeps_up.send(frame(900));
-        assert_eq!(keeps_up.failure(), None, "under the cap nobody is dropped");
-        drop(keeps_up);
-        assert_eq!(
-            budget.queued(),
-            0,
-            "a closed connection gives its bytes back"
-        );
-        drop(stalled);
-        assert_eq!(budget.members.load(Relaxed), 0);
     }
 }
