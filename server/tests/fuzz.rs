@@ -22,22 +22,11 @@ fn corpus() -> PathBuf {
 
 /// A masked client frame, as a browser or the client library sends it.
 fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
+    common::masked_frame(
+        (u8::from(fin) << 7) | opcode,
+        [0x12, 0x34, 0x56, 0x78],
+        payload,
+    )
 }
 
 fn op(kind: &str, entity: &str, id: &str, change: Change) -> Op {

@@ -215,20 +215,7 @@ impl Raw {
     /// `first`, with a fresh mask.
     fn frame(&mut self, first: u8, payload: &[u8]) -> Vec<u8> {
         let mask = self.rng.next_u64().to_le_bytes();
-        let mut out = vec![first];
-        let len = payload.len();
-        if len < 126 {
-            out.push(0x80 | len as u8);
-        } else if len <= 0xffff {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        out.extend_from_slice(&mask[..4]);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-        out
+        common::masked_frame(first, [mask[0], mask[1], mask[2], mask[3]], payload)
     }
 
     /// A close frame's payload: `code` and `reason`.

@@ -665,3 +665,22 @@ impl XorShift {
         lo + self.next_u64() % (hi - lo + 1)
     }
 }
+
+/// A masked client WebSocket frame whose first byte (FIN, RSV bits,
+/// opcode) is `first`, as a client library writes it.
+pub fn masked_frame(first: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    out
+}
