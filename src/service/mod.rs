@@ -181,6 +181,9 @@ impl Hub {
         } else {
             format!("{prefix}-{typed}")
         };
+        // `b7` may be a prefix of a whole id or of one without its `b-`:
+        // ambiguous only if neither reading names exactly one.
+        let mut ambiguous = false;
         for candidate in [typed, full.as_str()] {
             let found = self.replica.ids_with_prefix(kind, candidate, 2)?;
             if found.iter().any(|f| f == candidate) {
@@ -188,14 +191,15 @@ impl Hub {
             }
             match found.as_slice() {
                 [one] => return Ok(one.clone()),
-                [_, _, ..] => {
-                    return Err(InputError::new(format!(
-                        "{label} id `{typed}` is ambiguous: type more characters"
-                    ))
-                    .into());
-                }
+                [_, _, ..] => ambiguous = true,
                 [] => {}
             }
+        }
+        if ambiguous {
+            return Err(InputError::new(format!(
+                "{label} id `{typed}` is ambiguous: type more characters"
+            ))
+            .into());
         }
         Err(InputError::new(format!(
             "no {label} with id `{typed}` (list them with `spoke {label} list`)"
@@ -243,4 +247,40 @@ impl Hub {
 /// A `Set` change from literal pairs.
 pub(crate) fn set<const N: usize>(pairs: [(&str, Value); N]) -> Change {
     Change::Set(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_that_starts_like_the_kind_prefix_still_names_its_one_id() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut hub = Hub::init(
+            dir.path(),
+            NewHub {
+                name: "Test",
+                handle: "ana",
+                tz: "Europe/Lisbon",
+                display_name: None,
+            },
+        )
+        .expect("init");
+        for id in ["b-bx1", "b-ky2"] {
+            hub.commit(vec![(
+                EntityRef::new(EntityKind::Brief, id),
+                set([("title", json!(id))]),
+            )])
+            .expect("a brief");
+        }
+        // `b` is a prefix of both whole ids, but of only one without `b-`.
+        assert_eq!(
+            hub.resolve_id(EntityKind::Brief, "b", "b").expect("unique"),
+            "b-bx1"
+        );
+        let err = hub
+            .resolve_id(EntityKind::Brief, "b-", "b")
+            .expect_err("both");
+        assert!(err.to_string().contains("ambiguous"), "{err}");
+    }
 }
