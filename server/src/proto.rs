@@ -139,14 +139,27 @@ pub struct AckEntry {
 pub struct Presence {
     #[serde(default)]
     pub member: String,
-    /// `online`, `away` or `offline`.
-    pub status: String,
+    pub status: PresenceStatus,
     /// The member's IANA zone, so others can show their local time.
     #[serde(default)]
     pub tz: Option<String>,
     /// What they are looking at, e.g. `brief/b-7k2m9q3x`.
     #[serde(default)]
     pub viewing: Option<String>,
+}
+
+/// Whether a member is there. On the wire: `online`, `away` or `offline`;
+/// a status this version does not know reads as `unknown` and is shown as
+/// neither online nor gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    #[default]
+    Online,
+    Away,
+    Offline,
+    #[serde(other)]
+    Unknown,
 }
 
 /// Machine-readable reason in an `Error` frame.
@@ -425,7 +438,7 @@ mod tests {
             Frame::Fetch { from: 4 },
             Frame::Presence(Presence {
                 member: "ana".into(),
-                status: "online".into(),
+                status: PresenceStatus::Online,
                 tz: Some("Europe/Lisbon".into()),
                 viewing: None,
             }),

@@ -141,7 +141,7 @@ pub fn sync(ctx: &Ctx, watch: bool) -> Result<()> {
             .map(|h| h.zone());
         let presence = Presence {
             member: String::new(),
-            status: "online".into(),
+            status: spoke_relay::proto::PresenceStatus::Online,
             tz,
             viewing: None,
         };

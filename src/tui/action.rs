@@ -130,6 +130,18 @@ actions! {
     Search => "search", "Search briefs, comments, chat, assets and knowledge";
     Compose => "compose", "Write a message to the team and the agent";
     FollowCitation => "follow_citation", "Open a source the agent cited";
+    NewLine => "new_line", "Start a new line in the text";
+    CursorLeft => "cursor_left", "Move the text cursor left";
+    CursorRight => "cursor_right", "Move the text cursor right";
+    WordLeft => "word_left", "Move the text cursor a word left";
+    WordRight => "word_right", "Move the text cursor a word right";
+    LineStart => "line_start", "Move the text cursor to the start of the line";
+    LineEnd => "line_end", "Move the text cursor to the end of the line";
+    DeleteBack => "delete_back", "Delete the character before the cursor";
+    DeleteForward => "delete_forward", "Delete the character under the cursor";
+    DeleteWordBack => "delete_word_back", "Delete the word before the cursor";
+    DeleteToStart => "delete_to_start", "Delete to the start of the line";
+    DeleteToEnd => "delete_to_end", "Delete to the end of the line";
 }
 
 impl fmt::Display for Action {

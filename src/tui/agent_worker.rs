@@ -3,7 +3,7 @@
 //! stream on its own thread while the worker keeps committing and reloading;
 //! the agent holds the hub only between streams.
 
-use super::app::{Effect, Msg};
+use super::msg::{Effect, Msg};
 use crate::agent::chat::{self, HubAccess, NO_MODEL};
 use crate::agent::provider::Provider;
 use crate::agent::slash::{self, SlashContext};
@@ -180,7 +180,10 @@ impl ChatWorker {
                 let hub = lock(&self.shared.hub);
                 let msg = match read_source(&hub, &kind, &id) {
                     Ok((title, text)) => Msg::Source { title, text },
-                    Err(e) => Msg::ChatNotice(format!("cannot open {kind} {id}: {e:#}")),
+                    Err(e) => Msg::Committed {
+                        label: format!("cannot open {kind} {id}"),
+                        error: Some(format!("{e:#}")),
+                    },
                 };
                 tx.send(msg).is_ok()
             }
@@ -218,15 +221,28 @@ impl ChatWorker {
                 )
             };
             let notice = reply.unwrap_or_else(|e| format!("{e:#}"));
-            return tx.send(Msg::ChatNotice(notice)).is_ok();
+            return tx
+                .send(Msg::ChatNotice {
+                    thread,
+                    text: notice,
+                })
+                .is_ok();
         }
         let provider = match self.provider() {
-            None => return tx.send(Msg::ChatNotice(NO_MODEL.to_owned())).is_ok(),
+            None => {
+                return tx
+                    .send(Msg::ChatNotice {
+                        thread,
+                        text: NO_MODEL.to_owned(),
+                    })
+                    .is_ok();
+            }
             Some(Err(e)) => {
                 return tx
-                    .send(Msg::ChatNotice(format!(
-                        "the agent's model is misconfigured: {e}"
-                    )))
+                    .send(Msg::ChatNotice {
+                        thread,
+                        text: format!("the agent's model is misconfigured: {e}"),
+                    })
                     .is_ok();
             }
             Some(Ok(p)) => p,
@@ -234,7 +250,12 @@ impl ChatWorker {
         {
             let mut hub = lock(&self.shared.hub);
             if let Err(e) = hub.post_message(&thread, human_message(&text)) {
-                return tx.send(Msg::ChatNotice(format!("{e:#}"))).is_ok();
+                return tx
+                    .send(Msg::ChatNotice {
+                        thread,
+                        text: format!("{e:#}"),
+                    })
+                    .is_ok();
             }
             if let Err(e) = self.shared.refresh_index(&hub, &self.search) {
                 let _ = tx.send(Msg::ChatStream(chat::ChatEvent::Retrying {
@@ -250,6 +271,7 @@ impl ChatWorker {
         self.answering = Some(cancel.clone());
         let shared = self.shared.clone();
         let done = tx.clone();
+        let failed_thread = thread.clone();
         let spawned = std::thread::Builder::new()
             .name("agent".into())
             .spawn(move || {
@@ -263,7 +285,10 @@ impl ChatWorker {
             });
         if let Err(e) = spawned {
             return tx
-                .send(Msg::ChatNotice(format!("could not start the agent: {e}")))
+                .send(Msg::ChatNotice {
+                    thread: failed_thread,
+                    text: format!("could not start the agent: {e}"),
+                })
                 .is_ok();
         }
         true
@@ -280,7 +305,10 @@ fn send_chat_data(shared: &Shared, thread: Option<&str>, tx: &mpsc::Sender<Msg>)
             thread,
             messages,
         },
-        (Err(e), _) | (_, Err(e)) => Msg::ChatNotice(format!("reading the chat: {e:#}")),
+        (Err(e), _) | (_, Err(e)) => Msg::ChatNotice {
+            thread,
+            text: format!("reading the chat: {e:#}"),
+        },
     };
     tx.send(msg).is_ok()
 }

@@ -28,6 +28,37 @@ const SHIPPED_NAMES: &[&str] = &["default", "arrows"];
 /// The name of the fallback section.
 const GLOBAL: &str = "global";
 
+/// The name of the section text inputs read their editing keys from.
+const INPUT: &str = "input";
+
+/// Where keys are looked up: a pane's section (falling back to `[global]`),
+/// or `[input]`, the editing and list keys of every text input. `[input]`
+/// has no fallback: a key it does not bind is typed as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    Pane(Pane),
+    Input,
+}
+
+impl Section {
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Pane(pane) => pane.name(),
+            Section::Input => INPUT,
+        }
+    }
+
+    fn falls_back_to_global(self) -> bool {
+        matches!(self, Section::Pane(_))
+    }
+}
+
+impl From<Pane> for Section {
+    fn from(pane: Pane) -> Section {
+        Section::Pane(pane)
+    }
+}
+
 /// How many `inherits` hops are followed before giving up.
 const MAX_INHERIT_DEPTH: usize = 8;
 
@@ -404,7 +435,8 @@ impl Keymap {
 
     /// What `pending` (the keys typed so far, at least one) means in `pane`:
     /// the pane's section first, then `[global]`.
-    pub fn lookup(&self, pane: Pane, pending: &[KeyChord]) -> Lookup {
+    pub fn lookup(&self, section: impl Into<Section>, pending: &[KeyChord]) -> Lookup {
+        let pane = section.into();
         if pending.is_empty() {
             return Lookup::Unbound;
         }
@@ -442,7 +474,7 @@ impl Keymap {
 
     /// The description of the prefix `keys` in `pane`: its `_desc` (pane
     /// section first), else a summary of the actions under it.
-    fn prefix_desc(&self, pane: Pane, keys: &[KeyChord], effective: &[&Binding]) -> String {
+    fn prefix_desc(&self, pane: Section, keys: &[KeyChord], effective: &[&Binding]) -> String {
         for section in [pane.name(), GLOBAL] {
             if let Some(prefix) = self
                 .prefixes
@@ -469,7 +501,8 @@ impl Keymap {
     /// `[global]` bindings it does not override (a pane binding overrides a
     /// global one with the same keys or one that it is a prefix of or that
     /// is a prefix of it). Sorted by section (pane first), then keys.
-    pub fn bindings_for(&self, pane: Pane) -> Vec<&Binding> {
+    pub fn bindings_for(&self, section: impl Into<Section>) -> Vec<&Binding> {
+        let pane = section.into();
         let mut own: Vec<&Binding> = self
             .bindings
             .iter()
@@ -479,7 +512,11 @@ impl Keymap {
         let mut global: Vec<&Binding> = self
             .bindings
             .iter()
-            .filter(|b| b.section == GLOBAL && !own.iter().any(|o| overlaps(&o.keys, &b.keys)))
+            .filter(|b| {
+                pane.falls_back_to_global()
+                    && b.section == GLOBAL
+                    && !own.iter().any(|o| overlaps(&o.keys, &b.keys))
+            })
             .collect();
         global.sort_by_key(|b| keys_sort_key(&b.keys));
         own.extend(global);
@@ -493,7 +530,8 @@ impl Keymap {
 
     /// The keys that run `action` in `pane`, e.g. `g g`, for hints: the
     /// shortest sequence, preferring the pane's section, then file order.
-    pub fn keys_for(&self, pane: Pane, action: Action) -> Option<String> {
+    pub fn keys_for(&self, section: impl Into<Section>, action: Action) -> Option<String> {
+        let pane = section.into();
         let effective = self.bindings_for(pane);
         self.bindings
             .iter()
@@ -651,12 +689,12 @@ impl Parser {
                 }
                 continue;
             }
-            if name != GLOBAL && Pane::parse(name).is_none() {
+            if name != GLOBAL && name != INPUT && Pane::parse(name).is_none() {
                 let panes: Vec<&str> = Pane::ALL.iter().map(|p| p.name()).collect();
                 self.problem(
                     line,
                     format!(
-                        "unknown section `{name}` (expected `inherits`, `global`, {})",
+                        "unknown section `{name}` (expected `inherits`, `global`, `input`, {})",
                         panes.join(", ")
                     ),
                 );
@@ -905,7 +943,9 @@ mod tests {
             for action in Action::ALL {
                 let reachable = Pane::ALL
                     .iter()
-                    .any(|pane| keymap.keys_for(*pane, *action).is_some());
+                    .map(|pane| Section::Pane(*pane))
+                    .chain([Section::Input])
+                    .any(|section| keymap.keys_for(section, *action).is_some());
                 assert!(reachable, "`{action}` is not bound in keymap {name}");
             }
         }

@@ -1,16 +1,28 @@
-//! The terminal UI. Terminal event -> keymap -> [`Action`] -> pure
-//! `App::update` -> effects run as tasks posting messages back -> pure `draw`.
+//! The terminal UI, as components. Terminal event -> keymap -> [`Action`]
+//! -> the top popup, the focused pane, or the global table -> effects run
+//! by workers that post messages back -> a pure `draw` from `&App`.
+//!
+//! - `app`: routing and the global actions; `component`: what panes speak;
+//! - `panes/`: briefs, assets, chat, approvals, team, each owning its state;
+//! - `popup/`: help, palette, pickers, prompts, the new-brief form, search;
+//! - `widgets/`: the text input, Markdown, list helpers;
+//! - `preview`: image decoding and encoding off the draw path;
+//! - `run` and `workers`: the terminal session and the threads behind it.
 
 pub mod action;
 mod agent_worker;
 pub mod app;
-pub mod chat;
+pub mod component;
+pub mod draw;
 pub mod edits;
 pub mod keymap;
+pub mod msg;
+pub mod panes;
+pub mod popup;
+pub mod preview;
 pub mod queue;
 pub mod run;
-pub mod search;
 pub mod theme;
-pub mod ui;
+pub mod widgets;
 
 pub use action::{Action, Pane};

@@ -37,7 +37,7 @@ impl Sort {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Queue {
     /// Every brief from the replica.
     pub all: Vec<Brief>,

@@ -3,20 +3,22 @@
 //! the render loop, and draw when something changed.
 
 use super::agent_worker::{ChatWorker, Shared, lock};
-use super::app::{App, Effect, Msg, Snapshot};
+use super::app::App;
 use super::keymap::Keymap;
+use super::msg::{Effect, Msg, Snapshot};
+use super::preview::Previews;
 use super::theme::{ColorDepth, Theme};
 use crate::model::thread::Message;
 use crate::service::{BriefFilter, Hub};
 use anyhow::{Context, Result};
-use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event, KeyEventKind};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use jiff::Timestamp;
 use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use ratatui::backend::{Backend, CrosstermBackend};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -116,26 +118,6 @@ fn detect_protocol() -> Option<ratatui_image::picker::ProtocolType> {
     }
 }
 
-/// Decodes a blob under the decoder limits and shrinks it for the preview,
-/// on its own thread.
-fn load_preview(home: &Path, sha: String, tx: mpsc::Sender<Msg>) {
-    let path = crate::sync::blobs::local_blob_path(home, &sha);
-    let _ = std::thread::Builder::new()
-        .name("preview".into())
-        .spawn(move || {
-            let image = crate::store::guard::catch(|| -> Result<image::DynamicImage, String> {
-                let bytes = std::fs::read(&path).map_err(|_| {
-                    "not on this machine yet (spoke sync, or spoke preview fetches it)".to_owned()
-                })?;
-                let format = image::guess_format(&bytes).map_err(|e| e.to_string())?;
-                let img = crate::assets::analyze::decode(&bytes, format).map_err(|e| e.0)?;
-                Ok(img.thumbnail(640, 640))
-            })
-            .unwrap_or_else(|panic| Err(format!("the decoder failed: {panic}")));
-            let _ = tx.send(Msg::Preview { sha, image });
-        });
-}
-
 /// Restores the terminal however the TUI ends.
 struct TerminalGuard;
 
@@ -149,6 +131,7 @@ fn restore_terminal() {
     let _ = disable_raw_mode();
     let _ = execute!(
         std::io::stdout(),
+        DisableBracketedPaste,
         LeaveAlternateScreen,
         crossterm::cursor::Show
     );
@@ -207,16 +190,17 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     // the screen is taken over.
     let hub = Hub::open(&opts.home, opts.fallback_zone.as_deref())?;
     let first = snapshot(&hub)?;
-    drop(hub);
+    // The replica is open once in this process: the workers share it.
+    let shared = Shared::new(hub);
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let worker = spawn_worker(
-        opts.home.clone(),
-        opts.fallback_zone.clone(),
+        shared.clone(),
         opts.search.clone(),
         opts.agent.clone(),
         tx.clone(),
     )?;
+    let search = spawn_search(shared, opts.search.clone(), tx.clone())?;
     spawn_signals(tx.clone());
     let sync_stop = if opts.sync && first.joined {
         Some(spawn_sync(
@@ -235,19 +219,69 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     }));
     enable_raw_mode().context("switching the terminal to raw mode")?;
     let _guard = TerminalGuard;
-    execute!(std::io::stdout(), EnterAlternateScreen).context("entering the alternate screen")?;
+    execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableBracketedPaste
+    )
+    .context("entering the alternate screen")?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
     let picker = opts.graphics.picker();
     // Only now: terminal set-up may read replies from the terminal itself.
     spawn_input(tx.clone());
+    let previews = spawn_previews(opts.home.clone(), picker.clone(), tx.clone())?;
 
     let mut app = App::new(keymap, Timestamp::now());
-    app.picker = picker;
-    for effect in app.update(Msg::Data(Box::new(first))) {
-        let _ = worker.send(effect);
+    app.previews = Previews::new(picker);
+    let size = terminal.size()?;
+    let mut first_msgs = vec![
+        Msg::Resize {
+            width: size.width,
+            height: size.height,
+        },
+        Msg::Data(Box::new(first)),
+    ];
+    for msg in first_msgs.drain(..) {
+        let _ = tx.send(msg);
     }
-    terminal.draw(|f| super::ui::draw(&mut app, &theme, f))?;
+    let outcome = event_loop(
+        &mut terminal,
+        &mut app,
+        &theme,
+        &rx,
+        &mut |effect| match effect {
+            Effect::Search { seq, text } => {
+                let _ = search.send((seq, text));
+            }
+            e @ (Effect::LoadPreview(_) | Effect::EncodePreview { .. }) => {
+                let _ = previews.send(e);
+            }
+            other => {
+                let _ = worker.send(other);
+            }
+        },
+    );
+    if let Some(stop) = sync_stop {
+        let _ = stop.send(true);
+    }
+    outcome
+}
+
+/// Draws, then updates on each message (taking everything already waiting
+/// before drawing once more), until the app quits. Any backend will do:
+/// the loop knows nothing of the process's own terminal.
+pub fn event_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    theme: &Theme,
+    rx: &mpsc::Receiver<Msg>,
+    run: &mut dyn FnMut(Effect),
+) -> Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    terminal.draw(|f| super::draw::draw(app, theme, f))?;
     while !app.quit {
         let msg = match rx.recv_timeout(Duration::from_millis(1000)) {
             Ok(m) => m,
@@ -255,32 +289,106 @@ pub fn run(opts: TuiOptions) -> Result<()> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let mut effects = app.update(msg);
-        // Take everything else already waiting before drawing once.
         while let Ok(m) = rx.try_recv() {
             effects.extend(app.update(m));
         }
         for effect in effects {
-            match effect {
-                Effect::Quit => app.quit = true,
-                Effect::LoadPreview(sha) => load_preview(&opts.home, sha, tx.clone()),
-                other => {
-                    let _ = worker.send(other);
-                }
+            if effect != Effect::Quit {
+                run(effect);
             }
         }
-        terminal.draw(|f| super::ui::draw(&mut app, &theme, f))?;
-    }
-    if let Some(stop) = sync_stop {
-        let _ = stop.send(true);
+        terminal.draw(|f| super::draw::draw(app, theme, f))?;
     }
     Ok(())
+}
+
+/// Decodes and encodes previews on two threads of their own, so a large
+/// decode never holds up an encode for the screen.
+fn spawn_previews(
+    home: PathBuf,
+    picker: Option<ratatui_image::picker::Picker>,
+    tx: mpsc::Sender<Msg>,
+) -> Result<mpsc::Sender<Effect>> {
+    let (etx, erx) = mpsc::channel::<Effect>();
+    let (dtx, drx) = mpsc::channel::<Effect>();
+    let (decode_home, decode_tx) = (home.clone(), tx.clone());
+    std::thread::Builder::new()
+        .name("preview-decode".into())
+        .spawn(move || {
+            while let Ok(effect) = drx.recv() {
+                let Some(msg) = super::preview::run(&decode_home, None, effect) else {
+                    continue;
+                };
+                if decode_tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        })?;
+    std::thread::Builder::new()
+        .name("preview-encode".into())
+        .spawn(move || {
+            while let Ok(effect) = erx.recv() {
+                if matches!(effect, Effect::LoadPreview(_)) {
+                    if dtx.send(effect).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let Some(msg) = super::preview::run(&home, picker.as_ref(), effect) else {
+                    continue;
+                };
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(etx)
+}
+
+/// How long typing must pause before a query runs.
+const SEARCH_DEBOUNCE: Duration = Duration::from_millis(120);
+
+/// The next request once the sender pauses: a newer one replaces one still
+/// waiting. `None` when the sender is gone.
+pub fn after_pause<T>(rx: &mpsc::Receiver<T>, pause: Duration) -> Option<T> {
+    let mut latest = rx.recv().ok()?;
+    loop {
+        match rx.recv_timeout(pause) {
+            Ok(newer) => latest = newer,
+            Err(mpsc::RecvTimeoutError::Timeout) => return Some(latest),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Some(latest),
+        }
+    }
+}
+
+/// Searches on a thread of its own, debounced, so typing a query never
+/// queues behind (or in front of) a commit on the replica worker.
+fn spawn_search(
+    shared: Shared,
+    cfg: crate::config::SearchConfig,
+    tx: mpsc::Sender<Msg>,
+) -> Result<mpsc::Sender<(u64, String)>> {
+    let (qtx, qrx) = mpsc::channel::<(u64, String)>();
+    std::thread::Builder::new()
+        .name("search".into())
+        .spawn(move || {
+            while let Some((seq, text)) = after_pause(&qrx, SEARCH_DEBOUNCE) {
+                let outcome = {
+                    let hub = lock(&shared.hub);
+                    run_search(&hub, &shared, &cfg, &text)
+                };
+                if tx.send(Msg::SearchResults { seq, text, outcome }).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(qtx)
 }
 
 /// The replica worker: brief edits, reloads and thread loads happen here; a
 /// reload also follows any change made by sync or another process.
 fn spawn_worker(
-    home: PathBuf,
-    zone: Option<String>,
+    shared: Shared,
     search: crate::config::SearchConfig,
     agent: Option<crate::config::AgentConfig>,
     tx: mpsc::Sender<Msg>,
@@ -289,23 +397,11 @@ fn spawn_worker(
     std::thread::Builder::new()
         .name("replica".into())
         .spawn(move || {
-            let hub = match Hub::open(&home, zone.as_deref()) {
-                Ok(h) => h,
-                Err(e) => {
-                    let _ = tx.send(Msg::Committed {
-                        label: "opening the replica".into(),
-                        error: Some(format!("{e:#}")),
-                    });
-                    return;
-                }
+            let (mut seen, mut refusals_seen) = {
+                let hub = lock(&shared.hub);
+                // Refusals already known when the UI opened are not news.
+                (fingerprint(&hub), refused_ids(&hub))
             };
-            let mut seen = fingerprint(&hub);
-            // Refusals already known when the UI opened are not news.
-            let mut refusals_seen = refused_ids(&hub);
-            // The index is opened on the first search or question: the
-            // replica is already open here, and a process may hold a redb
-            // file only once, so the agent shares this hub.
-            let shared = Shared::new(hub);
             let mut chat = ChatWorker::new(shared.clone(), search, agent);
             loop {
                 let effect = match erx.recv_timeout(Duration::from_millis(300)) {
@@ -368,14 +464,13 @@ fn spawn_worker(
                             return;
                         }
                     }
-                    Some(Effect::Search { seq, text }) => {
-                        let outcome = run_search(hub, &chat, &text);
-                        if tx.send(Msg::SearchResults { seq, text, outcome }).is_err() {
-                            return;
-                        }
-                    }
-                    // Decoded on their own threads, never here.
-                    Some(Effect::LoadPreview(_)) => {}
+                    Some(Effect::Reload) => reload = true,
+                    // Searches and previews run on their own threads, never here.
+                    Some(
+                        Effect::Search { .. }
+                        | Effect::LoadPreview(_)
+                        | Effect::EncodePreview { .. },
+                    ) => {}
                     // Handled above.
                     Some(
                         Effect::LoadChat(_)
@@ -438,11 +533,12 @@ fn spawn_worker(
 /// embedder is a warning: the index as it was still answers.
 fn run_search(
     hub: &Hub,
-    chat: &ChatWorker,
+    shared: &Shared,
+    cfg: &crate::config::SearchConfig,
     text: &str,
 ) -> Result<(Vec<crate::search::index::Hit>, Vec<String>), String> {
-    let mut warnings = chat.shared.refresh_index(hub, &chat.search)?;
-    let index = lock(&chat.shared.index);
+    let mut warnings = shared.refresh_index(hub, cfg)?;
+    let index = lock(&shared.index);
     let Some(ix) = index.as_ref() else {
         // Being built on its own thread: say so instead of results.
         return Ok((Vec::new(), warnings));
@@ -490,7 +586,8 @@ fn spawn_input(tx: mpsc::Sender<Msg>) {
             loop {
                 let msg = match event::read() {
                     Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
-                    Ok(Event::Resize(..)) => Msg::Resize,
+                    Ok(Event::Paste(text)) => Msg::Paste(text),
+                    Ok(Event::Resize(width, height)) => Msg::Resize { width, height },
                     Ok(_) => continue,
                     Err(_) => return,
                 };
@@ -528,7 +625,7 @@ fn spawn_sync(
             };
             let presence = spoke_relay::proto::Presence {
                 member: String::new(),
-                status: "online".into(),
+                status: spoke_relay::proto::PresenceStatus::Online,
                 tz: Some(zone),
                 viewing: None,
             };

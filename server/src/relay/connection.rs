@@ -124,7 +124,7 @@ pub async fn run(upgraded: Upgraded, relay: Arc<Relay>, url_hub: String) {
             // Tell the others this member left (presence is never stored).
             let frame = encode(&Frame::Presence(proto::Presence {
                 member,
-                status: "offline".into(),
+                status: proto::PresenceStatus::Offline,
                 tz: None,
                 viewing: None,
             }));
@@ -570,7 +570,7 @@ impl Connection {
             }
             Frame::Presence(mut presence) => {
                 presence.member = token.handle.clone();
-                self.announced = presence.status != "offline";
+                self.announced = presence.status != proto::PresenceStatus::Offline;
                 fanout::send_presence(&hub.fanout, self.id, encode(&Frame::Presence(presence)));
                 Ok(None)
             }

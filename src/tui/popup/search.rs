@@ -1,21 +1,26 @@
-//! Global search in the TUI: a popup that searches as you type across
-//! briefs, comments, chat, assets and the knowledge base (on the replica
-//! worker, never on the render loop), and jumps to the chosen result.
+//! Global search: a popup that searches as you type across briefs,
+//! comments, chat, assets and the knowledge base (on the search worker,
+//! never on the render loop), and a reader for passages shown in full.
 
+use super::{Answer, Outcome, keys};
 use crate::search::docs::DocKind;
 use crate::search::index::Hit;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::tui::action::Action;
+use crate::tui::keymap::{Keymap, Section};
+use crate::tui::msg::Effect;
+use crate::tui::theme::Theme;
+use crate::tui::widgets::markdown;
+use crate::tui::widgets::text_input::{InputEvent, TextInput};
+use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Wrap};
-
-use super::theme::Theme;
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 /// The search popup's state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchState {
-    pub input: String,
+    pub input: TextInput,
     pub hits: Vec<Hit>,
     pub selected: usize,
     /// Numbers each request, so a slow answer to an old query is dropped.
@@ -34,62 +39,39 @@ pub struct Reader {
     pub scroll: u16,
 }
 
-/// What a key in the popup asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SearchKey {
-    /// Nothing beyond redrawing.
-    Stay,
-    Close,
-    /// Run the query (the input changed).
-    Run {
-        seq: u64,
-        text: String,
-    },
-    /// Go to this result.
-    Open(Hit),
-}
-
 impl SearchState {
-    /// Keys in the popup are fixed: type to search, arrows (C-n/C-p) move,
-    /// Enter opens, Esc closes.
-    pub fn on_key(&mut self, key: KeyEvent) -> SearchKey {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Esc => SearchKey::Close,
-            KeyCode::Enter => match self.hits.get(self.selected) {
-                Some(hit) => SearchKey::Open(hit.clone()),
-                None => SearchKey::Stay,
+    pub fn on_key(&mut self, key: &KeyEvent, bound: Option<Action>) -> Outcome {
+        match self.input.on_key(key, bound) {
+            InputEvent::Edited => self.changed(),
+            InputEvent::Unchanged => Outcome::Stay,
+            InputEvent::Pass(Action::Cancel) => Outcome::Close,
+            InputEvent::Pass(Action::Confirm) => match self.hits.get(self.selected) {
+                Some(hit) => Outcome::Answer(Answer::Hit(hit.clone())),
+                None => Outcome::Stay,
             },
-            KeyCode::Down | KeyCode::Tab => {
+            InputEvent::Pass(Action::MoveDown) => {
                 self.move_by(1);
-                SearchKey::Stay
+                Outcome::Stay
             }
-            KeyCode::Char('n') if ctrl => {
-                self.move_by(1);
-                SearchKey::Stay
-            }
-            KeyCode::Up | KeyCode::BackTab => {
+            InputEvent::Pass(Action::MoveUp) => {
                 self.move_by(-1);
-                SearchKey::Stay
+                Outcome::Stay
             }
-            KeyCode::Char('p') if ctrl => {
-                self.move_by(-1);
-                SearchKey::Stay
+            InputEvent::Pass(Action::PageDown) => {
+                self.move_by(5);
+                Outcome::Stay
             }
-            KeyCode::Backspace => {
-                self.input.pop();
-                self.changed()
+            InputEvent::Pass(Action::PageUp) => {
+                self.move_by(-5);
+                Outcome::Stay
             }
-            KeyCode::Char('u') if ctrl => {
-                self.input.clear();
-                self.changed()
-            }
-            KeyCode::Char(c) if !ctrl => {
-                self.input.push(c);
-                self.changed()
-            }
-            _ => SearchKey::Stay,
+            InputEvent::Pass(_) => Outcome::Stay,
         }
+    }
+
+    pub fn paste(&mut self, text: &str) -> Outcome {
+        self.input.insert(text);
+        self.changed()
     }
 
     fn move_by(&mut self, delta: isize) {
@@ -97,18 +79,18 @@ impl SearchState {
         self.selected = self.selected.saturating_add_signed(delta).min(last);
     }
 
-    fn changed(&mut self) -> SearchKey {
+    fn changed(&mut self) -> Outcome {
         self.seq += 1;
-        if self.input.trim().is_empty() {
+        if self.input.text().trim().is_empty() {
             self.hits.clear();
             self.answered.clear();
             self.note = None;
-            return SearchKey::Stay;
+            return Outcome::Stay;
         }
-        SearchKey::Run {
+        Outcome::Run(Effect::Search {
             seq: self.seq,
-            text: self.input.clone(),
-        }
+            text: self.input.text().to_owned(),
+        })
     }
 
     /// An answer from the worker; stale ones are ignored.
@@ -151,14 +133,18 @@ pub fn draw_search(
     theme: &Theme,
     frame: &mut Frame,
     area: Rect,
-    block: ratatui::widgets::Block<'_>,
+    keymap: &Keymap,
 ) {
     let inner_w = area.width.saturating_sub(2) as usize;
-    let mut lines = vec![Line::from(vec![
-        Span::styled("search: ", theme.style("ui.help.key")),
-        Span::styled(state.input.clone(), theme.style("ui.input")),
-        Span::styled("▏", theme.style("ui.input")),
-    ])];
+    let mut first = vec![Span::styled("search: ", theme.style("ui.help.key"))];
+    first.extend(
+        state
+            .input
+            .lines(theme.style("ui.input"), true)
+            .into_iter()
+            .flat_map(|l| l.spans),
+    );
+    let mut lines = vec![Line::from(first)];
     if let Some(note) = &state.note {
         lines.push(Line::from(Span::styled(
             note.clone(),
@@ -171,9 +157,16 @@ pub fn draw_search(
             theme.style("ui.text.dim"),
         )));
     }
-    if state.input.trim().is_empty() {
+    if state.input.text().trim().is_empty() {
+        let k = |a| keys(keymap, Section::Input, a);
         lines.push(Line::from(Span::styled(
-            "briefs, comments, chat, assets and the knowledge base · ↑↓ choose · enter open · esc close",
+            format!(
+                "briefs, comments, chat, assets and the knowledge base · {}/{} choose · {} open · {} close",
+                k(Action::MoveUp),
+                k(Action::MoveDown),
+                k(Action::Confirm),
+                k(Action::Cancel)
+            ),
             theme.style("ui.text.dim"),
         )));
     }
@@ -199,7 +192,10 @@ pub fn draw_search(
         )));
     }
     frame.render_widget(Clear, area);
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    frame.render_widget(
+        Paragraph::new(lines).block(super::block(theme, "Search")),
+        area,
+    );
 }
 
 pub fn draw_reader(
@@ -207,15 +203,18 @@ pub fn draw_reader(
     theme: &Theme,
     frame: &mut Frame,
     area: Rect,
-    block: ratatui::widgets::Block<'_>,
+    block: Block<'_>,
 ) {
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(reader.text.clone())
-            .style(theme.style("ui.text"))
-            .wrap(Wrap { trim: false })
-            .scroll((reader.scroll, 0))
-            .block(block),
+        Paragraph::new(markdown::render(
+            &reader.text,
+            theme.style("ui.text"),
+            theme,
+        ))
+        .wrap(Wrap { trim: false })
+        .scroll((reader.scroll, 0))
+        .block(block),
         area,
     );
 }
@@ -232,6 +231,7 @@ fn truncate(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossterm::event::{KeyCode, KeyModifiers};
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
@@ -256,41 +256,50 @@ mod tests {
     fn typing_runs_numbered_queries_and_stale_answers_are_dropped() {
         let mut s = SearchState::default();
         assert_eq!(
-            s.on_key(key(KeyCode::Char('l'))),
-            SearchKey::Run {
+            s.on_key(&key(KeyCode::Char('l')), None),
+            Outcome::Run(Effect::Search {
                 seq: 1,
                 text: "l".into()
-            }
+            })
         );
         assert_eq!(
-            s.on_key(key(KeyCode::Char('o'))),
-            SearchKey::Run {
+            s.on_key(&key(KeyCode::Char('o')), None),
+            Outcome::Run(Effect::Search {
                 seq: 2,
                 text: "lo".into()
-            }
+            })
         );
         s.on_results(1, "l".into(), Ok((vec![hit("b-old")], vec![])));
         assert!(s.hits.is_empty(), "a stale answer is ignored");
         s.on_results(2, "lo".into(), Ok((vec![hit("b-1"), hit("b-2")], vec![])));
         assert_eq!(s.hits.len(), 2);
-        s.on_key(key(KeyCode::Down));
-        s.on_key(key(KeyCode::Down));
+        s.on_key(&key(KeyCode::Down), Some(Action::MoveDown));
+        s.on_key(&key(KeyCode::Down), Some(Action::MoveDown));
         assert_eq!(s.selected, 1, "the cursor stops at the last result");
-        assert_eq!(s.on_key(key(KeyCode::Enter)), SearchKey::Open(hit("b-2")));
-        assert_eq!(s.on_key(key(KeyCode::Esc)), SearchKey::Close);
+        assert_eq!(
+            s.on_key(&key(KeyCode::Enter), Some(Action::Confirm)),
+            Outcome::Answer(Answer::Hit(hit("b-2")))
+        );
+        assert_eq!(
+            s.on_key(&key(KeyCode::Esc), Some(Action::Cancel)),
+            Outcome::Close
+        );
     }
 
     #[test]
     fn clearing_the_input_clears_the_results() {
         let mut s = SearchState::default();
-        s.on_key(key(KeyCode::Char('x')));
+        s.on_key(&key(KeyCode::Char('x')), None);
         s.on_results(
             1,
             "x".into(),
             Ok((vec![hit("b-1")], vec!["word matches only".into()])),
         );
         assert_eq!(s.note.as_deref(), Some("word matches only"));
-        assert_eq!(s.on_key(key(KeyCode::Backspace)), SearchKey::Stay);
+        assert_eq!(
+            s.on_key(&key(KeyCode::Backspace), Some(Action::DeleteBack)),
+            Outcome::Stay
+        );
         assert!(s.hits.is_empty() && s.note.is_none());
     }
 }

@@ -1,0 +1,6 @@
+//! Widgets every pane and popup shares: the text input, Markdown, and list
+//! helpers.
+
+pub mod list;
+pub mod markdown;
+pub mod text_input;
