@@ -9,10 +9,11 @@ use serde_json::json;
 use spoke::model::brief::{Brief, BriefStatus, Priority};
 use spoke::model::{Change, EntityKind, EntityRecord, EntityRef};
 use spoke::service::{Hub, NewHub};
+use spoke::tui::Action;
 use spoke::tui::app::{App, Msg, Snapshot};
+use spoke::tui::draw as ui;
 use spoke::tui::keymap::Keymap;
 use spoke::tui::theme::{ColorDepth, Theme};
-use spoke::tui::{Action, ui};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -81,9 +82,13 @@ fn main() -> anyhow::Result<()> {
         let hub = Hub::open(&home, None)?;
         let snapshot = spoke::tui::run::snapshot(&hub)?;
         let mut app = App::new(Keymap::load("default", None)?, Timestamp::now());
+        app.update(Msg::Resize {
+            width: 160,
+            height: 48,
+        });
         app.update(Msg::Data(Box::new(snapshot)));
         let mut terminal = Terminal::new(TestBackend::new(160, 48))?;
-        terminal.draw(|f| ui::draw(&mut app, &theme, f))?;
+        terminal.draw(|f| ui::draw(&app, &theme, f))?;
         first.push(start.elapsed());
     }
 
@@ -98,6 +103,10 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let mut app = App::new(Keymap::load("default", None)?, Timestamp::now());
+    app.update(Msg::Resize {
+        width: 160,
+        height: 48,
+    });
     app.update(Msg::Data(Box::new(Snapshot {
         briefs,
         zone: "Europe/Lisbon".into(),
@@ -112,7 +121,7 @@ fn main() -> anyhow::Result<()> {
             Action::PageDown
         }));
         let start = Instant::now();
-        terminal.draw(|f| ui::draw(&mut app, &theme, f))?;
+        terminal.draw(|f| ui::draw(&app, &theme, f))?;
         frames.push(start.elapsed());
     }
 
@@ -120,10 +129,10 @@ fn main() -> anyhow::Result<()> {
     let counter = Counting::default();
     let mut real = Terminal::new(CrosstermBackend::new(counter.clone()))?;
     real.resize(ratatui::layout::Rect::new(0, 0, 160, 48))?;
-    real.draw(|f| ui::draw(&mut app, &theme, f))?;
+    real.draw(|f| ui::draw(&app, &theme, f))?;
     let full = counter.0.lock().map(|n| *n).unwrap_or(0);
     app.update(Msg::Action(Action::MoveDown));
-    real.draw(|f| ui::draw(&mut app, &theme, f))?;
+    real.draw(|f| ui::draw(&app, &theme, f))?;
     let after = counter.0.lock().map(|n| *n).unwrap_or(0);
 
     println!("| benchmark | result | target |");

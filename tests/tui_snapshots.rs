@@ -141,11 +141,35 @@ fn app() -> App {
 }
 
 fn render(app: &mut App, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
+    app.update(Msg::Resize {
+        width: w,
+        height: h,
+    });
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     terminal
-        .draw(|f| spoke::tui::ui::draw(app, theme, f))
+        .draw(|f| spoke::tui::draw::draw(app, theme, f))
         .expect("draw");
     terminal
+}
+
+/// Encodes previews as the run loop's preview thread does, feeding the
+/// results back; decodes are the test's to answer.
+fn encode_previews(app: &mut App, effects: Vec<spoke::tui::app::Effect>) {
+    let picker = app.previews.picker.clone();
+    let mut queue = effects;
+    while let Some(effect) = queue.pop() {
+        if !matches!(effect, spoke::tui::app::Effect::EncodePreview { .. }) {
+            continue;
+        }
+        let home = std::path::Path::new("/nonexistent");
+        if let Some(msg) = spoke::tui::preview::run(home, picker.as_ref(), effect) {
+            queue.extend(app.update(msg));
+        }
+    }
+}
+
+fn thumb(image: image::DynamicImage) -> spoke::tui::preview::Thumb {
+    spoke::tui::preview::Thumb(std::sync::Arc::new(image))
 }
 
 fn show(app: &mut App, pane: Pane) {
@@ -459,7 +483,12 @@ mod approvals_pane {
     fn an_image_subject_is_previewed_beside_its_previous_version() {
         let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
         let mut app = app();
-        app.picker = Some(ratatui_image::picker::Picker::halfblocks());
+        app.previews =
+            spoke::tui::preview::Previews::new(Some(ratatui_image::picker::Picker::halfblocks()));
+        app.update(Msg::Resize {
+            width: 160,
+            height: 48,
+        });
         let mut data = app.data.clone();
         data.approvals = vec![view(
             "r-00000005",
@@ -502,14 +531,16 @@ mod approvals_pane {
                 image::Rgb(rgb),
             ))
         };
-        app.update(Msg::Preview {
+        let effects = app.update(Msg::Preview {
             sha: "bb".into(),
-            image: Ok(flat([10, 132, 255])),
+            image: Ok(thumb(flat([10, 132, 255]))),
         });
-        app.update(Msg::Preview {
+        encode_previews(&mut app, effects);
+        let effects = app.update(Msg::Preview {
             sha: "aa".into(),
-            image: Ok(flat([255, 45, 85])),
+            image: Ok(thumb(flat([255, 45, 85]))),
         });
+        encode_previews(&mut app, effects);
         let terminal = render(&mut app, &theme, 160, 48);
         let buffer = terminal.backend().buffer();
         let colours_in = |area: ratatui::layout::Rect| {
@@ -552,13 +583,13 @@ mod approvals_pane {
                 comment: None,
             }]
         );
-        assert!(app.approval_marked.is_empty());
+        assert!(app.panes.approvals.marked.is_empty());
         // A rejection asks for the reason first.
         let effects = app.update(Msg::Action(Action::Reject));
         assert!(effects.is_empty());
         assert!(matches!(
-            app.popup,
-            Some(spoke::tui::app::Popup::Prompt { .. })
+            app.popup(),
+            Some(spoke::tui::popup::Popup::Prompt { .. })
         ));
     }
 }
@@ -568,7 +599,12 @@ fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
     use spoke::model::asset::{Asset, AssetKind, AssetStatus, AssetVersion, Provenance};
     let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
     let mut app = app();
-    app.picker = Some(ratatui_image::picker::Picker::halfblocks());
+    app.previews =
+        spoke::tui::preview::Previews::new(Some(ratatui_image::picker::Picker::halfblocks()));
+    app.update(Msg::Resize {
+        width: 120,
+        height: 40,
+    });
     let mut data = app.data.clone();
     data.assets = vec![Asset {
         id: "a-00000001".into(),
@@ -606,10 +642,11 @@ fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
             image::Rgb([255, 45, 85])
         }
     }));
-    app.update(Msg::Preview {
+    let effects = app.update(Msg::Preview {
         sha: "ab".repeat(32),
-        image: Ok(image),
+        image: Ok(thumb(image)),
     });
+    encode_previews(&mut app, effects);
     let terminal = render(&mut app, &theme, 120, 40);
     let buffer = terminal.backend().buffer();
     let mut blue = false;
@@ -633,7 +670,8 @@ mod global_search {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use spoke::search::docs::DocKind;
     use spoke::search::index::Hit;
-    use spoke::tui::app::{Effect, Popup};
+    use spoke::tui::app::Effect;
+    use spoke::tui::popup::Popup;
 
     fn hit(kind: DocKind, id: &str, title: &str, brief: Option<&str>, text: &str) -> Hit {
         Hit {
@@ -726,9 +764,9 @@ mod global_search {
         app.update(Msg::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)));
         let effects = app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
         assert_eq!(app.pane, Pane::Briefs);
-        assert!(app.popup.is_none());
+        assert!(app.popup().is_none());
         assert_eq!(
-            app.queue.selected().map(|b| b.id.as_str()),
+            app.panes.briefs.queue.selected().map(|b| b.id.as_str()),
             Some("b-00000006")
         );
         assert!(matches!(effects.as_slice(), [Effect::LoadThread(id)] if id == "b-00000006"));
@@ -752,7 +790,7 @@ mod global_search {
                 "",
             )],
         );
-        match &app.popup {
+        match app.popup() {
             Some(Popup::Search(s)) => assert!(s.hits.is_empty()),
             other => panic!("{other:?}"),
         }
@@ -769,7 +807,7 @@ mod global_search {
             )],
         );
         app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
-        match &app.popup {
+        match app.popup() {
             Some(Popup::Reader(r)) => {
                 assert!(r.text.contains("Never shout"));
                 assert!(r.title.contains("Tone of voice"));
@@ -777,7 +815,7 @@ mod global_search {
             other => panic!("{other:?}"),
         }
         app.update(Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
-        assert!(app.popup.is_none());
+        assert!(app.popup().is_none());
     }
 }
 
@@ -788,7 +826,9 @@ mod chat_pane {
     use spoke::model::asset::Provenance;
     use spoke::model::thread::{Citation, Message, ToolUse};
     use spoke::service::threads::ThreadInfo;
-    use spoke::tui::app::{Effect, Popup};
+    use spoke::tui::app::Effect;
+    use spoke::tui::popup::Popup;
+    use spoke::tui::popup::picker::AnyPicker;
 
     fn message(author: &str, body: &str, ai: bool) -> Message {
         Message {
@@ -893,20 +933,23 @@ mod chat_pane {
         assert!(text.contains("answering (esc cancels)"));
         insta::assert_snapshot!("chat_streaming_110x30", terminal.backend());
 
-        // Esc leaves the input; Esc again cancels the answer.
-        key(&mut app, KeyCode::Esc);
-        assert!(!app.chat.composing);
+        // Esc cancels the answer at once, even with the input focused.
         let effects = key(&mut app, KeyCode::Esc);
         assert!(
             matches!(effects.as_slice(), [Effect::CancelAnswer]),
             "{effects:?}"
         );
+        assert!(app.panes.chat.composing, "the input keeps its focus");
         let effects = app.update(Msg::ChatDone {
             thread: "general".into(),
             error: Some("the answer was cancelled".into()),
         });
-        assert!(app.chat.streaming.is_none());
-        assert_eq!(app.chat.notice.as_deref(), Some("the answer was cancelled"));
+        assert!(app.panes.chat.streaming.is_none());
+        assert_eq!(app.panes.chat.notice(), Some("the answer was cancelled"));
+        // The notice belongs to its thread, not to the others.
+        key(&mut app, KeyCode::Esc);
+        key(&mut app, KeyCode::Char('j'));
+        assert_eq!(app.panes.chat.notice(), None);
         assert!(matches!(effects.as_slice(), [Effect::LoadChat(Some(t))] if t == "general"));
     }
 
@@ -914,7 +957,10 @@ mod chat_pane {
     fn a_citation_opens_its_source_and_threads_switch_with_the_cursor() {
         let mut app = chat_app();
         key(&mut app, KeyCode::Char('f'));
-        assert!(matches!(&app.popup, Some(Popup::Picker { choices, .. }) if choices.len() == 1));
+        assert!(matches!(
+            app.popup(),
+            Some(Popup::Picker(AnyPicker::Citation(p))) if p.choices.len() == 1
+        ));
         let effects = key(&mut app, KeyCode::Enter);
         assert!(
             matches!(effects.as_slice(), [Effect::OpenSource { kind, id }] if kind == "kb" && id == "k-voice#1"),
@@ -924,7 +970,7 @@ mod chat_pane {
             title: "brand-voice.md › Tone of voice".into(),
             text: "Warm and plain.".into(),
         });
-        assert!(matches!(&app.popup, Some(Popup::Reader(r)) if r.text == "Warm and plain."));
+        assert!(matches!(app.popup(), Some(Popup::Reader(r)) if r.text == "Warm and plain."));
         key(&mut app, KeyCode::Esc);
         let effects = key(&mut app, KeyCode::Char('j'));
         assert!(
@@ -944,8 +990,9 @@ mod on_a_replica {
     use spoke::model::{EntityKind, EntityRef};
     use spoke::service::{Hub, NewHub, NewMember, replica_path};
     use spoke::store::Replica;
-    use spoke::tui::app::{Effect, Level, Popup};
+    use spoke::tui::app::{Effect, Level};
     use spoke::tui::edits::BriefEdit;
+    use spoke::tui::popup::Popup;
     use std::path::Path;
 
     const BRIEF: &str = "b-00000001";
@@ -1021,7 +1068,7 @@ mod on_a_replica {
         app.update(Msg::Action(Action::SetStatus));
         let effects = app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
         assert!(
-            !matches!(app.popup, Some(Popup::Confirm { .. })),
+            !matches!(app.popup(), Some(Popup::Confirm { .. })),
             "only a lead is asked whether to force it"
         );
         let edits: Vec<BriefEdit> = effects

@@ -118,7 +118,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         },
         Frame::Presence(Presence {
             member: "ana".into(),
-            status: "online".into(),
+            status: spoke_relay::proto::PresenceStatus::Online,
             tz: Some("Europe/Lisbon".into()),
             viewing: None,
         }),

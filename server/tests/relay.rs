@@ -589,7 +589,7 @@ async fn presence_reaches_the_others_under_the_token_handle_and_not_the_sender()
     common::assert_grant(&outsider.collect_ops_until(1).await[0].1, "ana", "lead");
     let presence = Presence {
         member: "mallory".to_owned(),
-        status: "online".to_owned(),
+        status: spoke_relay::proto::PresenceStatus::Online,
         tz: Some("Europe/Lisbon".to_owned()),
         viewing: Some("brief/b-7k2m9q3x".to_owned()),
     };
@@ -1012,14 +1012,17 @@ async fn a_member_who_disconnects_is_announced_offline_to_the_hub() {
     common::assert_grant(&grant[0].1, "ben", "creative");
     b.send(&online(Some("Asia/Tokyo"))).await;
     match a.recv().await {
-        Frame::Presence(p) => assert_eq!((p.member.as_str(), p.status.as_str()), ("ben", "online")),
+        Frame::Presence(p) => assert_eq!(
+            (p.member.as_str(), p.status),
+            ("ben", spoke_relay::proto::PresenceStatus::Online)
+        ),
         other => panic!("expected ben's presence, got {other:?}"),
     }
     drop(b);
     match a.recv().await {
         Frame::Presence(p) => {
             assert_eq!(p.member, "ben");
-            assert_eq!(p.status, "offline");
+            assert_eq!(p.status, spoke_relay::proto::PresenceStatus::Offline);
         }
         other => panic!("expected ben's offline presence, got {other:?}"),
     }
@@ -1234,7 +1237,9 @@ async fn a_silent_member_is_pinged_then_closed_and_announced_offline_while_one_t
                 a.send(&Frame::Pong { nonce }).await;
                 pings_answered += 1;
             }
-            Frame::Presence(p) if p.member == "ben" && p.status == "offline" => {
+            Frame::Presence(p)
+                if p.member == "ben" && p.status == spoke_relay::proto::PresenceStatus::Offline =>
+            {
                 ben_offline = true;
             }
             Frame::Presence(_) => {}
@@ -1273,7 +1278,7 @@ async fn a_silent_member_is_pinged_then_closed_and_announced_offline_while_one_t
 fn online(tz: Option<&str>) -> Frame {
     Frame::Presence(Presence {
         member: String::new(),
-        status: "online".to_owned(),
+        status: spoke_relay::proto::PresenceStatus::Online,
         tz: tz.map(str::to_owned),
         viewing: None,
     })

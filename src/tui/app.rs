@@ -388,7 +388,7 @@ impl App {
         }
     }
 
-    fn answer(&mut self, owner: Pane, answer: Answer) -> Vec<Effect> {
+    pub(crate) fn answer(&mut self, owner: Pane, answer: Answer) -> Vec<Effect> {
         match answer {
             Answer::Action(action) => self.on_action(action),
             Answer::Hit(hit) => self.goto(hit),

@@ -26,3 +26,5 @@ pub mod theme;
 pub mod widgets;
 
 pub use action::{Action, Pane};
+#[cfg(test)]
+mod tests;

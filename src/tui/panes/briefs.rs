@@ -64,7 +64,6 @@ const COMMANDS: &[Action] = &[
     Action::SetStatus,
     Action::Assign,
     Action::ToggleMark,
-    Action::NewBrief,
     Action::Undo,
     Action::Quit,
 ];

@@ -191,24 +191,21 @@ impl TextInput {
 
     fn word_start_before(&self, at: usize) -> usize {
         let head = &self.text[..at];
-        let trimmed = head.trim_end_matches(|c: char| !c.is_alphanumeric());
+        let trimmed = head.trim_end_matches(|c: char| !is_word(c));
         trimmed
             .char_indices()
             .rev()
-            .find(|(_, c)| !c.is_alphanumeric())
+            .find(|(_, c)| !is_word(*c))
             .map_or(0, |(i, c)| i + c.len_utf8())
     }
 
     fn word_end_after(&self, at: usize) -> usize {
         let tail = &self.text[at..];
-        let skipped = tail.len()
-            - tail
-                .trim_start_matches(|c: char| !c.is_alphanumeric())
-                .len();
+        let skipped = tail.len() - tail.trim_start_matches(|c: char| !is_word(c)).len();
         let rest = &tail[skipped..];
         let word = rest
             .char_indices()
-            .find(|(_, c)| !c.is_alphanumeric())
+            .find(|(_, c)| !is_word(*c))
             .map_or(rest.len(), |(i, _)| i);
         at + skipped + word
     }
@@ -271,6 +268,11 @@ impl TextInput {
     pub fn line_count(&self) -> usize {
         self.text.split('\n').count()
     }
+}
+
+/// Letters, digits and `_` make words (`spring_launch` is one).
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
 }
 
 #[cfg(test)]
