@@ -97,17 +97,19 @@ fn tmux_available() -> bool {
     found
 }
 
-#[test]
-fn a_lead_filters_the_demo_queue_and_moves_a_brief_forward_in_tmux() {
-    if !tmux_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tmp");
-    let home = dir.path().join("demo");
-    let config = dir.path().join("config.toml");
+/// Starts `spoke --demo` in a fresh tmux session and waits for its queue.
+fn start_demo(dir: &Path) -> (Tmux, std::path::PathBuf, std::path::PathBuf) {
+    let home = dir.join("demo");
+    let config = dir.join("config.toml");
     std::fs::write(&config, "").expect("config");
     let tmux = Tmux {
-        socket: format!("spoke-test-{}", std::process::id()),
+        socket: format!(
+            "spoke-test-{}-{}",
+            std::process::id(),
+            dir.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ),
     };
     let command = format!(
         "{} --config {} --demo --home {}",
@@ -128,6 +130,63 @@ fn a_lead_filters_the_demo_queue_and_moves_a_brief_forward_in_tmux() {
     ]);
     assert!(started.status.success(), "tmux new-session: {started:?}");
     tmux.wait_for("Briefs 27/27");
+    (tmux, home, config)
+}
+
+impl Tmux {
+    /// Pastes `text` the way a terminal does: as one bracketed paste.
+    fn paste(&self, text: &str) {
+        let buffer = self.run(&["set-buffer", "-b", "hostile", text]);
+        assert!(buffer.status.success(), "set-buffer: {buffer:?}");
+        let pasted = self.run(&["paste-buffer", "-p", "-b", "hostile", "-t", "spoke"]);
+        assert!(pasted.status.success(), "paste-buffer: {pasted:?}");
+    }
+}
+
+#[test]
+fn a_paste_full_of_keys_is_text_or_nothing_in_tmux() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (tmux, _home, _config) = start_demo(dir.path());
+    tmux.keys(&["4"]);
+    let before = tmux.wait_for("waiting on you");
+    let waiting = |screen: &str| -> String {
+        screen
+            .lines()
+            .find_map(|l| l.split("Approvals · ").nth(1))
+            .map(|rest| rest.split(" waiting").next().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    let count = waiting(&before);
+    assert!(!count.is_empty(), "{before}");
+    // In a list pane a paste is dropped: no approval, no quit.
+    tmux.paste("nice work\na\nA\nr\nq\n");
+    let screen = tmux.wait_for("paste ignored");
+    assert_eq!(waiting(&screen), count, "{screen}");
+    assert!(tmux.session_alive(), "a pasted q does not quit");
+    // In the chat input the same paste is text, and nothing is sent.
+    tmux.keys(&["3"]);
+    tmux.wait_for("Threads");
+    tmux.keys(&["i"]);
+    tmux.paste("nice work\nq");
+    let screen = tmux.wait_for("nice work");
+    assert!(
+        screen.contains("│q"),
+        "the second line is in the input: {screen}"
+    );
+    assert!(!screen.contains("answering"), "nothing was sent: {screen}");
+    assert!(tmux.session_alive());
+}
+
+#[test]
+fn a_lead_filters_the_demo_queue_and_moves_a_brief_forward_in_tmux() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (tmux, home, config) = start_demo(dir.path());
     tmux.wait_for("connected");
 
     tmux.keys(&["/"]);
