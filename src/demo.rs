@@ -1,11 +1,10 @@
 //! The demo hub: a studio spread over six time zones with briefs in every
-//! state of the lifecycle, so a newcomer sees a working hub at once.
+//! state of the lifecycle, so a newcomer sees a working hub at once. It is
+//! seeded through the services; `spoke --demo` itself lives in the CLI.
 
-use crate::cli::Ctx;
-use crate::cli::outln;
 use crate::model::brief::BriefStatus;
 use crate::model::member::Role;
-use crate::service::{BriefFilter, Hub, NewBrief, NewMember, replica_path};
+use crate::service::{Hub, NewBrief, NewMember, replica_path};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -289,74 +288,9 @@ const BRIEFS: &[(&str, BriefStatus, &str, &str, i64, bool)] = &[
     ),
 ];
 
-/// Runs `spoke --demo`: starts a relay on a free loopback port inside this
-/// process, creates the demo hub on it (or reopens a kept one), joins it,
-/// seeds it and syncs, then shows the queue.
-pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
-    let temp;
-    let home = if explicit_home {
-        ctx.home.clone()
-    } else {
-        temp = tempdir_in(&ctx.home)?;
-        temp.path().to_owned()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let (url, running) = rt.block_on(start_and_sync(&home))?;
-    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !ctx.json;
-    let shown = if interactive {
-        // The relay keeps serving while the TUI runs, so sync is live.
-        let mut opts = ctx.tui_options(true)?;
-        opts.home = home.clone();
-        crate::tui::run::run(opts)
-    } else {
-        print_demo(ctx, &home, &url, explicit_home)
-    };
-    rt.block_on(running.shutdown())
-        .context("stopping the demo relay")?;
-    shown
-}
-
-/// The non-interactive demo: the queue as text.
-fn print_demo(ctx: &Ctx, home: &Path, url: &str, explicit_home: bool) -> Result<()> {
-    let home = home.to_path_buf();
-    let hub = Hub::open(&home, None)?;
-    let briefs = hub.briefs(&BriefFilter::default())?;
-    if ctx.json {
-        return crate::cli::print_json(&briefs);
-    }
-    let members = hub.members()?;
-    let zones: std::collections::BTreeSet<&str> = members.iter().map(|m| m.tz.as_str()).collect();
-    outln!(
-        "Demo hub \"{}\" on a relay at {url}: {} members across {} time zones, {} briefs, {} ops synced.\n",
-        hub.hub_name()?,
-        members.len(),
-        zones.len(),
-        briefs.len(),
-        hub.replica().meta()?.cursor,
-    )?;
-    crate::cli::print_queue(&hub, &briefs)?;
-    if explicit_home {
-        outln!(
-            "\nThe demo hub and its relay data live in {}; `spoke --demo --home {}` brings it back.",
-            home.display(),
-            home.display()
-        )?;
-    } else {
-        outln!(
-            "\nThis demo lives in a temporary folder and its relay stops with this command. \
-             Keep one with `spoke --demo --home DIR`."
-        )?;
-    }
-    Ok(())
-}
-
 /// Starts the embedded relay, joins (and on first run seeds) the demo hub
 /// and syncs. Returns the hub URL and the running relay.
-async fn start_and_sync(home: &Path) -> Result<(String, spoke_relay::server::Running)> {
+pub async fn start_and_sync(home: &Path) -> Result<(String, spoke_relay::server::Running)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("opening a loopback port for the demo relay")?;
@@ -393,32 +327,6 @@ async fn start_and_sync(home: &Path) -> Result<(String, spoke_relay::server::Run
             let _ = running.shutdown().await;
             Err(e)
         }
-    }
-}
-
-fn tempdir_in(base: &Path) -> Result<TempDir> {
-    let path = base.join(format!(
-        "spoke-demo-{}-{}",
-        std::process::id(),
-        crate::model::ids::new_entity_id("d")
-    ));
-    std::fs::create_dir_all(&path)
-        .with_context(|| format!("creating demo folder {}", path.display()))?;
-    Ok(TempDir(path))
-}
-
-/// A folder removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -155,21 +155,25 @@ fn render(app: &mut App, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend>
 /// Encodes previews as the run loop's preview thread does, feeding the
 /// results back; decodes are the test's to answer.
 fn encode_previews(app: &mut App, effects: Vec<spoke::tui::app::Effect>) {
+    use spoke::tui::preview::Job;
     let picker = app.previews.picker.clone();
     let mut queue = effects;
     while let Some(effect) = queue.pop() {
-        if !matches!(effect, spoke::tui::app::Effect::EncodePreview { .. }) {
+        let spoke::tui::app::Effect::Preview(job @ Job::Encode { .. }) = effect else {
             continue;
-        }
+        };
         let home = std::path::Path::new("/nonexistent");
-        if let Some(msg) = spoke::tui::preview::run(home, picker.as_ref(), effect) {
-            queue.extend(app.update(msg));
-        }
+        let done = spoke::tui::preview::run(home, picker.as_ref(), job);
+        queue.extend(app.update(Msg::Preview(done)));
     }
 }
 
-fn thumb(image: image::DynamicImage) -> spoke::tui::preview::Thumb {
-    spoke::tui::preview::Thumb(std::sync::Arc::new(image))
+/// A decoded thumbnail arriving, as the decode thread sends it.
+fn decoded(sha: &str, image: image::DynamicImage) -> Msg {
+    Msg::Preview(spoke::tui::preview::Done::Decoded {
+        sha: sha.into(),
+        image: Ok(spoke::tui::preview::Thumb(std::sync::Arc::new(image))),
+    })
 }
 
 fn show(app: &mut App, pane: Pane) {
@@ -520,8 +524,8 @@ mod approvals_pane {
         assert_eq!(
             effects,
             [
-                Effect::LoadPreview("bb".into()),
-                Effect::LoadPreview("aa".into())
+                Effect::Preview(spoke::tui::preview::Job::Decode("bb".into())),
+                Effect::Preview(spoke::tui::preview::Job::Decode("aa".into()))
             ]
         );
         let flat = |rgb: [u8; 3]| {
@@ -531,15 +535,9 @@ mod approvals_pane {
                 image::Rgb(rgb),
             ))
         };
-        let effects = app.update(Msg::Preview {
-            sha: "bb".into(),
-            image: Ok(thumb(flat([10, 132, 255]))),
-        });
+        let effects = app.update(decoded("bb", flat([10, 132, 255])));
         encode_previews(&mut app, effects);
-        let effects = app.update(Msg::Preview {
-            sha: "aa".into(),
-            image: Ok(thumb(flat([255, 45, 85]))),
-        });
+        let effects = app.update(decoded("aa", flat([255, 45, 85])));
         encode_previews(&mut app, effects);
         let terminal = render(&mut app, &theme, 160, 48);
         let buffer = terminal.backend().buffer();
@@ -632,7 +630,9 @@ fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
     let effects = app.update(Msg::Action(Action::ShowAssets));
     assert_eq!(
         effects,
-        [spoke::tui::app::Effect::LoadPreview("ab".repeat(32))]
+        [spoke::tui::app::Effect::Preview(
+            spoke::tui::preview::Job::Decode("ab".repeat(32))
+        )]
     );
     // Left blue, right red: the preview must show both halves.
     let image = image::DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(640, 320, |x, _| {
@@ -642,10 +642,7 @@ fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
             image::Rgb([255, 45, 85])
         }
     }));
-    let effects = app.update(Msg::Preview {
-        sha: "ab".repeat(32),
-        image: Ok(thumb(image)),
-    });
+    let effects = app.update(decoded(&"ab".repeat(32), image));
     encode_previews(&mut app, effects);
     let terminal = render(&mut app, &theme, 120, 40);
     let buffer = terminal.backend().buffer();

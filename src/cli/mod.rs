@@ -6,6 +6,7 @@ mod agent;
 mod approvals;
 mod assets;
 mod briefs;
+mod demo;
 pub use briefs::print_queue;
 pub use output::print_json;
 mod members;
@@ -312,7 +313,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     if cli.demo {
         let explicit_home = cli.home.is_some();
-        return crate::demo::run_demo(&ctx, explicit_home);
+        return demo::run_demo(&ctx, explicit_home);
     }
     let Some(command) = cli.command else {
         let hub = ctx.open_hub()?;

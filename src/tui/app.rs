@@ -16,7 +16,7 @@ use super::panes::chat::ChatPane;
 use super::panes::team::TeamPane;
 use super::popup::search::{Reader, SearchState};
 use super::popup::{Answer, Outcome, Popup, PopupCtx};
-use super::preview::Previews;
+use super::preview::{Done, Previews};
 use crate::model::{Change, EntityRef};
 use crate::search::docs::DocKind;
 use crate::search::index::Hit;
@@ -234,15 +234,15 @@ impl App {
                 }
                 Vec::new()
             }
-            Msg::Preview { sha, image } => {
+            Msg::Preview(Done::Decoded { sha, image }) => {
                 self.previews.decoded(sha, image);
                 Vec::new()
             }
-            Msg::Encoded {
+            Msg::Preview(Done::Encoded {
                 sha,
                 size,
                 protocol,
-            } => {
+            }) => {
                 self.previews.encoded(sha, size, protocol);
                 Vec::new()
             }
@@ -286,7 +286,11 @@ impl App {
             let ctx = self.ctx();
             self.panes.get(self.pane).images(&ctx)
         };
-        self.previews.want(&wanted)
+        self.previews
+            .want(&wanted)
+            .into_iter()
+            .map(Effect::Preview)
+            .collect()
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {

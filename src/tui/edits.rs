@@ -2,7 +2,7 @@
 //! carries them out through the same brief services as the CLI: the service
 //! applies its rules and returns the undo ops and any refusals.
 
-use super::msg::Level;
+use super::status::Level;
 use crate::model::brief::{BriefStatus, Priority};
 use crate::model::{Change, EntityRef};
 use crate::service::{Hub, NewBrief};

@@ -22,6 +22,7 @@ pub mod popup;
 pub mod preview;
 pub mod queue;
 pub mod run;
+pub mod status;
 pub mod theme;
 pub mod widgets;
 

@@ -3,14 +3,13 @@
 //! answer with messages.
 
 use super::edits::{BriefEdit, Edited};
-use super::preview::{PreviewError, Thumb};
+use super::preview::{Done, Job};
 use crate::model::approval::Decision;
 use crate::model::member::Member;
 use crate::model::thread::Message;
 use crate::search::index::Hit;
 use crossterm::event::KeyEvent;
 use jiff::Timestamp;
-use ratatui::layout::Size;
 use std::collections::BTreeMap;
 
 /// What the replica looks like, loaded off the render loop.
@@ -49,11 +48,7 @@ impl Snapshot {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Error,
-}
+pub use super::status::Level;
 
 /// Work for the run loop; results come back as messages.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,15 +57,8 @@ pub enum Effect {
     Briefs(BriefEdit),
     /// Load a brief's comment thread.
     LoadThread(String),
-    /// Decode and shrink a blob for the preview (off the render loop).
-    LoadPreview(String),
-    /// Turn a decoded thumbnail into terminal graphics for an area of this
-    /// many cells (off the render loop).
-    EncodePreview {
-        sha: String,
-        thumb: Thumb,
-        size: Size,
-    },
+    /// Decode a blob or encode a thumbnail for the screen (off the render loop).
+    Preview(Job),
     /// Decide on approval requests as the acting member (`None` revokes).
     Decide {
         ids: Vec<String>,
@@ -133,17 +121,8 @@ pub enum Msg {
     },
     /// Another member's presence from the hub.
     Presence(Presence),
-    /// A decoded thumbnail, or why there is none.
-    Preview {
-        sha: String,
-        image: Result<Thumb, PreviewError>,
-    },
-    /// A thumbnail encoded for the terminal at a size.
-    Encoded {
-        sha: String,
-        size: Size,
-        protocol: Result<super::preview::Encoded, String>,
-    },
+    /// A decoded thumbnail or an encoded image, or why there is none.
+    Preview(Done),
     /// Chat threads and the open thread's messages.
     ChatData {
         threads: Vec<crate::service::threads::ThreadInfo>,

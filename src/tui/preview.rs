@@ -114,8 +114,7 @@ impl Previews {
 
     /// The work needed so that each `(blob, size)` can be shown; encodings
     /// no longer wanted are dropped.
-    pub fn want(&mut self, wanted: &[(String, Size)]) -> Vec<super::msg::Effect> {
-        use super::msg::Effect;
+    pub fn want(&mut self, wanted: &[(String, Size)]) -> Vec<Job> {
         if self.picker.is_none() {
             return Vec::new();
         }
@@ -132,7 +131,7 @@ impl Previews {
             match self.thumbs.get(sha) {
                 Some(thumb) => {
                     self.encoding.insert(key);
-                    effects.push(Effect::EncodePreview {
+                    effects.push(Job::Encode {
                         sha: sha.clone(),
                         thumb: thumb.clone(),
                         size: *size,
@@ -140,7 +139,7 @@ impl Previews {
                 }
                 None => {
                     if self.decoding.insert(sha.clone()) {
-                        effects.push(Effect::LoadPreview(sha.clone()));
+                        effects.push(Job::Decode(sha.clone()));
                     }
                 }
             }
@@ -203,30 +202,50 @@ pub fn encode(picker: &Picker, thumb: &Thumb, size: Size) -> Result<Encoded, Str
         .map_err(|e| format!("cannot draw the image here: {e}"))
 }
 
-/// Runs a preview effect to its message, on the calling thread (workers and
-/// tests use it).
-pub fn run(
-    home: &Path,
-    picker: Option<&Picker>,
-    effect: super::msg::Effect,
-) -> Option<super::msg::Msg> {
-    use super::msg::{Effect, Msg};
-    match effect {
-        Effect::LoadPreview(sha) => {
+/// Work on previews, for the preview threads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// Decode and shrink a blob.
+    Decode(String),
+    /// Encode a thumbnail for an area of this many cells.
+    Encode {
+        sha: String,
+        thumb: Thumb,
+        size: Size,
+    },
+}
+
+/// A finished [`Job`].
+#[derive(Debug, Clone)]
+pub enum Done {
+    Decoded {
+        sha: String,
+        image: Result<Thumb, PreviewError>,
+    },
+    Encoded {
+        sha: String,
+        size: Size,
+        protocol: Result<Encoded, String>,
+    },
+}
+
+/// Runs a job on the calling thread (the preview threads and tests use it).
+pub fn run(home: &Path, picker: Option<&Picker>, job: Job) -> Done {
+    match job {
+        Job::Decode(sha) => {
             let image = decode(home, &sha);
-            Some(Msg::Preview { sha, image })
+            Done::Decoded { sha, image }
         }
-        Effect::EncodePreview { sha, thumb, size } => {
+        Job::Encode { sha, thumb, size } => {
             let protocol = match picker {
                 Some(p) => encode(p, &thumb, size),
                 None => Err("previews are off".into()),
             };
-            Some(Msg::Encoded {
+            Done::Encoded {
                 sha,
                 size,
                 protocol,
-            })
+            }
         }
-        _ => None,
     }
 }

@@ -6,7 +6,7 @@ use super::agent_worker::{ChatWorker, Shared, lock};
 use super::app::App;
 use super::keymap::Keymap;
 use super::msg::{Effect, Msg, Snapshot};
-use super::preview::Previews;
+use super::preview::{Job, Previews};
 use super::theme::{ColorDepth, Theme};
 use crate::model::thread::Message;
 use crate::service::{BriefFilter, Hub};
@@ -254,8 +254,8 @@ pub fn run(opts: TuiOptions) -> Result<()> {
             Effect::Search { seq, text } => {
                 let _ = search.send((seq, text));
             }
-            e @ (Effect::LoadPreview(_) | Effect::EncodePreview { .. }) => {
-                let _ = previews.send(e);
+            Effect::Preview(job) => {
+                let _ = previews.send(job);
             }
             other => {
                 let _ = worker.send(other);
@@ -308,18 +308,16 @@ fn spawn_previews(
     home: PathBuf,
     picker: Option<ratatui_image::picker::Picker>,
     tx: mpsc::Sender<Msg>,
-) -> Result<mpsc::Sender<Effect>> {
-    let (etx, erx) = mpsc::channel::<Effect>();
-    let (dtx, drx) = mpsc::channel::<Effect>();
-    let (decode_home, decode_tx) = (home.clone(), tx.clone());
+) -> Result<mpsc::Sender<Job>> {
+    let (jtx, jrx) = mpsc::channel::<Job>();
+    let (dtx, drx) = mpsc::channel::<Job>();
+    let decode_tx = tx.clone();
     std::thread::Builder::new()
         .name("preview-decode".into())
         .spawn(move || {
-            while let Ok(effect) = drx.recv() {
-                let Some(msg) = super::preview::run(&decode_home, None, effect) else {
-                    continue;
-                };
-                if decode_tx.send(msg).is_err() {
+            while let Ok(job) = drx.recv() {
+                let done = super::preview::run(&home, None, job);
+                if decode_tx.send(Msg::Preview(done)).is_err() {
                     return;
                 }
             }
@@ -327,22 +325,20 @@ fn spawn_previews(
     std::thread::Builder::new()
         .name("preview-encode".into())
         .spawn(move || {
-            while let Ok(effect) = erx.recv() {
-                if matches!(effect, Effect::LoadPreview(_)) {
-                    if dtx.send(effect).is_err() {
+            while let Ok(job) = jrx.recv() {
+                if matches!(job, Job::Decode(_)) {
+                    if dtx.send(job).is_err() {
                         return;
                     }
                     continue;
                 }
-                let Some(msg) = super::preview::run(&home, picker.as_ref(), effect) else {
-                    continue;
-                };
-                if tx.send(msg).is_err() {
+                let done = super::preview::run(Path::new("."), picker.as_ref(), job);
+                if tx.send(Msg::Preview(done)).is_err() {
                     return;
                 }
             }
         })?;
-    Ok(etx)
+    Ok(jtx)
 }
 
 /// How long typing must pause before a query runs.
@@ -466,11 +462,7 @@ fn spawn_worker(
                     }
                     Some(Effect::Reload) => reload = true,
                     // Searches and previews run on their own threads, never here.
-                    Some(
-                        Effect::Search { .. }
-                        | Effect::LoadPreview(_)
-                        | Effect::EncodePreview { .. },
-                    ) => {}
+                    Some(Effect::Search { .. } | Effect::Preview(_)) => {}
                     // Handled above.
                     Some(
                         Effect::LoadChat(_)

@@ -659,7 +659,7 @@ fn a_paste_into_any_input_is_only_text_in_that_input() {
         assert!(
             effects
                 .iter()
-                .all(|e| matches!(e, Effect::Search { .. } | Effect::LoadPreview(_))),
+                .all(|e| matches!(e, Effect::Search { .. } | Effect::Preview(_))),
             "{what}: a paste runs nothing: {effects:?}"
         );
         assert!(!app.quit, "{what}: a pasted q does not quit");

@@ -2,7 +2,7 @@
 //! versions, proposals), waiting-on-me first, with its own filter and
 //! marks, the subject beside its previous version, and the stages.
 
-use super::draw_image;
+use super::image::draw_image;
 use crate::model::approval::{ApprovalStatus, Decision, Subject};
 use crate::service::approvals::ApprovalView;
 use crate::tui::action::{Action, Pane};

@@ -2,7 +2,7 @@
 //! preview of the selected asset (the image at the pane's real size, or a
 //! text draft as Markdown) with its palette, tags and versions.
 
-use super::{draw_image, hex_color};
+use super::image::{draw_image, hex_color};
 use crate::model::asset::Asset;
 use crate::tui::action::{Action, Pane};
 use crate::tui::component::{Cmd, Component, Ctx, Handled};

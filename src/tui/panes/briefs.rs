@@ -2,7 +2,6 @@
 //! snooze, comments, new briefs with their clarifying questions), marks and
 //! visual ranges for bulk edits, and the detail of the selected brief.
 
-use super::{age, relative};
 use crate::model::brief::{Brief, BriefStatus, Due, Priority};
 use crate::model::member::Member;
 use crate::model::thread::Message;
@@ -17,6 +16,7 @@ use crate::tui::popup::picker::{AnyPicker, Choice, Picked, Picker};
 use crate::tui::popup::{Answer, Popup, Prompt, keys};
 use crate::tui::queue::Queue;
 use crate::tui::theme::Theme;
+use crate::tui::widgets::time::{age, relative};
 use crate::tui::widgets::{list, markdown};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};

@@ -1,13 +1,14 @@
 //! The new-brief form: the title, then each required field with the
 //! clarifying question a lead would ask. Empty answers stay open questions.
 
-use super::{Answer, Outcome, block, centered, keys};
+use super::outcome::{Answer, Outcome};
 use crate::model::brief::{Brief, BriefField};
 use crate::service::NewBrief;
 use crate::tui::action::Action;
 use crate::tui::keymap::{Keymap, Section};
 use crate::tui::msg::Level;
 use crate::tui::theme::Theme;
+use crate::tui::widgets::chrome::{block, centered, keys};
 use crate::tui::widgets::text_input::{InputEvent, TextInput};
 use crossterm::event::KeyEvent;
 use ratatui::Frame;

@@ -5,56 +5,26 @@
 //! answer to the pane that opened it.
 
 pub mod form;
+pub mod outcome;
 pub mod picker;
 pub mod search;
+
+pub use crate::tui::widgets::chrome::{block, centered, keys};
+pub use outcome::{Answer, Outcome, Prompt};
 
 use super::action::{Action, Pane};
 use super::keymap::{KeyChord, Keymap, Lookup, Section};
 use super::msg::{Effect, Level};
 use super::theme::Theme;
 use super::widgets::text_input::{InputEvent, TextInput};
-use crate::model::approval::Decision;
-use crate::search::index::Hit;
 use crossterm::event::{KeyCode, KeyEvent};
 use form::Form;
-use picker::{AnyPicker, Picked};
+use picker::AnyPicker;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
 use search::{Reader, SearchState};
-
-/// What a one-line prompt asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    Filter,
-    Tag,
-    Snooze,
-    Comment,
-    /// The comment that goes with a decision.
-    Verdict(Decision),
-}
-
-impl Prompt {
-    pub fn label(self) -> &'static str {
-        match self {
-            Prompt::Filter => "filter",
-            Prompt::Tag => "tags (+add -remove)",
-            Prompt::Snooze => "snooze until (2026-12-01, 2026-12-01T09:00)",
-            Prompt::Comment => "comment",
-            Prompt::Verdict(Decision::ApprovedWithChanges) => {
-                "the changes you approve with (optional)"
-            }
-            Prompt::Verdict(Decision::ChangesRequested) => "what needs to change (required)",
-            Prompt::Verdict(_) => "why (required)",
-        }
-    }
-
-    /// Comments and reasons can be long; filters and dates cannot.
-    fn multi_line(self) -> bool {
-        matches!(self, Prompt::Comment | Prompt::Verdict(_))
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Popup {
@@ -108,41 +78,6 @@ impl Popup {
             Popup::Palette { .. } | Popup::Prompt { .. } | Popup::Form(_) | Popup::Search(_)
         )
     }
-}
-
-/// What a popup gives back to the pane that opened it (or to the app).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// The palette ran an action.
-    Action(Action),
-    /// Search chose a result.
-    Hit(Hit),
-    /// A confirmed effect.
-    Effect(Effect),
-    Picked(Picked),
-    Text {
-        prompt: Prompt,
-        text: String,
-    },
-    /// The new-brief form's answers, one per field.
-    Form(Vec<String>),
-}
-
-/// What became of a key or paste in a popup.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Stay,
-    Close,
-    /// Close, then hand the answer on.
-    Answer(Answer),
-    /// Stay open and hand the answer on (a filter narrowing as you type).
-    Live(Answer),
-    /// Stay open and run this (a search query).
-    Run(Effect),
-    /// Stay open and say this in the status line.
-    Say(Level, String),
-    /// Close and say this in the status line.
-    CloseSaying(Level, String),
 }
 
 /// What a popup needs from around it.
@@ -313,35 +248,6 @@ pub fn palette_matches(keymap: &Keymap, pane: Pane, input: &str) -> Vec<(Action,
         }
     }
     out
-}
-
-/// The keys that run `action` in `section`, for hints: `?` when unbound.
-pub fn keys(keymap: &Keymap, section: impl Into<Section>, action: Action) -> String {
-    keymap
-        .keys_for(section, action)
-        .unwrap_or_else(|| "?".into())
-}
-
-pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let w = width.min(area.width);
-    let h = height.min(area.height);
-    Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    }
-}
-
-pub fn block<'a>(theme: &Theme, title: &str) -> Block<'a> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.style("ui.border.focus"))
-        .style(theme.style("ui.popup"))
-        .title(Span::styled(
-            format!(" {title} "),
-            theme.style("ui.popup.title"),
-        ))
 }
 
 /// Draws a popup over `body`.

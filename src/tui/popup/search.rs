@@ -2,13 +2,14 @@
 //! comments, chat, assets and the knowledge base (on the search worker,
 //! never on the render loop), and a reader for passages shown in full.
 
-use super::{Answer, Outcome, keys};
+use super::outcome::{Answer, Outcome};
 use crate::search::docs::DocKind;
 use crate::search::index::Hit;
 use crate::tui::action::Action;
 use crate::tui::keymap::{Keymap, Section};
 use crate::tui::msg::Effect;
 use crate::tui::theme::Theme;
+use crate::tui::widgets::chrome::{block, keys};
 use crate::tui::widgets::markdown;
 use crate::tui::widgets::text_input::{InputEvent, TextInput};
 use crossterm::event::KeyEvent;
@@ -192,10 +193,7 @@ pub fn draw_search(
         )));
     }
     frame.render_widget(Clear, area);
-    frame.render_widget(
-        Paragraph::new(lines).block(super::block(theme, "Search")),
-        area,
-    );
+    frame.render_widget(Paragraph::new(lines).block(block(theme, "Search")), area);
 }
 
 pub fn draw_reader(
