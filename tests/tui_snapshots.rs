@@ -951,6 +951,67 @@ mod chat_pane {
     }
 
     #[test]
+    fn a_model_answer_in_markdown_renders_as_markdown() {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let mut app = chat_app();
+        let answer = "### Next steps\n\n1. Move the brief to in_progress\n2. Ask **kenji** for the cut\n\n```toml\nstatus = \"in_progress\"\n```\n\n| brief | due |\n|:--|--:|\n| Spring film | 3d |\n| Deck | 12d |";
+        app.update(Msg::ChatData {
+            threads: vec![ThreadInfo {
+                id: "general".into(),
+                title: "general".into(),
+                messages: 1,
+            }],
+            thread: "general".into(),
+            messages: vec![message("ana", answer, true)],
+        });
+        let terminal = render(&mut app, &theme, 110, 40);
+        let text = terminal.backend().to_string();
+        for expected in [
+            "▸ Next steps",
+            "1. Move the brief to in_progress",
+            "2. Ask kenji for the cut",
+            "┌ toml",
+            "status = \"in_progress\"",
+            "brief       │ due",
+            "Spring film │  3d",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(!text.contains("```") && !text.contains("**") && !text.contains("|:--"));
+        insta::assert_snapshot!("chat_markdown_answer_110x40", terminal.backend());
+    }
+
+    #[test]
+    fn the_newest_message_stays_in_view_however_long_the_lines_wrap() {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        let mut app = chat_app();
+        let mut messages: Vec<Message> = (0..30)
+            .map(|i| {
+                message(
+                    "kenji",
+                    &format!("{i}: {}", "a long line that wraps several times ".repeat(6)),
+                    false,
+                )
+            })
+            .collect();
+        messages.push(message("maya", "the newest word: marmalade", false));
+        app.update(Msg::ChatData {
+            threads: vec![ThreadInfo {
+                id: "general".into(),
+                title: "general".into(),
+                messages: 31,
+            }],
+            thread: "general".into(),
+            messages,
+        });
+        for (w, h) in [(80, 24), (60, 20), (120, 30)] {
+            let terminal = render(&mut app, &theme, w, h);
+            let text = terminal.backend().to_string();
+            assert!(text.contains("marmalade"), "{w}x{h}:\n{text}");
+        }
+    }
+
+    #[test]
     fn a_citation_opens_its_source_and_threads_switch_with_the_cursor() {
         let mut app = chat_app();
         key(&mut app, KeyCode::Char('f'));
