@@ -114,9 +114,12 @@ fn image_layout(inner: Rect, with_previous: bool) -> ImageAreas {
     }
 }
 
+/// A version number and its blob.
+type Version = (u32, String);
+
 /// The image blobs a request compares: the version under review and the
 /// one before it, with their version numbers.
-fn compared(view: &ApprovalView, ctx: &Ctx) -> Option<((u32, String), Option<(u32, String)>)> {
+fn compared(view: &ApprovalView, ctx: &Ctx) -> Option<(Version, Option<Version>)> {
     let Some(Subject::AssetVersion { asset, version }) = &view.subject else {
         return None;
     };
