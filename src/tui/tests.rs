@@ -855,3 +855,40 @@ fn hints_show_the_users_own_keys() {
     let effects = key(&mut app, "C-g");
     assert_eq!(effects, [Effect::CancelAnswer]);
 }
+
+#[test]
+fn the_team_cursor_moves_in_the_team_pane_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = full_replica(dir.path());
+    let before = app.panes.clone();
+    show(&mut app, Pane::Team);
+    key(&mut app, "j");
+    assert_eq!(app.panes.team.cursor, 1, "kenji is selected");
+    key(&mut app, "j");
+    assert_eq!(
+        app.panes.team.cursor, 1,
+        "the cursor stops at the last member"
+    );
+    assert_eq!(app.panes.briefs, before.briefs);
+}
+
+#[test]
+fn a_burst_of_search_keystrokes_runs_one_query_after_the_pause() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (seq, text) in ["p", "po", "pod", "podc"].iter().enumerate() {
+        tx.send((seq as u64 + 1, text.to_string())).expect("send");
+    }
+    let pause = std::time::Duration::from_millis(50);
+    assert_eq!(
+        super::run::after_pause(&rx, pause),
+        Some((4, "podc".to_string())),
+        "only the latest query of the burst runs"
+    );
+    tx.send((5, "podca".into())).expect("send");
+    assert_eq!(
+        super::run::after_pause(&rx, pause),
+        Some((5, "podca".into()))
+    );
+    drop(tx);
+    assert_eq!(super::run::after_pause(&rx, pause), None);
+}

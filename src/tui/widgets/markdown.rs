@@ -236,7 +236,12 @@ impl<'t> Renderer<'t> {
                         *n += 1;
                         text
                     }
-                    None => if depth.is_multiple_of(2) { "• " } else { "◦ " }.to_owned(),
+                    None => if depth.is_multiple_of(2) {
+                        "• "
+                    } else {
+                        "◦ "
+                    }
+                    .to_owned(),
                 };
                 let width = marker.width();
                 self.prefixes.push(Span::raw(" ".repeat(width)));
