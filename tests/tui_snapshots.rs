@@ -156,14 +156,13 @@ fn render(app: &mut App, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend>
 /// results back; decodes are the test's to answer.
 fn encode_previews(app: &mut App, effects: Vec<spoke::tui::app::Effect>) {
     use spoke::tui::preview::Job;
-    let picker = app.previews.picker.clone();
     let mut queue = effects;
     while let Some(effect) = queue.pop() {
         let spoke::tui::app::Effect::Preview(job @ Job::Encode { .. }) = effect else {
             continue;
         };
         let home = std::path::Path::new("/nonexistent");
-        let done = spoke::tui::preview::run(home, picker.as_ref(), job);
+        let done = spoke::tui::preview::run(home, job);
         queue.extend(app.update(Msg::Preview(done)));
     }
 }

@@ -222,6 +222,10 @@ impl App {
                 self.resize(width, height);
                 Vec::new()
             }
+            Msg::CellSize { width, height } => {
+                self.previews.set_cell_size(width, height);
+                Vec::new()
+            }
             Msg::Presence(p) => {
                 match p.status {
                     PresenceStatus::Offline => {
@@ -280,6 +284,14 @@ impl App {
         }
     }
 
+    /// The images a draw places now, with the popups over them: when this
+    /// changes, graphics drawn apart from the text must be cleared.
+    pub fn placed_images(&self) -> (Vec<(String, ratatui::layout::Size)>, usize) {
+        let ctx = self.ctx();
+        let wanted = self.panes.get(self.pane).images(&ctx);
+        (self.previews.placed(&wanted), self.popups.len())
+    }
+
     /// Asks for the previews the focused pane shows.
     fn sync_previews(&mut self) -> Vec<Effect> {
         let wanted = {
@@ -300,6 +312,7 @@ impl App {
                 keymap: &self.keymap,
                 pane: owner,
                 zone: self.data.zone_or_utc(),
+                graphics: &self.previews.why,
             };
             let outcome = popup.on_key(&key, &ctx);
             return self.on_outcome(owner, outcome);

@@ -31,6 +31,7 @@ pub fn draw(app: &App, theme: &Theme, frame: &mut Frame) {
             keymap: &app.keymap,
             pane: *owner,
             zone: app.data.zone_or_utc(),
+            graphics: &app.previews.why,
         };
         popup::draw(popup, frame, rows.body, theme, &pctx);
     }

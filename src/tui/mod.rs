@@ -15,6 +15,7 @@ pub mod app;
 pub mod component;
 pub mod draw;
 pub mod edits;
+pub mod graphics;
 pub mod keymap;
 pub mod msg;
 pub mod panes;

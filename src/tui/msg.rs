@@ -119,6 +119,11 @@ pub enum Msg {
         width: u16,
         height: u16,
     },
+    /// The terminal's cell size in pixels, as the kernel reports it.
+    CellSize {
+        width: u16,
+        height: u16,
+    },
     /// Another member's presence from the hub.
     Presence(Presence),
     /// A decoded thumbnail or an encoded image, or why there is none.

@@ -5,7 +5,7 @@
 
 use ratatui::layout::Size;
 use ratatui_image::Resize;
-use ratatui_image::picker::Picker;
+use ratatui_image::picker::{Picker, ProtocolType};
 use ratatui_image::protocol::Protocol;
 use std::collections::HashMap;
 use std::path::Path;
@@ -70,6 +70,8 @@ impl std::fmt::Debug for Encoded {
 pub struct Previews {
     /// Turns images into terminal graphics; `None` when previews are off.
     pub picker: Option<Picker>,
+    /// Which graphics were chosen and why, for the help screen.
+    pub why: String,
     thumbs: HashMap<String, Thumb>,
     failed: HashMap<String, PreviewError>,
     encoded: HashMap<(String, Size), Encoded>,
@@ -97,6 +99,42 @@ impl Previews {
 
     pub fn enabled(&self) -> bool {
         self.picker.is_some()
+    }
+
+    /// The terminal's cells changed size in pixels (a font change): images
+    /// are encoded again at the new size.
+    pub fn set_cell_size(&mut self, width: u16, height: u16) {
+        let Some(picker) = &self.picker else {
+            return;
+        };
+        let now = picker.font_size();
+        if (now.width, now.height) == (width, height) || width == 0 || height == 0 {
+            return;
+        }
+        self.picker = Some(super::graphics::picker_for(
+            picker.protocol_type(),
+            (width, height),
+        ));
+        self.encoded.clear();
+        self.encoding.clear();
+    }
+
+    /// The images a draw would place now, to tell when the screen must be
+    /// cleared of graphics the terminal keeps apart from text.
+    pub fn placed(&self, wanted: &[(String, Size)]) -> Vec<(String, Size)> {
+        wanted
+            .iter()
+            .filter(|key| self.encoded.contains_key(*key))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether images are drawn apart from the text cells (sixel, kitty,
+    /// iTerm2), so that text written over them may not remove them.
+    pub fn layered(&self) -> bool {
+        self.picker
+            .as_ref()
+            .is_some_and(|p| p.protocol_type() != ratatui_image::picker::ProtocolType::Halfblocks)
     }
 
     pub fn shown(&self, sha: &str, size: Size) -> Shown<'_> {
@@ -131,10 +169,16 @@ impl Previews {
             match self.thumbs.get(sha) {
                 Some(thumb) => {
                     self.encoding.insert(key);
+                    let Some(picker) = &self.picker else {
+                        continue;
+                    };
+                    let cell = picker.font_size();
                     effects.push(Job::Encode {
                         sha: sha.clone(),
                         thumb: thumb.clone(),
                         size: *size,
+                        protocol: picker.protocol_type(),
+                        cell: (cell.width, cell.height),
                     });
                 }
                 None => {
@@ -212,6 +256,8 @@ pub enum Job {
         sha: String,
         thumb: Thumb,
         size: Size,
+        protocol: ProtocolType,
+        cell: (u16, u16),
     },
 }
 
@@ -230,17 +276,21 @@ pub enum Done {
 }
 
 /// Runs a job on the calling thread (the preview threads and tests use it).
-pub fn run(home: &Path, picker: Option<&Picker>, job: Job) -> Done {
+pub fn run(home: &Path, job: Job) -> Done {
     match job {
         Job::Decode(sha) => {
             let image = decode(home, &sha);
             Done::Decoded { sha, image }
         }
-        Job::Encode { sha, thumb, size } => {
-            let protocol = match picker {
-                Some(p) => encode(p, &thumb, size),
-                None => Err("previews are off".into()),
-            };
+        Job::Encode {
+            sha,
+            thumb,
+            size,
+            protocol,
+            cell,
+        } => {
+            let picker = super::graphics::picker_for(protocol, cell);
+            let protocol = encode(&picker, &thumb, size);
             Done::Encoded {
                 sha,
                 size,

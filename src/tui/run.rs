@@ -71,50 +71,24 @@ impl Graphics {
         })
     }
 
-    /// The picker for this choice.
-    pub fn picker(self) -> Option<ratatui_image::picker::Picker> {
-        use ratatui_image::picker::{Picker, ProtocolType};
-        let with = |p: ProtocolType| {
-            let mut picker = Picker::halfblocks();
-            picker.set_protocol_type(p);
-            Some(picker)
+    /// Asks the terminal which graphics it draws (or takes the override).
+    /// Call with raw mode on, before the input thread reads the terminal.
+    pub fn choose(self) -> super::graphics::Chosen {
+        use ratatui_image::picker::ProtocolType;
+        let forced = match self {
+            Graphics::None => {
+                return super::graphics::Chosen {
+                    picker: None,
+                    why: "previews are off (--graphics none)".into(),
+                };
+            }
+            Graphics::Auto => None,
+            Graphics::Kitty => Some(ProtocolType::Kitty),
+            Graphics::Sixel => Some(ProtocolType::Sixel),
+            Graphics::Iterm2 => Some(ProtocolType::Iterm2),
+            Graphics::Halfblocks => Some(ProtocolType::Halfblocks),
         };
-        match self {
-            Graphics::None => None,
-            // From the environment only: a query on stdin that the terminal
-            // never answers leaves a reader behind that eats the next key.
-            Graphics::Auto => match detect_protocol() {
-                Some(p) => with(p),
-                None => Some(Picker::halfblocks()),
-            },
-            Graphics::Kitty => with(ProtocolType::Kitty),
-            Graphics::Sixel => with(ProtocolType::Sixel),
-            Graphics::Iterm2 => with(ProtocolType::Iterm2),
-            Graphics::Halfblocks => Some(Picker::halfblocks()),
-        }
-    }
-}
-
-/// The graphics protocol the terminal announces through its environment.
-fn detect_protocol() -> Option<ratatui_image::picker::ProtocolType> {
-    use ratatui_image::picker::ProtocolType;
-    let var = |k: &str| std::env::var(k).unwrap_or_default().to_ascii_lowercase();
-    if std::env::var_os("TMUX").is_some() {
-        // tmux passes graphics through only when configured to; half-blocks always work.
-        return None;
-    }
-    let (term, program) = (var("TERM"), var("TERM_PROGRAM"));
-    if std::env::var_os("KITTY_WINDOW_ID").is_some()
-        || term.contains("kitty")
-        || program == "ghostty"
-    {
-        Some(ProtocolType::Kitty)
-    } else if program.contains("iterm") || program.contains("wezterm") {
-        Some(ProtocolType::Iterm2)
-    } else if term.contains("foot") || term.contains("mlterm") || term.contains("sixel") {
-        Some(ProtocolType::Sixel)
-    } else {
-        None
+        super::graphics::choose(forced)
     }
 }
 
@@ -227,13 +201,15 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     .context("entering the alternate screen")?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
-    let picker = opts.graphics.picker();
-    // Only now: terminal set-up may read replies from the terminal itself.
+    // Asked before the input thread starts, so the terminal's replies are
+    // read here and never taken for keys.
+    let chosen = opts.graphics.choose();
     spawn_input(tx.clone());
-    let previews = spawn_previews(opts.home.clone(), picker.clone(), tx.clone())?;
+    let previews = spawn_previews(opts.home.clone(), tx.clone())?;
 
     let mut app = App::new(keymap, Timestamp::now());
-    app.previews = Previews::new(picker);
+    app.previews = Previews::new(chosen.picker);
+    app.previews.why = chosen.why;
     let size = terminal.size()?;
     let mut first_msgs = vec![
         Msg::Resize {
@@ -282,6 +258,7 @@ where
     B::Error: Send + Sync + 'static,
 {
     terminal.draw(|f| super::draw::draw(app, theme, f))?;
+    let mut placed = app.placed_images();
     while !app.quit {
         let msg = match rx.recv_timeout(Duration::from_millis(1000)) {
             Ok(m) => m,
@@ -297,6 +274,14 @@ where
                 run(effect);
             }
         }
+        // Sixel and kitty images live apart from the text cells: text drawn
+        // over them may leave pieces behind, so the screen is cleared
+        // whenever the images on it change.
+        let now = app.placed_images();
+        if now != placed && app.previews.layered() && !placed.0.is_empty() {
+            terminal.clear()?;
+        }
+        placed = now;
         terminal.draw(|f| super::draw::draw(app, theme, f))?;
     }
     Ok(())
@@ -304,11 +289,7 @@ where
 
 /// Decodes and encodes previews on two threads of their own, so a large
 /// decode never holds up an encode for the screen.
-fn spawn_previews(
-    home: PathBuf,
-    picker: Option<ratatui_image::picker::Picker>,
-    tx: mpsc::Sender<Msg>,
-) -> Result<mpsc::Sender<Job>> {
+fn spawn_previews(home: PathBuf, tx: mpsc::Sender<Msg>) -> Result<mpsc::Sender<Job>> {
     let (jtx, jrx) = mpsc::channel::<Job>();
     let (dtx, drx) = mpsc::channel::<Job>();
     let decode_tx = tx.clone();
@@ -316,7 +297,7 @@ fn spawn_previews(
         .name("preview-decode".into())
         .spawn(move || {
             while let Ok(job) = drx.recv() {
-                let done = super::preview::run(&home, None, job);
+                let done = super::preview::run(&home, job);
                 if decode_tx.send(Msg::Preview(done)).is_err() {
                     return;
                 }
@@ -332,7 +313,7 @@ fn spawn_previews(
                     }
                     continue;
                 }
-                let done = super::preview::run(Path::new("."), picker.as_ref(), job);
+                let done = super::preview::run(Path::new("."), job);
                 if tx.send(Msg::Preview(done)).is_err() {
                     return;
                 }
@@ -579,7 +560,15 @@ fn spawn_input(tx: mpsc::Sender<Msg>) {
                 let msg = match event::read() {
                     Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
                     Ok(Event::Paste(text)) => Msg::Paste(text),
-                    Ok(Event::Resize(width, height)) => Msg::Resize { width, height },
+                    Ok(Event::Resize(width, height)) => {
+                        if let Some((w, h)) = super::graphics::cell_size_from_window() {
+                            let _ = tx.send(Msg::CellSize {
+                                width: w,
+                                height: h,
+                            });
+                        }
+                        Msg::Resize { width, height }
+                    }
                     Ok(_) => continue,
                     Err(_) => return,
                 };

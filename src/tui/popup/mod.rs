@@ -87,6 +87,8 @@ pub struct PopupCtx<'a> {
     pub pane: Pane,
     /// The member's zone, for dates typed into forms.
     pub zone: &'a str,
+    /// Which graphics draw images, and why.
+    pub graphics: &'a str,
 }
 
 /// The action `[input]` binds to a key, if any.
@@ -258,6 +260,12 @@ pub fn draw(popup: &Popup, frame: &mut Frame, body: Rect, theme: &Theme, ctx: &P
         Popup::Help { scroll } => {
             let area = centered(body, 72, body.height);
             let mut lines = Vec::new();
+            if !ctx.graphics.is_empty() {
+                lines.push(Line::from(vec![
+                    Span::styled("images  ", theme.style("ui.help.section")),
+                    Span::styled(ctx.graphics.to_owned(), theme.style("ui.text.dim")),
+                ]));
+            }
             let mut section = String::new();
             for b in keymap.bindings_for(ctx.pane) {
                 if b.section != section {
