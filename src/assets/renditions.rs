@@ -457,9 +457,9 @@ fn resize(
 fn encode(img: &RgbImage, preset: &Preset) -> Result<Vec<u8>, String> {
     match preset.format {
         Format::Png => {
-            // Fast deflate with one filter: the print file is large and
-            // lossless either way; this is a few times quicker than the
-            // default for files about a tenth larger.
+            // Fast deflate with one cheap filter: the print file is the
+            // largest output and lossless either way, so only its size
+            // grows, not its quality.
             let mut out = Vec::new();
             image::codecs::png::PngEncoder::new_with_quality(
                 &mut out,
