@@ -511,14 +511,12 @@ pub mod jpeg {
             let segment = &bytes[i + 2..end];
             match marker {
                 // Start of frame (not DHT, JPG or DAC, which share the range).
-                0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                    if segment.len() >= 6 {
-                        info.height = u32::from(be16(segment, 1).unwrap_or(0));
-                        info.width = u32::from(be16(segment, 3).unwrap_or(0));
-                        info.components = segment[5];
-                        info.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
-                        frame = info.width > 0 && info.height > 0;
-                    }
+                0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) && segment.len() >= 6 => {
+                    info.height = u32::from(be16(segment, 1).unwrap_or(0));
+                    info.width = u32::from(be16(segment, 3).unwrap_or(0));
+                    info.components = segment[5];
+                    info.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+                    frame = info.width > 0 && info.height > 0;
                 }
                 0xE1 if info.exif.is_none() && segment.starts_with(b"Exif\0\0") => {
                     info.exif = Some(&segment[6..]);
