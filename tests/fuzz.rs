@@ -75,15 +75,17 @@ fn fuzz_image_import() {
         Some(out.into_inner())
     })
     .collect();
+    let budget = spoke::assets::budget::MemoryBudget::default();
     fuzz::run("image", &corpus(), seeds, |bytes| {
         for name in [
             "fuzzed.png",
             "fuzzed.jpg",
             "fuzzed.gif",
             "fuzzed.webp",
+            "fuzzed.svg",
             "fuzzed",
         ] {
-            let _ = spoke::assets::analyze::analyze(Path::new(name), bytes);
+            let _ = spoke::assets::analyze::analyze(Path::new(name), bytes, &budget);
         }
     });
 }

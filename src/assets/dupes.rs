@@ -4,7 +4,6 @@
 //! there are more than `t` blocks), so large libraries are not compared
 //! pair by pair.
 
-use super::analyze::hamming;
 use std::collections::HashMap;
 
 /// Default: at most 10 of 64 bits differ.
@@ -23,6 +22,7 @@ pub fn group_where(
     threshold: u32,
     alike: impl Fn(usize, usize) -> bool,
 ) -> Vec<Vec<usize>> {
+    // An asset without a hash (flat images get none) is never paired.
     let values: Vec<Option<u64>> = hashes
         .iter()
         .map(|h| h.as_deref().and_then(|h| u64::from_str_radix(h, 16).ok()))
@@ -53,8 +53,8 @@ pub fn group_where(
             let key = (v >> shift) & mask;
             let bucket = tables[b as usize].entry(key).or_default();
             for &j in bucket.iter() {
-                if let (Some(a), Some(c)) = (&hashes[i], &hashes[j])
-                    && hamming(a, c).is_some_and(|d| d <= threshold)
+                if let Some(c) = values[j]
+                    && (v ^ c).count_ones() <= threshold
                     && alike(i, j)
                 {
                     let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
@@ -99,6 +99,13 @@ mod tests {
         ];
         assert_eq!(group(&hashes, 10), vec![vec![0, 1, 3]]);
         assert!(group(&hashes, 2).is_empty());
+    }
+
+    #[test]
+    fn assets_without_a_hash_are_never_paired() {
+        let hashes = vec![None, None, h(0x0f0f), None, h(0x0f0e)];
+        // Only the two hashed ones, one bit apart, form a group.
+        assert_eq!(group(&hashes, 10), vec![vec![2, 4]]);
     }
 
     #[test]

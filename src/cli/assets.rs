@@ -3,7 +3,7 @@
 use super::Ctx;
 use super::output::{outln, print_json, print_table};
 use crate::model::asset::Asset;
-use crate::service::assets::{ImportEvent, ImportOptions};
+use crate::service::assets::{ImportEvent, ImportOptions, RenditionOptions};
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ pub enum AssetCommand {
         #[arg(long)]
         version_of: Option<String>,
     },
-    /// The library, newest first
+    /// The library, newest first (by when each asset was created)
     List,
     /// One asset with its versions, tags and palette
     Show { id: String },
@@ -49,6 +49,10 @@ pub enum AssetCommand {
         /// Where the subject is, as x,y from 0 to 1 (default: found from the detail)
         #[arg(long)]
         focal: Option<String>,
+        /// Refuse presets that would enlarge the master more than 1.25x
+        /// (they are listed; the others are still rendered)
+        #[arg(long)]
+        no_upscale: bool,
     },
     /// List the rendition presets, or replace this hub's overrides from a TOML file
     Presets {
@@ -120,6 +124,9 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
                 for (path, why) in &report.failed {
                     outln!("  failed  {}: {why}", path.display())?;
                 }
+                for (path, note) in &report.notes {
+                    outln!("  note    {}: {note}", path.display())?;
+                }
             }
             if report.failed.is_empty() {
                 Ok(())
@@ -131,7 +138,7 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
             }
         }
         AssetCommand::List => {
-            let assets = hub.assets()?;
+            let assets = hub.assets_newest_first()?;
             if ctx.json {
                 return print_json(&assets.iter().map(asset_json).collect::<Vec<_>>());
             }
@@ -215,6 +222,7 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
             preset,
             out,
             focal,
+            no_upscale,
         } => {
             let focal = match focal {
                 Some(f) => {
@@ -232,21 +240,37 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
                 }
                 None => None,
             };
-            let written = hub.render_renditions(&id, &preset, &out, focal)?;
+            let report =
+                hub.render_renditions(&id, &preset, &out, &RenditionOptions { focal, no_upscale })?;
             if ctx.json {
-                return print_json(&written);
+                print_json(&report)?;
+            } else {
+                for r in &report.written {
+                    outln!(
+                        "{:<20} {}x{}  {:>8} bytes  {}",
+                        r.preset,
+                        r.width,
+                        r.height,
+                        r.bytes,
+                        r.path.display()
+                    )?;
+                }
+                for u in &report.upscaled {
+                    outln!("warning: {u}")?;
+                }
+                for u in &report.refused {
+                    outln!("refused: {u} (--no-upscale)")?;
+                }
             }
-            for r in &written {
-                outln!(
-                    "{:<20} {}x{}  {:>8} bytes  {}",
-                    r.preset,
-                    r.width,
-                    r.height,
-                    r.bytes,
-                    r.path.display()
-                )?;
+            if report.refused.is_empty() {
+                Ok(())
+            } else {
+                Err(crate::model::input::InputError::new(format!(
+                    "{} preset(s) not rendered: they would enlarge the master",
+                    report.refused.len()
+                ))
+                .into())
             }
-            Ok(())
         }
         AssetCommand::Presets { set } => {
             if let Some(file) = set {
@@ -352,11 +376,9 @@ pub fn preview(ctx: &Ctx, target: &str, width: Option<u32>) -> Result<()> {
             format!("{} ({})", asset.title, asset.id),
         )
     };
-    let format = image::guess_format(&bytes).map_err(|_| {
-        crate::model::input::InputError::new(format!("{label} is not an image Spoke can show"))
-    })?;
-    let image = crate::assets::analyze::decode(&bytes, format)
-        .map_err(|e| crate::model::input::InputError::new(format!("{label}: {}", e.0)))?;
+    // Enough pixels for the widest terminal picture, not the whole master.
+    let image = crate::assets::analyze::preview_image(&bytes, 1024, &label)
+        .map_err(|e| crate::model::input::InputError::new(e.0))?;
     let config = viuer::Config {
         width: Some(width.unwrap_or(60)),
         absolute_offset: false,

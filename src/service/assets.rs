@@ -18,8 +18,24 @@ impl Hub {
             .collect())
     }
 
-    /// Every asset with its versions, without deleted ones.
+    /// Every asset with its versions, without deleted ones, in id order.
     pub fn assets(&self) -> Result<Vec<Asset>> {
+        Ok(self
+            .assets_with_creation()?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect())
+    }
+
+    /// Every asset, newest first by when it was created (its first write),
+    /// as `asset list` shows them; ids break ties.
+    pub fn assets_newest_first(&self) -> Result<Vec<Asset>> {
+        let mut assets = self.assets_with_creation()?;
+        assets.sort_by(|(a, at), (b, bt)| bt.cmp(at).then_with(|| a.id.cmp(&b.id)));
+        Ok(assets.into_iter().map(|(a, _)| a).collect())
+    }
+
+    fn assets_with_creation(&self) -> Result<Vec<(Asset, Option<crate::model::Stamp>)>> {
         let mut out = Vec::new();
         for (id, rec) in self.replica.records(EntityKind::Asset)? {
             let items: Vec<_> = self
@@ -30,7 +46,7 @@ impl Hub {
                 .collect();
             let asset = Asset::from_record(&id, &rec, &items);
             if !asset.deleted {
-                out.push(asset);
+                out.push((asset, rec.first_stamp()));
             }
         }
         Ok(out)
@@ -39,6 +55,7 @@ impl Hub {
 
 use crate::assets::analyze::palette_distance;
 use crate::assets::import::{Prepared, collect_files, prepare_all};
+use crate::assets::renditions::{Master, Upscale, render_all, upscales};
 use crate::model::Change;
 use crate::model::asset::AssetStatus;
 use crate::model::brief::normalize_tag;
@@ -67,6 +84,9 @@ pub struct ImportReport {
     pub new_versions: Vec<String>,
     pub duplicates: Vec<(PathBuf, String)>,
     pub failed: Vec<(PathBuf, String)>,
+    /// Imported files with something worth knowing (an SVG's text not drawn,
+    /// an image too flat to hash).
+    pub notes: Vec<(PathBuf, String)>,
 }
 
 /// Progress for a bar or a log.
@@ -80,8 +100,9 @@ impl Hub {
     /// Imports files and folders: each file becomes a new asset, a new
     /// version of the asset with the same file name (or `version_of`), or
     /// is skipped when its bytes are already in the library. Files are read
-    /// and analysed on two threads; each is recorded in its own commit, so a
-    /// failure never leaves half an asset behind.
+    /// and analysed on two threads sharing one decoding budget; each is
+    /// recorded in its own commit, so a failure never leaves half an asset
+    /// behind.
     pub fn import_assets(
         &mut self,
         paths: &[PathBuf],
@@ -115,7 +136,8 @@ impl Hub {
         let (files, mut failed) = collect_files(paths);
         progress(ImportEvent::Found(files.len()));
         let mut report = ImportReport::default();
-        for (path, result) in prepare_all(files, 2) {
+        let budget = std::sync::Arc::new(crate::assets::budget::MemoryBudget::default());
+        for (path, result) in prepare_all(files, 2, budget) {
             match result {
                 Err(why) => failed.push((path.clone(), why.0)),
                 Ok((prepared, bytes)) => {
@@ -135,6 +157,9 @@ impl Hub {
                             &brand,
                         ) {
                             Ok(id) => {
+                                for note in &prepared.analysis.notes {
+                                    report.notes.push((path.clone(), note.clone()));
+                                }
                                 by_sha.insert(prepared.sha256.clone(), id.clone());
                                 by_name.entry(name).or_insert_with(|| id.clone());
                                 if target.is_some() {
@@ -354,6 +379,25 @@ fn title_from(path: &Path) -> String {
         .join(" ")
 }
 
+/// How to render.
+#[derive(Debug, Clone, Default)]
+pub struct RenditionOptions {
+    /// Where the subject is, 0..1 in each axis; found from the detail if none.
+    pub focal: Option<(f32, f32)>,
+    /// Leave out presets that would enlarge the master past the threshold.
+    pub no_upscale: bool,
+}
+
+/// What a rendition run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RenditionsReport {
+    pub written: Vec<RenditionOut>,
+    /// Presets rendered although they enlarge the master.
+    pub upscaled: Vec<Upscale>,
+    /// Presets left out because they would enlarge it (`no_upscale`).
+    pub refused: Vec<Upscale>,
+}
+
 /// One rendition written.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenditionOut {
@@ -400,13 +444,15 @@ impl Hub {
 
     /// Renders the latest version of an asset for `presets` (names, or `all`)
     /// into `out`, stores each file as a blob and records it as a rendition.
+    /// A preset that enlarges the master past the threshold is reported, or
+    /// left out when `opts.no_upscale` is set.
     pub fn render_renditions(
         &mut self,
         typed_id: &str,
         presets: &[String],
         out: &Path,
-        focal: Option<(f32, f32)>,
-    ) -> Result<Vec<RenditionOut>> {
+        opts: &RenditionOptions,
+    ) -> Result<RenditionsReport> {
         let asset = self.asset(typed_id)?;
         let version = asset
             .latest()
@@ -423,10 +469,17 @@ impl Hub {
         let bytes = std::fs::read(&blob).map_err(|_| {
             anyhow::anyhow!("the bytes of asset {} are not on this machine yet: run `spoke sync` or `spoke preview {}`", asset.id, asset.id)
         })?;
-        let format =
-            image::guess_format(&bytes).map_err(|e| anyhow::anyhow!("asset {}: {e}", asset.id))?;
-        let image =
-            crate::assets::analyze::decode(&bytes, format).map_err(|e| InputError::new(e.0))?;
+        let label = format!("asset {} ({})", asset.id, asset.title);
+        let master = if version.mime == "image/svg+xml" {
+            Master::Svg { bytes: &bytes }
+        } else {
+            let format = image::guess_format(&bytes)
+                .map_err(|_| InputError::new(format!("{label} is not an image Spoke can read")))?;
+            Master::Raster {
+                bytes: &bytes,
+                format,
+            }
+        };
         let all = self.rendition_presets()?;
         let chosen: Vec<_> = if presets.iter().any(|p| p == "all") {
             all.clone()
@@ -449,6 +502,22 @@ impl Hub {
                 })
                 .collect::<Result<_, _>>()?
         };
+        let mut report = RenditionsReport::default();
+        // A vector master is drawn at whatever size a preset needs.
+        if let Master::Raster { bytes, format } = master {
+            let header = crate::assets::decode::read_header(bytes, format, &label)
+                .map_err(InputError::new)?;
+            report.upscaled = upscales(&chosen, (header.width, header.height));
+        }
+        let chosen: Vec<_> = if opts.no_upscale {
+            let refused: Vec<&str> = report.upscaled.iter().map(|u| u.preset.as_str()).collect();
+            chosen
+                .into_iter()
+                .filter(|p| !refused.contains(&p.name.as_str()))
+                .collect()
+        } else {
+            chosen
+        };
         let pad = self
             .brand_palette()?
             .first()
@@ -468,11 +537,18 @@ impl Hub {
                 }
             })
             .collect();
-        let mut results = Vec::new();
         let mut fields = BTreeMap::new();
-        for preset in chosen {
-            let encoded = crate::assets::renditions::render(&image, &preset, focal, pad)
-                .map_err(|e| anyhow::anyhow!("preset {}: {e}", preset.name))?;
+        let rendered = render_all(
+            master,
+            &chosen,
+            opts.focal,
+            pad,
+            crate::assets::analyze::shared_budget(),
+            &label,
+        )
+        .map_err(InputError::new)?;
+        for (preset, encoded) in chosen.iter().zip(rendered) {
+            let encoded = encoded.map_err(|e| anyhow::anyhow!("preset {}: {e}", preset.name))?;
             let sha = crate::model::ids::hex(&<sha2::Sha256 as sha2::Digest>::digest(&encoded));
             let path = out.join(format!(
                 "{slug}-{}.{}",
@@ -483,7 +559,7 @@ impl Hub {
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             crate::sync::blobs::store_bytes(&home, &sha, &encoded)?;
             fields.insert(format!("renditions:{}", preset.name), json!(sha));
-            results.push(RenditionOut {
+            report.written.push(RenditionOut {
                 preset: preset.name.clone(),
                 path,
                 sha256: sha,
@@ -492,10 +568,15 @@ impl Hub {
                 height: preset.height,
             });
         }
-        self.commit(vec![(
-            EntityRef::new(EntityKind::Asset, asset.id.clone()),
-            Change::Set(fields),
-        )])?;
-        Ok(results)
+        if !fields.is_empty() {
+            self.commit(vec![(
+                EntityRef::new(EntityKind::Asset, asset.id.clone()),
+                Change::Set(fields),
+            )])?;
+        }
+        if opts.no_upscale {
+            report.refused = std::mem::take(&mut report.upscaled);
+        }
+        Ok(report)
     }
 }
