@@ -225,9 +225,8 @@ pub fn decode(home: &Path, sha: &str) -> Result<Thumb, PreviewError> {
     let path = crate::sync::blobs::local_blob_path(home, sha);
     crate::store::guard::catch(|| -> Result<Thumb, PreviewError> {
         let bytes = std::fs::read(&path).map_err(|_| PreviewError::NotHere)?;
-        let format = image::guess_format(&bytes)
-            .map_err(|_| PreviewError::Undecodable("not an image format Spoke reads".into()))?;
-        let img = crate::assets::analyze::decode(&bytes, format)
+        // Upright, SVG drawn, and decoded no larger than the preview needs.
+        let img = crate::assets::analyze::preview_image(&bytes, THUMB_MAX_PX, "the image")
             .map_err(|e| PreviewError::Undecodable(e.0))?;
         Ok(Thumb(Arc::new(img.thumbnail(THUMB_MAX_PX, THUMB_MAX_PX))))
     })
