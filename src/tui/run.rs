@@ -279,7 +279,13 @@ where
         // whenever the images on it change.
         let now = app.placed_images();
         if now != placed && app.previews.layered() && !placed.0.is_empty() {
-            terminal.clear()?;
+            // Not `Terminal::clear`: it asks the terminal where the cursor
+            // is, and the input thread would take the answer for a key.
+            terminal
+                .backend_mut()
+                .clear_region(ratatui::backend::ClearType::All)?;
+            // Forget the last frame so the next draw writes every cell.
+            terminal.swap_buffers();
         }
         placed = now;
         terminal.draw(|f| super::draw::draw(app, theme, f))?;
