@@ -53,7 +53,15 @@ pub fn picker_for(protocol: ProtocolType, cell: (u16, u16)) -> Picker {
 /// Asks the terminal. Call with raw mode on and before anything else reads
 /// the terminal's input. `forced` is `--graphics` when it names a protocol.
 pub fn choose(forced: Option<ProtocolType>) -> Chosen {
-    let queried = Picker::from_query_stdio().ok();
+    // Inside tmux the query only reaches the outer terminal through
+    // passthrough; without it nothing answers, and the query's reader would
+    // be left waiting on input and take the first key typed.
+    let tmux_blocks = std::env::var_os("TMUX").is_some() && !tmux_passthrough();
+    let queried = if tmux_blocks {
+        None
+    } else {
+        Picker::from_query_stdio().ok()
+    };
     let window = cell_size_from_window();
     let cell = |picker: &Option<Picker>| -> (u16, u16) {
         match (picker, window) {
@@ -73,9 +81,14 @@ pub fn choose(forced: Option<ProtocolType>) -> Chosen {
         };
     }
     let Some(found) = queried else {
+        let why = if tmux_blocks {
+            "half-blocks: inside tmux without passthrough (`set -g allow-passthrough on` lets the outer terminal draw images)"
+        } else {
+            "half-blocks: the terminal did not answer the graphics query"
+        };
         return Chosen {
             picker: Some(picker_for(ProtocolType::Halfblocks, (w, h))),
-            why: "half-blocks: the terminal did not answer the graphics query".into(),
+            why: why.into(),
         };
     };
     let protocol = found.protocol_type();
@@ -110,6 +123,18 @@ pub fn choose(forced: Option<ProtocolType>) -> Chosen {
         picker: Some(picker_for(protocol, (w, h))),
         why,
     }
+}
+
+/// Whether the tmux this runs in passes escape sequences through to the
+/// outer terminal (`allow-passthrough on` or `all`).
+fn tmux_passthrough() -> bool {
+    std::process::Command::new("tmux")
+        .args(["show-options", "-gv", "allow-passthrough"])
+        .output()
+        .is_ok_and(|o| {
+            let value = String::from_utf8_lossy(&o.stdout);
+            o.status.success() && matches!(value.trim(), "on" | "all")
+        })
 }
 
 /// `kitty(0.26.5)` as (0, 26); `None` for any other terminal.
