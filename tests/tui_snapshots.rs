@@ -580,7 +580,7 @@ mod approvals_pane {
                 comment: None,
             }]
         );
-        assert!(app.panes.approvals.marked.is_empty());
+        assert!(app.panes.approvals.list.marked.is_empty());
         // A rejection asks for the reason first.
         let effects = app.update(Msg::Action(Action::Reject));
         assert!(effects.is_empty());

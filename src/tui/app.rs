@@ -140,16 +140,31 @@ impl App {
         self.popups.last().map(|(_, p)| p)
     }
 
+    /// The panes, to change, beside the context they read.
+    fn split(&mut self) -> (&mut Panes, Ctx<'_>) {
+        let App {
+            panes,
+            data,
+            now,
+            keymap,
+            online,
+            previews,
+            ..
+        } = self;
+        let ctx = Ctx {
+            data,
+            now: *now,
+            keymap,
+            online,
+            previews,
+        };
+        (panes, ctx)
+    }
+
     /// Runs `f` on a pane with the context the panes read.
     fn with_pane<R>(&mut self, pane: Pane, f: impl FnOnce(&mut dyn Component, &Ctx) -> R) -> R {
-        let ctx = Ctx {
-            data: &self.data,
-            now: self.now,
-            keymap: &self.keymap,
-            online: &self.online,
-            previews: &self.previews,
-        };
-        f(self.panes.get_mut(pane), &ctx)
+        let (panes, ctx) = self.split();
+        f(panes.get_mut(pane), &ctx)
     }
 
     pub fn ctx(&self) -> Ctx<'_> {
@@ -555,14 +570,8 @@ impl App {
             DocKind::Asset => {
                 self.pane = Pane::Assets;
                 let found = {
-                    let ctx = Ctx {
-                        data: &self.data,
-                        now: self.now,
-                        keymap: &self.keymap,
-                        online: &self.online,
-                        previews: &self.previews,
-                    };
-                    self.panes.assets.select(&hit.id, &ctx)
+                    let (panes, ctx) = self.split();
+                    panes.assets.select(&hit.id, &ctx)
                 };
                 if !found {
                     self.message = Some((

@@ -751,14 +751,14 @@ fn space_marks_in_the_pane_it_is_pressed_in() {
     let mut app = full_replica(dir.path());
     show(&mut app, Pane::Assets);
     key(&mut app, "space");
-    assert_eq!(app.panes.assets.marked.len(), 1, "an asset is marked");
+    assert_eq!(app.panes.assets.list.marked.len(), 1, "an asset is marked");
     assert!(
         app.panes.briefs.queue.marked.is_empty(),
         "no hidden brief is"
     );
     show(&mut app, Pane::Approvals);
     key(&mut app, "space");
-    assert_eq!(app.panes.approvals.marked.len(), 1);
+    assert_eq!(app.panes.approvals.list.marked.len(), 1);
     show(&mut app, Pane::Team);
     key(&mut app, "space");
     assert!(app.panes.briefs.queue.marked.is_empty());
@@ -775,23 +775,31 @@ fn slash_filters_the_list_of_the_pane_it_is_pressed_in() {
     let mut app = full_replica(dir.path());
     let briefs_before = app.panes.briefs.clone();
     show(&mut app, Pane::Approvals);
-    assert_eq!(app.panes.approvals.rows.len(), 2);
+    assert_eq!(app.panes.approvals.list.rows.len(), 2);
     key(&mut app, "/");
     type_in(&mut app, "tagline");
-    assert_eq!(app.panes.approvals.rows.len(), 1, "filtered as you type");
+    assert_eq!(
+        app.panes.approvals.list.rows.len(),
+        1,
+        "filtered as you type"
+    );
     key(&mut app, "ret");
-    assert_eq!(app.panes.approvals.filter, "tagline");
+    assert_eq!(app.panes.approvals.list.filter, "tagline");
     assert_eq!(
         app.panes.briefs, briefs_before,
         "the brief queue is untouched"
     );
     key(&mut app, "esc");
-    assert_eq!(app.panes.approvals.rows.len(), 2, "esc clears the filter");
+    assert_eq!(
+        app.panes.approvals.list.rows.len(),
+        2,
+        "esc clears the filter"
+    );
     show(&mut app, Pane::Assets);
     key(&mut app, "/");
     type_in(&mut app, "headline");
     key(&mut app, "ret");
-    assert_eq!(app.panes.assets.rows.len(), 1);
+    assert_eq!(app.panes.assets.list.rows.len(), 1);
     assert_eq!(app.panes.briefs, briefs_before);
 }
 
@@ -802,7 +810,7 @@ fn page_keys_in_approvals_move_the_approvals_cursor_only() {
     let briefs_before = app.panes.briefs.clone();
     show(&mut app, Pane::Approvals);
     key(&mut app, "C-d");
-    assert_eq!(app.panes.approvals.cursor, 1);
+    assert_eq!(app.panes.approvals.list.cursor, 1);
     assert_eq!(app.panes.briefs, briefs_before);
 }
 

@@ -10,7 +10,8 @@ use crate::tui::component::{Cmd, Component, Ctx, Handled};
 use crate::tui::msg::{Effect, Level};
 use crate::tui::popup::{Answer, Popup, Prompt};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{list, markdown};
+use crate::tui::widgets::list::{self, ListAction, ListState};
+use crate::tui::widgets::markdown;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Margin, Rect, Size};
 use ratatui::text::{Line, Span};
@@ -19,21 +20,15 @@ use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApprovalsPane {
-    /// Indexes into the snapshot's approvals, in display order (filtered).
-    pub rows: Vec<usize>,
-    pub cursor: usize,
-    pub marked: BTreeSet<String>,
-    pub filter: String,
+    /// Rows are indexes into the snapshot's approvals.
+    pub list: ListState,
     area: Rect,
 }
 
 impl Default for ApprovalsPane {
     fn default() -> ApprovalsPane {
         ApprovalsPane {
-            rows: Vec::new(),
-            cursor: 0,
-            marked: BTreeSet::new(),
-            filter: String::new(),
+            list: ListState::default(),
             area: Rect::new(0, 0, 80, 20),
         }
     }
@@ -137,8 +132,9 @@ fn compared(view: &ApprovalView, ctx: &Ctx) -> Option<(Version, Option<Version>)
 
 impl ApprovalsPane {
     pub fn selected<'a>(&self, ctx: &Ctx<'a>) -> Option<&'a ApprovalView> {
-        self.rows
-            .get(self.cursor)
+        self.list
+            .rows
+            .get(self.list.cursor)
             .and_then(|&i| ctx.data.approvals.get(i))
     }
 
@@ -150,27 +146,23 @@ impl ApprovalsPane {
     /// and id; keeps the cursor on the same request.
     fn recompute(&mut self, ctx: &Ctx, keep: Option<&str>) {
         let me = ctx.data.me.clone().unwrap_or_default();
-        let list = &ctx.data.approvals;
-        let needle = self.filter.trim().to_lowercase();
-        let mut rows: Vec<usize> = (0..list.len())
+        let all = &ctx.data.approvals;
+        let list = &mut self.list;
+        let mut rows: Vec<usize> = (0..all.len())
             .filter(|&i| {
-                let v = &list[i];
-                needle.is_empty() || {
-                    let subject = v.subject.as_ref().map(Subject::label).unwrap_or_default();
-                    let hay = format!(
-                        "{} {} {} {}",
-                        v.id,
-                        v.title,
-                        subject,
-                        crate::service::approvals::status_name(v.status)
-                    )
-                    .to_lowercase();
-                    needle.split_whitespace().all(|w| hay.contains(w))
-                }
+                let v = &all[i];
+                let subject = v.subject.as_ref().map(Subject::label).unwrap_or_default();
+                list.matches(&format!(
+                    "{} {} {} {}",
+                    v.id,
+                    v.title,
+                    subject,
+                    crate::service::approvals::status_name(v.status)
+                ))
             })
             .collect();
         rows.sort_by_key(|&i| {
-            let v = &list[i];
+            let v = &all[i];
             let deadline = v.stages.get(v.stage).and_then(|s| s.deadline);
             (
                 !v.waiting_on.contains(&me),
@@ -180,26 +172,21 @@ impl ApprovalsPane {
                 v.id.clone(),
             )
         });
-        self.rows = rows;
-        let ids: BTreeSet<&str> = list.iter().map(|v| v.id.as_str()).collect();
-        self.marked.retain(|id| ids.contains(id.as_str()));
-        if let Some(id) = keep
-            && let Some(row) = self.rows.iter().position(|&i| list[i].id == id)
-        {
-            self.cursor = row;
-        }
-        self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
+        list.rows = rows;
+        let row = keep.and_then(|id| list.rows.iter().position(|&i| all[i].id == id));
+        let ids: BTreeSet<&str> = all.iter().map(|v| v.id.as_str()).collect();
+        list.settle(row, &ids);
     }
 
     /// Requests a decision applies to: the marked ones, or the cursor's.
     fn targets(&self, ctx: &Ctx) -> Vec<String> {
-        if self.marked.is_empty() {
+        if self.list.marked.is_empty() {
             self.selected(ctx)
                 .map(|v| v.id.clone())
                 .into_iter()
                 .collect()
         } else {
-            self.marked.iter().cloned().collect()
+            self.list.marked.iter().cloned().collect()
         }
     }
 
@@ -213,7 +200,7 @@ impl ApprovalsPane {
         if ids.is_empty() {
             return Handled::say(Level::Info, "no approval request selected");
         }
-        self.marked.clear();
+        self.list.marked.clear();
         Handled::work(Effect::Decide {
             ids,
             decision,
@@ -228,34 +215,19 @@ impl Component for ApprovalsPane {
     }
 
     fn on_action(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if let Some(cursor) = list::moved(action, self.cursor, self.rows.len(), self.page()) {
-            self.cursor = cursor;
-            return Handled::done();
+        let selected = self.selected(ctx).map(|v| v.id.clone());
+        match self.list.on_action(action, self.page(), selected.clone()) {
+            ListAction::Done => return Handled::done(),
+            ListAction::OpenFilter => {
+                return Handled::one(Cmd::Open(Popup::prompt(Prompt::Filter, &self.list.filter)));
+            }
+            ListAction::FilterCleared => {
+                self.recompute(ctx, selected.as_deref());
+                return Handled::done();
+            }
+            ListAction::NotMine => {}
         }
         match action {
-            Action::ToggleMark => {
-                if let Some(id) = self.selected(ctx).map(|v| v.id.clone())
-                    && !self.marked.remove(&id)
-                {
-                    self.marked.insert(id);
-                }
-                self.cursor = (self.cursor + 1).min(self.rows.len().saturating_sub(1));
-                Handled::done()
-            }
-            Action::ClearMarks => {
-                self.marked.clear();
-                Handled::done()
-            }
-            Action::Filter => Handled::one(Cmd::Open(Popup::prompt(Prompt::Filter, &self.filter))),
-            Action::Cancel => {
-                if self.marked.is_empty() {
-                    let keep = self.selected(ctx).map(|v| v.id.clone());
-                    self.filter.clear();
-                    self.recompute(ctx, keep.as_deref());
-                }
-                self.marked.clear();
-                Handled::done()
-            }
             Action::Approve => self.decide(Some(Decision::Approved), None, ctx),
             Action::Revoke => self.decide(None, None, ctx),
             Action::ApproveWithChanges | Action::RequestChanges | Action::Reject => {
@@ -280,7 +252,7 @@ impl Component for ApprovalsPane {
                 text,
             } => {
                 let keep = self.selected(ctx).map(|v| v.id.clone());
-                self.filter = text;
+                self.list.filter = text;
                 self.recompute(ctx, keep.as_deref());
                 Handled::done()
             }
@@ -300,8 +272,9 @@ impl Component for ApprovalsPane {
 
     fn on_data(&mut self, ctx: &Ctx) -> Vec<Cmd> {
         let keep = self
+            .list
             .rows
-            .get(self.cursor)
+            .get(self.list.cursor)
             .and_then(|&i| ctx.data.approvals.get(i))
             .map(|v| v.id.clone());
         self.recompute(ctx, keep.as_deref());
@@ -341,13 +314,10 @@ impl Component for ApprovalsPane {
             .iter()
             .filter(|v| v.waiting_on.contains(&me))
             .count();
-        let mut title = format!(" Approvals · {waiting} waiting on you ");
-        if !self.filter.is_empty() {
-            title.push_str(&format!("· /{} ", self.filter));
-        }
-        if !self.marked.is_empty() {
-            title.push_str(&format!("· {} marked ", self.marked.len()));
-        }
+        let title = format!(
+            " Approvals · {waiting} waiting on you {}",
+            self.list.title_tail()
+        );
         let block = list::frame_block(theme, title, true);
         let inner = block.inner(areas.list);
         frame.render_widget(block, areas.list);
@@ -362,8 +332,9 @@ impl Component for ApprovalsPane {
         let subject_text =
             |s: &Option<Subject>| s.as_ref().map(Subject::label).unwrap_or_else(|| "-".into());
         let height = list::rows_in(inner);
-        let offset = list::first_row(self.cursor, height);
+        let offset = list::first_row(self.list.cursor, height);
         let rows: Vec<Row> = self
+            .list
             .rows
             .iter()
             .enumerate()
@@ -371,7 +342,7 @@ impl Component for ApprovalsPane {
             .take(height)
             .filter_map(|(n, &i)| ctx.data.approvals.get(i).map(|v| (n, v)))
             .map(|(n, v)| {
-                let mark = if self.marked.contains(&v.id) {
+                let mark = if self.list.marked.contains(&v.id) {
                     "●"
                 } else {
                     " "
@@ -389,7 +360,7 @@ impl Component for ApprovalsPane {
                     Cell::from(subject_text(&v.subject)).style(theme.style("ui.text.dim")),
                     Cell::from(v.title.clone()).style(theme.style("ui.text")),
                 ]);
-                if n == self.cursor {
+                if n == self.list.cursor {
                     row = row.style(theme.style("ui.selection"));
                 }
                 row
@@ -411,7 +382,7 @@ impl Component for ApprovalsPane {
         )
         .column_spacing(1);
         frame.render_widget(table, inner);
-        if self.rows.is_empty() {
+        if self.list.rows.is_empty() {
             let text = if ctx.data.approvals.is_empty() {
                 "No approval requests. AI outputs and asset versions wait here for a human decision."
             } else {

@@ -8,7 +8,8 @@ use crate::tui::action::{Action, Pane};
 use crate::tui::component::{Cmd, Component, Ctx, Handled};
 use crate::tui::popup::{Answer, Popup, Prompt};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{list, markdown};
+use crate::tui::widgets::list::{self, ListAction, ListState};
+use crate::tui::widgets::markdown;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Margin, Rect, Size};
 use ratatui::style::Style;
@@ -18,21 +19,15 @@ use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssetsPane {
-    /// Indexes into the snapshot's assets, in display order (filtered).
-    pub rows: Vec<usize>,
-    pub cursor: usize,
-    pub marked: BTreeSet<String>,
-    pub filter: String,
+    /// Rows are indexes into the snapshot's assets.
+    pub list: ListState,
     area: Rect,
 }
 
 impl Default for AssetsPane {
     fn default() -> AssetsPane {
         AssetsPane {
-            rows: Vec::new(),
-            cursor: 0,
-            marked: BTreeSet::new(),
-            filter: String::new(),
+            list: ListState::default(),
             area: Rect::new(0, 0, 80, 20),
         }
     }
@@ -81,14 +76,15 @@ fn layout(area: Rect) -> Areas {
 
 impl AssetsPane {
     pub fn selected<'a>(&self, ctx: &Ctx<'a>) -> Option<&'a Asset> {
-        self.rows
-            .get(self.cursor)
+        self.list
+            .rows
+            .get(self.list.cursor)
             .and_then(|&i| ctx.data.assets.get(i))
     }
 
     /// Selects an asset by id, clearing the filter if it hides it.
     pub fn select(&mut self, id: &str, ctx: &Ctx) -> bool {
-        self.filter.clear();
+        self.list.filter.clear();
         self.recompute(ctx, Some(id));
         self.selected(ctx).is_some_and(|a| a.id == id)
     }
@@ -98,28 +94,18 @@ impl AssetsPane {
     }
 
     fn recompute(&mut self, ctx: &Ctx, keep: Option<&str>) {
-        let needle = self.filter.trim().to_lowercase();
-        self.rows = ctx
+        let list = &mut self.list;
+        list.rows = ctx
             .data
             .assets
             .iter()
             .enumerate()
-            .filter(|(_, a)| {
-                needle.is_empty() || {
-                    let hay = format!("{} {} {}", a.id, a.title, a.tags.join(" ")).to_lowercase();
-                    needle.split_whitespace().all(|w| hay.contains(w))
-                }
-            })
+            .filter(|(_, a)| list.matches(&format!("{} {} {}", a.id, a.title, a.tags.join(" "))))
             .map(|(i, _)| i)
             .collect();
-        if let Some(id) = keep
-            && let Some(row) = self.rows.iter().position(|&i| ctx.data.assets[i].id == id)
-        {
-            self.cursor = row;
-        }
-        self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
+        let row = keep.and_then(|id| list.rows.iter().position(|&i| ctx.data.assets[i].id == id));
         let ids: BTreeSet<&str> = ctx.data.assets.iter().map(|a| a.id.as_str()).collect();
-        self.marked.retain(|id| ids.contains(id.as_str()));
+        list.settle(row, &ids);
     }
 }
 
@@ -129,34 +115,18 @@ impl Component for AssetsPane {
     }
 
     fn on_action(&mut self, action: Action, ctx: &Ctx) -> Handled {
-        if let Some(cursor) = list::moved(action, self.cursor, self.rows.len(), self.page()) {
-            self.cursor = cursor;
-            return Handled::done();
+        let selected = self.selected(ctx).map(|a| a.id.clone());
+        match self.list.on_action(action, self.page(), selected.clone()) {
+            ListAction::Done => Handled::done(),
+            ListAction::OpenFilter => {
+                Handled::one(Cmd::Open(Popup::prompt(Prompt::Filter, &self.list.filter)))
+            }
+            ListAction::FilterCleared => {
+                self.recompute(ctx, selected.as_deref());
+                Handled::done()
+            }
+            ListAction::NotMine => Handled::Ignored,
         }
-        match action {
-            Action::ToggleMark => {
-                if let Some(id) = self.selected(ctx).map(|a| a.id.clone())
-                    && !self.marked.remove(&id)
-                {
-                    self.marked.insert(id);
-                }
-                self.cursor = (self.cursor + 1).min(self.rows.len().saturating_sub(1));
-            }
-            Action::ClearMarks => self.marked.clear(),
-            Action::Filter => {
-                return Handled::one(Cmd::Open(Popup::prompt(Prompt::Filter, &self.filter)));
-            }
-            Action::Cancel => {
-                if self.marked.is_empty() {
-                    let keep = self.selected(ctx).map(|a| a.id.clone());
-                    self.filter.clear();
-                    self.recompute(ctx, keep.as_deref());
-                }
-                self.marked.clear();
-            }
-            _ => return Handled::Ignored,
-        }
-        Handled::done()
     }
 
     fn on_answer(&mut self, answer: Answer, ctx: &Ctx) -> Handled {
@@ -166,7 +136,7 @@ impl Component for AssetsPane {
                 text,
             } => {
                 let keep = self.selected(ctx).map(|a| a.id.clone());
-                self.filter = text;
+                self.list.filter = text;
                 self.recompute(ctx, keep.as_deref());
                 Handled::done()
             }
@@ -176,8 +146,9 @@ impl Component for AssetsPane {
 
     fn on_data(&mut self, ctx: &Ctx) -> Vec<Cmd> {
         let keep = self
+            .list
             .rows
-            .get(self.cursor)
+            .get(self.list.cursor)
             .and_then(|&i| ctx.data.assets.get(i))
             .map(|a| a.id.clone());
         self.recompute(ctx, keep.as_deref());
@@ -203,19 +174,19 @@ impl Component for AssetsPane {
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
         let areas = layout(area);
-        let mut title = format!(" Assets {}/{} ", self.rows.len(), ctx.data.assets.len());
-        if !self.filter.is_empty() {
-            title.push_str(&format!("· /{} ", self.filter));
-        }
-        if !self.marked.is_empty() {
-            title.push_str(&format!("· {} marked ", self.marked.len()));
-        }
+        let title = format!(
+            " Assets {}/{} {}",
+            self.list.rows.len(),
+            ctx.data.assets.len(),
+            self.list.title_tail()
+        );
         let block = list::frame_block(theme, title, true);
         let inner = block.inner(areas.list);
         frame.render_widget(block, areas.list);
         let height = list::rows_in(inner);
-        let offset = list::first_row(self.cursor, height);
+        let offset = list::first_row(self.list.cursor, height);
         let rows: Vec<Row> = self
+            .list
             .rows
             .iter()
             .enumerate()
@@ -234,7 +205,7 @@ impl Component for AssetsPane {
                 if a.is_ai_draft() {
                     title.push_str(" · AI draft");
                 }
-                let marked = self.marked.contains(&a.id);
+                let marked = self.list.marked.contains(&a.id);
                 let status = format!("{:?}", a.status).to_lowercase();
                 let mut row = Row::new(vec![
                     Cell::from(format!("{}{}", if marked { "●" } else { " " }, a.id))
@@ -247,7 +218,7 @@ impl Component for AssetsPane {
                         theme.style("ui.text")
                     }),
                 ]);
-                if n == self.cursor {
+                if n == self.list.cursor {
                     row = row.style(theme.style("ui.selection"));
                 } else if marked {
                     row = row.style(theme.style("ui.marked"));
@@ -267,7 +238,7 @@ impl Component for AssetsPane {
         .header(Row::new(vec!["ID", "STATUS", "SIZE", "TITLE"]).style(theme.style("queue.header")))
         .column_spacing(1);
         frame.render_widget(table, inner);
-        if self.rows.is_empty() {
+        if self.list.rows.is_empty() {
             let text = if ctx.data.assets.is_empty() {
                 "No assets yet: spoke asset import PATH".to_owned()
             } else {

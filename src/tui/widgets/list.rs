@@ -68,3 +68,98 @@ pub fn moved(
         _ => return None,
     })
 }
+
+/// A list pane's own state: the rows shown (indexes into the snapshot, in
+/// display order, after the filter), the cursor, the marked ids and the
+/// filter. The assets and approvals panes keep one each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListState {
+    pub rows: Vec<usize>,
+    pub cursor: usize,
+    pub marked: std::collections::BTreeSet<String>,
+    pub filter: String,
+}
+
+/// What a list action did, for the pane to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListAction {
+    Done,
+    /// Open the filter prompt.
+    OpenFilter,
+    /// The filter was cleared: the rows must be computed again.
+    FilterCleared,
+    /// Not a list action.
+    NotMine,
+}
+
+impl ListState {
+    /// Whether `hay` has every word of the filter (case-insensitive).
+    pub fn matches(&self, hay: &str) -> bool {
+        let needle = self.filter.trim().to_lowercase();
+        let hay = hay.to_lowercase();
+        needle.split_whitespace().all(|w| hay.contains(w))
+    }
+
+    /// Puts the cursor on `row` when given, keeps it on the list, and drops
+    /// marks on ids that are gone.
+    pub fn settle(&mut self, row: Option<usize>, ids: &std::collections::BTreeSet<&str>) {
+        if let Some(row) = row {
+            self.cursor = row;
+        }
+        self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
+        self.marked.retain(|id| ids.contains(id.as_str()));
+    }
+
+    /// Movement, marks, the filter prompt and cancel, shared by list panes.
+    /// `selected` is the id under the cursor.
+    pub fn on_action(
+        &mut self,
+        action: crate::tui::action::Action,
+        page: usize,
+        selected: Option<String>,
+    ) -> ListAction {
+        use crate::tui::action::Action;
+        if let Some(cursor) = moved(action, self.cursor, self.rows.len(), page) {
+            self.cursor = cursor;
+            return ListAction::Done;
+        }
+        match action {
+            Action::ToggleMark => {
+                if let Some(id) = selected
+                    && !self.marked.remove(&id)
+                {
+                    self.marked.insert(id);
+                }
+                self.cursor = (self.cursor + 1).min(self.rows.len().saturating_sub(1));
+                ListAction::Done
+            }
+            Action::ClearMarks => {
+                self.marked.clear();
+                ListAction::Done
+            }
+            Action::Filter => ListAction::OpenFilter,
+            Action::Cancel => {
+                // Esc clears the marks first, then the filter.
+                if self.marked.is_empty() {
+                    self.filter.clear();
+                    return ListAction::FilterCleared;
+                }
+                self.marked.clear();
+                ListAction::Done
+            }
+            _ => ListAction::NotMine,
+        }
+    }
+
+    /// The title's tail: the filter and how many are marked.
+    pub fn title_tail(&self) -> String {
+        let mut tail = String::new();
+        if !self.filter.is_empty() {
+            tail.push_str(&format!("· /{} ", self.filter));
+        }
+        if !self.marked.is_empty() {
+            tail.push_str(&format!("· {} marked ", self.marked.len()));
+        }
+        tail
+    }
+}
