@@ -388,15 +388,15 @@ pub fn seed(hub: &mut Hub) -> Result<()> {
 const DEMO_GUIDELINES: [(&str, &str); 3] = [
     (
         "brand-voice.md",
-        include_str!("../tests/fixtures/retrieval/kb/brand-voice.md"),
+        include_str!("../../tests/fixtures/retrieval/kb/brand-voice.md"),
     ),
     (
         "social-media-specs.md",
-        include_str!("../tests/fixtures/retrieval/kb/social-media-specs.md"),
+        include_str!("../../tests/fixtures/retrieval/kb/social-media-specs.md"),
     ),
     (
         "accessibility.md",
-        include_str!("../tests/fixtures/retrieval/kb/accessibility.md"),
+        include_str!("../../tests/fixtures/retrieval/kb/accessibility.md"),
     ),
 ];
 
