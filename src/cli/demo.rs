@@ -10,8 +10,9 @@ use std::path::Path;
 
 /// Runs `spoke --demo`: starts a relay on a free loopback port inside this
 /// process, creates the demo hub on it (or reopens a kept one), joins it,
-/// seeds it and syncs, then shows the queue.
-pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
+/// seeds it and syncs, then shows the TUI with the team at work (or, off a
+/// terminal, the queue as text).
+pub fn run_demo(ctx: &Ctx, explicit_home: bool, quiet: bool) -> Result<()> {
     let temp;
     let home = if explicit_home {
         ctx.home.clone()
@@ -27,10 +28,17 @@ pub fn run_demo(ctx: &Ctx, explicit_home: bool) -> Result<()> {
     let (url, running) = rt.block_on(start_and_sync(&home))?;
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !ctx.json;
     let shown = if interactive {
-        // The relay keeps serving while the TUI runs, so sync is live.
+        // The relay keeps serving while the TUI runs, so sync is live, and
+        // the team works until the TUI closes.
+        let live = crate::demo::live::Live::start(
+            &home,
+            crate::demo::live::LiveOptions::from_env(quiet, ctx.config.agent.clone()),
+        )?;
         let mut opts = ctx.tui_options(true)?;
         opts.home = home.clone();
-        crate::tui::run::run(opts)
+        let shown = crate::tui::run::run(opts);
+        live.stop();
+        shown
     } else {
         print_demo(ctx, &home, &url, explicit_home)
     };

@@ -55,6 +55,10 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
 
+    /// With --demo: the team stays online but does nothing while you look
+    #[arg(long, requires = "demo")]
+    pub quiet: bool,
+
     /// TUI theme: default-dark, default-light, ansi16, or a user theme [default: default-dark]
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
@@ -313,7 +317,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     if cli.demo {
         let explicit_home = cli.home.is_some();
-        return demo::run_demo(&ctx, explicit_home);
+        return demo::run_demo(&ctx, explicit_home, cli.quiet);
     }
     let Some(command) = cli.command else {
         let hub = ctx.open_hub()?;

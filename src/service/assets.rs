@@ -368,7 +368,7 @@ fn source_name(path: &Path) -> String {
 }
 
 /// `spring_hero-v2.png` -> `spring hero v2`.
-fn title_from(path: &Path) -> String {
+pub(crate) fn title_from(path: &Path) -> String {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())

@@ -35,6 +35,9 @@ pub struct Hub {
     meta: ReplicaMeta,
     /// Zone for reading and showing times when the member has none.
     fallback_zone: String,
+    /// A wall clock set by hand (milliseconds since the epoch) and the
+    /// clock that stamps a replayed history; `None`: the system clock.
+    pinned_clock: Option<(u64, crate::model::hlc::Clock)>,
 }
 
 /// Settings for a new hub created with `spoke init`.
@@ -92,6 +95,7 @@ impl Hub {
             replica,
             meta,
             fallback_zone,
+            pinned_clock: None,
         }
     }
 
@@ -150,13 +154,31 @@ impl Hub {
         }
     }
 
+    /// Replays a past: the next changes are stamped at `at` instead of
+    /// now, by a clock of the replay's own that never runs backwards (a
+    /// time before the last replayed one is stamped just after it).
+    /// `None`: back to the system clock.
+    pub fn pin_clock(&mut self, at: Option<jiff::Timestamp>) {
+        self.pinned_clock = at.map(|t| {
+            let ms = u64::try_from(t.as_millisecond()).unwrap_or(0);
+            let clock = self.pinned_clock.map(|(_, c)| c).unwrap_or_default();
+            (ms, clock)
+        });
+    }
+
     /// Turns changes into ops stamped by this replica and commits them in one
     /// transaction: applied locally at once, queued for the hub. Changes the
     /// hub's rules refuse (as this replica knows them) write nothing and
     /// fail with the rule.
     pub fn commit(&mut self, changes: Vec<(EntityRef, Change)>) -> Result<Vec<OpId>> {
         let actor = self.actor()?.to_owned();
-        let (ops, meta) = match self.replica.commit_local(&actor, changes, wall_now_ms()) {
+        let committed = match &mut self.pinned_clock {
+            Some((at, clock)) => self
+                .replica
+                .commit_stamped(&actor, changes, *at, Some(clock)),
+            None => self.replica.commit_local(&actor, changes, wall_now_ms()),
+        };
+        let (ops, meta) = match committed {
             Ok(done) => done,
             // The rule's own words say it all; nothing was written.
             Err(e @ crate::store::StoreError::Refused(_)) => return Err(e.into()),

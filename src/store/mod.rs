@@ -295,9 +295,25 @@ impl Replica {
         changes: Vec<(EntityRef, Change)>,
         now_ms: u64,
     ) -> Result<(Vec<Op>, ReplicaMeta), StoreError> {
+        self.commit_stamped(actor, changes, now_ms, None)
+    }
+
+    /// As [`Replica::commit_local`], but a replayed past is stamped by
+    /// `replay`, a clock of its own that ignores what this replica has
+    /// seen since; the replica's clock still moves past every stamp. A
+    /// replayed write to a field someone wrote later loses to it, as it
+    /// would have then.
+    pub fn commit_stamped(
+        &self,
+        actor: &str,
+        changes: Vec<(EntityRef, Change)>,
+        now_ms: u64,
+        replay: Option<&mut crate::model::hlc::Clock>,
+    ) -> Result<(Vec<Op>, ReplicaMeta), StoreError> {
         let txn = self.begin_write()?;
         let mut meta = self.meta_in(&txn)?;
-        let mut clock = crate::model::hlc::Clock::starting_at(meta.hlc);
+        let mut live = crate::model::hlc::Clock::starting_at(meta.hlc);
+        let clock = replay.unwrap_or(&mut live);
         let ops: Vec<Op> = changes
             .into_iter()
             .map(|(entity, change)| {
@@ -315,7 +331,7 @@ impl Replica {
                 op
             })
             .collect();
-        meta.hlc = clock.last();
+        meta.hlc = meta.hlc.max(clock.last());
         self.check_local_in(&txn, &meta, &ops)?;
         self.apply_in(&txn, &ops)?;
         {

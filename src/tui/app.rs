@@ -6,7 +6,7 @@
 //! touches disk or network: that comes back as [`Effect`]s for the run loop.
 
 use super::action::{Action, Pane};
-use super::component::{Cmd, Component, Ctx, Handled};
+use super::component::{Cmd, Component, Ctx, Handled, Seen};
 use super::edits::BriefEdit;
 use super::keymap::{KeyChord, Keymap, Lookup, Section};
 use super::panes::approvals::ApprovalsPane;
@@ -106,8 +106,9 @@ pub struct App {
     pub undo: Vec<(String, Vec<(EntityRef, Change)>)>,
     pub now: Timestamp,
     pub quit: bool,
-    /// Members the hub says are online, with when we last heard.
-    pub online: BTreeMap<String, Timestamp>,
+    /// Members the hub says are online, with when we last heard and what
+    /// they have open.
+    pub online: BTreeMap<String, Seen>,
     pub previews: Previews,
     /// The terminal's area in cells, as last told.
     pub area: Rect,
@@ -230,7 +231,7 @@ impl App {
                 self.now = now;
                 // Presence is re-announced every minute; silence means gone.
                 self.online
-                    .retain(|_, seen| now.duration_since(*seen).as_secs() < 150);
+                    .retain(|_, seen| now.duration_since(seen.at).as_secs() < 150);
                 Vec::new()
             }
             Msg::Resize { width, height } => {
@@ -247,7 +248,11 @@ impl App {
                         self.online.remove(&p.member);
                     }
                     PresenceStatus::Online | PresenceStatus::Away if !p.member.is_empty() => {
-                        self.online.insert(p.member, self.now);
+                        let seen = Seen {
+                            at: self.now,
+                            viewing: p.viewing.filter(|v| !v.trim().is_empty()),
+                        };
+                        self.online.insert(p.member, seen);
                     }
                     _ => {}
                 }

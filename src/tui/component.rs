@@ -59,9 +59,18 @@ pub struct Ctx<'a> {
     pub data: &'a Snapshot,
     pub now: Timestamp,
     pub keymap: &'a Keymap,
-    /// Members the hub says are online, with when we last heard.
-    pub online: &'a BTreeMap<String, Timestamp>,
+    /// Members the hub says are online: when we last heard, and what they
+    /// have open.
+    pub online: &'a BTreeMap<String, Seen>,
     pub previews: &'a Previews,
+}
+
+/// A member the hub says is online.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub at: Timestamp,
+    /// What they are looking at, e.g. `brief/b-7k2m9q3x`.
+    pub viewing: Option<String>,
 }
 
 pub trait Component {

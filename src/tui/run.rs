@@ -208,6 +208,10 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     let previews = spawn_previews(opts.home.clone(), tx.clone())?;
 
     let mut app = App::new(keymap, Timestamp::now());
+    app.panes.chat.model = opts
+        .agent
+        .as_ref()
+        .map(|a| format!("{}/{}", a.provider, a.model));
     app.previews = Previews::new(chosen.picker);
     app.previews.why = chosen.why;
     let size = terminal.size()?;

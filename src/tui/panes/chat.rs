@@ -52,6 +52,8 @@ pub struct ChatPane {
     pub notices: BTreeMap<String, String>,
     /// Lines scrolled up from the bottom.
     pub scroll: u16,
+    /// The agent's model, `provider/model`; `None`: none is configured.
+    pub model: Option<String>,
 }
 
 impl Default for ChatPane {
@@ -66,9 +68,13 @@ impl Default for ChatPane {
             streaming: None,
             notices: BTreeMap::new(),
             scroll: 0,
+            model: None,
         }
     }
 }
+
+/// One line on how to give the agent a model.
+pub const NO_MODEL_HINT: &str = "No model configured: add [agent] provider, url and model to config.toml (see README) to chat with the agent.";
 
 const COMMANDS: &[Action] = &[
     Action::Compose,
@@ -478,6 +484,12 @@ impl ChatPane {
             for l in n.lines() {
                 lines.push(Line::from(Span::styled(l.to_owned(), dim)));
             }
+        }
+        if self.model.is_none() {
+            lines.push(Line::from(Span::styled(
+                NO_MODEL_HINT.to_owned(),
+                theme.style("ui.text.dim"),
+            )));
         }
         if self.messages.is_empty() && self.streaming.is_none() && self.notice().is_none() {
             lines.push(Line::from(Span::styled(

@@ -119,6 +119,12 @@ impl Component for TeamPane {
                     Span::styled("off", theme.style("team.off"))
                 };
                 let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
+                let looking = ctx
+                    .online
+                    .get(&m.handle)
+                    .and_then(|seen| seen.viewing.as_deref())
+                    .map(|v| looking_at(v, ctx))
+                    .unwrap_or_default();
                 let row = Row::new(vec![
                     Cell::from(format!("@{}", m.handle)).style(theme.style("ui.text")),
                     Cell::from(local).style(theme.style("ui.text")),
@@ -131,6 +137,7 @@ impl Component for TeamPane {
                     ))
                     .style(theme.style("ui.text")),
                     Cell::from(roles.join(",")).style(theme.style("ui.text.dim")),
+                    Cell::from(looking).style(theme.style("ui.text")),
                 ]);
                 if n == self.cursor {
                     row.style(theme.style("ui.selection"))
@@ -146,6 +153,7 @@ impl Component for TeamPane {
             "00    06    12    18    ",
             "LOAD",
             "ROLES",
+            "LOOKING AT",
         ])
         .style(theme.style("queue.header"));
         let table = Table::new(
@@ -156,11 +164,25 @@ impl Component for TeamPane {
                 Constraint::Length(9),
                 Constraint::Length(24),
                 Constraint::Length(5),
-                Constraint::Min(6),
+                Constraint::Length(16),
+                Constraint::Min(10),
             ],
         )
         .header(header)
         .column_spacing(1);
         frame.render_widget(table, inner);
+    }
+}
+
+/// What a member has open, in words: a brief's title, or the raw reference.
+fn looking_at(viewing: &str, ctx: &Ctx) -> String {
+    match viewing.split_once('/') {
+        Some(("brief", id)) => ctx
+            .data
+            .briefs
+            .iter()
+            .find(|b| b.id == id)
+            .map_or_else(|| viewing.to_owned(), |b| b.title.clone()),
+        _ => viewing.to_owned(),
     }
 }
