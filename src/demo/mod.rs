@@ -8,6 +8,8 @@ use crate::service::{Hub, NewBrief, NewMember, replica_path};
 use anyhow::{Context, Result};
 use std::path::Path;
 
+pub mod art;
+
 struct DemoMember {
     handle: &'static str,
     name: &'static str,
