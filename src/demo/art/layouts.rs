@@ -304,7 +304,7 @@ pub fn app_store(c: &mut Canvas, p: &Piece) {
     c.circle(w * 0.05, h * 0.6, w * 0.22, rgb(CORAL));
     let cell = fit_cell(p.headline, w * 0.84, u * 1.6);
     let below = c.lines(p.headline, w * 0.5, h * 0.07, cell, rgb(WHITE), true);
-    let sub = (u * 0.7).round();
+    let sub = fit_cell(&[p.subline], w * 0.8, u * 0.6);
     c.text_centred(p.subline, w * 0.5, below + 4.0 * sub, sub, rgb(SAND));
     phone(c, w * 0.14, h * 0.3, w * 0.72, h * 0.8, TEAL);
 }
@@ -434,14 +434,7 @@ pub fn report_cover(c: &mut Canvas, p: &Piece) {
     c.text(p.cta, m, below + 4.0 * cell, big, rgb(CORAL));
     let sub = (u * 0.45).round();
     c.text(p.subline, m, h - m - 7.0 * sub, sub, rgb(INK));
-    c.logo(
-        w - m - 62.0 * sub * 0.75,
-        h - m - 8.0 * sub * 0.75,
-        sub * 0.75,
-        rgb(INK),
-        rgb(SUN),
-        rgb(INK),
-    );
+    c.logo(m, m * 0.3, sub, rgb(INK), rgb(SUN), rgb(INK));
 }
 
 /// Podcast cover: a microphone inside sound rings on ink.
@@ -463,14 +456,16 @@ pub fn podcast(c: &mut Canvas, p: &Piece) {
     }
     // Microphone: capsule, grille, yoke and stand.
     let (mw, mh) = (w * 0.16, w * 0.26);
-    c.ring(cx, cy + mh * 0.05, mw * 0.82, mw * 0.7, rgb(SAND));
-    c.rect(
-        cx - mw * 0.9,
-        cy - mh * 0.3,
-        mw * 1.8,
-        mh * 0.35,
-        rgb(mix(INK, TEAL, 0.2)),
-    );
+    let yoke: Vec<(f32, f32)> = (0..=16)
+        .map(|i| {
+            let a = std::f32::consts::PI * i as f32 / 16.0;
+            (
+                cx + mw * 0.76 * a.cos(),
+                cy + mh * 0.05 + mw * 0.76 * a.sin(),
+            )
+        })
+        .collect();
+    c.line(&yoke, mw * 0.12, rgb(SAND));
     c.rrect(cx - mw / 2.0, cy - mh * 0.55, mw, mh, mw / 2.0, rgb(SUN));
     for i in 0..5 {
         c.rect(
@@ -654,7 +649,7 @@ pub fn billboard(c: &mut Canvas, p: &Piece, revision: bool) {
     if revision {
         c.circle(w * 0.8, h * 0.36, h * 0.3, rgb(SUN));
     } else {
-        c.circle(w * 0.78, h * 0.3, h * 0.22, rgb(mix(INK, TEAL, 0.5)));
+        c.circle(w * 0.82, h * 0.26, h * 0.2, rgb(mix(INK, TEAL, 0.5)));
     }
     c.rect(0.0, ly - u * 1.4, w, u * 2.8, rgb(line));
     let stations = ["BAIXA", "ALAMEDA", "OLAIAS", "ORIENTE"];
@@ -665,7 +660,7 @@ pub fn billboard(c: &mut Canvas, p: &Piece, revision: bool) {
         c.circle(sx, ly, u * 1.4, rgb(ground));
         c.text_centred(name, sx, ly + u * 5.0, small, rgb(ink));
     }
-    let px = if revision { w * 0.8 } else { w * 0.62 };
+    let px = if revision { w * 0.8 } else { w * 0.7 };
     parcel(
         c,
         px,
@@ -675,8 +670,8 @@ pub fn billboard(c: &mut Canvas, p: &Piece, revision: bool) {
     );
     let cell = fit_cell(p.headline, w * 0.5, u * 2.0);
     let below = c.lines(p.headline, w * 0.06, h * 0.1, cell, rgb(ink), false);
-    let sub = (u * 0.8).round();
-    c.text(p.subline, w * 0.06, below + 4.0 * sub, sub, rgb(sub_ink));
+    let sub = (u * 0.55).round();
+    c.text(p.subline, w * 0.06, below + 5.0 * sub, sub, rgb(sub_ink));
     c.logo(w * 0.06, h * 0.9, small, rgb(line), rgb(ground), rgb(ink));
 }
 
@@ -703,23 +698,23 @@ pub fn carousel(c: &mut Canvas, p: &Piece, recut: bool) {
     // Quote marks.
     for i in 0..2 {
         let qx = x + cw * 0.1 + i as f32 * u * 5.0;
-        c.circle(qx, y + ch * 0.13, u * 1.8, rgb(accent));
+        c.circle(qx, y + ch * 0.09, u * 1.8, rgb(accent));
         c.poly(
             &[
-                (qx - u * 1.8, y + ch * 0.13),
-                (qx + u * 0.2, y + ch * 0.13),
-                (qx - u * 0.6, y + ch * 0.22),
+                (qx - u * 1.8, y + ch * 0.09),
+                (qx + u * 0.2, y + ch * 0.09),
+                (qx - u * 0.6, y + ch * 0.15),
             ],
             rgb(accent),
         );
     }
-    let big = fit_cell(&[p.cta], cw * 0.7, u * 3.2);
-    c.text(p.cta, x + cw * 0.08, y + ch * 0.22, big, rgb(accent));
+    let big = fit_cell(&[p.cta], cw * 0.7, u * 2.2);
+    c.text(p.cta, x + cw * 0.08, y + ch * 0.2, big, rgb(accent));
     let cell = fit_cell(p.headline, cw * 0.84, u * 1.0);
     let below = c.lines(
         p.headline,
         x + cw * 0.08,
-        y + ch * 0.22 + 9.5 * big,
+        y + ch * 0.2 + 9.5 * big,
         cell,
         rgb(INK),
         false,

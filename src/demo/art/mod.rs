@@ -405,13 +405,13 @@ fn encode(piece: &Piece, pix: Pixmap) -> Result<Vec<u8>, String> {
     // Every canvas starts opaque, so premultiplied and straight alpha agree.
     let rgba = RgbaImage::from_raw(w, h, pix.take())
         .ok_or_else(|| format!("{}: pixel buffer has the wrong size", piece.file_name))?;
+    let rgb = image::DynamicImage::ImageRgba8(rgba).into_rgb8();
     let mut out = Vec::new();
     if piece.file_name.ends_with(".jpg") {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
-            .encode_image(&rgba)
+            .encode(rgb.as_raw(), w, h, ExtendedColorType::Rgb8)
             .map_err(fail)?;
     } else {
-        let rgb = image::DynamicImage::ImageRgba8(rgba).into_rgb8();
         image::codecs::png::PngEncoder::new_with_quality(
             &mut out,
             image::codecs::png::CompressionType::Fast,

@@ -98,7 +98,7 @@ pub fn can(c: &mut Canvas, cx: f32, bottom: f32, w: f32, h: f32, body: u32, band
         h - e * 1.5,
         rgba(WHITE, 0.35),
     );
-    let cell = (w / 40.0).max(2.0);
+    let cell = (w / 64.0).max(1.0);
     c.text_centred(
         "NORTHWIND",
         cx,
@@ -167,8 +167,8 @@ pub fn phone(c: &mut Canvas, x: f32, y: f32, w: f32, h: f32, accent: u32) {
     );
     c.circle(px, py - w * 0.06, w * 0.025, rgb(WHITE));
     // Header.
-    let cell = (w / 70.0).max(1.0);
-    c.text("TRACKING", sx + sw * 0.08, sy + sw * 0.07, cell, rgb(INK));
+    let cell = (w / 150.0).max(1.0);
+    c.text("TRACKING", sx + sw * 0.08, sy + sw * 0.09, cell, rgb(INK));
     // Delivery cards.
     let mut cy = my + mh + sw * 0.05;
     for (i, dot) in [accent, SUN, CORAL, TEAL].iter().enumerate() {
