@@ -5,6 +5,7 @@ use super::canvas::{Canvas, linear, mix, radial, rgb, rgba};
 use super::font::{fit_cell, line_width};
 use super::motifs::{avatar, can, parcel, phone, tracker};
 use super::{CORAL, INK, Piece, SAND, SUN, TEAL, WHITE};
+use resvg::tiny_skia::{IntSize, Pixmap, Transform};
 
 /// A small deterministic generator (splitmix64) for scattered details.
 pub struct Rng(u64);
@@ -788,9 +789,16 @@ pub fn reel(c: &mut Canvas, p: &Piece) {
 
 /// The case study hero: a studio shot of the tracker and a parcel on a
 /// sand sweep, lit from above.
-pub fn master(c: &mut Canvas, p: &Piece) {
+pub fn master(c: &mut Canvas, p: &Piece) -> Result<(), String> {
     let (w, h) = (c.w, c.h);
-    c.backdrop(linear(
+    // The sweep and its light are smooth: they are painted at a quarter of
+    // the size and enlarged, the objects at full size over them.
+    let (sw, sh) = (c.pix.width() / 4, c.pix.height() / 4);
+    let mut bg = Canvas::new(sw, sh, WHITE)?;
+    bg.w = w;
+    bg.h = h;
+    bg.t = Transform::from_scale(sw as f32 / w, sh as f32 / h);
+    bg.backdrop(linear(
         0.0,
         0.0,
         0.0,
@@ -802,7 +810,20 @@ pub fn master(c: &mut Canvas, p: &Piece) {
             (1.0, rgb(mix(SAND, 0xc89b66, 0.3))),
         ],
     ));
-    c.glow(w * 0.47, h * 0.45, w * 0.55, h * 0.55, WHITE, 0.7);
+    bg.glow(w * 0.47, h * 0.45, w * 0.55, h * 0.55, WHITE, 0.7);
+    // Light falloff towards the corners.
+    bg.backdrop(radial(
+        w * 0.48,
+        h * 0.5,
+        w * 0.75,
+        h * 0.85,
+        &[
+            (0.0, rgba(INK, 0.0)),
+            (0.6, rgba(INK, 0.0)),
+            (1.0, rgba(INK, 0.3)),
+        ],
+    ));
+    c.pix = enlarge(bg.finish(), c.pix.width(), c.pix.height())?;
     tracker(c, w * 0.42, h * 0.8, w * 0.13, h * 0.55);
     parcel(c, w * 0.64, h * 0.84, h * 0.14, CORAL);
     c.glow(w * 0.25, h * 0.83, w * 0.06, h * 0.015, INK, 0.5);
@@ -823,18 +844,25 @@ pub fn master(c: &mut Canvas, p: &Piece) {
             ],
         ),
     );
-    // Light falloff towards the corners.
-    c.backdrop(radial(
-        w * 0.48,
-        h * 0.5,
-        w * 0.75,
-        h * 0.85,
-        &[
-            (0.0, rgba(INK, 0.0)),
-            (0.6, rgba(INK, 0.0)),
-            (1.0, rgba(INK, 0.3)),
-        ],
-    ));
     let cell = (h / 400.0).round();
     c.text(p.subline, w * 0.03, h * 0.96, cell, rgba(INK, 0.5));
+    Ok(())
+}
+
+/// `small` enlarged to `w` x `h` (bilinear: the content is smooth).
+fn enlarge(small: Pixmap, w: u32, h: u32) -> Result<Pixmap, String> {
+    use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+    let (sw, sh) = (small.width(), small.height());
+    let src = image::RgbaImage::from_raw(sw, sh, small.take())
+        .ok_or("the backdrop buffer has the wrong size")?;
+    let mut dst = image::RgbaImage::new(w, h);
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .use_alpha(false);
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| format!("enlarging the backdrop failed: {e}"))?;
+    let size = IntSize::from_wh(w, h).ok_or("empty master")?;
+    Pixmap::from_vec(dst.into_raw(), size)
+        .ok_or_else(|| "the master buffer has the wrong size".to_owned())
 }

@@ -393,7 +393,9 @@ fn draw(piece: &Piece) -> Result<Pixmap, String> {
         Layout::Billboard { revision } => layouts::billboard(&mut c, piece, revision),
         Layout::Carousel { recut } => layouts::carousel(&mut c, piece, recut),
         Layout::Reel => layouts::reel(&mut c, piece),
-        Layout::Master => layouts::master(&mut c, piece),
+        Layout::Master => {
+            layouts::master(&mut c, piece).map_err(|e| format!("{}: {e}", piece.file_name))?
+        }
     }
     Ok(c.finish())
 }
