@@ -348,7 +348,7 @@ impl Hub {
 }
 
 /// Mean distance from each dominant colour to the nearest brand colour.
-fn palette_score(palette: &[String], brand: &[String]) -> Option<f32> {
+pub(crate) fn palette_score(palette: &[String], brand: &[String]) -> Option<f32> {
     if brand.is_empty() || palette.is_empty() {
         return None;
     }
