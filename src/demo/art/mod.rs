@@ -359,7 +359,7 @@ pub fn catalogue() -> Vec<Piece> {
             25,
         ),
         piece(
-            "northwind-logistics-hero-master.jpg",
+            "northwind-logistics-hero-master.png",
             "Case study: Northwind Logistics",
             "kenji",
             "Studio shot of the Northwind tracker beside a parcel on a warm sand sweep.",
@@ -425,7 +425,7 @@ fn encode(piece: &Piece, pix: Pixmap) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Draws and encodes one piece (PNG, or JPEG for the `.jpg` master).
+/// Draws and encodes one piece as PNG (JPEG if its name ends in `.jpg`).
 /// Deterministic: the same piece always gives the same bytes.
 pub fn render(piece: &Piece) -> Result<Vec<u8>, String> {
     encode(piece, draw(piece)?)
