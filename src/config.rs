@@ -132,6 +132,11 @@ pub fn default_home() -> Option<PathBuf> {
     xdg_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("spoke"))
 }
 
+/// `$XDG_CACHE_HOME/spoke` (`~/.cache/spoke`): what can be made again.
+pub fn cache_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("spoke"))
+}
+
 fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     match std::env::var_os(var) {
         Some(v) if !v.is_empty() => Some(PathBuf::from(v)),

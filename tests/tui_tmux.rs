@@ -42,10 +42,15 @@ impl Tmux {
 
     /// Waits until the screen shows `needle`.
     fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_until(needle, Duration::from_secs(30), |s| s.contains(needle))
+    }
+
+    /// Waits until `ready` holds for the screen.
+    fn wait_until(&self, needle: &str, within: Duration, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
         loop {
             let screen = self.screen();
-            if screen.contains(needle) {
+            if ready(&screen) {
                 return screen;
             }
             assert!(
@@ -97,8 +102,18 @@ fn tmux_available() -> bool {
     found
 }
 
-/// Starts `spoke --demo` in a fresh tmux session and waits for its queue.
+/// Starts `spoke --demo --quiet` (the team does nothing, so the queue stays
+/// as seeded) in a fresh tmux session and waits for its queue.
 fn start_demo(dir: &Path) -> (Tmux, std::path::PathBuf, std::path::PathBuf) {
+    start_demo_with(dir, (120, 32), "--quiet")
+}
+
+/// Starts `spoke --demo` with `extra` arguments in a `size` terminal.
+fn start_demo_with(
+    dir: &Path,
+    size: (u16, u16),
+    extra: &str,
+) -> (Tmux, std::path::PathBuf, std::path::PathBuf) {
     let home = dir.join("demo");
     let config = dir.join("config.toml");
     std::fs::write(&config, "").expect("config");
@@ -111,25 +126,30 @@ fn start_demo(dir: &Path) -> (Tmux, std::path::PathBuf, std::path::PathBuf) {
                 .unwrap_or_default()
         ),
     };
+    // A teammate acts every 2-3 s instead of every 20-40 s.
     let command = format!(
-        "{} --config {} --demo --home {}",
+        "SPOKE_DEMO_PACE=2-3 {} --config {} --demo --home {} {extra}",
         env!("CARGO_BIN_EXE_spoke"),
         config.display(),
         home.display()
     );
+    let (width, height) = (size.0.to_string(), size.1.to_string());
     let started = tmux.run(&[
         "new-session",
         "-d",
         "-s",
         "spoke",
         "-x",
-        "120",
+        &width,
         "-y",
-        "32",
+        &height,
         &command,
     ]);
     assert!(started.status.success(), "tmux new-session: {started:?}");
-    tmux.wait_for("Briefs 27/27");
+    // Seeding draws and analyses the demo's images first (slow in debug).
+    tmux.wait_until("Briefs 27/", Duration::from_secs(240), |s| {
+        s.contains("Briefs 27/") || s.contains("Briefs 28/")
+    });
     (tmux, home, config)
 }
 
@@ -238,4 +258,142 @@ fn a_lead_filters_the_demo_queue_and_moves_a_brief_forward_in_tmux() {
         .find(|b| b["title"] == "Holiday email header")
         .expect("the holiday brief");
     assert_eq!(holiday["status"], "in_progress");
+}
+
+impl Tmux {
+    /// The screen with its colours, as escape sequences.
+    fn screen_with_colours(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .run(&["capture-pane", "-p", "-e", "-t", "spoke"])
+                .stdout,
+        )
+        .into_owned()
+    }
+
+    /// Waits until the screen shows at least `rows` rows of coloured
+    /// half-block cells (an image drawn with half-blocks).
+    fn wait_for_image_rows(&self, rows: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen_with_colours();
+            if image_rows(&screen) >= rows {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no image appeared; the screen was:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Rows holding several half-block cells drawn in colour.
+fn image_rows(screen: &str) -> usize {
+    screen
+        .lines()
+        .filter(|l| {
+            let blocks = l.matches(['▀', '▄']).count();
+            let colours = l.matches("\u{1b}[").count();
+            blocks >= 8 && colours >= 8
+        })
+        .count()
+}
+
+/// Rows of `image_rows` within columns `from..to` of the plain screen.
+fn half_blocks_in_columns(plain: &str, from: usize, to: usize) -> usize {
+    plain
+        .lines()
+        .filter(|l| {
+            l.chars()
+                .skip(from)
+                .take(to.saturating_sub(from))
+                .filter(|c| matches!(c, '▀' | '▄'))
+                .count()
+                >= 4
+        })
+        .count()
+}
+
+#[test]
+fn the_demo_shows_images_a_team_at_work_and_live_changes_in_tmux() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (tmux, _home, _config) = start_demo_with(dir.path(), (160, 48), "");
+
+    // Assets: the first row is an image, previewed in colour.
+    tmux.keys(&["2"]);
+    tmux.wait_for("Assets");
+    tmux.keys(&["g", "g"]);
+    let screen = tmux.wait_for_image_rows(6);
+    assert!(image_rows(&screen) >= 6, "{screen}");
+
+    // Approvals: the billboard's second version beside its first.
+    tmux.keys(&["4"]);
+    tmux.wait_for("waiting on you");
+    tmux.keys(&["/"]);
+    tmux.type_text("billboard v2");
+    tmux.keys(&["Enter"]);
+    let plain = tmux.wait_until("both versions", Duration::from_secs(60), |s| {
+        s.contains("(this)") && s.contains("(previous)")
+    });
+    assert!(
+        plain.contains("v2 (this)") && plain.contains("v1 (previous)"),
+        "{plain}"
+    );
+    tmux.wait_for_image_rows(6);
+    let plain = tmux.screen();
+    let this = plain
+        .lines()
+        .find_map(|l| l.find("v2 (this)"))
+        .expect("this label");
+    let previous = plain
+        .lines()
+        .find_map(|l| l.find("v1 (previous)"))
+        .expect("previous label");
+    let (left, right) = (this.min(previous), this.max(previous));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let plain = tmux.screen();
+        let (a, b) = (
+            half_blocks_in_columns(&plain, left, right),
+            half_blocks_in_columns(&plain, right, 160),
+        );
+        if a >= 3 && b >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both versions are not drawn ({a} and {b} rows):\n{plain}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Team: whatever the day and hour, a teammate is at work and online.
+    tmux.keys(&["5"]);
+    let team = tmux.wait_until("a teammate online", Duration::from_secs(60), |s| {
+        s.lines()
+            .any(|l| l.contains("● working") && !l.contains("@ana"))
+    });
+    assert!(team.contains("LOOKING AT"), "{team}");
+
+    // A teammate files a brief through the relay; it shows up unasked.
+    tmux.keys(&["1"]);
+    tmux.wait_until("a new brief", Duration::from_secs(90), |s| {
+        s.contains("Pop-up store window")
+    });
+
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tmux.session_alive() {
+        assert!(
+            Instant::now() < deadline,
+            "spoke did not quit on q with the team at work"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

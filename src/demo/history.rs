@@ -59,277 +59,35 @@ const fn b(
 use BriefStatus as S;
 
 /// The queue: statuses match ages, a few are overdue.
+#[rustfmt::skip]
 const BRIEFS: &[DemoBrief] = &[
-    b(
-        "Spring launch hero film",
-        S::Draft,
-        "p1",
-        "",
-        40,
-        false,
-        "ana",
-        0.3,
-    ),
-    b(
-        "Recruiting page refresh",
-        S::Draft,
-        "p3",
-        "",
-        60,
-        false,
-        "ana",
-        1.6,
-    ),
-    b(
-        "Partner co-marketing one-pager",
-        S::Draft,
-        "p2",
-        "",
-        21,
-        false,
-        "noor",
-        0.8,
-    ),
-    b(
-        "Q1 webinar series visuals",
-        S::Intake,
-        "p2",
-        "",
-        18,
-        false,
-        "lucia",
-        2.2,
-    ),
-    b(
-        "App store screenshots v5",
-        S::Intake,
-        "p1",
-        "",
-        9,
-        true,
-        "lucia",
-        3.1,
-    ),
-    b(
-        "Annual report cover",
-        S::Intake,
-        "p2",
-        "",
-        45,
-        true,
-        "noor",
-        1.2,
-    ),
-    b(
-        "Holiday email header",
-        S::Ready,
-        "p0",
-        "jordan",
-        3,
-        true,
-        "lucia",
-        4.5,
-    ),
-    b(
-        "Trade show booth graphics",
-        S::Ready,
-        "p2",
-        "tom",
-        30,
-        true,
-        "noor",
-        6.0,
-    ),
-    b(
-        "LinkedIn carousel: customer stories",
-        S::InProgress,
-        "p1",
-        "priya",
-        7,
-        true,
-        "lucia",
-        9.5,
-    ),
-    b(
-        "Product tour motion loop",
-        S::InProgress,
-        "p1",
-        "kenji",
-        -2,
-        true,
-        "lucia",
-        12.0,
-    ),
-    b(
-        "Instagram reels: launch week",
-        S::InProgress,
-        "p0",
-        "tom",
-        2,
-        true,
-        "lucia",
-        8.0,
-    ),
-    b(
-        "Brand guidelines v3 illustrations",
-        S::InProgress,
-        "p2",
-        "priya",
-        25,
-        true,
-        "maya",
-        26.0,
-    ),
-    b(
-        "Case study: Northwind Logistics",
-        S::InReview,
-        "p1",
-        "kenji",
-        -1,
-        true,
-        "noor",
-        14.0,
-    ),
-    b(
-        "Out-of-home billboard, Lisbon metro",
-        S::InReview,
-        "p1",
-        "tom",
-        6,
-        true,
-        "lucia",
-        16.0,
-    ),
-    b(
-        "Newsletter template refresh",
-        S::InReview,
-        "p3",
-        "jordan",
-        -3,
-        true,
-        "maya",
-        21.0,
-    ),
-    b(
-        "Pricing page illustrations",
-        S::Approved,
-        "p2",
-        "priya",
-        1,
-        true,
-        "lucia",
-        19.0,
-    ),
-    b(
-        "Sales deck master slides",
-        S::Approved,
-        "p1",
-        "jordan",
-        2,
-        true,
-        "noor",
-        22.0,
-    ),
-    b(
-        "Podcast cover art",
-        S::Approved,
-        "p3",
-        "tom",
-        8,
-        true,
-        "maya",
-        24.0,
-    ),
-    b(
-        "Black Friday banner set",
-        S::Delivered,
-        "p0",
-        "tom",
-        -9,
-        true,
-        "lucia",
-        35.0,
-    ),
-    b(
-        "Onboarding email illustrations",
-        S::Delivered,
-        "p2",
-        "priya",
-        -14,
-        true,
-        "maya",
-        40.0,
-    ),
-    b(
-        "Conference sponsor logo wall",
-        S::Delivered,
-        "p3",
-        "kenji",
-        -20,
-        true,
-        "noor",
-        42.0,
-    ),
-    b(
-        "Rebrand teaser (paused by legal)",
-        S::OnHold,
-        "p1",
-        "kenji",
-        35,
-        true,
-        "maya",
-        30.0,
-    ),
-    b(
-        "Localized ads for Japan",
-        S::OnHold,
-        "p2",
-        "",
-        28,
-        false,
-        "noor",
-        18.0,
-    ),
-    b(
-        "Print catalogue 2027",
-        S::OnHold,
-        "p3",
-        "",
-        90,
-        false,
-        "lucia",
-        12.5,
-    ),
-    b(
-        "Sponsored post for discontinued SKU",
-        S::Cancelled,
-        "p2",
-        "",
-        15,
-        true,
-        "lucia",
-        27.0,
-    ),
-    b(
-        "Mascot exploration",
-        S::Cancelled,
-        "p3",
-        "",
-        50,
-        false,
-        "maya",
-        33.0,
-    ),
-    b(
-        "TikTok launch challenge",
-        S::Cancelled,
-        "p1",
-        "",
-        10,
-        false,
-        "noor",
-        11.0,
-    ),
+    b("Spring launch hero film", S::Draft, "p1", "", 40, false, "lucia", 0.3),
+    b("Recruiting page refresh", S::Draft, "p3", "", 60, false, "ana", 1.6),
+    b("Partner co-marketing one-pager", S::Draft, "p2", "", 21, false, "noor", 0.8),
+    b("Q1 webinar series visuals", S::Intake, "p2", "", 18, false, "lucia", 2.2),
+    b("App store screenshots v5", S::Intake, "p1", "", 9, true, "lucia", 3.1),
+    b("Annual report cover", S::Intake, "p2", "", 45, true, "noor", 1.2),
+    b("Holiday email header", S::Ready, "p0", "jordan", 3, true, "lucia", 4.5),
+    b("Trade show booth graphics", S::Ready, "p2", "tom", 30, true, "noor", 6.0),
+    b("LinkedIn carousel: customer stories", S::InProgress, "p1", "priya", 7, true, "lucia", 9.5),
+    b("Product tour motion loop", S::InProgress, "p1", "kenji", -2, true, "lucia", 12.0),
+    b("Instagram reels: launch week", S::InProgress, "p0", "tom", 2, true, "lucia", 8.0),
+    b("Brand guidelines v3 illustrations", S::InProgress, "p2", "priya", 25, true, "maya", 26.0),
+    b("Case study: Northwind Logistics", S::InReview, "p1", "kenji", -1, true, "noor", 14.0),
+    b("Out-of-home billboard, Lisbon metro", S::InReview, "p1", "tom", 6, true, "lucia", 16.0),
+    b("Newsletter template refresh", S::InReview, "p3", "jordan", -3, true, "maya", 21.0),
+    b("Pricing page illustrations", S::Approved, "p2", "priya", 1, true, "lucia", 19.0),
+    b("Sales deck master slides", S::Approved, "p1", "jordan", 2, true, "noor", 22.0),
+    b("Podcast cover art", S::Approved, "p3", "tom", 8, true, "maya", 24.0),
+    b("Black Friday banner set", S::Delivered, "p0", "tom", -9, true, "lucia", 35.0),
+    b("Onboarding email illustrations", S::Delivered, "p2", "priya", -14, true, "maya", 40.0),
+    b("Conference sponsor logo wall", S::Delivered, "p3", "kenji", -20, true, "noor", 42.0),
+    b("Rebrand teaser (paused by legal)", S::OnHold, "p1", "kenji", 35, true, "maya", 30.0),
+    b("Localized ads for Japan", S::OnHold, "p2", "", 28, false, "noor", 18.0),
+    b("Print catalogue 2027", S::OnHold, "p3", "", 90, false, "lucia", 12.5),
+    b("Sponsored post for discontinued SKU", S::Cancelled, "p2", "", 15, true, "lucia", 27.0),
+    b("Mascot exploration", S::Cancelled, "p3", "", 50, false, "maya", 33.0),
+    b("TikTok launch challenge", S::Cancelled, "p1", "", 10, false, "noor", 11.0),
 ];
 
 /// Comments in the members' own voices: (who, brief, hours after it was
@@ -405,7 +163,7 @@ const COMMENTS: &[(&str, &str, f64, &str)] = &[
     (
         "kenji",
         "Product tour motion loop",
-        120.0,
+        170.0,
         "Storyboard is in. 12 s loop, hard cut on the logo. Render farm queue is long tonight, final tomorrow JST.",
     ),
     (
@@ -501,15 +259,28 @@ pub async fn replay(cast: &mut Cast, home: &Path, now: Timestamp) -> Result<Repl
         .into_iter()
         .partition(|p| p.role == ArtRole::Master);
     let small = std::thread::spawn(move || draw(small));
-    let big = Mutex::new(Some(std::thread::spawn(move || draw(big))));
+    let big = std::thread::spawn(move || draw(big));
+    let master_by = art::catalogue()
+        .iter()
+        .find(|p| p.role == ArtRole::Master)
+        .map_or("kenji", |p| p.by);
 
-    // The lead sets the studio up while requesters file their briefs.
-    let first = [YOU.handle, "lucia", "noor", "maya"];
-    cast.together(&first, |actor| {
-        if actor.handle == YOU.handle {
-            setup(actor, home, ago(now, 45.0))
-        } else {
-            file_briefs(actor, now)
+    // The lead sets the studio up while requesters file their briefs, and
+    // the master (the slowest piece to analyse and render) goes in unlinked.
+    let first = [YOU.handle, "lucia", "noor", "maya", master_by];
+    let big = Mutex::new(Some(big));
+    let master = Mutex::new(Vec::new());
+    cast.together(&first, |actor| match actor.handle {
+        "ana" => setup(actor, home, ago(now, 45.0)),
+        "lucia" | "noor" | "maya" => file_briefs(actor, now),
+        _ => {
+            if let Some(drawing) = lock(&big).take() {
+                for (piece, bytes) in joined(drawing)? {
+                    let id = upload_master(actor, home, now, &piece, &bytes)?;
+                    lock(&master).push((piece, id));
+                }
+            }
+            Ok(())
         }
     })?;
     let workers = [YOU.handle, AGENT.handle, "kenji", "priya", "tom", "jordan"];
@@ -523,6 +294,7 @@ pub async fn replay(cast: &mut Cast, home: &Path, now: Timestamp) -> Result<Repl
     }
     let by_member = Mutex::new(by_member);
     let work = Mutex::new(BTreeMap::new());
+    let master = Mutex::new(master.into_inner().unwrap_or_else(|e| e.into_inner()));
     cast.together(&workers, |actor| match actor.handle {
         "ana" => triage(actor, now, &ids),
         "scout" => {
@@ -530,15 +302,13 @@ pub async fn replay(cast: &mut Cast, home: &Path, now: Timestamp) -> Result<Repl
             ai_drafts(actor, home, now)
         }
         who => {
-            let mut mine = lock(&by_member).remove(who).unwrap_or_default();
-            if art::catalogue()
-                .iter()
-                .any(|p| p.role == ArtRole::Master && p.by == who)
-                && let Some(master) = lock(&big).take()
-            {
-                mine.extend(joined(master)?);
-            }
-            let made = creative_work(actor, home, now, &ids, mine)?;
+            let mine = lock(&by_member).remove(who).unwrap_or_default();
+            let uploaded = if who == master_by {
+                std::mem::take(&mut *lock(&master))
+            } else {
+                Vec::new()
+            };
+            let made = creative_work(actor, home, now, &ids, mine, uploaded)?;
             lock(&work).extend(made);
             Ok(())
         }
@@ -584,9 +354,10 @@ pub struct Replayed {
 type Drawn = Vec<(Piece, Vec<u8>)>;
 
 fn draw(pieces: Vec<Piece>) -> Result<Drawn, String> {
+    let kept = crate::config::cache_dir().map(|d| d.join("demo-art"));
     pieces
         .into_iter()
-        .map(|p| art::render(&p).map(|bytes| (p, bytes)))
+        .map(|p| art::render_kept(&p, kept.as_deref()).map(|bytes| (p, bytes)))
         .collect()
 }
 
@@ -699,6 +470,7 @@ fn triage(actor: &mut Actor, now: Timestamp, ids: &BTreeMap<&'static str, String
         Assign(&'static str, &'static str),
         Move(&'static str, BriefStatus),
         Comment(&'static str, &'static str),
+        File(&'static DemoBrief),
     }
     let mut steps: Vec<(Timestamp, Step)> = Vec::new();
     for def in BRIEFS.iter().filter(|d| d.requester != YOU.handle) {
@@ -728,10 +500,17 @@ fn triage(actor: &mut Actor, now: Timestamp, ids: &BTreeMap<&'static str, String
             ));
         }
     }
+    // Your own drafts.
+    for def in BRIEFS.iter().filter(|d| d.requester == YOU.handle) {
+        steps.push((ago(now, def.age), Step::File(def)));
+    }
     steps.sort_by_key(|(t, _)| *t);
     for (at, step) in steps {
         let hub = actor.at(at);
         match step {
+            Step::File(def) => {
+                hub.add_brief(new_brief(def, now))?;
+            }
             Step::Assign(title, who) => {
                 hub.assign_brief(id_of(ids, title)?, who, false)?;
             }
@@ -741,17 +520,6 @@ fn triage(actor: &mut Actor, now: Timestamp, ids: &BTreeMap<&'static str, String
             }
             Step::Comment(title, text) => hub.comment_on_brief(id_of(ids, title)?, text)?,
         }
-    }
-    // Your own drafts, filed last.
-    let mine: Vec<&DemoBrief> = BRIEFS
-        .iter()
-        .filter(|d| d.requester == YOU.handle)
-        .collect();
-    let mut mine = mine;
-    mine.sort_by(|a, b| b.age.total_cmp(&a.age));
-    for def in mine {
-        let hub = actor.at(ago(now, def.age));
-        hub.add_brief(new_brief(def, now))?;
     }
     Ok(())
 }
@@ -784,9 +552,11 @@ fn creative_work(
     now: Timestamp,
     ids: &BTreeMap<&'static str, String>,
     drawn: Drawn,
+    uploaded: Vec<(Piece, String)>,
 ) -> Result<BTreeMap<&'static str, String>> {
     enum Step {
         Upload(Piece, Vec<u8>),
+        Link(Piece, String),
         Comment(&'static str, &'static str),
     }
     let who = actor.handle;
@@ -795,10 +565,11 @@ fn creative_work(
         if piece.role == ArtRole::Version2 {
             continue; // uploaded after the reviewer asked for changes
         }
-        let def = brief_def(piece.brief)?;
-        // Work lands in the second half of the brief's life so far.
-        let at = ago(now, def.age * upload_point(&piece));
-        steps.push((at, Step::Upload(piece, bytes)));
+        steps.push((upload_time(now, &piece)?, Step::Upload(piece, bytes)));
+    }
+    for (piece, id) in uploaded {
+        let at = after(upload_time(now, &piece)?, 0.02);
+        steps.push((at, Step::Link(piece, id)));
     }
     for &(by, title, hours, text) in COMMENTS {
         if by == who {
@@ -814,16 +585,29 @@ fn creative_work(
         let hub = actor.at(at);
         match step {
             Step::Comment(title, text) => hub.comment_on_brief(id_of(ids, title)?, text)?,
-            Step::Upload(piece, bytes) => {
-                let id = upload(hub, &drafts, &piece, &bytes, id_of(ids, piece.brief)?, None)?;
-                if piece.role == ArtRole::Master {
-                    hub.render_renditions(
-                        &id,
-                        &["all".to_owned()],
-                        &drafts.join("renditions"),
-                        &RenditionOptions::default(),
+            Step::Link(piece, id) => {
+                hub.commit(vec![(
+                    EntityRef::new(EntityKind::Asset, id.clone()),
+                    Change::Set(BTreeMap::from([(
+                        "brief".to_owned(),
+                        json!(id_of(ids, piece.brief)?),
+                    )])),
+                )])?;
+                if let Some((title, stages)) = review_for(&piece) {
+                    hub.request_approval(
+                        title,
+                        Subject::AssetVersion {
+                            asset: id.clone(),
+                            version: 1,
+                        },
+                        stages,
                     )?;
                 }
+                work.insert(piece.file_name, id);
+            }
+            Step::Upload(piece, bytes) => {
+                let brief = id_of(ids, piece.brief)?;
+                let id = upload(hub, &drafts, &piece, &bytes, Some(brief), None)?;
                 if let Some((title, stages)) = review_for(&piece) {
                     hub.request_approval(
                         title,
@@ -842,6 +626,34 @@ fn creative_work(
     Ok(work)
 }
 
+/// When a piece was uploaded: in the second half of its brief's life so far.
+fn upload_time(now: Timestamp, piece: &Piece) -> Result<Timestamp> {
+    Ok(ago(now, brief_def(piece.brief)?.age * upload_point(piece)))
+}
+
+/// The master goes in before its brief reaches its maker: imported,
+/// captioned and tagged, its sizes rendered; linked to the brief later.
+fn upload_master(
+    actor: &mut Actor,
+    home: &Path,
+    now: Timestamp,
+    piece: &Piece,
+    bytes: &[u8],
+) -> Result<String> {
+    let dir = home_of(home, actor.handle).join("master");
+    let hub = actor.at(upload_time(now, piece)?);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let id = upload(hub, &dir, piece, bytes, None, None)?;
+    hub.render_renditions(
+        &id,
+        &["all".to_owned()],
+        &dir.join("renditions"),
+        &RenditionOptions::default(),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(id)
+}
+
 /// How far back in a brief's life (as a share of its age) a piece lands.
 fn upload_point(piece: &Piece) -> f64 {
     match piece.role {
@@ -858,7 +670,7 @@ fn upload(
     dir: &Path,
     piece: &Piece,
     bytes: &[u8],
-    brief: &str,
+    brief: Option<&str>,
     version_of: Option<String>,
 ) -> Result<String> {
     let path = dir.join(piece.file_name);
@@ -866,7 +678,7 @@ fn upload(
     let report = hub.import_assets(
         std::slice::from_ref(&path),
         &ImportOptions {
-            brief: Some(brief.to_owned()),
+            brief: brief.map(str::to_owned),
             version_of: version_of.clone(),
         },
         |_| {},
@@ -1065,7 +877,7 @@ fn second_version(
         &dir,
         v2,
         &bytes,
-        id_of(ids, v2.brief)?,
+        Some(id_of(ids, v2.brief)?),
         Some(asset.clone()),
     )?;
     let _ = std::fs::remove_dir_all(&dir);

@@ -104,7 +104,13 @@ async fn stopped_within(stop: &mut watch::Receiver<bool>, wait: Duration) -> boo
     }
 }
 
+/// The team lets the TUI draw its first frame before anyone arrives.
+const SETTLE: Duration = Duration::from_millis(1500);
+
 async fn run(home: PathBuf, opts: LiveOptions, mut stop: watch::Receiver<bool>) {
+    if stopped_within(&mut stop, SETTLE).await {
+        return;
+    }
     let mut presence = Shifts::default();
     let provider: Option<Box<dyn Provider>> = opts
         .agent
