@@ -739,7 +739,7 @@ fn ai_drafts(actor: &mut Actor, home: &Path, now: Timestamp) -> Result<()> {
     let scratch = home_of(home, AGENT.handle).join("drafts");
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     for (i, &(id, title, text)) in AI_DRAFTS.iter().enumerate() {
-        let hub = actor.at(ago(now, 0.5 - 0.1 * i as f64));
+        let hub = actor.at(ago(now, 0.2 - 0.05 * i as f64));
         let file = scratch.join(format!("{id}.md"));
         std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
         let sha = crate::sync::blobs::store_local(&hub.home(), &file)?;
