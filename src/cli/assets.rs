@@ -390,21 +390,5 @@ pub fn preview(ctx: &Ctx, target: &str, width: Option<u32>) -> Result<()> {
 
 /// The local path of a blob, downloading it from the hub if needed.
 pub fn fetch_blob(ctx: &Ctx, hub: &crate::service::Hub, sha: &str) -> Result<PathBuf> {
-    let local = crate::sync::blobs::local_blob_path(&ctx.home, sha);
-    if local.exists() {
-        return Ok(local);
-    }
-    let meta = hub.meta();
-    let (Some(url), Some(token)) = (meta.hub_url.clone(), meta.hub_token.clone()) else {
-        return Err(anyhow::anyhow!(
-            "blob {sha} is not on this machine and this replica has not joined a hub"
-        ));
-    };
-    let addr = crate::sync::HubAddress::parse(&url)?;
-    let ca = meta.hub_ca_file.as_ref().map(PathBuf::from);
-    let client = crate::sync::blobs::BlobClient::new(addr, token, ca.as_deref())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(client.fetch(&ctx.home, sha))
+    crate::sync::blobs::fetch_blocking(&ctx.home, hub.meta(), sha)
 }

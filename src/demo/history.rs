@@ -694,6 +694,19 @@ fn upload(
             .cloned()
             .with_context(|| format!("the demo image {} was not imported", piece.file_name))?,
     };
+    if report.new_versions.is_empty() {
+        // Titled as a person would, not as the file is named.
+        let title = crate::service::assets::title_from(Path::new(piece.file_name));
+        let mut chars = title.chars();
+        let title: String = chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default();
+        hub.commit(vec![(
+            EntityRef::new(EntityKind::Asset, id.clone()),
+            Change::Set(BTreeMap::from([("title".to_owned(), json!(title))])),
+        )])?;
+    }
     hub.caption_asset(&id, piece.caption)?;
     let tags: Vec<String> = piece.tags.iter().map(|t| format!("+{t}")).collect();
     hub.tag_asset(&id, &tags)?;

@@ -435,7 +435,7 @@ fn new_version(hub: &mut Hub, home: &Path, t: &Teammate, turn: usize) -> Result<
         .filter_map(|p| {
             assets
                 .iter()
-                .find(|a| a.title == title_of(p.file_name))
+                .find(|a| a.title.eq_ignore_ascii_case(&title_of(p.file_name)))
                 .map(|a| (p, a.clone()))
         })
         .collect();

@@ -274,3 +274,28 @@ fn tokio_util_stream(
         }
     })
 }
+
+/// The local path of a blob, downloading it from the replica's hub first
+/// when it is not on this machine (blocking; for threads outside a runtime).
+pub fn fetch_blocking(
+    home: &Path,
+    meta: &crate::store::ReplicaMeta,
+    sha: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let local = local_blob_path(home, sha);
+    if local.exists() {
+        return Ok(local);
+    }
+    let (Some(url), Some(token)) = (meta.hub_url.clone(), meta.hub_token.clone()) else {
+        return Err(anyhow::anyhow!(
+            "blob {sha} is not on this machine and this replica has not joined a hub"
+        ));
+    };
+    let addr = super::HubAddress::parse(&url)?;
+    let ca = meta.hub_ca_file.as_ref().map(std::path::PathBuf::from);
+    let client = BlobClient::new(addr, token, ca.as_deref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(client.fetch(home, sha))
+}

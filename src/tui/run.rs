@@ -114,7 +114,7 @@ fn restore_terminal() {
 /// Loads the snapshot the screen shows.
 pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
     let status = crate::sync::status_of(hub.replica()).ok();
-    let assets = hub.assets()?;
+    let assets = hub.assets_newest_first()?;
     let home = hub
         .replica()
         .path()
@@ -164,6 +164,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     // the screen is taken over.
     let hub = Hub::open(&opts.home, opts.fallback_zone.as_deref())?;
     let first = snapshot(&hub)?;
+    let hub_meta = Some(hub.meta().clone()).filter(|m| m.hub_url.is_some());
     // The replica is open once in this process: the workers share it.
     let shared = Shared::new(hub);
 
@@ -205,7 +206,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     // read here and never taken for keys.
     let chosen = opts.graphics.choose();
     spawn_input(tx.clone());
-    let previews = spawn_previews(opts.home.clone(), tx.clone())?;
+    let previews = spawn_previews(opts.home.clone(), hub_meta, tx.clone())?;
 
     let mut app = App::new(keymap, Timestamp::now());
     app.panes.chat.model = opts
@@ -299,7 +300,11 @@ where
 
 /// Decodes and encodes previews on two threads of their own, so a large
 /// decode never holds up an encode for the screen.
-fn spawn_previews(home: PathBuf, tx: mpsc::Sender<Msg>) -> Result<mpsc::Sender<Job>> {
+fn spawn_previews(
+    home: PathBuf,
+    hub: Option<crate::store::ReplicaMeta>,
+    tx: mpsc::Sender<Msg>,
+) -> Result<mpsc::Sender<Job>> {
     let (jtx, jrx) = mpsc::channel::<Job>();
     let (dtx, drx) = mpsc::channel::<Job>();
     let decode_tx = tx.clone();
@@ -307,6 +312,10 @@ fn spawn_previews(home: PathBuf, tx: mpsc::Sender<Msg>) -> Result<mpsc::Sender<J
         .name("preview-decode".into())
         .spawn(move || {
             while let Ok(job) = drx.recv() {
+                // A blob not fetched yet comes from the hub first.
+                if let (Job::Decode(sha), Some(meta)) = (&job, &hub) {
+                    let _ = crate::sync::blobs::fetch_blocking(&home, meta, sha);
+                }
                 let done = super::preview::run(&home, job);
                 if decode_tx.send(Msg::Preview(done)).is_err() {
                     return;
