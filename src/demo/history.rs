@@ -478,17 +478,20 @@ fn triage(actor: &mut Actor, now: Timestamp, ids: &BTreeMap<&'static str, String
         let path = super::path_to(def.status);
         // The moves spread over the first three quarters of its life.
         let span = def.age * 0.75;
+        let mut assigned = def.assignee.is_empty();
         for (i, status) in path.iter().enumerate() {
             let at = ago(
                 now,
                 def.age - span * (i + 1) as f64 / (path.len() + 1) as f64,
             );
-            if *status == BriefStatus::Ready && !def.assignee.is_empty() {
+            // Assigned as the brief leaves intake.
+            if !assigned && !matches!(status, BriefStatus::Intake | BriefStatus::Draft) {
                 steps.push((at, Step::Assign(def.title, def.assignee)));
+                assigned = true;
             }
             steps.push((after(at, 0.01), Step::Move(def.title, *status)));
         }
-        if path.is_empty() && !def.assignee.is_empty() {
+        if !assigned {
             steps.push((after(filed, 1.0), Step::Assign(def.title, def.assignee)));
         }
     }

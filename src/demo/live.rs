@@ -161,7 +161,8 @@ impl Shifts {
         let Ok(hub) = Hub::open(home, None) else {
             return;
         };
-        for t in TEAM {
+        // The agent is there whenever its worker runs.
+        for t in TEAM.iter().chain(std::iter::once(&AGENT)) {
             let working = hub
                 .member(t.handle)
                 .ok()

@@ -111,6 +111,14 @@ fn restore_terminal() {
     );
 }
 
+/// Whether this process has not tried to fetch `sha` before.
+fn first_try(sha: &str) -> bool {
+    static TRIED: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let mut tried = TRIED.lock().unwrap_or_else(|e| e.into_inner());
+    tried.get_or_insert_with(Default::default).insert(sha.to_owned())
+}
+
 /// Loads the snapshot the screen shows.
 pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
     let status = crate::sync::status_of(hub.replica()).ok();
@@ -122,9 +130,14 @@ pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let mut texts = std::collections::BTreeMap::new();
+    let meta = hub.meta();
     for version in assets.iter().flat_map(|a| &a.versions) {
         if version.mime.starts_with("text/") && version.size <= 16 * 1024 {
             let path = crate::sync::blobs::local_blob_path(&home, &version.blob_sha256);
+            // A short text not fetched yet comes from the hub, tried once.
+            if !path.exists() && meta.hub_url.is_some() && first_try(&version.blob_sha256) {
+                let _ = crate::sync::blobs::fetch_blocking(&home, meta, &version.blob_sha256);
+            }
             if let Ok(text) = std::fs::read_to_string(&path) {
                 texts.insert(version.blob_sha256.clone(), text);
             }
