@@ -73,6 +73,8 @@ fn app() -> App {
     let keymap = Keymap::load("default", None).expect("keymap");
     let now: Timestamp = NOW.parse().expect("now");
     let mut app = App::new(keymap, now);
+    // A model is configured, as the chat tests stream its answers.
+    app.panes.chat.model = Some("openai/test-model".to_owned());
     let titles = [
         ("Holiday email header", BriefStatus::Ready, Priority::P0, 2),
         (
@@ -1155,4 +1157,18 @@ mod on_a_replica {
         let terminal = render(&mut app, &theme, 160, 48);
         insta::assert_snapshot!("non_lead_moves_incomplete_brief_160x48", terminal.backend());
     }
+}
+
+#[test]
+fn the_chat_pane_says_how_to_configure_a_model_when_there_is_none() {
+    let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+    let mut app = app();
+    app.update(Msg::Action(Action::ShowChat));
+    let text = render(&mut app, &theme, 160, 40).backend().to_string();
+    assert!(!text.contains("No model configured"), "{text}");
+    app.panes.chat.model = None;
+    let text = render(&mut app, &theme, 160, 40).backend().to_string();
+    let hint: Vec<&str> = text.lines().filter(|l| l.contains("No model configured")).collect();
+    assert_eq!(hint.len(), 1, "{text}");
+    assert!(hint[0].contains("config.toml"), "{text}");
 }

@@ -468,6 +468,11 @@ fn presence_marks_members_online_until_they_leave_or_go_quiet() {
     app.update(Msg::Presence(p("kenji", PresenceStatus::Online)));
     app.update(Msg::Presence(p("maya", PresenceStatus::Away)));
     assert_eq!(app.online.len(), 2);
+    assert_eq!(app.online["kenji"].viewing, None);
+    let mut looking = p("kenji", PresenceStatus::Online);
+    looking.viewing = Some("brief/b-1".into());
+    app.update(Msg::Presence(looking));
+    assert_eq!(app.online["kenji"].viewing.as_deref(), Some("brief/b-1"));
     app.update(Msg::Presence(p("maya", PresenceStatus::Offline)));
     app.update(Msg::Presence(p("nobody", PresenceStatus::Unknown)));
     assert!(app.online.contains_key("kenji") && !app.online.contains_key("maya"));

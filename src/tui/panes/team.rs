@@ -164,8 +164,8 @@ impl Component for TeamPane {
                 Constraint::Length(9),
                 Constraint::Length(24),
                 Constraint::Length(5),
-                Constraint::Length(16),
-                Constraint::Min(10),
+                Constraint::Length(13),
+                Constraint::Fill(1),
             ],
         )
         .header(header)
