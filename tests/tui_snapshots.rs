@@ -1168,7 +1168,10 @@ fn the_chat_pane_says_how_to_configure_a_model_when_there_is_none() {
     assert!(!text.contains("No model configured"), "{text}");
     app.panes.chat.model = None;
     let text = render(&mut app, &theme, 160, 40).backend().to_string();
-    let hint: Vec<&str> = text.lines().filter(|l| l.contains("No model configured")).collect();
+    let hint: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("No model configured"))
+        .collect();
     assert_eq!(hint.len(), 1, "{text}");
     assert!(hint[0].contains("config.toml"), "{text}");
 }

@@ -34,6 +34,7 @@ struct DemoBrief {
     age: f64,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn b(
     title: &'static str,
     status: BriefStatus,

@@ -116,7 +116,9 @@ fn first_try(sha: &str) -> bool {
     static TRIED: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
         std::sync::Mutex::new(None);
     let mut tried = TRIED.lock().unwrap_or_else(|e| e.into_inner());
-    tried.get_or_insert_with(Default::default).insert(sha.to_owned())
+    tried
+        .get_or_insert_with(Default::default)
+        .insert(sha.to_owned())
 }
 
 /// Loads the snapshot the screen shows.
