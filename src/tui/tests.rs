@@ -905,3 +905,39 @@ fn a_burst_of_search_keystrokes_runs_one_query_after_the_pause() {
     drop(tx);
     assert_eq!(super::run::after_pause(&rx, pause), None);
 }
+
+fn asset(id: &str, title: &str) -> crate::model::asset::Asset {
+    crate::model::asset::Asset {
+        id: id.into(),
+        title: title.into(),
+        kind: Default::default(),
+        versions: Vec::new(),
+        tags: Vec::new(),
+        palette: Vec::new(),
+        phash: None,
+        brief: None,
+        status: Default::default(),
+        renditions: Vec::new(),
+        deleted: false,
+    }
+}
+
+#[test]
+fn the_asset_cursor_follows_its_asset_when_new_data_moves_it() {
+    let mut app = app();
+    let mut data = app.data.clone();
+    data.assets = vec![asset("a-2", "Two"), asset("a-1", "One")];
+    app.update(Msg::Data(Box::new(data.clone())));
+    key(&mut app, "2");
+    key(&mut app, "j");
+    assert_eq!(app.panes.assets.list.selected_id(), Some("a-1"));
+    // A teammate's upload arrives on top, newest first.
+    data.assets.insert(0, asset("a-3", "Three"));
+    app.update(Msg::Data(Box::new(data.clone())));
+    assert_eq!(app.panes.assets.list.selected_id(), Some("a-1"));
+    assert_eq!(app.panes.assets.list.cursor, 2);
+    // And when it goes away, the cursor stays on the list.
+    data.assets.retain(|a| a.id != "a-1");
+    app.update(Msg::Data(Box::new(data)));
+    assert!(app.panes.assets.list.cursor < 2);
+}

@@ -172,8 +172,9 @@ impl ApprovalsPane {
                 v.id.clone(),
             )
         });
+        list.ids = rows.iter().map(|&i| all[i].id.clone()).collect();
         list.rows = rows;
-        let row = keep.and_then(|id| list.rows.iter().position(|&i| all[i].id == id));
+        let row = keep.and_then(|id| list.ids.iter().position(|i| i == id));
         let ids: BTreeSet<&str> = all.iter().map(|v| v.id.as_str()).collect();
         list.settle(row, &ids);
     }
@@ -271,12 +272,8 @@ impl Component for ApprovalsPane {
     }
 
     fn on_data(&mut self, ctx: &Ctx) -> Vec<Cmd> {
-        let keep = self
-            .list
-            .rows
-            .get(self.list.cursor)
-            .and_then(|&i| ctx.data.approvals.get(i))
-            .map(|v| v.id.clone());
+        // The rows point into the old data: follow the item by its id.
+        let keep = self.list.selected_id().map(str::to_owned);
         self.recompute(ctx, keep.as_deref());
         Vec::new()
     }

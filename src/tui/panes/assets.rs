@@ -103,7 +103,12 @@ impl AssetsPane {
             .filter(|(_, a)| list.matches(&format!("{} {} {}", a.id, a.title, a.tags.join(" "))))
             .map(|(i, _)| i)
             .collect();
-        let row = keep.and_then(|id| list.rows.iter().position(|&i| ctx.data.assets[i].id == id));
+        list.ids = list
+            .rows
+            .iter()
+            .map(|&i| ctx.data.assets[i].id.clone())
+            .collect();
+        let row = keep.and_then(|id| list.ids.iter().position(|i| i == id));
         let ids: BTreeSet<&str> = ctx.data.assets.iter().map(|a| a.id.as_str()).collect();
         list.settle(row, &ids);
     }
@@ -145,12 +150,8 @@ impl Component for AssetsPane {
     }
 
     fn on_data(&mut self, ctx: &Ctx) -> Vec<Cmd> {
-        let keep = self
-            .list
-            .rows
-            .get(self.list.cursor)
-            .and_then(|&i| ctx.data.assets.get(i))
-            .map(|a| a.id.clone());
+        // The rows point into the old data: follow the item by its id.
+        let keep = self.list.selected_id().map(str::to_owned);
         self.recompute(ctx, keep.as_deref());
         Vec::new()
     }

@@ -75,6 +75,9 @@ pub fn moved(
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListState {
     pub rows: Vec<usize>,
+    /// The id on each row when the rows were computed, so the cursor can
+    /// follow its item when new data moves it.
+    pub ids: Vec<String>,
     pub cursor: usize,
     pub marked: std::collections::BTreeSet<String>,
     pub filter: String,
@@ -98,6 +101,11 @@ impl ListState {
         let needle = self.filter.trim().to_lowercase();
         let hay = hay.to_lowercase();
         needle.split_whitespace().all(|w| hay.contains(w))
+    }
+
+    /// The id under the cursor, as the rows were computed.
+    pub fn selected_id(&self) -> Option<&str> {
+        self.ids.get(self.cursor).map(String::as_str)
     }
 
     /// Puts the cursor on `row` when given, keeps it on the list, and drops
