@@ -189,6 +189,13 @@ fn the_demo_seeds_images_history_and_a_team_through_the_relay() {
             "@{who} says nothing; voices: {voices:?}"
         );
     }
+    let general: BTreeSet<String> = hub
+        .thread_messages("general")
+        .expect("general")
+        .into_iter()
+        .map(|m| m.author)
+        .collect();
+    assert!(general.len() >= 2, "the general thread: {general:?}");
     let chain = hub.replica().audit_chain().expect("audit");
     assert!(chain.len() >= 8, "{} audit entries", chain.len());
     drop(hub);

@@ -325,11 +325,14 @@ pub async fn replay(cast: &mut Cast, home: &Path, now: Timestamp) -> Result<Repl
     // Reviewers decide, the billboard comes back as v2, the agent proposes.
     let v2 = Mutex::new(None);
     cast.together(&last, |actor| match actor.handle {
-        "maya" => decisions(actor, now, &work),
+        "maya" => {
+            decisions(actor, now, &work)?;
+            say_in_general(actor, ago(now, 0.05), GENERAL[1])
+        }
         "scout" => proposal(actor, now),
         _ => {
             *lock(&v2) = second_version(actor, home, now, &ids, &work)?;
-            Ok(())
+            say_in_general(actor, ago(now, 0.2), GENERAL[0])
         }
     })?;
     cast.exchange(&last, &[YOU.handle]).await?;
@@ -337,6 +340,20 @@ pub async fn replay(cast: &mut Cast, home: &Path, now: Timestamp) -> Result<Repl
         work,
         v2: v2.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
+}
+
+/// The team's general thread, from the last day.
+const GENERAL: [&str; 2] = [
+    "Morning from Sydney! Billboard v2 is in Ana's queue; I'm offline from 17:00 AEDT, Jordan has the baton.",
+    "Thanks Tom. Reminder for everyone: the brand review moves to Thursdays, 15:00 UTC, from next week.",
+];
+
+fn say_in_general(actor: &mut Actor, at: Timestamp, text: &str) -> Result<()> {
+    let hub = actor.at(at);
+    hub.post_message(
+        crate::service::threads::GENERAL_THREAD,
+        crate::service::threads::human_message(text),
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
