@@ -238,14 +238,26 @@ fn bad_url_is_rejected_up_front() {
 
 #[test]
 fn server_down_is_unreachable_naming_the_url() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let embedder =
-        OpenAiEmbedder::new(&config_at(&format!("http://127.0.0.1:{port}/v1/"), "m")).unwrap();
-    let started = Instant::now();
-    let err = embedder.embed(&["hello"], Purpose::Query).unwrap_err();
+    // A port just freed; another test's server may take it meanwhile, so a
+    // port where something answers is traded for a new one (five tries; a
+    // client that never reports a dead server as unreachable fails them all).
+    let (port, err, started) = (0..5)
+        .find_map(|_| {
+            let port = {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                listener.local_addr().unwrap().port()
+            };
+            let embedder =
+                OpenAiEmbedder::new(&config_at(&format!("http://127.0.0.1:{port}/v1/"), "m"))
+                    .unwrap();
+            let started = Instant::now();
+            embedder
+                .embed(&["hello"], Purpose::Query)
+                .err()
+                .filter(|e| matches!(e, EmbedError::Unreachable { .. }))
+                .map(|e| (port, e, started))
+        })
+        .expect("a free port that nothing answers on");
 
     assert!(
         started.elapsed() < Duration::from_secs(20),
