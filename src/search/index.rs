@@ -32,7 +32,31 @@ const LOCK: &str = "lock";
 const EMBED_BATCH: usize = 64;
 /// Reciprocal rank fusion constant (the usual 60).
 const RRF_K: f32 = 60.0;
-
+/// A word match scoring this share of the query's ceiling (every query
+/// term present, each about once) counts fully in the fusion.
+const FULL_WORD_MATCH: f32 = 0.45;
+/// Below this strength, a word match with no vector match behind it is
+/// not returned: it shares only an incidental word or two with the query.
+const MEANINGFUL_WORD_MATCH: f32 = 0.3;
+/// The corpus's noise level, measured with [`NOISE_PROBES`].
+const NOISE: &str = "noise.json";
+/// Queries about nothing a creative studio writes about, in several
+/// languages: the best similarity they reach is what noise looks like here.
+const NOISE_PROBES: &[&str] = &[
+    "lattice gauge theory of quantum chromodynamics",
+    "amortisation schedule of a thirty year mortgage",
+    "sourdough starter hydration ratio",
+    "subduction zones along tectonic plate boundaries",
+    "xqzv jwpk trlm vbnq",
+    "量子力学における波動関数の収縮",
+    "地方税の確定申告と還付金の計算方法",
+    "蛋白质折叠的分子动力学模拟",
+    "高速铁路桥梁的抗震设计规范",
+    "receta tradicional de paella valenciana",
+    "la fotosíntesis de las plantas en el desierto",
+    "Frist für die Einkommensteuererklärung",
+    "die Geschichte der Dampflokomotive in Preußen",
+];
 /// Everything that says which index files belong together and who built them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Manifest {
@@ -210,6 +234,8 @@ pub struct SearchIndex {
     by_entity: HashMap<EntityRef, Vec<u64>>,
     lexical: LexicalIndex,
     vectors: Option<VectorIndex>,
+    /// The corpus's noise level, when measured.
+    noise: Option<Noise>,
 }
 
 /// `HOME/search`.
@@ -242,8 +268,12 @@ impl SearchIndex {
             by_entity: HashMap::new(),
             lexical: LexicalIndex::new(),
             vectors: None,
+            noise: None,
         };
         index.load_saved()?;
+        index.noise = std::fs::read(dir.join(NOISE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         Ok(index)
     }
 
@@ -611,6 +641,7 @@ impl SearchIndex {
         if report.changed() || first_save || caught_up_reset {
             self.save()?;
         }
+        self.measure_noise();
         self.rebuilt_because = None;
         Ok(AppliedRefresh {
             lock,
@@ -795,11 +826,14 @@ impl SearchIndex {
         }
     }
 
-    /// Ranked keys for a query: BM25 and vector rankings fused by reciprocal
-    /// rank. If the query cannot be embedded, the lexical ranking alone is
-    /// used and a warning says why.
+    /// Ranked keys for a query: the BM25 and vector rankings fused by
+    /// reciprocal rank, each word match weighed by how much of the query it
+    /// holds (so one incidental word does not outvote the best vector).
+    /// Vector matches no better than what off-topic queries reach in this
+    /// corpus are dropped: no result beats noise. If the query cannot be
+    /// embedded, the lexical ranking alone is used and a warning says why.
     pub fn rank(&self, q: &Query) -> (Vec<RankedKey>, Vec<String>) {
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self.embedder.notice().into_iter().collect();
         let limit = q.limit.max(1);
         let depth = (limit * 4).max(50);
         let keep = self.keep(q);
@@ -824,31 +858,33 @@ impl SearchIndex {
             && !v.is_empty()
             && q.only != Some(Ranking::Lexical)
         {
-            match self.embedder.embed(&[q.text.as_str()], Purpose::Query) {
-                Ok(mut vs) if vs.len() == 1 && vs[0].len() == v.dims() => {
-                    let qv = vs.remove(0);
-                    match v.search(&qv, depth, keep) {
-                        Ok(hits) => {
-                            // usearch's cosine distance is 1 - similarity.
-                            let floor = self.embedder.min_similarity();
-                            vector = hits.into_iter().filter(|(_, d)| 1.0 - d >= floor).collect();
-                        }
-                        Err(e) => warnings.push(format!("{e:#}; showing word matches only")),
+            match self.query_vector(&q.text, v.dims()) {
+                Ok(qv) => match v.search(&qv, depth, keep) {
+                    Ok(mut hits) => {
+                        // Cosine distance is 1 - similarity.
+                        let floor = self.similarity_floor(&q.text);
+                        hits.retain(|(_, d)| 1.0 - d >= floor);
+                        // Equal distances in key order, so a ranking never
+                        // depends on how the graph was walked.
+                        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                        vector = hits;
                     }
-                }
-                Ok(vs) => warnings.push(format!(
-                    "the embedder returned {} vectors of {} dimensions for the query, the index has {}; showing word matches only",
-                    vs.len(),
-                    vs.first().map_or(0, Vec::len),
-                    v.dims()
-                )),
+                    Err(e) => warnings.push(format!("{e:#}; showing word matches only")),
+                },
                 Err(e) => warnings.push(format!("{e}; showing word matches only")),
             }
         }
+        let ceiling = self.lexical.ceiling(&q.text);
+        let vectors_asked = self.vectors.is_some() && q.only.is_none() && warnings.is_empty();
         let mut fused: HashMap<u64, RankedKey> = HashMap::new();
-        for (rank, (key, _)) in lexical.iter().enumerate() {
+        let mut weak: HashSet<u64> = HashSet::new();
+        for (rank, (key, score)) in lexical.iter().enumerate() {
+            let strength = word_strength(*score, ceiling);
+            if strength < MEANINGFUL_WORD_MATCH {
+                weak.insert(*key);
+            }
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
-            e.score += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.score += strength / (RRF_K + rank as f32 + 1.0);
             e.lexical_rank = Some(rank + 1);
         }
         let weight = self.embedder.fusion_weight();
@@ -858,9 +894,100 @@ impl SearchIndex {
             e.vector_rank = Some(rank + 1);
         }
         let mut ranked: Vec<RankedKey> = fused.into_values().collect();
-        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
+        // A few incidental words of a longer query, with no vector behind
+        // them, are noise (when the vectors could have spoken).
+        if vectors_asked {
+            ranked.retain(|r| r.vector_rank.is_some() || !weak.contains(&r.key));
+        }
+        let doc_id = |k: u64| self.catalog.get(&k).map(|e| e.doc_id.as_str());
+        ranked.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| best_rank(a).cmp(&best_rank(b)))
+                .then_with(|| doc_id(a.key).cmp(&doc_id(b.key)))
+                .then(a.key.cmp(&b.key))
+        });
         ranked.truncate(limit);
         (ranked, warnings)
+    }
+
+    /// The query's vector, checked against the index's dimensions.
+    fn query_vector(&self, text: &str, dims: usize) -> Result<Vec<f32>, String> {
+        match self.embedder.embed(&[text], Purpose::Query) {
+            Ok(mut vs) if vs.len() == 1 && vs[0].len() == dims => Ok(vs.remove(0)),
+            Ok(vs) => Err(format!(
+                "the embedder returned {} vectors of {} dimensions for the query, the index has {dims}",
+                vs.len(),
+                vs.first().map_or(0, Vec::len),
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The similarity a vector match for `query` must reach: the embedder's
+    /// own floor, or what off-topic queries reach in this corpus (those in
+    /// the query's language, when it can be told: a model scores any two
+    /// texts in one language closer), whichever is higher.
+    pub fn similarity_floor(&self, query: &str) -> f32 {
+        let own = self.embedder.min_similarity();
+        let Some(n) = self.noise.as_ref().filter(|n| n.embedder == self.id) else {
+            return own;
+        };
+        let language = super::terms::language(query)
+            .and_then(|l| n.by_language.get(l))
+            .copied()
+            .unwrap_or(0.0);
+        own.max(n.similarity).max(language)
+    }
+
+    /// Measures the corpus's noise level: the median best similarity of
+    /// queries about nothing the studio writes about. Kept beside the index
+    /// and measured again when the corpus has grown or shrunk by a tenth.
+    fn measure_noise(&mut self) {
+        let Some(v) = &self.vectors else {
+            return;
+        };
+        let docs = v.len();
+        let fresh = self.noise.as_ref().is_some_and(|n| {
+            n.embedder == self.id && n.docs.abs_diff(docs) * 10 <= n.docs.max(1)
+        });
+        if fresh || docs == 0 {
+            return;
+        }
+        let Ok(vectors) = self.embedder.embed(NOISE_PROBES, Purpose::Query) else {
+            return; // The embedder is down: the last measure stays.
+        };
+        let mut best: Vec<f32> = Vec::new();
+        let mut by_language: HashMap<String, f32> = HashMap::new();
+        for (probe, q) in NOISE_PROBES.iter().zip(&vectors) {
+            let top = (q.len() == v.dims())
+                .then(|| v.search(q, 1, None).ok())
+                .flatten()
+                .and_then(|hits| hits.first().map(|(_, d)| 1.0 - d));
+            let Some(top) = top else {
+                continue;
+            };
+            best.push(top);
+            if let Some(lang) = super::terms::language(probe) {
+                let e = by_language.entry(lang.to_owned()).or_insert(top);
+                *e = e.max(top);
+            }
+        }
+        if best.len() < NOISE_PROBES.len() / 2 {
+            return;
+        }
+        best.sort_by(f32::total_cmp);
+        let noise = Noise {
+            embedder: self.id.clone(),
+            docs,
+            similarity: best[best.len() / 2],
+            by_language,
+        };
+        if let Ok(json) = serde_json::to_vec_pretty(&noise) {
+            // Only a measure: if it cannot be written it is taken again.
+            let _ = write_durably(&self.dir.join(NOISE), &json);
+        }
+        self.noise = Some(noise);
     }
 
     pub fn entry(&self, key: u64) -> Option<&CatalogEntry> {
@@ -927,6 +1054,36 @@ impl SearchIndex {
     }
 }
 
+/// How much a BM25 score counts in the fusion, from the share of the
+/// query's ceiling it reaches: about 1 when the document holds the query's
+/// words, little when it shares one incidental word of a longer query.
+fn word_strength(score: f32, ceiling: f32) -> f32 {
+    if ceiling <= 0.0 {
+        return 1.0;
+    }
+    (score / (FULL_WORD_MATCH * ceiling)).clamp(0.05, 1.0)
+}
+
+/// The better of a result's two ranks.
+fn best_rank(r: &RankedKey) -> usize {
+    r.lexical_rank
+        .into_iter()
+        .chain(r.vector_rank)
+        .min()
+        .unwrap_or(usize::MAX)
+}
+
+/// The noise level of one index, as [`SearchIndex::measure_noise`] took it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Noise {
+    embedder: EmbedderId,
+    docs: usize,
+    /// The median over all probes.
+    similarity: f32,
+    /// The highest of each language's probes.
+    by_language: HashMap<String, f32>,
+}
+
 /// A key's place in the fused ranking.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankedKey {
@@ -974,54 +1131,63 @@ impl DocTexts {
     }
 }
 
-/// The stretch of `text` (about `width` characters, on word boundaries) that
-/// holds the most query words; the start of the text when none match.
+/// The stretch of `text` (about `width` characters, cut at word boundaries
+/// of any script) that holds the most query terms; the start of the text
+/// when none match.
 pub fn snippet(text: &str, query: &str, width: usize) -> String {
+    use super::terms::{query_terms, term_spans, word_ranges};
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let words: Vec<&str> = flat.split(' ').filter(|w| !w.is_empty()).collect();
-    if words.is_empty() {
+    if flat.is_empty() || width == 0 {
         return String::new();
     }
-    let wanted: HashSet<String> = super::terms::terms(query).into_iter().collect();
-    let hits: Vec<bool> = words
-        .iter()
-        .map(|w| super::terms::terms(w).iter().any(|t| wanted.contains(t)))
+    // Byte offset of each char, and the char index of a byte offset.
+    let offsets: Vec<usize> = flat
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(flat.len()))
         .collect();
-    // Slide a window of words no longer than `width` characters.
+    let char_at = |byte: usize| offsets.partition_point(|&o| o < byte);
+    let words = word_ranges(&flat);
+    let wanted: HashSet<String> = query_terms(query).into_iter().collect();
+    let hits: Vec<usize> = term_spans(&flat)
+        .into_iter()
+        .filter(|(t, _)| wanted.contains(t))
+        .map(|(_, r)| r.start)
+        .collect();
+    // Windows start at a word; the best holds the most hits.
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(words.iter().map(|r| r.start).filter(|&s| s > 0))
+        .collect();
+    let limit_of = |start: usize| {
+        let last = (char_at(start) + width).min(offsets.len() - 1);
+        offsets[last]
+    };
     let (mut best_start, mut best_hits) = (0usize, 0usize);
-    let (mut start, mut len, mut count) = (0usize, 0usize, 0usize);
-    for end in 0..words.len() {
-        len += words[end].chars().count() + 1;
-        count += usize::from(hits[end]);
-        while len > width && start < end {
-            len -= words[start].chars().count() + 1;
-            count -= usize::from(hits[start]);
-            start += 1;
-        }
-        if count > best_hits {
-            best_hits = count;
+    for &start in &starts {
+        let limit = limit_of(start);
+        let n = hits.iter().filter(|&&h| h >= start && h < limit).count();
+        if n > best_hits {
+            best_hits = n;
             best_start = start;
         }
     }
+    let limit = limit_of(best_start);
+    let end = if limit >= flat.len() {
+        flat.len()
+    } else {
+        words
+            .iter()
+            .map(|r| r.end)
+            .filter(|&e| e > best_start && e <= limit)
+            .max()
+            .unwrap_or(limit)
+    };
     let mut out = String::new();
     if best_start > 0 {
         out.push('…');
     }
-    let mut used = 0;
-    let mut last = best_start;
-    for (i, w) in words.iter().enumerate().skip(best_start) {
-        let n = w.chars().count() + 1;
-        if used + n > width && used > 0 {
-            break;
-        }
-        if used > 0 {
-            out.push(' ');
-        }
-        out.push_str(w);
-        used += n;
-        last = i;
-    }
-    if last + 1 < words.len() {
+    out.push_str(flat[best_start..end].trim());
+    if end < flat.len() {
         out.push('…');
     }
     out
@@ -1051,6 +1217,16 @@ mod tests {
         assert!(s.contains("logo") && s.contains("clear space"), "{s}");
         assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
         assert!(s.chars().count() <= 84, "{s}");
+    }
+
+    #[test]
+    fn snippet_of_text_without_spaces_stays_short_and_finds_the_word() {
+        let text = "ロゴの周りには十分な余白を取ってください。".repeat(5)
+            + "ブランドのパレットは三色です。"
+            + &"写真は自然光で撮影します。".repeat(5);
+        let s = snippet(&text, "パレット", 30);
+        assert!(s.contains("パレット"), "{s}");
+        assert!(s.chars().count() <= 32, "{s}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Only the per-document term counts are persisted; postings are rebuilt
 //! when the index is loaded.
 
-use crate::search::terms::{stable_hash, terms};
+use crate::search::terms::{query_terms, stable_hash, terms};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -117,6 +117,27 @@ impl LexicalIndex {
         self.free.push(slot);
     }
 
+    /// The score a document would get by holding every term of `query` that
+    /// the index knows, each many times: what [`Self::search`]'s scores are
+    /// measured against to tell a full match from one incidental word.
+    pub fn ceiling(&self, query: &str) -> f32 {
+        let n = self.len() as f32;
+        let mut query_terms: Vec<u64> = query_terms(query)
+            .iter()
+            .map(|w| stable_hash(w.as_bytes()))
+            .collect();
+        query_terms.sort_unstable();
+        query_terms.dedup();
+        query_terms
+            .iter()
+            .filter_map(|t| self.postings.get(t))
+            .map(|list| {
+                let df = list.len() as f32;
+                (1.0 + (n - df + 0.5) / (df + 0.5)).ln() * (K1 + 1.0)
+            })
+            .sum()
+    }
+
     /// The best `limit` documents for `query` that `keep` accepts (all when
     /// `None`), best first.
     pub fn search(
@@ -130,7 +151,7 @@ impl LexicalIndex {
             return Vec::new();
         }
         let avgdl = (self.total_len as f32 / n).max(1.0);
-        let mut query_terms: Vec<u64> = terms(query)
+        let mut query_terms: Vec<u64> = query_terms(query)
             .iter()
             .map(|w| stable_hash(w.as_bytes()))
             .collect();

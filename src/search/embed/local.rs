@@ -9,7 +9,7 @@ use crate::search::terms::{stable_hash, terms};
 
 pub const LOCAL_DIMS: usize = 384;
 /// Bumped whenever the features or weights change, so old indexes rebuild.
-pub const LOCAL_MODEL: &str = "hashed-ngrams-v1";
+pub const LOCAL_MODEL: &str = "hashed-ngrams-v2";
 
 /// Below this, a match shares at most a stray trigram or two.
 const LOCAL_MIN_SIMILARITY: f32 = 0.1;
@@ -23,7 +23,7 @@ const LOCAL_FUSION_WEIGHT: f32 = 0.25;
 const WORD_WEIGHT: f32 = 1.0;
 const PAIR_WEIGHT: f32 = 0.5;
 /// Spread over a word's trigrams, so long words do not outweigh short ones.
-const TRIGRAM_WEIGHT: f32 = 0.6;
+const TRIGRAM_WEIGHT: f32 = 1.2;
 
 #[derive(Debug, Clone, Default)]
 pub struct LocalEmbedder;

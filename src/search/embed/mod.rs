@@ -96,6 +96,12 @@ pub trait Embedder: Send + Sync {
         0.0
     }
 
+    /// Something about the configuration the user should hear about with
+    /// every search (shown as a warning), e.g. a key variable that is unset.
+    fn notice(&self) -> Option<String> {
+        None
+    }
+
     /// How much the vector ranking counts against BM25 in the fusion (1 = as
     /// much). An embedder that only approximates shared words adds little
     /// BM25 does not already know, and its noise should count for less.

@@ -30,6 +30,8 @@ pub struct OpenAiEmbedder {
     model: String,
     /// `Bearer KEY`, marked sensitive so it never shows in debug output.
     authorization: Option<HeaderValue>,
+    /// Why no key is sent although one was configured.
+    notice: Option<String>,
     batch: usize,
     timeout_secs: u64,
     retries: u32,
@@ -50,9 +52,22 @@ impl OpenAiEmbedder {
         if cfg.model.trim().is_empty() {
             bail!("[search.openai] model is empty; set it to the model the server serves");
         }
-        let authorization = match &cfg.api_key_env {
-            None => None,
-            Some(var) => Some(authorization_from_env(var)?),
+        // A local server needs no key: a variable that is unset or empty
+        // means none is sent, with a warning on every search.
+        let (authorization, notice) = match &cfg.api_key_env {
+            None => (None, None),
+            Some(var)
+                if !var.trim().is_empty()
+                    && std::env::var_os(var).is_none_or(|v| v.to_string_lossy().trim().is_empty()) =>
+            {
+                (
+                    None,
+                    Some(format!(
+                        "{SECTION} api_key_env names ${var}, which is not set; no key is sent"
+                    )),
+                )
+            }
+            Some(var) => (Some(authorization_from_env(var)?), None),
         };
         let batch = cfg.batch.unwrap_or(DEFAULT_BATCH);
         if batch == 0 {
@@ -78,6 +93,7 @@ impl OpenAiEmbedder {
             shown_endpoint,
             model: cfg.model.clone(),
             authorization,
+            notice,
             batch,
             timeout_secs,
             retries: cfg.retries.unwrap_or(DEFAULT_RETRIES),
@@ -304,6 +320,10 @@ impl OpenAiEmbedder {
 impl Embedder for OpenAiEmbedder {
     fn describe(&self) -> String {
         format!("{} (model {})", self.shown_endpoint, self.model)
+    }
+
+    fn notice(&self) -> Option<String> {
+        self.notice.clone()
     }
 
     fn id(&self) -> EmbedderId {
