@@ -165,7 +165,8 @@ fn atoms(word: &str) -> impl Iterator<Item = Range<usize>> + '_ {
         match &mut open {
             Some((_, _, range)) if is_mark => range.end = end,
             Some((open_class, n, range))
-                if *open_class == class && (class == Script::Other || *n < chars_per_word(class)) =>
+                if *open_class == class
+                    && (class == Script::Other || *n < chars_per_word(class)) =>
             {
                 *n += 1;
                 range.end = end;

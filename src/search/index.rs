@@ -35,8 +35,11 @@ const RRF_K: f32 = 60.0;
 /// A word match scoring this share of the query's ceiling (every query
 /// term present, each about once) counts fully in the fusion.
 const FULL_WORD_MATCH: f32 = 0.45;
-/// Below this strength, a word match with no vector match behind it is
-/// not returned: it shares only an incidental word or two with the query.
+/// Below this strength (against every query term, also those no document
+/// holds), a match on pairs of CJK characters with no vector match behind
+/// it is not returned: it shares only a pair or two with the query, which
+/// unrelated words do. (A shared word of a script with spaces is a real
+/// match and always counts.)
 const MEANINGFUL_WORD_MATCH: f32 = 0.3;
 /// The corpus's noise level, measured with [`NOISE_PROBES`].
 const NOISE: &str = "noise.json";
@@ -47,15 +50,25 @@ const NOISE_PROBES: &[&str] = &[
     "amortisation schedule of a thirty year mortgage",
     "sourdough starter hydration ratio",
     "subduction zones along tectonic plate boundaries",
+    "the dosage of antibiotics for a child with an ear infection",
+    "who won the cup final in extra time last season",
     "xqzv jwpk trlm vbnq",
     "量子力学における波動関数の収縮",
     "地方税の確定申告と還付金の計算方法",
+    "子供の中耳炎に抗生物質はどれくらい飲ませますか",
+    "昨日のサッカーの試合は延長戦で決まった",
     "蛋白质折叠的分子动力学模拟",
     "高速铁路桥梁的抗震设计规范",
+    "儿童中耳炎应该服用多少抗生素",
+    "昨天的足球比赛在加时赛中决出胜负",
     "receta tradicional de paella valenciana",
     "la fotosíntesis de las plantas en el desierto",
+    "la dosis de antibióticos para un niño con otitis",
+    "quién ganó la final de copa en la prórroga",
     "Frist für die Einkommensteuererklärung",
     "die Geschichte der Dampflokomotive in Preußen",
+    "die Dosierung von Antibiotika bei einem Kind mit Mittelohrentzündung",
+    "wer hat das Pokalfinale in der Verlängerung gewonnen",
 ];
 /// Everything that says which index files belong together and who built them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -879,8 +892,8 @@ impl SearchIndex {
         let mut fused: HashMap<u64, RankedKey> = HashMap::new();
         let mut weak: HashSet<u64> = HashSet::new();
         for (rank, (key, score)) in lexical.iter().enumerate() {
-            let strength = word_strength(*score, ceiling);
-            if strength < MEANINGFUL_WORD_MATCH {
+            let strength = word_strength(*score, ceiling.known);
+            if ceiling.pairs && word_strength(*score, ceiling.all) < MEANINGFUL_WORD_MATCH {
                 weak.insert(*key);
             }
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
@@ -948,9 +961,10 @@ impl SearchIndex {
             return;
         };
         let docs = v.len();
-        let fresh = self.noise.as_ref().is_some_and(|n| {
-            n.embedder == self.id && n.docs.abs_diff(docs) * 10 <= n.docs.max(1)
-        });
+        let fresh = self
+            .noise
+            .as_ref()
+            .is_some_and(|n| n.embedder == self.id && n.docs.abs_diff(docs) * 10 <= n.docs.max(1));
         if fresh || docs == 0 {
             return;
         }

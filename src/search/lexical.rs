@@ -4,7 +4,7 @@
 //! Only the per-document term counts are persisted; postings are rebuilt
 //! when the index is loaded.
 
-use crate::search::terms::{query_terms, stable_hash, terms};
+use crate::search::terms::{Script, query_terms, script, stable_hash, terms};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -32,6 +32,36 @@ impl DocTerms {
             terms,
         }
     }
+}
+
+/// How much a query term no document holds counts against the matches: a
+/// word or a Katakana pair (loanwords are written in one run) fully; a pair
+/// with a Han character half, since about half the pairs of a Chinese
+/// sentence straddle two words; a pair holding hiragana (Japanese grammar)
+/// not at all.
+fn unanswered_weight(term: &str) -> f32 {
+    if !term.chars().all(|c| script(c) == Script::Cjk) {
+        return 1.0;
+    }
+    let hiragana = |c: char| ('\u{3040}'..='\u{309F}').contains(&c);
+    let katakana = |c: char| ('\u{30A0}'..='\u{30FF}').contains(&c);
+    if term.chars().any(hiragana) {
+        0.0
+    } else if term.chars().all(katakana) {
+        1.0
+    } else {
+        0.5
+    }
+}
+
+/// See [`LexicalIndex::ceiling`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ceiling {
+    pub known: f32,
+    pub all: f32,
+    /// Most of the query's terms are pairs of CJK characters, which can
+    /// meet a document by accident (`ール` of two unrelated loanwords).
+    pub pairs: bool,
 }
 
 /// Documents live in slots (dense numbers) so a query can add up scores in
@@ -117,25 +147,39 @@ impl LexicalIndex {
         self.free.push(slot);
     }
 
-    /// The score a document would get by holding every term of `query` that
-    /// the index knows, each many times: what [`Self::search`]'s scores are
-    /// measured against to tell a full match from one incidental word.
-    pub fn ceiling(&self, query: &str) -> f32 {
+    /// The score a document would get by holding every term of `query`,
+    /// each many times: what [`Self::search`]'s scores are measured against
+    /// to tell a full match from one incidental word. Two sums: over the
+    /// terms some document holds, and over all of them (a term no document
+    /// holds counts at its full rarity: the query asks for it and nothing
+    /// answers).
+    pub fn ceiling(&self, query: &str) -> Ceiling {
         let n = self.len() as f32;
-        let mut query_terms: Vec<u64> = query_terms(query)
+        let mut words = query_terms(query);
+        words.sort_unstable();
+        words.dedup();
+        let pairs = words
             .iter()
-            .map(|w| stable_hash(w.as_bytes()))
-            .collect();
-        query_terms.sort_unstable();
-        query_terms.dedup();
-        query_terms
-            .iter()
-            .filter_map(|t| self.postings.get(t))
-            .map(|list| {
-                let df = list.len() as f32;
-                (1.0 + (n - df + 0.5) / (df + 0.5)).ln() * (K1 + 1.0)
-            })
-            .sum()
+            .filter(|w| w.chars().all(|c| script(c) == Script::Cjk))
+            .count();
+        let mut ceiling = Ceiling {
+            pairs: pairs * 2 > words.len(),
+            ..Ceiling::default()
+        };
+        for w in &words {
+            let df = self
+                .postings
+                .get(&stable_hash(w.as_bytes()))
+                .map_or(0.0, |list| list.len() as f32);
+            let most = (1.0 + (n - df + 0.5) / (df + 0.5)).ln() * (K1 + 1.0);
+            if df > 0.0 {
+                ceiling.known += most;
+                ceiling.all += most;
+            } else {
+                ceiling.all += most * unanswered_weight(w);
+            }
+        }
+        ceiling
     }
 
     /// The best `limit` documents for `query` that `keep` accepts (all when

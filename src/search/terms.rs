@@ -140,14 +140,22 @@ pub fn language(text: &str) -> Option<&'static str> {
         .into_iter()
         .map(|r| text[r].to_lowercase())
         .collect();
-    let mut best: Option<(&'static str, usize)> = None;
-    for lang in latin_languages() {
-        let n = words.iter().filter(|w| lang.stop.contains(w.as_str())).count();
-        if n > 0 && best.is_none_or(|(_, b)| n > b) {
-            best = Some((lang.code, n));
-        }
+    let mut counts: Vec<(&'static str, usize)> = latin_languages()
+        .iter()
+        .map(|lang| {
+            let n = words
+                .iter()
+                .filter(|w| lang.stop.contains(w.as_str()))
+                .count();
+            (lang.code, n)
+        })
+        .collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    match counts.as_slice() {
+        // A tie (`in` is English, German and Dutch) tells nothing.
+        [(code, n), (_, second), ..] if *n > 0 && n > second => Some(code),
+        _ => None,
     }
-    best.map(|(code, _)| code)
 }
 
 /// The terms of a document's text, in order: stop words of English and of
@@ -401,7 +409,10 @@ mod tests {
         for w in ["newslett", "tuesday", "wrap", "hand", "marca"] {
             assert!(t.iter().any(|x| x == w), "{w} in {t:?}");
         }
-        assert!(!t.iter().any(|x| x.contains("newsletternewsletter")), "{t:?}");
+        assert!(
+            !t.iter().any(|x| x.contains("newsletternewsletter")),
+            "{t:?}"
+        );
         assert_eq!(terms("principles—We"), vec!["principl".to_owned()]);
     }
 
@@ -417,7 +428,9 @@ mod tests {
     #[test]
     fn a_katakana_word_with_particles_still_shares_its_pairs() {
         let query: HashSet<String> = terms("パレット").into_iter().collect();
-        let doc: HashSet<String> = terms("ブランドのパレットは三色です。").into_iter().collect();
+        let doc: HashSet<String> = terms("ブランドのパレットは三色です。")
+            .into_iter()
+            .collect();
         assert!(!query.is_empty());
         assert!(query.is_subset(&doc), "{query:?} in {doc:?}");
         // Punctuation ends a run: no pair spans `。`.
@@ -464,7 +477,10 @@ mod tests {
     fn spanish_and_german_keep_their_words() {
         let t = terms("Diseño de la paleta: Schriftgröße und Farbwelt");
         for w in ["diseno", "paleta", "schriftgrosse", "farbwelt"] {
-            assert!(t.iter().any(|x| x.starts_with(&w[..w.len() - 1])), "{w} in {t:?}");
+            assert!(
+                t.iter().any(|x| x.starts_with(&w[..w.len() - 1])),
+                "{w} in {t:?}"
+            );
         }
     }
 
@@ -476,8 +492,12 @@ mod tests {
         assert_eq!(language("ทุกสองสัปดาห์"), Some("th"));
         assert_eq!(language("what is the logo clear space"), Some("en"));
         assert_eq!(language("cuál es el tamaño de la letra"), Some("es"));
-        assert_eq!(language("wie groß ist die Schrift auf dem Plakat"), Some("de"));
+        assert_eq!(
+            language("wie groß ist die Schrift auf dem Plakat"),
+            Some("de")
+        );
         assert_eq!(language("Druckfreigabe"), None);
+        assert_eq!(language("Eszett in Versalien"), None);
     }
 
     #[test]

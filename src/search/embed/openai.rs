@@ -58,7 +58,8 @@ impl OpenAiEmbedder {
             None => (None, None),
             Some(var)
                 if !var.trim().is_empty()
-                    && std::env::var_os(var).is_none_or(|v| v.to_string_lossy().trim().is_empty()) =>
+                    && std::env::var_os(var)
+                        .is_none_or(|v| v.to_string_lossy().trim().is_empty()) =>
             {
                 (
                     None,
