@@ -338,8 +338,9 @@ fn is_queued(hub: &Hub, brief_id: &str) -> bool {
 }
 
 /// The old documents still answer, by words alone, and say so; the brief
-/// added during the fault is not there yet.
-fn assert_old_documents_answer_by_words(hub: &Hub, index: &SearchIndex, missing_title: &str) {
+/// added during the fault answers by words too (its words were indexed and
+/// saved; its vector is owed).
+fn assert_documents_answer_by_words(hub: &Hub, index: &SearchIndex, new_title: &str) {
     let results = search(hub, index, "museum night");
     let first = results.hits.first().expect("the old brief is still found");
     assert_eq!(first.title, "Museum night campaign", "{:?}", results.hits);
@@ -356,12 +357,13 @@ fn assert_old_documents_answer_by_words(hub: &Hub, index: &SearchIndex, missing_
         "{:?}",
         results.warnings
     );
-    let results = search(hub, index, missing_title);
-    assert!(
-        results.hits.iter().all(|h| h.title != missing_title),
-        "{missing_title} was never embedded, so it is not in the index: {:?}",
-        results.hits
-    );
+    let results = search(hub, index, new_title);
+    let first = results
+        .hits
+        .first()
+        .expect("the new brief is found by words");
+    assert_eq!(first.title, new_title, "{:?}", results.hits);
+    assert!(first.vector_rank.is_none() && first.lexical_rank == Some(1));
 }
 
 /// A hub with content in `dir` and its index built through `server` while
@@ -418,13 +420,33 @@ fn fault_leaves_the_index_usable_and_the_change_queued(fault: Mode, problem: &[&
     for needle in problem {
         assert!(msg.contains(needle), "the error says `{needle}`: {msg}");
     }
-    assert_eq!(index.generation(), generation, "nothing was saved");
-    assert_eq!(saved_generation(dir.path()), Some(generation));
-    assert_eq!(index.len(), docs);
-    assert_old_documents_answer_by_words(&hub, &index, title);
+    assert_eq!(index.generation(), generation + 1, "the words were saved");
+    assert_eq!(saved_generation(dir.path()), Some(generation + 1));
+    assert_eq!(index.len(), docs + 1);
+    assert_documents_answer_by_words(&hub, &index, title);
     assert!(is_queued(&hub, &added), "the new brief waits in the feed");
 
     server.set(Mode::Ok);
+    // Before the catch-up: the vectors speak again, and the brief whose
+    // vector is owed still comes first for its own title, by its words.
+    let results = search(&hub, &index, title);
+    assert_eq!(
+        results
+            .hits
+            .first()
+            .map(|h| (h.title.as_str(), h.vector_rank)),
+        Some((title, None)),
+        "{:?}",
+        results.hits
+    );
+    assert!(
+        results
+            .warnings
+            .iter()
+            .any(|w| w.contains("1 documents wait for their vectors")),
+        "{:?}",
+        results.warnings
+    );
     server.take_texts();
     let report = refresh(&hub, &mut index);
     assert!(
@@ -437,7 +459,7 @@ fn fault_leaves_the_index_usable_and_the_change_queued(fault: Mode, problem: &[&
         "only the new brief is embedded: {sent:?}"
     );
     assert_eq!(index.len(), docs + 1);
-    assert_eq!(index.generation(), generation + 1);
+    assert_eq!(index.generation(), generation + 2);
     assert_found_with_vectors(&hub, &index, title, &added);
     assert!(!is_queued(&hub, &added), "the feed is cleared");
 }
@@ -522,9 +544,9 @@ fn unreachable_server_with_the_same_model_reuses_the_index_and_queues_the_change
         !msg.contains("rebuil"),
         "a reused index is not rebuilt: {msg}"
     );
-    assert_eq!(index.generation(), generation);
-    assert_eq!(saved_generation(dir.path()), Some(generation));
-    assert_old_documents_answer_by_words(&hub, &index, title);
+    assert_eq!(index.generation(), generation + 1, "the words were saved");
+    assert_eq!(saved_generation(dir.path()), Some(generation + 1));
+    assert_documents_answer_by_words(&hub, &index, title);
     assert!(is_queued(&hub, &added));
     drop(index);
 
@@ -545,7 +567,7 @@ fn unreachable_server_with_the_same_model_reuses_the_index_and_queues_the_change
 }
 
 #[test]
-fn first_build_against_a_down_server_fails_clearly_and_a_later_build_succeeds() {
+fn first_build_against_a_down_server_answers_by_words_and_a_later_build_embeds_all() {
     let dir = tempfile::tempdir().expect("tmp");
     let hub = hub_with_content(dir.path());
     let port = ReservedPort::new();
@@ -563,13 +585,30 @@ fn first_build_against_a_down_server_fails_clearly_and_a_later_build_succeeds() 
         msg.contains("search index"),
         "says what was being done: {msg}"
     );
-    assert!(index.is_empty());
-    assert_eq!(index.generation(), 0);
-    assert_eq!(saved_generation(dir.path()), None, "no half-built index");
+    // The words are indexed and saved: search answers by words, saying so.
+    assert!(index.len() > 3);
+    assert_eq!(saved_generation(dir.path()), Some(index.generation()));
     let results = search(&hub, &index, "tone of voice");
-    assert!(results.hits.is_empty(), "{:?}", results.hits);
+    let first = results.hits.first().expect("found by words");
+    assert!(
+        first.title.starts_with("brand-voice.md") && first.vector_rank.is_none(),
+        "{:?}",
+        results.hits
+    );
+    assert!(
+        results
+            .warnings
+            .iter()
+            .any(|w| w.contains("word matches only")),
+        "{:?}",
+        results.warnings
+    );
     let waiting = hub.replica().search_feed().expect("feed").dirty.len();
     assert!(waiting >= 4, "every entity still waits: {waiting}");
+    // A new process sees the same words, and still owes the vectors.
+    let reopened = hub.open_search(&openai_config(&base_url)).expect("reopen");
+    assert_eq!(reopened.len(), index.len());
+    drop(reopened);
 
     // The server comes up on the same address; the same index object builds.
     let server = port.serve();

@@ -85,6 +85,9 @@ struct Manifest {
     catalog_sha256: String,
     vectors_file: String,
     vectors_sha256: String,
+    /// A full catch-up failed to embed: the next one is full too.
+    #[serde(default)]
+    owes_full: bool,
 }
 
 /// What a key in the index stands for.
@@ -249,6 +252,8 @@ pub struct SearchIndex {
     vectors: Option<VectorIndex>,
     /// The corpus's noise level, when measured.
     noise: Option<Noise>,
+    /// A full catch-up could not embed everything; the next one is full.
+    owes_full: bool,
 }
 
 /// `HOME/search`.
@@ -282,6 +287,7 @@ impl SearchIndex {
             lexical: LexicalIndex::new(),
             vectors: None,
             noise: None,
+            owes_full: false,
         };
         index.load_saved()?;
         index.noise = std::fs::read(dir.join(NOISE))
@@ -344,6 +350,7 @@ impl SearchIndex {
     /// save must never reuse the name of files a manifest may point to.
     fn reset_memory(&mut self) {
         self.resets = 0;
+        self.owes_full = false;
         self.has_manifest = false;
         self.next_key = 1;
         self.catalog.clear();
@@ -409,6 +416,7 @@ impl SearchIndex {
                 self.id = manifest.embedder.clone();
                 self.generation = manifest.generation;
                 self.resets = manifest.resets;
+                self.owes_full = manifest.owes_full;
                 self.has_manifest = true;
             }
             Err(e) => {
@@ -431,7 +439,8 @@ impl SearchIndex {
                 catalog_path.display()
             ));
         }
-        let vectors = if with_vectors {
+        // Dimensions 0: the embedder never answered, only words were saved.
+        let vectors = if with_vectors && m.embedder.dims > 0 {
             // Checked before usearch reads it: it trusts its input.
             if sha256_file(&vectors_path)? != m.vectors_sha256 {
                 return Err(anyhow!(
@@ -505,7 +514,7 @@ impl SearchIndex {
         let feed = replica
             .search_feed()
             .context("reading the replica's search feed")?;
-        let full = !self.has_manifest || feed.resets != self.resets;
+        let full = !self.has_manifest || feed.resets != self.resets || self.owes_full;
         let mut entities: Vec<EntityRef> = if full {
             let mut all = all_searchable(replica)?;
             all.extend(self.by_entity.keys().cloned());
@@ -553,8 +562,9 @@ impl SearchIndex {
                     .get(&doc.doc_id)
                     .and_then(|k| self.catalog.get(k).map(|e| (*k, e)))
                 {
-                    Some((_, e))
-                        if e.content_hash == doc.content_hash() && self.vectors.is_some() =>
+                    Some((k, e))
+                        if e.content_hash == doc.content_hash()
+                            && self.vectors.as_ref().is_some_and(|v| v.contains(k)) =>
                     {
                         if e.title != doc.title
                             || e.status != doc.status
@@ -595,9 +605,15 @@ impl SearchIndex {
             to_update,
             to_remove,
         } = plan;
-        // Vectors first: if the embedder fails, nothing has changed.
-        let vectors = self.embed_passages(&to_embed, progress)?;
-        if self.vectors.is_none() {
+        // Vectors first. If the embedder fails, the words are still indexed
+        // and saved, so new documents answer by words; their vectors are
+        // owed (the feed keeps its marks) and the error is returned.
+        let (vectors, embed_error) = match self.embed_passages(&to_embed, progress) {
+            Ok(v) => (v, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let mut vectors = vectors.into_iter();
+        if self.vectors.is_none() && self.id.dims > 0 {
             self.vectors = Some(VectorIndex::new(self.id.dims)?);
         }
 
@@ -615,7 +631,7 @@ impl SearchIndex {
             }
         }
         let mut additions = Vec::with_capacity(to_embed.len());
-        for (doc, vector) in to_embed.into_iter().zip(vectors) {
+        for doc in to_embed {
             let key = match self.by_doc.get(&doc.doc_id) {
                 Some(k) => *k,
                 None => {
@@ -642,11 +658,32 @@ impl SearchIndex {
                 keys.push(key);
             }
             self.catalog.insert(key, entry);
-            additions.push((key, vector));
+            match vectors.next() {
+                Some(vector) => additions.push((key, vector)),
+                None => {
+                    // Its old vector stands for old text.
+                    if let Some(v) = &self.vectors
+                        && v.contains(key)
+                    {
+                        v.remove(key)?;
+                    }
+                }
+            }
         }
         report.embedded = additions.len();
         if let Some(v) = &self.vectors {
             v.add_all(&additions)?;
+        }
+        if let Some(e) = embed_error {
+            // A full catch-up that failed is owed in full: its documents are
+            // not all in the feed.
+            self.owes_full |= report.full;
+            self.save()?;
+            drop(lock);
+            return Err(e);
+        }
+        if report.full {
+            self.owes_full = false;
         }
         let first_save = !self.has_manifest;
         let caught_up_reset = feed.resets != self.resets;
@@ -756,6 +793,7 @@ impl SearchIndex {
             generation,
             replica_client: self.replica_client,
             resets: self.resets,
+            owes_full: self.owes_full,
             docs: self.catalog.len(),
             catalog_sha256,
             vectors_sha256: sha256_file(&vectors_path)?,
@@ -859,6 +897,8 @@ impl SearchIndex {
             self.lexical.search(&q.text, depth, keep)
         };
         let mut vector = Vec::new();
+        // Whether the vectors could speak (for leaving out word noise).
+        let mut vectors_asked = false;
         if self.vectors.is_none() && !self.catalog.is_empty() && q.only != Some(Ranking::Lexical) {
             warnings.push(match &self.rebuilt_because {
                 Some(why) => {
@@ -881,14 +921,27 @@ impl SearchIndex {
                         // depends on how the graph was walked.
                         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                         vector = hits;
+                        vectors_asked = q.only.is_none();
                     }
                     Err(e) => warnings.push(format!("{e:#}; showing word matches only")),
                 },
                 Err(e) => warnings.push(format!("{e}; showing word matches only")),
             }
         }
+        // Documents whose vectors are owed (the embedder failed when they
+        // were added) rank by words alone, their word rank standing in for
+        // the vector rank they cannot have.
+        let owed = |key: u64| self.vectors.as_ref().is_some_and(|v| !v.contains(key));
+        if let Some(v) = &self.vectors
+            && v.len() < self.catalog.len()
+            && q.only.is_none()
+        {
+            warnings.push(format!(
+                "{} documents wait for their vectors (the embedder failed when they were added); they are found by words only",
+                self.catalog.len() - v.len()
+            ));
+        }
         let ceiling = self.lexical.ceiling(&q.text);
-        let vectors_asked = self.vectors.is_some() && q.only.is_none() && warnings.is_empty();
         let mut fused: HashMap<u64, RankedKey> = HashMap::new();
         let mut weak: HashSet<u64> = HashSet::new();
         for (rank, (key, score)) in lexical.iter().enumerate() {
@@ -899,6 +952,10 @@ impl SearchIndex {
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
             e.score += strength / (RRF_K + rank as f32 + 1.0);
             e.lexical_rank = Some(rank + 1);
+            if vectors_asked && owed(*key) {
+                e.score += self.embedder.fusion_weight() * strength / (RRF_K + rank as f32 + 1.0);
+                weak.remove(key);
+            }
         }
         let weight = self.embedder.fusion_weight();
         for (rank, (key, _)) in vector.iter().enumerate() {

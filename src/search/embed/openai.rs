@@ -409,6 +409,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unset_key_variable_means_no_key_and_a_notice() {
+        let var = "SPOKE_TEST_EMBED_KEY_THAT_IS_NEVER_SET";
+        let cfg: OpenAiEmbedConfig = toml::from_str(&format!(
+            "url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\napi_key_env = \"{var}\"\n"
+        ))
+        .expect("config");
+        let e = OpenAiEmbedder::new(&cfg).expect("a local server needs no key");
+        assert!(e.authorization.is_none());
+        let notice = e.notice().expect("a notice");
+        assert!(
+            notice.contains(var) && notice.contains("no key is sent"),
+            "{notice}"
+        );
+        let blank: OpenAiEmbedConfig =
+            toml::from_str("url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\napi_key_env = \" \"\n")
+                .expect("config");
+        assert!(
+            OpenAiEmbedder::new(&blank).is_err(),
+            "an empty name is a mistake"
+        );
+    }
+
+    #[test]
     fn endpoint_tolerates_a_trailing_slash_and_hides_credentials() {
         let (url, shown) = embeddings_endpoint("http://127.0.0.1:18080/v1/").unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:18080/v1/embeddings");
