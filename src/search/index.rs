@@ -610,6 +610,9 @@ impl SearchIndex {
         // owed (the feed keeps its marks) and the error is returned.
         let (vectors, embed_error) = match self.embed_passages(&to_embed, progress) {
             Ok(v) => (v, None),
+            // Replacing an index another embedder built (or damaged files):
+            // its files stay as they are until the new one is whole.
+            Err(e) if self.rebuilt_because.is_some() => return Err(e),
             Err(e) => (Vec::new(), Some(e)),
         };
         let mut vectors = vectors.into_iter();
