@@ -208,15 +208,19 @@ fn api_key_is_sent_as_bearer_and_missing_env_var_is_named() {
     );
     assert_eq!(requests[1].header("authorization"), None);
 
+    // A variable that is not set means no key (a local server needs none),
+    // with a notice naming it; the request goes out without the header.
     let missing = "SPOKE_TEST_EMBED_KEY_THAT_IS_NEVER_SET";
-    let err = OpenAiEmbedder::new(&OpenAiEmbedConfig {
+    let unset = OpenAiEmbedder::new(&OpenAiEmbedConfig {
         api_key_env: Some(missing.into()),
         ..config(&server)
     })
-    .unwrap_err();
-    let message = format!("{err:#}");
+    .expect("no key is not an error");
+    let message = unset.notice().expect("a notice");
     assert!(message.contains(missing), "{message}");
     assert!(message.contains("not set"), "{message}");
+    unset.embed(&["hello"], Purpose::Query).unwrap();
+    assert_eq!(server.requests()[2].header("authorization"), None);
 }
 
 #[test]
