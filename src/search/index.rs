@@ -1,7 +1,8 @@
 //! The search index kept beside the replica in `HOME/search/`: a catalog of
-//! documents (what each vector key is), the BM25 term counts and the usearch
-//! vectors, saved together under one generation number and a manifest that
-//! names the embedder that built them.
+//! documents (what each vector key is), the BM25 segment and the vectors,
+//! saved together under one generation number and a manifest that names the
+//! embedder that built them. The BM25 segment and a flat vector file are
+//! memory-mapped when the index is opened.
 //!
 //! The replica is the source of truth; the index catches up from the
 //! replica's search feed (entities touched since the last catch-up, whoever
@@ -25,7 +26,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Raised when the files' layout changes; an older index is rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "lock";
 /// Texts sent to the embedder per call, so progress can be shown.
@@ -48,6 +49,11 @@ struct Manifest {
     catalog_sha256: String,
     vectors_file: String,
     vectors_sha256: String,
+    /// The BM25 segment (format 2 on).
+    #[serde(default)]
+    lexical_file: String,
+    #[serde(default)]
+    lexical_sha256: String,
 }
 
 /// What a key in the index stands for.
@@ -67,7 +73,7 @@ pub struct CatalogEntry {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CatalogFile {
     next_key: u64,
-    entries: Vec<(u64, CatalogEntry, DocTerms)>,
+    entries: Vec<(u64, CatalogEntry)>,
 }
 
 /// What a catch-up did.
@@ -380,6 +386,7 @@ impl SearchIndex {
     fn load_files(&mut self, m: &Manifest, with_vectors: bool) -> Result<()> {
         let catalog_path = self.dir.join(&m.catalog_file);
         let vectors_path = self.dir.join(&m.vectors_file);
+        let lexical_path = self.dir.join(&m.lexical_file);
         let bytes = std::fs::read(&catalog_path)
             .with_context(|| format!("cannot read {}", catalog_path.display()))?;
         if hex(&Sha256::digest(&bytes)) != m.catalog_sha256 {
@@ -389,7 +396,8 @@ impl SearchIndex {
             ));
         }
         let vectors = if with_vectors {
-            // Checked before usearch reads it: it trusts its input.
+            // Checked before usearch reads it: it trusts its input. A flat
+            // file is checked again when mapped.
             if sha256_file(&vectors_path)? != m.vectors_sha256 {
                 return Err(anyhow!(
                     "{} is damaged (checksum mismatch)",
@@ -400,19 +408,35 @@ impl SearchIndex {
         } else {
             None
         };
+        if sha256_file(&lexical_path)? != m.lexical_sha256 {
+            return Err(anyhow!(
+                "{} is damaged (checksum mismatch)",
+                lexical_path.display()
+            ));
+        }
+        let lexical = LexicalIndex::load(&lexical_path)?;
         let file: CatalogFile = rmp_serde::from_slice(&bytes)
             .with_context(|| format!("{} is unreadable", catalog_path.display()))?;
-        let mut terms = HashMap::with_capacity(file.entries.len());
-        for (key, entry, doc_terms) in file.entries {
+        drop(bytes);
+        if lexical.len() != file.entries.len() {
+            return Err(anyhow!(
+                "{} holds {} documents, the catalog {}",
+                lexical_path.display(),
+                lexical.len(),
+                file.entries.len()
+            ));
+        }
+        self.catalog.reserve(file.entries.len());
+        self.by_doc.reserve(file.entries.len());
+        for (key, entry) in file.entries {
             self.by_doc.insert(entry.doc_id.clone(), key);
             self.by_entity
                 .entry(entry.entity.clone())
                 .or_default()
                 .push(key);
             self.catalog.insert(key, entry);
-            terms.insert(key, doc_terms);
         }
-        self.lexical = LexicalIndex::from_docs(terms);
+        self.lexical = lexical;
         self.next_key = file.next_key;
         self.vectors = vectors;
         Ok(())
@@ -602,7 +626,7 @@ impl SearchIndex {
             additions.push((key, vector));
         }
         report.embedded = additions.len();
-        if let Some(v) = &self.vectors {
+        if let Some(v) = &mut self.vectors {
             v.add_all(&additions)?;
         }
         let first_save = !self.has_manifest;
@@ -630,7 +654,7 @@ impl SearchIndex {
             }
         }
         self.lexical.remove(key);
-        if let Some(v) = &self.vectors
+        if let Some(v) = &mut self.vectors
             && v.contains(key)
         {
             v.remove(key)?;
@@ -684,28 +708,38 @@ impl SearchIndex {
     fn save(&mut self) -> Result<()> {
         let generation = self.generation.max(self.highest_generation_on_disk()) + 1;
         let catalog_file = format!("catalog-{generation}.bin");
-        let vectors_file = format!("vectors-{generation}.usearch");
-        let mut entries = Vec::with_capacity(self.catalog.len());
-        for (key, entry) in &self.catalog {
-            let terms = self.lexical.terms_of(*key).cloned().unwrap_or_default();
-            entries.push((*key, entry.clone(), terms));
-        }
-        entries.sort_by_key(|(k, _, _)| *k);
-        let file = CatalogFile {
-            next_key: self.next_key,
-            entries,
+        let vectors_file = format!("vectors-{generation}.bin");
+        let lexical_file = format!("lexical-{generation}.bin");
+        let bytes = {
+            let mut entries: Vec<(u64, &CatalogEntry)> =
+                self.catalog.iter().map(|(k, e)| (*k, e)).collect();
+            entries.sort_by_key(|(k, _)| *k);
+            #[derive(Serialize)]
+            struct CatalogRef<'a> {
+                next_key: u64,
+                entries: Vec<(u64, &'a CatalogEntry)>,
+            }
+            let file = CatalogRef {
+                next_key: self.next_key,
+                entries,
+            };
+            rmp_serde::to_vec_named(&file).context("encoding the search catalog")?
         };
-        let bytes = rmp_serde::to_vec_named(&file).context("encoding the search catalog")?;
         let catalog_sha256 = hex(&Sha256::digest(&bytes));
         write_durably(&self.dir.join(&catalog_file), &bytes)?;
+        drop(bytes);
+        let lexical_path = self.dir.join(&lexical_file);
+        self.lexical.save(&lexical_path)?;
         let vectors_path = self.dir.join(&vectors_file);
-        match &self.vectors {
+        match &mut self.vectors {
             Some(v) => v.save(&vectors_path)?,
             None => VectorIndex::new(self.id.dims.max(1))?.save(&vectors_path)?,
         }
-        File::open(&vectors_path)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("syncing {}", vectors_path.display()))?;
+        for path in [&vectors_path, &lexical_path] {
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("syncing {}", path.display()))?;
+        }
         let manifest = Manifest {
             format: FORMAT,
             embedder: self.id.clone(),
@@ -715,8 +749,10 @@ impl SearchIndex {
             docs: self.catalog.len(),
             catalog_sha256,
             vectors_sha256: sha256_file(&vectors_path)?,
+            lexical_sha256: sha256_file(&lexical_path)?,
             catalog_file,
             vectors_file,
+            lexical_file,
         };
         let json = serde_json::to_vec_pretty(&manifest).context("encoding the search manifest")?;
         write_durably(&self.dir.join(MANIFEST), &json)?;
@@ -733,8 +769,14 @@ impl SearchIndex {
         for entry in rd.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let ours = name.starts_with("catalog-") || name.starts_with("vectors-");
-            if ours && name != keep.catalog_file && name != keep.vectors_file {
+            let ours = name.starts_with("catalog-")
+                || name.starts_with("vectors-")
+                || name.starts_with("lexical-");
+            if ours
+                && name != keep.catalog_file
+                && name != keep.vectors_file
+                && name != keep.lexical_file
+            {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -750,6 +792,7 @@ impl SearchIndex {
                 let number = name
                     .strip_prefix("catalog-")
                     .or_else(|| name.strip_prefix("vectors-"))
+                    .or_else(|| name.strip_prefix("lexical-"))
                     .and_then(|rest| rest.split('.').next())
                     .and_then(|n| n.parse::<u64>().ok());
                 if let Some(n) = number {
