@@ -216,6 +216,8 @@ pub struct SearchIndex {
     by_entity: HashMap<EntityRef, Vec<u64>>,
     lexical: LexicalIndex,
     vectors: Option<VectorIndex>,
+    /// Vectors the flat tier holds before a new index moves to the graph.
+    flat_limit: usize,
 }
 
 /// `HOME/search`.
@@ -248,9 +250,35 @@ impl SearchIndex {
             by_entity: HashMap::new(),
             lexical: LexicalIndex::new(),
             vectors: None,
+            flat_limit: super::vectors::FLAT_LIMIT,
         };
         index.load_saved()?;
         Ok(index)
+    }
+
+    /// Builds new vectors into the graph past `limit` vectors instead of
+    /// [`super::vectors::FLAT_LIMIT`] (0: always the graph); for measuring
+    /// the two tiers against each other.
+    pub fn set_flat_limit(&mut self, limit: usize) {
+        self.flat_limit = limit;
+    }
+
+    /// Bytes the index holds: (heap, memory-mapped) for the BM25 index and
+    /// the vectors; the mapped files are resident only as far as read.
+    pub fn memory_parts(&self) -> [(&'static str, usize, usize); 2] {
+        let v = self.vectors.as_ref();
+        [
+            (
+                "BM25",
+                self.lexical.heap_bytes(),
+                self.lexical.mapped_bytes(),
+            ),
+            (
+                "vectors",
+                v.map_or(0, VectorIndex::heap_bytes),
+                v.map_or(0, VectorIndex::mapped_bytes),
+            ),
+        ]
     }
 
     /// Why the next refresh starts over, if it will.
@@ -579,7 +607,10 @@ impl SearchIndex {
         // Vectors first: if the embedder fails, nothing has changed.
         let vectors = self.embed_passages(&to_embed, progress)?;
         if self.vectors.is_none() {
-            self.vectors = Some(VectorIndex::new(self.id.dims)?);
+            self.vectors = Some(VectorIndex::with_flat_limit(
+                self.id.dims,
+                self.flat_limit,
+            )?);
         }
 
         for key in &to_remove {
