@@ -1213,6 +1213,16 @@ fn time_queries(
             })?,
         ),
         (
+            format!("… vector search alone, {RANK_DEPTH} neighbours, one thread"),
+            {
+                let mut one = VectorIndex::load(&flat_file(index)?, vectors.dims())?;
+                one.set_scan_threads(1);
+                time_each(query_vectors, WARMUP, |v| {
+                    Ok(one.search(v, RANK_DEPTH, None)?.len().min(TOP))
+                })?
+            },
+        ),
+        (
             format!("… vector search alone, {RANK_DEPTH} neighbours, a filter keeping every other key"),
             time_each(query_vectors, WARMUP, |v| {
                 let keep = |k: u64| k % 2 == 0;
@@ -1220,6 +1230,16 @@ fn time_queries(
             })?,
         ),
     ])
+}
+
+/// The index's vector file, named by its manifest.
+fn flat_file(index: &SearchIndex) -> Result<PathBuf> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(index.dir().join("manifest.json"))?)?;
+    let name = manifest["vectors_file"]
+        .as_str()
+        .context("the manifest names no vector file")?;
+    Ok(index.dir().join(name))
 }
 
 struct Recall {

@@ -48,6 +48,8 @@ const SCAN_THREADS: usize = 2;
 pub struct VectorIndex {
     dims: usize,
     flat_limit: usize,
+    /// Threads a flat scan may use.
+    scan_threads: usize,
     tier: Tier,
 }
 
@@ -86,6 +88,7 @@ impl VectorIndex {
         Ok(VectorIndex {
             dims,
             flat_limit,
+            scan_threads: SCAN_THREADS,
             tier: Tier::Flat(Flat::new(dims)),
         })
     }
@@ -96,6 +99,7 @@ impl VectorIndex {
         Ok(VectorIndex {
             dims,
             flat_limit: 0,
+            scan_threads: SCAN_THREADS,
             tier: Tier::Graph(new_graph(dims)?),
         })
     }
@@ -112,6 +116,7 @@ impl VectorIndex {
             return Ok(VectorIndex {
                 dims,
                 flat_limit: FLAT_LIMIT,
+                scan_threads: SCAN_THREADS,
                 tier: Tier::Flat(Flat::from_file(file)),
             });
         }
@@ -134,6 +139,7 @@ impl VectorIndex {
         Ok(VectorIndex {
             dims,
             flat_limit: FLAT_LIMIT,
+            scan_threads: SCAN_THREADS,
             tier: Tier::Graph(index),
         })
     }
@@ -165,6 +171,11 @@ impl VectorIndex {
 
     pub fn dims(&self) -> usize {
         self.dims
+    }
+
+    /// Threads a flat scan may split over (at least 1); for measuring.
+    pub fn set_scan_threads(&mut self, threads: usize) {
+        self.scan_threads = threads.max(1);
     }
 
     pub fn len(&self) -> usize {
@@ -250,7 +261,7 @@ impl VectorIndex {
             );
         }
         match &self.tier {
-            Tier::Flat(flat) => Ok(flat.search(query, limit, keep)),
+            Tier::Flat(flat) => Ok(flat.search(query, limit, keep, self.scan_threads)),
             Tier::Graph(index) => {
                 let m = match keep {
                     Some(keep) => index.filtered_search(query, limit, keep),
@@ -416,13 +427,13 @@ fn scan_one(vectors: &[i8], dims: usize, query: &[i8], out: &mut [i32]) {
     scan_generic(vectors, dims, query, out)
 }
 
-/// [`scan_one`] split over threads when there is enough to scan.
-fn scan(vectors: &[i8], dims: usize, query: &[i8], out: &mut [i32]) {
+/// [`scan_one`] split over `threads` when there is enough to scan.
+fn scan(vectors: &[i8], dims: usize, query: &[i8], out: &mut [i32], threads: usize) {
     let n = out.len();
-    if n < SPLIT_MIN {
+    if n < SPLIT_MIN || threads <= 1 {
         return scan_one(vectors, dims, query, out);
     }
-    let per = n.div_ceil(SCAN_THREADS);
+    let per = n.div_ceil(threads);
     std::thread::scope(|s| {
         for (vs, os) in vectors.chunks(per * dims).zip(out.chunks_mut(per)) {
             s.spawn(move || scan_one(vs, dims, query, os));
@@ -672,6 +683,7 @@ impl Flat {
         query: &[f32],
         limit: usize,
         keep: Option<&dyn Fn(u64) -> bool>,
+        threads: usize,
     ) -> Vec<(u64, f32)> {
         let mut q = Vec::with_capacity(self.dims);
         let inv_q = quantise(query, &mut q);
@@ -682,7 +694,7 @@ impl Flat {
         };
         if let Some(base) = &self.base {
             let mut dots = vec![0i32; base.count];
-            scan(base.vectors(), self.dims, &q, &mut dots);
+            scan(base.vectors(), self.dims, &q, &mut dots, threads);
             for (i, (dot, inv)) in dots.iter().zip(base.inv_norms()).enumerate() {
                 if !self.dead[i] {
                     top.offer(*dot as f32 * inv, || base.key(i));
@@ -691,7 +703,7 @@ impl Flat {
         }
         if !self.added_keys.is_empty() {
             let mut dots = vec![0i32; self.added_keys.len()];
-            scan(&self.added, self.dims, &q, &mut dots);
+            scan(&self.added, self.dims, &q, &mut dots, threads);
             for (i, (dot, inv)) in dots.iter().zip(&self.added_inv_norms).enumerate() {
                 top.offer(*dot as f32 * inv, || self.added_keys[i]);
             }
@@ -961,7 +973,10 @@ mod tests {
         assert_eq!(dot_i8(&a, &b), plain);
         let mut out = vec![0i32; 50_000];
         let many: Vec<i8> = a.iter().copied().cycle().take(100 * 50_000).collect();
-        scan(&many, 100, &b, &mut out);
-        assert!(out.iter().all(|d| *d == plain));
+        for threads in [1, 2, 3] {
+            out.fill(0);
+            scan(&many, 100, &b, &mut out, threads);
+            assert!(out.iter().all(|d| *d == plain));
+        }
     }
 }
