@@ -159,8 +159,7 @@ fn main() -> Result<()> {
     graph_index.set_flat_limit(0);
     let (graph_build, graph_report) = timed_refresh(&mut graph_index, &hub)?;
     ensure!(
-        graph_report.embedded == texts.len()
-            && graph_index.vectors().is_some_and(|v| !v.is_flat()),
+        graph_report.embedded == texts.len() && graph_index.vectors().is_some_and(|v| !v.is_flat()),
         "the graph build embedded {} documents",
         graph_report.embedded
     );
@@ -210,7 +209,10 @@ fn main() -> Result<()> {
     // Recall of the vector search: the flat tier against exact f32 cosine
     // over the embedder's own vectors; the graph against usearch's exact search.
     let recall_queries = &query_vectors[..RECALL_QUERIES.min(queries.len())];
-    eprintln!("measuring recall@{TOP} over {} queries…", recall_queries.len());
+    eprintln!(
+        "measuring recall@{TOP} over {} queries…",
+        recall_queries.len()
+    );
     let exact = exact_f32(&chunk_vectors, recall_queries, TOP);
     let recall = measure_recall(&flat_vectors, &exact, recall_queries)?;
     let graph_exact: Vec<Vec<(u64, f32)>> = recall_queries
@@ -1223,9 +1225,11 @@ fn time_queries(
             },
         ),
         (
-            format!("… vector search alone, {RANK_DEPTH} neighbours, a filter keeping every other key"),
+            format!(
+                "… vector search alone, {RANK_DEPTH} neighbours, a filter keeping every other key"
+            ),
             time_each(query_vectors, WARMUP, |v| {
-                let keep = |k: u64| k % 2 == 0;
+                let keep = |k: u64| k.is_multiple_of(2);
                 Ok(vectors.search(v, RANK_DEPTH, Some(&keep))?.len().min(TOP))
             })?,
         ),

@@ -9,6 +9,7 @@
 //! touched them: a command, the TUI or sync). New vectors are computed before
 //! anything changes, so a failing embedder leaves the index as it was.
 
+use super::catalog::Catalog;
 use super::docs::{DocKind, SearchDoc, all_searchable, docs_for_entity, knowledge_chunk};
 use super::embed::{EmbedError, Embedder, EmbedderId, Purpose};
 use super::lexical::{DocTerms, LexicalIndex};
@@ -211,8 +212,7 @@ pub struct SearchIndex {
     rebuilt_because: Option<String>,
     has_manifest: bool,
     next_key: u64,
-    catalog: HashMap<u64, CatalogEntry>,
-    by_doc: HashMap<String, u64>,
+    catalog: Catalog,
     by_entity: HashMap<EntityRef, Vec<u64>>,
     lexical: LexicalIndex,
     vectors: Option<VectorIndex>,
@@ -245,8 +245,7 @@ impl SearchIndex {
             rebuilt_because: None,
             has_manifest: false,
             next_key: 1,
-            catalog: HashMap::new(),
-            by_doc: HashMap::new(),
+            catalog: Catalog::default(),
             by_entity: HashMap::new(),
             lexical: LexicalIndex::new(),
             vectors: None,
@@ -338,7 +337,6 @@ impl SearchIndex {
         self.has_manifest = false;
         self.next_key = 1;
         self.catalog.clear();
-        self.by_doc.clear();
         self.by_entity.clear();
         self.lexical = LexicalIndex::new();
         self.vectors = None;
@@ -455,9 +453,7 @@ impl SearchIndex {
             ));
         }
         self.catalog.reserve(file.entries.len());
-        self.by_doc.reserve(file.entries.len());
         for (key, entry) in file.entries {
-            self.by_doc.insert(entry.doc_id.clone(), key);
             self.by_entity
                 .entry(entry.entity.clone())
                 .or_default()
@@ -558,11 +554,11 @@ impl SearchIndex {
             }
             for doc in docs {
                 match self
-                    .by_doc
-                    .get(&doc.doc_id)
-                    .and_then(|k| self.catalog.get(k).map(|e| (*k, e)))
+                    .catalog
+                    .key_of_doc(&doc.doc_id)
+                    .and_then(|k| self.catalog.get(&k).map(|e| (k, e)))
                 {
-                    Some((_, e))
+                    Some((key, e))
                         if e.content_hash == doc.content_hash() && self.vectors.is_some() =>
                     {
                         if e.title != doc.title
@@ -570,7 +566,6 @@ impl SearchIndex {
                             || e.tags != doc.tags
                             || e.brief != doc.brief
                         {
-                            let key = self.by_doc[&doc.doc_id];
                             to_update.push((key, doc));
                         }
                     }
@@ -607,10 +602,7 @@ impl SearchIndex {
         // Vectors first: if the embedder fails, nothing has changed.
         let vectors = self.embed_passages(&to_embed, progress)?;
         if self.vectors.is_none() {
-            self.vectors = Some(VectorIndex::with_flat_limit(
-                self.id.dims,
-                self.flat_limit,
-            )?);
+            self.vectors = Some(VectorIndex::with_flat_limit(self.id.dims, self.flat_limit)?);
         }
 
         for key in &to_remove {
@@ -628,8 +620,8 @@ impl SearchIndex {
         }
         let mut additions = Vec::with_capacity(to_embed.len());
         for (doc, vector) in to_embed.into_iter().zip(vectors) {
-            let key = match self.by_doc.get(&doc.doc_id) {
-                Some(k) => *k,
+            let key = match self.catalog.key_of_doc(&doc.doc_id) {
+                Some(k) => k,
                 None => {
                     let k = self.next_key;
                     self.next_key += 1;
@@ -648,7 +640,6 @@ impl SearchIndex {
                 tags: doc.tags,
                 brief: doc.brief,
             };
-            self.by_doc.insert(entry.doc_id.clone(), key);
             let keys = self.by_entity.entry(entry.entity.clone()).or_default();
             if !keys.contains(&key) {
                 keys.push(key);
@@ -675,13 +666,12 @@ impl SearchIndex {
     }
 
     fn remove_key(&mut self, key: u64) -> Result<()> {
-        if let Some(entry) = self.catalog.remove(&key) {
-            self.by_doc.remove(&entry.doc_id);
-            if let Some(keys) = self.by_entity.get_mut(&entry.entity) {
-                keys.retain(|k| *k != key);
-                if keys.is_empty() {
-                    self.by_entity.remove(&entry.entity);
-                }
+        if let Some(entry) = self.catalog.remove(&key)
+            && let Some(keys) = self.by_entity.get_mut(&entry.entity)
+        {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                self.by_entity.remove(&entry.entity);
             }
         }
         self.lexical.remove(key);
@@ -738,12 +728,12 @@ impl SearchIndex {
     /// them (an atomic rename), then the old generation's files are removed.
     fn save(&mut self) -> Result<()> {
         let generation = self.generation.max(self.highest_generation_on_disk()) + 1;
+        self.catalog.shrink_to_fit();
         let catalog_file = format!("catalog-{generation}.bin");
         let vectors_file = format!("vectors-{generation}.bin");
         let lexical_file = format!("lexical-{generation}.bin");
         let bytes = {
-            let mut entries: Vec<(u64, &CatalogEntry)> =
-                self.catalog.iter().map(|(k, e)| (*k, e)).collect();
+            let mut entries: Vec<(u64, &CatalogEntry)> = self.catalog.iter().collect();
             entries.sort_by_key(|(k, _)| *k);
             #[derive(Serialize)]
             struct CatalogRef<'a> {

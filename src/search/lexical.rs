@@ -157,11 +157,7 @@ impl Segment {
     fn term(&self, t: usize) -> (u64, usize, u32) {
         let at = HEADER + t * TERM_ENTRY;
         let offset = usize::try_from(le_u64(&self.map, at + 8)).unwrap_or(usize::MAX);
-        (
-            le_u64(&self.map, at),
-            offset,
-            le_u32(&self.map, at + 16),
-        )
+        (le_u64(&self.map, at), offset, le_u32(&self.map, at + 16))
     }
 
     fn find_term(&self, hash: u64) -> Option<usize> {
@@ -200,7 +196,11 @@ impl Segment {
             else {
                 return;
             };
-            slot = match if i == 0 { Some(delta) } else { slot.checked_add(delta) } {
+            slot = match if i == 0 {
+                Some(delta)
+            } else {
+                slot.checked_add(delta)
+            } {
                 Some(s) if (s as usize) < self.slots => s,
                 _ => return,
             };
@@ -218,7 +218,11 @@ impl Segment {
     fn key(&self, slot: u32) -> u64 {
         le_u64(
             &self.map,
-            HEADER + self.terms * TERM_ENTRY + self.postings_len + 4 * self.slots + 8 * slot as usize,
+            HEADER
+                + self.terms * TERM_ENTRY
+                + self.postings_len
+                + 4 * self.slots
+                + 8 * slot as usize,
         )
     }
 
@@ -655,7 +659,14 @@ mod tests {
             (10, DocTerms::of("decaf coffee on request")),
         ]);
         assert_eq!(ix.len(), 6);
-        for q in ["coffee", "tea", "cake menu", "roasted beans", "cup", "decaf"] {
+        for q in [
+            "coffee",
+            "tea",
+            "cake menu",
+            "roasted beans",
+            "cup",
+            "decaf",
+        ] {
             assert_eq!(ix.search(q, 10, None), fresh.search(q, 10, None), "{q}");
         }
         assert!(ix.search("roasted", 10, None).is_empty());

@@ -2,8 +2,8 @@
 //! keys, cosine distance, stored as 8-bit integers, in one of two tiers
 //! behind one type.
 //!
-//! - **Flat** (up to [`FLAT_LIMIT`] vectors): the vectors, normalised and
-//!   scaled to 8-bit integers, in a file that is memory-mapped when loaded
+//! - **Flat** (up to [`FLAT_LIMIT`] vectors): the vectors, each scaled to
+//!   the 8-bit range, in a file that is memory-mapped when loaded
 //!   and scanned exactly for every query. Building it is writing the vectors
 //!   down; recall is exact up to the 8-bit rounding. Vectors added since the
 //!   last save live in memory, removed ones are tombstoned, and saving writes
@@ -362,16 +362,19 @@ fn graph_add_all(index: &Index, items: &[(u64, Vec<f32>)]) -> Result<()> {
 // The flat tier
 // ---------------------------------------------------------------------------
 
-/// Scales `v` to unit length and then to 8-bit integers (x127), appending
-/// them to `out`; returns the inverse norm of the 8-bit vector (0 for a zero
-/// or non-finite vector, which then matches nothing).
+/// Scales `v` so its largest component is ±127 and rounds it to 8-bit
+/// integers, appending them to `out`; returns the inverse norm of the 8-bit
+/// vector (0 for a zero or non-finite vector, which then matches nothing).
+/// Cosine only needs the direction, so each vector gets the whole 8-bit
+/// range: a passage's many small components keep about four times the
+/// precision they would keep scaled from unit length (x127).
 fn quantise(v: &[f32], out: &mut Vec<i8>) -> f32 {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !(norm.is_finite() && norm > 0.0) {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if !(max.is_finite() && max > 0.0) {
         out.extend(std::iter::repeat_n(0i8, v.len()));
         return 0.0;
     }
-    let scale = 127.0 / norm;
+    let scale = 127.0 / max;
     let start = out.len();
     out.extend(
         v.iter()
@@ -381,7 +384,11 @@ fn quantise(v: &[f32], out: &mut Vec<i8>) -> f32 {
         .iter()
         .map(|q| i64::from(*q) * i64::from(*q))
         .sum();
-    if sq == 0 { 0.0 } else { 1.0 / (sq as f32).sqrt() }
+    if sq == 0 {
+        0.0
+    } else {
+        1.0 / (sq as f32).sqrt()
+    }
 }
 
 /// The dot product of two 8-bit vectors, written so the compiler
@@ -511,14 +518,14 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 
 impl FlatFile {
     fn open(path: &Path, dims: usize) -> Result<FlatFile> {
-        let file =
-            File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         // SAFETY: index files are written once under a new name and never
         // changed in place (saves rename a new file over), so the mapping
         // stays valid; its contents are checked below before use.
         let map = unsafe { Mmap::map(&file) }
             .with_context(|| format!("cannot map {}", path.display()))?;
-        let damaged = |why: String| anyhow!("the vector index {} is damaged: {why}", path.display());
+        let damaged =
+            |why: String| anyhow!("the vector index {} is damaged: {why}", path.display());
         if map.len() < FLAT_HEADER || &map[..8] != FLAT_MAGIC {
             return Err(damaged("not a flat vector file".into()));
         }
@@ -886,9 +893,17 @@ mod tests {
         flat.add_all(&[(1000, unit(1000, dims))]).expect("add");
         flat.add_all(&[(11, unit(9999, dims))]).expect("replace");
         assert_eq!(flat.len(), 200);
-        assert_eq!(flat.search(&unit(1000, dims), 1, None).expect("s")[0].0, 1000);
+        assert_eq!(
+            flat.search(&unit(1000, dims), 1, None).expect("s")[0].0,
+            1000
+        );
         assert_eq!(flat.search(&unit(9999, dims), 1, None).expect("s")[0].0, 11);
-        assert!(flat.search(&unit(10, dims), 200, None).expect("s").iter().all(|h| h.0 != 10));
+        assert!(
+            flat.search(&unit(10, dims), 200, None)
+                .expect("s")
+                .iter()
+                .all(|h| h.0 != 10)
+        );
         let path2 = dir.path().join("flat2.bin");
         flat.save(&path2).expect("save");
         let back = VectorIndex::load(&path2, dims).expect("load");
@@ -969,7 +984,11 @@ mod tests {
     fn the_kernel_matches_a_plain_dot_product() {
         let a: Vec<i8> = (0..100).map(|i| (i * 37 % 255 - 127) as i8).collect();
         let b: Vec<i8> = (0..100).map(|i| (i * 91 % 255 - 127) as i8).collect();
-        let plain: i32 = a.iter().zip(&b).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
+        let plain: i32 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| i32::from(*x) * i32::from(*y))
+            .sum();
         assert_eq!(dot_i8(&a, &b), plain);
         let mut out = vec![0i32; 50_000];
         let many: Vec<i8> = a.iter().copied().cycle().take(100 * 50_000).collect();
