@@ -149,6 +149,7 @@ fn main() -> Result<()> {
         .unwrap_or(0);
     let corpus_bytes = dir_size(&corpus_dir);
     let flat_tier = index.vectors().is_some_and(VectorIndex::is_flat);
+    let catalog = catalog_layouts(&index);
 
     // The same build with the vectors in the usearch graph, as the index
     // was built before the flat tier: side by side in this run.
@@ -193,17 +194,21 @@ fn main() -> Result<()> {
         ),
     ];
     drop(graph_index);
-    // The flat scan at twice the corpus: where the flat limit sits.
+    // The flat scan at the flat limit (the corpus's vectors again under new
+    // keys), saved and mapped as the index holds it.
     let double = {
+        let limit = spoke::search::vectors::FLAT_LIMIT;
         let mut twice = VectorIndex::with_flat_limit(LOCAL_DIMS, usize::MAX)?;
         let items: Vec<(u64, Vec<f32>)> = (1..)
-            .zip(chunk_vectors.iter().chain(&chunk_vectors).cloned())
+            .zip(chunk_vectors.iter().cycle().take(limit).cloned())
             .collect();
         twice.add_all(&items)?;
+        drop(items);
+        twice.save(&tmp.path().join("limit.flat"))?;
         let latency = time_each(&query_vectors, WARMUP, |v| {
             Ok(twice.search(v, RANK_DEPTH, None)?.len().min(TOP))
         })?;
-        (items.len(), latency)
+        (twice.len(), latency)
     };
 
     // Recall of the vector search: the flat tier against exact f32 cosine
@@ -348,7 +353,7 @@ fn main() -> Result<()> {
     }
     print_latency(
         &format!(
-            "… flat scan alone at {} vectors (the corpus twice), {RANK_DEPTH} neighbours",
+            "… flat scan alone at the flat limit, {} vectors (the corpus's again), {RANK_DEPTH} neighbours",
             double.0
         ),
         &double.1,
@@ -464,6 +469,13 @@ fn main() -> Result<()> {
     println!(
         "| index heap after `SearchIndex::open` (catalog, its maps, tombstones) | {} | the catalog alike, plus the above |",
         kib(reopened.index_anon_kib)
+    );
+    println!(
+        "| … of it the catalog, computed from its entries: structures (+ strings) | {} (+ {}) | {} (+ {}) |",
+        bytes(catalog.now),
+        bytes(catalog.strings),
+        bytes(catalog.before),
+        bytes(catalog.strings)
     );
     println!(
         "| `Hub::open` (replica) heap | {} | alike |",
@@ -989,10 +1001,59 @@ struct BuildOutput {
     flat: VectorIndex,
 }
 
-/// Heap bytes of a hash map's table (hashbrown: one control byte per bucket).
-fn table_bytes<K, V>(map: &HashMap<K, V>) -> usize {
-    let buckets = (map.capacity() * 8 / 7).next_power_of_two();
+/// Heap bytes of a hash map's table holding `n` entries (hashbrown: a power
+/// of two of buckets at most 7/8 full, one control byte per bucket).
+fn table_bytes<K, V>(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let buckets = (n * 8).div_ceil(7).next_power_of_two();
     buckets * (std::mem::size_of::<(K, V)>() + 1)
+}
+
+/// Bytes glibc's malloc takes for `n` bytes (16-byte chunks with an 8-byte header).
+fn chunk(n: usize) -> usize {
+    if n == 0 { 0 } else { (n + 8).div_ceil(16) * 16 }
+}
+
+/// The catalog's heap bytes computed from its entries (keys 1..): its
+/// strings, and the structures of the former layout (a hash map of entries
+/// and a map by document id repeating the id) and of this one (entries in a
+/// vector, maps of positions and id hashes).
+struct CatalogLayouts {
+    strings: usize,
+    before: usize,
+    now: usize,
+}
+
+fn catalog_layouts(index: &SearchIndex) -> CatalogLayouts {
+    use spoke::search::index::CatalogEntry;
+    let n = index.len();
+    let mut strings = 0;
+    let mut doc_ids = 0;
+    let mut found = 0;
+    for key in 1..=(n as u64 * 2 + 16) {
+        let Some(e) = index.entry(key) else { continue };
+        found += 1;
+        doc_ids += chunk(e.doc_id.len());
+        strings += [&e.doc_id, &e.display_id, &e.title, &e.entity.id]
+            .iter()
+            .map(|s| chunk(s.capacity()))
+            .sum::<usize>()
+            + e.status.as_ref().map_or(0, |s| chunk(s.capacity()))
+            + e.brief.as_ref().map_or(0, |s| chunk(s.capacity()))
+            + chunk(e.tags.capacity() * 24)
+            + e.tags.iter().map(|t| chunk(t.capacity())).sum::<usize>();
+        if found == n {
+            break;
+        }
+    }
+    let entry = std::mem::size_of::<CatalogEntry>();
+    CatalogLayouts {
+        strings,
+        before: table_bytes::<u64, CatalogEntry>(n) + table_bytes::<String, u64>(n) + doc_ids,
+        now: n * (8 + entry) + table_bytes::<u64, u32>(n) + table_bytes::<u64, u64>(n),
+    }
 }
 
 fn time_build_parts(texts: &[String], scratch: &Path) -> Result<BuildOutput> {
@@ -1042,12 +1103,11 @@ fn time_build_parts(texts: &[String], scratch: &Path) -> Result<BuildOutput> {
         }
     }
     // Postings vectors grow by doubling from 4.
-    let old_postings_bytes = table_bytes(&HashMap::<u64, Vec<(u32, u32)>>::with_capacity(
-        document_frequency.len(),
-    )) + document_frequency
-        .values()
-        .map(|df| df.next_power_of_two().max(4) * 8)
-        .sum::<usize>();
+    let old_postings_bytes = table_bytes::<u64, Vec<(u32, u32)>>(document_frequency.len())
+        + document_frequency
+            .values()
+            .map(|df| df.next_power_of_two().max(4) * 8)
+            .sum::<usize>();
     let start = Instant::now();
     let mut lexical = LexicalIndex::new();
     for (key, doc) in (1..).zip(docs) {
