@@ -262,24 +262,6 @@ impl SearchIndex {
         self.flat_limit = limit;
     }
 
-    /// Bytes the index holds: (heap, memory-mapped) for the BM25 index and
-    /// the vectors; the mapped files are resident only as far as read.
-    pub fn memory_parts(&self) -> [(&'static str, usize, usize); 2] {
-        let v = self.vectors.as_ref();
-        [
-            (
-                "BM25",
-                self.lexical.heap_bytes(),
-                self.lexical.mapped_bytes(),
-            ),
-            (
-                "vectors",
-                v.map_or(0, VectorIndex::heap_bytes),
-                v.map_or(0, VectorIndex::mapped_bytes),
-            ),
-        ]
-    }
-
     /// Why the next refresh starts over, if it will.
     pub fn pending_rebuild(&self) -> Option<&str> {
         self.rebuilt_because.as_deref()

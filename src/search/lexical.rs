@@ -411,6 +411,42 @@ impl LexicalIndex {
         }
     }
 
+    /// The query's distinct term hashes.
+    fn query_hashes(query: &str) -> Vec<u64> {
+        let mut hashes: Vec<u64> = terms(query)
+            .iter()
+            .map(|w| stable_hash(w.as_bytes()))
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes
+    }
+
+    /// A term's live postings (tombstones left out) into `list`.
+    fn live_postings(&self, term: u64, list: &mut Vec<(u32, u32)>) {
+        list.clear();
+        self.postings(term, list);
+        if self.dead_count > 0 {
+            list.retain(|(slot, _)| !self.dead[*slot as usize]);
+        }
+    }
+
+    /// The score a document would get by holding every term of `query` that
+    /// the index knows, each many times: what [`Self::search`]'s scores can
+    /// be measured against to tell a full match from one incidental word.
+    pub fn ceiling(&self, query: &str) -> f32 {
+        let n = self.len() as f32;
+        let mut list = Vec::new();
+        Self::query_hashes(query)
+            .into_iter()
+            .filter_map(|term| {
+                self.live_postings(term, &mut list);
+                let df = list.len() as f32;
+                (df > 0.0).then(|| (1.0 + (n - df + 0.5) / (df + 0.5)).ln() * (K1 + 1.0))
+            })
+            .sum()
+    }
+
     /// The best `limit` documents for `query` that `keep` accepts (all when
     /// `None`), best first.
     pub fn search(
@@ -424,21 +460,11 @@ impl LexicalIndex {
             return Vec::new();
         }
         let avgdl = (self.total_len as f32 / n).max(1.0);
-        let mut query_terms: Vec<u64> = terms(query)
-            .iter()
-            .map(|w| stable_hash(w.as_bytes()))
-            .collect();
-        query_terms.sort_unstable();
-        query_terms.dedup();
         let mut scores = vec![0f32; self.slot_count()];
         let mut touched: Vec<u32> = Vec::new();
         let mut list: Vec<(u32, u32)> = Vec::new();
-        for term in query_terms {
-            list.clear();
-            self.postings(term, &mut list);
-            if self.dead_count > 0 {
-                list.retain(|(slot, _)| !self.dead[*slot as usize]);
-            }
+        for term in Self::query_hashes(query) {
+            self.live_postings(term, &mut list);
             if list.is_empty() {
                 continue;
             }
@@ -670,6 +696,10 @@ mod tests {
             assert_eq!(ix.search(q, 10, None), fresh.search(q, 10, None), "{q}");
         }
         assert!(ix.search("roasted", 10, None).is_empty());
+        for q in ["coffee", "tea cake", "roasted", "nothing"] {
+            assert_eq!(ix.ceiling(q), fresh.ceiling(q), "{q}");
+        }
+        assert_eq!(ix.ceiling("roasted"), 0.0);
         saved(&mut ix, dir.path(), "2.lex");
         for q in ["coffee", "tea", "cake menu", "decaf"] {
             assert_eq!(ix.search(q, 10, None), fresh.search(q, 10, None), "{q}");
