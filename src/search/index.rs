@@ -1,13 +1,15 @@
 //! The search index kept beside the replica in `HOME/search/`: a catalog of
-//! documents (what each vector key is), the BM25 term counts and the usearch
-//! vectors, saved together under one generation number and a manifest that
-//! names the embedder that built them.
+//! documents (what each vector key is), the BM25 segment and the vectors,
+//! saved together under one generation number and a manifest that names the
+//! embedder that built them. The BM25 segment and a flat vector file are
+//! memory-mapped when the index is opened.
 //!
 //! The replica is the source of truth; the index catches up from the
 //! replica's search feed (entities touched since the last catch-up, whoever
 //! touched them: a command, the TUI or sync). New vectors are computed before
 //! anything changes, so a failing embedder leaves the index as it was.
 
+use super::catalog::Catalog;
 use super::docs::{DocKind, SearchDoc, all_searchable, docs_for_entity, knowledge_chunk};
 use super::embed::{EmbedError, Embedder, EmbedderId, Purpose};
 use super::lexical::{DocTerms, LexicalIndex};
@@ -25,7 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Raised when the files' layout changes; an older index is rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "lock";
 /// Texts sent to the embedder per call, so progress can be shown.
@@ -88,6 +90,11 @@ struct Manifest {
     /// A full catch-up failed to embed: the next one is full too.
     #[serde(default)]
     owes_full: bool,
+    /// The BM25 segment (format 2 on).
+    #[serde(default)]
+    lexical_file: String,
+    #[serde(default)]
+    lexical_sha256: String,
 }
 
 /// What a key in the index stands for.
@@ -107,7 +114,7 @@ pub struct CatalogEntry {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CatalogFile {
     next_key: u64,
-    entries: Vec<(u64, CatalogEntry, DocTerms)>,
+    entries: Vec<(u64, CatalogEntry)>,
 }
 
 /// What a catch-up did.
@@ -245,8 +252,7 @@ pub struct SearchIndex {
     rebuilt_because: Option<String>,
     has_manifest: bool,
     next_key: u64,
-    catalog: HashMap<u64, CatalogEntry>,
-    by_doc: HashMap<String, u64>,
+    catalog: Catalog,
     by_entity: HashMap<EntityRef, Vec<u64>>,
     lexical: LexicalIndex,
     vectors: Option<VectorIndex>,
@@ -254,6 +260,8 @@ pub struct SearchIndex {
     noise: Option<Noise>,
     /// A full catch-up could not embed everything; the next one is full.
     owes_full: bool,
+    /// Vectors the flat tier holds before a new index moves to the graph.
+    flat_limit: usize,
 }
 
 /// `HOME/search`.
@@ -281,19 +289,26 @@ impl SearchIndex {
             rebuilt_because: None,
             has_manifest: false,
             next_key: 1,
-            catalog: HashMap::new(),
-            by_doc: HashMap::new(),
+            catalog: Catalog::default(),
             by_entity: HashMap::new(),
             lexical: LexicalIndex::new(),
             vectors: None,
             noise: None,
             owes_full: false,
+            flat_limit: super::vectors::FLAT_LIMIT,
         };
         index.load_saved()?;
         index.noise = std::fs::read(dir.join(NOISE))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         Ok(index)
+    }
+
+    /// Builds new vectors into the graph past `limit` vectors instead of
+    /// [`super::vectors::FLAT_LIMIT`] (0: always the graph); for measuring
+    /// the two tiers against each other.
+    pub fn set_flat_limit(&mut self, limit: usize) {
+        self.flat_limit = limit;
     }
 
     /// Why the next refresh starts over, if it will.
@@ -354,7 +369,6 @@ impl SearchIndex {
         self.has_manifest = false;
         self.next_key = 1;
         self.catalog.clear();
-        self.by_doc.clear();
         self.by_entity.clear();
         self.lexical = LexicalIndex::new();
         self.vectors = None;
@@ -431,6 +445,7 @@ impl SearchIndex {
     fn load_files(&mut self, m: &Manifest, with_vectors: bool) -> Result<()> {
         let catalog_path = self.dir.join(&m.catalog_file);
         let vectors_path = self.dir.join(&m.vectors_file);
+        let lexical_path = self.dir.join(&m.lexical_file);
         let bytes = std::fs::read(&catalog_path)
             .with_context(|| format!("cannot read {}", catalog_path.display()))?;
         if hex(&Sha256::digest(&bytes)) != m.catalog_sha256 {
@@ -441,7 +456,8 @@ impl SearchIndex {
         }
         // Dimensions 0: the embedder never answered, only words were saved.
         let vectors = if with_vectors && m.embedder.dims > 0 {
-            // Checked before usearch reads it: it trusts its input.
+            // Checked before usearch reads it: it trusts its input. A flat
+            // file is checked again when mapped.
             if sha256_file(&vectors_path)? != m.vectors_sha256 {
                 return Err(anyhow!(
                     "{} is damaged (checksum mismatch)",
@@ -452,19 +468,33 @@ impl SearchIndex {
         } else {
             None
         };
+        if sha256_file(&lexical_path)? != m.lexical_sha256 {
+            return Err(anyhow!(
+                "{} is damaged (checksum mismatch)",
+                lexical_path.display()
+            ));
+        }
+        let lexical = LexicalIndex::load(&lexical_path)?;
         let file: CatalogFile = rmp_serde::from_slice(&bytes)
             .with_context(|| format!("{} is unreadable", catalog_path.display()))?;
-        let mut terms = HashMap::with_capacity(file.entries.len());
-        for (key, entry, doc_terms) in file.entries {
-            self.by_doc.insert(entry.doc_id.clone(), key);
+        drop(bytes);
+        if lexical.len() != file.entries.len() {
+            return Err(anyhow!(
+                "{} holds {} documents, the catalog {}",
+                lexical_path.display(),
+                lexical.len(),
+                file.entries.len()
+            ));
+        }
+        self.catalog.reserve(file.entries.len());
+        for (key, entry) in file.entries {
             self.by_entity
                 .entry(entry.entity.clone())
                 .or_default()
                 .push(key);
             self.catalog.insert(key, entry);
-            terms.insert(key, doc_terms);
         }
-        self.lexical = LexicalIndex::from_docs(terms);
+        self.lexical = lexical;
         self.next_key = file.next_key;
         self.vectors = vectors;
         Ok(())
@@ -558,20 +588,19 @@ impl SearchIndex {
             }
             for doc in docs {
                 match self
-                    .by_doc
-                    .get(&doc.doc_id)
-                    .and_then(|k| self.catalog.get(k).map(|e| (*k, e)))
+                    .catalog
+                    .key_of_doc(&doc.doc_id)
+                    .and_then(|k| self.catalog.get(&k).map(|e| (k, e)))
                 {
-                    Some((k, e))
+                    Some((key, e))
                         if e.content_hash == doc.content_hash()
-                            && self.vectors.as_ref().is_some_and(|v| v.contains(k)) =>
+                            && self.vectors.as_ref().is_some_and(|v| v.contains(key)) =>
                     {
                         if e.title != doc.title
                             || e.status != doc.status
                             || e.tags != doc.tags
                             || e.brief != doc.brief
                         {
-                            let key = self.by_doc[&doc.doc_id];
                             to_update.push((key, doc));
                         }
                     }
@@ -617,7 +646,7 @@ impl SearchIndex {
         };
         let mut vectors = vectors.into_iter();
         if self.vectors.is_none() && self.id.dims > 0 {
-            self.vectors = Some(VectorIndex::new(self.id.dims)?);
+            self.vectors = Some(VectorIndex::with_flat_limit(self.id.dims, self.flat_limit)?);
         }
 
         for key in &to_remove {
@@ -635,8 +664,8 @@ impl SearchIndex {
         }
         let mut additions = Vec::with_capacity(to_embed.len());
         for doc in to_embed {
-            let key = match self.by_doc.get(&doc.doc_id) {
-                Some(k) => *k,
+            let key = match self.catalog.key_of_doc(&doc.doc_id) {
+                Some(k) => k,
                 None => {
                     let k = self.next_key;
                     self.next_key += 1;
@@ -655,7 +684,6 @@ impl SearchIndex {
                 tags: doc.tags,
                 brief: doc.brief,
             };
-            self.by_doc.insert(entry.doc_id.clone(), key);
             let keys = self.by_entity.entry(entry.entity.clone()).or_default();
             if !keys.contains(&key) {
                 keys.push(key);
@@ -665,7 +693,7 @@ impl SearchIndex {
                 Some(vector) => additions.push((key, vector)),
                 None => {
                     // Its old vector stands for old text.
-                    if let Some(v) = &self.vectors
+                    if let Some(v) = &mut self.vectors
                         && v.contains(key)
                     {
                         v.remove(key)?;
@@ -674,7 +702,7 @@ impl SearchIndex {
             }
         }
         report.embedded = additions.len();
-        if let Some(v) = &self.vectors {
+        if let Some(v) = &mut self.vectors {
             v.add_all(&additions)?;
         }
         if let Some(e) = embed_error {
@@ -704,17 +732,16 @@ impl SearchIndex {
     }
 
     fn remove_key(&mut self, key: u64) -> Result<()> {
-        if let Some(entry) = self.catalog.remove(&key) {
-            self.by_doc.remove(&entry.doc_id);
-            if let Some(keys) = self.by_entity.get_mut(&entry.entity) {
-                keys.retain(|k| *k != key);
-                if keys.is_empty() {
-                    self.by_entity.remove(&entry.entity);
-                }
+        if let Some(entry) = self.catalog.remove(&key)
+            && let Some(keys) = self.by_entity.get_mut(&entry.entity)
+        {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                self.by_entity.remove(&entry.entity);
             }
         }
         self.lexical.remove(key);
-        if let Some(v) = &self.vectors
+        if let Some(v) = &mut self.vectors
             && v.contains(key)
         {
             v.remove(key)?;
@@ -767,29 +794,39 @@ impl SearchIndex {
     /// them (an atomic rename), then the old generation's files are removed.
     fn save(&mut self) -> Result<()> {
         let generation = self.generation.max(self.highest_generation_on_disk()) + 1;
+        self.catalog.shrink_to_fit();
         let catalog_file = format!("catalog-{generation}.bin");
-        let vectors_file = format!("vectors-{generation}.usearch");
-        let mut entries = Vec::with_capacity(self.catalog.len());
-        for (key, entry) in &self.catalog {
-            let terms = self.lexical.terms_of(*key).cloned().unwrap_or_default();
-            entries.push((*key, entry.clone(), terms));
-        }
-        entries.sort_by_key(|(k, _, _)| *k);
-        let file = CatalogFile {
-            next_key: self.next_key,
-            entries,
+        let vectors_file = format!("vectors-{generation}.bin");
+        let lexical_file = format!("lexical-{generation}.bin");
+        let bytes = {
+            let mut entries: Vec<(u64, &CatalogEntry)> = self.catalog.iter().collect();
+            entries.sort_by_key(|(k, _)| *k);
+            #[derive(Serialize)]
+            struct CatalogRef<'a> {
+                next_key: u64,
+                entries: Vec<(u64, &'a CatalogEntry)>,
+            }
+            let file = CatalogRef {
+                next_key: self.next_key,
+                entries,
+            };
+            rmp_serde::to_vec_named(&file).context("encoding the search catalog")?
         };
-        let bytes = rmp_serde::to_vec_named(&file).context("encoding the search catalog")?;
         let catalog_sha256 = hex(&Sha256::digest(&bytes));
         write_durably(&self.dir.join(&catalog_file), &bytes)?;
+        drop(bytes);
+        let lexical_path = self.dir.join(&lexical_file);
+        self.lexical.save(&lexical_path)?;
         let vectors_path = self.dir.join(&vectors_file);
-        match &self.vectors {
+        match &mut self.vectors {
             Some(v) => v.save(&vectors_path)?,
             None => VectorIndex::new(self.id.dims.max(1))?.save(&vectors_path)?,
         }
-        File::open(&vectors_path)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("syncing {}", vectors_path.display()))?;
+        for path in [&vectors_path, &lexical_path] {
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("syncing {}", path.display()))?;
+        }
         let manifest = Manifest {
             format: FORMAT,
             embedder: self.id.clone(),
@@ -800,8 +837,10 @@ impl SearchIndex {
             docs: self.catalog.len(),
             catalog_sha256,
             vectors_sha256: sha256_file(&vectors_path)?,
+            lexical_sha256: sha256_file(&lexical_path)?,
             catalog_file,
             vectors_file,
+            lexical_file,
         };
         let json = serde_json::to_vec_pretty(&manifest).context("encoding the search manifest")?;
         write_durably(&self.dir.join(MANIFEST), &json)?;
@@ -818,8 +857,14 @@ impl SearchIndex {
         for entry in rd.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let ours = name.starts_with("catalog-") || name.starts_with("vectors-");
-            if ours && name != keep.catalog_file && name != keep.vectors_file {
+            let ours = name.starts_with("catalog-")
+                || name.starts_with("vectors-")
+                || name.starts_with("lexical-");
+            if ours
+                && name != keep.catalog_file
+                && name != keep.vectors_file
+                && name != keep.lexical_file
+            {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -835,6 +880,7 @@ impl SearchIndex {
                 let number = name
                     .strip_prefix("catalog-")
                     .or_else(|| name.strip_prefix("vectors-"))
+                    .or_else(|| name.strip_prefix("lexical-"))
                     .and_then(|rest| rest.split('.').next())
                     .and_then(|n| n.parse::<u64>().ok());
                 if let Some(n) = number {

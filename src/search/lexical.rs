@@ -1,15 +1,35 @@
 //! The lexical side of hybrid search: Okapi BM25 over an inverted index of
 //! the shared terms ([`super::terms`]). Document statistics are exact at
 //! query time (no fitted average length that drifts as documents change).
-//! Only the per-document term counts are persisted; postings are rebuilt
-//! when the index is loaded.
+//!
+//! The saved index is one immutable segment file, memory-mapped when loaded:
+//! a term table sorted by term hash, each term's postings (slot, term count;
+//! varint-coded, slots ascending), every slot's document length and key.
+//! Documents added since the last save live in a small in-memory delta;
+//! removed or replaced documents are tombstoned by slot and left out of every
+//! statistic (N, total length, document frequency). Saving merges the segment
+//! and the delta into a new segment file.
 
 use crate::search::terms::{Script, query_terms, script, stable_hash, terms};
+use anyhow::{Context, Result, anyhow};
+use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
+
+/// Segment file: magic, slots (u64), terms (u64), postings bytes (u64),
+/// total length (u64); then the term table (hash u64, postings offset u64,
+/// document frequency u32, by hash), the postings, the document lengths by
+/// slot (u32) and the keys by slot (u64, ascending). Little-endian.
+const MAGIC: &[u8; 8] = b"SPKLEX01";
+const HEADER: usize = 40;
+const TERM_ENTRY: usize = 20;
 
 /// A document's term counts: (term hash, count), sorted by term.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,17 +84,221 @@ pub struct Ceiling {
     pub pairs: bool,
 }
 
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut x: u32) {
+    while x >= 0x80 {
+        out.push((x as u8) | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+/// A varint at `*at`, or `None` past the end or when it runs too long.
+fn get_varint(b: &[u8], at: &mut usize) -> Option<u32> {
+    let mut x: u32 = 0;
+    for shift in [0, 7, 14, 21, 28] {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        x |= u32::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(x);
+        }
+    }
+    None
+}
+
+/// A saved segment, mapped and checked.
+struct Segment {
+    map: Mmap,
+    slots: usize,
+    terms: usize,
+    postings_len: usize,
+    total_len: u64,
+}
+
+impl Segment {
+    fn open(path: &Path) -> Result<Segment> {
+        let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        // SAFETY: index files are written once under a new name and never
+        // changed in place (saves rename a new file over), so the mapping
+        // stays valid; its contents are checked below before use.
+        let map = unsafe { Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", path.display()))?;
+        let damaged = |why: &str| anyhow!("the word index {} is damaged: {why}", path.display());
+        if map.len() < HEADER || &map[..8] != MAGIC {
+            return Err(damaged("not a word index file"));
+        }
+        let field = |at: usize| usize::try_from(le_u64(&map, at)).map_err(|_| damaged("header"));
+        let (slots, terms, postings_len) = (field(8)?, field(16)?, field(24)?);
+        let total_len = le_u64(&map, 32);
+        let expected = terms
+            .checked_mul(TERM_ENTRY)
+            .and_then(|t| t.checked_add(postings_len))
+            .and_then(|t| slots.checked_mul(12).and_then(|s| s.checked_add(t)))
+            .and_then(|t| t.checked_add(HEADER));
+        if expected != Some(map.len()) {
+            return Err(damaged("its length does not match its header"));
+        }
+        if u32::try_from(slots).is_err() {
+            return Err(damaged("too many documents"));
+        }
+        let seg = Segment {
+            map,
+            slots,
+            terms,
+            postings_len,
+            total_len,
+        };
+        let mut previous: Option<(u64, usize)> = None;
+        for t in 0..terms {
+            let (hash, offset, df) = seg.term(t);
+            if offset > postings_len || df as usize > slots || df == 0 {
+                return Err(damaged("a term's postings are out of range"));
+            }
+            if previous.is_some_and(|(h, o)| h >= hash || o > offset) {
+                return Err(damaged("terms out of order"));
+            }
+            previous = Some((hash, offset));
+        }
+        let mut sum = 0u64;
+        for s in 0..slots {
+            sum += u64::from(seg.doc_len(s as u32));
+            if s > 0 && seg.key(s as u32 - 1) >= seg.key(s as u32) {
+                return Err(damaged("documents out of order"));
+            }
+        }
+        if sum != total_len {
+            return Err(damaged("document lengths do not add up"));
+        }
+        Ok(seg)
+    }
+
+    fn term(&self, t: usize) -> (u64, usize, u32) {
+        let at = HEADER + t * TERM_ENTRY;
+        let offset = usize::try_from(le_u64(&self.map, at + 8)).unwrap_or(usize::MAX);
+        (le_u64(&self.map, at), offset, le_u32(&self.map, at + 16))
+    }
+
+    fn find_term(&self, hash: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.terms);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.term(mid).0.cmp(&hash) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    fn postings_start(&self) -> usize {
+        HEADER + self.terms * TERM_ENTRY
+    }
+
+    /// Appends term `t`'s postings to `out`; stops at anything malformed.
+    fn postings(&self, t: usize, out: &mut Vec<(u32, u32)>) {
+        let (_, start, df) = self.term(t);
+        let end = if t + 1 < self.terms {
+            self.term(t + 1).1
+        } else {
+            self.postings_len
+        };
+        let base = self.postings_start();
+        let Some(bytes) = self.map.get(base + start..base + end.max(start)) else {
+            return;
+        };
+        let mut at = 0;
+        let mut slot: u32 = 0;
+        for i in 0..df {
+            let (Some(delta), Some(tf)) = (get_varint(bytes, &mut at), get_varint(bytes, &mut at))
+            else {
+                return;
+            };
+            slot = match if i == 0 {
+                Some(delta)
+            } else {
+                slot.checked_add(delta)
+            } {
+                Some(s) if (s as usize) < self.slots => s,
+                _ => return,
+            };
+            out.push((slot, tf));
+        }
+    }
+
+    fn doc_len(&self, slot: u32) -> u32 {
+        le_u32(
+            &self.map,
+            HEADER + self.terms * TERM_ENTRY + self.postings_len + 4 * slot as usize,
+        )
+    }
+
+    fn key(&self, slot: u32) -> u64 {
+        le_u64(
+            &self.map,
+            HEADER
+                + self.terms * TERM_ENTRY
+                + self.postings_len
+                + 4 * self.slots
+                + 8 * slot as usize,
+        )
+    }
+
+    fn find_key(&self, key: u64) -> Option<u32> {
+        let (mut lo, mut hi) = (0u32, self.slots as u32);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid).cmp(&key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+}
+
 /// Documents live in slots (dense numbers) so a query can add up scores in
 /// a flat array instead of a hash map: the postings of a common word can
-/// run to tens of thousands of documents.
-#[derive(Debug, Default)]
+/// run to tens of thousands of documents. The segment's slots come first,
+/// then the delta's.
+#[derive(Default)]
 pub struct LexicalIndex {
-    slot_of: HashMap<u64, u32>,
-    /// Per slot: the document key and its terms (`None`: a free slot).
-    slots: Vec<Option<(u64, DocTerms)>>,
-    free: Vec<u32>,
-    postings: HashMap<u64, Vec<(u32, u32)>>,
+    segment: Option<Segment>,
+    /// Documents added since the segment was written: key and length by
+    /// slot (after the segment's), slots by key, postings by term.
+    delta_keys: Vec<u64>,
+    delta_lens: Vec<u32>,
+    delta_slot_of: HashMap<u64, u32>,
+    delta_postings: HashMap<u64, Vec<(u32, u32)>>,
+    /// Tombstones by slot.
+    dead: Vec<bool>,
+    dead_count: usize,
+    live: usize,
     total_len: u64,
+}
+
+impl std::fmt::Debug for LexicalIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LexicalIndex")
+            .field("documents", &self.live)
+            .field("segment_slots", &self.segment_slots())
+            .field("delta_slots", &self.delta_keys.len())
+            .field("tombstones", &self.dead_count)
+            .finish()
+    }
 }
 
 impl LexicalIndex {
@@ -82,7 +306,7 @@ impl LexicalIndex {
         LexicalIndex::default()
     }
 
-    /// Rebuilds the postings from stored term counts.
+    /// An index of documents' term counts.
     pub fn from_docs(docs: impl IntoIterator<Item = (u64, DocTerms)>) -> Self {
         let mut index = LexicalIndex::new();
         for (key, terms) in docs {
@@ -91,60 +315,150 @@ impl LexicalIndex {
         index
     }
 
-    /// Every document's terms, by key.
-    pub fn docs(&self) -> impl Iterator<Item = (u64, &DocTerms)> {
-        self.slots.iter().flatten().map(|(k, t)| (*k, t))
+    /// Maps a saved segment.
+    pub fn load(path: &Path) -> Result<LexicalIndex> {
+        let segment = Segment::open(path)?;
+        Ok(LexicalIndex {
+            dead: vec![false; segment.slots],
+            live: segment.slots,
+            total_len: segment.total_len,
+            segment: Some(segment),
+            ..LexicalIndex::default()
+        })
     }
 
-    pub fn terms_of(&self, key: u64) -> Option<&DocTerms> {
-        let slot = *self.slot_of.get(&key)?;
-        self.slots.get(slot as usize)?.as_ref().map(|(_, t)| t)
+    fn segment_slots(&self) -> u32 {
+        self.segment.as_ref().map_or(0, |s| s.slots as u32)
+    }
+
+    fn slot_count(&self) -> usize {
+        self.segment_slots() as usize + self.delta_keys.len()
+    }
+
+    fn key_of(&self, slot: u32) -> Option<u64> {
+        let seg = self.segment_slots();
+        if slot < seg {
+            self.segment.as_ref().map(|s| s.key(slot))
+        } else {
+            self.delta_keys.get((slot - seg) as usize).copied()
+        }
+    }
+
+    fn len_of(&self, slot: u32) -> u32 {
+        let seg = self.segment_slots();
+        if slot < seg {
+            self.segment.as_ref().map_or(0, |s| s.doc_len(slot))
+        } else {
+            self.delta_lens
+                .get((slot - seg) as usize)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    fn slot_of(&self, key: u64) -> Option<u32> {
+        if let Some(slot) = self.delta_slot_of.get(&key) {
+            return Some(*slot);
+        }
+        let slot = self.segment.as_ref()?.find_key(key)?;
+        (!self.dead[slot as usize]).then_some(slot)
+    }
+
+    pub fn contains(&self, key: u64) -> bool {
+        self.slot_of(key).is_some()
     }
 
     pub fn len(&self) -> usize {
-        self.slot_of.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slot_of.is_empty()
+        self.live == 0
+    }
+
+    /// Bytes on the heap: the delta and the tombstones.
+    pub fn heap_bytes(&self) -> usize {
+        self.delta_keys.capacity() * 12
+            + self.delta_slot_of.capacity() * 16
+            + self.delta_postings.capacity() * 40
+            + self
+                .delta_postings
+                .values()
+                .map(|v| v.capacity() * 8)
+                .sum::<usize>()
+            + self.dead.capacity()
+    }
+
+    /// Bytes of the mapped segment (resident only as far as it is read).
+    pub fn mapped_bytes(&self) -> usize {
+        self.segment.as_ref().map_or(0, |s| s.map.len())
     }
 
     pub fn insert(&mut self, key: u64, doc: DocTerms) {
         self.remove(key);
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(None);
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let slot = self.slot_count() as u32;
         for (term, tf) in &doc.terms {
-            self.postings.entry(*term).or_default().push((slot, *tf));
+            self.delta_postings
+                .entry(*term)
+                .or_default()
+                .push((slot, *tf));
         }
+        self.delta_keys.push(key);
+        self.delta_lens.push(doc.len);
+        self.delta_slot_of.insert(key, slot);
+        self.dead.push(false);
+        self.live += 1;
         self.total_len += u64::from(doc.len);
-        self.slot_of.insert(key, slot);
-        self.slots[slot as usize] = Some((key, doc));
     }
 
     pub fn remove(&mut self, key: u64) {
-        let Some(slot) = self.slot_of.remove(&key) else {
-            return;
+        let slot = match self.delta_slot_of.remove(&key) {
+            Some(slot) => slot,
+            None => match self.slot_of(key) {
+                Some(slot) => slot,
+                None => return,
+            },
         };
-        let Some((_, doc)) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
-            return;
-        };
-        self.total_len = self.total_len.saturating_sub(u64::from(doc.len));
-        for (term, _) in &doc.terms {
-            if let Some(list) = self.postings.get_mut(term) {
-                if let Some(pos) = list.iter().position(|(s, _)| *s == slot) {
-                    list.swap_remove(pos);
-                }
-                if list.is_empty() {
-                    self.postings.remove(term);
-                }
-            }
+        if let Some(d) = self.dead.get_mut(slot as usize)
+            && !*d
+        {
+            *d = true;
+            self.dead_count += 1;
+            self.live -= 1;
+            self.total_len = self.total_len.saturating_sub(u64::from(self.len_of(slot)));
         }
-        self.free.push(slot);
+    }
+
+    /// A term's postings, segment and delta, tombstones included.
+    fn postings(&self, term: u64, out: &mut Vec<(u32, u32)>) {
+        if let Some(seg) = &self.segment
+            && let Some(t) = seg.find_term(term)
+        {
+            seg.postings(t, out);
+        }
+        if let Some(list) = self.delta_postings.get(&term) {
+            out.extend_from_slice(list);
+        }
+    }
+
+    /// The query's distinct term hashes.
+    fn query_hashes(query: &str) -> Vec<u64> {
+        let mut hashes: Vec<u64> = query_terms(query)
+            .iter()
+            .map(|w| stable_hash(w.as_bytes()))
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes
+    }
+
+    /// A term's live postings (tombstones left out) into `list`.
+    fn live_postings(&self, term: u64, list: &mut Vec<(u32, u32)>) {
+        list.clear();
+        self.postings(term, list);
+        if self.dead_count > 0 {
+            list.retain(|(slot, _)| !self.dead[*slot as usize]);
+        }
     }
 
     /// The score a document would get by holding every term of `query`,
@@ -166,11 +480,10 @@ impl LexicalIndex {
             pairs: pairs * 2 > words.len(),
             ..Ceiling::default()
         };
+        let mut list = Vec::new();
         for w in &words {
-            let df = self
-                .postings
-                .get(&stable_hash(w.as_bytes()))
-                .map_or(0.0, |list| list.len() as f32);
+            self.live_postings(stable_hash(w.as_bytes()), &mut list);
+            let df = list.len() as f32;
             let most = (1.0 + (n - df + 0.5) / (df + 0.5)).ln() * (K1 + 1.0);
             if df > 0.0 {
                 ceiling.known += most;
@@ -195,40 +508,30 @@ impl LexicalIndex {
             return Vec::new();
         }
         let avgdl = (self.total_len as f32 / n).max(1.0);
-        let mut query_terms: Vec<u64> = query_terms(query)
-            .iter()
-            .map(|w| stable_hash(w.as_bytes()))
-            .collect();
-        query_terms.sort_unstable();
-        query_terms.dedup();
-        let mut scores = vec![0f32; self.slots.len()];
+        let mut scores = vec![0f32; self.slot_count()];
         let mut touched: Vec<u32> = Vec::new();
-        for term in query_terms {
-            let Some(list) = self.postings.get(&term) else {
+        let mut list: Vec<(u32, u32)> = Vec::new();
+        for term in Self::query_hashes(query) {
+            self.live_postings(term, &mut list);
+            if list.is_empty() {
                 continue;
-            };
+            }
             let df = list.len() as f32;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for (slot, tf) in list {
-                let Some(Some((_, doc))) = self.slots.get(*slot as usize) else {
-                    continue;
-                };
-                let tf = *tf as f32;
-                let dl = doc.len as f32;
+            for &(slot, tf) in &list {
+                let tf = tf as f32;
+                let dl = self.len_of(slot) as f32;
                 let weight = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * dl / avgdl));
-                let s = &mut scores[*slot as usize];
+                let s = &mut scores[slot as usize];
                 if *s == 0.0 {
-                    touched.push(*slot);
+                    touched.push(slot);
                 }
                 *s += idf * weight;
             }
         }
         let mut ranked: Vec<(u64, f32)> = touched
             .into_iter()
-            .filter_map(|slot| {
-                let (key, _) = self.slots.get(slot as usize)?.as_ref()?;
-                Some((*key, scores[slot as usize]))
-            })
+            .filter_map(|slot| Some((self.key_of(slot)?, scores[slot as usize])))
             .collect();
         let by_score = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         match keep {
@@ -248,6 +551,90 @@ impl LexicalIndex {
         }
         ranked
     }
+
+    /// Writes the live documents as one segment to `path` and maps it in
+    /// place of the old segment and the delta.
+    pub fn save(&mut self, path: &Path) -> Result<()> {
+        // Written aside and renamed: `path` may be the mapped file.
+        let tmp = path.with_extension("writing");
+        self.write(&tmp)
+            .with_context(|| format!("saving the word index to {}", path.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+        *self = LexicalIndex::load(path)?;
+        Ok(())
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        // Live documents by key: their new slots.
+        let mut docs: Vec<(u64, u32)> = (0..self.slot_count() as u32)
+            .filter(|s| !self.dead[*s as usize])
+            .filter_map(|s| Some((self.key_of(s)?, s)))
+            .collect();
+        docs.sort_unstable();
+        let mut new_slot = vec![u32::MAX; self.slot_count()];
+        for (i, (_, old)) in docs.iter().enumerate() {
+            new_slot[*old as usize] = i as u32;
+        }
+        // Every term, segment and delta, by hash.
+        let mut all_terms: Vec<u64> = self.delta_postings.keys().copied().collect();
+        if let Some(seg) = &self.segment {
+            all_terms.extend((0..seg.terms).map(|t| seg.term(t).0));
+        }
+        all_terms.sort_unstable();
+        all_terms.dedup();
+        let mut table: Vec<(u64, u64, u32)> = Vec::with_capacity(all_terms.len());
+        let mut postings: Vec<u8> = Vec::new();
+        let mut list: Vec<(u32, u32)> = Vec::new();
+        for term in all_terms {
+            list.clear();
+            self.postings(term, &mut list);
+            list.retain_mut(|(slot, _)| {
+                *slot = new_slot.get(*slot as usize).copied().unwrap_or(u32::MAX);
+                *slot != u32::MAX
+            });
+            if list.is_empty() {
+                continue;
+            }
+            list.sort_unstable();
+            table.push((term, postings.len() as u64, list.len() as u32));
+            let mut previous = 0;
+            for (i, (slot, tf)) in list.iter().enumerate() {
+                put_varint(&mut postings, if i == 0 { *slot } else { slot - previous });
+                put_varint(&mut postings, *tf);
+                previous = *slot;
+            }
+        }
+        let total_len: u64 = docs
+            .iter()
+            .map(|(_, old)| u64::from(self.len_of(*old)))
+            .sum();
+        let file = File::create(path).with_context(|| format!("writing {}", path.display()))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        w.write_all(MAGIC)?;
+        for x in [
+            docs.len() as u64,
+            table.len() as u64,
+            postings.len() as u64,
+            total_len,
+        ] {
+            w.write_all(&x.to_le_bytes())?;
+        }
+        for (hash, offset, df) in &table {
+            w.write_all(&hash.to_le_bytes())?;
+            w.write_all(&offset.to_le_bytes())?;
+            w.write_all(&df.to_le_bytes())?;
+        }
+        w.write_all(&postings)?;
+        for (_, old) in &docs {
+            w.write_all(&self.len_of(*old).to_le_bytes())?;
+        }
+        for (key, _) in &docs {
+            w.write_all(&key.to_le_bytes())?;
+        }
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +647,11 @@ mod tests {
             ix.insert(i as u64, DocTerms::of(t));
         }
         ix
+    }
+
+    /// The index saved and mapped again.
+    fn saved(ix: &mut LexicalIndex, dir: &Path, name: &str) {
+        ix.save(&dir.join(name)).expect("save");
     }
 
     #[test]
@@ -297,12 +689,130 @@ mod tests {
     }
 
     #[test]
-    fn rebuilding_from_stored_terms_gives_the_same_ranking() {
-        let ix = index(&["a cup of coffee", "coffee beans roasted", "tea leaves"]);
-        let again = LexicalIndex::from_docs(ix.docs().map(|(k, t)| (k, t.clone())));
+    fn a_saved_and_mapped_index_gives_the_same_ranking() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut ix = index(&["a cup of coffee", "coffee beans roasted", "tea leaves"]);
+        let before = ix.search("roasted coffee", 5, None);
+        saved(&mut ix, dir.path(), "a.lex");
+        assert_eq!(ix.search("roasted coffee", 5, None), before);
+        let again = LexicalIndex::load(&dir.path().join("a.lex")).expect("load");
+        assert_eq!(again.search("roasted coffee", 5, None), before);
+        assert_eq!(again.len(), 3);
+    }
+
+    /// Removing and replacing documents of the saved segment (tombstones)
+    /// and of the delta gives exactly the scores of an index built afresh
+    /// from the documents that remain, before and after another save.
+    #[test]
+    fn tombstones_keep_statistics_exact() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let texts = [
+            "winter menu coffee and cake",
+            "bring your own cup for coffee",
+            "coffee beans roasted in house",
+            "tea leaves and herbal tea",
+            "the spring menu has iced coffee",
+            "cake of the day",
+        ];
+        let mut ix = index(&texts);
+        saved(&mut ix, dir.path(), "1.lex");
+        // Segment documents: one removed, one replaced; a delta document
+        // added, then replaced, and one added and removed.
+        ix.remove(1);
+        ix.insert(2, DocTerms::of("green tea and matcha"));
+        ix.insert(10, DocTerms::of("coffee coffee coffee"));
+        ix.insert(10, DocTerms::of("decaf coffee on request"));
+        ix.insert(11, DocTerms::of("coffee cake"));
+        ix.remove(11);
+        let fresh = LexicalIndex::from_docs([
+            (0, DocTerms::of(texts[0])),
+            (2, DocTerms::of("green tea and matcha")),
+            (3, DocTerms::of(texts[3])),
+            (4, DocTerms::of(texts[4])),
+            (5, DocTerms::of(texts[5])),
+            (10, DocTerms::of("decaf coffee on request")),
+        ]);
+        assert_eq!(ix.len(), 6);
+        for q in [
+            "coffee",
+            "tea",
+            "cake menu",
+            "roasted beans",
+            "cup",
+            "decaf",
+        ] {
+            assert_eq!(ix.search(q, 10, None), fresh.search(q, 10, None), "{q}");
+        }
+        assert!(ix.search("roasted", 10, None).is_empty());
+        for q in ["coffee", "tea cake", "roasted", "nothing"] {
+            assert_eq!(ix.ceiling(q), fresh.ceiling(q), "{q}");
+        }
         assert_eq!(
-            ix.search("roasted coffee", 5, None),
-            again.search("roasted coffee", 5, None)
+            ix.ceiling("roasted").known,
+            0.0,
+            "no live document holds it"
         );
+        saved(&mut ix, dir.path(), "2.lex");
+        for q in ["coffee", "tea", "cake menu", "decaf"] {
+            assert_eq!(ix.search(q, 10, None), fresh.search(q, 10, None), "{q}");
+        }
+        assert!(ix.contains(10) && !ix.contains(1) && !ix.contains(11));
+    }
+
+    #[test]
+    fn hostile_segment_files_are_errors() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut ix = index(&["a cup of coffee", "coffee beans roasted", "tea leaves"]);
+        saved(&mut ix, dir.path(), "good.lex");
+        let good = std::fs::read(dir.path().join("good.lex")).expect("read");
+        let bad = dir.path().join("bad.lex");
+        let check = |bytes: &[u8], what: &str| {
+            std::fs::write(&bad, bytes).expect("write");
+            match LexicalIndex::load(&bad) {
+                Ok(_) => panic!("{what} was accepted"),
+                Err(e) => assert!(e.to_string().contains("bad.lex"), "{e}"),
+            }
+        };
+        check(&good[..good.len() - 1], "a truncated file");
+        check(&good[..HEADER - 1], "half a header");
+        check(b"", "an empty file");
+        check(b"SPKVFLT1 not a word index at all, at all.", "another file");
+        let mut longer = good.clone();
+        longer.push(0);
+        check(&longer, "a longer file");
+        let mut slots = good.clone();
+        slots[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        check(&slots, "a huge slot count");
+        let mut total = good.clone();
+        total[32] ^= 1;
+        check(&total, "a wrong total length");
+        let mut order = good.clone();
+        order[HEADER..HEADER + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        check(&order, "terms out of order");
+        // Garbage postings load (their shape is right) but never panic.
+        let mut postings = good.clone();
+        let terms = le_u64(&good, 16) as usize;
+        let start = HEADER + terms * TERM_ENTRY;
+        let len = le_u64(&good, 24) as usize;
+        postings[start..start + len].fill(0xff);
+        std::fs::write(&bad, &postings).expect("write");
+        let ix = LexicalIndex::load(&bad).expect("shape is fine");
+        let _ = ix.search("coffee cup tea roasted", 10, None);
+    }
+
+    #[test]
+    fn varints_round_trip_and_reject_overlong_input() {
+        let mut out = Vec::new();
+        for x in [0, 1, 127, 128, 300, u32::MAX] {
+            out.clear();
+            put_varint(&mut out, x);
+            let mut at = 0;
+            assert_eq!(get_varint(&out, &mut at), Some(x));
+            assert_eq!(at, out.len());
+        }
+        let mut at = 0;
+        assert_eq!(get_varint(&[0xff; 6], &mut at), None);
+        let mut at = 0;
+        assert_eq!(get_varint(&[0x80], &mut at), None);
     }
 }

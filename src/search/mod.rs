@@ -2,6 +2,7 @@
 //! lexical index, and hybrid retrieval over briefs, comments, chat, asset
 //! captions and the hub's knowledge base.
 
+pub mod catalog;
 pub mod chunk;
 pub mod docs;
 pub mod embed;
