@@ -637,7 +637,8 @@ impl SearchIndex {
         // Vectors first. If the embedder fails, the words are still indexed
         // and saved, so new documents answer by words; their vectors are
         // owed (the feed keeps its marks) and the error is returned.
-        let (vectors, embed_error) = match self.embed_passages(&to_embed, progress) {
+        let (doc_terms, embedded) = self.embed_passages(&to_embed, progress);
+        let (vectors, embed_error) = match embedded {
             Ok(v) => (v, None),
             // Replacing an index another embedder built (or damaged files):
             // its files stay as they are until the new one is whole.
@@ -663,7 +664,7 @@ impl SearchIndex {
             }
         }
         let mut additions = Vec::with_capacity(to_embed.len());
-        for doc in to_embed {
+        for (doc, terms) in to_embed.into_iter().zip(doc_terms) {
             let key = match self.catalog.key_of_doc(&doc.doc_id) {
                 Some(k) => k,
                 None => {
@@ -672,7 +673,7 @@ impl SearchIndex {
                     k
                 }
             };
-            self.lexical.insert(key, DocTerms::of(&doc.text));
+            self.lexical.insert(key, terms);
             let entry = CatalogEntry {
                 content_hash: doc.content_hash(),
                 doc_id: doc.doc_id,
@@ -749,28 +750,56 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Embeds documents as passages, checking every vector's length.
+    /// Splits documents into terms (on every core, once for both indexes)
+    /// and embeds them as passages, checking every vector's length. The
+    /// terms come back even when the embedder fails, so the words can still
+    /// be indexed.
     fn embed_passages(
         &mut self,
         docs: &[SearchDoc],
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> (Vec<DocTerms>, Result<Vec<Vec<f32>>>) {
+        let mut doc_terms = Vec::with_capacity(docs.len());
         if docs.is_empty() {
-            return Ok(Vec::new());
+            return (doc_terms, Ok(Vec::new()));
         }
         if self.id.dims == 0 {
-            self.id.dims = self.embedder.probe_dims()?;
+            match self.embedder.probe_dims() {
+                Ok(dims) => self.id.dims = dims,
+                Err(e) => {
+                    let all = docs.iter().map(|d| DocTerms::of(&d.text)).collect();
+                    return (all, Err(e.into()));
+                }
+            }
         }
         let mut out = Vec::with_capacity(docs.len());
+        let mut failed: Option<anyhow::Error> = None;
         progress(0, docs.len());
         for batch in docs.chunks(EMBED_BATCH) {
-            let texts: Vec<&str> = batch.iter().map(|d| d.text.as_str()).collect();
-            let vectors = self.embedder.embed(&texts, Purpose::Passage)?;
-            self.check_vectors(&vectors, texts.len())?;
-            out.extend(vectors);
-            progress(out.len(), docs.len());
+            let split = split_terms(batch);
+            doc_terms.extend(split.iter().map(|t| DocTerms::of_terms(t)));
+            if failed.is_some() {
+                continue;
+            }
+            let vectors = match self.embedder.embed_terms(&split) {
+                Some(v) => Ok(v),
+                None => {
+                    let texts: Vec<&str> = batch.iter().map(|d| d.text.as_str()).collect();
+                    self.embedder.embed(&texts, Purpose::Passage)
+                }
+            };
+            match vectors.and_then(|v| self.check_vectors(&v, batch.len()).map(|()| v)) {
+                Ok(v) => {
+                    out.extend(v);
+                    progress(out.len(), docs.len());
+                }
+                Err(e) => failed = Some(e.into()),
+            }
         }
-        Ok(out)
+        match failed {
+            Some(e) => (doc_terms, Err(e)),
+            None => (doc_terms, Ok(out)),
+        }
     }
 
     fn check_vectors(&self, vectors: &[Vec<f32>], expected: usize) -> Result<(), EmbedError> {
@@ -1191,6 +1220,29 @@ fn best_rank(r: &RankedKey) -> usize {
         .chain(r.vector_rank)
         .min()
         .unwrap_or(usize::MAX)
+}
+
+/// Each document's terms, the batch split over two threads.
+fn split_terms(batch: &[SearchDoc]) -> Vec<Vec<String>> {
+    let half = batch.len().div_ceil(2);
+    if batch.len() < 8 {
+        return batch.iter().map(|d| super::terms::terms(&d.text)).collect();
+    }
+    let (a, b) = batch.split_at(half);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            b.iter()
+                .map(|d| super::terms::terms(&d.text))
+                .collect::<Vec<_>>()
+        });
+        let mut out: Vec<Vec<String>> = a.iter().map(|d| super::terms::terms(&d.text)).collect();
+        match other.join() {
+            Ok(rest) => out.extend(rest),
+            // A panic in the segmenter: split the rest here instead.
+            Err(_) => out.extend(b.iter().map(|d| super::terms::terms(&d.text))),
+        }
+        out
+    })
 }
 
 /// The noise level of one index, as [`SearchIndex::measure_noise`] took it.

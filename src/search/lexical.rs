@@ -40,9 +40,13 @@ pub struct DocTerms {
 
 impl DocTerms {
     pub fn of(text: &str) -> DocTerms {
-        let words = terms(text);
+        DocTerms::of_terms(&terms(text))
+    }
+
+    /// From a text's terms, already split.
+    pub fn of_terms(words: &[String]) -> DocTerms {
         let mut counts: HashMap<u64, u32> = HashMap::new();
-        for w in &words {
+        for w in words {
             *counts.entry(stable_hash(w.as_bytes())).or_default() += 1;
         }
         let mut terms: Vec<(u64, u32)> = counts.into_iter().collect();

@@ -35,12 +35,16 @@ impl LocalEmbedder {
 
     /// One text's vector.
     pub fn vector(&self, text: &str) -> Vec<f32> {
+        self.vector_of(&terms(text))
+    }
+
+    /// The vector of a text's terms, already split.
+    pub fn vector_of(&self, words: &[String]) -> Vec<f32> {
         let mut v = vec![0f32; LOCAL_DIMS];
-        let words = terms(text);
         // Sublinear term frequency: a word said ten times is not ten times the topic.
         // Sorted, so floating-point sums happen in the same order every time.
         let mut counts: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
-        for w in &words {
+        for w in words {
             *counts.entry(w.as_str()).or_default() += 1;
         }
         for (word, n) in &counts {
@@ -93,6 +97,10 @@ impl Embedder for LocalEmbedder {
 
     fn embed(&self, texts: &[&str], _purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts.iter().map(|t| self.vector(t)).collect())
+    }
+
+    fn embed_terms(&self, terms: &[Vec<String>]) -> Option<Vec<Vec<f32>>> {
+        Some(terms.iter().map(|t| self.vector_of(t)).collect())
     }
 
     /// Texts sharing no word or trigram land near 0 (hash collisions only).

@@ -96,6 +96,13 @@ pub trait Embedder: Send + Sync {
         0.0
     }
 
+    /// Passage vectors from texts already split into search terms, for an
+    /// embedder built on them (so a refresh splits each text once); `None`
+    /// when the embedder needs the text itself.
+    fn embed_terms(&self, _terms: &[Vec<String>]) -> Option<Vec<Vec<f32>>> {
+        None
+    }
+
     /// Something about the configuration the user should hear about with
     /// every search (shown as a warning), e.g. a key variable that is unset.
     fn notice(&self) -> Option<String> {
