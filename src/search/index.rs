@@ -1020,22 +1020,27 @@ impl SearchIndex {
             ));
         }
         let ceiling = self.lexical.ceiling(&q.text);
+        let weight = self.embedder.fusion_weight();
         let mut fused: HashMap<u64, RankedKey> = HashMap::new();
         let mut weak: HashSet<u64> = HashSet::new();
         for (rank, (key, score)) in lexical.iter().enumerate() {
             let strength = word_strength(*score, ceiling.known);
-            if ceiling.pairs && word_strength(*score, ceiling.all) < MEANINGFUL_WORD_MATCH {
+            let stands_in = vectors_asked && owed(*key);
+            if !stands_in
+                && ceiling.pairs
+                && word_strength(*score, ceiling.all) < MEANINGFUL_WORD_MATCH
+            {
                 weak.insert(*key);
             }
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
-            e.score += strength / (RRF_K + rank as f32 + 1.0);
+            let share = strength / (RRF_K + rank as f32 + 1.0);
+            e.score += if stands_in {
+                share * (1.0 + weight)
+            } else {
+                share
+            };
             e.lexical_rank = Some(rank + 1);
-            if vectors_asked && owed(*key) {
-                e.score += self.embedder.fusion_weight() * strength / (RRF_K + rank as f32 + 1.0);
-                weak.remove(key);
-            }
         }
-        let weight = self.embedder.fusion_weight();
         for (rank, (key, _)) in vector.iter().enumerate() {
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
             e.score += weight / (RRF_K + rank as f32 + 1.0);
@@ -1236,11 +1241,11 @@ fn split_terms(batch: &[SearchDoc]) -> Vec<Vec<String>> {
                 .collect::<Vec<_>>()
         });
         let mut out: Vec<Vec<String>> = a.iter().map(|d| super::terms::terms(&d.text)).collect();
-        match other.join() {
-            Ok(rest) => out.extend(rest),
-            // A panic in the segmenter: split the rest here instead.
-            Err(_) => out.extend(b.iter().map(|d| super::terms::terms(&d.text))),
-        }
+        out.extend(
+            other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        );
         out
     })
 }
