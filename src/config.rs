@@ -137,6 +137,11 @@ pub fn cache_dir() -> Option<PathBuf> {
     xdg_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("spoke"))
 }
 
+/// `$XDG_STATE_HOME/spoke` (`~/.local/state/spoke`): the client's logs.
+pub fn state_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("spoke"))
+}
+
 fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     match std::env::var_os(var) {
         Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
