@@ -61,6 +61,13 @@ pub enum BriefCommand {
     },
     /// Clarifying questions for what the brief is missing
     Check { id: String },
+    /// Comment on a brief (its thread); `@handle` mentions a member
+    Comment {
+        id: String,
+        /// The comment (several words are joined)
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +186,15 @@ pub fn run(ctx: &Ctx, cmd: BriefCommand) -> Result<()> {
                 brief.assignees.join(", ")
             };
             done(ctx, &brief, &format!("assigned to {who}"))
+        }
+        BriefCommand::Comment { id, text } => {
+            let brief = hub.brief(&id)?;
+            hub.comment_on_brief(&brief.id, &text.join(" "))?;
+            if ctx.json {
+                return print_json(&json!({ "brief": brief.id, "thread": brief.thread }));
+            }
+            outln!("commented on {} \"{}\"", brief.id, brief.title)?;
+            Ok(())
         }
         BriefCommand::Check { id } => {
             let (brief, questions) = hub.check_brief(&id)?;

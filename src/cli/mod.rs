@@ -7,6 +7,7 @@ mod approvals;
 mod assets;
 mod briefs;
 mod demo;
+mod inbox;
 pub use briefs::print_queue;
 pub use output::print_json;
 mod members;
@@ -134,6 +135,9 @@ pub enum Command {
     /// The agent as a worker: intake questions and assignment proposals while the team sleeps
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// What waits on you: requests at your stage, changes to your briefs,
+    /// mentions, questions for you
+    Inbox(inbox::InboxArgs),
     /// Search briefs, comments, chat, assets and the knowledge base
     Search(search::SearchArgs),
     /// The knowledge base: guidelines and case studies the team and the agent search
@@ -343,6 +347,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Brand(cmd) => assets::brand(&ctx, cmd),
         Command::Chat(cmd) => agent::chat(&ctx, cmd),
         Command::Agent(cmd) => agent::agent(&ctx, cmd),
+        Command::Inbox(args) => inbox::inbox(&ctx, args),
         Command::Search(args) => search::search(&ctx, args),
         Command::Kb(cmd) => search::kb(&ctx, cmd),
         Command::Index(cmd) => search::index(&ctx, cmd),

@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod assets;
 mod briefs;
+pub mod inbox;
 pub mod knowledge;
 mod members;
 pub mod search;
