@@ -2,6 +2,8 @@
 //! in with `send-keys`, the screen comes back with `capture-pane`, and the
 //! change is then checked from the command line.
 
+mod common_cli;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -147,8 +149,9 @@ fn start_demo_with(
     ]);
     assert!(started.status.success(), "tmux new-session: {started:?}");
     // Seeding draws and analyses the demo's images first (slow in debug).
-    tmux.wait_until("Briefs 27/", Duration::from_secs(240), |s| {
-        s.contains("Briefs 27/") || s.contains("Briefs 28/")
+    // The queue opens folded: "Briefs 24/27" counts what shows of all.
+    tmux.wait_until("Briefs n/27", Duration::from_secs(240), |s| {
+        s.contains("Briefs ") && (s.contains("/27 ") || s.contains("/28 "))
     });
     (tmux, home, config)
 }
@@ -396,4 +399,129 @@ fn the_demo_shows_images_a_team_at_work_and_live_changes_in_tmux() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The number on a tab (`4 Approvals (2)`), if it has one.
+fn badge(screen: &str, tab: &str) -> Option<u32> {
+    let line = screen.lines().find(|l| l.contains(" spoke "))?;
+    let rest = line.split(tab).nth(1)?.strip_prefix(" (")?;
+    rest.split(')').next()?.parse().ok()
+}
+
+#[test]
+fn a_request_for_me_shows_a_badge_and_a_toast_without_a_keypress_in_tmux() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    let (rt, running) = common_cli::loopback_relay(&root.join("relay"));
+    let registry = &running.relay.registry;
+    let hub = registry.create_hub("Badges").expect("hub");
+    let url = format!("ws://{}/v1/hubs/{}", running.addr, hub.id);
+    let config = root.join("config.toml");
+    std::fs::write(&config, "").expect("config");
+    let join = |handle: &str, role: &str| {
+        let home = root.join(handle);
+        let token = registry
+            .issue(&hub.id, handle, role, None)
+            .expect("token")
+            .0;
+        let out = spoke(
+            &config,
+            &home,
+            &["hub", "join", &url, "--token", &token, "--tz", "UTC"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        home
+    };
+    let ana = join("ana", "lead");
+    let kenji = join("kenji", "creative");
+
+    let tmux = Tmux {
+        socket: format!("spoke-test-{}-badge", std::process::id()),
+    };
+    let command = format!(
+        "{} --config {} --home {}",
+        env!("CARGO_BIN_EXE_spoke"),
+        config.display(),
+        ana.display()
+    );
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "spoke",
+        "-x",
+        "140",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(started.status.success(), "tmux new-session: {started:?}");
+    let screen = tmux.wait_for("connected");
+    assert_eq!(
+        badge(&screen, "Approvals"),
+        None,
+        "nothing waits yet: {screen}"
+    );
+
+    // Kenji asks ana to approve his cover, from another machine.
+    let img: image::RgbImage = image::ImageBuffer::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+    });
+    let file = root.join("cover.png");
+    img.save(&file).expect("png");
+    let run = |args: &[&str]| {
+        let out = spoke(&config, &kenji, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["asset", "import", file.to_str().expect("utf8")]);
+    let assets: serde_json::Value =
+        serde_json::from_str(&run(&["asset", "list", "--json"])).expect("json");
+    let asset = assets[0]["id"].as_str().expect("asset id").to_owned();
+    run(&[
+        "approvals",
+        "request",
+        "--asset",
+        &asset,
+        "--reviewers",
+        "ana",
+    ]);
+    run(&["sync"]);
+    let pushed = Instant::now();
+
+    // No key is pressed: the badge and the toast arrive by themselves.
+    let screen = tmux.wait_until("4 Approvals (1)", Duration::from_secs(30), |s| {
+        badge(s, "Approvals") == Some(1)
+    });
+    eprintln!(
+        "badge shown {} ms after the push",
+        pushed.elapsed().as_millis()
+    );
+    assert!(
+        screen.contains("Waiting on you"),
+        "a toast says what arrived: {screen}"
+    );
+    assert_eq!(badge(&screen, "Briefs"), None, "{screen}");
+
+    // Deciding clears it.
+    tmux.keys(&["4"]);
+    tmux.wait_for("waiting on you");
+    tmux.keys(&["a"]);
+    tmux.wait_until("no badge", Duration::from_secs(30), |s| {
+        badge(s, "Approvals").is_none()
+    });
+    tmux.keys(&["q"]);
+    drop(tmux);
+    rt.block_on(running.shutdown()).expect("shutdown");
 }

@@ -68,8 +68,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub keymap: Option<String>,
 
-    /// Colours the terminal can show [default: from COLORTERM/TERM]
-    #[arg(long, global = true, value_name = "truecolor|256|16")]
+    /// Colours the terminal can show [default: from COLORTERM/TERM; none when NO_COLOR is set]
+    #[arg(long, global = true, value_name = "truecolor|256|16|mono")]
     pub color: Option<String>,
 
     /// How the UI draws images: auto, kitty, sixel, iterm2, halfblocks, none

@@ -73,6 +73,28 @@ pub struct Frame {
 pub const MIN_WIDTH: u16 = 20;
 pub const MIN_HEIGHT: u16 = 5;
 
+/// The pane where an inbox item is dealt with.
+pub fn inbox_pane(item: &crate::service::inbox::InboxItem) -> Option<Pane> {
+    use crate::service::inbox::InboxKind;
+    Some(match item.kind {
+        InboxKind::Approval => Pane::Approvals,
+        InboxKind::Assigned | InboxKind::Question => Pane::Briefs,
+        InboxKind::Mention if item.brief.is_some() => Pane::Briefs,
+        InboxKind::Mention => Pane::Chat,
+    })
+}
+
+/// One line for a toast: what arrived, on what.
+fn inbox_line(item: &crate::service::inbox::InboxItem) -> String {
+    use crate::service::inbox::InboxKind;
+    match item.kind {
+        InboxKind::Approval => format!("Waiting on you: “{}” ({})", item.title, item.detail),
+        InboxKind::Question => format!("Questions for you on “{}”", item.title),
+        InboxKind::Mention => format!("{} (in “{}”)", item.detail, item.title),
+        InboxKind::Assigned => format!("“{}”: {}", item.title, item.detail),
+    }
+}
+
 pub fn frame_layout(area: Rect) -> Frame {
     let [tabs, body, hint, status] = Layout::vertical([
         Constraint::Length(1),
@@ -112,6 +134,9 @@ pub struct App {
     pub previews: Previews,
     /// The terminal's area in cells, as last told.
     pub area: Rect,
+    /// Keys of the inbox items already announced; `None` before the first
+    /// snapshot, whose items are not news.
+    pub announced: Option<std::collections::BTreeSet<String>>,
 }
 
 impl App {
@@ -131,6 +156,7 @@ impl App {
             online: BTreeMap::new(),
             previews: Previews::default(),
             area: Rect::new(0, 0, 80, 24),
+            announced: None,
         };
         app.resize(80, 24);
         app
@@ -186,6 +212,51 @@ impl App {
         }
     }
 
+    /// Items that waits on me in each pane, for the tabs' badges.
+    pub fn badge(&self, pane: Pane) -> usize {
+        self.data
+            .inbox
+            .items
+            .iter()
+            .filter(|i| inbox_pane(i) == Some(pane))
+            .count()
+    }
+
+    /// A toast for inbox items that are new since the last snapshot, and a
+    /// notification effect (bell, desktop) for the run loop.
+    fn announce_inbox(&mut self) -> Vec<Effect> {
+        let keys: std::collections::BTreeSet<String> = self
+            .data
+            .inbox
+            .items
+            .iter()
+            .map(|i| i.key.clone())
+            .collect();
+        let Some(before) = self.announced.replace(keys.clone()) else {
+            return Vec::new();
+        };
+        let fresh: Vec<&crate::service::inbox::InboxItem> = self
+            .data
+            .inbox
+            .items
+            .iter()
+            .filter(|i| !before.contains(&i.key))
+            .collect();
+        let Some(first) = fresh.first() else {
+            return Vec::new();
+        };
+        let what = inbox_line(first);
+        let more = match fresh.len() {
+            1 => String::new(),
+            n => format!(" (+{} more)", n - 1),
+        };
+        self.message = Some((Level::Info, format!("● {what}{more}")));
+        vec![Effect::Notify {
+            title: format!("Spoke: {}", first.title),
+            body: format!("{}{more}", first.detail),
+        }]
+    }
+
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         let mut effects = self.on_msg(msg);
         effects.extend(self.sync_previews());
@@ -202,7 +273,7 @@ impl App {
             Msg::Action(a) => self.on_action(a),
             Msg::Data(snapshot) => {
                 self.data = *snapshot;
-                let mut effects = Vec::new();
+                let mut effects = self.announce_inbox();
                 for pane in Pane::ALL {
                     let cmds = self.with_pane(pane, |p, ctx| p.on_data(ctx));
                     effects.extend(self.apply(pane, cmds));

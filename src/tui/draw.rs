@@ -48,7 +48,15 @@ fn draw_tabs(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         } else {
             theme.style("ui.tab")
         };
-        spans.push(Span::styled(format!(" {} {} ", i + 1, pane.title()), style));
+        spans.push(Span::styled(format!(" {} {}", i + 1, pane.title()), style));
+        match app.badge(*pane) {
+            0 => spans.push(Span::styled(" ", style)),
+            n => {
+                spans.push(Span::styled(" ", style));
+                spans.push(Span::styled(format!("({n})"), theme.style("ui.tab.badge")));
+                spans.push(Span::styled(" ", style));
+            }
+        }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

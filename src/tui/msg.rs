@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub pending: u64,
     pub cursor: u64,
     pub last_error: Option<String>,
+    /// What waits on me.
+    pub inbox: crate::service::inbox::Inbox,
 }
 
 impl Snapshot {
@@ -89,6 +91,11 @@ pub enum Effect {
     },
     /// Read the replica again now.
     Reload,
+    /// Something new waits on me: ring and notify as the config says.
+    Notify {
+        title: String,
+        body: String,
+    },
     Quit,
 }
 

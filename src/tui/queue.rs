@@ -50,7 +50,13 @@ pub struct Queue {
     pub visual_from: Option<usize>,
     pub filter: String,
     pub sort: Sort,
+    /// Active work first, one group per status.
     pub group_by_status: bool,
+    /// While grouped, delivered and cancelled briefs are folded away below
+    /// the list.
+    pub fold_closed: bool,
+    /// How many briefs the fold hides (after the filter).
+    pub folded: usize,
     /// First row shown, kept so the cursor stays in view.
     pub offset: usize,
 }
@@ -65,7 +71,9 @@ impl Default for Queue {
             visual_from: None,
             filter: String::new(),
             sort: Sort::Urgency,
-            group_by_status: false,
+            group_by_status: true,
+            fold_closed: true,
+            folded: 0,
             offset: 0,
         }
     }
@@ -89,6 +97,11 @@ impl Queue {
             fuzzy_filter(&self.all, &self.filter)
         };
         let all = &self.all;
+        let before = rows.len();
+        if self.folds() {
+            rows.retain(|&i| !is_closed(all[i].status));
+        }
+        self.folded = before - rows.len();
         let filtered = !self.filter.trim().is_empty();
         rows.sort_by(|&a, &b| {
             let (x, y) = (&all[a], &all[b]);
@@ -110,6 +123,34 @@ impl Queue {
             .and_then(|id| self.rows.iter().position(|&i| self.all[i].id == id))
             .unwrap_or(self.cursor)
             .min(self.rows.len().saturating_sub(1));
+    }
+
+    /// Whether closed briefs are folded away now.
+    pub fn folds(&self) -> bool {
+        self.group_by_status && self.fold_closed
+    }
+
+    /// The next grouping: by status with closed work folded, by status with
+    /// everything shown, not grouped. Returns what it is now, for people.
+    pub fn cycle_grouping(&mut self) -> &'static str {
+        let keep = self.selected().map(|b| b.id.clone());
+        let said = match (self.group_by_status, self.fold_closed) {
+            (true, true) => {
+                self.fold_closed = false;
+                "grouped by status, delivered and cancelled shown"
+            }
+            (true, false) => {
+                self.group_by_status = false;
+                "not grouped"
+            }
+            (false, _) => {
+                self.group_by_status = true;
+                self.fold_closed = true;
+                "grouped by status, delivered and cancelled folded"
+            }
+        };
+        self.recompute(keep.as_deref());
+        said
     }
 
     pub fn selected(&self) -> Option<&Brief> {
@@ -179,8 +220,26 @@ impl Queue {
     }
 }
 
+/// Groups in the order work needs attention: what is moving, what is
+/// ready to start, what is still being shaped, what waits, what is done.
+const GROUP_ORDER: [BriefStatus; 9] = [
+    BriefStatus::InProgress,
+    BriefStatus::InReview,
+    BriefStatus::Approved,
+    BriefStatus::Ready,
+    BriefStatus::Intake,
+    BriefStatus::Draft,
+    BriefStatus::OnHold,
+    BriefStatus::Delivered,
+    BriefStatus::Cancelled,
+];
+
 fn status_rank(s: BriefStatus) -> usize {
-    BriefStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)
+    GROUP_ORDER.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+fn is_closed(s: BriefStatus) -> bool {
+    matches!(s, BriefStatus::Delivered | BriefStatus::Cancelled)
 }
 
 fn compare(x: &Brief, y: &Brief, sort: Sort) -> std::cmp::Ordering {
@@ -262,7 +321,9 @@ mod tests {
 
     #[test]
     fn urgency_sort_puts_the_highest_priority_first() {
-        let q = queue();
+        let mut q = queue();
+        q.group_by_status = false;
+        q.recompute(None);
         let ids: Vec<&str> = q.rows.iter().map(|&i| q.all[i].id.as_str()).collect();
         assert_eq!(ids, ["b-2", "b-3", "b-1"]);
     }
@@ -278,15 +339,39 @@ mod tests {
     }
 
     #[test]
-    fn grouping_orders_by_lifecycle_status() {
+    fn the_queue_opens_grouped_active_work_first_with_closed_work_folded() {
         let mut q = queue();
-        q.group_by_status = true;
-        q.recompute(None);
-        let statuses: Vec<BriefStatus> = q.rows.iter().map(|&i| q.all[i].status).collect();
+        let mut more = q.all.clone();
+        more.push(brief(
+            "b-4",
+            "Old film",
+            Priority::P0,
+            BriefStatus::Delivered,
+        ));
+        more.push(brief(
+            "b-5",
+            "Dropped",
+            Priority::P0,
+            BriefStatus::Cancelled,
+        ));
+        more.push(brief("b-6", "Cut", Priority::P3, BriefStatus::InProgress));
+        q.set_briefs(more);
+        let ids =
+            |q: &Queue| -> Vec<String> { q.rows.iter().map(|&i| q.all[i].id.clone()).collect() };
+        // In progress, then ready (by urgency within), then draft; the
+        // delivered and cancelled are folded away and counted.
+        assert_eq!(ids(&q), ["b-6", "b-3", "b-1", "b-2"]);
+        assert_eq!(q.folded, 2);
         assert_eq!(
-            statuses,
-            [BriefStatus::Draft, BriefStatus::Ready, BriefStatus::Ready]
+            q.cycle_grouping(),
+            "grouped by status, delivered and cancelled shown"
         );
+        assert_eq!(ids(&q), ["b-6", "b-3", "b-1", "b-2", "b-4", "b-5"]);
+        assert_eq!(q.folded, 0);
+        assert_eq!(q.cycle_grouping(), "not grouped");
+        assert_eq!(ids(&q), ["b-2", "b-4", "b-5", "b-3", "b-1", "b-6"]);
+        q.cycle_grouping();
+        assert_eq!(ids(&q).len(), 4, "back to folded");
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
         pending: status.as_ref().map(|s| s.pending).unwrap_or(0),
         cursor: status.as_ref().map(|s| s.cursor).unwrap_or(0),
         last_error: status.and_then(|s| s.last_error),
+        inbox: hub.inbox().unwrap_or_default(),
     })
 }
 
@@ -414,12 +415,45 @@ fn spawn_worker(
                 (fingerprint(&hub), refused_ids(&hub))
             };
             let mut chat = ChatWorker::new(shared.clone(), search, agent);
+            // Briefs and threads with news that looking at them clears.
+            let mut news = {
+                let hub = lock(&shared.hub);
+                hub.inbox().map(|i| seen_news(&i)).unwrap_or_default()
+            };
             loop {
                 let effect = match erx.recv_timeout(Duration::from_millis(300)) {
                     Ok(e) => Some(e),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 };
+                // Looking at a brief's comments or a thread is seeing its news.
+                let looked = match &effect {
+                    Some(Effect::LoadThread(brief)) if news.contains(&format!("brief:{brief}")) => {
+                        Some(lock(&shared.hub).mark_brief_seen(brief))
+                    }
+                    Some(Effect::LoadChat(Some(thread)))
+                        if news.contains(&format!("thread:{thread}")) =>
+                    {
+                        Some(lock(&shared.hub).mark_thread_seen(thread))
+                    }
+                    _ => None,
+                };
+                match looked {
+                    Some(Err(e)) => {
+                        let _ = tx.send(Msg::Committed {
+                            label: "marking the inbox seen".into(),
+                            error: Some(format!("{e:#}")),
+                        });
+                    }
+                    // The badges follow at once.
+                    Some(Ok(())) => {
+                        if let Ok(s) = snapshot(&lock(&shared.hub)) {
+                            news = seen_news(&s.inbox);
+                            let _ = tx.send(Msg::Data(Box::new(s)));
+                        }
+                    }
+                    None => {}
+                }
                 if let Some(
                     e @ (Effect::LoadChat(_)
                     | Effect::ChatSend { .. }
@@ -476,6 +510,8 @@ fn spawn_worker(
                         }
                     }
                     Some(Effect::Reload) => reload = true,
+                    // Written to the terminal by the loop that owns it.
+                    Some(Effect::Notify { .. }) => {}
                     // Searches and previews run on their own threads, never here.
                     Some(Effect::Search { .. } | Effect::Preview(_)) => {}
                     // Handled above.
@@ -519,6 +555,7 @@ fn spawn_worker(
                     seen = now;
                     match snapshot(hub) {
                         Ok(s) => {
+                            news = seen_news(&s.inbox);
                             if tx.send(Msg::Data(Box::new(s))).is_err() {
                                 return;
                             }
@@ -534,6 +571,20 @@ fn spawn_worker(
             }
         })?;
     Ok(etx)
+}
+
+/// `brief:ID` and `thread:ID` of the inbox items that seeing clears.
+fn seen_news(inbox: &crate::service::inbox::Inbox) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for item in inbox.items.iter().filter(|i| i.kind.clears_when_seen()) {
+        if let Some(brief) = &item.brief {
+            out.insert(format!("brief:{brief}"));
+        }
+        if let Some(thread) = &item.thread {
+            out.insert(format!("thread:{thread}"));
+        }
+    }
+    out
 }
 
 /// Catches the index up with the replica, then searches it. A failing

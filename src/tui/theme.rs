@@ -91,6 +91,7 @@ pub const STYLE_KEYS: &[&str] = &[
     "ui.title",
     "ui.tab",
     "ui.tab.active",
+    "ui.tab.badge",
     "ui.statusbar",
     "ui.statusbar.online",
     "ui.statusbar.offline",
@@ -149,15 +150,18 @@ pub enum ColorDepth {
     Ansi256,
     /// The 16 ANSI colours.
     Ansi16,
+    /// No colour at all (`NO_COLOR`): only bold, reversed, underlined and
+    /// the like tell things apart.
+    Mono,
 }
 
 /// An unrecognised `--color` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid colour depth `{0}`: expected `truecolor` (or `24bit`), `256` or `16`")]
+#[error("invalid colour depth `{0}`: expected `truecolor` (or `24bit`), `256`, `16` or `mono`")]
 pub struct ParseColorDepthError(String);
 
 impl ColorDepth {
-    /// Guesses the depth from the environment: `NO_COLOR` -> 16 colours,
+    /// Guesses the depth from the environment: `NO_COLOR` -> no colour,
     /// `COLORTERM=truecolor|24bit` -> true colour, `TERM` containing
     /// `256color` -> 256 colours, otherwise 16 colours.
     pub fn detect() -> Self {
@@ -171,7 +175,7 @@ impl ColorDepth {
                 .filter(|v| !v.is_empty())
         };
         if var("NO_COLOR").is_some() {
-            return Self::Ansi16;
+            return Self::Mono;
         }
         if let Some(colorterm) = var("COLORTERM")
             && (colorterm == "truecolor" || colorterm == "24bit")
@@ -203,6 +207,7 @@ impl ColorDepth {
             }
             "16" | "16color" | "16colour" | "16colors" | "16colours" | "ansi16" | "ansi"
             | "4bit" => Ok(Self::Ansi16),
+            "mono" | "monochrome" | "none" | "nocolor" | "nocolour" | "0" => Ok(Self::Mono),
             _ => Err(ParseColorDepthError(text.to_owned())),
         }
     }
@@ -219,6 +224,7 @@ impl ColorDepth {
                 None => nearest_16(index_rgb(i)),
             },
             (Self::Ansi16, c) => c,
+            (Self::Mono, _) => Color::Reset,
         }
     }
 }
@@ -237,6 +243,7 @@ impl fmt::Display for ColorDepth {
             Self::TrueColor => "truecolor",
             Self::Ansi256 => "256",
             Self::Ansi16 => "16",
+            Self::Mono => "mono",
         })
     }
 }
@@ -608,7 +615,19 @@ fn build(
             style = style.fg(depth.convert(fg.resolve(&key, "fg", &palette)?));
         }
         if let Some(bg) = &raw.bg {
-            style = style.bg(depth.convert(bg.resolve(&key, "bg", &palette)?));
+            let bg = bg.resolve(&key, "bg", &palette)?;
+            if depth == ColorDepth::Mono {
+                // A coloured background marks something (the selection, the
+                // status bar, a badge): in monochrome it is reversed video.
+                if bg != Color::Reset {
+                    style = style.add_modifier(Modifier::REVERSED);
+                }
+            } else {
+                style = style.bg(depth.convert(bg));
+            }
+        }
+        if depth == ColorDepth::Mono {
+            style.fg = None;
         }
         style = style.add_modifier(raw.modifiers);
         styles.insert(key, style);
@@ -1059,6 +1078,7 @@ mod tests {
                                 !matches!(color, Color::Rgb(..) | Color::Indexed(_)),
                                 "{name} {key}: {color:?}"
                             ),
+                            ColorDepth::Mono => panic!("{name} {key}: {color:?} in monochrome"),
                         }
                     }
                 }
@@ -1514,11 +1534,39 @@ mod tests {
         assert_eq!(env(&[]), ColorDepth::Ansi16);
         assert_eq!(
             env(&[("NO_COLOR", "1"), ("COLORTERM", "truecolor")]),
-            ColorDepth::Ansi16
+            ColorDepth::Mono
         );
         assert_eq!(
             env(&[("NO_COLOR", ""), ("TERM", "screen-256color")]),
             ColorDepth::Ansi256
         );
+    }
+
+    #[test]
+    fn monochrome_keeps_no_colour_and_shows_marked_things_reversed() {
+        for name in Theme::shipped_names() {
+            let theme = Theme::load(name, None, ColorDepth::Mono).expect("theme");
+            for key in STYLE_KEYS {
+                let style = theme.style(key);
+                assert!(
+                    style.fg.is_none() && style.bg.is_none(),
+                    "{name}: {key} keeps a colour: {style:?}"
+                );
+            }
+            for key in ["ui.selection", "ui.tab.badge"] {
+                assert!(
+                    theme.style(key).add_modifier.contains(Modifier::REVERSED),
+                    "{name}: {key} must stand out without colour"
+                );
+            }
+            assert!(
+                theme
+                    .style("ui.tab.active")
+                    .add_modifier
+                    .contains(Modifier::BOLD)
+            );
+        }
+        assert_eq!(ColorDepth::parse("mono"), Ok(ColorDepth::Mono));
+        assert_eq!(ColorDepth::Mono.convert(Color::Rgb(1, 2, 3)), Color::Reset);
     }
 }

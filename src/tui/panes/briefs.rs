@@ -347,9 +347,8 @@ impl BriefsPane {
                 );
             }
             Action::ToggleGroup => {
-                self.queue.group_by_status = !self.queue.group_by_status;
-                let keep = self.queue.selected().map(|b| b.id.clone());
-                self.queue.recompute(keep.as_deref());
+                let said = self.queue.cycle_grouping();
+                return Handled::say(Level::Info, said.to_owned());
             }
             Action::NewBrief => return Handled::one(Cmd::Open(Popup::Form(Form::default()))),
             Action::SetStatus | Action::SetPriority | Action::Assign => {
@@ -477,7 +476,13 @@ impl Component for BriefsPane {
         if q.visual_from.is_some() {
             title.push_str("· VISUAL ");
         }
+        if q.group_by_status {
+            title.push_str("· by status ");
+        }
         title.push_str(&format!("· {} ", q.sort.label()));
+        if q.folds() && q.folded > 0 {
+            title.push_str(&format!("· {} done folded ", q.folded));
+        }
         let block = list::frame_block(theme, title, true);
         let inner = block.inner(list_area);
         frame.render_widget(block, list_area);
@@ -569,11 +574,35 @@ impl Component for BriefsPane {
             .header(Row::new(header).style(theme.style("queue.header")))
             .column_spacing(1);
         frame.render_widget(table, inner);
+        // The fold, under the last row when there is room.
+        let shown = end - start;
+        if q.folds() && q.folded > 0 && !q.rows.is_empty() && shown + 1 < usize::from(inner.height)
+        {
+            let at = Rect {
+                y: inner.y + 1 + shown as u16,
+                height: 1,
+                ..inner
+            };
+            let note = format!(
+                "▸ {} delivered or cancelled, folded · {} shows them",
+                q.folded,
+                keys(ctx.keymap, Pane::Briefs, Action::ToggleGroup)
+            );
+            frame.render_widget(
+                ratatui::widgets::Paragraph::new(note).style(theme.style("ui.text.dim")),
+                at,
+            );
+        }
         if q.rows.is_empty() {
             let text = if q.all.is_empty() {
                 format!(
                     "No briefs yet. {} adds one.",
                     keys(ctx.keymap, Pane::Briefs, Action::NewBrief)
+                )
+            } else if q.folded > 0 {
+                format!(
+                    "Only delivered or cancelled briefs here, folded. {} shows them.",
+                    keys(ctx.keymap, Pane::Briefs, Action::ToggleGroup)
                 )
             } else {
                 format!(
