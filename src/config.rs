@@ -23,6 +23,25 @@ pub struct Config {
     pub search: SearchConfig,
     /// The agent's model. Absent: slash commands work, plain chat says how to set one.
     pub agent: Option<AgentConfig>,
+    /// How the TUI tells you that something new waits on you.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: beyond the tab badges and the toast in the status line.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Ring the terminal's bell.
+    #[serde(default)]
+    pub bell: bool,
+    /// Ask the terminal for a desktop notification (OSC 9 or OSC 777,
+    /// passed through tmux).
+    #[serde(default)]
+    pub desktop: bool,
+    /// `osc9` (kitty, iTerm2, WezTerm, Ghostty, Windows Terminal) or
+    /// `osc777` (foot, urxvt, VTE terminals). Default: told from the terminal.
+    pub protocol: Option<String>,
 }
 
 /// `[agent]`: the chat model the agent uses.
@@ -109,6 +128,14 @@ impl Config {
         if let Some(tz) = &config.timezone {
             crate::model::input::parse_zone(tz)
                 .map_err(|e| anyhow::anyhow!("config file {}: timezone: {e}", path.display()))?;
+        }
+        if let Some(p) = &config.notify.protocol
+            && !matches!(p.as_str(), "osc9" | "osc777")
+        {
+            return Err(anyhow::anyhow!(
+                "config file {}: notify.protocol: `{p}` is not `osc9` or `osc777`",
+                path.display()
+            ));
         }
         Ok((config, Some(path)))
     }
