@@ -27,6 +27,8 @@ const MAX_IN_FLIGHT: usize = 4096;
 /// What the relay said about us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
+    /// The hub's id.
+    pub hub: String,
     pub member: String,
     pub role: String,
     pub hub_name: String,
@@ -168,6 +170,7 @@ impl Session {
             } => Ok(Session {
                 ws,
                 welcome: Welcome {
+                    hub: addr.hub.clone(),
                     member,
                     role,
                     hub_name,
