@@ -271,8 +271,17 @@ fn printed_join_lines_join_as_printed() {
         } else {
             let issued = parse_json(
                 &relay_ok(&[
-                    "token", "issue", "--data", served.data(), "--hub", &hub, "--handle", who,
-                    "--role", "creative", "--json",
+                    "token",
+                    "issue",
+                    "--data",
+                    served.data(),
+                    "--hub",
+                    &hub,
+                    "--handle",
+                    who,
+                    "--role",
+                    "creative",
+                    "--json",
                 ]),
                 &["token", "issue", "--json"],
             );
@@ -300,8 +309,17 @@ fn a_token_the_relay_refuses_on_its_base_url_says_what_to_pass() {
     let hub = field(&created, "hub");
     let issued = parse_json(
         &relay_ok(&[
-            "token", "issue", "--data", served.data(), "--hub", &hub, "--handle", "gone",
-            "--role", "creative", "--json",
+            "token",
+            "issue",
+            "--data",
+            served.data(),
+            "--hub",
+            &hub,
+            "--handle",
+            "gone",
+            "--role",
+            "creative",
+            "--json",
         ]),
         &["token", "issue", "--json"],
     );
@@ -367,7 +385,10 @@ fn without_a_known_url_the_admin_commands_say_how_to_set_one() {
         &relay_ok(&["hub", "create", "Offline", "--data", d, "--json"]),
         &["hub", "create", "--json"],
     );
-    assert!(created["join"].is_null() && created["url"].is_null(), "{created}");
+    assert!(
+        created["join"].is_null() && created["url"].is_null(),
+        "{created}"
+    );
 
     // --public-url gives the line, normalised.
     let issued = parse_json(

@@ -438,7 +438,10 @@ impl Invite {
     fn print(&self, lead: &str) {
         match &self.join {
             Some(join) => println!("{lead}:\n  {join}"),
-            None => println!("{lead} (put the relay's URL in place of URL):\n  {}", self.template),
+            None => println!(
+                "{lead} (put the relay's URL in place of URL):\n  {}",
+                self.template
+            ),
         }
         if let Some(note) = &self.note {
             eprintln!("note: {note}");
@@ -471,9 +474,18 @@ mod tests {
 
     #[test]
     fn relay_urls_are_normalised_and_paths_refused() {
-        assert_eq!(normalise_url("wss://hub.example.com/").ok(), Some("wss://hub.example.com".into()));
-        assert_eq!(normalise_url("https://x.example/spoke/v1").ok(), Some("wss://x.example/spoke".into()));
-        assert_eq!(normalise_url("ws://127.0.0.1:7878").ok(), Some("ws://127.0.0.1:7878".into()));
+        assert_eq!(
+            normalise_url("wss://hub.example.com/").ok(),
+            Some("wss://hub.example.com".into())
+        );
+        assert_eq!(
+            normalise_url("https://x.example/spoke/v1").ok(),
+            Some("wss://x.example/spoke".into())
+        );
+        assert_eq!(
+            normalise_url("ws://127.0.0.1:7878").ok(),
+            Some("ws://127.0.0.1:7878".into())
+        );
         assert!(normalise_url("127.0.0.1:7878").is_err());
         assert!(normalise_url("ws://x/v1/hubs/h-1").is_err());
         assert!(normalise_url("ftp://x").is_err());
@@ -481,7 +493,10 @@ mod tests {
 
     #[test]
     fn shell_words_are_quoted_only_when_needed() {
-        assert_eq!(shell_quote("ws://127.0.0.1:7878/v1/hubs/h-1"), "ws://127.0.0.1:7878/v1/hubs/h-1");
+        assert_eq!(
+            shell_quote("ws://127.0.0.1:7878/v1/hubs/h-1"),
+            "ws://127.0.0.1:7878/v1/hubs/h-1"
+        );
         assert_eq!(shell_quote("wss://x/a b"), "'wss://x/a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }

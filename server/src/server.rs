@@ -7,9 +7,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,9 +36,8 @@ pub fn router(relay: Arc<Relay>) -> Router {
 /// member given only the relay's address (and a token) finds the hub. A
 /// token the relay does not accept gets `401` with the reason.
 pub async fn token_info(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
-    let answer = |status: StatusCode, body: serde_json::Value| {
-        (status, axum::Json(body)).into_response()
-    };
+    let answer =
+        |status: StatusCode, body: serde_json::Value| (status, axum::Json(body)).into_response();
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +108,9 @@ impl Advertised {
             std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
             std::fs::rename(&tmp, &path)
         };
-        write().map_err(|e| anyhow::anyhow!("cannot record the relay's URL in {}: {e}", path.display()))
+        write().map_err(|e| {
+            anyhow::anyhow!("cannot record the relay's URL in {}: {e}", path.display())
+        })
     }
 
     /// The last recorded address, if the relay was ever served from `data`.
@@ -120,9 +121,12 @@ impl Advertised {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("{} is unreadable ({e}); serve the relay again to rewrite it", path.display()))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is unreadable ({e}); serve the relay again to rewrite it",
+                path.display()
+            )
+        })
     }
 }
 

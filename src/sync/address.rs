@@ -135,7 +135,10 @@ mod tests {
             ("ws://127.0.0.1:7878", "ws://127.0.0.1:7878"),
             ("ws://127.0.0.1:7878/", "ws://127.0.0.1:7878"),
             ("wss://hub.example.com/v1", "wss://hub.example.com"),
-            ("https://hub.example.com/spoke/v1/", "wss://hub.example.com/spoke"),
+            (
+                "https://hub.example.com/spoke/v1/",
+                "wss://hub.example.com/spoke",
+            ),
         ] {
             assert_eq!(
                 HubAddress::parse_target(given).expect(given),

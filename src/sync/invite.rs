@@ -51,9 +51,8 @@ pub async fn hub_of_token(base: &str, token: &str, ca_file: Option<&Path>) -> Re
     let body = response.bytes().await.unwrap_or_default();
     match status {
         200 => {
-            let owner: TokenOwner = serde_json::from_slice(&body).map_err(|e| {
-                SyncError::Protocol(format!("unreadable answer from {url}: {e}"))
-            })?;
+            let owner: TokenOwner = serde_json::from_slice(&body)
+                .map_err(|e| SyncError::Protocol(format!("unreadable answer from {url}: {e}")))?;
             tracing::info!(
                 target: "spoke::sync",
                 relay = base,
@@ -73,11 +72,13 @@ pub async fn hub_of_token(base: &str, token: &str, ca_file: Option<&Path>) -> Re
                 .map(|r| (r.error, r.message))
                 .unwrap_or_else(|| ("unauthorized".into(), String::from_utf8_lossy(&body).into()));
             tracing::warn!(target: "spoke::sync", relay = base, %message, "the relay refused the token");
-            Err(anyhow::Error::new(SyncError::Refused { code, message }).context(format!(
-                "the relay at {base} does not accept this token, so it cannot tell which hub \
+            Err(
+                anyhow::Error::new(SyncError::Refused { code, message }).context(format!(
+                    "the relay at {base} does not accept this token, so it cannot tell which hub \
                  to join: ask the hub's lead for a fresh invite (`spoke-relay token issue` \
                  prints a `spoke hub join` line) and run that line as printed"
-            )))
+                )),
+            )
         }
         404 | 405 => Err(InputError::new(format!(
             "the relay at {base} cannot tell which hub a token belongs to: pass the hub's own \

@@ -115,6 +115,14 @@ pub async fn join(
     })?;
     let (_stop_tx, stop) = watch::channel(false);
     let report = session.run(replica, Mode::Once, stop, None).await?;
+    tracing::info!(
+        hub = %welcome.hub,
+        member = %welcome.member,
+        role = %welcome.role,
+        pulled = report.pulled,
+        pushed = report.pushed,
+        "joined the hub"
+    );
     Ok((welcome, report))
 }
 
@@ -155,6 +163,7 @@ pub async fn sync_once(home: &Path) -> Result<SyncReport> {
     }
     .await;
     if let Err(e) = &result {
+        tracing::warn!(url = %addr.display(), error = %e, "sync failed");
         let _ = replica.update_meta(|m| m.last_error = Some(e.to_string()));
     }
     Ok(result?)
@@ -193,8 +202,12 @@ pub async fn watch(
         }
         .await;
         match attempt {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                tracing::info!(url = %addr.display(), "sync watch stopped");
+                return Ok(());
+            }
             Err(e) if e.is_fatal() => {
+                tracing::error!(url = %addr.display(), error = %e, "sync watch gave up: retrying cannot fix this");
                 let _ = replica.update_meta(|m| m.last_error = Some(e.to_string()));
                 return Err(e.into());
             }
@@ -205,6 +218,13 @@ pub async fn watch(
                 });
                 failures = failures_after(failures, connected_at.map(|t| t.elapsed()));
                 let wait = backoff(failures);
+                tracing::warn!(
+                    url = %addr.display(),
+                    error = %e,
+                    failures,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "disconnected; reconnecting"
+                );
                 on_event(WatchEvent::Retrying {
                     error: e.to_string(),
                     wait,
