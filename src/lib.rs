@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub(crate) mod http;
 pub mod interrupt;
+pub mod logging;
 pub mod model;
 pub mod search;
 pub mod service;

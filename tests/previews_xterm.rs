@@ -68,6 +68,8 @@ fn spoke(home: &Path, config: &Path, args: &[&str]) {
         .args(args)
         .env_remove("SPOKE_HOME")
         .env_remove("SPOKE_CONFIG")
+        // Logs stay beside the test's config, out of the user's state folder.
+        .env("XDG_STATE_HOME", config.with_file_name("state"))
         .output()
         .expect("spoke runs");
     assert!(
@@ -243,6 +245,7 @@ fn an_image_fills_its_preview_in_sixel_and_leaves_nothing_behind_in_xterm() {
                 &home_arg,
             ])
             .env("DISPLAY", &display.number)
+            .env("XDG_STATE_HOME", dir.path().join("state"))
             .env_remove("SPOKE_HOME")
             .env_remove("SPOKE_CONFIG")
             .stdout(Stdio::null())

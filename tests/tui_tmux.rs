@@ -83,6 +83,8 @@ fn spoke(config: &Path, home: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_remove("SPOKE_HOME")
         .env_remove("SPOKE_CONFIG")
+        // Logs stay beside the test's config, out of the user's state folder.
+        .env("XDG_STATE_HOME", config.with_file_name("state"))
         .output()
         .expect("spoke runs")
 }
@@ -130,7 +132,8 @@ fn start_demo_with(
     };
     // A teammate acts every 2-3 s instead of every 20-40 s.
     let command = format!(
-        "SPOKE_DEMO_PACE=2-3 {} --config {} --demo --home {} {extra}",
+        "SPOKE_DEMO_PACE=2-3 XDG_STATE_HOME={} {} --config {} --demo --home {} {extra}",
+        dir.join("state").display(),
         env!("CARGO_BIN_EXE_spoke"),
         config.display(),
         home.display()

@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use spoke_relay::auth::{Registry, RegistryError, parse_duration_ms};
 use spoke_relay::relay::RelayConfig;
-use spoke_relay::server::{serve_until, shutdown_signal};
-use std::path::PathBuf;
+use spoke_relay::server::{Advertised, serve_until, shutdown_signal};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -57,6 +57,11 @@ enum Command {
         /// PEM private key for --tls-cert
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// The URL members use to reach this relay, e.g. wss://hub.example.com behind a
+        /// proxy [default: ws://LISTEN-ADDRESS, or wss:// with TLS]; recorded in the data
+        /// folder so `hub create` and `token issue` print a ready-to-paste join line
+        #[arg(long, env = "SPOKE_RELAY_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Hubs on this relay
     #[command(subcommand)]
@@ -78,6 +83,10 @@ enum HubCommand {
         /// Handle for the admin token
         #[arg(long, default_value = "admin")]
         handle: String,
+        /// The relay's URL for the join line [default: what `serve` recorded in the data folder]
+        #[arg(long, env = "SPOKE_RELAY_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+        /// Print JSON: hub, token, url and the join line
         #[arg(long)]
         json: bool,
     },
@@ -106,6 +115,10 @@ enum TokenCommand {
         /// Lifetime, e.g. 30d, 12h
         #[arg(long)]
         expires: Option<String>,
+        /// The relay's URL for the join line [default: what `serve` recorded in the data folder]
+        #[arg(long, env = "SPOKE_RELAY_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+        /// Print JSON: token, url and the join line
         #[arg(long)]
         json: bool,
     },
@@ -178,12 +191,20 @@ fn run(cli: Cli) -> Result<()> {
             outbound_batches,
             tls_cert,
             tls_key,
+            public_url,
         } => {
+            // RUST_LOG in full env-filter syntax; `info` when unset or unreadable.
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             tracing_subscriber::fmt()
+                .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .with_target(false)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
+            let public_url = public_url.as_deref().map(normalise_url).transpose()?;
+            let tls = tls_cert.is_some();
+            let data_dir = data.clone();
             let mut config = RelayConfig::new(data);
             config.max_blob_bytes = max_blob_mib.saturating_mul(1024 * 1024);
             config.blob_stall_window = std::time::Duration::from_secs(blob_stall_secs.max(1));
@@ -203,6 +224,24 @@ fn run(cli: Cli) -> Result<()> {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
+                let advertised = match public_url {
+                    Some(url) => Advertised { url, public: true },
+                    None => {
+                        let addr = listener
+                            .local_addr()
+                            .with_context(|| format!("reading the address bound for {listen}"))?;
+                        let scheme = if tls { "wss" } else { "ws" };
+                        Advertised {
+                            url: format!("{scheme}://{addr}"),
+                            public: false,
+                        }
+                    }
+                };
+                // Joining works without it (the URL can be typed): a warning, not a stop.
+                match advertised.record(&data_dir) {
+                    Ok(()) => tracing::info!("members join at {}", advertised.url),
+                    Err(e) => tracing::warn!("{e:#}"),
+                }
                 serve_until(listener, config, shutdown_signal()).await
             })
         }
@@ -210,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
             name,
             data,
             handle,
+            public_url,
             json,
         }) => {
             if name.trim().is_empty() {
@@ -218,16 +258,18 @@ fn run(cli: Cli) -> Result<()> {
             let registry = Registry::open(&data)?;
             let hub = registry.create_hub(&name)?;
             let (token, record) = registry.issue(&hub.id, &handle, "lead", None)?;
+            let invite = Invite::new(&data, public_url.as_deref(), &hub.id, &token)?;
             if json {
                 println!(
                     "{}",
-                    json!({ "hub": hub.id, "name": hub.name, "token": token, "token_id": record.id, "handle": record.handle, "role": record.role })
+                    json!({ "hub": hub.id, "name": hub.name, "token": token, "token_id": record.id, "handle": record.handle, "role": record.role, "url": invite.url, "join": invite.join })
                 );
             } else {
                 println!(
-                    "hub   {}\nname  {}\ntoken {token}\n(@{} lead; the token is shown only now)",
+                    "hub   {}\nname  {}\ntoken {token}\n(@{} lead; the token is shown only now)\n",
                     hub.id, hub.name, record.handle
                 );
+                invite.print(&format!("@{} joins", record.handle));
             }
             Ok(())
         }
@@ -248,6 +290,7 @@ fn run(cli: Cli) -> Result<()> {
             handle,
             role,
             expires,
+            public_url,
             json,
         }) => {
             let expires_ms = match expires {
@@ -264,13 +307,18 @@ fn run(cli: Cli) -> Result<()> {
             };
             let registry = Registry::open(&data)?;
             let (token, record) = registry.issue(&hub, &handle, &role, expires_ms)?;
+            let invite = Invite::new(&data, public_url.as_deref(), &record.hub, &token)?;
             if json {
                 println!(
                     "{}",
-                    json!({ "token": token, "token_id": record.id, "hub": record.hub, "handle": record.handle, "role": record.role, "expires_ms": record.expires_ms })
+                    json!({ "token": token, "token_id": record.id, "hub": record.hub, "handle": record.handle, "role": record.role, "expires_ms": record.expires_ms, "url": invite.url, "join": invite.join })
                 );
             } else {
-                println!("{token}");
+                println!(
+                    "token {token}\n(@{} {}; the token is shown only now)\n",
+                    record.handle, record.role
+                );
+                invite.print(&format!("Send @{} this line to join", record.handle));
             }
             Ok(())
         }
@@ -302,5 +350,154 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// A relay base URL as members type it: `ws[s]://HOST[:PORT][/PREFIX]`
+/// (`http[s]://` taken as `ws[s]://`), without a trailing `/` or `/v1`.
+fn normalise_url(url: &str) -> Result<String, BadInput> {
+    let bad = |why: &str| {
+        BadInput(format!(
+            "cannot use `{url}` as the relay's URL: {why}; expected ws://HOST:PORT or wss://HOST \
+             (for example wss://hub.example.com)"
+        ))
+    };
+    let trimmed = url.trim().trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
+    let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        _ => return Err(bad("the scheme must be ws or wss")),
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad("no host"));
+    }
+    if rest.contains("/v1/") || rest.contains(['?', '#', ' ']) {
+        return Err(bad("give the relay's address only, not a path to a hub"));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// What a new member is given: the relay's URL and the line to run.
+struct Invite {
+    /// The relay's base URL, when known.
+    url: Option<String>,
+    /// `spoke hub join URL --token TOKEN`, quoted for a POSIX shell.
+    join: Option<String>,
+    /// What the admin should know about the URL (how to set it, a caveat).
+    note: Option<String>,
+    /// The line with a placeholder, when the URL is unknown.
+    template: String,
+}
+
+impl Invite {
+    /// The URL comes from `--public-url`, else from what `serve` recorded.
+    fn new(data: &Path, public_url: Option<&str>, hub: &str, token: &str) -> Result<Invite> {
+        let (url, note) = match public_url {
+            Some(u) => (Some(normalise_url(u)?), None),
+            None => match Advertised::read(data)? {
+                Some(a) => {
+                    let note = (!a.public && listens_everywhere(&a.url)).then(|| {
+                        format!(
+                            "the relay listens on every interface ({}): members on other \
+                             machines need this machine's name or address in its place; \
+                             `spoke-relay serve --public-url URL` (or --public-url here) sets it",
+                            a.url
+                        )
+                    });
+                    (Some(a.url), note)
+                }
+                None => (
+                    None,
+                    Some(format!(
+                        "no URL is known for this relay yet: start it with `spoke-relay serve \
+                         --data {} [--public-url wss://hub.example.com]`, or pass --public-url \
+                         here (or set SPOKE_RELAY_PUBLIC_URL)",
+                        data.display()
+                    )),
+                ),
+            },
+        };
+        let line = |base: &str| {
+            format!(
+                "spoke hub join {} --token {}",
+                shell_quote(&format!("{base}/v1/hubs/{hub}")),
+                shell_quote(token)
+            )
+        };
+        Ok(Invite {
+            join: url.as_deref().map(line),
+            template: line("URL"),
+            url,
+            note,
+        })
+    }
+
+    /// The join line under `lead`, or how to make one.
+    fn print(&self, lead: &str) {
+        match &self.join {
+            Some(join) => println!("{lead}:\n  {join}"),
+            None => println!(
+                "{lead} (put the relay's URL in place of URL):\n  {}",
+                self.template
+            ),
+        }
+        if let Some(note) = &self.note {
+            eprintln!("note: {note}");
+        }
+    }
+}
+
+/// `ws://0.0.0.0:7878` and `ws://[::]:7878` name no machine a member can reach.
+fn listens_everywhere(url: &str) -> bool {
+    let host = url.split_once("://").map_or(url, |(_, rest)| rest);
+    host.starts_with("0.0.0.0") || host.starts_with("[::]")
+}
+
+/// Quotes `word` for a POSIX shell when it holds anything but plain characters.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_urls_are_normalised_and_paths_refused() {
+        assert_eq!(
+            normalise_url("wss://hub.example.com/").ok(),
+            Some("wss://hub.example.com".into())
+        );
+        assert_eq!(
+            normalise_url("https://x.example/spoke/v1").ok(),
+            Some("wss://x.example/spoke".into())
+        );
+        assert_eq!(
+            normalise_url("ws://127.0.0.1:7878").ok(),
+            Some("ws://127.0.0.1:7878".into())
+        );
+        assert!(normalise_url("127.0.0.1:7878").is_err());
+        assert!(normalise_url("ws://x/v1/hubs/h-1").is_err());
+        assert!(normalise_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_quote("ws://127.0.0.1:7878/v1/hubs/h-1"),
+            "ws://127.0.0.1:7878/v1/hubs/h-1"
+        );
+        assert_eq!(shell_quote("wss://x/a b"), "'wss://x/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

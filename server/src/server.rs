@@ -3,12 +3,16 @@
 use crate::blobs::{get_blob, put_blob};
 use crate::relay::{Relay, RelayConfig, healthz, metrics, ws_handler};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,11 +24,110 @@ pub fn router(relay: Arc<Relay>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/v1/token", get(token_info))
         .route("/v1/hubs/{hub}/ws", get(ws_handler))
         .route("/v1/hubs/{hub}/blobs/{sha256}", get(get_blob).put(put_blob))
         // Blob bodies are streamed and limited by the relay's own setting.
         .layer(DefaultBodyLimit::disable())
         .with_state(relay)
+}
+
+/// `GET /v1/token`: the hub, member and role a bearer token is for, so a
+/// member given only the relay's address (and a token) finds the hub. A
+/// token the relay does not accept gets `401` with the reason.
+pub async fn token_info(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
+    let answer =
+        |status: StatusCode, body: serde_json::Value| (status, axum::Json(body)).into_response();
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "unauthorized", "message": "send Authorization: Bearer <token>"}),
+        );
+    };
+    let record = match relay.registry.authenticate(token.trim()) {
+        Ok(Ok(record)) => record,
+        Ok(Err(e)) => {
+            return answer(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "unauthorized", "message": e.to_string()}),
+            );
+        }
+        Err(e) => {
+            tracing::warn!("token lookup failed: {e}");
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": "internal", "message": e.to_string()}),
+            );
+        }
+    };
+    let hub_name = match relay.registry.hub(&record.hub) {
+        Ok(hub) => hub.map(|h| h.name),
+        Err(e) => {
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": "internal", "message": e.to_string()}),
+            );
+        }
+    };
+    answer(
+        StatusCode::OK,
+        serde_json::json!({
+            "hub": record.hub,
+            "hub_name": hub_name,
+            "member": record.handle,
+            "role": record.role,
+        }),
+    )
+}
+
+/// Where members reach a relay, as `spoke-relay serve` last recorded it in
+/// its data folder, so the admin commands (other processes) can print a
+/// ready-to-paste `spoke hub join` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advertised {
+    /// The relay's base URL: `ws://HOST:PORT` or `wss://HOST[/PREFIX]`.
+    pub url: String,
+    /// Given with `--public-url`, rather than taken from the listening address.
+    pub public: bool,
+}
+
+/// The file in the data folder holding [`Advertised`].
+pub const ADVERTISED_FILE: &str = "public-url.json";
+
+impl Advertised {
+    /// Writes the record (atomically: a reader never sees half of it).
+    pub fn record(&self, data: &Path) -> anyhow::Result<()> {
+        let path = data.join(ADVERTISED_FILE);
+        let tmp = data.join(format!("{ADVERTISED_FILE}.tmp"));
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(data)?;
+            std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            anyhow::anyhow!("cannot record the relay's URL in {}: {e}", path.display())
+        })
+    }
+
+    /// The last recorded address, if the relay was ever served from `data`.
+    pub fn read(data: &Path) -> anyhow::Result<Option<Advertised>> {
+        let path = data.join(ADVERTISED_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is unreadable ({e}); serve the relay again to rewrite it",
+                path.display()
+            )
+        })
+    }
 }
 
 /// A running relay: its address and the handle that stops it.

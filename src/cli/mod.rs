@@ -76,6 +76,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MODE", default_value = "auto")]
     pub graphics: String,
 
+    /// Detail of the log file: error, warn, info, debug, trace, or directives like
+    /// spoke::sync=debug [default: $RUST_LOG, else info]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = crate::logging::parse_level)]
+    pub log_level: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -198,6 +203,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
+    // Without a file log the program goes on; the TUI's screen never hears of it.
+    if let Err(why) = crate::logging::init(cli.log_level.as_deref())
+        && cli.command.is_some()
+    {
+        eprintln!("spoke: no log file: {why}");
+    }
     let home = cli.home.clone();
     let outcome = crate::store::guard::catch(|| run(cli)).unwrap_or_else(|panic| {
         let place = home

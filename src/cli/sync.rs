@@ -12,7 +12,8 @@ use spoke_relay::proto::Presence;
 pub enum HubCommand {
     /// Join a hub on a relay; works on a fresh --home (your identity comes from the token)
     Join {
-        /// ws://HOST:PORT/v1/hubs/HUB_ID, as given by whoever runs the relay
+        /// The URL from your invite line (ws://HOST:PORT/v1/hubs/HUB_ID), or the relay's
+        /// address (ws://HOST:PORT, wss://HOST): the relay then finds the token's hub
         url: String,
         /// Your member token (spk_...)
         #[arg(long, env = "SPOKE_TOKEN")]
@@ -68,7 +69,7 @@ pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
             }
             if ctx.json {
                 return print_json(&json!({
-                    "hub": sync::HubAddress::parse(&url)?.hub,
+                    "hub": welcome.hub,
                     "hub_name": welcome.hub_name,
                     "member": welcome.member,
                     "role": welcome.role,

@@ -173,6 +173,18 @@ impl AppliedRefresh {
             .clear_search_dirty(&self.dirty)
             .context("clearing the replica's search feed")?;
         drop(self.lock);
+        let r = &self.report;
+        if r.full || r.embedded + r.updated + r.removed > 0 {
+            tracing::info!(
+                target: "spoke::search",
+                embedded = r.embedded,
+                updated = r.updated,
+                removed = r.removed,
+                full = r.full,
+                rebuilt_because = r.rebuilt_because.as_deref().unwrap_or(""),
+                "search index refreshed"
+            );
+        }
         Ok(self.report)
     }
 }
@@ -516,7 +528,10 @@ impl SearchIndex {
     ) -> Result<RefreshReport> {
         match self.plan_refresh(replica)? {
             Ok(plan) => self.apply_refresh(plan, progress)?.finish(replica),
-            Err(busy) => Ok(busy),
+            Err(busy) => {
+                tracing::debug!(target: "spoke::search", dir = %self.dir.display(), "search index busy in another process");
+                Ok(busy)
+            }
         }
     }
 

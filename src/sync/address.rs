@@ -1,5 +1,6 @@
 //! Where a hub lives: the relay's base URL and the hub id, read from the URL
-//! a member is given (`ws://host:port/v1/hubs/HUB`).
+//! a member is given (`ws://host:port/v1/hubs/HUB`), or the relay's base URL
+//! alone (`ws://host:port`), whose hub the relay names from the token.
 
 use crate::model::input::InputError;
 
@@ -43,6 +44,45 @@ impl HubAddress {
         })
     }
 
+    /// Reads what a member was given to join: a hub URL, or a relay's base
+    /// URL (`ws[s]://HOST[:PORT][/PREFIX]`, with or without a trailing `/` or
+    /// `/v1`), whose hub must then be asked of the relay.
+    pub fn parse_target(url: &str) -> Result<JoinTarget, InputError> {
+        let trimmed = url.trim().trim_end_matches('/');
+        if trimmed.contains("/v1/hubs/") {
+            return HubAddress::parse(url).map(JoinTarget::Hub);
+        }
+        let bad = |why: &str| {
+            InputError::new(format!(
+                "cannot use `{url}` to join: {why}; pass the line `spoke-relay hub create` or \
+                 `token issue` printed (ws://HOST:PORT/v1/hubs/HUB_ID), or the relay's address \
+                 (ws://HOST:PORT or wss://HOST) with a token"
+            ))
+        };
+        let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
+        let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => "ws",
+            "wss" | "https" => "wss",
+            _ => return Err(bad("the scheme must be ws or wss")),
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(bad("no host"));
+        }
+        if rest.contains(['?', '#']) || rest.ends_with("/v1/hubs") {
+            return Err(bad("this is neither a hub URL nor a relay's address"));
+        }
+        Ok(JoinTarget::Relay {
+            base: format!("{scheme}://{rest}"),
+        })
+    }
+
+    /// The relay's base over HTTP(S), for its plain HTTP endpoints.
+    pub fn http_base(base: &str) -> String {
+        base.replacen("wss://", "https://", 1)
+            .replacen("ws://", "http://", 1)
+    }
+
     pub fn ws_url(&self) -> String {
         format!("{}/v1/hubs/{}/ws", self.base, self.hub)
     }
@@ -54,12 +94,21 @@ impl HubAddress {
 
     /// The blob endpoint for a digest, over HTTP(S).
     pub fn blob_url(&self, sha256: &str) -> String {
-        let http = self
-            .base
-            .replacen("wss://", "https://", 1)
-            .replacen("ws://", "http://", 1);
-        format!("{http}/v1/hubs/{}/blobs/{sha256}", self.hub)
+        format!(
+            "{}/v1/hubs/{}/blobs/{sha256}",
+            HubAddress::http_base(&self.base),
+            self.hub
+        )
     }
+}
+
+/// What `spoke hub join` was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinTarget {
+    /// A hub's own URL.
+    Hub(HubAddress),
+    /// A relay's base URL: the token names the hub.
+    Relay { base: String },
 }
 
 #[cfg(test)]
@@ -78,6 +127,35 @@ mod tests {
             b.blob_url("ff"),
             "https://relay.example/spoke/v1/hubs/h-abc/blobs/ff"
         );
+    }
+
+    #[test]
+    fn a_relay_base_url_is_a_join_target() {
+        for (given, base) in [
+            ("ws://127.0.0.1:7878", "ws://127.0.0.1:7878"),
+            ("ws://127.0.0.1:7878/", "ws://127.0.0.1:7878"),
+            ("wss://hub.example.com/v1", "wss://hub.example.com"),
+            (
+                "https://hub.example.com/spoke/v1/",
+                "wss://hub.example.com/spoke",
+            ),
+        ] {
+            assert_eq!(
+                HubAddress::parse_target(given).expect(given),
+                JoinTarget::Relay { base: base.into() },
+                "{given}"
+            );
+        }
+        assert_eq!(
+            HubAddress::parse_target("ws://h:1/v1/hubs/h-abc").expect("hub"),
+            JoinTarget::Hub(HubAddress {
+                base: "ws://h:1".into(),
+                hub: "h-abc".into()
+            })
+        );
+        for bad in ["127.0.0.1:7878", "ftp://x", "ws://", "ws://x/v1/hubs/"] {
+            assert!(HubAddress::parse_target(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

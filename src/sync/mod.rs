@@ -3,10 +3,11 @@
 
 mod address;
 pub mod blobs;
+mod invite;
 mod session;
 pub(crate) mod tls;
 
-pub use address::HubAddress;
+pub use address::{HubAddress, JoinTarget};
 pub use session::{Mode, RefusedByHub, Session, SyncError, SyncReport, Welcome};
 
 use crate::model::hlc::wall_now_ms;
@@ -22,16 +23,25 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Joins the hub at `url` with `token`. On a fresh home the member identity
-/// comes from the relay; an existing replica must belong to the same member
-/// and its pending ops flow to the hub on this first sync.
+/// Joins the hub at `url` with `token`. `url` is the hub's own URL, or the
+/// relay's base URL, in which case the relay names the token's hub. On a
+/// fresh home the member identity comes from the relay; an existing replica
+/// must belong to the same member and its pending ops flow to the hub on
+/// this first sync.
 pub async fn join(
     home: &Path,
     url: &str,
     token: &str,
     ca_file: Option<&Path>,
 ) -> Result<(Welcome, SyncReport)> {
-    let addr = HubAddress::parse(url)?;
+    let target = HubAddress::parse_target(url)?;
+    let ca_file = ca_file.map(Path::to_path_buf).or_else(env_ca_file);
+    let addr = match target {
+        JoinTarget::Hub(addr) => addr,
+        JoinTarget::Relay { base } => {
+            invite::hub_of_token(&base, token, ca_file.as_deref()).await?
+        }
+    };
     let path = replica_path(home);
     let existing = if path.exists() {
         Some(Arc::new(Replica::open(&path)?))
@@ -51,8 +61,26 @@ pub async fn join(
             .into());
         }
     }
-    let ca_file = ca_file.map(Path::to_path_buf).or_else(env_ca_file);
-    let session = Session::connect(&addr, token, 0, 0, ca_file.as_deref()).await?;
+    let session = match Session::connect(&addr, token, 0, 0, ca_file.as_deref()).await {
+        Ok(s) => s,
+        Err(e @ SyncError::Refused { .. }) if e.is_fatal() => {
+            let advice = match &e {
+                SyncError::Refused { code, .. } if code == "unknown_hub" => format!(
+                    "there is no hub {} at {}: check the URL, or pass the relay's address \
+                     ({}) with the token and the relay finds the hub",
+                    addr.hub, addr.base, addr.base
+                ),
+                _ => format!(
+                    "the relay at {} did not accept this token for hub {}: ask the hub's lead \
+                     for a fresh invite (`spoke-relay token issue` prints a `spoke hub join` \
+                     line) and run that line as printed",
+                    addr.base, addr.hub
+                ),
+            };
+            return Err(anyhow::Error::new(e).context(advice));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let welcome = session.welcome.clone();
     // Refuse before touching anything: a replica keeps acting as its member.
     if let Some(replica) = &existing
@@ -87,6 +115,14 @@ pub async fn join(
     })?;
     let (_stop_tx, stop) = watch::channel(false);
     let report = session.run(replica, Mode::Once, stop, None).await?;
+    tracing::info!(
+        hub = %welcome.hub,
+        member = %welcome.member,
+        role = %welcome.role,
+        pulled = report.pulled,
+        pushed = report.pushed,
+        "joined the hub"
+    );
     Ok((welcome, report))
 }
 
@@ -127,6 +163,7 @@ pub async fn sync_once(home: &Path) -> Result<SyncReport> {
     }
     .await;
     if let Err(e) = &result {
+        tracing::warn!(url = %addr.display(), error = %e, "sync failed");
         let _ = replica.update_meta(|m| m.last_error = Some(e.to_string()));
     }
     Ok(result?)
@@ -165,8 +202,12 @@ pub async fn watch(
         }
         .await;
         match attempt {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                tracing::info!(url = %addr.display(), "sync watch stopped");
+                return Ok(());
+            }
             Err(e) if e.is_fatal() => {
+                tracing::error!(url = %addr.display(), error = %e, "sync watch gave up: retrying cannot fix this");
                 let _ = replica.update_meta(|m| m.last_error = Some(e.to_string()));
                 return Err(e.into());
             }
@@ -177,6 +218,13 @@ pub async fn watch(
                 });
                 failures = failures_after(failures, connected_at.map(|t| t.elapsed()));
                 let wait = backoff(failures);
+                tracing::warn!(
+                    url = %addr.display(),
+                    error = %e,
+                    failures,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "disconnected; reconnecting"
+                );
                 on_event(WatchEvent::Retrying {
                     error: e.to_string(),
                     wait,

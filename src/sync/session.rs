@@ -27,6 +27,8 @@ const MAX_IN_FLIGHT: usize = 4096;
 /// What the relay said about us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
+    /// The hub's id.
+    pub hub: String,
     pub member: String,
     pub role: String,
     pub hub_name: String,
@@ -133,6 +135,7 @@ impl Session {
         ca_file: Option<&std::path::Path>,
     ) -> Result<Session, SyncError> {
         let url = addr.ws_url();
+        tracing::debug!(url = %url, epoch, cursor, "connecting to the relay");
         let unreachable = |detail: String| SyncError::Unreachable {
             url: addr.display(),
             detail,
@@ -165,25 +168,39 @@ impl Session {
                 hub_name,
                 epoch,
                 head,
-            } => Ok(Session {
-                ws,
-                welcome: Welcome {
-                    member,
-                    role,
-                    hub_name,
+            } => {
+                tracing::info!(
+                    hub = %addr.hub,
+                    hub_name = %hub_name,
+                    member = %member,
+                    role = %role,
                     epoch,
                     head,
-                },
-                blobs: super::blobs::BlobClient::new(addr.clone(), token.to_owned(), ca_file).ok(),
-                uploaded: HashSet::new(),
-                sent_upto: 0,
-                presence_in: None,
-                presence_out: None,
-            }),
-            Frame::Error { code, message, .. } => Err(SyncError::Refused {
-                code: code_name(code),
-                message,
-            }),
+                    "welcomed by the relay"
+                );
+                Ok(Session {
+                    ws,
+                    welcome: Welcome {
+                        hub: addr.hub.clone(),
+                        member,
+                        role,
+                        hub_name,
+                        epoch,
+                        head,
+                    },
+                    blobs: super::blobs::BlobClient::new(addr.clone(), token.to_owned(), ca_file)
+                        .ok(),
+                    uploaded: HashSet::new(),
+                    sent_upto: 0,
+                    presence_in: None,
+                    presence_out: None,
+                })
+            }
+            Frame::Error { code, message, .. } => {
+                let code = code_name(code);
+                tracing::warn!(hub = %addr.hub, code = %code, message = %message, "the relay refused the connection");
+                Err(SyncError::Refused { code, message })
+            }
             other => Err(SyncError::Protocol(format!(
                 "expected Welcome, got {other:?}"
             ))),
@@ -236,6 +253,26 @@ impl Session {
             self.presence_out = Some((p, tokio::time::Instant::now()));
         }
         let result = self.drive(&replica, mode, &mut stop, &mut report).await;
+        match &result {
+            Ok(()) => tracing::info!(
+                hub = %welcome.hub,
+                pulled = report.pulled,
+                pushed = report.pushed,
+                cursor = report.cursor,
+                head = report.head,
+                refused = report.refused.len(),
+                gaps_refetched = report.gaps_refetched,
+                "sync session done"
+            ),
+            Err(e) => tracing::warn!(
+                hub = %welcome.hub,
+                pulled = report.pulled,
+                pushed = report.pushed,
+                cursor = report.cursor,
+                error = %e,
+                "sync session ended"
+            ),
+        }
         let _ = replica.update_meta(|m| {
             m.connected = false;
             if let Err(e) = &result {
@@ -381,6 +418,7 @@ impl Session {
                 // One op refused: it leaves the queue and its effect is
                 // taken back; the session goes on.
                 let rule_name = rule.unwrap_or_default();
+                tracing::warn!(op = %id, rule = %rule_name, message = %message, "the hub refused a local change; it was taken back");
                 let named = Rule::parse(&rule_name).unwrap_or(Rule::RoleTable);
                 let refusal = Refusal::new(named, message.clone());
                 let r = replica.clone();
@@ -437,12 +475,18 @@ impl Session {
             blocking(move || r.apply_sequenced(&batch)).await?;
             report.pulled += count;
             report.cursor = next - 1;
+            tracing::debug!(
+                ops = count,
+                cursor = report.cursor,
+                "applied ops from the hub"
+            );
             report.head = report.head.max(report.cursor);
             *refetch_from = None;
         }
         if gap && *refetch_from != Some(next) {
             *refetch_from = Some(next);
             report.gaps_refetched += 1;
+            tracing::info!(from = next, "a gap in the ops from the hub: asking again");
             send(&mut self.ws, &Frame::Fetch { from: next }).await?;
         }
         Ok(())
@@ -498,6 +542,7 @@ impl Session {
             .collect();
         for group in proto::frame_groups(fresh, |(_, size)| *size) {
             let ops: Vec<proto::Op> = group.into_iter().map(|(op, _)| op).collect();
+            tracing::debug!(ops = ops.len(), "submitting local ops");
             for op in &ops {
                 in_flight.insert(op.id);
             }

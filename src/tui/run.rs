@@ -193,6 +193,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     )?;
     let search = spawn_search(shared, opts.search.clone(), tx.clone())?;
     spawn_signals(tx.clone());
+    let first_joined = first.joined;
     let sync_stop = if opts.sync && first.joined {
         Some(spawn_sync(
             opts.home.clone(),
@@ -224,6 +225,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     spawn_input(tx.clone());
     let previews = spawn_previews(opts.home.clone(), hub_meta, tx.clone())?;
 
+    tracing::info!(target: "spoke::tui", home = %opts.home.display(), theme = %opts.theme, keymap = %opts.keymap, joined = first_joined, "TUI started");
     let mut app = App::new(keymap, Timestamp::now());
     app.panes.chat.model = opts
         .agent
@@ -261,6 +263,12 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     );
     if let Some(stop) = sync_stop {
         let _ = stop.send(true);
+    }
+    match &outcome {
+        Ok(()) => tracing::info!(target: "spoke::tui", "TUI closed"),
+        Err(e) => {
+            tracing::error!(target: "spoke::tui", error = %format!("{e:#}"), "TUI stopped on an error")
+        }
     }
     outcome
 }

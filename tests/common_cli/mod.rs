@@ -149,12 +149,22 @@ pub fn base_command() -> Command {
         "SPOKE_CA_FILE",
         "XDG_CONFIG_HOME",
         "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "RUST_LOG",
     ] {
         cmd.env_remove(var);
     }
+    // Logs go to the build's scratch folder, never the user's state folder.
+    cmd.env("XDG_STATE_HOME", state_home());
     // A panic should show as one message, not a backtrace, in failure output.
     cmd.env("RUST_BACKTRACE", "0");
     cmd
+}
+
+/// Where the tests' `spoke` runs keep their logs: the build's scratch
+/// folder, unless a test points `XDG_STATE_HOME` elsewhere.
+pub fn state_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("spoke-state")
 }
 
 pub fn stdout(out: &Output) -> String {

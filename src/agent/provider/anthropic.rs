@@ -168,6 +168,13 @@ impl Provider for AnthropicProvider {
         cancel: &CancellationToken,
         on_event: &mut dyn FnMut(StreamEvent),
     ) -> Result<Completion, ProviderError> {
+        tracing::debug!(
+            target: "spoke::agent",
+            provider = "anthropic",
+            model = %self.settings.model,
+            messages = request.messages.len(),
+            "streaming a chat completion"
+        );
         let body = self.request_body(request).to_string().into_bytes();
         let fallback_model = self.settings.model.as_str();
         let new_dialect = || MessagesStream::new(fallback_model);

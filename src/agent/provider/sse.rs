@@ -150,6 +150,12 @@ impl Transport {
         on_event: &mut dyn FnMut(StreamEvent),
     ) -> Result<Completion, ProviderError> {
         let mut retried = 0;
+        tracing::info!(
+            target: "spoke::agent",
+            endpoint = %self.shown_endpoint,
+            request_bytes = body.len(),
+            "model request"
+        );
         loop {
             let mut delivered = false;
             let outcome = {
@@ -165,17 +171,35 @@ impl Transport {
                 }
             };
             let failure = match outcome {
-                Ok(completion) => return Ok(completion),
+                Ok(completion) => {
+                    tracing::info!(target: "spoke::agent", endpoint = %self.shown_endpoint, retried, "model answered");
+                    return Ok(completion);
+                }
                 Err(failure) => failure,
             };
             // Once the caller has seen part of an answer, a retry would repeat it.
             if !failure.retryable || delivered || retried >= self.retries {
+                tracing::warn!(
+                    target: "spoke::agent",
+                    endpoint = %self.shown_endpoint,
+                    retried,
+                    error = %failure.error,
+                    "model request failed"
+                );
                 return Err(failure.error);
             }
             let wait = failure
                 .retry_after
                 .unwrap_or_else(|| backoff_with_jitter(retried));
             retried += 1;
+            tracing::info!(
+                target: "spoke::agent",
+                endpoint = %self.shown_endpoint,
+                attempt = retried,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                error = %failure.error,
+                "retrying the model request"
+            );
             on_event(StreamEvent::Retrying {
                 attempt: retried,
                 wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
