@@ -506,6 +506,7 @@ impl App {
                 return vec![Effect::Reload];
             }
             Action::Cancel => {}
+            Action::Suspend => return vec![Effect::Terminal(super::editor::TermWork::Suspend)],
             other => self.message = Some((Level::Info, self.works_elsewhere(other))),
         }
         Vec::new()

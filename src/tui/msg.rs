@@ -89,6 +89,11 @@ pub enum Effect {
     },
     /// Read the replica again now.
     Reload,
+    /// Terminal work the render loop does between frames: the clipboard,
+    /// `$EDITOR`, suspending to the shell.
+    Terminal(super::editor::TermWork),
+    /// Open or save an asset's file, off the render loop.
+    AssetFile(super::panes::assets::AssetFileJob),
     Quit,
 }
 
