@@ -48,7 +48,10 @@ fn recording_opener(sb: &Sandbox, record: &Path) -> PathBuf {
     let script = sb.root.path().join("viewer.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}.part'\nmv '{0}.part' '{0}'\n", record.display()),
+        format!(
+            "#!/bin/sh\nprintf '%s' \"$1\" > '{}.part'\nmv '{0}.part' '{0}'\n",
+            record.display()
+        ),
     )
     .expect("write script");
     use std::os::unix::fs::PermissionsExt;
@@ -78,11 +81,25 @@ fn open_hands_the_viewer_a_cached_copy_with_the_extension_and_the_same_bytes() {
     let out = run(&sb, &config, false, &["asset", "open", &id]);
     assert_success(&out, &["asset", "open", &id]);
     let opened = PathBuf::from(wait_for_record(&record));
-    assert_eq!(opened.extension().and_then(|e| e.to_str()), Some("png"), "{opened:?}");
-    assert!(opened.starts_with(sb.root.path().join("cache")), "{opened:?}");
-    assert!(!opened.starts_with(&sb.home), "the store's own file: {opened:?}");
+    assert_eq!(
+        opened.extension().and_then(|e| e.to_str()),
+        Some("png"),
+        "{opened:?}"
+    );
+    assert!(
+        opened.starts_with(sb.root.path().join("cache")),
+        "{opened:?}"
+    );
+    assert!(
+        !opened.starts_with(&sb.home),
+        "the store's own file: {opened:?}"
+    );
     assert_eq!(std::fs::read(&opened).expect("read the copy"), bytes);
-    assert!(stdout(&out).contains(&opened.display().to_string()), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&opened.display().to_string()),
+        "{}",
+        stdout(&out)
+    );
 
     // `{}` takes the path where the opener wants it.
     std::fs::remove_file(&record).expect("rm");
@@ -131,7 +148,10 @@ fn a_rendition_opens_with_its_own_format_and_an_unknown_one_is_named() {
 
     let args = ["asset", "open", &id, "--rendition", "billboard"];
     let err = assert_exit_code_2(&run(&sb, &config, false, &args), "unknown rendition");
-    assert!(err.contains("billboard") && err.contains("email-header"), "{err}");
+    assert!(
+        err.contains("billboard") && err.contains("email-header"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -203,6 +223,9 @@ fn a_missing_viewer_or_blob_is_a_clear_error() {
         &sb.run(&["asset", "save", &id, dest.to_str().expect("utf-8")]),
         "missing blob",
     );
-    assert!(err.contains(&id) && err.contains("not on this machine"), "{err}");
+    assert!(
+        err.contains(&id) && err.contains("not on this machine"),
+        "{err}"
+    );
     assert!(!dest.exists());
 }

@@ -348,8 +348,7 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
         } => {
             let file = hub.asset_file(&id, rendition.as_deref())?;
             let blob = crate::service::assets::asset_blob(&ctx.home, hub.meta(), &file)?;
-            let written =
-                crate::service::assets::save_copy(&blob, &path, &file.file_name, force)?;
+            let written = crate::service::assets::save_copy(&blob, &path, &file.file_name, force)?;
             if ctx.json {
                 print_json(&serde_json::json!({
                     "asset": file.asset,
@@ -460,4 +459,3 @@ pub fn preview(ctx: &Ctx, target: &str, width: Option<u32>) -> Result<()> {
 pub fn fetch_blob(ctx: &Ctx, hub: &crate::service::Hub, sha: &str) -> Result<PathBuf> {
     crate::sync::blobs::fetch_blocking(&ctx.home, hub.meta(), sha)
 }
-
