@@ -23,6 +23,11 @@ pub struct Config {
     pub search: SearchConfig,
     /// The agent's model. Absent: slash commands work, plain chat says how to set one.
     pub agent: Option<AgentConfig>,
+    /// The command that opens asset files (`spoke asset open`, `O` in the
+    /// TUI), e.g. `feh --scale-down`: the file's path replaces `{}` or is
+    /// appended. Absent: `xdg-open` on Linux, `open` on macOS; over SSH the
+    /// file is only saved, since a viewer would open on the remote machine.
+    pub opener: Option<String>,
     /// How the TUI tells you that something new waits on you.
     #[serde(default)]
     pub notify: NotifyConfig,

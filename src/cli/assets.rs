@@ -59,6 +59,27 @@ pub enum AssetCommand {
         #[arg(long, value_name = "FILE")]
         set: Option<PathBuf>,
     },
+    /// Open the latest version (or a rendition) in your viewer: the
+    /// `opener` setting, else xdg-open / open. The viewer gets a copy in the
+    /// cache, never the store's own file.
+    Open {
+        id: String,
+        /// A rendition preset name (see `spoke asset show ID`)
+        #[arg(long, value_name = "NAME")]
+        rendition: Option<String>,
+    },
+    /// Write the latest version's bytes (or a rendition's) to PATH
+    Save {
+        id: String,
+        /// A file, or a folder to save into under the asset's file name
+        path: PathBuf,
+        /// A rendition preset name (see `spoke asset show ID`)
+        #[arg(long, value_name = "NAME")]
+        rendition: Option<String>,
+        /// Overwrite PATH if it exists
+        #[arg(long)]
+        force: bool,
+    },
     /// Groups of images that look alike
     Dupes {
         /// Most bits of 64 that may differ
@@ -293,6 +314,52 @@ pub fn run(ctx: &Ctx, cmd: AssetCommand) -> Result<()> {
                 })
                 .collect();
             print_table(&["PRESET", "SIZE", "MODE", "FORMAT", "BUDGET"], &rows)
+        }
+        AssetCommand::Open { id, rendition } => {
+            use crate::service::assets::{Opened, asset_blob, cache_copy, open_file, over_ssh};
+            let file = hub.asset_file(&id, rendition.as_deref())?;
+            let blob = asset_blob(&ctx.home, hub.meta(), &file)?;
+            let copy = cache_copy(&blob, &file)?;
+            let opened = open_file(&copy, ctx.config.opener.as_deref(), over_ssh())?;
+            let (message, command) = match opened {
+                Opened::Saved { why } => (why, None),
+                Opened::Started { command, .. } => (
+                    format!("opened {} with {command}: {}", file.asset, copy.display()),
+                    Some(command),
+                ),
+            };
+            if ctx.json {
+                print_json(&serde_json::json!({
+                    "asset": file.asset,
+                    "rendition": file.rendition,
+                    "path": copy,
+                    "opener": command,
+                }))
+            } else {
+                outln!("{message}")?;
+                Ok(())
+            }
+        }
+        AssetCommand::Save {
+            id,
+            path,
+            rendition,
+            force,
+        } => {
+            let file = hub.asset_file(&id, rendition.as_deref())?;
+            let blob = crate::service::assets::asset_blob(&ctx.home, hub.meta(), &file)?;
+            let written = crate::service::assets::save_copy(&blob, &path, &file.file_name, force)?;
+            if ctx.json {
+                print_json(&serde_json::json!({
+                    "asset": file.asset,
+                    "rendition": file.rendition,
+                    "path": written,
+                    "sha256": file.sha256,
+                }))
+            } else {
+                outln!("saved {} to {}", file.asset, written.display())?;
+                Ok(())
+            }
         }
         AssetCommand::Dupes { threshold } => {
             let groups = hub.asset_dupes(threshold)?;

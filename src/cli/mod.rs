@@ -291,6 +291,8 @@ impl Ctx {
             graphics: crate::tui::run::Graphics::parse(&self.graphics)?,
             search: self.config.search.clone(),
             agent: self.config.agent.clone(),
+            opener: self.config.opener.clone(),
+            notify: self.config.notify.clone(),
         })
     }
 

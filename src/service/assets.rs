@@ -580,3 +580,395 @@ impl Hub {
         Ok(report)
     }
 }
+
+// Files out of the store: an asset's bytes opened in a viewer or saved
+// under a path. The store's own blob file is never handed to anyone: a
+// viewer gets a copy in the cache, with the extension it needs.
+
+/// One file of an asset (its latest version, or a rendition), as it would
+/// be named outside the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetFile {
+    pub asset: String,
+    pub rendition: Option<String>,
+    pub sha256: String,
+    /// A file name with the right extension, e.g. `spring_hero.png`.
+    pub file_name: String,
+}
+
+/// What became of a request to open a file.
+#[derive(Debug)]
+pub enum Opened {
+    /// The viewer was started, detached; the caller may wait on it.
+    Started {
+        command: String,
+        child: std::process::Child,
+    },
+    /// No viewer was started (over SSH with no `opener` set): why.
+    Saved { why: String },
+}
+
+impl Hub {
+    /// Which blob an asset's latest version (or its rendition `rendition`)
+    /// is, with a file name that has the right extension.
+    pub fn asset_file(&self, typed_id: &str, rendition: Option<&str>) -> Result<AssetFile> {
+        let asset = self.asset(typed_id)?;
+        let version = asset
+            .latest()
+            .ok_or_else(|| InputError::new(format!("asset {} has no versions", asset.id)))?;
+        let original = version
+            .note
+            .as_deref()
+            .map(Path::new)
+            .filter(|p| p.extension().is_some())
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .map(safe_file_name)
+            .unwrap_or_else(|| {
+                format!(
+                    "{}.{}",
+                    safe_file_name(&asset.title),
+                    extension_for_mime(&version.mime)
+                )
+            });
+        let Some(name) = rendition else {
+            return Ok(AssetFile {
+                asset: asset.id.clone(),
+                rendition: None,
+                sha256: version.blob_sha256.clone(),
+                file_name: original,
+            });
+        };
+        let Some((_, sha)) = asset.renditions.iter().find(|(n, _)| n == name) else {
+            let have: Vec<&str> = asset.renditions.iter().map(|(n, _)| n.as_str()).collect();
+            let listed = if have.is_empty() {
+                format!(
+                    "it has none yet: make them with `spoke asset renditions {} --preset NAME --out DIR`",
+                    asset.id
+                )
+            } else {
+                format!("it has {}", have.join(", "))
+            };
+            return Err(InputError::new(format!(
+                "asset {} has no rendition `{name}`: {listed}",
+                asset.id
+            ))
+            .into());
+        };
+        let extension = self
+            .rendition_presets()?
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.format.extension().to_owned())
+            .unwrap_or_else(|| "bin".to_owned());
+        let stem = Path::new(&original)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("asset")
+            .to_owned();
+        Ok(AssetFile {
+            asset: asset.id.clone(),
+            rendition: Some(name.to_owned()),
+            sha256: sha.clone(),
+            file_name: safe_file_name(&format!("{stem}-{name}.{extension}")),
+        })
+    }
+}
+
+/// The local path of an asset file's blob, fetched from the hub first when
+/// it is not on this machine yet (as previews do).
+pub fn asset_blob(
+    home: &Path,
+    meta: &crate::store::ReplicaMeta,
+    file: &AssetFile,
+) -> Result<PathBuf> {
+    let local = crate::sync::blobs::local_blob_path(home, &file.sha256);
+    if local.exists() {
+        return Ok(local);
+    }
+    if meta.hub_url.is_none() {
+        return Err(InputError::new(format!(
+            "the bytes of asset {} are not on this machine and this replica has not joined a hub",
+            file.asset
+        ))
+        .into());
+    }
+    crate::sync::blobs::fetch_blocking(home, meta, &file.sha256).map_err(|e| {
+        anyhow::anyhow!(
+            "the bytes of asset {} are not on this machine yet, and fetching them from the hub failed (offline?): {e:#}",
+            file.asset
+        )
+    })
+}
+
+/// Copies `blob` into the cache (`CACHE/opened/SHA/NAME`) for a viewer:
+/// the copy has the extension viewers go by, and whatever the viewer does
+/// to it never touches the store.
+pub fn cache_copy(blob: &Path, file: &AssetFile) -> Result<PathBuf> {
+    let cache = crate::config::cache_dir().ok_or_else(|| {
+        anyhow::anyhow!("no cache folder to put the file in: set $XDG_CACHE_HOME or $HOME")
+    })?;
+    let dir = cache
+        .join("opened")
+        .join(&file.sha256[..16.min(file.sha256.len())]);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let target = dir.join(&file.file_name);
+    let tmp = dir.join(format!(".{}.part", file.file_name));
+    std::fs::copy(blob, &tmp)
+        .map_err(|e| anyhow::anyhow!("cannot copy {} to {}: {e}", blob.display(), tmp.display()))?;
+    std::fs::rename(&tmp, &target)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", target.display()))?;
+    Ok(target)
+}
+
+/// Writes the bytes of `blob` to `dest` (into it, under `file_name`, when
+/// `dest` is a folder). An existing file is kept unless `force`.
+pub fn save_copy(blob: &Path, dest: &Path, file_name: &str, force: bool) -> Result<PathBuf> {
+    let dest = if dest.is_dir() {
+        dest.join(file_name)
+    } else {
+        dest.to_owned()
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut out = match options.open(&dest) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(InputError::new(format!(
+                "{} already exists; add --force to overwrite it",
+                dest.display()
+            ))
+            .into());
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot write {}: {e}", dest.display())),
+    };
+    let mut input = std::fs::File::open(blob)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", blob.display()))?;
+    std::io::copy(&mut input, &mut out)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
+    Ok(dest)
+}
+
+/// Opens `path` with the `opener` setting (a command line; the path
+/// replaces `{}` or goes last), else `xdg-open` (Linux) or `open` (macOS).
+/// The viewer is detached, with stdin, stdout and stderr on /dev/null so
+/// it never writes over a screen. Over SSH with no `opener`, nothing is
+/// started: a viewer would open on the remote machine.
+pub fn open_file(path: &Path, opener: Option<&str>, over_ssh: bool) -> Result<Opened> {
+    let words = match opener.filter(|o| !o.trim().is_empty()) {
+        Some(line) => split_command(line)
+            .map_err(|e| InputError::new(format!("the `opener` setting in config.toml: {e}")))?,
+        None if over_ssh => {
+            return Ok(Opened::Saved {
+                why: format!(
+                    "saved to {}: over SSH a viewer would open on the remote machine (set `opener` in config.toml to open files anyway)",
+                    path.display()
+                ),
+            });
+        }
+        None => vec![default_opener()?.to_owned()],
+    };
+    let Some((program, args)) = words.split_first() else {
+        return Err(InputError::new("the `opener` setting in config.toml is empty").into());
+    };
+    let file = path.display().to_string();
+    let mut args: Vec<String> = args.to_vec();
+    if args.iter().any(|a| a.contains("{}")) {
+        for a in &mut args {
+            *a = a.replace("{}", &file);
+        }
+    } else {
+        args.push(file);
+    }
+    let mut command = std::process::Command::new(program);
+    command
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    #[cfg(unix)]
+    {
+        // Its own process group: ctrl-c in the terminal does not reach it.
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let setting = if opener.is_some() {
+        "check the `opener` setting in config.toml"
+    } else {
+        "set `opener` in config.toml, e.g. opener = \"feh --scale-down\""
+    };
+    let child = command.spawn().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot run `{program}` to open {}: {e}; {setting}",
+            path.display()
+        )
+    })?;
+    Ok(Opened::Started {
+        command: program.clone(),
+        child,
+    })
+}
+
+/// The desktop's own opener on this system.
+fn default_opener() -> Result<&'static str> {
+    if cfg!(target_os = "macos") {
+        Ok("open")
+    } else if cfg!(unix) {
+        Ok("xdg-open")
+    } else {
+        Err(InputError::new("no default opener on this system: set `opener` in config.toml").into())
+    }
+}
+
+/// Whether this session runs over SSH.
+pub fn over_ssh() -> bool {
+    std::env::var_os("SSH_CONNECTION").is_some_and(|v| !v.is_empty())
+}
+
+/// A file name safe on any system: letters, digits, `.`, `-` and `_`
+/// kept, anything else a `-`; never empty, never hidden.
+fn safe_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_owned();
+    if cleaned.is_empty() {
+        "asset".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+/// The usual extension for a MIME type.
+fn extension_for_mime(mime: &str) -> &'static str {
+    match mime {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/bmp" => "bmp",
+        "image/tiff" => "tiff",
+        "image/svg+xml" => "svg",
+        "application/pdf" => "pdf",
+        "text/markdown" => "md",
+        "text/plain" => "txt",
+        "video/mp4" => "mp4",
+        "video/quicktime" => "mov",
+        "audio/wav" => "wav",
+        "audio/mpeg" => "mp3",
+        _ => "bin",
+    }
+}
+
+/// Splits a command line into words as a shell splits a simple command:
+/// blanks separate words, `'…'` and `"…"` quote, a backslash escapes the
+/// next character (inside double quotes only before `"`, `\`, `$`, `` ` ``).
+/// No variables, globs or pipes.
+pub fn split_command(line: &str) -> Result<Vec<String>, InputError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(q) => word.push(q),
+                        None => return Err(InputError::new(format!("unclosed ' in `{line}`"))),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(e @ ('"' | '\\' | '$' | '`')) => word.push(e),
+                            Some(other) => {
+                                word.push('\\');
+                                word.push(other);
+                            }
+                            None => {
+                                return Err(InputError::new(format!("unclosed \" in `{line}`")));
+                            }
+                        },
+                        Some(q) => word.push(q),
+                        None => return Err(InputError::new(format!("unclosed \" in `{line}`"))),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(e) => word.push(e),
+                    None => {
+                        return Err(InputError::new(format!("`{line}` ends with a lone \\")));
+                    }
+                }
+            }
+            other => {
+                in_word = true;
+                word.push(other);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        return Err(InputError::new("the command is empty"));
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_split_like_a_shell() {
+        let split = |s: &str| split_command(s).unwrap();
+        assert_eq!(split("feh --scale-down"), ["feh", "--scale-down"]);
+        assert_eq!(split("  vi  "), ["vi"]);
+        assert_eq!(
+            split(r#"'/Applications/My App' -a "x y" a\ b "q\"t" ''"#),
+            ["/Applications/My App", "-a", "x y", "a b", "q\"t", ""]
+        );
+        assert_eq!(split(r#"open -a "{}""#), ["open", "-a", "{}"]);
+        for bad in ["", "   ", "vi 'x", "vi \"x", "vi \\"] {
+            assert!(split_command(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn file_names_are_safe_and_keep_their_extension() {
+        assert_eq!(safe_file_name("spring hero/v2.png"), "spring-hero-v2.png");
+        assert_eq!(safe_file_name("..hidden"), "hidden");
+        assert_eq!(safe_file_name(""), "asset");
+        assert_eq!(extension_for_mime("image/jpeg"), "jpg");
+        assert_eq!(extension_for_mime("application/x-unknown"), "bin");
+    }
+}

@@ -142,6 +142,12 @@ actions! {
     DeleteWordBack => "delete_word_back", "Delete the word before the cursor";
     DeleteToStart => "delete_to_start", "Delete to the start of the line";
     DeleteToEnd => "delete_to_end", "Delete to the end of the line";
+    CopyId => "copy_id", "Copy the id to the clipboard (OSC 52, works over SSH)";
+    CopyText => "copy_text", "Copy the text to the clipboard (OSC 52, works over SSH)";
+    OpenEditor => "open_editor", "Edit the text in $VISUAL or $EDITOR";
+    Suspend => "suspend", "Suspend Spoke to the shell (fg brings it back)";
+    OpenAsset => "open_asset", "Open the asset's file in your viewer";
+    SaveAsset => "save_asset", "Save the asset's file to a path";
 }
 
 impl fmt::Display for Action {

@@ -251,10 +251,10 @@ impl App {
             n => format!(" (+{} more)", n - 1),
         };
         self.message = Some((Level::Info, format!("● {what}{more}")));
-        vec![Effect::Notify {
+        vec![Effect::Terminal(super::editor::TermWork::Notify {
             title: format!("Spoke: {}", first.title),
             body: format!("{}{more}", first.detail),
-        }]
+        })]
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
@@ -577,6 +577,7 @@ impl App {
                 return vec![Effect::Reload];
             }
             Action::Cancel => {}
+            Action::Suspend => return vec![Effect::Terminal(super::editor::TermWork::Suspend)],
             other => self.message = Some((Level::Info, self.works_elsewhere(other))),
         }
         Vec::new()

@@ -7,6 +7,8 @@
 //! - `popup/`: help, palette, pickers, prompts, the new-brief form, search;
 //! - `widgets/`: the text input, Markdown, list helpers;
 //! - `preview`: image decoding and encoding off the draw path;
+//! - `osc`, `editor` and `notify`: the clipboard, `$EDITOR`, ctrl-z, the bell
+//!   and desktop notifications, between frames;
 //! - `run` and `workers`: the terminal session and the threads behind it.
 
 pub mod action;
@@ -14,10 +16,13 @@ mod agent_worker;
 pub mod app;
 pub mod component;
 pub mod draw;
+pub mod editor;
 pub mod edits;
 pub mod graphics;
 pub mod keymap;
 pub mod msg;
+pub mod notify;
+pub mod osc;
 pub mod panes;
 pub mod popup;
 pub mod preview;

@@ -91,11 +91,11 @@ pub enum Effect {
     },
     /// Read the replica again now.
     Reload,
-    /// Something new waits on me: ring and notify as the config says.
-    Notify {
-        title: String,
-        body: String,
-    },
+    /// Terminal work the render loop does between frames: the clipboard,
+    /// `$EDITOR`, suspending to the shell.
+    Terminal(super::editor::TermWork),
+    /// Open or save an asset's file, off the render loop.
+    AssetFile(super::panes::assets::AssetFileJob),
     Quit,
 }
 

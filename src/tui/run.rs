@@ -4,8 +4,10 @@
 
 use super::agent_worker::{ChatWorker, Shared, lock};
 use super::app::App;
+use super::editor::{INPUT_POLL, InputGate, TermWork};
 use super::keymap::Keymap;
 use super::msg::{Effect, Msg, Snapshot};
+use super::panes::assets::AssetFileJob;
 use super::preview::{Job, Previews};
 use super::theme::{ColorDepth, Theme};
 use crate::model::thread::Message;
@@ -40,6 +42,10 @@ pub struct TuiOptions {
     pub search: crate::config::SearchConfig,
     /// The agent's model, if configured.
     pub agent: Option<crate::config::AgentConfig>,
+    /// The `opener` setting: the command that opens asset files.
+    pub opener: Option<String>,
+    /// `[notify]`: the bell and desktop notifications.
+    pub notify: crate::config::NotifyConfig,
 }
 
 /// `--graphics`: how previews are drawn.
@@ -189,6 +195,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
         shared.clone(),
         opts.search.clone(),
         opts.agent.clone(),
+        opts.opener.clone(),
         tx.clone(),
     )?;
     let search = spawn_search(shared, opts.search.clone(), tx.clone())?;
@@ -222,7 +229,9 @@ pub fn run(opts: TuiOptions) -> Result<()> {
     // Asked before the input thread starts, so the terminal's replies are
     // read here and never taken for keys.
     let chosen = opts.graphics.choose();
-    spawn_input(tx.clone());
+    let gate = InputGate::default();
+    let notifier = super::notify::Notifier::from_env(&opts.notify);
+    spawn_input(tx.clone(), gate.clone());
     let previews = spawn_previews(opts.home.clone(), hub_meta, tx.clone())?;
 
     tracing::info!(target: "spoke::tui", home = %opts.home.display(), theme = %opts.theme, keymap = %opts.keymap, joined = first_joined, "TUI started");
@@ -260,6 +269,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
                 let _ = worker.send(other);
             }
         },
+        &mut |terminal, app, work| super::editor::run_work(terminal, app, &gate, &notifier, work),
     );
     if let Some(stop) = sync_stop {
         let _ = stop.send(true);
@@ -275,13 +285,16 @@ pub fn run(opts: TuiOptions) -> Result<()> {
 
 /// Draws, then updates on each message (taking everything already waiting
 /// before drawing once more), until the app quits. Any backend will do:
-/// the loop knows nothing of the process's own terminal.
+/// the loop knows nothing of the process's own terminal, and work on the
+/// terminal itself (the clipboard, `$EDITOR`, ctrl-z) goes to `terminal_work`
+/// between frames.
 pub fn event_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     theme: &Theme,
     rx: &mpsc::Receiver<Msg>,
     run: &mut dyn FnMut(Effect),
+    terminal_work: &mut dyn FnMut(&mut Terminal<B>, &mut App, TermWork),
 ) -> Result<()>
 where
     B::Error: Send + Sync + 'static,
@@ -299,8 +312,10 @@ where
             effects.extend(app.update(m));
         }
         for effect in effects {
-            if effect != Effect::Quit {
-                run(effect);
+            match effect {
+                Effect::Quit => {}
+                Effect::Terminal(work) => terminal_work(terminal, app, work),
+                other => run(other),
             }
         }
         // Sixel and kitty images live apart from the text cells: text drawn
@@ -411,6 +426,7 @@ fn spawn_worker(
     shared: Shared,
     search: crate::config::SearchConfig,
     agent: Option<crate::config::AgentConfig>,
+    opener: Option<String>,
     tx: mpsc::Sender<Msg>,
 ) -> Result<mpsc::Sender<Effect>> {
     let (etx, erx) = mpsc::channel::<Effect>();
@@ -518,10 +534,15 @@ fn spawn_worker(
                         }
                     }
                     Some(Effect::Reload) => reload = true,
-                    // Written to the terminal by the loop that owns it.
-                    Some(Effect::Notify { .. }) => {}
-                    // Searches and previews run on their own threads, never here.
-                    Some(Effect::Search { .. } | Effect::Preview(_)) => {}
+                    Some(Effect::AssetFile(job)) => asset_job(hub, job, opener.clone(), &tx),
+                    // Searches and previews run on their own threads, and the
+                    // terminal's work (the clipboard, the editor, notifications)
+                    // on the render loop, never here.
+                    Some(
+                        Effect::Search { .. }
+                        | Effect::Preview(_)
+                        | Effect::Terminal(_),
+                    ) => {}
                     // Handled above.
                     Some(
                         Effect::LoadChat(_)
@@ -645,11 +666,19 @@ fn load_thread(hub: &Hub, brief: &str) -> Vec<Message> {
         .unwrap_or_default()
 }
 
-fn spawn_input(tx: mpsc::Sender<Msg>) {
+/// Reads keys, pastes and resizes; waits at `gate` while another program
+/// (the editor, the shell after ctrl-z) owns the terminal.
+fn spawn_input(tx: mpsc::Sender<Msg>, gate: InputGate) {
     let _ = std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
             loop {
+                gate.wait_open();
+                match event::poll(INPUT_POLL) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(_) => return,
+                }
                 let msg = match event::read() {
                     Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
                     Ok(Event::Paste(text)) => Msg::Paste(text),
@@ -721,4 +750,99 @@ fn spawn_sync(
             ));
         });
     stop_tx
+}
+
+/// Opens or saves an asset's file: the blob is found here (under the
+/// replica's lock), then fetched, copied and opened on a thread of its own
+/// so a slow download never holds up edits. The outcome goes to the
+/// status line.
+fn asset_job(hub: &Hub, job: AssetFileJob, opener: Option<String>, tx: &mpsc::Sender<Msg>) {
+    let (AssetFileJob::Open { asset } | AssetFileJob::Save { asset, .. }) = &job;
+    let failed = format!("could not get the file of asset {asset}");
+    let file = match hub.asset_file(asset, None) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tx.send(Msg::Committed {
+                label: failed,
+                error: Some(format!("{e:#}")),
+            });
+            return;
+        }
+    };
+    let home = hub.home();
+    let meta = hub.meta().clone();
+    let tx = tx.clone();
+    let _ = std::thread::Builder::new()
+        .name("asset-file".into())
+        .spawn(move || {
+            let msg = match run_asset_job(&home, &meta, &file, &job, opener.as_deref(), &tx) {
+                Ok(label) => Msg::Committed { label, error: None },
+                Err(e) => Msg::Committed {
+                    label: failed,
+                    error: Some(format!("{e:#}")),
+                },
+            };
+            let _ = tx.send(msg);
+        });
+}
+
+fn run_asset_job(
+    home: &Path,
+    meta: &crate::store::ReplicaMeta,
+    file: &crate::service::assets::AssetFile,
+    job: &AssetFileJob,
+    opener: Option<&str>,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<String> {
+    use crate::service::assets::{Opened, asset_blob, cache_copy, open_file, over_ssh, save_copy};
+    let blob = asset_blob(home, meta, file)?;
+    match job {
+        AssetFileJob::Open { .. } => {
+            let copy = cache_copy(&blob, file)?;
+            match open_file(&copy, opener, over_ssh())? {
+                Opened::Saved { why } => Ok(why),
+                Opened::Started { command, mut child } => {
+                    // Reaped here; a viewer that fails says so.
+                    let tx = tx.clone();
+                    let shown = copy.display().to_string();
+                    let who = command.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("opener".into())
+                        .spawn(move || {
+                            if let Ok(status) = child.wait()
+                                && !status.success()
+                            {
+                                let _ = tx.send(Msg::Committed {
+                                    label: format!("`{who}` could not open {shown}"),
+                                    error: Some(format!(
+                                        "it exited with {status}; set `opener` in config.toml to use another viewer"
+                                    )),
+                                });
+                            }
+                        });
+                    Ok(format!(
+                        "opened {} with {command} ({})",
+                        file.asset,
+                        copy.display()
+                    ))
+                }
+            }
+        }
+        AssetFileJob::Save { path, .. } => {
+            let dest = expand_home(path);
+            let written = save_copy(&blob, &dest, &file.file_name, false)?;
+            Ok(format!("saved {} to {}", file.asset, written.display()))
+        }
+    }
+}
+
+/// `~/x` as `$HOME/x`; anything else as typed.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ if path == "~" => {
+            std::env::var_os("HOME").map_or_else(|| PathBuf::from(path), PathBuf::from)
+        }
+        _ => PathBuf::from(path),
+    }
 }

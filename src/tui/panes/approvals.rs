@@ -7,6 +7,7 @@ use crate::model::approval::{ApprovalStatus, Decision, Subject};
 use crate::service::approvals::ApprovalView;
 use crate::tui::action::{Action, Pane};
 use crate::tui::component::{Cmd, Component, Ctx, Handled};
+use crate::tui::editor::TermWork;
 use crate::tui::msg::{Effect, Level};
 use crate::tui::popup::{Answer, Popup, Prompt};
 use crate::tui::theme::Theme;
@@ -43,6 +44,7 @@ const COMMANDS: &[Action] = &[
     Action::Filter,
     Action::Help,
     Action::Quit,
+    Action::CopyText,
 ];
 
 /// The gap between an image and its previous version, in cells.
@@ -229,6 +231,17 @@ impl Component for ApprovalsPane {
             ListAction::NotMine => {}
         }
         match action {
+            Action::CopyId | Action::CopyText => {
+                let Some(v) = self.selected(ctx) else {
+                    return Handled::say(Level::Info, "no approval request selected");
+                };
+                let (what, text) = if action == Action::CopyId {
+                    (v.id.clone(), v.id.clone())
+                } else {
+                    (format!("request {}", v.id), request_text(v, ctx))
+                };
+                Handled::work(Effect::Terminal(TermWork::Copy { what, text }))
+            }
             Action::Approve => self.decide(Some(Decision::Approved), None, ctx),
             Action::Revoke => self.decide(None, None, ctx),
             Action::ApproveWithChanges | Action::RequestChanges | Action::Reject => {
@@ -638,4 +651,51 @@ fn request_lines(v: &ApprovalView, ctx: &Ctx, theme: &Theme) -> Vec<Line<'static
         }
     }
     lines
+}
+
+/// A request as copied: its title, and what is under review as text (a
+/// text draft's Markdown, or a proposal's reasons and changes).
+pub fn request_text(v: &ApprovalView, ctx: &Ctx) -> String {
+    let mut out = format!("# {}\n\n", v.title);
+    match &v.subject {
+        Some(Subject::AssetVersion { asset, version }) => {
+            let found = ctx.data.assets.iter().find(|a| a.id == *asset);
+            let text = found
+                .and_then(|a| a.versions.get((*version as usize).saturating_sub(1)))
+                .and_then(|ver| ctx.data.texts.get(&ver.blob_sha256));
+            match (found, text) {
+                (_, Some(text)) => out.push_str(text.trim_end()),
+                (Some(a), None) => {
+                    out.push_str(&format!("asset {} ({}) version {version}", a.title, a.id))
+                }
+                (None, None) => out.push_str(&format!("asset {asset} version {version}")),
+            }
+        }
+        Some(Subject::Proposal { id }) => match ctx.data.proposals.iter().find(|p| p.id == *id) {
+            Some(p) => {
+                if let Some(r) = &p.rationale {
+                    out.push_str(r.trim_end());
+                    out.push('\n');
+                }
+                if let Some(fields) = p.payload["fields"].as_object() {
+                    for (name, new) in fields {
+                        let new = new
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| new.to_string());
+                        out.push_str(&format!("\n- {name}: {new}"));
+                    }
+                }
+                if let Some(who) = p.payload["assignee"].as_str() {
+                    out.push_str(&format!("\n- assignee: @{who}"));
+                }
+            }
+            None => out.push_str(&format!("proposal {id}")),
+        },
+        Some(Subject::Draft { thread, message }) => {
+            out.push_str(&format!("draft {thread} / {message}"))
+        }
+        None => out.push_str(&v.id),
+    }
+    out.trim_end().to_owned()
 }

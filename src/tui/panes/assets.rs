@@ -6,6 +6,8 @@ use super::image::{draw_image, hex_color};
 use crate::model::asset::Asset;
 use crate::tui::action::{Action, Pane};
 use crate::tui::component::{Cmd, Component, Ctx, Handled};
+use crate::tui::editor::TermWork;
+use crate::tui::msg::{Effect, Level};
 use crate::tui::popup::{Answer, Popup, Prompt};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::list::{self, ListAction, ListState};
@@ -33,10 +35,21 @@ impl Default for AssetsPane {
     }
 }
 
+/// Opening or saving an asset's file: the worker finds the blob (fetching
+/// it from the hub if needed) and copies it out of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssetFileJob {
+    /// Open a copy in the user's viewer.
+    Open { asset: String },
+    /// Write the bytes to `path` (a file or a folder), never over a file.
+    Save { asset: String, path: String },
+}
+
 const COMMANDS: &[Action] = &[
     Action::Help,
     Action::Filter,
     Action::ToggleMark,
+    Action::OpenAsset,
     Action::Search,
     Action::Quit,
 ];
@@ -114,6 +127,58 @@ impl AssetsPane {
     }
 }
 
+impl AssetsPane {
+    /// Copy, open and save: what the library does with the selected asset.
+    fn on_file_action(&mut self, action: Action, ctx: &Ctx) -> Handled {
+        if !matches!(
+            action,
+            Action::CopyId | Action::CopyText | Action::OpenAsset | Action::SaveAsset
+        ) {
+            return Handled::Ignored;
+        }
+        let Some(asset) = self.selected(ctx) else {
+            return Handled::say(Level::Info, "no asset selected");
+        };
+        let file_name = asset
+            .latest()
+            .and_then(|v| v.note.clone())
+            .unwrap_or_default();
+        match action {
+            Action::CopyId => Handled::work(Effect::Terminal(TermWork::Copy {
+                what: asset.id.clone(),
+                text: asset.id.clone(),
+            })),
+            Action::CopyText => {
+                let mut text = format!("{} ({})", asset.title, asset.id);
+                if !file_name.is_empty() {
+                    text.push_str(&format!("\nfile: {file_name}"));
+                }
+                if !asset.tags.is_empty() {
+                    text.push_str(&format!("\ntags: {}", asset.tags.join(", ")));
+                }
+                if let Some(body) = asset
+                    .latest()
+                    .and_then(|v| ctx.data.texts.get(&v.blob_sha256))
+                {
+                    text.push_str("\n\n");
+                    text.push_str(body.trim_end());
+                }
+                Handled::work(Effect::Terminal(TermWork::Copy {
+                    what: format!("{} as text", asset.id),
+                    text,
+                }))
+            }
+            Action::OpenAsset => Handled::Consumed(vec![
+                Cmd::Say(Level::Info, format!("opening {}…", asset.id)),
+                Cmd::Work(Effect::AssetFile(AssetFileJob::Open {
+                    asset: asset.id.clone(),
+                })),
+            ]),
+            _ => Handled::one(Cmd::Open(Popup::prompt(Prompt::SavePath, &file_name))),
+        }
+    }
+}
+
 impl Component for AssetsPane {
     fn pane(&self) -> Pane {
         Pane::Assets
@@ -130,7 +195,7 @@ impl Component for AssetsPane {
                 self.recompute(ctx, selected.as_deref());
                 Handled::done()
             }
-            ListAction::NotMine => Handled::Ignored,
+            ListAction::NotMine => self.on_file_action(action, ctx),
         }
     }
 
@@ -144,6 +209,22 @@ impl Component for AssetsPane {
                 self.list.filter = text;
                 self.recompute(ctx, keep.as_deref());
                 Handled::done()
+            }
+            Answer::Text {
+                prompt: Prompt::SavePath,
+                text,
+            } => {
+                let Some(asset) = self.selected(ctx) else {
+                    return Handled::say(Level::Info, "no asset selected");
+                };
+                let path = text.trim();
+                if path.is_empty() {
+                    return Handled::say(Level::Info, "not saved: no path given");
+                }
+                Handled::work(Effect::AssetFile(AssetFileJob::Save {
+                    asset: asset.id.clone(),
+                    path: path.to_owned(),
+                }))
             }
             _ => Handled::Ignored,
         }

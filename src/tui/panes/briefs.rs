@@ -270,7 +270,7 @@ impl BriefsPane {
                     Cmd::Work(Effect::LoadThread(id)),
                 ])
             }
-            Prompt::Verdict(_) => Handled::Ignored,
+            Prompt::Verdict(_) | Prompt::SavePath => Handled::Ignored,
         }
     }
 
@@ -351,6 +351,7 @@ impl BriefsPane {
                 return Handled::say(Level::Info, said.to_owned());
             }
             Action::NewBrief => return Handled::one(Cmd::Open(Popup::Form(Form::default()))),
+            Action::CopyId | Action::CopyText => return self.copy(action),
             Action::SetStatus | Action::SetPriority | Action::Assign => {
                 return self.open_picker(action, ctx);
             }
@@ -818,4 +819,88 @@ fn forward_status(s: BriefStatus) -> Option<BriefStatus> {
         OnHold => Some(Ready),
         Delivered | Cancelled => None,
     }
+}
+
+impl BriefsPane {
+    /// The selected brief's id, or the brief as Markdown, to the clipboard.
+    fn copy(&self, action: Action) -> Handled {
+        let Some(b) = self.queue.selected() else {
+            return BriefsPane::no_brief();
+        };
+        let (what, text) = if action == Action::CopyId {
+            (b.id.clone(), b.id.clone())
+        } else {
+            (format!("{} as Markdown", b.id), brief_markdown(b))
+        };
+        Handled::work(Effect::Terminal(crate::tui::editor::TermWork::Copy {
+            what,
+            text,
+        }))
+    }
+}
+
+/// A brief as Markdown: title, the facts a lead scans, then each field.
+pub fn brief_markdown(b: &Brief) -> String {
+    let mut out = format!("# {}\n\n", b.title);
+    let mut fact = |name: &str, value: String| out.push_str(&format!("- **{name}**: {value}\n"));
+    fact("id", b.id.clone());
+    fact("status", b.status.to_string());
+    fact("priority", b.priority.to_string());
+    fact(
+        "due",
+        b.due
+            .as_ref()
+            .map(|d| format!("{} ({})", d.zoned().strftime("%Y-%m-%d %H:%M"), d.tz))
+            .unwrap_or_else(|| "-".into()),
+    );
+    let handles = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.iter()
+                .map(|h| format!("@{h}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    fact("assignees", handles(&b.assignees));
+    if let Some(r) = &b.requester {
+        fact("requester", format!("@{r}"));
+    }
+    if !b.tags.is_empty() {
+        fact(
+            "tags",
+            b.tags
+                .iter()
+                .map(|t| format!("#{t}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    for (name, value) in [
+        ("Objective", &b.objective),
+        ("Audience", &b.audience),
+        ("Key message", &b.key_message),
+        ("Mandatories", &b.mandatories),
+        ("Brand", &b.brand),
+        ("Budget", &b.budget),
+        ("Success metric", &b.success_metric),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+            out.push_str(&format!("\n## {name}\n\n{}\n", v.trim()));
+        }
+    }
+    if !b.deliverables.is_empty() {
+        out.push_str("\n## Deliverables\n\n");
+        for d in &b.deliverables {
+            out.push_str(&format!("- {d}\n"));
+        }
+    }
+    if !b.references.is_empty() {
+        out.push_str("\n## References\n\n");
+        for r in &b.references {
+            out.push_str(&format!("- {r}\n"));
+        }
+    }
+    out.trim_end().to_owned()
 }

@@ -11,6 +11,7 @@ use crate::search::index::Hit;
 use crate::service::threads::ThreadInfo;
 use crate::tui::action::{Action, Pane};
 use crate::tui::component::{Cmd, Component, Ctx, Handled};
+use crate::tui::editor::TermWork;
 use crate::tui::keymap::Section;
 use crate::tui::msg::{Effect, Level};
 use crate::tui::popup::picker::{AnyPicker, Choice, Picked, Picker};
@@ -83,6 +84,7 @@ const COMMANDS: &[Action] = &[
     Action::Search,
     Action::Help,
     Action::Quit,
+    Action::CopyText,
 ];
 
 impl ChatPane {
@@ -265,6 +267,20 @@ impl Component for ChatPane {
                 Handled::done()
             }
             Action::Cancel if self.streaming.is_some() => Handled::work(Effect::CancelAnswer),
+            Action::CopyId => {
+                let thread = self.thread().to_owned();
+                Handled::work(Effect::Terminal(TermWork::Copy {
+                    what: format!("thread {thread}"),
+                    text: thread,
+                }))
+            }
+            Action::CopyText => match self.messages.last() {
+                Some(m) => Handled::work(Effect::Terminal(TermWork::Copy {
+                    what: format!("@{}'s message", m.author),
+                    text: message_text(m),
+                })),
+                None => Handled::say(Level::Info, "no message to copy in this thread"),
+            },
             Action::FollowCitation => {
                 let citations = self.latest_citations();
                 if citations.is_empty() {
@@ -307,6 +323,13 @@ impl Component for ChatPane {
                     Handled::done()
                 }
             }
+            InputEvent::Pass(Action::OpenEditor) => {
+                Handled::work(Effect::Terminal(TermWork::Edit {
+                    text: self.input.text().to_owned(),
+                    multi_line: self.input.is_multi_line(),
+                }))
+            }
+            InputEvent::Pass(Action::Suspend) => Handled::work(Effect::Terminal(TermWork::Suspend)),
             InputEvent::Pass(Action::PageUp) => {
                 self.scroll = self.scroll.saturating_add(10);
                 Handled::done()
@@ -394,10 +417,11 @@ impl Component for ChatPane {
         let input_lines = if !self.composing && self.input.is_empty() {
             vec![Line::from(Span::styled(
                 format!(
-                    "{} to write · {} sends · {} new line · {} follows a citation",
+                    "{} to write · {} sends · {} new line · {} editor · {} follows a citation",
                     keys(ctx.keymap, Pane::Chat, Action::Compose),
                     keys(ctx.keymap, Section::Input, Action::Confirm),
                     keys(ctx.keymap, Section::Input, Action::NewLine),
+                    keys(ctx.keymap, Section::Input, Action::OpenEditor),
                     keys(ctx.keymap, Pane::Chat, Action::FollowCitation),
                 ),
                 dim,
@@ -509,5 +533,25 @@ fn border(theme: &Theme, focused: bool) -> Style {
         theme.style("ui.border.focus")
     } else {
         theme.style("ui.border")
+    }
+}
+
+/// A message as copied: its Markdown, then its numbered sources.
+pub fn message_text(m: &Message) -> String {
+    let mut text = m.body.trim_end().to_owned();
+    if !m.citations.is_empty() {
+        text.push_str("\n\nSources:");
+        for (i, c) in m.citations.iter().enumerate() {
+            text.push_str(&format!("\n[{}] {}", i + 1, citation_text(c)));
+        }
+    }
+    text
+}
+
+/// One source as copied: `kind id: "quote"`.
+pub fn citation_text(c: &Citation) -> String {
+    match c.quote.as_deref().filter(|q| !q.trim().is_empty()) {
+        Some(q) => format!("{} {}: \"{}\"", c.kind, c.id, q.trim()),
+        None => format!("{} {}", c.kind, c.id),
     }
 }

@@ -13,6 +13,7 @@ pub use crate::tui::widgets::chrome::{block, centered, keys};
 pub use outcome::{Answer, Outcome, Prompt};
 
 use super::action::{Action, Pane};
+use super::editor::TermWork;
 use super::keymap::{KeyChord, Keymap, Lookup, Section};
 use super::msg::{Effect, Level};
 use super::theme::Theme;
@@ -68,6 +69,16 @@ impl Popup {
         Popup::Palette {
             input: TextInput::single_line(),
             selected: 0,
+        }
+    }
+
+    /// The text input keys type into, if this popup has one.
+    pub fn input_mut(&mut self) -> Option<&mut TextInput> {
+        match self {
+            Popup::Palette { input, .. } | Popup::Prompt { input, .. } => Some(input),
+            Popup::Form(form) => form.answers.get_mut(form.index),
+            Popup::Search(state) => Some(&mut state.input),
+            _ => None,
         }
     }
 
@@ -137,6 +148,14 @@ impl Popup {
                     };
                 }
                 Some(Action::Cancel) => return Outcome::Close,
+                Some(Action::CopyId | Action::CopyText) => {
+                    if let Some(picker::Picked::Citation(c)) = picker.picked() {
+                        return Outcome::Run(Effect::Terminal(TermWork::Copy {
+                            what: format!("source {} {}", c.kind, c.id),
+                            text: crate::tui::panes::chat::citation_text(&c),
+                        }));
+                    }
+                }
                 _ => {}
             },
             Popup::Confirm { then, .. } => {
@@ -155,6 +174,20 @@ impl Popup {
     }
 
     fn on_text_key(&mut self, key: &KeyEvent, bound: Option<Action>, ctx: &PopupCtx) -> Outcome {
+        // Every text input hands its text to the editor, and ctrl-z works
+        // while typing too.
+        match bound {
+            Some(Action::OpenEditor) => {
+                if let Some(input) = self.input_mut() {
+                    return Outcome::Run(Effect::Terminal(TermWork::Edit {
+                        text: input.text().to_owned(),
+                        multi_line: input.is_multi_line(),
+                    }));
+                }
+            }
+            Some(Action::Suspend) => return Outcome::Run(Effect::Terminal(TermWork::Suspend)),
+            _ => {}
+        }
         match self {
             Popup::Prompt { prompt, input } => match input.on_key(key, bound) {
                 InputEvent::Edited if *prompt == Prompt::Filter => Outcome::Live(Answer::Text {
@@ -378,6 +411,12 @@ pub fn draw(popup: &Popup, frame: &mut Frame, body: Rect, theme: &Theme, ctx: &P
             );
             if prompt.multi_line() {
                 title.push_str(&format!(" · {} new line", input_keys(Action::NewLine)));
+            }
+            if keymap
+                .keys_for(Section::Input, Action::OpenEditor)
+                .is_some()
+            {
+                title.push_str(&format!(" · {} editor", input_keys(Action::OpenEditor)));
             }
             frame.render_widget(Clear, area);
             frame.render_widget(

@@ -16,6 +16,8 @@ pub enum Prompt {
     Comment,
     /// The comment that goes with a decision.
     Verdict(Decision),
+    /// Where to save an asset's file.
+    SavePath,
 }
 
 impl Prompt {
@@ -30,6 +32,7 @@ impl Prompt {
             }
             Prompt::Verdict(Decision::ChangesRequested) => "what needs to change (required)",
             Prompt::Verdict(_) => "why (required)",
+            Prompt::SavePath => "save the file to (a path or a folder; ~ is your home)",
         }
     }
 

@@ -54,6 +54,11 @@ impl TextInput {
         &self.text
     }
 
+    /// Whether the input keeps newlines.
+    pub fn is_multi_line(&self) -> bool {
+        self.multi_line
+    }
+
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
     }

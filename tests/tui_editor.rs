@@ -1,0 +1,343 @@
+//! The TUI's everyday terminal I/O in a real terminal (tmux): `$EDITOR`
+//! for a comment, the clipboard over OSC 52, and ctrl-z to the shell and
+//! back. Keys go in with `send-keys`, the screen comes back with
+//! `capture-pane`, and what was saved is read back with the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A private tmux server for one test, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "spoke"]).stdout)
+            .into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "spoke"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    fn type_text(&self, text: &str) {
+        assert!(
+            self.run(&["send-keys", "-t", "spoke", "-l", text])
+                .status
+                .success()
+        );
+    }
+
+    /// Waits until `ready` holds for the screen.
+    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} never happened; the screen was:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        self.wait_until(&format!("`{needle}`"), |s| s.contains(needle))
+    }
+
+    /// The newest paste buffer, which OSC 52 fills with `set-clipboard on`.
+    fn wait_for_buffer(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.run(&["show-buffer"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && ready(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the clipboard never got it; last buffer: {text:?}; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn session_alive(&self) -> bool {
+        self.run(&["has-session", "-t", "spoke"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// Whether tmux is installed; without it the test skips with a notice,
+/// unless CI says every outside program must be there.
+fn tmux_available() -> bool {
+    let found = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
+            "SPOKE_REQUIRE_PEERS is set but tmux is not installed"
+        );
+        eprintln!("skipped: install tmux (apt-get install tmux) to run the terminal test");
+    }
+    found
+}
+
+/// A replica with one brief; returns the config, the home and its id.
+struct Replica {
+    config: PathBuf,
+    home: PathBuf,
+    brief: String,
+}
+
+fn spoke(r: &Replica, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spoke"))
+        .arg("--config")
+        .arg(&r.config)
+        .arg("--home")
+        .arg(&r.home)
+        .args(args)
+        .env_remove("SPOKE_HOME")
+        .env_remove("SPOKE_CONFIG")
+        .output()
+        .expect("spoke runs")
+}
+
+fn replica(dir: &Path) -> Replica {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "").expect("config");
+    let mut r = Replica {
+        config,
+        home: dir.join("home"),
+        brief: String::new(),
+    };
+    let init = spoke(
+        &r,
+        &[
+            "init",
+            "--name",
+            "Studio",
+            "--handle",
+            "ana",
+            "--tz",
+            "Europe/Lisbon",
+        ],
+    );
+    assert!(init.status.success(), "{init:?}");
+    let added = spoke(
+        &r,
+        &[
+            "brief",
+            "add",
+            "--title",
+            "Spring launch",
+            "--priority",
+            "p1",
+        ],
+    );
+    assert!(added.status.success(), "{added:?}");
+    r.brief = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    assert!(r.brief.starts_with("b-"), "{}", r.brief);
+    r
+}
+
+/// tmux on a private socket, running `command` in an 120x32 window.
+fn tmux_with(dir: &Path, command: &str) -> Tmux {
+    let tmux = Tmux {
+        socket: format!(
+            "spoke-io-{}-{}",
+            std::process::id(),
+            dir.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ),
+    };
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "spoke",
+        "-x",
+        "120",
+        "-y",
+        "32",
+        command,
+    ]);
+    assert!(started.status.success(), "tmux new-session: {started:?}");
+    tmux
+}
+
+fn tui_command(r: &Replica, env: &str) -> String {
+    format!(
+        "env -u VISUAL {env} {} --config {} --home {}",
+        env!("CARGO_BIN_EXE_spoke"),
+        r.config.display(),
+        r.home.display()
+    )
+}
+
+#[test]
+fn a_comment_written_in_the_editor_lands_on_the_brief_in_tmux() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let r = replica(dir.path());
+    // The editor checks it was handed the input's text in a .md file, then
+    // writes two lines of its own.
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\ncase \"$1\" in *.md) ;; *) exit 7;; esac\n\
+         grep -q 'typed first' \"$1\" || exit 8\n\
+         printf 'Written in the editor\\nwith a second line\\n' > \"$1\"\n",
+    )
+    .expect("editor");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tmux = tmux_with(
+        dir.path(),
+        &tui_command(&r, &format!("EDITOR='{}'", editor.display())),
+    );
+    tmux.wait_for("Briefs 1/1");
+
+    tmux.keys(&["c"]);
+    let prompt = tmux.wait_for("comment");
+    assert!(
+        prompt.contains("C-o editor"),
+        "the prompt names the key: {prompt}"
+    );
+    tmux.type_text("typed first");
+    tmux.wait_for("typed first");
+    tmux.keys(&["C-o"]);
+    let screen = tmux.wait_for("Written in the editor");
+    assert!(screen.contains("with a second line"), "{screen}");
+    assert!(
+        !screen.contains("typed first"),
+        "the text was replaced: {screen}"
+    );
+    assert!(
+        screen.contains("Briefs 1/1"),
+        "the TUI is back in full: {screen}"
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("@ana");
+
+    // An editor that fails leaves the text as it was and says so.
+    std::fs::write(&editor, "#!/bin/sh\nexit 3\n").expect("editor");
+    tmux.keys(&["c"]);
+    tmux.wait_for("comment");
+    tmux.type_text("kept as typed");
+    tmux.keys(&["C-o"]);
+    let screen = tmux.wait_for("exited with");
+    assert!(screen.contains("kept as typed"), "{screen}");
+    tmux.keys(&["Escape"]);
+
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tmux.session_alive() {
+        assert!(Instant::now() < deadline, "spoke did not quit on q");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let thread = format!("brief:{}", r.brief);
+    let out = spoke(&r, &["chat", "show", "--thread", &thread, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let messages: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let bodies: Vec<&str> = messages
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["Written in the editor\nwith a second line"]);
+}
+
+#[test]
+fn y_puts_the_brief_id_on_the_clipboard_through_osc52_in_tmux() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let r = replica(dir.path());
+    let tmux = tmux_with(dir.path(), &tui_command(&r, ""));
+    // tmux takes OSC 52 from the program into a paste buffer.
+    let set = tmux.run(&["set-option", "-g", "set-clipboard", "on"]);
+    assert!(set.status.success(), "{set:?}");
+    tmux.wait_for("Briefs 1/1");
+
+    tmux.keys(&["y"]);
+    tmux.wait_for(&format!("Copied {} to the clipboard", r.brief));
+    let id = tmux.wait_for_buffer(|b| b.starts_with("b-"));
+    assert_eq!(id, r.brief);
+
+    tmux.keys(&["Y"]);
+    tmux.wait_for("as Markdown");
+    let markdown = tmux.wait_for_buffer(|b| b.starts_with('#'));
+    assert!(markdown.starts_with("# Spring launch\n"), "{markdown}");
+    assert!(
+        markdown.contains(&format!("- **id**: {}", r.brief)),
+        "{markdown}"
+    );
+    assert!(markdown.contains("- **priority**: p1"), "{markdown}");
+}
+
+#[test]
+fn ctrl_z_stops_the_tui_and_fg_brings_it_back_in_tmux() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let r = replica(dir.path());
+    // A shell with job control, as a user has.
+    let tmux = tmux_with(dir.path(), "env PS1='shell$ ' bash --norc --noprofile -i");
+    tmux.wait_for("shell$");
+    tmux.type_text(&tui_command(&r, ""));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Briefs 1/1");
+
+    tmux.keys(&["C-z"]);
+    let screen = tmux.wait_until("the shell's stopped-job note", |s| {
+        s.contains("Stopped") && !s.contains("Briefs 1/1")
+    });
+    assert!(screen.contains("shell$"), "{screen}");
+    // The shell reads its own keys: the TUI is not stealing them.
+    tmux.type_text("echo still-here");
+    tmux.keys(&["Enter"]);
+    tmux.wait_until("the shell's echo", |s| s.matches("still-here").count() >= 2);
+
+    tmux.type_text("fg");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("Briefs 1/1");
+    assert!(screen.contains("Spring launch"), "{screen}");
+    // Keys work again after the resume.
+    tmux.keys(&["y"]);
+    tmux.wait_for("to the clipboard");
+    tmux.keys(&["q"]);
+    tmux.wait_until("the shell after quitting", |s| {
+        !s.contains("Briefs 1/1") && s.trim_end().ends_with("shell$")
+    });
+}
