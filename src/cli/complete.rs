@@ -91,7 +91,11 @@ fn slots(cmd: &clap::Command) -> Slots {
         {
             out.ids.push((path.to_owned(), kind));
         }
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        // `help SUBCOMMAND` takes no ids; its paths would only lengthen the scripts.
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
             let name = sub.get_name();
             let sub_path = if path.is_empty() {
                 name.to_owned()

@@ -98,8 +98,8 @@ pub async fn checks(replica: &ReplicaFound) -> Vec<Check> {
                 AREA,
                 "relay",
                 format!(
-                    "{url} answers: hub \"{}\", head seq {}",
-                    welcome.hub_name, welcome.head
+                    "{url} answers: hub \"{}\" at head seq {}, @{} signed in as {}",
+                    welcome.hub_name, welcome.head, welcome.member, welcome.role
                 ),
             ));
             match &meta.me {
@@ -115,7 +115,7 @@ pub async fn checks(replica: &ReplicaFound) -> Vec<Check> {
                 _ => out.push(Check::ok(
                     AREA,
                     "token",
-                    format!("valid: @{} with role {}", welcome.member, welcome.role),
+                    format!("valid for @{} with role {}", welcome.member, welcome.role),
                 )),
             }
         }

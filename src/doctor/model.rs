@@ -251,8 +251,8 @@ pub fn embedder(config: &SearchConfig, config_file: String) -> Embedded {
             let dims = vectors.first().map(Vec::len).unwrap_or(0);
             let detail = if local {
                 format!(
-                    "{}: {dims} dimensions, computed here (no model needed)",
-                    embedder.describe()
+                    "local ({}): {dims} dimensions, computed here (no model needed)",
+                    embedder.id().model
                 )
             } else {
                 format!("{}: {dims} dimensions", embedder.describe())

@@ -77,7 +77,9 @@ pub fn index(replica: &ReplicaFound, answered_dims: Option<usize>) -> Check {
         IndexFacts::NotBuilt { waiting } => Check::ok(
             AREA,
             "index",
-            format!("not built yet: the first search builds it ({waiting} entities to index)"),
+            format!(
+                "not built yet: the first search builds it (changed entities waiting: {waiting})"
+            ),
         ),
         IndexFacts::Unreadable(why) => Check::warn(
             AREA,
@@ -138,7 +140,7 @@ pub fn index(replica: &ReplicaFound, answered_dims: Option<usize>) -> Check {
                 AREA,
                 "index",
                 format!(
-                    "built: {documents} documents, {vectors}, embedder {embedder}, format {}, generation {generation}; {waiting} changed entities wait for the next search",
+                    "built: {documents} documents, {vectors}, embedder {embedder}, format {}, generation {generation}; changed entities waiting for the next search: {waiting}",
                     format_version()
                 ),
             )
