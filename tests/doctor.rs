@@ -34,10 +34,7 @@ fn doctor(sb: &Sandbox, config: &Path, json: bool) -> Output {
 fn doctor_json(sb: &Sandbox, config: &Path) -> (Option<i32>, Value) {
     let out = doctor(sb, config, true);
     let text = stdout(&out);
-    (
-        out.status.code(),
-        parse_json(&text, &["doctor", "--json"]),
-    )
+    (out.status.code(), parse_json(&text, &["doctor", "--json"]))
 }
 
 /// The check named `check` in `area`, which must be there.
@@ -83,7 +80,15 @@ fn joined(sb: &Sandbox) -> JoinedRelay {
         .issue(&hub, "ana", "lead", None)
         .expect("token");
     let url = format!("ws://{}/v1/hubs/{hub}", running.addr);
-    sb.ok(&["hub", "join", &url, "--token", &token, "--tz", "Europe/Lisbon"]);
+    sb.ok(&[
+        "hub",
+        "join",
+        &url,
+        "--token",
+        &token,
+        "--tz",
+        "Europe/Lisbon",
+    ]);
     JoinedRelay {
         rt,
         running,
@@ -104,12 +109,18 @@ fn a_joined_replica_with_its_relay_up_is_healthy_and_fails_once_the_relay_stops(
     let relay_line = line(&text, "relay");
     assert!(relay_line.trim_start().starts_with("ok"), "{relay_line}");
     assert!(relay_line.contains("as lead"), "the role: {relay_line}");
-    assert!(line(&text, "token").contains("@ana with role lead"), "{text}");
+    assert!(
+        line(&text, "token").contains("@ana with role lead"),
+        "{text}"
+    );
 
     let (code, report) = doctor_json(&sb, &sb.config);
     assert_eq!(code, Some(0), "{report:#}");
     for key in ["ok", "warn", "fail", "status"] {
-        assert!(report["summary"].get(key).is_some(), "summary.{key}: {report:#}");
+        assert!(
+            report["summary"].get(key).is_some(),
+            "summary.{key}: {report:#}"
+        );
     }
     assert_eq!(report["summary"]["fail"], 0);
     for c in report["checks"].as_array().expect("checks") {
@@ -141,17 +152,26 @@ fn a_joined_replica_with_its_relay_up_is_healthy_and_fails_once_the_relay_stops(
     let out = doctor(&sb, &sb.config, false);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(line(&text, "relay").trim_start().starts_with("fail"), "{text}");
+    assert!(
+        line(&text, "relay").trim_start().starts_with("fail"),
+        "{text}"
+    );
     let (code, report) = doctor_json(&sb, &sb.config);
     assert_eq!(code, Some(1));
     let relay_check = check(&report, "hub", "relay");
     assert_eq!(relay_check["status"], "fail", "{relay_check}");
     assert!(
-        relay_check["detail"].as_str().unwrap_or("").contains(&address),
+        relay_check["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&address),
         "the detail names the relay: {relay_check}"
     );
     assert!(
-        relay_check["fix"].as_str().unwrap_or("").contains("spoke-relay serve"),
+        relay_check["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("spoke-relay serve"),
         "{relay_check}"
     );
     assert!(report["summary"]["fail"].as_u64().unwrap_or(0) >= 1);
@@ -169,11 +189,18 @@ fn a_revoked_token_fails_and_says_to_join_again() {
         .expect("revoke");
     let (code, report) = doctor_json(&sb, &sb.config);
     assert_eq!(code, Some(1), "{report:#}");
-    assert_eq!(check(&report, "hub", "relay")["status"], "ok", "the relay answers");
+    assert_eq!(
+        check(&report, "hub", "relay")["status"],
+        "ok",
+        "the relay answers"
+    );
     let token = check(&report, "hub", "token");
     assert_eq!(token["status"], "fail", "{token}");
     assert!(
-        token["fix"].as_str().unwrap_or("").contains("spoke hub join"),
+        token["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("spoke hub join"),
         "{token}"
     );
     drop(relay);
@@ -190,12 +217,18 @@ fn a_broken_config_file_fails_and_is_named() {
     assert!(config_line.trim_start().starts_with("fail"), "{text}");
     assert!(config_line.contains("broken-config.toml"), "{config_line}");
     // The other checks still ran.
-    assert!(line(&text, "data folder").trim_start().starts_with("ok"), "{text}");
+    assert!(
+        line(&text, "data folder").trim_start().starts_with("ok"),
+        "{text}"
+    );
     let (_, report) = doctor_json(&sb, &broken);
     let config = check(&report, "paths", "config");
     assert_eq!(config["status"], "fail");
     assert!(
-        config["fix"].as_str().unwrap_or("").contains("broken-config.toml"),
+        config["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("broken-config.toml"),
         "{config}"
     );
 }
@@ -216,8 +249,16 @@ fn a_local_only_replica_is_not_a_failure() {
             .any(|c| c["check"] == "relay"),
         "no relay to ask: {report:#}"
     );
-    assert_eq!(check(&report, "model", "agent")["status"], "warn", "not configured");
-    assert_eq!(check(&report, "model", "embedder")["status"], "ok", "local embedder");
+    assert_eq!(
+        check(&report, "model", "agent")["status"],
+        "warn",
+        "not configured"
+    );
+    assert_eq!(
+        check(&report, "model", "embedder")["status"],
+        "ok",
+        "local embedder"
+    );
 }
 
 /// A stub OpenAI-compatible server: `GET /v1/models` lists `stub-model` for
@@ -247,7 +288,9 @@ async fn models(headers: HeaderMap) -> (StatusCode, axum::Json<Value>) {
     if openai || anthropic {
         (
             StatusCode::OK,
-            axum::Json(json!({"object": "list", "data": [{"id": "stub-model", "object": "model"}]})),
+            axum::Json(
+                json!({"object": "list", "data": [{"id": "stub-model", "object": "model"}]}),
+            ),
         )
     } else {
         (
@@ -257,7 +300,14 @@ async fn models(headers: HeaderMap) -> (StatusCode, axum::Json<Value>) {
     }
 }
 
-fn agent_config(sb: &Sandbox, name: &str, provider: &str, url: &str, model: &str, key: &str) -> std::path::PathBuf {
+fn agent_config(
+    sb: &Sandbox,
+    name: &str,
+    provider: &str,
+    url: &str,
+    model: &str,
+    key: &str,
+) -> std::path::PathBuf {
     sb.file(
         name,
         format!(
@@ -272,30 +322,82 @@ fn the_agent_model_is_asked_for_its_model_list() {
     let sb = Sandbox::with_hub();
     let url = model_server();
 
-    let served = agent_config(&sb, "served.toml", "openai", &url, "stub-model", "DOCTOR_TEST_KEY");
+    let served = agent_config(
+        &sb,
+        "served.toml",
+        "openai",
+        &url,
+        "stub-model",
+        "DOCTOR_TEST_KEY",
+    );
     let (code, report) = doctor_json(&sb, &served);
     let agent = check(&report, "model", "agent");
     assert_eq!(agent["status"], "ok", "{agent}");
-    assert!(agent["detail"].as_str().unwrap_or("").contains("stub-model"));
+    assert!(
+        agent["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stub-model")
+    );
     assert_eq!(code, Some(0), "{report:#}");
 
-    let anthropic = agent_config(&sb, "anthropic.toml", "anthropic", &url, "stub-model", "DOCTOR_TEST_KEY");
+    let anthropic = agent_config(
+        &sb,
+        "anthropic.toml",
+        "anthropic",
+        &url,
+        "stub-model",
+        "DOCTOR_TEST_KEY",
+    );
     let (_, report) = doctor_json(&sb, &anthropic);
-    assert_eq!(check(&report, "model", "agent")["status"], "ok", "{report:#}");
+    assert_eq!(
+        check(&report, "model", "agent")["status"],
+        "ok",
+        "{report:#}"
+    );
 
-    let unlisted = agent_config(&sb, "unlisted.toml", "openai", &url, "other-model", "DOCTOR_TEST_KEY");
+    let unlisted = agent_config(
+        &sb,
+        "unlisted.toml",
+        "openai",
+        &url,
+        "other-model",
+        "DOCTOR_TEST_KEY",
+    );
     let (code, report) = doctor_json(&sb, &unlisted);
     let agent = check(&report, "model", "agent");
     assert_eq!(agent["status"], "warn", "{agent}");
-    assert!(agent["detail"].as_str().unwrap_or("").contains("stub-model"), "lists what is there");
+    assert!(
+        agent["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stub-model"),
+        "lists what is there"
+    );
     assert_eq!(code, Some(0));
 
-    let wrong_key = agent_config(&sb, "wrong-key.toml", "openai", &url, "stub-model", "DOCTOR_WRONG_KEY");
+    let wrong_key = agent_config(
+        &sb,
+        "wrong-key.toml",
+        "openai",
+        &url,
+        "stub-model",
+        "DOCTOR_WRONG_KEY",
+    );
     let (code, report) = doctor_json(&sb, &wrong_key);
     let agent = check(&report, "model", "agent");
     assert_eq!(agent["status"], "fail", "{agent}");
-    assert!(agent["detail"].as_str().unwrap_or("").contains("401"), "{agent}");
-    assert!(agent["fix"].as_str().unwrap_or("").contains("$DOCTOR_WRONG_KEY"), "{agent}");
+    assert!(
+        agent["detail"].as_str().unwrap_or("").contains("401"),
+        "{agent}"
+    );
+    assert!(
+        agent["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("$DOCTOR_WRONG_KEY"),
+        "{agent}"
+    );
     assert_eq!(code, Some(1));
 }
 
@@ -307,11 +409,21 @@ fn an_agent_model_on_a_closed_port_fails() {
         l.local_addr().expect("addr").port()
     };
     let url = format!("http://127.0.0.1:{port}/v1");
-    let closed = agent_config(&sb, "closed.toml", "openai", &url, "stub-model", "DOCTOR_TEST_KEY");
+    let closed = agent_config(
+        &sb,
+        "closed.toml",
+        "openai",
+        &url,
+        "stub-model",
+        "DOCTOR_TEST_KEY",
+    );
     let out = doctor(&sb, &closed, false);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let agent = line(&text, "agent");
     assert!(agent.trim_start().starts_with("fail"), "{text}");
-    assert!(agent.contains(&format!("127.0.0.1:{port}")), "names the server: {agent}");
+    assert!(
+        agent.contains(&format!("127.0.0.1:{port}")),
+        "names the server: {agent}"
+    );
 }

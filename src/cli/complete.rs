@@ -306,9 +306,7 @@ fn fish_layer(s: &Slots) -> String {
     };
     let mut id_cases = String::new();
     for (path, kind) in &s.ids {
-        id_cases.push_str(&format!(
-            "        case '{path}'\n            echo {kind}\n"
-        ));
+        id_cases.push_str(&format!("        case '{path}'\n            echo {kind}\n"));
     }
     let mut option_cases = String::new();
     for (option, kind) in &s.id_options {
@@ -445,7 +443,7 @@ pub fn ids(home: Option<&Path>, config: Option<&Path>, kind: &str, prefix: &str)
 pub fn man(out_dir: Option<&Path>, json: bool) -> Result<()> {
     let Some(dir) = out_dir else {
         let mut page = Vec::new();
-        clap_mangen::Man::new(command())
+        clap_mangen::Man::new(man_command())
             .render(&mut page)
             .context("rendering the man page")?;
         let mut out = std::io::stdout().lock();
@@ -456,9 +454,7 @@ pub fn man(out_dir: Option<&Path>, json: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     clap_mangen::generate_to(Cli::command(), dir)
         .with_context(|| format!("writing man pages to {}", dir.display()))?;
-    let mut visible = Cli::command().disable_help_subcommand(true);
-    visible.build();
-    let pages = page_names(&visible);
+    let pages = page_names(&man_command());
     if json {
         return super::print_json(&serde_json::json!({ "dir": dir, "pages": pages }));
     }
@@ -469,6 +465,14 @@ pub fn man(out_dir: Option<&Path>, json: bool) -> Result<()> {
         dir.join("spoke.1").display()
     )?;
     Ok(())
+}
+
+/// The command as `clap_mangen::generate_to` sees it: no `help` subcommand
+/// (every page documents `--help` already).
+fn man_command() -> clap::Command {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
 }
 
 /// The file names `clap_mangen::generate_to` writes: one per visible command.
@@ -495,7 +499,10 @@ mod tests {
         assert!(s.ids.contains(&("asset/show".to_owned(), "asset")));
         assert!(s.ids.contains(&("approve".to_owned(), "approval")));
         assert!(s.ids.contains(&("approvals/show".to_owned(), "approval")));
-        assert!(!s.paths.iter().any(|p| p.starts_with("__")), "hidden commands stay out");
+        assert!(
+            !s.paths.iter().any(|p| p.starts_with("__")),
+            "hidden commands stay out"
+        );
         assert!(s.value_options.iter().any(|o| o == "--home"));
         assert!(!s.value_options.iter().any(|o| o == "--json"));
         assert!(s.id_options.contains(&("--brief".to_owned(), "brief")));

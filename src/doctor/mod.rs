@@ -136,11 +136,7 @@ impl Report {
             ok: count(Status::Ok),
             warn: count(Status::Warn),
             fail: count(Status::Fail),
-            status: checks
-                .iter()
-                .map(|c| c.status)
-                .max()
-                .unwrap_or(Status::Ok),
+            status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok),
         };
         Report { summary, checks }
     }

@@ -49,7 +49,9 @@ pub async fn agent(config: Option<&AgentConfig>, config_file: String) -> Check {
                 AREA,
                 "agent",
                 format!("unknown provider `{other}` in {SECTION}"),
-                format!("set provider in {SECTION} of {config_file} to \"openai\" or \"anthropic\""),
+                format!(
+                    "set provider in {SECTION} of {config_file} to \"openai\" or \"anthropic\""
+                ),
             );
         }
     };
@@ -105,10 +107,7 @@ pub async fn agent(config: Option<&AgentConfig>, config_file: String) -> Check {
             return Check::fail(
                 AREA,
                 "agent",
-                format!(
-                    "cannot reach {shown}: {}",
-                    crate::http::error_chain(&e)
-                ),
+                format!("cannot reach {shown}: {}", crate::http::error_chain(&e)),
                 format!("start the model server, or {fix_url}"),
             );
         }
@@ -162,7 +161,10 @@ pub async fn agent(config: Option<&AgentConfig>, config_file: String) -> Check {
                     "{shown} answered, but not with a model list: {}",
                     crate::http::body_excerpt(&body)
                 ),
-                format!("make sure url in {SECTION} points at an {} API", agent.provider),
+                format!(
+                    "make sure url in {SECTION} points at an {} API",
+                    agent.provider
+                ),
             );
         }
     };
@@ -190,7 +192,11 @@ pub async fn agent(config: Option<&AgentConfig>, config_file: String) -> Check {
                 } else {
                     some.join(", ")
                 },
-                if listed.len() > some.len() { ", ..." } else { "" }
+                if listed.len() > some.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
             ),
             format!("set model in {SECTION} of {config_file} to one the server serves"),
         )

@@ -44,7 +44,10 @@ pub fn config(explicit: Option<&Path>) -> ConfigFound {
                 "config",
                 match &default {
                     Some(p) => format!("no config file at {}: defaults apply", p.display()),
-                    None => "no config file (neither XDG_CONFIG_HOME nor HOME is set): defaults apply".into(),
+                    None => {
+                        "no config file (neither XDG_CONFIG_HOME nor HOME is set): defaults apply"
+                            .into()
+                    }
                 },
             ),
             config: Some(config),
@@ -231,7 +234,11 @@ pub fn log_file() -> Check {
                 Check::ok(
                     AREA,
                     "log file",
-                    format!("{} ({} KiB) is writable", file.display(), size.div_ceil(1024)),
+                    format!(
+                        "{} ({} KiB) is writable",
+                        file.display(),
+                        size.div_ceil(1024)
+                    ),
                 )
             }
             Err(e) => Check::warn(
@@ -314,7 +321,11 @@ mod tests {
         std::fs::write(&bad, "theme = [\n").expect("write");
         let found = config(Some(&bad));
         assert_eq!(found.check.status, super::super::Status::Fail);
-        assert!(found.check.detail.contains("broken.toml"), "{:?}", found.check);
+        assert!(
+            found.check.detail.contains("broken.toml"),
+            "{:?}",
+            found.check
+        );
         assert!(found.config.is_none());
     }
 }

@@ -15,7 +15,9 @@ const AREA: &str = "search";
 #[derive(Debug, Clone)]
 pub enum IndexFacts {
     /// No index was ever saved.
-    NotBuilt { waiting: usize },
+    NotBuilt {
+        waiting: usize,
+    },
     Open {
         dir: PathBuf,
         documents: usize,
@@ -100,10 +102,7 @@ pub fn index(replica: &ReplicaFound, answered_dims: Option<usize>) -> Check {
                 return Check::warn(
                     AREA,
                     "index",
-                    format!(
-                        "{}: the next search rebuilds it ({why})",
-                        dir.display()
-                    ),
+                    format!("{}: the next search rebuilds it ({why})", dir.display()),
                     "`spoke index rebuild` does it now",
                 );
             }

@@ -90,7 +90,10 @@ fn explain_depth(env: Env) -> (ColorDepth, String) {
             ColorDepth::TrueColor,
             "Windows Terminal (WT_SESSION is set)".into(),
         ),
-        None => (ColorDepth::Ansi16, "neither TERM nor COLORTERM is set".into()),
+        None => (
+            ColorDepth::Ansi16,
+            "neither TERM nor COLORTERM is set".into(),
+        ),
     }
 }
 
@@ -210,7 +213,8 @@ fn clipboard(inside_tmux: bool, env: Env) -> Check {
     const SUPPORTING: &str = "kitty, WezTerm, foot, Alacritty, Ghostty, Windows Terminal, \
                               iTerm2 (with clipboard access allowed) and xterm (with allowWindowOps)";
     if inside_tmux {
-        let fix = "add `set -g set-clipboard on` to ~/.tmux.conf (now: `tmux set -g set-clipboard on`)";
+        let fix =
+            "add `set -g set-clipboard on` to ~/.tmux.conf (now: `tmux set -g set-clipboard on`)";
         return match tmux_option("set-clipboard") {
             Ok(v) if v == "on" => Check::ok(
                 AREA,
@@ -222,7 +226,9 @@ fn clipboard(inside_tmux: bool, env: Env) -> Check {
             Ok(v) => Check::warn(
                 AREA,
                 "clipboard",
-                format!("tmux set-clipboard is {v}: copies over OSC 52 from programs inside tmux are dropped"),
+                format!(
+                    "tmux set-clipboard is {v}: copies over OSC 52 from programs inside tmux are dropped"
+                ),
                 fix,
             ),
             Err(e) => Check::warn(
@@ -265,7 +271,9 @@ fn clipboard(inside_tmux: bool, env: Env) -> Check {
             AREA,
             "clipboard",
             "a VTE terminal (GNOME Terminal, Tilix...): these may ignore copies over OSC 52",
-            format!("for copying from spoke over SSH, use a terminal that takes OSC 52: {SUPPORTING}"),
+            format!(
+                "for copying from spoke over SSH, use a terminal that takes OSC 52: {SUPPORTING}"
+            ),
         ),
         None => Check::ok(
             AREA,
@@ -287,7 +295,11 @@ fn ssh(env: Env) -> Check {
                 ),
             )
         }
-        None => Check::ok(AREA, "ssh", "not an SSH session ($SSH_CONNECTION is not set)"),
+        None => Check::ok(
+            AREA,
+            "ssh",
+            "not an SSH session ($SSH_CONNECTION is not set)",
+        ),
     }
 }
 
@@ -309,9 +321,15 @@ mod tests {
         let (d, why) = explain_depth(&with(&[("NO_COLOR", "1"), ("COLORTERM", "truecolor")]));
         assert_eq!((d, why.as_str()), (ColorDepth::Ansi16, "NO_COLOR is set"));
         let (d, why) = explain_depth(&with(&[("COLORTERM", "24bit"), ("TERM", "xterm")]));
-        assert_eq!((d, why.as_str()), (ColorDepth::TrueColor, "COLORTERM=24bit"));
+        assert_eq!(
+            (d, why.as_str()),
+            (ColorDepth::TrueColor, "COLORTERM=24bit")
+        );
         let (d, why) = explain_depth(&with(&[("TERM", "screen-256color")]));
-        assert_eq!((d, why.as_str()), (ColorDepth::Ansi256, "TERM=screen-256color"));
+        assert_eq!(
+            (d, why.as_str()),
+            (ColorDepth::Ansi256, "TERM=screen-256color")
+        );
         let (d, _) = explain_depth(&with(&[]));
         assert_eq!(d, ColorDepth::Ansi16);
     }
