@@ -74,10 +74,8 @@ pub async fn checks(replica: &ReplicaFound) -> Vec<Check> {
             "see the `relay` check",
         )
     };
-    let down_fix = format!(
-        "start the relay (`spoke-relay serve --listen HOST:PORT --data DIR`) or check the address and the network; \
-         if the hub moved, `spoke hub join NEW_URL --token TOKEN`"
-    );
+    let down_fix = "start the relay (`spoke-relay serve --listen HOST:PORT --data DIR`) or check \
+                    the address and the network; if the hub moved, `spoke hub join NEW_URL --token TOKEN`";
     match tokio::time::timeout(NETWORK_TIMEOUT, connecting).await {
         Err(_) => {
             out.push(Check::fail(
