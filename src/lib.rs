@@ -10,6 +10,7 @@ pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub(crate) mod http;
 pub mod interrupt;
 pub mod logging;

@@ -6,7 +6,9 @@ mod agent;
 mod approvals;
 mod assets;
 mod briefs;
+mod complete;
 mod demo;
+mod doctor;
 mod inbox;
 pub use briefs::print_queue;
 pub use output::print_json;
@@ -183,6 +185,34 @@ pub enum Command {
         #[arg(long)]
         comment: Option<String>,
     },
+    /// Check paths, relay, token, model, embedder, search index and terminal: ok/warn/fail with fixes
+    #[command(after_help = doctor::AFTER_HELP)]
+    Doctor,
+    /// Print a completion script: `source <(spoke completions bash)`, or save it where the shell looks
+    #[command(
+        after_help = "Ids of briefs, assets, approval requests and knowledge documents are completed \
+                      from the replica (the --home on the line, SPOKE_HOME, or the default)."
+    )]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: complete::Shell,
+    },
+    /// Write man pages: spoke.1 to stdout, or spoke.1 and one per subcommand into --out
+    Man {
+        /// Folder for spoke.1, spoke-brief.1, ... (made if missing)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Ids for shell completion, one `ID<TAB>TITLE` a line (used by the completion scripts)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// brief, asset, approval or kb
+        kind: String,
+        /// Only ids starting with this
+        #[arg(default_value = "", allow_hyphen_values = true)]
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +344,17 @@ impl Ctx {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // These read the config themselves (a broken one is what doctor reports)
+    // or do not need it at all.
+    match &cli.command {
+        Some(Command::Doctor) => return doctor::run(&cli),
+        Some(Command::Completions { shell }) => return complete::completions(*shell),
+        Some(Command::Man { out }) => return complete::man(out.as_deref(), cli.json),
+        Some(Command::Complete { kind, prefix }) => {
+            return complete::ids(cli.home.as_deref(), cli.config.as_deref(), kind, prefix);
+        }
+        _ => {}
+    }
     let (config, _config_path) = Config::load(cli.config.as_deref())?;
     let home = match cli.home.clone().or_else(|| config.home.clone()) {
         Some(h) => h,
@@ -383,6 +424,11 @@ fn run(cli: Cli) -> Result<()> {
             crate::model::approval::Decision::Rejected,
             comment.as_deref(),
         ),
+        // Run above, before the config is read.
+        Command::Doctor
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Complete { .. } => Ok(()),
         Command::RequestChanges { id, comment } => approvals::decide(
             &ctx,
             &id,

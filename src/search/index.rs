@@ -281,6 +281,16 @@ pub fn index_dir(home: &Path) -> PathBuf {
     home.join("search")
 }
 
+/// The layout version this build reads and writes.
+pub fn format_version() -> u32 {
+    FORMAT
+}
+
+/// Whether an index was ever saved in `dir` (its manifest is there).
+pub fn is_saved(dir: &Path) -> bool {
+    dir.join(MANIFEST).is_file()
+}
+
 impl SearchIndex {
     /// Opens the index in `dir` for `replica`, or starts an empty one when
     /// there is none, when it was built by another embedder or for another

@@ -138,6 +138,11 @@ fn ca_for(meta: &ReplicaMeta) -> Option<std::path::PathBuf> {
     env_ca_file().or_else(|| meta.hub_ca_file.as_ref().map(std::path::PathBuf::from))
 }
 
+/// The extra CA a session with this replica's relay trusts, if any.
+pub fn trusted_ca(meta: &ReplicaMeta) -> Option<std::path::PathBuf> {
+    ca_for(meta)
+}
+
 /// The replica's hub connection, or a clear error if it has none.
 fn connection(replica: &Replica) -> Result<(HubAddress, String, ReplicaMeta)> {
     let meta = replica.meta()?;

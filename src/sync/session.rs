@@ -207,6 +207,12 @@ impl Session {
         }
     }
 
+    /// Closes the connection politely without syncing (a session opened
+    /// only to see that the relay answers).
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
     /// Sends other members' presence to `sink` as it arrives.
     pub fn on_presence(mut self, sink: tokio::sync::mpsc::UnboundedSender<Presence>) -> Self {
         self.presence_in = Some(sink);

@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn nothing_is_written_unless_the_config_asks() {
-        let n = Notifier::new(&config(false, false, None), &env(&[("TERM", "xterm-kitty")]));
+        let n = Notifier::new(
+            &config(false, false, None),
+            &env(&[("TERM", "xterm-kitty")]),
+        );
         assert!(n.bytes("Spoke", "news").is_empty());
     }
 
@@ -110,7 +113,10 @@ mod tests {
         );
         let tmux = Notifier::new(
             &config(false, true, Some("osc9")),
-            &env(&[("TERM", "screen-256color"), ("TMUX", "/tmp/tmux-0/default,1,0")]),
+            &env(&[
+                ("TERM", "screen-256color"),
+                ("TMUX", "/tmp/tmux-0/default,1,0"),
+            ]),
         );
         assert_eq!(
             tmux.bytes("Spoke", "news"),

@@ -538,11 +538,7 @@ fn spawn_worker(
                     // Searches and previews run on their own threads, and the
                     // terminal's work (the clipboard, the editor, notifications)
                     // on the render loop, never here.
-                    Some(
-                        Effect::Search { .. }
-                        | Effect::Preview(_)
-                        | Effect::Terminal(_),
-                    ) => {}
+                    Some(Effect::Search { .. } | Effect::Preview(_) | Effect::Terminal(_)) => {}
                     // Handled above.
                     Some(
                         Effect::LoadChat(_)
