@@ -3,109 +3,12 @@
 //! back. Keys go in with `send-keys`, the screen comes back with
 //! `capture-pane`, and what was saved is read back with the CLI.
 
+mod common_tmux;
+
+use common_tmux::{Tmux, tmux_available};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// A private tmux server for one test, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "spoke"]).stdout)
-            .into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "spoke"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
-    }
-
-    fn type_text(&self, text: &str) {
-        assert!(
-            self.run(&["send-keys", "-t", "spoke", "-l", text])
-                .status
-                .success()
-        );
-    }
-
-    /// Waits until `ready` holds for the screen.
-    fn wait_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} never happened; the screen was:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait_until(&format!("`{needle}`"), |s| s.contains(needle))
-    }
-
-    /// The newest paste buffer, which OSC 52 fills with `set-clipboard on`.
-    fn wait_for_buffer(&self, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = self.run(&["show-buffer"]);
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if out.status.success() && ready(&text) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the clipboard never got it; last buffer: {text:?}; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn session_alive(&self) -> bool {
-        self.run(&["has-session", "-t", "spoke"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
-/// Whether tmux is installed; without it the test skips with a notice,
-/// unless CI says every outside program must be there.
-fn tmux_available() -> bool {
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
-            "SPOKE_REQUIRE_PEERS is set but tmux is not installed"
-        );
-        eprintln!("skipped: install tmux (apt-get install tmux) to run the terminal test");
-    }
-    found
-}
 
 /// A replica with one brief; returns the config, the home and its id.
 struct Replica {
@@ -123,6 +26,8 @@ fn spoke(r: &Replica, args: &[&str]) -> Output {
         .args(args)
         .env_remove("SPOKE_HOME")
         .env_remove("SPOKE_CONFIG")
+        // Logs stay beside the test's config, out of the user's state folder.
+        .env("XDG_STATE_HOME", r.config.with_file_name("state"))
         .output()
         .expect("spoke runs")
 }
@@ -193,7 +98,8 @@ fn tmux_with(dir: &Path, command: &str) -> Tmux {
 
 fn tui_command(r: &Replica, env: &str) -> String {
     format!(
-        "env -u VISUAL {env} {} --config {} --home {}",
+        "env -u VISUAL XDG_STATE_HOME={} {env} {} --config {} --home {}",
+        r.config.with_file_name("state").display(),
         env!("CARGO_BIN_EXE_spoke"),
         r.config.display(),
         r.home.display()
@@ -320,14 +226,18 @@ fn ctrl_z_stops_the_tui_and_fg_brings_it_back_in_tmux() {
     tmux.wait_for("Briefs 1/1");
 
     tmux.keys(&["C-z"]);
-    let screen = tmux.wait_until("the shell's stopped-job note", |s| {
-        s.contains("Stopped") && !s.contains("Briefs 1/1")
-    });
+    let screen = tmux.wait_until(
+        "the shell's stopped-job note",
+        Duration::from_secs(60),
+        |s| s.contains("Stopped") && !s.contains("Briefs 1/1"),
+    );
     assert!(screen.contains("shell$"), "{screen}");
     // The shell reads its own keys: the TUI is not stealing them.
     tmux.type_text("echo still-here");
     tmux.keys(&["Enter"]);
-    tmux.wait_until("the shell's echo", |s| s.matches("still-here").count() >= 2);
+    tmux.wait_until("the shell's echo", Duration::from_secs(60), |s| {
+        s.matches("still-here").count() >= 2
+    });
 
     tmux.type_text("fg");
     tmux.keys(&["Enter"]);
@@ -337,7 +247,7 @@ fn ctrl_z_stops_the_tui_and_fg_brings_it_back_in_tmux() {
     tmux.keys(&["y"]);
     tmux.wait_for("to the clipboard");
     tmux.keys(&["q"]);
-    tmux.wait_until("the shell after quitting", |s| {
+    tmux.wait_until("the shell after quitting", Duration::from_secs(60), |s| {
         !s.contains("Briefs 1/1") && s.trim_end().ends_with("shell$")
     });
 }

@@ -3,76 +3,13 @@
 //! change is then checked from the command line.
 
 mod common_cli;
+mod common_tmux;
+
+use common_tmux::{Tmux, tmux_available};
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// A private tmux server for this test, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs (install it: apt-get install tmux)")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "spoke"]).stdout)
-            .into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "spoke"];
-        args.extend_from_slice(keys);
-        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
-    }
-
-    fn type_text(&self, text: &str) {
-        assert!(
-            self.run(&["send-keys", "-t", "spoke", "-l", text])
-                .status
-                .success()
-        );
-    }
-
-    /// Waits until the screen shows `needle`.
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait_until(needle, Duration::from_secs(30), |s| s.contains(needle))
-    }
-
-    /// Waits until `ready` holds for the screen.
-    fn wait_until(&self, needle: &str, within: Duration, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{needle}` never appeared; the screen was:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn session_alive(&self) -> bool {
-        self.run(&["has-session", "-t", "spoke"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
 
 fn spoke(config: &Path, home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spoke"))
@@ -87,23 +24,6 @@ fn spoke(config: &Path, home: &Path, args: &[&str]) -> Output {
         .env("XDG_STATE_HOME", config.with_file_name("state"))
         .output()
         .expect("spoke runs")
-}
-
-/// Whether tmux is installed; without it the test skips with a notice,
-/// unless CI says every outside program must be there.
-fn tmux_available() -> bool {
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
-            "SPOKE_REQUIRE_PEERS is set but tmux is not installed"
-        );
-        eprintln!("skipped: install tmux (apt-get install tmux) to run the terminal test");
-    }
-    found
 }
 
 /// Starts `spoke --demo --quiet` (the team does nothing, so the queue stays
@@ -157,16 +77,6 @@ fn start_demo_with(
         s.contains("Briefs ") && (s.contains("/27 ") || s.contains("/28 "))
     });
     (tmux, home, config)
-}
-
-impl Tmux {
-    /// Pastes `text` the way a terminal does: as one bracketed paste.
-    fn paste(&self, text: &str) {
-        let buffer = self.run(&["set-buffer", "-b", "hostile", text]);
-        assert!(buffer.status.success(), "set-buffer: {buffer:?}");
-        let pasted = self.run(&["paste-buffer", "-p", "-b", "hostile", "-t", "spoke"]);
-        assert!(pasted.status.success(), "paste-buffer: {pasted:?}");
-    }
 }
 
 #[test]
@@ -449,7 +359,8 @@ fn a_request_for_me_shows_a_badge_and_a_toast_without_a_keypress_in_tmux() {
         socket: format!("spoke-test-{}-badge", std::process::id()),
     };
     let command = format!(
-        "{} --config {} --home {}",
+        "XDG_STATE_HOME={} {} --config {} --home {}",
+        root.join("state").display(),
         env!("CARGO_BIN_EXE_spoke"),
         config.display(),
         ana.display()
