@@ -362,21 +362,7 @@ fn normalise_url(url: &str) -> Result<String, BadInput> {
              (for example wss://hub.example.com)"
         ))
     };
-    let trimmed = url.trim().trim_end_matches('/');
-    let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
-    let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| bad("no scheme"))?;
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "ws" | "http" => "ws",
-        "wss" | "https" => "wss",
-        _ => return Err(bad("the scheme must be ws or wss")),
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(bad("no host"));
-    }
-    if rest.contains("/v1/") || rest.contains(['?', '#', ' ']) {
-        return Err(bad("give the relay's address only, not a path to a hub"));
-    }
-    Ok(format!("{scheme}://{rest}"))
+    spoke_relay::proto::relay_base_url(url).map_err(bad)
 }
 
 /// What a new member is given: the relay's URL and the line to run.

@@ -71,13 +71,7 @@ impl Check {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Check {
-        Check {
-            area,
-            check,
-            status: Status::Warn,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Check::with_fix(Status::Warn, area, check, detail.into(), fix.into())
     }
 
     pub fn fail(
@@ -86,12 +80,22 @@ impl Check {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Check {
+        Check::with_fix(Status::Fail, area, check, detail.into(), fix.into())
+    }
+
+    fn with_fix(
+        status: Status,
+        area: &'static str,
+        check: &'static str,
+        detail: String,
+        fix: String,
+    ) -> Check {
         Check {
             area,
             check,
-            status: Status::Fail,
-            detail: detail.into(),
-            fix: Some(fix.into()),
+            status,
+            detail,
+            fix: Some(fix),
         }
     }
 }

@@ -59,22 +59,8 @@ impl HubAddress {
                  (ws://HOST:PORT or wss://HOST) with a token"
             ))
         };
-        let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
-        let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "ws" | "http" => "ws",
-            "wss" | "https" => "wss",
-            _ => return Err(bad("the scheme must be ws or wss")),
-        };
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(bad("no host"));
-        }
-        if rest.contains(['?', '#']) || rest.ends_with("/v1/hubs") {
-            return Err(bad("this is neither a hub URL nor a relay's address"));
-        }
-        Ok(JoinTarget::Relay {
-            base: format!("{scheme}://{rest}"),
-        })
+        let base = spoke_relay::proto::relay_base_url(trimmed).map_err(bad)?;
+        Ok(JoinTarget::Relay { base })
     }
 
     /// The relay's base over HTTP(S), for its plain HTTP endpoints.
