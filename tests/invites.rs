@@ -109,53 +109,19 @@ impl Drop for ServedRelay {
     }
 }
 
-/// Splits a command line as a POSIX shell would (quotes and backslashes).
+/// Splits a printed line as a shell would.
 fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for q in chars.by_ref() {
-                    if q == '\'' {
-                        break;
-                    }
-                    word.push(q);
-                }
-            }
-            '"' => {
-                in_word = true;
-                while let Some(q) = chars.next() {
-                    match q {
-                        '"' => break,
-                        '\\' => word.extend(chars.next()),
-                        _ => word.push(q),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                word.extend(chars.next());
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
+    spoke::service::assets::split_command(line).expect("a line a shell can split")
+}
+
+/// `spoke-relay token issue ... [EXTRA...] --json` for `handle`, parsed.
+fn issue(data: &str, hub: &str, handle: &str, role: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "token", "issue", "--data", data, "--hub", hub, "--handle", handle, "--role", role,
+    ];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    parse_json(&relay_ok(&args), &["token", "issue", "--json"])
 }
 
 /// The one `spoke hub join ...` line in what an admin command printed.
@@ -240,22 +206,7 @@ fn printed_join_lines_join_as_printed() {
     assert_eq!(hub_of(&kenji), hub);
 
     // The JSON carries the same line and the relay's URL.
-    let issued = parse_json(
-        &relay_ok(&[
-            "token",
-            "issue",
-            "--data",
-            served.data(),
-            "--hub",
-            &hub,
-            "--handle",
-            "maya",
-            "--role",
-            "reviewer",
-            "--json",
-        ]),
-        &["token", "issue", "--json"],
-    );
+    let issued = issue(served.data(), &hub, "maya", "reviewer", &[]);
     let url = field(&issued, "url");
     let token = field(&issued, "token");
     assert!(url.starts_with("ws://127.0.0.1:"), "{issued}");
@@ -269,22 +220,7 @@ fn printed_join_lines_join_as_printed() {
         let token = if who == "maya" {
             token.clone()
         } else {
-            let issued = parse_json(
-                &relay_ok(&[
-                    "token",
-                    "issue",
-                    "--data",
-                    served.data(),
-                    "--hub",
-                    &hub,
-                    "--handle",
-                    who,
-                    "--role",
-                    "creative",
-                    "--json",
-                ]),
-                &["token", "issue", "--json"],
-            );
+            let issued = issue(served.data(), &hub, who, "creative", &[]);
             field(&issued, "token")
         };
         let home = homes.path().join(who);
@@ -307,22 +243,7 @@ fn a_token_the_relay_refuses_on_its_base_url_says_what_to_pass() {
     );
     let url = field(&created, "url");
     let hub = field(&created, "hub");
-    let issued = parse_json(
-        &relay_ok(&[
-            "token",
-            "issue",
-            "--data",
-            served.data(),
-            "--hub",
-            &hub,
-            "--handle",
-            "gone",
-            "--role",
-            "creative",
-            "--json",
-        ]),
-        &["token", "issue", "--json"],
-    );
+    let issued = issue(served.data(), &hub, "gone", "creative", &[]);
     relay_ok(&[
         "token",
         "revoke",
@@ -391,23 +312,12 @@ fn without_a_known_url_the_admin_commands_say_how_to_set_one() {
     );
 
     // --public-url gives the line, normalised.
-    let issued = parse_json(
-        &relay_ok(&[
-            "token",
-            "issue",
-            "--data",
-            d,
-            "--hub",
-            &field(&created, "hub"),
-            "--handle",
-            "kenji",
-            "--role",
-            "creative",
-            "--public-url",
-            "https://hub.example.com/",
-            "--json",
-        ]),
-        &["token", "issue", "--json"],
+    let issued = issue(
+        d,
+        &field(&created, "hub"),
+        "kenji",
+        "creative",
+        &["--public-url", "https://hub.example.com/"],
     );
     assert_eq!(field(&issued, "url"), "wss://hub.example.com");
     assert_eq!(

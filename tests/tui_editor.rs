@@ -72,28 +72,7 @@ fn replica(dir: &Path) -> Replica {
 
 /// tmux on a private socket, running `command` in an 120x32 window.
 fn tmux_with(dir: &Path, command: &str) -> Tmux {
-    let tmux = Tmux {
-        socket: format!(
-            "spoke-io-{}-{}",
-            std::process::id(),
-            dir.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ),
-    };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "spoke",
-        "-x",
-        "120",
-        "-y",
-        "32",
-        command,
-    ]);
-    assert!(started.status.success(), "tmux new-session: {started:?}");
-    tmux
+    Tmux::start(&format!("io-{}", Tmux::tag_of(dir)), (120, 32), command)
 }
 
 fn tui_command(r: &Replica, env: &str) -> String {

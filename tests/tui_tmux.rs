@@ -41,15 +41,6 @@ fn start_demo_with(
     let home = dir.join("demo");
     let config = dir.join("config.toml");
     std::fs::write(&config, "").expect("config");
-    let tmux = Tmux {
-        socket: format!(
-            "spoke-test-{}-{}",
-            std::process::id(),
-            dir.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ),
-    };
     // A teammate acts every 2-3 s instead of every 20-40 s.
     let command = format!(
         "SPOKE_DEMO_PACE=2-3 XDG_STATE_HOME={} {} --config {} --demo --home {} {extra}",
@@ -58,19 +49,7 @@ fn start_demo_with(
         config.display(),
         home.display()
     );
-    let (width, height) = (size.0.to_string(), size.1.to_string());
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "spoke",
-        "-x",
-        &width,
-        "-y",
-        &height,
-        &command,
-    ]);
-    assert!(started.status.success(), "tmux new-session: {started:?}");
+    let tmux = Tmux::start(&Tmux::tag_of(dir), size, &command);
     // Seeding draws and analyses the demo's images first (slow in debug).
     // The queue opens folded: "Briefs 24/27" counts what shows of all.
     tmux.wait_until("Briefs n/27", Duration::from_secs(240), |s| {
@@ -355,9 +334,6 @@ fn a_request_for_me_shows_a_badge_and_a_toast_without_a_keypress_in_tmux() {
     let ana = join("ana", "lead");
     let kenji = join("kenji", "creative");
 
-    let tmux = Tmux {
-        socket: format!("spoke-test-{}-badge", std::process::id()),
-    };
     let command = format!(
         "XDG_STATE_HOME={} {} --config {} --home {}",
         root.join("state").display(),
@@ -365,18 +341,7 @@ fn a_request_for_me_shows_a_badge_and_a_toast_without_a_keypress_in_tmux() {
         config.display(),
         ana.display()
     );
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "spoke",
-        "-x",
-        "140",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(started.status.success(), "tmux new-session: {started:?}");
+    let tmux = Tmux::start("badge", (140, 30), &command);
     let screen = tmux.wait_for("connected");
     assert_eq!(
         badge(&screen, "Approvals"),

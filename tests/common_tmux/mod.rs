@@ -13,6 +13,35 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// A new tmux server on a socket named after this process and `tag`,
+    /// running `command` in a detached `width`x`height` session `spoke`.
+    pub fn start(tag: &str, (width, height): (u16, u16), command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("spoke-test-{}-{tag}", std::process::id()),
+        };
+        let (width, height) = (width.to_string(), height.to_string());
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "spoke",
+            "-x",
+            &width,
+            "-y",
+            &height,
+            command,
+        ]);
+        assert!(started.status.success(), "tmux new-session: {started:?}");
+        tmux
+    }
+
+    /// A tag for [`Tmux::start`] from a test's temporary folder.
+    pub fn tag_of(dir: &std::path::Path) -> String {
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-L")
