@@ -322,6 +322,27 @@ fn decode_versioned<T: for<'de> Deserialize<'de>>(
     Ok(rmp_serde::from_slice(rest)?)
 }
 
+/// A relay's base URL as people type it, `ws[s]://HOST[:PORT][/PREFIX]`
+/// (`http[s]://` taken as `ws[s]://`), without a trailing `/` or `/v1`.
+/// `Err` says what is wrong with it, for the caller's own message.
+pub fn relay_base_url(url: &str) -> Result<String, &'static str> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
+    let (scheme, rest) = trimmed.split_once("://").ok_or("no scheme")?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        _ => return Err("the scheme must be ws or wss"),
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("no host");
+    }
+    if rest.contains("/v1/") || rest.ends_with("/v1/hubs") || rest.contains(['?', '#', ' ']) {
+        return Err("give the relay's address only, not a path to a hub");
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,25 +517,4 @@ mod tests {
         };
         assert!(a < b && b < c);
     }
-}
-
-/// A relay's base URL as people type it, `ws[s]://HOST[:PORT][/PREFIX]`
-/// (`http[s]://` taken as `ws[s]://`), without a trailing `/` or `/v1`.
-/// `Err` says what is wrong with it, for the caller's own message.
-pub fn relay_base_url(url: &str) -> Result<String, &'static str> {
-    let trimmed = url.trim().trim_end_matches('/');
-    let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
-    let (scheme, rest) = trimmed.split_once("://").ok_or("no scheme")?;
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "ws" | "http" => "ws",
-        "wss" | "https" => "wss",
-        _ => return Err("the scheme must be ws or wss"),
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err("no host");
-    }
-    if rest.contains("/v1/") || rest.ends_with("/v1/hubs") || rest.contains(['?', '#', ' ']) {
-        return Err("give the relay's address only, not a path to a hub");
-    }
-    Ok(format!("{scheme}://{rest}"))
 }

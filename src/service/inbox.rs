@@ -222,7 +222,7 @@ impl Hub {
             }
             brief_threads.insert(brief.thread.clone(), brief.clone());
             let messages = self.thread_messages(&brief.thread)?;
-            if brief.assignees.iter().any(|a| *a == me) && brief.status.is_open() {
+            if brief.assignees.contains(&me) && brief.status.is_open() {
                 self.assigned_item(&brief, &messages, &me, my_client, marks, &mut items)?;
             }
             if brief.requester.as_deref() == Some(me.as_str())
