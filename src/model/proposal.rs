@@ -81,8 +81,16 @@ impl Proposal {
                     .ok_or_else(|| format!("proposal {} has no fields to update", self.id))?;
                 let mut set: BTreeMap<String, Value> = BTreeMap::new();
                 for (name, value) in fields {
-                    let field = BriefField::parse(name).map_err(|e| e.0)?;
-                    set.insert(field.name().to_owned(), value.clone());
+                    // A tag is its own register (`tags:hero`); every other
+                    // name is a field.
+                    let key = match name.strip_prefix("tags:") {
+                        Some(tag) => format!(
+                            "tags:{}",
+                            crate::model::brief::normalize_tag(tag).map_err(|e| e.0)?
+                        ),
+                        None => BriefField::parse(name).map_err(|e| e.0)?.name().to_owned(),
+                    };
+                    set.insert(key, value.clone());
                 }
                 set.insert(link.0, link.1);
                 vec![(
