@@ -67,6 +67,9 @@ pub struct AgentConfig {
     pub retries: Option<u32>,
     /// Longest answer, in tokens. Default 1024.
     pub max_tokens: Option<u32>,
+    /// The model's context window, in tokens: prompts are fitted into it
+    /// (less `max_tokens` for the answer) before they are sent. Default 8192.
+    pub context_tokens: Option<u32>,
     pub temperature: Option<f32>,
 }
 

@@ -3,6 +3,7 @@
 //! proposal that waits for a human decision. `slash` and `intake` work with
 //! no model at all; `scorer` is the deterministic assignment ranking.
 
+pub mod budget;
 pub mod chat;
 pub mod intake;
 pub mod provider;
