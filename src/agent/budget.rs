@@ -159,7 +159,10 @@ mod tests {
     fn everything_is_kept_when_it_fits() {
         let h = history(3, 10);
         let f = fit(8192, 1024, 4, system, &h).expect("fits");
-        assert_eq!((f.passages, f.dropped_history, f.dropped_passages), (4, 0, 0));
+        assert_eq!(
+            (f.passages, f.dropped_history, f.dropped_passages),
+            (4, 0, 0)
+        );
         assert_eq!(f.messages.len(), 4);
         assert!(f.tokens <= 8192 - 1024);
     }
@@ -191,6 +194,9 @@ mod tests {
         assert_eq!(err.budget, 1536);
         assert!(err.needed > 1536);
         let text = err.to_string();
-        assert!(text.contains("context_tokens") && text.contains("1536"), "{text}");
+        assert!(
+            text.contains("context_tokens") && text.contains("1536"),
+            "{text}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod chat;
+pub mod eval;
 pub mod intake;
 pub mod provider;
 pub mod scorer;

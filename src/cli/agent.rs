@@ -50,6 +50,9 @@ pub enum AgentCommand {
         #[arg(long, default_value_t = 60)]
         interval: u64,
     },
+    /// Score the configured model on fixed scenarios (intake, cited answers,
+    /// tool calls, proposals) on a throwaway hub; your replica is not touched
+    Eval,
 }
 
 /// `brief:PREFIX` resolved to the brief's full thread id; `general` as is.
@@ -64,6 +67,37 @@ fn resolve_thread(hub: &Hub, thread: &str) -> Result<String> {
         );
     }
     Ok(thread.to_owned())
+}
+
+/// `spoke agent eval`: every scenario against the configured model, on a
+/// hub in a temporary folder that is removed afterwards.
+fn eval(ctx: &Ctx) -> Result<()> {
+    let Some(provider) = provider(ctx)? else {
+        return Err(crate::model::InputError::new(format!(
+            "nothing to evaluate: {}",
+            chat::NO_MODEL
+        ))
+        .into());
+    };
+    let cancel = CancellationToken::new();
+    cancel_on_interrupt(cancel.clone());
+    let dir = std::env::temp_dir().join(format!(
+        "spoke-eval-{}-{}",
+        std::process::id(),
+        crate::model::hlc::wall_now_ms()
+    ));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the evaluation hub in {}", dir.display()))?;
+    let outcome = crate::agent::eval::run(provider.as_ref(), &dir, &cancel, |row| {
+        eprintln!("{:<18} {}", row.scenario, row.outcome);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = outcome?;
+    if ctx.json {
+        return print_json(&report);
+    }
+    outln!("{}", report.table())?;
+    Ok(())
 }
 
 fn provider(ctx: &Ctx) -> Result<Option<Box<dyn Provider>>> {
@@ -225,7 +259,10 @@ fn send(ctx: &Ctx, text: &str, thread: &str) -> Result<()> {
 }
 
 pub fn agent(ctx: &Ctx, cmd: AgentCommand) -> Result<()> {
-    let AgentCommand::Run { once, interval } = cmd;
+    let (once, interval) = match cmd {
+        AgentCommand::Run { once, interval } => (once, interval),
+        AgentCommand::Eval => return eval(ctx),
+    };
     let provider = provider(ctx)?;
     let cancel = CancellationToken::new();
     cancel_on_interrupt(cancel.clone());
