@@ -19,7 +19,7 @@ use spoke::config::SearchConfig;
 use spoke::model::asset::Provenance;
 use spoke::model::proposal::{ProposalKind, ProposalStatus};
 use spoke::search::index::SearchIndex;
-use spoke::service::threads::{GENERAL_THREAD, human_message};
+use spoke::service::threads::GENERAL_THREAD;
 use spoke::service::{Hub, NewBrief, NewHub, NewMember};
 use std::path::Path;
 use std::time::Duration;
