@@ -604,3 +604,128 @@ pub fn citation_text(c: &Citation) -> String {
         None => format!("{} {}", c.kind, c.id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::{App, Msg};
+    use crate::tui::keymap::Keymap;
+    use crate::tui::popup::picker::AnyPicker;
+    use crate::tui::theme::{ColorDepth, Theme};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn answer_citing(citations: Vec<Citation>) -> Message {
+        Message {
+            author: "ana".into(),
+            at: None,
+            body: "Slow cuts [4]; no spinning logos [9].".into(),
+            citations,
+            provenance: Provenance::Ai {
+                provider: "openai".into(),
+                model: "test".into(),
+                prompt_sha256: String::new(),
+            },
+            tools: Vec::new(),
+        }
+    }
+
+    fn cited(n: Option<usize>, id: &str) -> Citation {
+        Citation {
+            n,
+            kind: "kb".into(),
+            id: id.into(),
+            quote: Some(format!("{id} title")),
+            unknown: false,
+        }
+    }
+
+    fn app_with(messages: Vec<Message>) -> App {
+        let keymap = Keymap::load("default", None).expect("keymap");
+        let mut app = App::new(keymap, jiff::Timestamp::UNIX_EPOCH);
+        app.panes.chat.model = Some("openai/test".into());
+        app.update(Msg::Action(Action::ShowChat));
+        app.update(Msg::ChatData {
+            threads: vec![ThreadInfo {
+                id: "general".into(),
+                title: "general".into(),
+                messages: messages.len(),
+            }],
+            thread: "general".into(),
+            messages,
+        });
+        app
+    }
+
+    fn screen(app: &mut App) -> String {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        app.update(Msg::Resize {
+            width: 120,
+            height: 30,
+        });
+        let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("terminal");
+        terminal
+            .draw(|f| crate::tui::draw::draw(app, &theme, f))
+            .expect("draw");
+        terminal.backend().to_string()
+    }
+
+    #[test]
+    fn the_source_list_and_the_picker_keep_the_numbers_the_answer_used() {
+        let mut app = app_with(vec![answer_citing(vec![
+            cited(Some(4), "k-motion#0"),
+            Citation::unknown(9),
+        ])]);
+        let text = screen(&mut app);
+        assert!(text.contains("[4] kb k-motion#0 k-motion#0 title"), "{text}");
+        assert!(text.contains("[9] (no such source)"), "{text}");
+        assert!(!text.contains("[1] "), "{text}");
+
+        let choices = citation_choices(&app.panes.chat.latest_citations());
+        let labels: Vec<&str> = choices.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, vec!["[4] kb"], "an unknown number cannot be followed");
+        app.update(Msg::Action(Action::FollowCitation));
+        let text = screen(&mut app);
+        assert!(text.contains("[4] kb"), "{text}");
+        assert!(matches!(
+            app.popups.last(),
+            Some((_, Popup::Picker(AnyPicker::Citation(_))))
+        ));
+        let copied = message_text(&app.panes.chat.messages[0]);
+        assert!(copied.ends_with("[4] kb k-motion#0: \"k-motion#0 title\"\n[9] (no such source)"));
+    }
+
+    #[test]
+    fn citations_stored_without_numbers_are_numbered_by_position() {
+        let mut app = app_with(vec![answer_citing(vec![
+            cited(None, "k-a#0"),
+            cited(None, "k-b#0"),
+        ])]);
+        let text = screen(&mut app);
+        assert!(text.contains("[1] kb k-a#0") && text.contains("[2] kb k-b#0"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_answer_puts_the_question_back_in_the_input() {
+        let mut app = app_with(Vec::new());
+        app.panes.chat.streaming = Some(Streaming {
+            thread: "general".into(),
+            question: "can we ship Friday?".into(),
+            ..Streaming::default()
+        });
+        app.update(Msg::ChatStream(ChatEvent::ToolCalling {
+            name: "search_briefs".into(),
+            bytes: 312,
+        }));
+        let text = screen(&mut app);
+        assert!(text.contains("calling search_briefs… 312 bytes"), "{text}");
+        assert!(text.contains("can we ship Friday?"), "{text}");
+        app.update(Msg::ChatDone {
+            thread: "general".into(),
+            error: Some("connection refused".into()),
+        });
+        assert!(app.panes.chat.streaming.is_none());
+        assert_eq!(app.panes.chat.input.text(), "can we ship Friday?");
+        assert_eq!(app.panes.chat.notice(), Some("connection refused"));
+    }
+}
