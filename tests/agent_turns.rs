@@ -116,9 +116,18 @@ fn a_cited_number_is_kept_from_the_answer_to_every_listing_and_unknown_ones_are_
     let topics = [
         ("voice", "Harbour tone of voice: warm, plain and specific."),
         ("colour", "Harbour colour: the blue leads every layout."),
-        ("type", "Harbour type: one family, two weights, never condensed."),
-        ("photo", "Harbour photography: people at work, daylight, no stock."),
-        ("motion", "Harbour motion: slow cuts, no spinning logos, captions always."),
+        (
+            "type",
+            "Harbour type: one family, two weights, never condensed.",
+        ),
+        (
+            "photo",
+            "Harbour photography: people at work, daylight, no stock.",
+        ),
+        (
+            "motion",
+            "Harbour motion: slow cuts, no spinning logos, captions always.",
+        ),
     ];
     let mut paths = Vec::new();
     for (name, text) in topics {
@@ -140,7 +149,9 @@ fn a_cited_number_is_kept_from_the_answer_to_every_listing_and_unknown_ones_are_
         _ => text_reply("Keep the cuts slow [4]. Spinning logos are out [9]. See `xs[2]`."),
     });
     let config = agent_config(&sb, "agent.toml", &server.base_url);
-    let args = ["chat", "send", "how", "should", "the", "harbour", "film", "move?"];
+    let args = [
+        "chat", "send", "how", "should", "the", "harbour", "film", "move?",
+    ];
     let out = sb.run_with_config(&config, &args);
     assert_success(&out, &args);
 
@@ -154,10 +165,7 @@ fn a_cited_number_is_kept_from_the_answer_to_every_listing_and_unknown_ones_are_
     // The streamed answer's footer.
     let printed = stdout(&out);
     assert!(printed.contains("[4]."), "{printed}");
-    let footer: Vec<&str> = printed
-        .lines()
-        .filter(|l| l.starts_with('['))
-        .collect();
+    let footer: Vec<&str> = printed.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(footer.len(), 2, "{printed}");
     assert!(
         footer[0].starts_with("[4] kb ") && footer[0].ends_with(fourth.as_str()),
@@ -220,9 +228,8 @@ fn hanging_up_server() -> String {
 #[test]
 fn a_failed_send_posts_nothing_keeps_a_draft_and_retry_posts_question_and_answer_together() {
     let sb = Sandbox::with_hub();
-    let server = FakeModelServer::start("chat/completions", |_, _| {
-        text_reply("Yes, Friday works.")
-    });
+    let server =
+        FakeModelServer::start("chat/completions", |_, _| text_reply("Yes, Friday works."));
     let working = agent_config(&sb, "working.toml", &server.base_url);
     let first = ["chat", "send", "warm-up question"];
     assert_success(&sb.run_with_config(&working, &first), &first);
@@ -231,7 +238,10 @@ fn a_failed_send_posts_nothing_keeps_a_draft_and_retry_posts_question_and_answer
     let draft = sb.home.join("drafts").join("chat-general.txt");
 
     for (what, url) in [
-        ("a closed port", format!("http://127.0.0.1:{}/v1", closed_port())),
+        (
+            "a closed port",
+            format!("http://127.0.0.1:{}/v1", closed_port()),
+        ),
         ("a server that hangs up", hanging_up_server()),
     ] {
         let config = agent_config(&sb, "dead.toml", &url);
@@ -278,7 +288,11 @@ fn a_failed_send_posts_nothing_keeps_a_draft_and_retry_posts_question_and_answer
     // Nothing to retry now.
     let out = sb.run_with_config(&working, &args);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no unsent message"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no unsent message"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -325,7 +339,11 @@ fn a_streamed_tool_call_reports_its_name_and_growing_argument_bytes() {
     assert!(progress.iter().all(|(name, _)| name == "list_briefs"));
     assert_eq!(progress[0].1, 0, "the call is told as it starts");
     assert_eq!(progress[1].1, pieces[0].len(), "the first fragment at once");
-    assert_eq!(progress.last().map(|p| p.1), Some(total), "and once complete");
+    assert_eq!(
+        progress.last().map(|p| p.1),
+        Some(total),
+        "and once complete"
+    );
     assert!(
         progress.windows(2).all(|w| w[0].1 < w[1].1),
         "growing: {progress:?}"

@@ -13,10 +13,10 @@ use crate::config::AgentConfig;
 use crate::model::asset::Provenance;
 use crate::model::ids::hex;
 use crate::model::thread::{Message, MessageBody, ToolUse};
-use crate::service::threads::human_message;
 use crate::search::docs::DocKind;
 use crate::search::index::{Query, SearchIndex};
 use crate::service::Hub;
+use crate::service::threads::human_message;
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -390,10 +390,8 @@ fn stream(
             };
             call.bytes += fragment.len();
             // The first fragment at once, then no more often than PROGRESS_EVERY.
-            let due = call.told == 0
-                || call
-                    .told_at
-                    .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
+            let due =
+                call.told == 0 || call.told_at.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
             if due && call.bytes > call.told {
                 call.told = call.bytes;
                 call.told_at = Some(std::time::Instant::now());

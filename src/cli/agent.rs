@@ -7,9 +7,9 @@ use crate::agent::intake::{WorkerReport, work_once};
 use crate::agent::provider::Provider;
 use crate::agent::slash::{self, SlashContext};
 use crate::model::InputError;
+use crate::model::thread::numbered;
 use crate::search::index::SearchIndex;
 use crate::service::Hub;
-use crate::model::thread::numbered;
 use crate::service::threads::GENERAL_THREAD;
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -318,7 +318,13 @@ mod drafts {
     fn path(home: &Path, thread: &str) -> PathBuf {
         let name: String = thread
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         home.join("drafts").join(format!("chat-{name}.txt"))
     }
@@ -326,8 +332,7 @@ mod drafts {
     pub fn save(home: &Path, thread: &str, text: &str) -> Result<PathBuf> {
         let path = path(home, thread);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)

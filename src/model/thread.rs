@@ -46,7 +46,12 @@ impl Citation {
         if self.unknown {
             return "(no such source)".to_owned();
         }
-        match self.quote.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        match self
+            .quote
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
             Some(q) => format!("{} {} {q}", self.kind, self.id),
             None => format!("{} {}", self.kind, self.id),
         }
@@ -55,10 +60,7 @@ impl Citation {
 
 /// A message's citations with the numbers its text uses.
 pub fn numbered(citations: &[Citation]) -> impl Iterator<Item = (usize, &Citation)> {
-    citations
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.number(i), c))
+    citations.iter().enumerate().map(|(i, c)| (c.number(i), c))
 }
 
 /// The body of a message as appended to its thread.
@@ -134,7 +136,10 @@ mod tests {
         };
         assert_eq!(new.number(0), 4);
         let json = serde_json::to_string(&old).unwrap();
-        assert!(!json.contains("\"n\"") && !json.contains("unknown"), "{json}");
+        assert!(
+            !json.contains("\"n\"") && !json.contains("unknown"),
+            "{json}"
+        );
         let json = serde_json::to_value(Citation::unknown(9)).unwrap();
         assert_eq!(json["n"], 9);
         assert_eq!(json["unknown"], true);

@@ -677,13 +677,20 @@ mod tests {
             Citation::unknown(9),
         ])]);
         let text = screen(&mut app);
-        assert!(text.contains("[4] kb k-motion#0 k-motion#0 title"), "{text}");
+        assert!(
+            text.contains("[4] kb k-motion#0 k-motion#0 title"),
+            "{text}"
+        );
         assert!(text.contains("[9] (no such source)"), "{text}");
         assert!(!text.contains("[1] "), "{text}");
 
         let choices = citation_choices(&app.panes.chat.latest_citations());
         let labels: Vec<&str> = choices.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(labels, vec!["[4] kb"], "an unknown number cannot be followed");
+        assert_eq!(
+            labels,
+            vec!["[4] kb"],
+            "an unknown number cannot be followed"
+        );
         app.update(Msg::Action(Action::FollowCitation));
         let text = screen(&mut app);
         assert!(text.contains("[4] kb"), "{text}");
@@ -702,7 +709,10 @@ mod tests {
             cited(None, "k-b#0"),
         ])]);
         let text = screen(&mut app);
-        assert!(text.contains("[1] kb k-a#0") && text.contains("[2] kb k-b#0"), "{text}");
+        assert!(
+            text.contains("[1] kb k-a#0") && text.contains("[2] kb k-b#0"),
+            "{text}"
+        );
     }
 
     #[test]
