@@ -462,6 +462,7 @@ mod approvals_pane {
                 kind: "kb".into(),
                 id: "kb-brand-guide".into(),
                 quote: Some("Speak to creative leads".into()),
+                ..Default::default()
             }],
             brief: Some("b-00000001".into()),
             status: ProposalStatus::Pending,
@@ -838,6 +839,7 @@ mod chat_pane {
                     kind: "kb".into(),
                     id: "k-voice#1".into(),
                     quote: Some("brand-voice.md › Tone of voice".into()),
+                    ..Default::default()
                 }]
             } else {
                 Vec::new()

@@ -1,7 +1,9 @@
 //! One agent turn in a thread: ground the question in the hub's own
 //! knowledge, stream the model's answer, run the tools it calls (read-only
-//! ones at once, proposing ones as proposals), and post the answer to the
-//! thread marked as AI, with provenance and citations.
+//! ones at once, proposing ones as proposals), and post the question and the
+//! answer (marked as AI, with provenance and numbered citations) to the
+//! thread together. A turn that fails or is cancelled posts nothing: the
+//! caller keeps the question to send again.
 
 use super::provider::{
     ChatMessage, ChatRequest, Completion, Provider, ProviderError, StreamEvent, ToolChoice,
@@ -14,6 +16,7 @@ use crate::model::thread::{Message, MessageBody, ToolUse};
 use crate::search::docs::DocKind;
 use crate::search::index::{Query, SearchIndex};
 use crate::service::Hub;
+use crate::service::threads::human_message;
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -25,6 +28,8 @@ const MAX_TOOL_ROUNDS: usize = 4;
 const HISTORY: usize = 12;
 /// Passages retrieved up front for a question.
 const GROUNDING: usize = 4;
+/// How often a tool call's growing arguments are reported.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The provider `[agent]` in config.toml describes.
 pub fn provider_from_config(cfg: &AgentConfig) -> Result<Box<dyn Provider>> {
@@ -59,6 +64,10 @@ To chat with the agent, add to config.toml:\n  [agent]\n  provider = \"openai\" 
 pub enum ChatEvent {
     /// More answer text.
     Text(String),
+    /// The model is writing a tool call: its name and the bytes of
+    /// arguments received so far (sent at the start, then as fragments
+    /// arrive, at most every [`PROGRESS_EVERY`], and once complete).
+    ToolCalling { name: String, bytes: usize },
     /// The model called a tool.
     ToolStarted { name: String },
     /// What came of it.
@@ -160,18 +169,27 @@ impl HubAccess for Direct<'_> {
     }
 }
 
-/// Answers the latest message in `thread` (the caller posted it) and posts
-/// the answer. Cancelling `cancel` stops the answer at once; nothing is
-/// posted then.
+/// Answers `question` (not yet in `thread`) and posts the question and the
+/// answer together. When the model cannot be reached, fails or `cancel` is
+/// cancelled (which stops the answer at once), nothing is posted: the
+/// question stays with the caller, to send again.
 pub fn answer(
     hub: &mut Hub,
     index: Option<&SearchIndex>,
     provider: &dyn Provider,
     thread: &str,
+    question: &str,
     cancel: &CancellationToken,
     on_event: &mut dyn FnMut(ChatEvent),
 ) -> Result<Turn> {
-    answer_with(&Direct::new(hub, index), provider, thread, cancel, on_event)
+    answer_with(
+        &Direct::new(hub, index),
+        provider,
+        thread,
+        question,
+        cancel,
+        on_event,
+    )
 }
 
 /// [`answer`], reaching the hub through `access`.
@@ -179,11 +197,16 @@ pub fn answer_with(
     access: &impl HubAccess,
     provider: &dyn Provider,
     thread: &str,
+    question: &str,
     cancel: &CancellationToken,
     on_event: &mut dyn FnMut(ChatEvent),
 ) -> Result<Turn> {
+    if question.trim().is_empty() {
+        return Err(crate::model::InputError::new("an empty message was not posted").into());
+    }
     let now = Timestamp::now();
-    let (mut messages, mut sources) = access.with(|hub, index| prepare(hub, index, thread, now))?;
+    let (mut messages, mut sources) =
+        access.with(|hub, index| prepare(hub, index, thread, question, now))?;
 
     let made_by = |model: &str, prompt: &[ChatMessage]| Provenance::Ai {
         provider: provider.name().to_owned(),
@@ -274,8 +297,8 @@ pub fn answer_with(
         body: body.clone(),
     };
     access
-        .with(|hub, _| hub.post_message(thread, message.clone()))
-        .with_context(|| format!("posting the answer to thread {thread}"))?;
+        .with(|hub, _| hub.post_exchange(thread, human_message(question), message.clone()))
+        .with_context(|| format!("posting the question and the answer to thread {thread}"))?;
     Ok(Turn {
         answer: body,
         message,
@@ -285,22 +308,20 @@ pub fn answer_with(
 }
 
 /// The conversation to send: the system prompt with the passages retrieved
-/// for the question, then the thread's recent history.
+/// for the question, the thread's recent history, then the question.
 fn prepare(
     hub: &mut Hub,
     index: Option<&SearchIndex>,
     thread: &str,
+    question: &str,
     now: Timestamp,
 ) -> Result<(Vec<ChatMessage>, Sources)> {
     let history = hub.thread_messages(thread)?;
-    let question = history
-        .last()
-        .map(|m| m.body.clone())
-        .context("the thread has no message to answer")?;
+    let me = hub.actor()?.to_owned();
     let mut sources = Sources::default();
     if let Some(index) = index {
         let q = Query {
-            text: question,
+            text: question.to_owned(),
             kinds: vec![DocKind::Kb, DocKind::Brief],
             limit: GROUNDING,
             ..Query::default()
@@ -319,23 +340,73 @@ fn prepare(
     let mut messages = vec![ChatMessage::system(system_prompt(
         hub, thread, now, &sources,
     )?)];
-    let start = history.len().saturating_sub(HISTORY);
+    let start = history.len().saturating_sub(HISTORY - 1);
     messages.extend(history[start..].iter().map(history_message));
+    messages.push(ChatMessage::user(format!("@{me}: {question}")));
     Ok((messages, sources))
 }
 
-/// Streams one request, forwarding text and retries to the caller.
+/// A tool call being streamed, for progress.
+struct Calling {
+    name: String,
+    bytes: usize,
+    told: usize,
+    told_at: Option<std::time::Instant>,
+}
+
+/// Streams one request, forwarding text, retries and tool-call progress to
+/// the caller.
 fn stream(
     provider: &dyn Provider,
     request: &ChatRequest,
     cancel: &CancellationToken,
     on_event: &mut dyn FnMut(ChatEvent),
 ) -> Result<Completion, ProviderError> {
-    provider.stream(request, cancel, &mut |event| match event {
+    let mut calls: std::collections::BTreeMap<usize, Calling> = Default::default();
+    let completion = provider.stream(request, cancel, &mut |event| match event {
         StreamEvent::Text(t) => on_event(ChatEvent::Text(t)),
         StreamEvent::Retrying { wait_ms, error, .. } => {
+            calls.clear();
             on_event(ChatEvent::Retrying { wait_ms, error })
         }
-        StreamEvent::ToolCallStarted { .. } | StreamEvent::ToolCallArguments { .. } => {}
-    })
+        StreamEvent::ToolCallStarted { index, name, .. } => {
+            on_event(ChatEvent::ToolCalling {
+                name: name.clone(),
+                bytes: 0,
+            });
+            calls.insert(
+                index,
+                Calling {
+                    name,
+                    bytes: 0,
+                    told: 0,
+                    told_at: Some(std::time::Instant::now()),
+                },
+            );
+        }
+        StreamEvent::ToolCallArguments { index, fragment } => {
+            let Some(call) = calls.get_mut(&index) else {
+                return;
+            };
+            call.bytes += fragment.len();
+            // The first fragment at once, then no more often than PROGRESS_EVERY.
+            let due =
+                call.told == 0 || call.told_at.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
+            if due && call.bytes > call.told {
+                call.told = call.bytes;
+                call.told_at = Some(std::time::Instant::now());
+                on_event(ChatEvent::ToolCalling {
+                    name: call.name.clone(),
+                    bytes: call.bytes,
+                });
+            }
+        }
+    })?;
+    for call in calls.into_values().filter(|c| c.bytes > c.told) {
+        on_event(ChatEvent::ToolCalling {
+            name: call.name,
+            bytes: call.bytes,
+        });
+    }
+    Ok(completion)
 }

@@ -53,15 +53,19 @@ impl Sources {
         self.items.len()
     }
 
-    /// Citations for the sources a text refers to as `[n]`.
+    /// Citations for the `[n]` a text uses, in number order, each keeping
+    /// its number; a number no source has is kept, marked unknown.
     pub fn cited_in(&self, text: &str) -> Vec<Citation> {
-        let mut out = Vec::new();
-        for (i, s) in self.items.iter().enumerate() {
-            if text.contains(&format!("[{}]", i + 1)) {
-                out.push(self.citation(s));
-            }
-        }
-        out
+        cited_numbers(text)
+            .into_iter()
+            .map(|n| match n.checked_sub(1).and_then(|i| self.items.get(i)) {
+                Some(s) => Citation {
+                    n: Some(n),
+                    ..self.citation(s)
+                },
+                None => Citation::unknown(n),
+            })
+            .collect()
     }
 
     /// Citations for every source (a proposal cites what the model saw).
@@ -81,7 +85,101 @@ impl Sources {
             kind: kind.to_owned(),
             id: s.id.clone(),
             quote: Some(s.title.clone()),
+            ..Citation::default()
         }
+    }
+}
+
+/// Largest number read as a citation: `[2024]` is a year, not a source.
+const MAX_CITATION: usize = 999;
+
+/// The numbers a Markdown text cites as `[n]` (or `[n, m]`), sorted and
+/// once each. Code (fenced blocks and inline spans), links `[3](url)` and
+/// reference definitions `[3]: url` are not citations.
+pub fn cited_numbers(text: &str) -> Vec<usize> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut fence: Option<(char, usize)> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let marker = trimmed.chars().next().filter(|c| *c == '`' || *c == '~');
+        if let Some(c) = marker {
+            let run = trimmed.chars().take_while(|x| *x == c).count();
+            if run >= 3 {
+                match fence {
+                    None => fence = Some((c, run)),
+                    Some((open, len)) if open == c && run >= len => fence = None,
+                    Some(_) => {}
+                }
+                continue;
+            }
+        }
+        if fence.is_some() {
+            continue;
+        }
+        scan_line(line, &mut found);
+    }
+    found.into_iter().collect()
+}
+
+fn scan_line(line: &str, found: &mut std::collections::BTreeSet<usize>) {
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '`' => {
+                // An inline code span ends at the next run of the same length.
+                let run = chars[i..].iter().take_while(|c| **c == '`').count();
+                let mut j = i + run;
+                let mut closed = None;
+                while j < chars.len() {
+                    if chars[j] == '`' {
+                        let r = chars[j..].iter().take_while(|c| **c == '`').count();
+                        if r == run {
+                            closed = Some(j + r);
+                            break;
+                        }
+                        j += r;
+                    } else {
+                        j += 1;
+                    }
+                }
+                i = closed.unwrap_or(i + run);
+            }
+            '[' => {
+                let Some(len) = chars[i + 1..].iter().position(|c| *c == ']') else {
+                    return;
+                };
+                let inner: String = chars[i + 1..i + 1 + len].iter().collect();
+                let after = chars.get(i + len + 2).copied();
+                let indent = chars.iter().take_while(|c| c.is_whitespace()).count();
+                let definition = i == indent && after == Some(':');
+                i += len + 2;
+                if after == Some('(') {
+                    // A link: its destination is not read for citations.
+                    let close = chars[i..].iter().position(|c| *c == ')');
+                    i = close.map_or(chars.len(), |c| i + c + 1);
+                } else if !definition {
+                    found.extend(citation_list(&inner));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// `4` or `1, 3` as numbers; anything else (`x`, `1-3`, ``) as none.
+fn citation_list(inner: &str) -> Vec<usize> {
+    let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+    let numbers: Vec<usize> = parts
+        .iter()
+        .filter(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+        .filter_map(|p| p.parse().ok())
+        .filter(|n| (1..=MAX_CITATION).contains(n))
+        .collect();
+    if numbers.len() == parts.len() {
+        numbers
+    } else {
+        Vec::new()
     }
 }
 
@@ -883,6 +981,44 @@ mod tests {
             name: "draft_copy".into(),
             arguments: arguments.into(),
         }
+    }
+
+    fn source(n: usize) -> Source {
+        Source {
+            kind: DocKind::Kb,
+            id: format!("k-{n}#0"),
+            title: format!("Doc {n}"),
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn citations_keep_the_numbers_of_the_text_and_unknown_ones_are_marked() {
+        let mut sources = Sources::default();
+        for n in 1..=5 {
+            sources.add(source(n));
+        }
+        let cited = sources.cited_in("Warm and plain [4], never loud [9]; see [2, 4].");
+        let got: Vec<(Option<usize>, &str, bool)> = cited
+            .iter()
+            .map(|c| (c.n, c.id.as_str(), c.unknown))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(2), "k-2#0", false),
+                (Some(4), "k-4#0", false),
+                (Some(9), "", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn code_links_and_definitions_are_not_citations() {
+        let text = "Use `xs[3]` or ``a[5]`` [1].\n\n```rust\nlet y = v[2];\n```\n\
+                    See [the guide](https://x/[6]) and [7](https://y).\n[8]: https://z\n\
+                    ~~~\n[10]\n~~~\nAlso [x], [], [2024], [0] and [3][4].";
+        assert_eq!(cited_numbers(text), vec![1, 3, 4]);
     }
 
     #[test]

@@ -7,9 +7,10 @@ use crate::agent::intake::{WorkerReport, work_once};
 use crate::agent::provider::Provider;
 use crate::agent::slash::{self, SlashContext};
 use crate::model::InputError;
+use crate::model::thread::numbered;
 use crate::search::index::SearchIndex;
 use crate::service::Hub;
-use crate::service::threads::{GENERAL_THREAD, human_message};
+use crate::service::threads::GENERAL_THREAD;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
@@ -18,15 +19,20 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Subcommand)]
 pub enum ChatCommand {
-    /// Post a message; the agent answers (streamed). `/find`, `/who`, `/triage`,
-    /// `/assign` work without a model
+    /// Ask the agent; the question and its answer (streamed) are posted
+    /// together, and nothing is posted when the model fails: the question is
+    /// kept as a draft for --retry. `/find`, `/who`, `/triage`, `/assign`
+    /// work without a model
     Send {
         /// The message (several words are joined)
-        #[arg(required = true, num_args = 1..)]
+        #[arg(required_unless_present = "retry", conflicts_with = "retry", num_args = 1..)]
         text: Vec<String>,
         /// `general` (the default) or `brief:ID`
         #[arg(long, default_value = GENERAL_THREAD)]
         thread: String,
+        /// Send again the draft a failed send kept for this thread
+        #[arg(long)]
+        retry: bool,
     },
     /// A thread's messages, oldest first
     Show {
@@ -131,7 +137,16 @@ fn cancel_on_interrupt(token: CancellationToken) {
 
 pub fn chat(ctx: &Ctx, cmd: ChatCommand) -> Result<()> {
     match cmd {
-        ChatCommand::Send { text, thread } => send(ctx, &text.join(" "), &thread),
+        ChatCommand::Send {
+            text,
+            thread,
+            retry: false,
+        } => send(ctx, &text.join(" "), &thread),
+        ChatCommand::Send {
+            thread,
+            retry: true,
+            ..
+        } => retry(ctx, &thread),
         ChatCommand::Show { thread, last } => {
             let hub = ctx.open_hub()?;
             let thread = resolve_thread(&hub, &thread)?;
@@ -157,14 +172,8 @@ pub fn chat(ctx: &Ctx, cmd: ChatCommand) -> Result<()> {
                 for t in &m.tools {
                     outln!("   ▸ {}: {}", t.name, t.summary)?;
                 }
-                for (i, c) in m.citations.iter().enumerate() {
-                    outln!(
-                        "   [{}] {} {} {}",
-                        i + 1,
-                        c.kind,
-                        c.id,
-                        c.quote.as_deref().unwrap_or("")
-                    )?;
+                for (n, c) in numbered(&m.citations) {
+                    outln!("   [{n}] {}", c.describe())?;
                 }
             }
             Ok(())
@@ -201,33 +210,62 @@ fn send(ctx: &Ctx, text: &str, thread: &str) -> Result<()> {
     let Some(provider) = provider(ctx)? else {
         return Err(InputError::new(NO_MODEL).into());
     };
-    hub.post_message(&thread, human_message(text))?;
     let index = search_index(ctx, &hub);
     let cancel = CancellationToken::new();
     cancel_on_interrupt(cancel.clone());
     let streaming = !ctx.json;
     let mut stdout = std::io::stdout();
+    let mut progress = Progress::new();
     let turn = chat::answer(
         &mut hub,
         index.as_ref(),
         provider.as_ref(),
         &thread,
+        text,
         &cancel,
-        &mut |event| match event {
-            ChatEvent::Text(t) if streaming => {
-                let _ = write!(stdout, "{t}");
-                let _ = stdout.flush();
+        &mut |event| {
+            if !matches!(event, ChatEvent::ToolCalling { .. }) {
+                progress.end();
             }
-            ChatEvent::Text(_) => {}
-            ChatEvent::ToolStarted { name } => eprintln!("\n[{name}…]"),
-            ChatEvent::ToolDone { name, summary } => eprintln!("[{name}: {summary}]"),
-            ChatEvent::Retrying { wait_ms, error } => {
-                eprintln!("[retrying in {:.1} s: {error}]", wait_ms as f64 / 1000.0)
+            match event {
+                ChatEvent::Text(t) if streaming => {
+                    let _ = write!(stdout, "{t}");
+                    let _ = stdout.flush();
+                }
+                ChatEvent::Text(_) => {}
+                ChatEvent::ToolCalling { name, bytes } => progress.show(&name, bytes),
+                ChatEvent::ToolStarted { name } => eprintln!("\n[{name}…]"),
+                ChatEvent::ToolDone { name, summary } => eprintln!("[{name}: {summary}]"),
+                ChatEvent::Retrying { wait_ms, error } => {
+                    eprintln!("[retrying in {:.1} s: {error}]", wait_ms as f64 / 1000.0)
+                }
             }
         },
     );
+    progress.end();
     cancel.cancel();
-    let turn = turn.with_context(|| format!("the agent could not answer in {thread}"))?;
+    let turn = match turn {
+        Ok(turn) => {
+            // Sent: a draft kept for this thread is done with.
+            drafts::forget(&ctx.home, &thread);
+            turn
+        }
+        Err(e) => {
+            if streaming {
+                outln!()?;
+            }
+            let kept = match drafts::save(&ctx.home, &thread, text) {
+                Ok(path) => format!(
+                    "it is saved as a draft ({}); send it again with: spoke chat send --retry --thread {thread}",
+                    path.display()
+                ),
+                Err(why) => format!("saving it as a draft failed too: {why:#}"),
+            };
+            return Err(e.context(format!(
+                "the agent could not answer in {thread}, so your message was not posted; {kept}"
+            )));
+        }
+    };
     if ctx.json {
         return print_json(&json!({
             "thread": thread,
@@ -240,14 +278,8 @@ fn send(ctx: &Ctx, text: &str, thread: &str) -> Result<()> {
         }));
     }
     outln!()?;
-    for (i, c) in turn.message.citations.iter().enumerate() {
-        outln!(
-            "[{}] {} {} {}",
-            i + 1,
-            c.kind,
-            c.id,
-            c.quote.as_deref().unwrap_or("")
-        )?;
+    for (n, c) in numbered(&turn.message.citations) {
+        outln!("[{n}] {}", c.describe())?;
     }
     if !turn.proposals.is_empty() {
         outln!(
@@ -256,6 +288,103 @@ fn send(ctx: &Ctx, text: &str, thread: &str) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `spoke chat send --retry`: the draft a failed send kept, sent again.
+fn retry(ctx: &Ctx, thread: &str) -> Result<()> {
+    let thread = resolve_thread(&ctx.open_hub()?, thread)?;
+    let Some(text) = drafts::load(&ctx.home, &thread)? else {
+        return Err(InputError::new(format!(
+            "no unsent message is kept for {thread}: a draft is kept only when a send fails"
+        ))
+        .into());
+    };
+    if !ctx.json {
+        eprintln!("[sending again: {}]", text.lines().next().unwrap_or(""));
+    }
+    send(ctx, &text, &thread)
+}
+
+/// The `calling tool… N bytes` line on stderr while a tool call streams:
+/// rewritten in place on a terminal, one short line each otherwise.
+struct Progress {
+    terminal: bool,
+    open: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            open: false,
+        }
+    }
+
+    fn show(&mut self, name: &str, bytes: usize) {
+        let line = if bytes == 0 {
+            format!("calling {name}…")
+        } else {
+            format!("calling {name}… {bytes} bytes")
+        };
+        if self.terminal {
+            eprint!("\r\x1b[K[{line}]");
+            self.open = true;
+        } else {
+            eprintln!("[{line}]");
+        }
+    }
+
+    /// Ends a line left open on a terminal.
+    fn end(&mut self) {
+        if self.open {
+            eprint!("\r\x1b[K");
+            self.open = false;
+        }
+    }
+}
+
+/// Messages a failed send kept, one file per thread under the data folder.
+mod drafts {
+    use anyhow::{Context, Result};
+    use std::path::{Path, PathBuf};
+
+    fn path(home: &Path, thread: &str) -> PathBuf {
+        let name: String = thread
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        home.join("drafts").join(format!("chat-{name}.txt"))
+    }
+
+    pub fn save(home: &Path, thread: &str, text: &str) -> Result<PathBuf> {
+        let path = path(home, thread);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    pub fn load(home: &Path, thread: &str) -> Result<Option<String>> {
+        let path = path(home, thread);
+        match std::fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => Ok(Some(text)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading the draft {}", path.display())),
+        }
+    }
+
+    pub fn forget(home: &Path, thread: &str) {
+        let _ = std::fs::remove_file(path(home, thread));
+    }
 }
 
 pub fn agent(ctx: &Ctx, cmd: AgentCommand) -> Result<()> {

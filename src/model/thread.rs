@@ -6,12 +6,61 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// A reference an answer or comment relies on (knowledge chunk, asset, brief).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Citation {
+    /// The number the answer cites it by (`[4]`). Messages stored before
+    /// numbers were kept have none and are numbered by position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
     pub kind: String,
     pub id: String,
     #[serde(default)]
     pub quote: Option<String>,
+    /// The answer cites `[n]`, but no source with that number was given to
+    /// the model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+}
+
+impl Citation {
+    /// A `[n]` in an answer that refers to no source the model was given.
+    pub fn unknown(n: usize) -> Citation {
+        Citation {
+            n: Some(n),
+            kind: "none".to_owned(),
+            id: String::new(),
+            quote: None,
+            unknown: true,
+        }
+    }
+
+    /// Its number in the text; `position` (from 0) in the message's list
+    /// stands in for messages stored without numbers.
+    pub fn number(&self, position: usize) -> usize {
+        self.n.unwrap_or(position + 1)
+    }
+
+    /// What it refers to, as one line: `kind id quote`, or that it refers
+    /// to nothing.
+    pub fn describe(&self) -> String {
+        if self.unknown {
+            return "(no such source)".to_owned();
+        }
+        match self
+            .quote
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
+            Some(q) => format!("{} {} {q}", self.kind, self.id),
+            None => format!("{} {}", self.kind, self.id),
+        }
+    }
+}
+
+/// A message's citations with the numbers its text uses.
+pub fn numbered(citations: &[Citation]) -> impl Iterator<Item = (usize, &Citation)> {
+    citations.iter().enumerate().map(|(i, c)| (c.number(i), c))
 }
 
 /// The body of a message as appended to its thread.
@@ -67,5 +116,33 @@ impl Message {
             provenance: body.provenance,
             tools: body.tools,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_citation_stored_without_a_number_reads_and_is_numbered_by_position() {
+        let old: Citation =
+            serde_json::from_str(r#"{"kind":"kb","id":"k-1#0","quote":"Voice"}"#).unwrap();
+        assert_eq!(old.n, None);
+        assert!(!old.unknown);
+        assert_eq!(old.number(2), 3);
+        let new = Citation {
+            n: Some(4),
+            ..old.clone()
+        };
+        assert_eq!(new.number(0), 4);
+        let json = serde_json::to_string(&old).unwrap();
+        assert!(
+            !json.contains("\"n\"") && !json.contains("unknown"),
+            "{json}"
+        );
+        let json = serde_json::to_value(Citation::unknown(9)).unwrap();
+        assert_eq!(json["n"], 9);
+        assert_eq!(json["unknown"], true);
+        assert_eq!(Citation::unknown(9).describe(), "(no such source)");
     }
 }

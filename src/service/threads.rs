@@ -23,6 +23,28 @@ impl Hub {
         Ok(())
     }
 
+    /// Appends a question and its answer to a thread in one commit, so the
+    /// team never sees one without the other.
+    pub fn post_exchange(
+        &mut self,
+        thread: &str,
+        question: MessageBody,
+        answer: MessageBody,
+    ) -> Result<()> {
+        if question.body.trim().is_empty() || answer.body.trim().is_empty() {
+            return Err(InputError::new("an empty message was not posted").into());
+        }
+        let entity = EntityRef::new(EntityKind::Thread, thread);
+        self.commit(vec![
+            (
+                entity.clone(),
+                Change::Append(serde_json::to_value(question)?),
+            ),
+            (entity, Change::Append(serde_json::to_value(answer)?)),
+        ])?;
+        Ok(())
+    }
+
     /// Comments on a brief as this member.
     pub fn comment_on_brief(&mut self, typed_id: &str, body: &str) -> Result<()> {
         let brief = self.brief(typed_id)?;

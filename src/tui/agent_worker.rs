@@ -10,7 +10,7 @@ use crate::agent::slash::{self, SlashContext};
 use crate::config::{AgentConfig, SearchConfig};
 use crate::search::index::SearchIndex;
 use crate::service::Hub;
-use crate::service::threads::{GENERAL_THREAD, human_message};
+use crate::service::threads::GENERAL_THREAD;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -247,25 +247,16 @@ impl ChatWorker {
             }
             Some(Ok(p)) => p,
         };
+        // The question is posted with its answer, once the answer is
+        // complete; until then the pane keeps it.
         {
-            let mut hub = lock(&self.shared.hub);
-            if let Err(e) = hub.post_message(&thread, human_message(&text)) {
-                return tx
-                    .send(Msg::ChatNotice {
-                        thread,
-                        text: format!("{e:#}"),
-                    })
-                    .is_ok();
-            }
+            let hub = lock(&self.shared.hub);
             if let Err(e) = self.shared.refresh_index(&hub, &self.search) {
                 let _ = tx.send(Msg::ChatStream(chat::ChatEvent::Retrying {
                     wait_ms: 0,
                     error: format!("answering without search: {e}"),
                 }));
             }
-        }
-        if !send_chat_data(&self.shared, Some(&thread), tx) {
-            return false;
         }
         let cancel = CancellationToken::new();
         self.answering = Some(cancel.clone());
@@ -276,11 +267,24 @@ impl ChatWorker {
             .name("agent".into())
             .spawn(move || {
                 let events = done.clone();
-                let outcome =
-                    chat::answer_with(&shared, provider.as_ref(), &thread, &cancel, &mut |e| {
+                let outcome = chat::answer_with(
+                    &shared,
+                    provider.as_ref(),
+                    &thread,
+                    &text,
+                    &cancel,
+                    &mut |e| {
                         let _ = events.send(Msg::ChatStream(e));
-                    });
+                    },
+                );
                 let error = outcome.err().map(|e| format!("{e:#}"));
+                if let Some(e) = &error {
+                    let _ = done.send(Msg::Committed {
+                        label: "your message was not posted (it is back in the input: send it again to retry)"
+                            .to_owned(),
+                        error: Some(e.clone()),
+                    });
+                }
                 let _ = done.send(Msg::ChatDone { thread, error });
             });
         if let Err(e) = spawned {

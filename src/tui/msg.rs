@@ -75,7 +75,9 @@ pub enum Effect {
     },
     /// Load the chat threads and a thread's messages (`None`: the current one).
     LoadChat(Option<String>),
-    /// Post a message; a slash command is answered at once, anything else by the agent.
+    /// Send a message: a slash command is answered at once; anything else
+    /// goes to the agent and is posted together with its answer, or not at
+    /// all when the answer fails or is cancelled.
     ChatSend {
         thread: String,
         text: String,

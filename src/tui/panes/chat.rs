@@ -5,7 +5,7 @@
 
 use crate::agent::chat::ChatEvent;
 use crate::model::asset::Provenance;
-use crate::model::thread::{Citation, Message};
+use crate::model::thread::{Citation, Message, numbered};
 use crate::search::docs::DocKind;
 use crate::search::index::Hit;
 use crate::service::threads::ThreadInfo;
@@ -34,7 +34,13 @@ pub struct Streaming {
     pub text: String,
     /// Tool calls so far: name and what came of it (empty while running).
     pub tools: Vec<(String, String)>,
+    /// A tool call the model is writing: its name and the bytes of
+    /// arguments so far.
+    pub calling: Option<(String, usize)>,
     pub note: Option<String>,
+    /// The question being answered. It is posted with the answer; when the
+    /// answer fails or is cancelled it goes back to the input.
+    pub question: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -130,8 +136,12 @@ impl ChatPane {
         let Some(s) = &mut self.streaming else {
             return;
         };
+        if !matches!(event, ChatEvent::ToolCalling { .. }) {
+            s.calling = None;
+        }
         match event {
             ChatEvent::Text(t) => s.text.push_str(&t),
+            ChatEvent::ToolCalling { name, bytes } => s.calling = Some((name, bytes)),
             ChatEvent::ToolStarted { name } => s.tools.push((name, String::new())),
             ChatEvent::ToolDone { name, summary } => {
                 match s
@@ -154,19 +164,33 @@ impl ChatPane {
     }
 
     pub fn on_done(&mut self, thread: String, error: Option<String>) -> Vec<Effect> {
-        self.streaming = None;
+        let streamed = self.streaming.take();
         if let Some(e) = error {
+            // Nothing was posted: the question goes back to be sent again.
+            if let Some(s) = streamed {
+                self.restore(s.question);
+            }
             self.notices.insert(thread.clone(), e);
         }
         vec![Effect::LoadChat(Some(thread))]
     }
 
     pub fn on_notice(&mut self, thread: String, text: String) -> Vec<Effect> {
-        if self.streaming.as_ref().is_some_and(|s| s.thread == thread) {
-            self.streaming = None;
+        if self.streaming.as_ref().is_some_and(|s| s.thread == thread)
+            && let Some(s) = self.streaming.take()
+        {
+            self.restore(s.question);
         }
         self.notices.insert(thread.clone(), text);
         vec![Effect::LoadChat(Some(thread))]
+    }
+
+    /// Puts an unsent question back in the input, unless something new
+    /// has been typed there meanwhile.
+    fn restore(&mut self, question: String) {
+        if !question.is_empty() && self.input.is_empty() {
+            self.input.insert(&question);
+        }
     }
 
     /// The citations of the latest AI message in the open thread.
@@ -200,6 +224,7 @@ impl ChatPane {
         if !command {
             self.streaming = Some(Streaming {
                 thread: thread.clone(),
+                question: text.clone(),
                 ..Streaming::default()
             });
         }
@@ -286,15 +311,13 @@ impl Component for ChatPane {
                 if citations.is_empty() {
                     return Handled::say(Level::Info, "the agent cited nothing here yet");
                 }
-                let choices = citations
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| Choice {
-                        label: format!("[{}] {}", i + 1, c.kind),
-                        detail: format!("{} {}", c.id, c.quote.as_deref().unwrap_or("")),
-                        value: c,
-                    })
-                    .collect();
+                let choices = citation_choices(&citations);
+                if choices.is_empty() {
+                    return Handled::say(
+                        Level::Info,
+                        "the numbers the agent cited refer to no source it was given",
+                    );
+                }
                 Handled::one(Cmd::Open(Popup::Picker(AnyPicker::Citation(Picker::new(
                     "Sources the agent cited",
                     choices,
@@ -462,15 +485,9 @@ impl ChatPane {
                     dim,
                 )));
             }
-            for (i, c) in m.citations.iter().enumerate() {
+            for (n, c) in numbered(&m.citations) {
                 lines.push(Line::from(Span::styled(
-                    format!(
-                        "  [{}] {} {} {}",
-                        i + 1,
-                        c.kind,
-                        c.id,
-                        c.quote.as_deref().unwrap_or("")
-                    ),
+                    format!("  [{n}] {}", c.describe()),
                     dim,
                 )));
             }
@@ -486,6 +503,14 @@ impl ChatPane {
             } else {
                 keys(ctx.keymap, Pane::Chat, Action::Cancel)
             };
+            if !s.question.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    "you · posted with the answer".to_owned(),
+                    key,
+                )));
+                lines.extend(markdown::render(&s.question, text, theme));
+                lines.push(Line::default());
+            }
             lines.push(Line::from(Span::styled(
                 format!("agent · answering ({cancel} cancels)"),
                 key,
@@ -497,6 +522,14 @@ impl ChatPane {
                     summary.as_str()
                 };
                 lines.push(Line::from(Span::styled(format!("  ▸ {name}: {what}"), dim)));
+            }
+            if let Some((name, bytes)) = &s.calling {
+                let line = if *bytes == 0 {
+                    format!("  ▸ calling {name}…")
+                } else {
+                    format!("  ▸ calling {name}… {bytes} bytes")
+                };
+                lines.push(Line::from(Span::styled(line, dim)));
             }
             lines.extend(markdown::render(&s.text, text, theme));
             if let Some(note) = &s.note {
@@ -541,17 +574,168 @@ pub fn message_text(m: &Message) -> String {
     let mut text = m.body.trim_end().to_owned();
     if !m.citations.is_empty() {
         text.push_str("\n\nSources:");
-        for (i, c) in m.citations.iter().enumerate() {
-            text.push_str(&format!("\n[{}] {}", i + 1, citation_text(c)));
+        for (n, c) in numbered(&m.citations) {
+            text.push_str(&format!("\n[{n}] {}", citation_text(c)));
         }
     }
     text
 }
 
+/// The follow-citation picker's choices: each source under the number the
+/// answer cites it by; numbers that refer to no source cannot be followed.
+pub fn citation_choices(citations: &[Citation]) -> Vec<Choice<Citation>> {
+    numbered(citations)
+        .filter(|(_, c)| !c.unknown)
+        .map(|(n, c)| Choice {
+            label: format!("[{n}] {}", c.kind),
+            detail: format!("{} {}", c.id, c.quote.as_deref().unwrap_or("")),
+            value: c.clone(),
+        })
+        .collect()
+}
+
 /// One source as copied: `kind id: "quote"`.
 pub fn citation_text(c: &Citation) -> String {
+    if c.unknown {
+        return "(no such source)".to_owned();
+    }
     match c.quote.as_deref().filter(|q| !q.trim().is_empty()) {
         Some(q) => format!("{} {}: \"{}\"", c.kind, c.id, q.trim()),
         None => format!("{} {}", c.kind, c.id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::{App, Msg};
+    use crate::tui::keymap::Keymap;
+    use crate::tui::popup::picker::AnyPicker;
+    use crate::tui::theme::{ColorDepth, Theme};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn answer_citing(citations: Vec<Citation>) -> Message {
+        Message {
+            author: "ana".into(),
+            at: None,
+            body: "Slow cuts [4]; no spinning logos [9].".into(),
+            citations,
+            provenance: Provenance::Ai {
+                provider: "openai".into(),
+                model: "test".into(),
+                prompt_sha256: String::new(),
+            },
+            tools: Vec::new(),
+        }
+    }
+
+    fn cited(n: Option<usize>, id: &str) -> Citation {
+        Citation {
+            n,
+            kind: "kb".into(),
+            id: id.into(),
+            quote: Some(format!("{id} title")),
+            unknown: false,
+        }
+    }
+
+    fn app_with(messages: Vec<Message>) -> App {
+        let keymap = Keymap::load("default", None).expect("keymap");
+        let mut app = App::new(keymap, jiff::Timestamp::UNIX_EPOCH);
+        app.panes.chat.model = Some("openai/test".into());
+        app.update(Msg::Action(Action::ShowChat));
+        app.update(Msg::ChatData {
+            threads: vec![ThreadInfo {
+                id: "general".into(),
+                title: "general".into(),
+                messages: messages.len(),
+            }],
+            thread: "general".into(),
+            messages,
+        });
+        app
+    }
+
+    fn screen(app: &mut App) -> String {
+        let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+        app.update(Msg::Resize {
+            width: 120,
+            height: 30,
+        });
+        let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("terminal");
+        terminal
+            .draw(|f| crate::tui::draw::draw(app, &theme, f))
+            .expect("draw");
+        terminal.backend().to_string()
+    }
+
+    #[test]
+    fn the_source_list_and_the_picker_keep_the_numbers_the_answer_used() {
+        let mut app = app_with(vec![answer_citing(vec![
+            cited(Some(4), "k-motion#0"),
+            Citation::unknown(9),
+        ])]);
+        let text = screen(&mut app);
+        assert!(
+            text.contains("[4] kb k-motion#0 k-motion#0 title"),
+            "{text}"
+        );
+        assert!(text.contains("[9] (no such source)"), "{text}");
+        assert!(!text.contains("[1] "), "{text}");
+
+        let choices = citation_choices(&app.panes.chat.latest_citations());
+        let labels: Vec<&str> = choices.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec!["[4] kb"],
+            "an unknown number cannot be followed"
+        );
+        app.update(Msg::Action(Action::FollowCitation));
+        let text = screen(&mut app);
+        assert!(text.contains("[4] kb"), "{text}");
+        assert!(matches!(
+            app.popups.last(),
+            Some((_, Popup::Picker(AnyPicker::Citation(_))))
+        ));
+        let copied = message_text(&app.panes.chat.messages[0]);
+        assert!(copied.ends_with("[4] kb k-motion#0: \"k-motion#0 title\"\n[9] (no such source)"));
+    }
+
+    #[test]
+    fn citations_stored_without_numbers_are_numbered_by_position() {
+        let mut app = app_with(vec![answer_citing(vec![
+            cited(None, "k-a#0"),
+            cited(None, "k-b#0"),
+        ])]);
+        let text = screen(&mut app);
+        assert!(
+            text.contains("[1] kb k-a#0") && text.contains("[2] kb k-b#0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_answer_puts_the_question_back_in_the_input() {
+        let mut app = app_with(Vec::new());
+        app.panes.chat.streaming = Some(Streaming {
+            thread: "general".into(),
+            question: "can we ship Friday?".into(),
+            ..Streaming::default()
+        });
+        app.update(Msg::ChatStream(ChatEvent::ToolCalling {
+            name: "search_briefs".into(),
+            bytes: 312,
+        }));
+        let text = screen(&mut app);
+        assert!(text.contains("calling search_briefs… 312 bytes"), "{text}");
+        assert!(text.contains("can we ship Friday?"), "{text}");
+        app.update(Msg::ChatDone {
+            thread: "general".into(),
+            error: Some("connection refused".into()),
+        });
+        assert!(app.panes.chat.streaming.is_none());
+        assert_eq!(app.panes.chat.input.text(), "can we ship Friday?");
+        assert_eq!(app.panes.chat.notice(), Some("connection refused"));
     }
 }
