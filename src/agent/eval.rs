@@ -14,7 +14,7 @@ use super::provider::Provider;
 use crate::config::SearchConfig;
 use crate::model::proposal::ProposalKind;
 use crate::search::index::SearchIndex;
-use crate::service::threads::{GENERAL_THREAD, human_message};
+use crate::service::threads::GENERAL_THREAD;
 use crate::service::{Hub, NewBrief, NewHub, NewMember};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -275,18 +275,15 @@ pub fn run(
         }
         let started = std::time::Instant::now();
         let thread = GENERAL_THREAD;
-        let row = match hub
-            .post_message(thread, human_message(ask.question))
-            .and_then(|()| {
-                chat::answer(
-                    &mut hub,
-                    Some(&index),
-                    provider,
-                    thread,
-                    cancel,
-                    &mut |_| {},
-                )
-            }) {
+        let row = match chat::answer(
+            &mut hub,
+            Some(&index),
+            provider,
+            thread,
+            ask.question,
+            cancel,
+            &mut |_| {},
+        ) {
             Ok(turn) => {
                 let calls = turn.message.tools.len();
                 let valid = turn

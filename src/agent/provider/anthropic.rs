@@ -162,6 +162,13 @@ impl Provider for AnthropicProvider {
         &self.settings.model
     }
 
+    fn window(&self) -> (usize, usize) {
+        (
+            self.settings.context_tokens as usize,
+            self.settings.max_tokens as usize,
+        )
+    }
+
     fn stream(
         &self,
         request: &ChatRequest,

@@ -179,6 +179,11 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
     /// The configured model.
     fn model(&self) -> &str;
+    /// The model's context window and the part of it kept for the answer,
+    /// in tokens: prompts are fitted into the difference.
+    fn window(&self) -> (usize, usize) {
+        (DEFAULT_CONTEXT_TOKENS as usize, 1024)
+    }
     fn stream(
         &self,
         request: &ChatRequest,
@@ -186,6 +191,9 @@ pub trait Provider: Send + Sync {
         on_event: &mut dyn FnMut(StreamEvent),
     ) -> Result<Completion, ProviderError>;
 }
+
+/// The context window assumed when `[agent] context_tokens` is not set.
+pub const DEFAULT_CONTEXT_TOKENS: u32 = 8192;
 
 /// A provider's settings, resolved from `[agent]` in config.toml.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,6 +210,8 @@ pub struct ProviderSettings {
     pub retries: u32,
     /// Default 1024 (Anthropic requires a value).
     pub max_tokens: u32,
+    /// The model's context window. Default 8192.
+    pub context_tokens: u32,
     pub temperature: Option<f32>,
 }
 
@@ -214,6 +224,7 @@ impl ProviderSettings {
             idle_timeout_secs: 60,
             retries: 2,
             max_tokens: 1024,
+            context_tokens: DEFAULT_CONTEXT_TOKENS,
             temperature: None,
         }
     }

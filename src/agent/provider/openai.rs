@@ -119,6 +119,13 @@ impl Provider for OpenAiProvider {
         &self.settings.model
     }
 
+    fn window(&self) -> (usize, usize) {
+        (
+            self.settings.context_tokens as usize,
+            self.settings.max_tokens as usize,
+        )
+    }
+
     fn stream(
         &self,
         request: &ChatRequest,
