@@ -67,7 +67,19 @@ impl Hub {
     fn write_channel(&mut self, channel: &str, value: Value) -> Result<()> {
         let hub = EntityRef::new(EntityKind::Hub, self.hub_id().to_owned());
         let key = format!("{CHANNEL_SKILLS_PREFIX}:{channel}");
-        self.commit(vec![(hub, Change::Set(BTreeMap::from([(key, value)])))])?;
-        Ok(())
+        match self.commit(vec![(hub, Change::Set(BTreeMap::from([(key, value)])))]) {
+            Ok(_) => Ok(()),
+            Err(e) if is_refusal(&e) => Err(e.context(format!(
+                "only a lead may change the hub's channel skills (channel `{channel}`)"
+            ))),
+            Err(e) => Err(e),
+        }
     }
+}
+
+fn is_refusal(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<crate::store::StoreError>(),
+        Some(crate::store::StoreError::Refused(_))
+    )
 }
