@@ -279,9 +279,9 @@ pub fn suggest_assignment(
     {
         return Ok(None);
     }
-    let members = hub.members()?;
-    let briefs = hub.briefs(&BriefFilter::default())?;
-    let ranked = scorer::score_candidates(&brief, &members, &briefs, now);
+    // Pending proposals for other briefs count as load, so two ready briefs
+    // in a row do not both go to whoever was proposed first.
+    let ranked = scorer::rank_in_hub(hub, &brief, now)?;
     let turned_down = |handle: &str| {
         proposals.iter().any(|p| {
             p.status == ProposalStatus::Rejected && p.payload["assignee"].as_str() == Some(handle)
@@ -293,13 +293,26 @@ pub fn suggest_assignment(
     else {
         return Ok(None);
     };
+    let skipped: Vec<String> = ranked
+        .iter()
+        .take_while(|c| c.handle != best.handle)
+        .filter(|c| c.eligible)
+        .map(|c| format!("@{}", c.handle))
+        .collect();
+    let mut rationale = format!(
+        "Assign @{} (score {:.2}). {}",
+        best.handle, best.score, best.rationale
+    );
+    if !skipped.is_empty() {
+        rationale.push_str(&format!(
+            " Ranked above but turned down for this brief before: {}.",
+            skipped.join(", ")
+        ));
+    }
     let view = hub.propose_with(ProposalDraft {
         kind: ProposalKind::Assignment,
         payload: json!({"brief": brief.id, "assignee": best.handle}),
-        rationale: format!(
-            "Assign @{} (score {:.2}). {}",
-            best.handle, best.score, best.rationale
-        ),
+        rationale,
         citations: Vec::new(),
         reviewers: vec![super::tools::PROPOSAL_REVIEWERS.to_owned()],
         made_by: Some(Provenance::Ai {

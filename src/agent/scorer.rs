@@ -6,20 +6,31 @@
 //!
 //! - **skills** ([`SKILLS_WEIGHT`]): wanted skills the member has / wanted skills
 //!   ([`wanted_skills`]); 1.0 when the brief wants nothing in particular.
-//! - **load** ([`LOAD_WEIGHT`]): `1 - load / capacity`, clamped, where load counts
-//!   the other briefs in flight assigned to them ([`load_of`]).
+//!   Deliverable channels ask for skills through the hub's channel table
+//!   ([`ChannelSkills`]); tags, specs and channels the table does not name go
+//!   through the keyword families below.
+//! - **load** ([`LOAD_WEIGHT`]): `1 - (assigned + pending) / capacity`, clamped:
+//!   other briefs in flight assigned to them ([`load_of`]) plus assignment
+//!   proposals for them still waiting for approval ([`pending_load_of`]).
 //! - **time** ([`TIME_WEIGHT`]): `min(1, working hours before due / hours needed)`,
 //!   hours counted in the member's own zone ([`working_hours_between`]).
 //!
-//! The weights sum to 1, so the score is in `0..=1` too.
+//! The weights sum to 1, so the score is in `0..=1` too. Scores within
+//! [`TIE_MARGIN`] of each other are a tie, broken by working hours left before
+//! the due time in each candidate's zone (more first), then by load including
+//! pending proposals (less first), and only then by handle.
 
 use crate::model::brief::{Brief, BriefStatus};
 use crate::model::input::{parse_hours, parse_zone};
 use crate::model::member::{Member, Role, WEEKDAYS};
+use crate::model::proposal::{Proposal, ProposalKind, ProposalStatus};
+use crate::model::skills::ChannelSkills;
+use crate::service::{BriefFilter, Hub};
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
-use std::collections::BTreeSet;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Weight of the skills part: the right skills matter most.
 pub const SKILLS_WEIGHT: f64 = 0.45;
@@ -27,6 +38,9 @@ pub const SKILLS_WEIGHT: f64 = 0.45;
 pub const LOAD_WEIGHT: f64 = 0.25;
 /// Weight of the time part: working hours they really have before the due date.
 pub const TIME_WEIGHT: f64 = 0.30;
+/// Scores this close to the best of a group are a tie (a near-tie is still
+/// a coin toss; the tie-breakers say more than a hundredth of a point).
+pub const TIE_MARGIN: f64 = 0.02;
 
 /// Estimated working hours per unit of deliverable quantity (`instagram*3` is 24 h).
 pub const HOURS_PER_DELIVERABLE: f64 = 8.0;
@@ -53,25 +67,34 @@ pub const IN_FLIGHT: [BriefStatus; 3] = [
     BriefStatus::InReview,
 ];
 
-/// Keywords (whole words of tags, deliverable channels and specs) and the
-/// skill each one asks for. A tag that names a skill (`motion`, `3d`) counts too.
-/// A trailing `s` is ignored, so `reels` and `icons` match.
+/// Skill families: a canonical skill and the words (of tags, specs, channels
+/// the hub's table does not name, and members' skills) that mean it. A
+/// trailing `s` is ignored, so `reels` and `icons` match. Two skills of one
+/// family are the same skill to the scorer: a brief wanting `video` is
+/// matched by a member with `motion`.
 const SKILL_KEYWORDS: &[(&str, &[&str])] = &[
     ("3d", &["3d", "cgi", "render", "blender", "c4d"]),
-    ("branding", &["branding", "logo", "identity"]),
+    (
+        "audio",
+        &["audio", "podcast", "sound", "radio", "voiceover"],
+    ),
+    ("branding", &["branding", "brand", "logo", "identity"]),
     (
         "copy",
         &[
             "copy",
             "copywriting",
-            "email",
-            "newsletter",
             "headline",
             "tagline",
             "script",
             "blog",
         ],
     ),
+    (
+        "digital",
+        &["digital", "web", "website", "banner", "display", "html5"],
+    ),
+    ("email", &["email", "newsletter", "mailchimp", "crm"]),
     (
         "illustration",
         &["illustration", "illustrated", "drawing", "icon", "mascot"],
@@ -99,6 +122,17 @@ const SKILL_KEYWORDS: &[(&str, &[&str])] = &[
         "print",
         &["print", "poster", "ooh", "billboard", "brochure", "flyer"],
     ),
+    (
+        "social",
+        &[
+            "social",
+            "linkedin",
+            "instagram",
+            "facebook",
+            "twitter",
+            "pinterest",
+        ],
+    ),
 ];
 
 /// One member's standing for a brief, with every number behind the score.
@@ -113,6 +147,9 @@ pub struct Candidate {
     pub skills_wanted: Vec<String>,
     /// Other briefs in flight assigned to them (see [`load_of`]).
     pub load: usize,
+    /// Assignment proposals for them waiting for approval, on other briefs
+    /// (see [`pending_load_of`]).
+    pub pending: usize,
     pub capacity: usize,
     /// Working hours in their zone from now until the due date; 0 when there
     /// is no due date or it has passed.
@@ -121,11 +158,23 @@ pub struct Candidate {
     pub local_due: Option<String>,
     /// The due instant falls outside `07:00..22:00` in their zone.
     pub due_in_their_night: bool,
-    /// False when they are at or over capacity; such candidates rank last.
+    /// The due instant falls outside their working hours.
+    pub due_outside_hours: bool,
+    /// False when assigned plus pending work reaches their capacity; such
+    /// candidates rank last.
     pub eligible: bool,
+    /// When their score tied with others': what set their place among them.
+    pub tie_break: Option<String>,
     /// One paragraph with the numbers, for the lead (and for the agent to quote).
     pub rationale: String,
     pub parts: ScoreParts,
+}
+
+impl Candidate {
+    /// Assigned plus pending: the load the score and eligibility count.
+    pub fn total_load(&self) -> usize {
+        self.load + self.pending
+    }
 }
 
 /// The three parts of a score, each in `0..=1` (weights: [`SKILLS_WEIGHT`],
@@ -145,17 +194,56 @@ impl ScoreParts {
     }
 }
 
-/// The skills a brief asks for, read from its tags and its deliverables'
-/// channels and specs through [`SKILL_KEYWORDS`]: lowercase, deduped, sorted.
-pub fn wanted_skills(brief: &Brief) -> Vec<String> {
-    let texts = brief.tags.iter().map(String::as_str).chain(
-        brief
-            .deliverables
-            .iter()
-            .flat_map(|d| [d.channel.as_str(), d.spec.as_str()]),
-    );
-    let wanted: BTreeSet<&str> = texts.flat_map(words).filter_map(skill_for_word).collect();
-    wanted.into_iter().map(str::to_owned).collect()
+/// What the scorer weighs besides the brief itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Team<'a> {
+    pub members: &'a [Member],
+    /// Every brief, for load (the brief being scored is skipped).
+    pub briefs: &'a [Brief],
+    /// Every proposal; pending assignment proposals count as load.
+    pub proposals: &'a [Proposal],
+    pub channel_skills: &'a ChannelSkills,
+}
+
+/// The skills a brief asks for: each deliverable channel through the hub's
+/// `table` (the whole channel, else each of its words), and the words of
+/// tags, specs and channels the table does not name through the keyword
+/// families. Lowercase, one per family, sorted.
+pub fn wanted_skills(brief: &Brief, table: &ChannelSkills) -> Vec<String> {
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    let mut want = |skill: &str| {
+        wanted
+            .entry(canonical(skill))
+            .or_insert_with(|| skill.to_owned());
+    };
+    for d in &brief.deliverables {
+        let channel = d.channel.trim().to_lowercase();
+        if let Some(skills) = table.skills_for(&channel) {
+            skills.iter().for_each(|s| want(s));
+        } else {
+            for word in words(&channel) {
+                match table.skills_for(&word) {
+                    Some(skills) => skills.iter().for_each(|s| want(s)),
+                    None => {
+                        if let Some(s) = skill_for_word(word) {
+                            want(s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let texts = brief
+        .tags
+        .iter()
+        .map(String::as_str)
+        .chain(brief.deliverables.iter().map(|d| d.spec.as_str()));
+    for skill in texts.flat_map(words).filter_map(skill_for_word) {
+        want(skill);
+    }
+    let mut out: Vec<String> = wanted.into_values().collect();
+    out.sort();
+    out
 }
 
 /// Briefs in flight (statuses in [`IN_FLIGHT`], not deleted) assigned to `handle`.
@@ -168,6 +256,44 @@ fn load_among<'a>(handle: &str, briefs: impl Iterator<Item = &'a Brief>) -> usiz
         .filter(|b| !b.deleted && IN_FLIGHT.contains(&b.status))
         .filter(|b| b.assignees.iter().any(|a| a == handle))
         .count()
+}
+
+/// Assignment proposals naming `handle` that wait for approval, on briefs
+/// still in flight that are not already theirs, other than `except_brief`.
+/// Approved ones are assignments already (counted by [`load_of`]); rejected
+/// and withdrawn ones are nobody's load.
+pub fn pending_load_of(
+    handle: &str,
+    proposals: &[Proposal],
+    briefs: &[Brief],
+    except_brief: Option<&str>,
+) -> usize {
+    let briefs: BTreeMap<&str, &Brief> = briefs.iter().map(|b| (b.id.as_str(), b)).collect();
+    let mut counted: BTreeSet<&str> = BTreeSet::new();
+    for p in proposals {
+        if p.deleted
+            || p.kind != Some(ProposalKind::Assignment)
+            || p.status != ProposalStatus::Pending
+            || p.payload["assignee"].as_str() != Some(handle)
+        {
+            continue;
+        }
+        let Some(id) = p.payload["brief"].as_str().or(p.brief.as_deref()) else {
+            continue;
+        };
+        if Some(id) == except_brief {
+            continue;
+        }
+        let Some(b) = briefs.get(id) else {
+            continue;
+        };
+        if b.deleted || !IN_FLIGHT.contains(&b.status) || b.assignees.iter().any(|a| a == handle) {
+            continue;
+        }
+        // Two pending proposals of one brief to one person are one job.
+        counted.insert(id);
+    }
+    counted.len()
 }
 
 /// Hours inside the member's working hours, on their wall clock, between two
@@ -214,33 +340,140 @@ pub fn working_hours_between(member: &Member, from: Timestamp, to: Timestamp) ->
     seconds / 3600.0
 }
 
-/// Ranks the people who could take `brief`: eligible ones first, then by
-/// score, ties by handle. Agents, read-only and deleted members are left out.
-/// Load counts the other briefs in `briefs`, never `brief` itself, so the
-/// current assignee is not penalised for the work being weighed.
+/// Ranks the people who could take `brief` with Spoke's default channel
+/// table and no pending proposals; see [`rank`].
 pub fn score_candidates(
     brief: &Brief,
     members: &[Member],
     briefs: &[Brief],
     now: Timestamp,
 ) -> Vec<Candidate> {
-    let wanted = wanted_skills(brief);
+    let table = ChannelSkills::default();
+    rank(
+        brief,
+        &Team {
+            members,
+            briefs,
+            proposals: &[],
+            channel_skills: &table,
+        },
+        now,
+    )
+}
+
+/// Ranks the people who could take `brief` with everything the hub knows:
+/// its members, briefs, pending proposals and channel table.
+pub fn rank_in_hub(hub: &Hub, brief: &Brief, now: Timestamp) -> anyhow::Result<Vec<Candidate>> {
+    let members = hub.members()?;
+    let briefs = hub.briefs(&BriefFilter::default())?;
+    let proposals = hub.proposals()?;
+    let table = hub.channel_skills()?;
+    Ok(rank(
+        brief,
+        &Team {
+            members: &members,
+            briefs: &briefs,
+            proposals: &proposals,
+            channel_skills: &table,
+        },
+        now,
+    ))
+}
+
+/// Ranks the people who could take `brief`: eligible ones first, then by
+/// score; scores within [`TIE_MARGIN`] of the best of their group tie, and a
+/// tie goes to more working hours before the due, then less load (pending
+/// proposals included), then the handle. Agents, read-only and deleted
+/// members are left out. Load counts other briefs, never `brief` itself, so
+/// the current assignee is not penalised for the work being weighed.
+pub fn rank(brief: &Brief, team: &Team<'_>, now: Timestamp) -> Vec<Candidate> {
+    let wanted = wanted_skills(brief, team.channel_skills);
     let needed = hours_needed(brief);
-    let mut out: Vec<Candidate> = members
+    let mut out: Vec<Candidate> = team
+        .members
         .iter()
         .filter(|m| !m.deleted && !m.has_role(Role::Agent) && !m.has_role(Role::ReadOnly))
         .map(|m| {
-            let load = load_among(&m.handle, briefs.iter().filter(|b| b.id != brief.id));
-            score_member(brief, m, &wanted, load, needed, now)
+            let load = load_among(&m.handle, team.briefs.iter().filter(|b| b.id != brief.id));
+            let pending = pending_load_of(&m.handle, team.proposals, team.briefs, Some(&brief.id));
+            score_member(brief, m, &wanted, (load, pending), needed, now)
         })
         .collect();
     out.sort_by(|a, b| {
         b.eligible
             .cmp(&a.eligible)
             .then(b.score.total_cmp(&a.score))
-            .then_with(|| a.handle.cmp(&b.handle))
+            .then_with(|| tie_order(a, b))
     });
+    // Groups of near-equal scores, each led by its best score, re-ordered by
+    // the tie-breakers. Grouping from the leader keeps the order total.
+    let mut start = 0;
+    while start < out.len() {
+        let lead = &out[start];
+        let end = out[start..]
+            .iter()
+            .position(|c| c.eligible != lead.eligible || lead.score - c.score > TIE_MARGIN + 1e-9)
+            .map_or(out.len(), |n| start + n);
+        let group = &mut out[start..end];
+        group.sort_by(tie_order);
+        describe_tie(group);
+        start = end;
+    }
     out
+}
+
+/// The tie-breakers in order: more working hours before the due, less load
+/// (assigned + pending), then the handle.
+fn tie_order(a: &Candidate, b: &Candidate) -> Ordering {
+    b.working_hours_before_due
+        .total_cmp(&a.working_hours_before_due)
+        .then(a.total_load().cmp(&b.total_load()))
+        .then_with(|| a.handle.cmp(&b.handle))
+}
+
+/// Says, for each member of a tied group, what set their place in it, and
+/// appends it to their rationale. A group of one is no tie.
+fn describe_tie(group: &mut [Candidate]) {
+    if group.len() < 2 {
+        if let Some(c) = group.first_mut() {
+            c.rationale.push_str(" No tie.");
+        }
+        return;
+    }
+    let infos: Vec<(String, f64, usize)> = group
+        .iter()
+        .map(|c| (c.handle.clone(), c.working_hours_before_due, c.total_load()))
+        .collect();
+    for (i, c) in group.iter_mut().enumerate() {
+        let others: Vec<String> = infos
+            .iter()
+            .filter(|(h, _, _)| *h != c.handle)
+            .map(|(h, _, _)| format!("@{h}"))
+            .collect();
+        let (side, other) = if i + 1 < infos.len() {
+            ("ahead of", &infos[i + 1])
+        } else {
+            ("behind", &infos[i - 1])
+        };
+        let mine = &infos[i];
+        let factor = if (mine.1 - other.1).abs() > 1e-9 {
+            format!(
+                "working hours before the due in their zones ({:.1} h vs {:.1} h)",
+                mine.1, other.1
+            )
+        } else if mine.2 != other.2 {
+            format!("load, assigned + pending ({} vs {})", mine.2, other.2)
+        } else {
+            "handle order, as hours and load are equal".to_owned()
+        };
+        let text = format!(
+            "tied with {} (scores within {TIE_MARGIN:.2}); {side} @{} on {factor}",
+            others.join(", "),
+            other.0
+        );
+        c.rationale.push_str(&format!(" Tie-break: {text}."));
+        c.tie_break = Some(text);
+    }
 }
 
 /// Working hours the brief is estimated to need: [`HOURS_PER_DELIVERABLE`]
@@ -258,14 +491,14 @@ fn score_member(
     brief: &Brief,
     member: &Member,
     wanted: &[String],
-    load: usize,
+    (load, pending): (usize, usize),
     needed: f64,
     now: Timestamp,
 ) -> Candidate {
     let has = member_skills(member);
     let matched: Vec<String> = wanted
         .iter()
-        .filter(|w| has.contains(w.as_str()))
+        .filter(|w| has.contains(&canonical(w)))
         .cloned()
         .collect();
     let skills = if wanted.is_empty() {
@@ -275,7 +508,8 @@ fn score_member(
     };
 
     let capacity = member.capacity as usize;
-    let load_part = (1.0 - load as f64 / capacity.max(1) as f64).clamp(0.0, 1.0);
+    let total = load + pending;
+    let load_part = (1.0 - total as f64 / capacity.max(1) as f64).clamp(0.0, 1.0);
 
     let zone = member_zone(member);
     let zone_name = zone.iana_name().unwrap_or("UTC").to_owned();
@@ -305,11 +539,16 @@ fn score_member(
         skills_matched: matched,
         skills_wanted: wanted.to_vec(),
         load,
+        pending,
         capacity,
         working_hours_before_due: hours,
         due_in_their_night: due.as_ref().is_some_and(|d| d.2),
+        due_outside_hours: due
+            .as_ref()
+            .is_some_and(|(at, _, _)| !due_within_hours(member, *at)),
         local_due: due.as_ref().map(|d| d.1.clone()),
-        eligible: load < capacity,
+        eligible: total < capacity,
+        tie_break: None,
         rationale: String::new(),
         parts,
     };
@@ -331,7 +570,7 @@ fn rationale(
     walk_capped: bool,
 ) -> String {
     let skills = if c.skills_wanted.is_empty() {
-        "no particular skills wanted".to_owned()
+        "skills: no particular skills wanted".to_owned()
     } else {
         let missing: Vec<&str> = c
             .skills_wanted
@@ -347,35 +586,40 @@ fn rationale(
             detail.push_str(&format!("lacks {}", missing.join(", ")));
         }
         format!(
-            "{} of {} wanted skills ({detail})",
+            "skills: {} of {} wanted skills ({detail})",
             c.skills_matched.len(),
             c.skills_wanted.len()
         )
     };
-    let mut load = format!("{} of {} briefs in flight", c.load, c.capacity);
+    let mut load = format!(
+        "load: {} assigned + {} pending of {} capacity",
+        c.load, c.pending, c.capacity
+    );
     if !c.eligible {
-        load.push_str(if c.load > c.capacity {
+        load.push_str(if c.total_load() > c.capacity {
             " (over capacity, not eligible)"
         } else {
             " (at capacity, not eligible)"
         });
     }
     let time = match &c.local_due {
-        None => format!("no due date, so time counts as neutral ({NEUTRAL_TIME:.1}) for everyone"),
+        None => format!(
+            "hours before due: no due date, so time counts as neutral ({NEUTRAL_TIME:.1}) for everyone"
+        ),
         Some(local) => {
             // The zone is named once in the sentence, so the clock goes without it.
             let clock = local
                 .strip_suffix(zone)
                 .map_or(local.as_str(), str::trim_end);
-            let night = if c.due_in_their_night {
-                ", at night"
-            } else {
-                ""
-            };
-            let when = format!("{clock} their time{night}");
+            let mut when = format!("{clock} their time");
+            match (c.due_in_their_night, c.due_outside_hours) {
+                (true, _) => when.push_str(", at night, outside their working hours"),
+                (false, true) => when.push_str(", outside their working hours"),
+                _ => {}
+            }
             if due_passed {
                 format!(
-                    "the due date has passed ({clock} their time in {zone}{night}), so time scores 0"
+                    "hours before due: none, the due date has passed ({clock} their time in {zone}), so time scores 0"
                 )
             } else {
                 let hours = c.working_hours_before_due;
@@ -388,7 +632,7 @@ fn rationale(
                     ("", String::new())
                 };
                 format!(
-                    "{lead}{hours:.1} working hours in {zone} before the due date ({when}), \
+                    "hours before due: {lead}{hours:.1} working hours in {zone} ({when}), \
                      against about {needed:.0} needed{tail}"
                 )
             }
@@ -396,10 +640,22 @@ fn rationale(
     };
     let p = &c.parts;
     format!(
-        "@{}: {skills}; {load}; {time}. Score {:.3} = {SKILLS_WEIGHT:.2} x skills {:.2} \
+        "@{}: {skills}; {time}; {load}. Score {:.3} = {SKILLS_WEIGHT:.2} x skills {:.2} \
          + {LOAD_WEIGHT:.2} x load {:.2} + {TIME_WEIGHT:.2} x time {:.2}.",
         c.handle, c.score, p.skills, p.load, p.time
     )
+}
+
+/// Whether `at` falls on one of the member's working days, inside its
+/// hours, the closing time included (a due at 17:00 is fine for a 09:00-17:00 day).
+fn due_within_hours(member: &Member, at: Timestamp) -> bool {
+    let local = at.to_zoned_datetime(member_zone(member));
+    WEEKDAYS
+        .iter()
+        .find(|(_, w)| *w == local.weekday())
+        .and_then(|(name, _)| member.hours.get(*name))
+        .and_then(|range| parse_hours(range).ok())
+        .is_some_and(|(open, close)| open <= local.time() && local.time() <= close)
 }
 
 /// The member's zone, read as UTC when unknown (as [`Member::local_time`] does).
@@ -407,14 +663,23 @@ fn member_zone(member: &Member) -> TimeZone {
     parse_zone(&member.tz).unwrap_or(TimeZone::UTC)
 }
 
-/// A member's skills as written (lowercased), plus the canonical skill any of
-/// their words maps to, so `Video editing` counts as `motion`.
+/// A skill as the scorer compares it: its family's name when it belongs to
+/// one (`video` is `motion`), else itself, lowercased.
+fn canonical(skill: &str) -> String {
+    let skill = skill.trim().to_lowercase();
+    skill_for_word(skill.clone())
+        .map(str::to_owned)
+        .unwrap_or(skill)
+}
+
+/// A member's skills as the scorer compares them: each one whole, and each
+/// of its words, through [`canonical`], so `Video editing` counts as `motion`
+/// and `social media` as `social`.
 fn member_skills(member: &Member) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for skill in &member.skills {
-        let skill = skill.trim().to_lowercase();
-        out.extend(words(&skill).filter_map(skill_for_word).map(str::to_owned));
-        out.insert(skill);
+        out.insert(canonical(skill));
+        out.extend(words(skill).map(|w| canonical(&w)));
     }
     out
 }
@@ -532,7 +797,7 @@ mod tests {
         assert!(
             kenji
                 .rationale
-                .contains("2.0 working hours in Asia/Tokyo before the due date (Wed 02 Dec 02:00 their time, at night)"),
+                .contains("hours before due: 2.0 working hours in Asia/Tokyo (Wed 02 Dec 02:00 their time, at night, outside their working hours)"),
             "{}",
             kenji.rationale
         );
@@ -657,7 +922,7 @@ mod tests {
         );
         assert!(
             ana.rationale
-                .contains("2 of 2 briefs in flight (at capacity, not eligible)"),
+                .contains("load: 2 assigned + 0 pending of 2 capacity (at capacity, not eligible)"),
             "{}",
             ana.rationale
         );
@@ -697,7 +962,10 @@ mod tests {
             &["3D", "hero"],
             Some(("2026-12-04T17:00", "Europe/Lisbon")),
         );
-        assert_eq!(wanted_skills(&b), ["3d", "copy", "motion"]);
+        assert_eq!(
+            wanted_skills(&b, &ChannelSkills::default()),
+            ["3d", "copy", "email", "motion", "social"]
+        );
         let team = [
             designer("max", "Europe/Lisbon", &["illustration"]),
             designer("amy", "Europe/Lisbon", &["Video editing"]),
@@ -707,12 +975,12 @@ mod tests {
 
         assert_eq!(handles(&ranked), ["zoe", "amy", "max"]);
         assert_eq!(ranked[0].skills_matched, ["3d", "copy", "motion"]);
-        assert_eq!(ranked[0].parts.skills, 1.0);
+        assert_eq!(ranked[0].parts.skills, 0.6);
         let amy = find(&ranked, "amy");
         assert_eq!(amy.skills_matched, ["motion"]);
         assert!(
             amy.rationale
-                .contains("1 of 3 wanted skills (motion; lacks 3d, copy)"),
+                .contains("1 of 5 wanted skills (motion; lacks 3d, copy, email, social)"),
             "{}",
             amy.rationale
         );
@@ -721,8 +989,8 @@ mod tests {
 
     #[test]
     fn a_brief_without_skill_words_wants_nothing_and_everyone_matches() {
-        let b = brief("b-1", &["linkedin:1200x627"], &["q4-launch"], None);
-        assert!(wanted_skills(&b).is_empty());
+        let b = brief("b-1", &["intranet:1200x627"], &["q4-launch"], None);
+        assert!(wanted_skills(&b, &ChannelSkills::default()).is_empty());
         let ranked = score_candidates(
             &b,
             &[designer("ana", "UTC", &[])],
@@ -806,6 +1074,255 @@ mod tests {
         assert_eq!(score_candidates(&b, &team, &[], now), first);
     }
 
+    fn assignment_proposal(
+        id: &str,
+        brief: &str,
+        assignee: &str,
+        status: ProposalStatus,
+    ) -> Proposal {
+        Proposal {
+            id: id.to_owned(),
+            kind: Some(ProposalKind::Assignment),
+            payload: serde_json::json!({"brief": brief, "assignee": assignee}),
+            rationale: None,
+            citations: Vec::new(),
+            brief: Some(brief.to_owned()),
+            status,
+            author: Some("spoke-bot".to_owned()),
+            deleted: false,
+        }
+    }
+
+    /// Ready, unassigned briefs wanting `social`, due Thu 03 Dec 15:00 UTC.
+    fn ready(id: &str) -> Brief {
+        let mut b = brief(
+            id,
+            &["linkedin:1200x627"],
+            &[],
+            Some(("2026-12-03T15:00", "UTC")),
+        );
+        b.status = BriefStatus::Ready;
+        b
+    }
+
+    /// Three social designers alike but for their zones: the due time is
+    /// 02:00 Friday in Sydney, 10:00 in New York, 15:00 in Lisbon.
+    fn three_zones() -> [Member; 3] {
+        [
+            designer("ada", "Australia/Sydney", &["social"]),
+            designer("bea", "America/New_York", &["social"]),
+            designer("cleo", "Europe/Lisbon", &["social"]),
+        ]
+    }
+
+    #[test]
+    fn a_tie_across_zones_goes_to_the_most_working_hours_before_the_due() {
+        let now = ts("2026-11-30T08:00:00Z");
+        let ranked = score_candidates(&ready("b-1"), &three_zones(), &[], now);
+
+        // All three score the full 1.0: skills, load and time are all maxed.
+        assert!(ranked.iter().all(|c| c.score == 1.0), "{ranked:#?}");
+        // Lisbon: Mon 8 + Tue 8 + Wed 8 + Thu 09-15 = 30 h; New York: 3 days
+        // and Thu 09-10 = 25 h; Sydney: Monday is over, Tue-Thu = 24 h.
+        assert_eq!(handles(&ranked), ["cleo", "bea", "ada"]);
+        assert_eq!(find(&ranked, "cleo").working_hours_before_due, 30.0);
+        assert_eq!(find(&ranked, "bea").working_hours_before_due, 25.0);
+        let ada = find(&ranked, "ada");
+        assert_eq!(ada.working_hours_before_due, 24.0);
+        assert_eq!(
+            ada.local_due.as_deref(),
+            Some("Fri 04 Dec 02:00 Australia/Sydney")
+        );
+        assert!(ada.due_outside_hours && ada.due_in_their_night);
+        assert!(!find(&ranked, "cleo").due_outside_hours);
+        assert!(
+            ada.rationale.contains("outside their working hours"),
+            "{}",
+            ada.rationale
+        );
+        let cleo = find(&ranked, "cleo");
+        assert_eq!(
+            cleo.tie_break.as_deref(),
+            Some(
+                "tied with @bea, @ada (scores within 0.02); ahead of @bea on working hours \
+                 before the due in their zones (30.0 h vs 25.0 h)"
+            )
+        );
+        assert!(
+            cleo.rationale.contains("Tie-break: tied with @bea, @ada"),
+            "{}",
+            cleo.rationale
+        );
+    }
+
+    #[test]
+    fn equal_hours_tie_goes_to_the_lighter_load_pending_included() {
+        let now = ts("2026-11-30T08:00:00Z");
+        let team = [
+            designer("ada", "UTC", &["social"]),
+            designer("bea", "UTC", &["social"]),
+        ];
+        let mut ada = team[0].clone();
+        ada.capacity = 100;
+        let mut bea = team[1].clone();
+        bea.capacity = 100;
+        // One brief in flight for ada, a pending proposal for bea and one
+        // for ada: 2 against 1, a score gap of 0.0025, well inside a tie.
+        let other = ready("b-9");
+        let mut held = ready("b-8");
+        held.assignees = vec!["ada".to_owned()];
+        let briefs = [ready("b-1"), held, other];
+        let proposals = [
+            assignment_proposal("p-1", "b-9", "bea", ProposalStatus::Pending),
+            assignment_proposal("p-2", "b-9", "ada", ProposalStatus::Pending),
+        ];
+        let table = ChannelSkills::default();
+        let team = Team {
+            members: &[ada, bea],
+            briefs: &briefs,
+            proposals: &proposals,
+            channel_skills: &table,
+        };
+        let ranked = rank(&briefs[0], &team, now);
+        assert_eq!(handles(&ranked), ["bea", "ada"]);
+        assert_eq!((ranked[0].load, ranked[0].pending), (0, 1));
+        assert_eq!((ranked[1].load, ranked[1].pending), (1, 1));
+        assert!(
+            ranked[0]
+                .tie_break
+                .as_deref()
+                .is_some_and(|t| t.ends_with("ahead of @ada on load, assigned + pending (1 vs 2)")),
+            "{:?}",
+            ranked[0].tie_break
+        );
+        assert!(
+            ranked[1]
+                .rationale
+                .contains("load: 1 assigned + 1 pending of 100 capacity"),
+            "{}",
+            ranked[1].rationale
+        );
+    }
+
+    #[test]
+    fn a_near_tie_goes_to_more_hours_even_against_a_slightly_higher_score() {
+        let now = ts("2026-11-30T08:00:00Z");
+        let mut lisbon = designer("cleo", "Europe/Lisbon", &["social"]);
+        lisbon.capacity = 100;
+        let mut sydney = designer("ada", "Australia/Sydney", &["social"]);
+        sydney.capacity = 100;
+        let mut held = ready("b-8");
+        held.assignees = vec!["cleo".to_owned()];
+        let briefs = [ready("b-1"), held];
+        let ranked = score_candidates(&briefs[0], &[sydney, lisbon], &briefs, now);
+        let (ada, cleo) = (find(&ranked, "ada"), find(&ranked, "cleo"));
+        assert!(ada.score > cleo.score && ada.score - cleo.score <= TIE_MARGIN);
+        assert_eq!(handles(&ranked), ["cleo", "ada"]);
+    }
+
+    #[test]
+    fn a_pending_proposal_counts_as_load_so_the_next_brief_goes_elsewhere() {
+        let now = ts("2026-11-30T08:00:00Z");
+        let briefs = [ready("b-1"), ready("b-2")];
+        let table = ChannelSkills::default();
+        let team = three_zones();
+        let before = rank(
+            &briefs[1],
+            &Team {
+                members: &team,
+                briefs: &briefs,
+                proposals: &[],
+                channel_skills: &table,
+            },
+            now,
+        );
+        assert_eq!(before[0].handle, "cleo");
+        // cleo was proposed for b-1 and nobody decided yet.
+        let proposals = [assignment_proposal(
+            "p-1",
+            "b-1",
+            "cleo",
+            ProposalStatus::Pending,
+        )];
+        let after = rank(
+            &briefs[1],
+            &Team {
+                members: &team,
+                briefs: &briefs,
+                proposals: &proposals,
+                channel_skills: &table,
+            },
+            now,
+        );
+        assert_eq!(after[0].handle, "bea");
+        let cleo = find(&after, "cleo");
+        assert_eq!((cleo.load, cleo.pending), (0, 1));
+        assert!(
+            cleo.rationale.contains("0 assigned + 1 pending of 3"),
+            "{}",
+            cleo.rationale
+        );
+        // Scoring b-1 itself, its own proposal is not load.
+        let own = rank(
+            &briefs[0],
+            &Team {
+                members: &team,
+                briefs: &briefs,
+                proposals: &proposals,
+                channel_skills: &table,
+            },
+            now,
+        );
+        assert_eq!(find(&own, "cleo").pending, 0);
+    }
+
+    #[test]
+    fn only_open_proposals_on_briefs_in_flight_count_as_pending() {
+        let mut done = ready("b-3");
+        done.status = BriefStatus::Delivered;
+        let mut theirs = ready("b-4");
+        theirs.assignees = vec!["ana".to_owned()];
+        let briefs = [ready("b-1"), ready("b-2"), done, theirs];
+        let mut deleted = assignment_proposal("p-6", "b-2", "ana", ProposalStatus::Pending);
+        deleted.deleted = true;
+        let proposals = [
+            assignment_proposal("p-1", "b-1", "ana", ProposalStatus::Pending),
+            // The same brief twice is one job.
+            assignment_proposal("p-2", "b-1", "ana", ProposalStatus::Pending),
+            assignment_proposal("p-3", "b-2", "ana", ProposalStatus::Applied),
+            assignment_proposal("p-4", "b-2", "ana", ProposalStatus::Rejected),
+            assignment_proposal("p-5", "b-3", "ana", ProposalStatus::Pending),
+            deleted,
+            assignment_proposal("p-7", "b-4", "ana", ProposalStatus::Pending),
+            assignment_proposal("p-8", "b-2", "bo", ProposalStatus::Pending),
+        ];
+        assert_eq!(pending_load_of("ana", &proposals, &briefs, None), 1);
+        assert_eq!(pending_load_of("ana", &proposals, &briefs, Some("b-1")), 0);
+        assert_eq!(pending_load_of("bo", &proposals, &briefs, None), 1);
+    }
+
+    #[test]
+    fn social_channels_want_social_and_a_video_skill_matches_motion() {
+        let table = ChannelSkills::default();
+        let linkedin = brief("b-1", &["LinkedIn:1200x627"], &[], None);
+        assert_eq!(wanted_skills(&linkedin, &table), ["social"]);
+        let tiktok = brief("b-2", &["tiktok:1080x1920"], &[], None);
+        assert_eq!(wanted_skills(&tiktok, &table), ["social", "video"]);
+        let ranked = score_candidates(
+            &tiktok,
+            &[
+                designer("kenji", "UTC", &["motion"]),
+                designer("priya", "UTC", &["social media"]),
+            ],
+            &[],
+            ts("2026-12-01T10:00:00Z"),
+        );
+        assert_eq!(find(&ranked, "kenji").skills_matched, ["video"]);
+        assert_eq!(find(&ranked, "priya").skills_matched, ["social"]);
+        let print = brief("b-3", &["48-sheet:6096x3048"], &[], None);
+        assert_eq!(wanted_skills(&print, &table), ["print"]);
+    }
+
     const ZONES: [&str; 5] = [
         "UTC",
         "Europe/Lisbon",
@@ -880,15 +1397,20 @@ mod tests {
                 }
                 prop_assert_eq!(c.score, c.parts.total());
                 prop_assert!(c.working_hours_before_due >= 0.0);
-                prop_assert_eq!(c.eligible, c.load < c.capacity);
+                prop_assert_eq!(c.eligible, c.load + c.pending < c.capacity);
                 let prefix = format!("@{}:", c.handle);
                 prop_assert!(c.rationale.starts_with(&prefix), "{}", c.rationale);
             }
             for pair in ranked.windows(2) {
                 let (a, z) = (&pair[0], &pair[1]);
+                // Within a tie a lower score may lead, but never by more
+                // than the margin, and only on the tie-breakers' order.
+                let tied = a.tie_break.is_some() && z.tie_break.is_some()
+                    && a.eligible == z.eligible
+                    && (a.score - z.score).abs() <= TIE_MARGIN + 1e-9;
                 let in_order = (a.eligible && !z.eligible)
-                    || (a.eligible == z.eligible
-                        && (a.score > z.score || (a.score == z.score && a.handle < z.handle)));
+                    || (a.eligible == z.eligible && !tied && a.score > z.score)
+                    || (tied && tie_order(a, z) == Ordering::Less);
                 prop_assert!(in_order, "{} before {}", a.rationale, z.rationale);
             }
         }

@@ -6,7 +6,7 @@
 use super::scorer;
 use crate::model::InputError;
 use crate::search::index::{Query, SearchIndex};
-use crate::service::{BriefFilter, Hub};
+use crate::service::Hub;
 use anyhow::Result;
 use jiff::Timestamp;
 use std::collections::BTreeSet;
@@ -154,15 +154,14 @@ fn triage(hub: &Hub, ctx: &SlashContext<'_>) -> Result<String> {
             out.push_str(&format!("  - {}: {}\n", q.field, q.question));
         }
     }
-    let members = hub.members()?;
-    let briefs = hub.briefs(&BriefFilter::default())?;
-    let ranked = scorer::score_candidates(&brief, &members, &briefs, ctx.now);
+    let ranked = scorer::rank_in_hub(hub, &brief, ctx.now)?;
     match ranked.iter().find(|c| c.eligible) {
         Some(best) => {
             out.push_str(&format!(
                 "Suggested assignee: @{} (score {:.2}). {}\n",
                 best.handle, best.score, best.rationale
             ));
+            out.push_str(&format!("  {}\n", factors(best)));
             for c in ranked.iter().filter(|c| c.handle != best.handle).take(2) {
                 out.push_str(&format!(
                     "  then @{} ({:.2}): {}\n",
@@ -183,10 +182,56 @@ fn assign(hub: &mut Hub, ctx: &SlashContext<'_>, handle: &str) -> Result<String>
         return Err(InputError::new("/assign needs a handle: /assign kenji").into());
     }
     let brief = hub.assign_brief(&id, handle, false)?;
-    Ok(format!(
+    let mut out = format!(
         "Assigned @{handle} to {} \"{}\" (assignees: {}).",
         brief.id,
         brief.title,
         brief.assignees.join(", ")
-    ))
+    );
+    // The scorer's view of the choice, so a person overriding it sees what
+    // they chose over; a scoring failure must not hide a done assignment.
+    if let Ok(ranked) = scorer::rank_in_hub(hub, &brief, ctx.now) {
+        let place = ranked.iter().position(|c| c.handle == handle);
+        if let Some(i) = place {
+            let c = &ranked[i];
+            out.push_str(&format!(
+                "\nScorer: @{handle} ranks {} of {} (score {:.2}). {}\n  {}",
+                i + 1,
+                ranked.len(),
+                c.score,
+                c.rationale,
+                factors(c)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The factors of one candidate in one line: skill match, hours before the
+/// due in their zone, load with pending proposals, and what broke a tie.
+fn factors(c: &scorer::Candidate) -> String {
+    let skills = if c.skills_wanted.is_empty() {
+        "any".to_owned()
+    } else {
+        format!("{}/{}", c.skills_matched.len(), c.skills_wanted.len())
+    };
+    let hours = match &c.local_due {
+        Some(local) => {
+            let outside = if c.due_outside_hours {
+                ", outside working hours"
+            } else {
+                ""
+            };
+            format!(
+                "{:.1} h before due ({local}{outside})",
+                c.working_hours_before_due
+            )
+        }
+        None => "no due date".to_owned(),
+    };
+    let tie = c.tie_break.as_deref().unwrap_or("no tie");
+    format!(
+        "factors: skill match {skills}; {hours}; load {} assigned + {} pending of {}; tie-break: {tie}",
+        c.load, c.pending, c.capacity
+    )
 }

@@ -110,7 +110,7 @@ pub enum Command {
     /// Briefs: intake, triage, completeness checks
     #[command(subcommand)]
     Brief(briefs::BriefCommand),
-    /// Join a hub on a relay
+    /// Join a hub on a relay; the hub's channel-to-skill table
     #[command(subcommand)]
     Hub(sync::HubCommand),
     /// Exchange ops with the hub: push pending, pull to the head

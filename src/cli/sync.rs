@@ -1,4 +1,4 @@
-//! `spoke hub join`, `spoke sync`, `spoke status`.
+//! `spoke hub join`, `spoke hub skills`, `spoke sync`, `spoke status`.
 
 use super::Ctx;
 use super::output::{outln, print_json};
@@ -28,6 +28,35 @@ pub enum HubCommand {
         #[arg(long, value_name = "PEM")]
         ca_file: Option<std::path::PathBuf>,
     },
+    /// The channel-to-skill table the assignment scorer reads deliverables
+    /// with (linkedin -> social); lists it when given no subcommand. Leads edit it
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:\n  spoke hub skills\n  spoke hub skills set linkedin=social,copy\n  spoke hub skills unset linkedin"
+    )]
+    Skills {
+        #[command(subcommand)]
+        action: Option<SkillsCommand>,
+    },
+}
+
+/// Edits of the hub's channel-to-skill table (a lead's, like the brand palette).
+#[derive(Debug, Subcommand)]
+pub enum SkillsCommand {
+    /// List every channel and the skills it asks for, with where each entry comes from
+    List,
+    /// Map channels to skills for this hub: CHANNEL=skill1,skill2 (CHANNEL= maps to no skill)
+    Set {
+        /// One or more CHANNEL=SKILLS, e.g. linkedin=social,copy
+        #[arg(required = true, value_name = "CHANNEL=SKILLS")]
+        assignments: Vec<String>,
+    },
+    /// Drop the hub's entry for channels: a default channel gets its default skills back
+    Unset {
+        /// Channels to drop, e.g. linkedin
+        #[arg(required = true, value_name = "CHANNEL")]
+        channels: Vec<String>,
+    },
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -40,6 +69,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
     match cmd {
+        HubCommand::Skills { action } => skills(ctx, action.unwrap_or(SkillsCommand::List)),
         HubCommand::Join {
             url,
             token,
@@ -220,4 +250,61 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         outln!("last error {e}")?;
     }
     Ok(())
+}
+
+fn skills(ctx: &Ctx, cmd: SkillsCommand) -> Result<()> {
+    let mut hub = ctx.open_hub()?;
+    match cmd {
+        SkillsCommand::List => {
+            let table = hub.channel_skills()?;
+            if ctx.json {
+                return print_json(&table.entries().collect::<Vec<_>>());
+            }
+            let rows: Vec<Vec<String>> = table
+                .entries()
+                .map(|e| {
+                    vec![
+                        e.channel.clone(),
+                        crate::model::serde_name(e.source),
+                        if e.skills.is_empty() {
+                            "(none)".to_owned()
+                        } else {
+                            e.skills.join(", ")
+                        },
+                    ]
+                })
+                .collect();
+            super::output::print_table(&["CHANNEL", "SOURCE", "SKILLS"], &rows)
+        }
+        SkillsCommand::Set { assignments } => {
+            // Every assignment is read before any is written.
+            let parsed = assignments
+                .iter()
+                .map(|a| crate::model::skills::parse_assignment(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (channel, skills) in parsed {
+                let (channel, skills) = hub.set_channel_skills(&channel, &skills)?;
+                let shown = if skills.is_empty() {
+                    "no skill".to_owned()
+                } else {
+                    skills.join(", ")
+                };
+                outln!("{channel} -> {shown}")?;
+            }
+            Ok(())
+        }
+        SkillsCommand::Unset { channels } => {
+            for channel in channels {
+                let channel = hub.unset_channel_skills(&channel)?;
+                let now = hub
+                    .channel_skills()?
+                    .skills_for(&channel)
+                    .map(|s| s.join(", "))
+                    .filter(|s| !s.is_empty())
+                    .map_or("no skill".to_owned(), |s| format!("the default: {s}"));
+                outln!("{channel} unset; it now maps to {now}")?;
+            }
+            Ok(())
+        }
+    }
 }

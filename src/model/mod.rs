@@ -12,6 +12,7 @@ pub mod member;
 pub mod op;
 pub mod proposal;
 pub mod record;
+pub mod skills;
 pub mod task;
 pub mod thread;
 

@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod knowledge;
 mod members;
 pub mod search;
+mod skills;
 pub mod threads;
 
 pub use briefs::{BatchOutcome, BriefFilter, NewBrief};
