@@ -735,7 +735,7 @@ fn team(ctx: &mut ToolContext<'_>, a: TeamArgs) -> Result<ToolOutcome, String> {
     let mut summary = format!("{} members", rows.len());
     if let Some(id) = &a.brief_id {
         let brief = ctx.hub.brief(id).map_err(err)?;
-        let ranked = scorer::score_candidates(&brief, &members, &briefs, now);
+        let ranked = scorer::rank_in_hub(ctx.hub, &brief, now).map_err(err)?;
         summary.push_str(&format!(", {} scored for {}", ranked.len(), brief.id));
         result["scores_for_brief"] = json!(brief.id);
         result["candidates"] = json!(
