@@ -361,3 +361,49 @@ fn a_streamed_tool_call_reports_its_name_and_growing_argument_bytes() {
         2
     );
 }
+
+#[test]
+fn a_question_too_long_for_the_window_is_refused_before_anything_is_sent() {
+    let sb = Sandbox::with_hub();
+    let server = FakeModelServer::start("chat/completions", |_, _| text_reply("never asked"));
+    let config = sb.file(
+        "small.toml",
+        format!(
+            "[agent]\nprovider = \"openai\"\nurl = \"{}\"\nmodel = \"scripted\"\nretries = 0\n\
+             context_tokens = 600\nmax_tokens = 100\n",
+            server.base_url
+        )
+        .as_bytes(),
+    );
+    let long = "word ".repeat(3000);
+    let out = sb.run_with_config(&config, &["chat", "send", &long]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("context_tokens") && err.contains("500"),
+        "the refusal names the window left for the prompt: {err}"
+    );
+    assert!(server.requests().is_empty(), "nothing was sent");
+    assert!(shown(&sb).is_empty(), "nothing was posted");
+}
+
+#[test]
+fn a_stream_cut_mid_answer_names_the_prompt_size_and_the_window() {
+    let sb = Sandbox::with_hub();
+    let server = FakeModelServer::start("chat/completions", |_, _| {
+        Reply::stream(vec![
+            common_llm::Part::Chunk(event(json!({"role": "assistant"}), None)),
+            common_llm::Part::Chunk(event(json!({"content": "Half an"}), None)),
+            common_llm::Part::Abort,
+        ])
+    });
+    let config = agent_config(&sb, "cut.toml", &server.base_url);
+    let out = sb.run_with_config(&config, &["chat", "send", "a long question"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("tokens against a window of 8192") && err.contains("n_ctx"),
+        "{err}"
+    );
+    assert!(shown(&sb).is_empty(), "nothing was posted");
+}

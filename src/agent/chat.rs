@@ -226,7 +226,8 @@ pub fn answer_with(
             },
             ..ChatRequest::default()
         };
-        let completion = stream(provider, &request, cancel, on_event)?;
+        let completion = stream(provider, &request, cancel, on_event)
+            .map_err(|e| window_hint(e, &request.messages, provider.window()))?;
         if !completion.model.is_empty() {
             model = completion.model.clone();
         }
@@ -383,6 +384,36 @@ fn prepare(
     }
     sources.items.truncate(fitted.passages);
     Ok((fitted.messages, sources))
+}
+
+/// A failure that looks like a prompt past the model's window (a server
+/// that hangs up mid-answer, or says the context is exceeded) says so, with
+/// the prompt's size against the configured window.
+fn window_hint(
+    error: ProviderError,
+    messages: &[ChatMessage],
+    (context, _): (usize, usize),
+) -> anyhow::Error {
+    let text = error.to_string().to_lowercase();
+    let looks_like_overflow = [
+        "mid-answer",
+        "context",
+        "too long",
+        "exceed",
+        "n_ctx",
+        "maximum",
+    ]
+    .iter()
+    .any(|w| text.contains(w));
+    if !looks_like_overflow {
+        return error.into();
+    }
+    let tokens = super::budget::messages_tokens(messages);
+    anyhow::Error::new(error).context(format!(
+        "the prompt was about {tokens} tokens against a window of {context} ([agent] \
+         context_tokens); if the model's real window is smaller, set context_tokens to it \
+         (llama.cpp: its --n_ctx / -c) so prompts are cut to fit before they are sent"
+    ))
 }
 
 /// A tool call being streamed, for progress.
