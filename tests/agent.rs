@@ -581,6 +581,7 @@ fn real_llama_forced_tool_call_produces_a_valid_proposal() {
         tool_choice: ToolChoice::Function("propose_assignment".into()),
         max_tokens: Some(200),
         temperature: Some(0.0),
+        response_schema: None,
     };
     // A shared server can end a stream early when another request arrives:
     // ask again a few times; the structure must appear.

@@ -24,7 +24,8 @@ pub enum AssetKind {
     Other,
 }
 
-/// Who made a version: a person, or an AI (which makes it a draft until approved).
+/// Who made a version or wrote a message: a person, an AI (which makes a
+/// version a draft until approved), or Spoke's own fixed rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Provenance {
@@ -34,6 +35,41 @@ pub enum Provenance {
         model: String,
         prompt_sha256: String,
     },
+    /// Written by deterministic rules, no model involved (`intake`: the
+    /// completeness rules' questions).
+    Rules { name: String },
+}
+
+/// What messages posted by the intake rules were recorded as before
+/// [`Provenance::Rules`] existed.
+const LEGACY_RULES: (&str, &str) = ("spoke", "intake-rules");
+
+impl Provenance {
+    /// The rules that wrote this, if rules did: `Rules { name }`, or the
+    /// older record of the intake rules as an AI named `spoke/intake-rules`.
+    pub fn rules_name(&self) -> Option<&str> {
+        match self {
+            Provenance::Rules { name } => Some(name),
+            Provenance::Ai {
+                provider, model, ..
+            } if (provider.as_str(), model.as_str()) == LEGACY_RULES => Some("intake"),
+            _ => None,
+        }
+    }
+
+    /// How the author is shown beside a message: `AI provider/model`,
+    /// `rules: intake`, or `None` for a person.
+    pub fn label(&self) -> Option<String> {
+        if let Some(name) = self.rules_name() {
+            return Some(format!("rules: {name}"));
+        }
+        match self {
+            Provenance::Ai {
+                provider, model, ..
+            } => Some(format!("AI {provider}/{model}")),
+            Provenance::Human | Provenance::Rules { .. } => None,
+        }
+    }
 }
 
 /// One immutable version of an asset; appended, never edited.

@@ -77,6 +77,17 @@ impl OpenAiProvider {
                 }
             };
         }
+        if let Some(schema) = &request.response_schema {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema.name,
+                    "description": schema.description,
+                    "schema": schema.schema,
+                    "strict": true,
+                },
+            });
+        }
         body
     }
 }
