@@ -79,9 +79,9 @@ const MAX_QUESTION_CHARS: usize = 240;
 /// Shortest: "Due when?" is the least a question can be.
 const MIN_QUESTION_CHARS: usize = 8;
 
-/// `(provider name, model)` of servers that refused `response_format`, so
-/// later briefs go straight to the forced tool call (llama-cpp-python
-/// answers 500 to a `json_schema` response format).
+/// `(endpoint, model)` of servers that refused `response_format`, so later
+/// briefs go straight to the forced tool call (llama-cpp-python answers 500
+/// to a `json_schema` response format).
 static REFUSED_RESPONSE_FORMAT: std::sync::Mutex<Vec<(String, String)>> =
     std::sync::Mutex::new(Vec::new());
 
@@ -192,7 +192,7 @@ fn phrase(
         temperature: Some(0.2),
         response_schema: None,
     };
-    let server = (provider.name().to_owned(), provider.model().to_owned());
+    let server = (provider.endpoint().to_owned(), provider.model().to_owned());
     let refused_before = REFUSED_RESPONSE_FORMAT
         .lock()
         .is_ok_and(|refused| refused.contains(&server));
@@ -389,12 +389,13 @@ fn check_questions(questions: &[String], brief: &Brief, missing: &[Question]) ->
         if text.contains('\n') {
             return reject("spans several lines");
         }
+        let bare = text.trim_end_matches(['.', ')', ' ']);
+        if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit()) {
+            return reject("is only a number");
+        }
         let same = comparable(text);
         if same.is_empty() {
             return reject("has no words");
-        }
-        if same.chars().all(|c| c.is_ascii_digit() || c == ' ') {
-            return reject("is only a number");
         }
         if same == title {
             return reject("only repeats the brief's title");

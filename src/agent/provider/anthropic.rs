@@ -174,6 +174,10 @@ impl Provider for AnthropicProvider {
         &self.settings.model
     }
 
+    fn endpoint(&self) -> &str {
+        self.transport.shown_endpoint()
+    }
+
     fn stream(
         &self,
         request: &ChatRequest,

@@ -195,6 +195,11 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
     /// The configured model.
     fn model(&self) -> &str;
+    /// The URL requests go to, as errors show it (no credentials), when
+    /// there is one: tells apart two servers offering the same model.
+    fn endpoint(&self) -> &str {
+        ""
+    }
     fn stream(
         &self,
         request: &ChatRequest,

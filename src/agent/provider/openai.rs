@@ -130,6 +130,10 @@ impl Provider for OpenAiProvider {
         &self.settings.model
     }
 
+    fn endpoint(&self) -> &str {
+        self.transport.shown_endpoint()
+    }
+
     fn stream(
         &self,
         request: &ChatRequest,
