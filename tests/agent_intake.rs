@@ -267,6 +267,8 @@ fn duplicates_non_questions_and_miscounted_lists_are_rejected() {
     statement[0] = ("key_message", "The cover shows a microphone");
     let mut same_words = GOOD;
     same_words[1] = ("audience", "What should listeners feel when they see the cover?");
+    let mut looping = GOOD;
+    looping[3] = ("deliverables", "Which sizes do you need tomorrow tomorrow tomorrow?");
     let mut bare_number = GOOD;
     bare_number[2] = ("due", "3.");
     let cases = [
@@ -274,6 +276,7 @@ fn duplicates_non_questions_and_miscounted_lists_are_rejected() {
         (answer(&statement), "neither a question nor a request"),
         (answer(&same_words), "repeats another question"),
         (answer(&bare_number), "is only a number"),
+        (answer(&looping), "repeats itself"),
         (answer(&GOOD[..3]), "3 question(s) for 4 missing field(s)"),
         (
             "1. Who listens?\n2. Which sizes?\n3. When is it due?".to_owned(),
@@ -305,11 +308,15 @@ fn a_server_refusing_the_response_format_is_asked_again_with_a_forced_tool_call(
         if body.get("response_format").is_some() {
             return Reply::status(400, r#"{"error": {"message": "response_format is not supported"}}"#);
         }
-        let schema = &body["tools"][0]["function"]["parameters"];
-        assert_eq!(
-            schema["properties"]["questions"]["items"]["properties"]["field"]["enum"],
-            json!(MISSING)
-        );
+        // One entry per missing field, in the rules' order.
+        let entries = &body["tools"][0]["function"]["parameters"]["properties"]["questions"]["prefixItems"];
+        let fields: Vec<&Value> = entries
+            .as_array()
+            .expect("one schema per entry")
+            .iter()
+            .map(|e| &e["properties"]["field"]["const"])
+            .collect();
+        assert_eq!(fields, MISSING.map(Value::from).iter().collect::<Vec<_>>());
         let arguments = answer(&GOOD);
         Reply::chunks(vec![
             event(

@@ -75,7 +75,7 @@ const PHRASE_TOOL: &str = "post_questions";
 /// What the rule-made questions are labelled with.
 const RULES_NAME: &str = "intake";
 /// Longest question kept from a model; longer ones are rambling, not asking.
-const MAX_QUESTION_CHARS: usize = 240;
+const MAX_QUESTION_CHARS: usize = 200;
 /// Shortest: "Due when?" is the least a question can be.
 const MIN_QUESTION_CHARS: usize = 8;
 
@@ -86,32 +86,60 @@ static REFUSED_RESPONSE_FORMAT: std::sync::Mutex<Vec<(String, String)>> =
     std::sync::Mutex::new(Vec::new());
 
 /// The schema of the answer: exactly one `{field, question}` per missing
-/// field, the field one of those missing. Strict-mode compatible; the
-/// length bound goes only where it becomes a grammar (the tool call).
-fn phrase_schema(missing: &[Question], bound_length: bool) -> serde_json::Value {
+/// field, the field one of those missing; strict-mode compatible, for
+/// `response_format` and Anthropic's forced tool.
+fn phrase_schema(missing: &[Question]) -> serde_json::Value {
     let fields: Vec<&str> = missing.iter().map(|q| q.field.as_str()).collect();
-    let mut question = json!({"type": "string"});
-    if bound_length {
-        question["maxLength"] = json!(MAX_QUESTION_CHARS);
-    }
+    answer_schema(
+        json!({
+            "type": "array",
+            "minItems": missing.len(),
+            "maxItems": missing.len(),
+            "items": item_schema(json!({"type": "string", "enum": fields}), json!({"type": "string"})),
+        }),
+    )
+}
+
+/// The same answer for servers that turn a forced tool's schema into a
+/// grammar: one entry per field in the rules' order, each a single
+/// question of bounded length (the grammar cannot express "no duplicates").
+fn phrase_grammar_schema(missing: &[Question]) -> serde_json::Value {
+    // A positive character class: llama.cpp's grammars lose the string's
+    // closing quote with a negated one. Plain ASCII is the price of a
+    // grammar that ends every question with a question mark.
+    let question = json!({
+        "type": "string",
+        "pattern": format!(
+            "^[A-Z][A-Za-z0-9 ,;:'()/&-]{{{},{}}}[?]$",
+            MIN_QUESTION_CHARS - 2,
+            MAX_QUESTION_CHARS - 2
+        ),
+    });
+    let entries: Vec<serde_json::Value> = missing
+        .iter()
+        .map(|q| item_schema(json!({"type": "string", "const": q.field}), question.clone()))
+        .collect();
+    answer_schema(json!({
+        "type": "array",
+        "minItems": missing.len(),
+        "maxItems": missing.len(),
+        "prefixItems": entries,
+    }))
+}
+
+fn item_schema(field: serde_json::Value, question: serde_json::Value) -> serde_json::Value {
     json!({
         "type": "object",
-        "properties": {
-            "questions": {
-                "type": "array",
-                "minItems": missing.len(),
-                "maxItems": missing.len(),
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "field": {"type": "string", "enum": fields},
-                        "question": question,
-                    },
-                    "required": ["field", "question"],
-                    "additionalProperties": false,
-                },
-            },
-        },
+        "properties": {"field": field, "question": question},
+        "required": ["field", "question"],
+        "additionalProperties": false,
+    })
+}
+
+fn answer_schema(questions: serde_json::Value) -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {"questions": questions},
         "required": ["questions"],
         "additionalProperties": false,
     })
@@ -175,7 +203,7 @@ fn phrase(
         response_schema: Some(ResponseSchema {
             name: PHRASE_TOOL.to_owned(),
             description: description.to_owned(),
-            schema: phrase_schema(missing, false),
+            schema: phrase_schema(missing),
         }),
         ..ChatRequest::default()
     };
@@ -185,7 +213,7 @@ fn phrase(
         tools: vec![ToolSpec {
             name: PHRASE_TOOL.to_owned(),
             description: description.to_owned(),
-            parameters: phrase_schema(missing, true),
+            parameters: phrase_grammar_schema(missing),
         }],
         tool_choice: ToolChoice::Function(PHRASE_TOOL.to_owned()),
         max_tokens: Some(400),
@@ -405,6 +433,12 @@ fn check_questions(questions: &[String], brief: &Brief, missing: &[Question]) ->
                 "is {chars} characters long (a question is {MIN_QUESTION_CHARS} to {MAX_QUESTION_CHARS})"
             ));
         }
+        if text.matches('(').count() != text.matches(')').count() {
+            return reject("has unbalanced parentheses");
+        }
+        if repeats_itself(&same) {
+            return reject("repeats itself");
+        }
         if !text.ends_with('?') && !is_request(text) {
             return reject("is neither a question nor a request");
         }
@@ -414,6 +448,14 @@ fn check_questions(questions: &[String], brief: &Brief, missing: &[Question]) ->
         seen.push(same);
     }
     Ok(())
+}
+
+/// A small model stuck in a loop: one word three times in a row.
+fn repeats_itself(words: &str) -> bool {
+    let words: Vec<&str> = words.split(' ').collect();
+    words
+        .windows(3)
+        .any(|w| w[0] == w[1] && w[1] == w[2])
 }
 
 /// Reads as a request without a question mark ("Please share the deadline.").
