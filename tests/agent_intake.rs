@@ -155,7 +155,10 @@ const GOOD: [(&str, &str); 4] = [
         "What should listeners feel when they see the cover?",
     ),
     ("audience", "Who listens to the podcast today?"),
-    ("due", "By when do you need the artwork, and in which time zone?"),
+    (
+        "due",
+        "By when do you need the artwork, and in which time zone?",
+    ),
     (
         "deliverables",
         "Which sizes do the podcast platforms need from us?",
@@ -166,7 +169,12 @@ const GOOD: [(&str, &str); 4] = [
 fn a_model_that_echoes_the_title_is_rejected_and_the_rules_four_questions_are_posted() {
     let server = server_answering(&format!("1. {TITLE}"));
     let (outcome, message, rules) = run_intake(&server);
-    assert_rules_posted(&outcome, &message, &rules, "1 question(s) for 4 missing field(s)");
+    assert_rules_posted(
+        &outcome,
+        &message,
+        &rules,
+        "1 question(s) for 4 missing field(s)",
+    );
     assert!(
         !message.body.contains(&format!("1. {TITLE}")),
         "the echo is not posted: {}",
@@ -177,12 +185,7 @@ fn a_model_that_echoes_the_title_is_rejected_and_the_rules_four_questions_are_po
     let entries: Vec<(&str, &str)> = MISSING.iter().map(|f| (*f, TITLE)).collect();
     let server = server_answering(&answer(&entries));
     let (outcome, message, rules) = run_intake(&server);
-    assert_rules_posted(
-        &outcome,
-        &message,
-        &rules,
-        "only repeats the brief's title",
-    );
+    assert_rules_posted(&outcome, &message, &rules, "only repeats the brief's title");
 }
 
 #[test]
@@ -201,7 +204,10 @@ fn one_valid_question_per_field_is_posted_in_the_rules_order_and_labelled_as_the
     match &message.provenance {
         Provenance::Ai {
             provider, model, ..
-        } => assert_eq!((provider.as_str(), model.as_str()), ("openai", "scripted-1")),
+        } => assert_eq!(
+            (provider.as_str(), model.as_str()),
+            ("openai", "scripted-1")
+        ),
         other => panic!("labelled as the model, got {other:?}"),
     }
     assert_eq!(
@@ -232,7 +238,10 @@ fn one_valid_question_per_field_is_posted_in_the_rules_order_and_labelled_as_the
 fn json_in_prose_and_code_fences_with_a_stray_newline_is_repaired_and_accepted() {
     // A raw line break inside a string, as small models write them.
     let raw = answer(&GOOD).replace("Who listens", "Who\nlistens");
-    assert!(serde_json::from_str::<Value>(&raw).is_err(), "not JSON as is");
+    assert!(
+        serde_json::from_str::<Value>(&raw).is_err(),
+        "not JSON as is"
+    );
     let server = server_answering(&format!(
         "Sure! Here are the questions:\n```json\n{raw}\n```\nLet me know if you need more."
     ));
@@ -241,7 +250,11 @@ fn json_in_prose_and_code_fences_with_a_stray_newline_is_repaired_and_accepted()
     assert_eq!(outcome.model_error, None);
     assert_eq!(outcome.phrased_by.as_deref(), Some("scripted-1"));
     assert_eq!(outcome.questions[0], "Who listens to the podcast today?");
-    assert!(message.body.contains("1. Who listens to the podcast today?"));
+    assert!(
+        message
+            .body
+            .contains("1. Who listens to the podcast today?")
+    );
     assert!(matches!(message.provenance, Provenance::Ai { .. }));
 }
 
@@ -266,9 +279,17 @@ fn duplicates_non_questions_and_miscounted_lists_are_rejected() {
     let mut statement = GOOD;
     statement[0] = ("key_message", "The cover shows a microphone");
     let mut same_words = GOOD;
-    same_words[1] = ("audience", "What should listeners feel when they see the cover?");
+    same_words[1] = (
+        "audience",
+        "What should listeners feel when they see the cover?",
+    );
+    let mut statement_with_mark = GOOD;
+    statement_with_mark[1] = ("audience", "The audience is what you want to reach?");
     let mut looping = GOOD;
-    looping[3] = ("deliverables", "Which sizes do you need tomorrow tomorrow tomorrow?");
+    looping[3] = (
+        "deliverables",
+        "Which sizes do you need tomorrow tomorrow tomorrow?",
+    );
     let mut bare_number = GOOD;
     bare_number[2] = ("due", "3.");
     let cases = [
@@ -277,6 +298,10 @@ fn duplicates_non_questions_and_miscounted_lists_are_rejected() {
         (answer(&same_words), "repeats another question"),
         (answer(&bare_number), "is only a number"),
         (answer(&looping), "repeats itself"),
+        (
+            answer(&statement_with_mark),
+            "neither a question nor a request",
+        ),
         (answer(&GOOD[..3]), "3 question(s) for 4 missing field(s)"),
         (
             "1. Who listens?\n2. Which sizes?\n3. When is it due?".to_owned(),
@@ -306,10 +331,14 @@ fn a_numbered_list_with_one_question_per_missing_field_is_accepted_in_order() {
 fn a_server_refusing_the_response_format_is_asked_again_with_a_forced_tool_call() {
     let server = FakeModelServer::start("chat/completions", move |_, body| {
         if body.get("response_format").is_some() {
-            return Reply::status(400, r#"{"error": {"message": "response_format is not supported"}}"#);
+            return Reply::status(
+                400,
+                r#"{"error": {"message": "response_format is not supported"}}"#,
+            );
         }
         // One entry per missing field, in the rules' order.
-        let entries = &body["tools"][0]["function"]["parameters"]["properties"]["questions"]["prefixItems"];
+        let entries =
+            &body["tools"][0]["function"]["parameters"]["properties"]["questions"]["prefixItems"];
         let fields: Vec<&Value> = entries
             .as_array()
             .expect("one schema per entry")
@@ -334,8 +363,7 @@ fn a_server_refusing_the_response_format_is_asked_again_with_a_forced_tool_call(
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(
-        requests[1].body["tool_choice"]["function"]["name"],
-        "post_questions",
+        requests[1].body["tool_choice"]["function"]["name"], "post_questions",
         "the call is forced"
     );
 }
@@ -370,7 +398,10 @@ fn the_cli_shows_rule_made_questions_as_rules() {
         report.contains("4 question(s)") && report.contains("from the intake rules"),
         "{report}"
     );
-    assert!(report.contains("1 question(s) for 4 missing field(s)"), "{report}");
+    assert!(
+        report.contains("1 question(s) for 4 missing field(s)"),
+        "{report}"
+    );
     let shown = sb.ok(&["chat", "show", "--thread", &format!("brief:{brief}")]);
     assert!(shown.contains("· rules: intake"), "{shown}");
     assert!(!shown.contains("AI "), "{shown}");

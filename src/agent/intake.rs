@@ -90,14 +90,12 @@ static REFUSED_RESPONSE_FORMAT: std::sync::Mutex<Vec<(String, String)>> =
 /// `response_format` and Anthropic's forced tool.
 fn phrase_schema(missing: &[Question]) -> serde_json::Value {
     let fields: Vec<&str> = missing.iter().map(|q| q.field.as_str()).collect();
-    answer_schema(
-        json!({
-            "type": "array",
-            "minItems": missing.len(),
-            "maxItems": missing.len(),
-            "items": item_schema(json!({"type": "string", "enum": fields}), json!({"type": "string"})),
-        }),
-    )
+    answer_schema(json!({
+        "type": "array",
+        "minItems": missing.len(),
+        "maxItems": missing.len(),
+        "items": item_schema(json!({"type": "string", "enum": fields}), json!({"type": "string"})),
+    }))
 }
 
 /// The same answer for servers that turn a forced tool's schema into a
@@ -117,7 +115,12 @@ fn phrase_grammar_schema(missing: &[Question]) -> serde_json::Value {
     });
     let entries: Vec<serde_json::Value> = missing
         .iter()
-        .map(|q| item_schema(json!({"type": "string", "const": q.field}), question.clone()))
+        .map(|q| {
+            item_schema(
+                json!({"type": "string", "const": q.field}),
+                question.clone(),
+            )
+        })
         .collect();
     answer_schema(json!({
         "type": "array",
@@ -250,6 +253,15 @@ fn phrase(
         .iter()
         .find(|c| c.name == PHRASE_TOOL)
         .map_or(completion.text.as_str(), |c| c.arguments.as_str());
+    if matches!(
+        completion.finish_reason.as_deref(),
+        Some("length" | "max_tokens")
+    ) {
+        return Err(format!(
+            "the model's answer was cut off at the token limit: {}",
+            excerpt(answer)
+        ));
+    }
     let questions = read_questions(answer, missing)?;
     check_questions(&questions, brief, missing)?;
     let model = if completion.model.is_empty() {
@@ -403,14 +415,23 @@ fn numbered_list(answer: &str, missing: &[Question]) -> Result<Vec<String>, Stri
 /// Each question is one a requester can answer: of a sensible length, a
 /// question or a request, not the title echoed, not a bare number, and no
 /// two the same.
-fn check_questions(questions: &[String], brief: &Brief, missing: &[Question]) -> Result<(), String> {
+fn check_questions(
+    questions: &[String],
+    brief: &Brief,
+    missing: &[Question],
+) -> Result<(), String> {
     let title = comparable(&brief.title);
     let mut seen: Vec<String> = Vec::new();
     for (question, q) in questions.iter().zip(missing) {
         let field = &q.field;
         let text = question.trim();
         let chars = text.chars().count();
-        let reject = |why: &str| Err(format!("the question for \"{field}\" {why}: {}", excerpt(text)));
+        let reject = |why: &str| {
+            Err(format!(
+                "the question for \"{field}\" {why}: {}",
+                excerpt(text)
+            ))
+        };
         if text.is_empty() {
             return Err(format!("the question for \"{field}\" is empty"));
         }
@@ -439,7 +460,8 @@ fn check_questions(questions: &[String], brief: &Brief, missing: &[Question]) ->
         if repeats_itself(&same) {
             return reject("repeats itself");
         }
-        if !text.ends_with('?') && !is_request(text) {
+        let asks = text.ends_with('?') && is_question(&same);
+        if !asks && !is_request(text) {
             return reject("is neither a question nor a request");
         }
         if seen.contains(&same) {
@@ -453,17 +475,39 @@ fn check_questions(questions: &[String], brief: &Brief, missing: &[Question]) ->
 /// A small model stuck in a loop: one word three times in a row.
 fn repeats_itself(words: &str) -> bool {
     let words: Vec<&str> = words.split(' ').collect();
+    words.windows(3).any(|w| w[0] == w[1] && w[1] == w[2])
+}
+
+/// Opens the way an English question does ("The audience is young?" is a
+/// statement with a question mark). Other languages fall back to the rules.
+fn is_question(words: &str) -> bool {
+    const OPENERS: [&str; 30] = [
+        "who", "whom", "whose", "what", "when", "where", "which", "why", "how", "is", "are", "was",
+        "were", "do", "does", "did", "can", "could", "would", "will", "should", "shall", "may",
+        "might", "have", "has", "any", "anything", "by", "in",
+    ];
     words
-        .windows(3)
-        .any(|w| w[0] == w[1] && w[1] == w[2])
+        .split(' ')
+        .next()
+        .is_some_and(|first| OPENERS.contains(&first))
 }
 
 /// Reads as a request without a question mark ("Please share the deadline.").
 fn is_request(text: &str) -> bool {
     let lower = text.to_lowercase();
     [
-        "please ", "could you", "can you", "would you", "tell us", "let us know", "share ",
-        "describe ", "list ", "give us", "send us", "confirm ",
+        "please ",
+        "could you",
+        "can you",
+        "would you",
+        "tell us",
+        "let us know",
+        "share ",
+        "describe ",
+        "list ",
+        "give us",
+        "send us",
+        "confirm ",
     ]
     .iter()
     .any(|start| lower.starts_with(start))

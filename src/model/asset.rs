@@ -37,7 +37,9 @@ pub enum Provenance {
     },
     /// Written by deterministic rules, no model involved (`intake`: the
     /// completeness rules' questions).
-    Rules { name: String },
+    Rules {
+        name: String,
+    },
 }
 
 /// What messages posted by the intake rules were recorded as before
@@ -147,5 +149,37 @@ impl Asset {
                 self.latest().map(|v| &v.provenance),
                 Some(Provenance::Ai { .. })
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Provenance;
+
+    #[test]
+    fn rule_made_provenance_reads_back_and_older_records_are_labelled_as_rules() {
+        let rules = Provenance::Rules {
+            name: "intake".into(),
+        };
+        let stored = serde_json::to_string(&rules).unwrap();
+        assert_eq!(stored, r#"{"by":"rules","name":"intake"}"#);
+        assert_eq!(serde_json::from_str::<Provenance>(&stored).unwrap(), rules);
+        assert_eq!(rules.label().as_deref(), Some("rules: intake"));
+
+        let older: Provenance = serde_json::from_str(
+            r#"{"by":"ai","provider":"spoke","model":"intake-rules","prompt_sha256":""}"#,
+        )
+        .unwrap();
+        assert!(matches!(older, Provenance::Ai { .. }), "read as stored");
+        assert_eq!(older.rules_name(), Some("intake"));
+        assert_eq!(older.label().as_deref(), Some("rules: intake"));
+
+        let ai: Provenance = serde_json::from_str(
+            r#"{"by":"ai","provider":"openai","model":"smollm2","prompt_sha256":"ab"}"#,
+        )
+        .unwrap();
+        assert_eq!(ai.rules_name(), None);
+        assert_eq!(ai.label().as_deref(), Some("AI openai/smollm2"));
+        assert_eq!(Provenance::Human.label(), None);
     }
 }
