@@ -12,8 +12,9 @@ use common_cli::Sandbox;
 use common_llm::{FakeModelServer, Reply, peer_url};
 use serde_json::{Value, json};
 use spoke::agent::intake::{IntakeOutcome, intake};
-use spoke::agent::provider::ProviderSettings;
+use spoke::agent::provider::anthropic::AnthropicProvider;
 use spoke::agent::provider::openai::OpenAiProvider;
+use spoke::agent::provider::{Provider, ProviderSettings};
 use spoke::model::asset::Provenance;
 use spoke::model::thread::Message;
 use spoke::service::{Hub, NewBrief, NewHub};
@@ -92,6 +93,10 @@ fn hub_with_brief(dir: &Path) -> (Hub, String) {
 /// Intake on the brief with the model behind `server`; returns the outcome
 /// and the one message posted in the brief's thread.
 fn run_intake(server: &FakeModelServer) -> (IntakeOutcome, Message, Vec<String>) {
+    run_intake_with(&provider(server))
+}
+
+fn run_intake_with(p: &dyn Provider) -> (IntakeOutcome, Message, Vec<String>) {
     let dir = tempfile::tempdir().expect("tmp");
     let (mut hub, brief) = hub_with_brief(dir.path());
     let rules: Vec<String> = hub
@@ -101,8 +106,7 @@ fn run_intake(server: &FakeModelServer) -> (IntakeOutcome, Message, Vec<String>)
         .into_iter()
         .map(|q| q.question)
         .collect();
-    let p = provider(server);
-    let outcome = intake(&mut hub, None, Some(&p), &brief, &CancellationToken::new())
+    let outcome = intake(&mut hub, None, Some(p), &brief, &CancellationToken::new())
         .expect("intake")
         .expect("questions");
     let mut thread = hub
@@ -366,6 +370,84 @@ fn a_server_refusing_the_response_format_is_asked_again_with_a_forced_tool_call(
         requests[1].body["tool_choice"]["function"]["name"], "post_questions",
         "the call is forced"
     );
+}
+
+/// Anthropic has no response format: the same schema goes as a forced tool.
+#[test]
+fn an_anthropic_model_is_asked_through_a_forced_tool_carrying_the_schema() {
+    let frame = |name: &str, mut data: Value| {
+        data["type"] = json!(name);
+        format!("event: {name}\ndata: {data}\n\n")
+    };
+    let arguments = answer(&GOOD);
+    let chunks = vec![
+        frame(
+            "message_start",
+            json!({"message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
+                   "model": "claude-test", "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+        ),
+        frame(
+            "content_block_start",
+            json!({"index": 0, "content_block": {"type": "tool_use", "id": "toolu_1",
+                   "name": "post_questions", "input": {}}}),
+        ),
+        frame(
+            "content_block_delta",
+            json!({"index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments}}),
+        ),
+        frame("content_block_stop", json!({"index": 0})),
+        frame(
+            "message_delta",
+            json!({"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 40}}),
+        ),
+        frame("message_stop", json!({})),
+    ];
+    let server = FakeModelServer::start("messages", move |_, _| Reply::chunks(chunks.clone()));
+    let mut settings = ProviderSettings::new(server.base_url.clone(), "claude-test");
+    settings.retries = 0;
+    let p = AnthropicProvider::new(&settings).expect("provider");
+    let (outcome, message, _) = run_intake_with(&p);
+
+    assert_eq!(outcome.model_error, None);
+    assert_eq!(outcome.questions[0], "Who listens to the podcast today?");
+    match &message.provenance {
+        Provenance::Ai {
+            provider, model, ..
+        } => assert_eq!(
+            (provider.as_str(), model.as_str()),
+            ("anthropic", "claude-test")
+        ),
+        other => panic!("labelled as the model, got {other:?}"),
+    }
+    let body = &server.requests()[0].body;
+    assert!(body.get("response_format").is_none(), "{body}");
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "tool", "name": "post_questions"})
+    );
+    assert_eq!(body["tools"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        body["tools"][0]["input_schema"]["properties"]["questions"]["items"]["properties"]["field"]
+            ["enum"],
+        json!(MISSING)
+    );
+}
+
+/// An answer cut off at the token limit is rejected as such.
+#[test]
+fn an_answer_cut_off_at_the_token_limit_is_rejected() {
+    let server = FakeModelServer::start("chat/completions", |_, _| {
+        Reply::chunks(vec![
+            event(
+                json!({"content": "{\"questions\": [{\"field\": \"audience\""}),
+                None,
+            ),
+            event(json!({}), Some("length")),
+            "data: [DONE]\n\n".into(),
+        ])
+    });
+    let (outcome, message, rules) = run_intake(&server);
+    assert_rules_posted(&outcome, &message, &rules, "cut off at the token limit");
 }
 
 /// `spoke agent run --once` with a model that echoes the title, then

@@ -34,8 +34,9 @@ pub const SCORER_MODEL: &str = "assignment-scorer";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntakeOutcome {
     pub brief: String,
+    /// The missing fields asked about, sorted.
     pub fields: Vec<String>,
-    /// One per field, in the order of `fields`' questions as the rules list them.
+    /// One per missing field, in the order the rules ask them.
     pub questions: Vec<String>,
     /// The model phrased them (otherwise the rules' own words, labelled
     /// `rules: intake`).
