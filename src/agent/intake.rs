@@ -239,10 +239,14 @@ fn phrase(
                     body = %body,
                     "the model server refused a response format; asking with a forced tool call"
                 );
-                if let Ok(mut refused) = REFUSED_RESPONSE_FORMAT.lock() {
+                let answered = provider.stream(&forced, cancel, &mut |_| {});
+                // Remembered only when the forced call worked: an outage is not a refusal.
+                if answered.is_ok()
+                    && let Ok(mut refused) = REFUSED_RESPONSE_FORMAT.lock()
+                {
                     refused.push(server);
                 }
-                provider.stream(&forced, cancel, &mut |_| {})
+                answered
             }
             other => other,
         }
@@ -533,7 +537,7 @@ fn comparable(text: &str) -> String {
 fn excerpt(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() > 120 {
-        format!("{}…", one_line.chars().take(120).collect::<String>())
+        format!("“{}…”", one_line.chars().take(120).collect::<String>())
     } else {
         format!("“{one_line}”")
     }
