@@ -452,8 +452,8 @@ fn intake_questions_are_posted_once_and_phrased_by_the_model_when_it_answers_wel
     let index = index(&hub);
     let server = FakeModelServer::start("chat/completions", move |n, body| {
         assert_eq!(
-            body["tool_choice"]["function"]["name"], "post_questions",
-            "the call is forced"
+            body["response_format"]["json_schema"]["name"], "post_questions",
+            "the answer's shape is asked for"
         );
         match n {
             0 => tool_reply(&[(
@@ -468,6 +468,7 @@ fn intake_questions_are_posted_once_and_phrased_by_the_model_when_it_answers_wel
     let asked = intake(&mut hub, Some(&index), Some(&p), &a, &cancel)
         .expect("intake")
         .expect("questions");
+    assert_eq!(asked.model_error, None);
     assert_eq!(asked.questions.len(), 5);
     assert_eq!(asked.phrased_by.as_deref(), Some("scripted-1"));
     let thread = hub.thread_messages(&format!("brief:{a}")).expect("thread");
@@ -494,6 +495,14 @@ fn intake_questions_are_posted_once_and_phrased_by_the_model_when_it_answers_wel
     assert_eq!(again.questions.len(), 4);
     assert!(again.phrased_by.is_none());
     assert!(again.model_error.is_some_and(|e| e.contains("malformed")));
+    let thread = hub.thread_messages(&format!("brief:{a}")).expect("thread");
+    assert_eq!(
+        thread[1].provenance,
+        Provenance::Rules {
+            name: "intake".into()
+        },
+        "the rules' words are labelled as the rules'"
+    );
     // Without a model, the rules ask.
     let plain = intake(&mut hub, None, None, &b, &cancel)
         .expect("intake")
@@ -580,6 +589,7 @@ fn real_llama_forced_tool_call_produces_a_valid_proposal() {
         tool_choice: ToolChoice::Function("propose_assignment".into()),
         max_tokens: Some(200),
         temperature: Some(0.0),
+        response_schema: None,
     };
     // A shared server can end a stream early when another request arrives:
     // ask again a few times; the structure must appear.

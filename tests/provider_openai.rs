@@ -545,6 +545,7 @@ fn real_llama_cpp_server_streams_and_makes_a_forced_tool_call() {
         tool_choice: ToolChoice::Function("propose_assignment".into()),
         max_tokens: Some(160),
         temperature: Some(0.0),
+        response_schema: None,
     };
     let (completion, events) = run_uninterrupted(&provider, &forced);
     assert!(!completion.tool_calls.is_empty(), "{completion:?}");

@@ -90,7 +90,7 @@ pub struct Turn {
 
 fn history_message(m: &Message) -> ChatMessage {
     match m.provenance {
-        Provenance::Ai { .. } => ChatMessage::assistant(m.body.clone()),
+        Provenance::Ai { .. } | Provenance::Rules { .. } => ChatMessage::assistant(m.body.clone()),
         Provenance::Human => ChatMessage::user(format!("@{}: {}", m.author, m.body)),
     }
 }

@@ -159,13 +159,9 @@ pub fn chat(ctx: &Ctx, cmd: ChatCommand) -> Result<()> {
                 outln!("No messages in {thread} yet.")?;
             }
             for m in &messages[start..] {
-                let who = match &m.provenance {
-                    crate::model::asset::Provenance::Ai {
-                        provider, model, ..
-                    } => {
-                        format!("@{} · AI {provider}/{model}", m.author)
-                    }
-                    crate::model::asset::Provenance::Human => format!("@{}", m.author),
+                let who = match m.provenance.label() {
+                    Some(label) => format!("@{} · {label}", m.author),
+                    None => format!("@{}", m.author),
                 };
                 outln!("── {who}")?;
                 outln!("{}", m.body)?;

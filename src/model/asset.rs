@@ -24,7 +24,8 @@ pub enum AssetKind {
     Other,
 }
 
-/// Who made a version: a person, or an AI (which makes it a draft until approved).
+/// Who made a version or wrote a message: a person, an AI (which makes a
+/// version a draft until approved), or Spoke's own fixed rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Provenance {
@@ -34,6 +35,43 @@ pub enum Provenance {
         model: String,
         prompt_sha256: String,
     },
+    /// Written by deterministic rules, no model involved (`intake`: the
+    /// completeness rules' questions).
+    Rules {
+        name: String,
+    },
+}
+
+/// What messages posted by the intake rules were recorded as before
+/// [`Provenance::Rules`] existed.
+const LEGACY_RULES: (&str, &str) = ("spoke", "intake-rules");
+
+impl Provenance {
+    /// The rules that wrote this, if rules did: `Rules { name }`, or the
+    /// older record of the intake rules as an AI named `spoke/intake-rules`.
+    pub fn rules_name(&self) -> Option<&str> {
+        match self {
+            Provenance::Rules { name } => Some(name),
+            Provenance::Ai {
+                provider, model, ..
+            } if (provider.as_str(), model.as_str()) == LEGACY_RULES => Some("intake"),
+            _ => None,
+        }
+    }
+
+    /// How the author is shown beside a message: `AI provider/model`,
+    /// `rules: intake`, or `None` for a person.
+    pub fn label(&self) -> Option<String> {
+        if let Some(name) = self.rules_name() {
+            return Some(format!("rules: {name}"));
+        }
+        match self {
+            Provenance::Ai {
+                provider, model, ..
+            } => Some(format!("AI {provider}/{model}")),
+            Provenance::Human | Provenance::Rules { .. } => None,
+        }
+    }
 }
 
 /// One immutable version of an asset; appended, never edited.
@@ -111,5 +149,37 @@ impl Asset {
                 self.latest().map(|v| &v.provenance),
                 Some(Provenance::Ai { .. })
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Provenance;
+
+    #[test]
+    fn rule_made_provenance_reads_back_and_older_records_are_labelled_as_rules() {
+        let rules = Provenance::Rules {
+            name: "intake".into(),
+        };
+        let stored = serde_json::to_string(&rules).unwrap();
+        assert_eq!(stored, r#"{"by":"rules","name":"intake"}"#);
+        assert_eq!(serde_json::from_str::<Provenance>(&stored).unwrap(), rules);
+        assert_eq!(rules.label().as_deref(), Some("rules: intake"));
+
+        let older: Provenance = serde_json::from_str(
+            r#"{"by":"ai","provider":"spoke","model":"intake-rules","prompt_sha256":""}"#,
+        )
+        .unwrap();
+        assert!(matches!(older, Provenance::Ai { .. }), "read as stored");
+        assert_eq!(older.rules_name(), Some("intake"));
+        assert_eq!(older.label().as_deref(), Some("rules: intake"));
+
+        let ai: Provenance = serde_json::from_str(
+            r#"{"by":"ai","provider":"openai","model":"smollm2","prompt_sha256":"ab"}"#,
+        )
+        .unwrap();
+        assert_eq!(ai.rules_name(), None);
+        assert_eq!(ai.label().as_deref(), Some("AI openai/smollm2"));
+        assert_eq!(Provenance::Human.label(), None);
     }
 }

@@ -368,6 +368,7 @@ pub fn send_each_tool_choice(
             tool_choice: choice.clone(),
             max_tokens: Some(200),
             temperature: None,
+            response_schema: None,
         };
         run(provider, &request).0.unwrap();
     }

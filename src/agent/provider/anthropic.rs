@@ -62,26 +62,38 @@ impl AnthropicProvider {
         if let Some(temperature) = request.temperature.or(self.settings.temperature) {
             body["temperature"] = json!(temperature);
         }
-        // The API refuses a tool_choice without tools.
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
-                .tools
-                .iter()
-                .map(|tool| {
-                    json!({
-                        "name": tool.name,
-                        "description": tool.description,
-                        "input_schema": tool.parameters,
-                    })
+        let mut tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                json!({
+                    "name": tool.name,
+                    "description": tool.description,
+                    "input_schema": tool.parameters,
                 })
-                .collect();
+            })
+            .collect();
+        let mut tool_choice = match &request.tool_choice {
+            ToolChoice::Auto => json!({"type": "auto"}),
+            ToolChoice::None => json!({"type": "none"}),
+            ToolChoice::Required => json!({"type": "any"}),
+            ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+        };
+        // The Messages API has no response format: a forced tool carries the schema.
+        if let Some(schema) = &request.response_schema {
+            if !request.tools.iter().any(|t| t.name == schema.name) {
+                tools.push(json!({
+                    "name": schema.name,
+                    "description": schema.description,
+                    "input_schema": schema.schema,
+                }));
+            }
+            tool_choice = json!({"type": "tool", "name": schema.name});
+        }
+        // The API refuses a tool_choice without tools.
+        if !tools.is_empty() {
             body["tools"] = Value::Array(tools);
-            body["tool_choice"] = match &request.tool_choice {
-                ToolChoice::Auto => json!({"type": "auto"}),
-                ToolChoice::None => json!({"type": "none"}),
-                ToolChoice::Required => json!({"type": "any"}),
-                ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
-            };
+            body["tool_choice"] = tool_choice;
         }
         body
     }
@@ -167,6 +179,10 @@ impl Provider for AnthropicProvider {
             self.settings.context_tokens as usize,
             self.settings.max_tokens as usize,
         )
+    }
+
+    fn endpoint(&self) -> &str {
+        self.transport.shown_endpoint()
     }
 
     fn stream(

@@ -91,6 +91,22 @@ pub struct ChatRequest {
     pub tool_choice: ToolChoice,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    /// The answer must be one JSON object under this schema. OpenAI-compatible
+    /// servers get `response_format: json_schema` (strict) and answer in text;
+    /// Anthropic gets a forced tool call named after the schema, whose
+    /// arguments are the answer. Servers may ignore it: check what comes back.
+    pub response_schema: Option<ResponseSchema>,
+}
+
+/// A JSON Schema the whole answer must follow (see [`ChatRequest::response_schema`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseSchema {
+    /// Names the schema (and the forced tool, where a tool carries it).
+    pub name: String,
+    pub description: String,
+    /// Written for strict mode: every object lists all its properties as
+    /// required and sets `additionalProperties: false`.
+    pub schema: serde_json::Value,
 }
 
 /// A call the model made, with its arguments as the raw JSON text it sent
@@ -183,6 +199,12 @@ pub trait Provider: Send + Sync {
     /// in tokens: prompts are fitted into the difference.
     fn window(&self) -> (usize, usize) {
         (DEFAULT_CONTEXT_TOKENS as usize, 1024)
+    }
+
+    /// The URL requests go to, as errors show it (no credentials), when
+    /// there is one: tells apart two servers offering the same model.
+    fn endpoint(&self) -> &str {
+        ""
     }
     fn stream(
         &self,

@@ -77,6 +77,17 @@ impl OpenAiProvider {
                 }
             };
         }
+        if let Some(schema) = &request.response_schema {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema.name,
+                    "description": schema.description,
+                    "schema": schema.schema,
+                    "strict": true,
+                },
+            });
+        }
         body
     }
 }
@@ -124,6 +135,10 @@ impl Provider for OpenAiProvider {
             self.settings.context_tokens as usize,
             self.settings.max_tokens as usize,
         )
+    }
+
+    fn endpoint(&self) -> &str {
+        self.transport.shown_endpoint()
     }
 
     fn stream(

@@ -471,11 +471,15 @@ impl ChatPane {
         let key = theme.style("ui.help.key");
         let mut lines: Vec<Line<'static>> = Vec::new();
         for m in &self.messages {
-            let who = match &m.provenance {
-                Provenance::Ai {
-                    provider, model, ..
-                } => format!("@{} · AI · {provider}/{model}", m.author),
-                Provenance::Human => format!("@{}", m.author),
+            let who = match (&m.provenance, m.provenance.rules_name()) {
+                (_, Some(rules)) => format!("@{} · rules: {rules}", m.author),
+                (
+                    Provenance::Ai {
+                        provider, model, ..
+                    },
+                    None,
+                ) => format!("@{} · AI · {provider}/{model}", m.author),
+                (Provenance::Human | Provenance::Rules { .. }, None) => format!("@{}", m.author),
             };
             lines.push(Line::from(Span::styled(who, key)));
             lines.extend(markdown::render(&m.body, text, theme));
