@@ -6,7 +6,7 @@
 
 mod common_llm;
 
-use common_llm::{FakeModelServer, Part, Reply, peer_url};
+use common_llm::{FakeModelServer, Part, Reply, event, peer_url, text_reply};
 use serde_json::{Value, json};
 use spoke::agent::chat::{self, ChatEvent};
 use spoke::agent::intake::{intake, work_once};
@@ -24,26 +24,6 @@ use spoke::service::{Hub, NewBrief, NewHub, NewMember};
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// One `data:` event of a chat completions stream.
-fn event(delta: Value, finish: Option<&str>) -> String {
-    let chunk = json!({
-        "id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "scripted-1",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-    });
-    format!("data: {chunk}\n\n")
-}
-
-/// A streamed text answer, a few words per chunk.
-fn text_reply(text: &str) -> Reply {
-    let mut chunks = vec![event(json!({"role": "assistant"}), None)];
-    for word in text.split_inclusive(' ') {
-        chunks.push(event(json!({"content": word}), None));
-    }
-    chunks.push(event(json!({}), Some("stop")));
-    chunks.push("data: [DONE]\n\n".into());
-    Reply::chunks(chunks)
-}
 
 /// A streamed turn made only of tool calls, each split across chunks.
 fn tool_reply(calls: &[(&str, &str)]) -> Reply {

@@ -9,7 +9,7 @@ mod common_cli;
 mod common_llm;
 
 use common_cli::Sandbox;
-use common_llm::{FakeModelServer, Reply, peer_url};
+use common_llm::{FakeModelServer, Reply, event, peer_url, text_reply};
 use serde_json::{Value, json};
 use spoke::agent::intake::{IntakeOutcome, intake};
 use spoke::agent::provider::anthropic::AnthropicProvider;
@@ -24,33 +24,6 @@ use tokio_util::sync::CancellationToken;
 const TITLE: &str = "Podcast cover art";
 /// What the rules find missing in the brief below, in their order.
 const MISSING: [&str; 4] = ["audience", "deliverables", "due", "key_message"];
-
-/// One `data:` event of a chat completions stream.
-fn event(delta: Value, finish: Option<&str>) -> String {
-    let chunk = json!({
-        "id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "scripted-1",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-    });
-    format!("data: {chunk}\n\n")
-}
-
-/// A streamed text answer, cut in a few chunks.
-fn text_reply(text: &str) -> Reply {
-    let mut chunks = vec![event(json!({"role": "assistant"}), None)];
-    let mut rest = text;
-    while !rest.is_empty() {
-        let cut = rest
-            .char_indices()
-            .map(|(i, _)| i)
-            .find(|i| *i >= 40)
-            .unwrap_or(rest.len());
-        chunks.push(event(json!({"content": &rest[..cut]}), None));
-        rest = &rest[cut..];
-    }
-    chunks.push(event(json!({}), Some("stop")));
-    chunks.push("data: [DONE]\n\n".into());
-    Reply::chunks(chunks)
-}
 
 /// A server answering every request with `text`.
 fn server_answering(text: &str) -> FakeModelServer {

@@ -7,7 +7,7 @@ mod common_cli;
 mod common_llm;
 
 use common_cli::{Sandbox, assert_success, stderr, stdout};
-use common_llm::{FakeModelServer, Reply};
+use common_llm::{FakeModelServer, Reply, event, text_reply};
 use serde_json::{Value, json};
 use spoke::agent::chat::{self, ChatEvent};
 use spoke::agent::provider::ProviderSettings;
@@ -18,26 +18,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
-
-/// One `data:` event of a chat completions stream.
-fn event(delta: Value, finish: Option<&str>) -> String {
-    let chunk = json!({
-        "id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "scripted-1",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-    });
-    format!("data: {chunk}\n\n")
-}
-
-/// A streamed text answer, a few words per chunk.
-fn text_reply(text: &str) -> Reply {
-    let mut chunks = vec![event(json!({"role": "assistant"}), None)];
-    for word in text.split_inclusive(' ') {
-        chunks.push(event(json!({"content": word}), None));
-    }
-    chunks.push(event(json!({}), Some("stop")));
-    chunks.push("data: [DONE]\n\n".into());
-    Reply::chunks(chunks)
-}
 
 /// One streamed tool call whose arguments arrive in `pieces`.
 fn tool_reply(name: &str, pieces: &[&str]) -> Reply {

@@ -714,10 +714,9 @@ pub fn suggest_assignment(
         rationale,
         citations: Vec::new(),
         reviewers: vec![super::tools::PROPOSAL_REVIEWERS.to_owned()],
-        made_by: Some(Provenance::Ai {
-            provider: "spoke".to_owned(),
-            model: SCORER_MODEL.to_owned(),
-            prompt_sha256: String::new(),
+        // The scorer's rules made it, not a model.
+        made_by: Some(Provenance::Rules {
+            name: SCORER_MODEL.to_owned(),
         }),
     })?;
     let proposal = match &view.subject {

@@ -853,25 +853,13 @@ fn propose_tasks(ctx: &mut ToolContext<'_>, a: TasksArgs) -> Result<ToolOutcome,
     )
 }
 
-/// Fields a brief-update proposal may change: everything a lead sets with
-/// `spoke brief set`, except the status (the lifecycle has its own moves)
-/// and the assignees (an assignment is its own proposal).
-const PROPOSABLE: [BriefField; 14] = [
-    BriefField::Title,
-    BriefField::Requester,
-    BriefField::Objective,
-    BriefField::Audience,
-    BriefField::KeyMessage,
-    BriefField::Deliverables,
-    BriefField::Mandatories,
-    BriefField::Brand,
-    BriefField::Budget,
-    BriefField::Due,
-    BriefField::References,
-    BriefField::SuccessMetric,
-    BriefField::Priority,
-    BriefField::Tags,
-];
+/// Whether a brief-update proposal may change `field`: everything a lead
+/// sets with `spoke brief set` (the status and the assignees are not brief
+/// fields there: the lifecycle and assignments have their own moves), but
+/// not a snooze, which is a person's own.
+fn proposable(field: BriefField) -> bool {
+    field != BriefField::SnoozeUntil
+}
 
 fn propose_update(ctx: &mut ToolContext<'_>, a: UpdateArgs) -> Result<ToolOutcome, String> {
     let brief = ctx.hub.brief(&a.brief_id).map_err(err)?;
@@ -888,8 +876,12 @@ fn propose_update(ctx: &mut ToolContext<'_>, a: UpdateArgs) -> Result<ToolOutcom
     let mut fields = serde_json::Map::new();
     for (name, value) in &a.fields {
         let field = BriefField::parse(name).map_err(|e| e.to_string())?;
-        if !PROPOSABLE.contains(&field) {
-            let names: Vec<&str> = PROPOSABLE.iter().map(|f| f.name()).collect();
+        if !proposable(field) {
+            let names: Vec<&str> = BriefField::ALL
+                .iter()
+                .filter(|f| proposable(**f))
+                .map(|f| f.name())
+                .collect();
             return Err(format!(
                 "`{name}` cannot be proposed here (status moves and assignments have their own ways); \
                  fields: {}",

@@ -622,3 +622,23 @@ pub fn assert_idle_timeouts(provider: &dyn Provider, server: &FakeModelServer, a
     }
     assert_eq!(server.requests().len(), asks, "timeouts are not retried");
 }
+
+/// One `data:` event of a chat completions stream.
+pub fn event(delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "scripted-1",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// A streamed text answer, a few words per chunk.
+pub fn text_reply(text: &str) -> Reply {
+    let mut chunks = vec![event(json!({"role": "assistant"}), None)];
+    for word in text.split_inclusive(' ') {
+        chunks.push(event(json!({"content": word}), None));
+    }
+    chunks.push(event(json!({}), Some("stop")));
+    chunks.push("data: [DONE]\n\n".into());
+    Reply::chunks(chunks)
+}
