@@ -112,7 +112,9 @@ fn the_agent_member_works_new_briefs_and_the_lead_sees_proposals_after_a_sync() 
     );
     let last = thread.as_array().and_then(|m| m.last()).expect("a message");
     assert_eq!(last["author"], "scout");
-    assert_eq!(last["provenance"]["by"], "ai");
+    // No model is configured: the rules wrote the questions, and say so.
+    assert_eq!(last["provenance"]["by"], "rules");
+    assert_eq!(last["provenance"]["name"], "intake");
     assert!(
         last["body"]
             .as_str()
