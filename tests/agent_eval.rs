@@ -3,16 +3,11 @@
 //! without a model (a clear refusal), and against the real local model.
 
 mod common_cli;
+mod common_llm;
 
-use common_cli::{Sandbox, stderr, stdout};
+use common_cli::{Sandbox, closed_port, stderr, stdout};
+use common_llm::peer_url;
 use serde_json::Value;
-
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    port
-}
 
 fn eval(sb: &Sandbox, config: &str, json: bool) -> std::process::Output {
     std::fs::write(&sb.config, config).expect("config");
@@ -79,15 +74,7 @@ fn without_a_model_there_is_nothing_to_evaluate() {
 
 #[test]
 fn the_real_local_model_gets_a_table() {
-    let Some(url) = std::env::var("SPOKE_TEST_LLAMA_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
-            "SPOKE_REQUIRE_PEERS is set but SPOKE_TEST_LLAMA_URL is not"
-        );
-        eprintln!("skipped: set SPOKE_TEST_LLAMA_URL to a llama.cpp server's /v1 URL to run");
+    let Some(url) = peer_url("SPOKE_TEST_LLAMA_URL", "http://127.0.0.1:18082/v1") else {
         return;
     };
     let sb = Sandbox::with_hub();

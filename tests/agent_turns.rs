@@ -6,7 +6,7 @@
 mod common_cli;
 mod common_llm;
 
-use common_cli::{Sandbox, assert_success, stderr, stdout};
+use common_cli::{Sandbox, assert_success, closed_port, stderr, stdout};
 use common_llm::{FakeModelServer, Reply, event, text_reply};
 use serde_json::{Value, json};
 use spoke::agent::chat::{self, ChatEvent};
@@ -182,12 +182,6 @@ fn a_cited_number_is_kept_from_the_answer_to_every_listing_and_unknown_ones_are_
     );
     assert!(text.contains("   [9] (no such source)"), "{text}");
     assert!(!text.contains("[1] "), "nothing is renumbered: {text}");
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// A server that reads each request and closes the connection without a byte.

