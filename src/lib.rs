@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 pub(crate) mod http;
+pub mod integrations;
 pub mod interrupt;
 pub mod logging;
 pub mod model;
