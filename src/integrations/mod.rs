@@ -7,6 +7,8 @@
 
 pub mod asana;
 pub mod jira;
+pub mod pusher;
+pub mod secrets;
 pub mod webhook;
 
 use std::time::Duration;

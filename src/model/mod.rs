@@ -7,6 +7,7 @@ pub mod brief;
 pub mod hlc;
 pub mod ids;
 pub mod input;
+pub mod integration;
 pub mod knowledge;
 pub mod member;
 pub mod op;

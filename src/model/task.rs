@@ -21,6 +21,8 @@ pub struct Task {
     pub assignee: Option<String>,
     pub status: TaskStatus,
     pub due: Option<Due>,
+    /// Where the task lives in each tracker it was pushed to, by connector.
+    pub external: std::collections::BTreeMap<String, super::integration::ExternalLink>,
     pub deleted: bool,
 }
 
@@ -33,6 +35,11 @@ impl Task {
             assignee: rec.string("assignee"),
             status: rec.get_as("status").unwrap_or_default(),
             due: rec.get_as("due"),
+            external: rec
+                .map_entries("external")
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?)))
+                .collect(),
             deleted: rec.is_deleted(),
         }
     }

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod assets;
 mod briefs;
 pub mod inbox;
+mod integrations;
 pub mod knowledge;
 mod members;
 pub mod search;
@@ -172,8 +173,11 @@ impl Hub {
     /// transaction: applied locally at once, queued for the hub. Changes the
     /// hub's rules refuse (as this replica knows them) write nothing and
     /// fail with the rule.
-    pub fn commit(&mut self, changes: Vec<(EntityRef, Change)>) -> Result<Vec<OpId>> {
+    pub fn commit(&mut self, mut changes: Vec<(EntityRef, Change)>) -> Result<Vec<OpId>> {
         let actor = self.actor()?.to_owned();
+        // Consequences outside the hub are queued in the same commit.
+        let outbox = self.outbox_changes(&changes)?;
+        changes.extend(outbox);
         let committed = match &mut self.pinned_clock {
             Some((at, clock)) => self
                 .replica

@@ -114,6 +114,33 @@ impl Replica {
         Ok(())
     }
 
+    /// A field of an entity as the hub's log has it (sequenced ops only,
+    /// for the fields the rules track), not as this replica's queued ops
+    /// would make it: what every replica and the relay agree on.
+    pub fn confirmed_field(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        field: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let txn = self.db.begin_read().at(&self.path)?;
+        let table = match txn.open_table(POLICY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e).at(&self.path),
+        };
+        let key = format!("e/{kind}/{id}");
+        let Some(bytes) = table.get(key.as_str()).at(&self.path)? else {
+            return Ok(None);
+        };
+        let entry: spoke_relay::policy::state::Entry = rmp_serde::from_slice(bytes.value())
+            .map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("policy row `{key}`: {e}"),
+            })?;
+        Ok(entry.fields.get(field).map(|r| r.value.clone()))
+    }
+
     /// Every refused op this replica knows of, in hub order (relay refusals last).
     pub fn refused(&self) -> Result<Vec<RefusedOp>, StoreError> {
         let txn = self.db.begin_read().at(&self.path)?;

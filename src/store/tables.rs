@@ -52,6 +52,8 @@ pub fn entity_table(kind: EntityKind) -> EntityTable {
         EntityKind::Task => TableDefinition::new("entity.task"),
         EntityKind::Audit => TableDefinition::new("entity.audit"),
         EntityKind::Knowledge => TableDefinition::new("entity.knowledge"),
+        EntityKind::Integration => TableDefinition::new("entity.integration"),
+        EntityKind::Delivery => TableDefinition::new("entity.delivery"),
     }
 }
 
@@ -67,5 +69,7 @@ pub fn item_table(kind: EntityKind) -> ItemTable {
         EntityKind::Task => TableDefinition::new("items.task"),
         EntityKind::Audit => TableDefinition::new("items.audit"),
         EntityKind::Knowledge => TableDefinition::new("items.knowledge"),
+        EntityKind::Integration => TableDefinition::new("items.integration"),
+        EntityKind::Delivery => TableDefinition::new("items.delivery"),
     }
 }

@@ -5,6 +5,7 @@
 //! (owners, assignees, a request's current reviewers, an approval's outcome).
 
 pub mod approval;
+pub mod push;
 pub mod rules;
 pub mod state;
 
@@ -96,10 +97,14 @@ pub enum EntityKind {
     Audit,
     /// A knowledge-base document (guidelines, case studies) and its chunks.
     Knowledge,
+    /// A connector to an outside tracker or webhook, and the push lease.
+    Integration,
+    /// An outbox item: one push to one connector.
+    Delivery,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 10] = [
+    pub const ALL: [EntityKind; 12] = [
         EntityKind::Hub,
         EntityKind::Member,
         EntityKind::Brief,
@@ -110,6 +115,8 @@ impl EntityKind {
         EntityKind::Task,
         EntityKind::Audit,
         EntityKind::Knowledge,
+        EntityKind::Integration,
+        EntityKind::Delivery,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +131,8 @@ impl EntityKind {
             EntityKind::Task => "task",
             EntityKind::Audit => "audit",
             EntityKind::Knowledge => "knowledge",
+            EntityKind::Integration => "integration",
+            EntityKind::Delivery => "delivery",
         }
     }
 

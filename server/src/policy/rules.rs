@@ -208,6 +208,16 @@ pub const TABLE: &[Grant] = &[
         &[(Lead, Any), (Creative, Assigned)],
     ),
     g(EntityKind::Task, Action::Delete, &[(Lead, Any)]),
+    // Connectors to trackers and webhooks, the pusher and its lease: leads
+    // (the pusher's own lease and results follow the push rules).
+    g(EntityKind::Integration, Action::Create, &[(Lead, Any)]),
+    g(EntityKind::Integration, Action::Edit, &[(Lead, Any)]),
+    g(EntityKind::Integration, Action::Delete, &[(Lead, Any)]),
+    // The outbox: any change that has consequences outside enqueues them;
+    // leads retry and drop items.
+    g(EntityKind::Delivery, Action::Create, WRITERS),
+    g(EntityKind::Delivery, Action::Edit, &[(Lead, Any)]),
+    g(EntityKind::Delivery, Action::Delete, &[(Lead, Any)]),
     // The audit log: appended by every member who acts, never edited.
     g(EntityKind::Audit, Action::Append, WRITERS),
     // The knowledge base: brand guidelines and case studies.
@@ -264,10 +274,12 @@ pub enum Rule {
     AuditIsAppendOnly,
     EffectNeedsItsApproval,
     AgentsDraftOnly,
+    LeaseIsExclusive,
+    PusherHoldsTheLease,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 19] = [
+    pub const ALL: [Rule; 21] = [
         Rule::NotAMember,
         Rule::ReadOnly,
         Rule::ActorIsTheToken,
@@ -287,6 +299,8 @@ impl Rule {
         Rule::AuditIsAppendOnly,
         Rule::EffectNeedsItsApproval,
         Rule::AgentsDraftOnly,
+        Rule::LeaseIsExclusive,
+        Rule::PusherHoldsTheLease,
     ];
 
     /// The rule's name as refusals and the docs spell it.
@@ -311,6 +325,8 @@ impl Rule {
             Rule::AuditIsAppendOnly => "audit-is-append-only",
             Rule::EffectNeedsItsApproval => "effect-needs-its-approval",
             Rule::AgentsDraftOnly => "agents-draft-only",
+            Rule::LeaseIsExclusive => "lease-is-exclusive",
+            Rule::PusherHoldsTheLease => "pusher-holds-the-lease",
         }
     }
 
@@ -364,6 +380,12 @@ impl Rule {
                 "an approval effect (from_proposal / approval link) applies only what its closed request approved, to its own subject"
             }
             Rule::AgentsDraftOnly => "an agent's asset versions must be labelled as made by an AI",
+            Rule::LeaseIsExclusive => {
+                "one replica of the hub's pusher holds the push lease at a time; a claim waits until the lease ends"
+            }
+            Rule::PusherHoldsTheLease => {
+                "the pusher writes delivery results and tracker state onto tasks only while holding the push lease"
+            }
         }
     }
 }
@@ -433,6 +455,9 @@ pub fn judge(state: &PolicyState, op: &OpRef<'_>, from_relay: bool) -> Result<()
             Rule::ReadOnly,
             format!("@{} is read-only and changes nothing", op.actor),
         ));
+    }
+    if let Some(verdict) = super::push::judge_push(state, op, &roles) {
+        return verdict;
     }
     if let Some(effect) = effect_claim(op) {
         return judge_effect(state, op, effect);
@@ -907,6 +932,7 @@ mod tests {
                                 | EntityKind::Thread
                                 | EntityKind::Asset
                                 | EntityKind::Audit
+                                | EntityKind::Delivery
                         ),
                         "agents only propose, ask, chat, draft and record: {:?}",
                         grant.kind

@@ -89,6 +89,7 @@ fn tracked(kind: EntityKind, field: &str) -> bool {
             EntityKind::Approval => field == "stages" || field == "subject",
             EntityKind::Proposal => field == "brief",
             EntityKind::Task => field == "brief" || field == "assignee",
+            EntityKind::Integration => field == "pusher" || field == "lease",
             _ => false,
         }
 }
@@ -154,6 +155,16 @@ impl PolicyState {
         for op in ops {
             keys.insert(format!("c/{}", op.id.client.0));
             keys.insert(format!("e/{}", entity_key(op.kind, op.entity)));
+            // The push lease governs the pusher's writes on these kinds.
+            if matches!(
+                op.kind,
+                EntityKind::Integration | EntityKind::Delivery | EntityKind::Task
+            ) {
+                keys.insert(format!(
+                    "e/{}",
+                    entity_key(EntityKind::Integration, super::push::PUSH_ENTITY)
+                ));
+            }
             if let Change::Set(fields) = op.change {
                 if let Some(p) = fields.get("from_proposal").and_then(Value::as_str) {
                     keys.insert(format!("e/{}", entity_key(EntityKind::Proposal, p)));
