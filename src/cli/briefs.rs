@@ -152,10 +152,16 @@ pub fn run(ctx: &Ctx, cmd: BriefCommand) -> Result<()> {
         }
         BriefCommand::Show { id } => {
             let brief = hub.brief(&id)?;
+            let tasks = hub.tasks_of_brief(&brief.id)?;
             if ctx.json {
-                print_json(&brief)
+                let mut value = serde_json::to_value(&brief)?;
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("tasks".into(), serde_json::to_value(&tasks)?);
+                }
+                print_json(&value)
             } else {
-                print_brief(&hub, &brief)
+                print_brief(&hub, &brief)?;
+                super::tasks::print_task_list(&tasks)
             }
         }
         BriefCommand::Set { id, pairs } => {

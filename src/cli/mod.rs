@@ -10,12 +10,14 @@ mod complete;
 mod demo;
 mod doctor;
 mod inbox;
+mod integrations;
 pub use briefs::print_queue;
 pub use output::print_json;
 mod members;
 mod output;
 mod search;
 mod sync;
+mod tasks;
 pub(crate) use output::outln;
 
 use crate::config::{Config, default_home};
@@ -145,6 +147,12 @@ pub enum Command {
     /// What waits on you: requests at your stage, changes to your briefs,
     /// mentions, questions for you
     Inbox(inbox::InboxArgs),
+    /// Connectors to Jira, Asana and webhooks; the outbox and the pusher
+    #[command(subcommand)]
+    Integrations(integrations::IntegrationsCommand),
+    /// A brief's tasks: status, assignee, due date and tracker keys
+    #[command(subcommand)]
+    Task(tasks::TaskCommand),
     /// Search briefs, comments, chat, assets and the knowledge base
     Search(search::SearchArgs),
     /// The knowledge base: guidelines and case studies the team and the agent search
@@ -402,6 +410,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chat(cmd) => agent::chat(&ctx, cmd),
         Command::Agent(cmd) => agent::agent(&ctx, cmd),
         Command::Inbox(args) => inbox::inbox(&ctx, args),
+        Command::Integrations(cmd) => integrations::integrations(&ctx, cmd),
+        Command::Task(cmd) => tasks::task(&ctx, cmd),
         Command::Search(args) => search::search(&ctx, args),
         Command::Kb(cmd) => search::kb(&ctx, cmd),
         Command::Index(cmd) => search::index(&ctx, cmd),

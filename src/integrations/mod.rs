@@ -76,6 +76,9 @@ pub enum PushError {
 impl PushError {
     /// Whether the outbox should try again later.
     pub fn retryable(&self) -> bool {
-        matches!(self, PushError::RetryAfter { .. } | PushError::Transient { .. })
+        matches!(
+            self,
+            PushError::RetryAfter { .. } | PushError::Transient { .. }
+        )
     }
 }

@@ -188,7 +188,7 @@ async fn ensure_lease(home: &Path, joined: bool) -> Result<Result<u64, String>> 
     match confirmed(&hub)? {
         Some(l) if l.client == client && l.until > wall_now_ms() + STOP_BELOW_MS => Ok(Ok(l.until)),
         _ => Ok(Err(
-            "the push lease went to another replica; waiting".to_owned(),
+            "the push lease went to another replica; waiting".to_owned()
         )),
     }
 }
@@ -218,7 +218,10 @@ async fn drain(
     let due: Vec<Delivery> = {
         let hub = Hub::open(home, None)?;
         let now = wall_now_ms();
-        hub.outbox()?.into_iter().filter(|d| d.is_due(now)).collect()
+        hub.outbox()?
+            .into_iter()
+            .filter(|d| d.is_due(now))
+            .collect()
     };
     for d in due {
         if lease_until < wall_now_ms().saturating_add(STOP_BELOW_MS) {
@@ -361,9 +364,9 @@ impl Tracker {
                 )
             })?;
         let need = |key: &str| {
-            c.setting(key).map(str::to_owned).ok_or_else(|| {
-                format!("connector {} has no `{key}` setting", c.name)
-            })
+            c.setting(key)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("connector {} has no `{key}` setting", c.name))
         };
         match c.kind {
             ConnectorKind::Jira => Ok(Tracker::Jira(Jira {
@@ -533,7 +536,10 @@ pub fn payload(hub: &Hub, task: &Task, c: &Connector) -> TaskPayload {
             }
         }
     }
-    let due = task.due.clone().or_else(|| brief.as_ref().and_then(|b| b.due.clone()));
+    let due = task
+        .due
+        .clone()
+        .or_else(|| brief.as_ref().and_then(|b| b.due.clone()));
     let due_date = due.as_ref().map(|d| d.zoned().date().to_string());
     let mut labels: Vec<String> = c
         .setting("labels")
@@ -594,7 +600,9 @@ fn queue_updates(home: &Path, report: &mut PushReport, say: &mut impl FnMut(&str
     let mut changes = Vec::new();
     for task in pushed_tasks(&hub)? {
         for (name, link) in &task.external {
-            let Some(c) = connectors.get(name) else { continue };
+            let Some(c) = connectors.get(name) else {
+                continue;
+            };
             if open.contains(&(name.clone(), task.id.clone())) {
                 continue;
             }
@@ -602,7 +610,10 @@ fn queue_updates(home: &Path, report: &mut PushReport, say: &mut impl FnMut(&str
                 continue;
             }
             let id = format!("{}-u", new_entity_id(&format!("d-{name}-{}", task.id)));
-            say(&format!("{id}: {} changed since its push to {}", task.id, link.key));
+            say(&format!(
+                "{id}: {} changed since its push to {}",
+                task.id, link.key
+            ));
             changes.push((
                 EntityRef::new(EntityKind::Delivery, id),
                 Change::Set(BTreeMap::from([

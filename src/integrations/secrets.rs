@@ -91,11 +91,17 @@ mod tests {
         assert_eq!(secret(dir.path(), "jira").unwrap().as_deref(), Some("tok"));
         store(dir.path(), "jira", None).unwrap();
         assert_eq!(secret(dir.path(), "jira").unwrap(), None);
-        assert_eq!(secret(dir.path(), "hooks").unwrap().as_deref(), Some("whsec_abc"));
+        assert_eq!(
+            secret(dir.path(), "hooks").unwrap().as_deref(),
+            Some("whsec_abc")
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(secrets_path(dir.path())).unwrap().permissions().mode();
+            let mode = std::fs::metadata(secrets_path(dir.path()))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "secrets are the owner's alone");
         }
         assert!(store(dir.path(), "x", Some("  ")).is_err());

@@ -140,7 +140,10 @@ impl Hub {
         let c = self.connector(name)?;
         let entity = EntityRef::new(EntityKind::Integration, c.name);
         self.commit_lead(
-            vec![(entity, Change::Set(BTreeMap::from([("deleted".into(), json!(true))])))],
+            vec![(
+                entity,
+                Change::Set(BTreeMap::from([("deleted".into(), json!(true))])),
+            )],
             "remove connectors",
         )
     }
@@ -199,9 +202,7 @@ impl Hub {
         }
         if let Some(secs) = poll_secs {
             if !(10..=86_400).contains(&secs) {
-                return Err(
-                    InputError::new("the poll interval is 10 to 86400 seconds").into(),
-                );
+                return Err(InputError::new("the poll interval is 10 to 86400 seconds").into());
             }
             fields.insert("poll_secs".into(), json!(secs));
         }
@@ -252,7 +253,10 @@ impl Hub {
             ("last_error".to_owned(), Value::Null),
         ]);
         self.commit_lead(
-            vec![(EntityRef::new(EntityKind::Delivery, d.id.clone()), Change::Set(fields))],
+            vec![(
+                EntityRef::new(EntityKind::Delivery, d.id.clone()),
+                Change::Set(fields),
+            )],
             "retry deliveries",
         )?;
         self.delivery(&d.id)
@@ -266,7 +270,10 @@ impl Hub {
         }
         let fields = BTreeMap::from([("status".to_owned(), json!(DeliveryStatus::Dropped))]);
         self.commit_lead(
-            vec![(EntityRef::new(EntityKind::Delivery, d.id.clone()), Change::Set(fields))],
+            vec![(
+                EntityRef::new(EntityKind::Delivery, d.id.clone()),
+                Change::Set(fields),
+            )],
             "drop deliveries",
         )?;
         self.delivery(&d.id)
@@ -299,10 +306,11 @@ impl Hub {
     fn commit_lead(&mut self, changes: Vec<(EntityRef, Change)>, what: &str) -> Result<()> {
         match self.commit(changes) {
             Ok(_) => Ok(()),
-            Err(e) if matches!(
-                e.downcast_ref::<crate::store::StoreError>(),
-                Some(crate::store::StoreError::Refused(_))
-            ) =>
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<crate::store::StoreError>(),
+                    Some(crate::store::StoreError::Refused(_))
+                ) =>
             {
                 Err(e.context(format!("only a lead may {what}")))
             }
@@ -340,7 +348,9 @@ impl Hub {
             out.push((EntityRef::new(EntityKind::Delivery, id), Change::Set(set)));
         };
         for (entity, change) in changes {
-            let Change::Set(fields) = change else { continue };
+            let Change::Set(fields) = change else {
+                continue;
+            };
             let old = self.replica.record(entity)?;
             let existed = old.as_ref().is_some_and(|r| r.first_stamp().is_some());
             let mut events: Vec<(HookEvent, Value, String)> = Vec::new();
@@ -441,5 +451,82 @@ impl Hub {
             }
         }
         Ok(out)
+    }
+}
+
+impl Hub {
+    /// Changes a task's status, title, assignee or due date. A lead changes
+    /// any task; its assignee moves its own.
+    pub fn set_task_fields(&mut self, id: &str, pairs: &[(String, String)]) -> Result<Task> {
+        let id = self.resolve_id(EntityKind::Task, id, "t")?;
+        let Some(task) = self.task(&id)? else {
+            return Err(InputError::new(format!("task {id} was deleted")).into());
+        };
+        let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "status" => {
+                    let status: crate::model::task::TaskStatus = serde_json::from_value(json!(
+                        value.to_ascii_lowercase()
+                    ))
+                    .map_err(|_| {
+                        InputError::new(format!("task status `{value}`: todo, doing or done"))
+                    })?;
+                    fields.insert("status".into(), json!(status));
+                }
+                "title" if value.trim().is_empty() => {
+                    return Err(InputError::new("a task needs a title").into());
+                }
+                "title" => {
+                    fields.insert("title".into(), json!(value.trim()));
+                }
+                "assignee" if value.trim().is_empty() => {
+                    fields.insert("assignee".into(), Value::Null);
+                }
+                "assignee" => {
+                    let handle = value.trim().trim_start_matches('@');
+                    if self.member(handle)?.is_none() {
+                        return Err(InputError::new(format!("there is no member @{handle}")).into());
+                    }
+                    fields.insert("assignee".into(), json!(handle));
+                }
+                "due" if value.trim().is_empty() => {
+                    fields.insert("due".into(), Value::Null);
+                }
+                "due" => {
+                    let zone = self.zone();
+                    fields.insert(
+                        "due".into(),
+                        json!(crate::model::brief::Due::parse(value, &zone)?),
+                    );
+                }
+                other => {
+                    return Err(InputError::new(format!(
+                        "a task has no field `{other}`: status, title, assignee, due"
+                    ))
+                    .into());
+                }
+            }
+        }
+        match self.commit(vec![(
+            EntityRef::new(EntityKind::Task, task.id.clone()),
+            Change::Set(fields),
+        )]) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<crate::store::StoreError>(),
+                    Some(crate::store::StoreError::Refused(_))
+                ) =>
+            {
+                return Err(e.context(format!(
+                    "only a lead, or the task's assignee, changes task {}",
+                    task.id
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+        self.task(&task.id)?
+            .ok_or_else(|| InputError::new(format!("task {} was deleted", task.id)).into())
     }
 }

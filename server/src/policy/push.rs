@@ -60,7 +60,11 @@ fn holds_lease(state: &PolicyState, op: &OpRef<'_>) -> bool {
 }
 
 /// Judges ops the lease governs; `None` leaves the op to the role table.
-pub fn judge_push(state: &PolicyState, op: &OpRef<'_>, roles: &[Role]) -> Option<Result<(), Refusal>> {
+pub fn judge_push(
+    state: &PolicyState,
+    op: &OpRef<'_>,
+    roles: &[Role],
+) -> Option<Result<(), Refusal>> {
     let Change::Set(fields) = op.change else {
         return None;
     };
@@ -68,13 +72,14 @@ pub fn judge_push(state: &PolicyState, op: &OpRef<'_>, roles: &[Role]) -> Option
     let refuse = |rule: Rule, why: String| {
         Some(Err(Refusal::new(
             rule,
-            format!("op {} on {}/{} by @{}: {why}", op.id, op.kind, op.entity, op.actor),
+            format!(
+                "op {} on {}/{} by @{}: {why}",
+                op.id, op.kind, op.entity, op.actor
+            ),
         )))
     };
     if op.kind == EntityKind::Integration && op.entity == PUSH_ENTITY {
-        let Some(claim) = fields.get("lease") else {
-            return None;
-        };
+        let claim = fields.get("lease")?;
         if fields.len() > 1 {
             return refuse(
                 Rule::LeaseIsExclusive,
@@ -136,9 +141,13 @@ pub fn judge_push(state: &PolicyState, op: &OpRef<'_>, roles: &[Role]) -> Option
     if lead || pusher(state) != Some(op.actor) {
         return None;
     }
-    let exists = state.entry(op.kind, op.entity).is_some_and(|e| e.creator.is_some());
+    let exists = state
+        .entry(op.kind, op.entity)
+        .is_some_and(|e| e.creator.is_some());
     let results = match op.kind {
-        EntityKind::Delivery if exists => fields.keys().all(|k| RESULT_FIELDS.contains(&k.as_str())),
+        EntityKind::Delivery if exists => {
+            fields.keys().all(|k| RESULT_FIELDS.contains(&k.as_str()))
+        }
         EntityKind::Task if exists => fields
             .keys()
             .all(|k| k == "status" || k.starts_with("external:")),
@@ -152,7 +161,8 @@ pub fn judge_push(state: &PolicyState, op: &OpRef<'_>, roles: &[Role]) -> Option
     } else {
         refuse(
             Rule::PusherHoldsTheLease,
-            "delivery results and tracker state come from the replica holding the push lease".into(),
+            "delivery results and tracker state come from the replica holding the push lease"
+                .into(),
         )
     }
 }
