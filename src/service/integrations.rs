@@ -281,6 +281,15 @@ impl Hub {
 
     /// A brief's tasks, in the order they were made.
     pub fn tasks_of_brief(&self, brief: &str) -> Result<Vec<Task>> {
+        Ok(self
+            .tasks()?
+            .into_iter()
+            .filter(|t| t.brief.as_deref() == Some(brief))
+            .collect())
+    }
+
+    /// Every task of the hub, in the order they were made.
+    pub fn tasks(&self) -> Result<Vec<Task>> {
         let mut tasks: Vec<(u64, Task)> = self
             .replica
             .records(EntityKind::Task)?
@@ -289,7 +298,7 @@ impl Hub {
                 let at = rec.first_stamp().map(|s| s.hlc.wall_ms).unwrap_or(0);
                 (at, Task::from_record(id, rec))
             })
-            .filter(|(_, t)| !t.deleted && t.brief.as_deref() == Some(brief))
+            .filter(|(_, t)| !t.deleted)
             .collect();
         tasks.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
         Ok(tasks.into_iter().map(|(_, t)| t).collect())

@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub approvals: Vec<crate::service::approvals::ApprovalView>,
     pub assets: Vec<crate::model::asset::Asset>,
     pub proposals: Vec<crate::model::proposal::Proposal>,
+    /// Every task, with where each lives in the team's trackers.
+    pub tasks: Vec<crate::model::task::Task>,
     /// Text of small text blobs (drafts), by sha256, when they are on this machine.
     pub texts: BTreeMap<String, String>,
     pub members: Vec<Member>,

@@ -157,6 +157,7 @@ pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
         assets,
         texts,
         proposals: hub.proposals()?,
+        tasks: hub.tasks()?,
         members: hub.members()?,
         me: hub.actor().ok().map(str::to_owned),
         zone: hub.zone(),

@@ -941,3 +941,67 @@ fn the_asset_cursor_follows_its_asset_when_new_data_moves_it() {
     app.update(Msg::Data(Box::new(data)));
     assert!(app.panes.assets.list.cursor < 2);
 }
+
+#[test]
+fn a_briefs_detail_lists_its_tasks_with_their_tracker_keys() {
+    use super::theme::{ColorDepth, Theme};
+    use crate::model::integration::ExternalLink;
+    use crate::model::task::{Task, TaskStatus};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    let keymap = Keymap::load("default", None).expect("default keymap");
+    let mut app = App::new(keymap, Timestamp::UNIX_EPOCH);
+    let task = |id: &str, title: &str, status: TaskStatus, key: Option<&str>| Task {
+        id: id.into(),
+        title: title.into(),
+        brief: Some("b-1".into()),
+        assignee: Some("kenji".into()),
+        status,
+        due: None,
+        external: key
+            .map(|k| {
+                BTreeMap::from([(
+                    "jira".to_owned(),
+                    ExternalLink {
+                        key: k.into(),
+                        url: format!("https://nw.atlassian.net/browse/{k}"),
+                        sent: String::new(),
+                        done: false,
+                    },
+                )])
+            })
+            .unwrap_or_default(),
+        deleted: false,
+    };
+    app.update(Msg::Data(Box::new(Snapshot {
+        briefs: vec![brief("b-1", "Spring launch", BriefStatus::Ready)],
+        tasks: vec![
+            task("t-1-1", "Hero image", TaskStatus::Done, Some("NW-7")),
+            task("t-1-2", "Copy variants", TaskStatus::Todo, None),
+            Task {
+                brief: Some("b-2".into()),
+                ..task("t-9-1", "Another brief's task", TaskStatus::Todo, None)
+            },
+        ],
+        members: vec![member("ana", "Europe/Lisbon", "lead")],
+        me: Some("ana".into()),
+        zone: "Europe/Lisbon".into(),
+        ..Snapshot::default()
+    })));
+    app.update(Msg::Resize {
+        width: 140,
+        height: 40,
+    });
+    let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+    let mut terminal = Terminal::new(TestBackend::new(140, 40)).expect("terminal");
+    terminal
+        .draw(|f| super::draw::draw(&app, &theme, f))
+        .expect("draw");
+    let text = terminal.backend().to_string();
+    assert!(text.contains("Tasks (2)"), "{text}");
+    assert!(text.contains("● Hero image"), "{text}");
+    assert!(text.contains("jira NW-7"), "{text}");
+    assert!(text.contains("nw.atlassian.net/browse/NW-7"), "{text}");
+    assert!(text.contains("○ Copy variants"), "{text}");
+    assert!(!text.contains("Another brief's task"), "{text}");
+}

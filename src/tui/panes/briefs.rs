@@ -712,6 +712,42 @@ impl BriefsPane {
                 ),
             ]));
         }
+        let tasks: Vec<&crate::model::task::Task> = ctx
+            .data
+            .tasks
+            .iter()
+            .filter(|t| t.brief.as_deref() == Some(b.id.as_str()))
+            .collect();
+        if !tasks.is_empty() {
+            lines.push(Line::raw(""));
+            lines.push(Line::from(Span::styled(
+                format!("Tasks ({})", tasks.len()),
+                theme.style("ui.help.section"),
+            )));
+            for t in tasks {
+                let mark = match t.status {
+                    crate::model::task::TaskStatus::Todo => "○",
+                    crate::model::task::TaskStatus::Doing => "◐",
+                    crate::model::task::TaskStatus::Done => "●",
+                };
+                let mut spans = vec![
+                    Span::styled(format!("{mark} "), key),
+                    Span::styled(t.title.clone(), text),
+                ];
+                if let Some(a) = &t.assignee {
+                    spans.push(Span::styled(format!("  @{a}"), theme.style("ui.text.dim")));
+                }
+                lines.push(Line::from(spans));
+                for (connector, link) in &t.external {
+                    lines.push(Line::from(vec![
+                        Span::raw("  "),
+                        Span::styled(format!("{connector} {}", link.key), key),
+                        Span::raw(" "),
+                        Span::styled(link.url.clone(), theme.style("ui.text.dim")),
+                    ]));
+                }
+            }
+        }
         let missing = b.missing_fields();
         if !missing.is_empty() {
             lines.push(Line::raw(""));
