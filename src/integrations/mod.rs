@@ -8,6 +8,7 @@
 pub mod asana;
 pub mod jira;
 pub mod webhook;
+mod wire;
 
 use std::time::Duration;
 
@@ -74,6 +75,9 @@ pub enum PushError {
 impl PushError {
     /// Whether the outbox should try again later.
     pub fn retryable(&self) -> bool {
-        matches!(self, PushError::RetryAfter { .. } | PushError::Transient { .. })
+        matches!(
+            self,
+            PushError::RetryAfter { .. } | PushError::Transient { .. }
+        )
     }
 }
