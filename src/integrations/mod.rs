@@ -10,6 +10,7 @@ pub mod jira;
 pub mod pusher;
 pub mod secrets;
 pub mod webhook;
+mod wire;
 
 use std::time::Duration;
 
