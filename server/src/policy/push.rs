@@ -166,3 +166,51 @@ pub fn judge_push(
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_lease_is_a_client_id_and_an_end_in_milliseconds() {
+        assert_eq!(
+            Lease::read(&json!({"client": 7, "until": 1_000})),
+            Some(Lease {
+                client: 7,
+                until: 1_000
+            })
+        );
+        assert_eq!(
+            Lease::read(&json!({"client": u64::MAX, "until": u64::MAX})),
+            Some(Lease {
+                client: u64::MAX,
+                until: u64::MAX
+            }),
+            "client ids use the whole u64 range"
+        );
+    }
+
+    #[test]
+    fn malformed_leases_read_as_none() {
+        for value in [
+            json!(null),
+            json!("mine"),
+            json!(42),
+            json!([7, 1_000]),
+            json!({}),
+            json!({"client": "x"}),
+            json!({"client": 7}),
+            json!({"until": 1_000}),
+            json!({"client": "7", "until": 1_000}),
+            json!({"client": 7, "until": "1000"}),
+            json!({"client": -7, "until": 1_000}),
+            json!({"client": 7, "until": -5}),
+            json!({"client": 7.5, "until": 1_000}),
+            json!({"client": 7, "until": 1_000.5}),
+            json!({"client": null, "until": 1_000}),
+        ] {
+            assert_eq!(Lease::read(&value), None, "{value} is not a lease");
+        }
+    }
+}
