@@ -250,7 +250,13 @@ impl OpLog for RedbLog {
                     });
                     continue;
                 }
-                if let Err(refusal) = policy.admit(&view, op.from_relay) {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                if let Err(refusal) = crate::policy::push::check_claim_clock(&view, now_ms)
+                    .and_then(|()| policy.admit(&view, op.from_relay))
+                {
                     out.push(Appended::Refused(refusal));
                     continue;
                 }

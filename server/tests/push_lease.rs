@@ -399,6 +399,16 @@ async fn one_replica_of_the_named_pusher_holds_the_lease_at_a_time() {
     )];
     l.check(&mut bot1, batch).await;
 
+    // --- A claim stamped far ahead of the relay's clock would outlive any
+    // real lease; the relay refuses it at intake. ---
+    let batch = vec![no_naming(
+        "the pusher claims with a clock an hour fast",
+        "lease-is-exclusive",
+        "ahead of the relay's clock".into(),
+        bot1.claim_at(t + 60 * minute, t + 65 * minute),
+    )];
+    l.check(&mut bot1, batch).await;
+
     // --- Claims nobody but the pusher's replica, for itself, may make. ---
     let batch = vec![no_naming(
         "a lead who is not the pusher claims",
@@ -541,7 +551,7 @@ async fn one_replica_of_the_named_pusher_holds_the_lease_at_a_time() {
         l.cases.join("\n  ")
     );
     l.assert_no_surprises();
-    assert_eq!(l.cases.len(), 20, "every refused case was answered");
+    assert_eq!(l.cases.len(), 21, "every refused case was answered");
 
     let log = read_full_log(addr, &s, "admin").await;
     l.assert_log(&log, 3);

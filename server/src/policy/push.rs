@@ -59,6 +59,32 @@ fn holds_lease(state: &PolicyState, op: &OpRef<'_>) -> bool {
     lease(state).is_some_and(|l| l.client == op.id.client.0 && l.until > op.hlc.wall_ms)
 }
 
+/// How far ahead of the relay's clock a lease claim may be stamped.
+pub const MAX_CLAIM_SKEW_MS: u64 = 60_000;
+
+/// The relay's own check at intake, before the rules: a lease claim is
+/// judged by its stamp, so one stamped far ahead of the relay's clock would
+/// hold the lease for longer than any real time allows. Replicas replaying
+/// the log never run this (their clocks differ); what the relay stored
+/// passed it.
+pub fn check_claim_clock(op: &OpRef<'_>, relay_now_ms: u64) -> Result<(), Refusal> {
+    let claim = op.kind == EntityKind::Integration
+        && op.entity == PUSH_ENTITY
+        && matches!(op.change, Change::Set(f) if f.get("lease").is_some_and(|v| !v.is_null()));
+    if claim && op.hlc.wall_ms > relay_now_ms.saturating_add(MAX_CLAIM_SKEW_MS) {
+        return Err(Refusal::new(
+            Rule::LeaseIsExclusive,
+            format!(
+                "op {} claims the push lease stamped {} s ahead of the relay's clock; check the clock of @{}'s machine",
+                op.id,
+                (op.hlc.wall_ms - relay_now_ms) / 1000,
+                op.actor
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Judges ops the lease governs; `None` leaves the op to the role table.
 pub fn judge_push(
     state: &PolicyState,
