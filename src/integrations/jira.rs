@@ -125,7 +125,8 @@ impl Jira {
                 .collect();
             return Err(PushError::Rejected {
                 connector: self.connector.clone(),
-                status: answer.status.as_u16(),
+                // Jira accepted every request; the refusal is the board's shape.
+                status: 0,
                 message: format!(
                     "{what}: issue {key} has no transition to a {}status; available: {}",
                     done_word(task.done),

@@ -1,6 +1,8 @@
 //! The HTTP plumbing the tracker and webhook connectors share: addresses
 //! built from a configured base URL, one request with an overall deadline,
 //! and the sorting of an answer into a [`PushError`] the outbox can act on.
+//! A `Rejected` with status 0 is decided on this side, not by an HTTP
+//! status: a setting that cannot work, or a board that lacks a transition.
 
 use super::PushError;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
