@@ -8,7 +8,7 @@ mod common_cli;
 mod common_trackers;
 
 use common_cli::{base_command, json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
-use common_trackers::{Fault, FakeAsana, FakeJira, WebhookReceiver, verify_with_python};
+use common_trackers::{FakeAsana, FakeJira, Fault, WebhookReceiver, verify_with_python};
 use serde_json::{Value, json};
 use spoke::model::proposal::ProposalKind;
 use spoke::service::Hub;
@@ -88,7 +88,15 @@ impl Studio {
             .0;
         ok(
             home,
-            &["hub", "join", &self.url, "--token", &token, "--tz", "Europe/Lisbon"],
+            &[
+                "hub",
+                "join",
+                &self.url,
+                "--token",
+                &token,
+                "--tz",
+                "Europe/Lisbon",
+            ],
         );
     }
 
@@ -131,8 +139,14 @@ impl Studio {
                 "project=1201",
             ],
         );
-        ok(&self.ana, &["integrations", "member", "jira", "kenji", "acc-kenji"]);
-        ok(&self.ana, &["integrations", "member", "asana", "kenji", "9001"]);
+        ok(
+            &self.ana,
+            &["integrations", "member", "jira", "kenji", "acc-kenji"],
+        );
+        ok(
+            &self.ana,
+            &["integrations", "member", "asana", "kenji", "9001"],
+        );
         ok(&self.ana, &["integrations", "pusher", "scout"]);
         ok(&self.ana, &["sync"]);
         for home in [&self.scout] {
@@ -213,7 +227,9 @@ fn push_once(home: &Path) -> Value {
     json(home, &["integrations", "push", "--once"])
 }
 
+/// The outbox as `home` sees it after a sync.
 fn outbox(home: &Path) -> Vec<Value> {
+    ok(home, &["sync"]);
     json(home, &["integrations", "status"])["outbox"]
         .as_array()
         .cloned()
@@ -241,7 +257,11 @@ fn an_approved_three_task_proposal_becomes_three_jira_issues_and_three_asana_tas
     assert!(queued.iter().all(|d| d["status"] == "pending"));
 
     let report = push_once(&studio.scout);
-    assert_eq!(report["delivered"].as_array().map(Vec::len), Some(6), "{report:#}");
+    assert_eq!(
+        report["delivered"].as_array().map(Vec::len),
+        Some(6),
+        "{report:#}"
+    );
     assert_eq!(jira.issues().len(), 3, "{:#?}", jira.issues());
     assert_eq!(asana.tasks().len(), 3, "{:#?}", asana.tasks());
     assert!(jira.malformed().is_empty(), "{:?}", jira.malformed());
@@ -261,7 +281,10 @@ fn an_approved_three_task_proposal_becomes_three_jira_issues_and_three_asana_tas
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(labels.contains(&"campaign") && labels.contains(&"spoke"), "{labels:?}");
+    assert!(
+        labels.contains(&"campaign") && labels.contains(&"spoke"),
+        "{labels:?}"
+    );
     let (_, copy) = &jira.issues()[1];
     assert!(copy.get("assignee").is_none_or(Value::is_null), "{copy:#}");
     let (_, asana_hero) = &asana.tasks()[0];
@@ -281,14 +304,21 @@ fn an_approved_three_task_proposal_becomes_three_jira_issues_and_three_asana_tas
                 .is_some_and(|u| u.ends_with(&format!("/browse/{key}"))),
             "{task:#}"
         );
-        assert!(task["external"]["asana"]["key"].as_str().is_some(), "{task:#}");
+        assert!(
+            task["external"]["asana"]["key"].as_str().is_some(),
+            "{task:#}"
+        );
     }
     let text = ok(&studio.bea, &["brief", "show", &studio.brief]);
     assert!(text.contains(&format!("jira {}", jira_keys[0])), "{text}");
 
     // Pushing again makes nothing twice.
     let again = push_once(&studio.scout);
-    assert_eq!(again["delivered"].as_array().map(Vec::len), Some(0), "{again:#}");
+    assert_eq!(
+        again["delivered"].as_array().map(Vec::len),
+        Some(0),
+        "{again:#}"
+    );
     assert_eq!(creates(&jira.requests(), "/rest/api/3/issue"), 3);
     assert_eq!(creates(&asana.requests(), "/api/1.0/tasks"), 3);
     assert!(
@@ -309,8 +339,16 @@ fn a_429_with_retry_after_is_waited_out_and_delivers_once() {
     studio.approve_three_tasks();
     jira.fail_next(Fault::RetryAfter(1));
     let report = push_once(&studio.scout);
-    assert_eq!(report["delivered"].as_array().map(Vec::len), Some(3), "{report:#}");
-    assert_eq!(report["retrying"].as_array().map(Vec::len), Some(1), "{report:#}");
+    assert_eq!(
+        report["delivered"].as_array().map(Vec::len),
+        Some(3),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["retrying"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
     assert_eq!(jira.issues().len(), 3);
     let throttled: Vec<_> = outbox(&studio.scout)
         .into_iter()
@@ -330,10 +368,7 @@ fn a_pusher_killed_mid_create_adopts_the_issue_after_restart_instead_of_making_i
     ok(&studio.ana, &["sync"]);
     studio.approve_three_tasks();
     // The first lookup answers, the create makes the issue and then hangs.
-    jira.fail_next(Fault::Status(
-        200,
-        json!({"issues": [], "isLast": true}),
-    ));
+    jira.fail_next(Fault::Status(200, json!({"issues": [], "isLast": true})));
     jira.fail_next(Fault::StallAfterCreate(Duration::from_secs(60)));
     let mut child: Child = push_command(&studio.scout)
         .stdout(Stdio::null())
@@ -353,7 +388,11 @@ fn a_pusher_killed_mid_create_adopts_the_issue_after_restart_instead_of_making_i
     let made_before_the_crash = jira.issues()[0].0.clone();
 
     let report = push_once(&studio.scout);
-    assert_eq!(report["delivered"].as_array().map(Vec::len), Some(3), "{report:#}");
+    assert_eq!(
+        report["delivered"].as_array().map(Vec::len),
+        Some(3),
+        "{report:#}"
+    );
     let keys: Vec<String> = jira.issues().into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys.len(), 3, "exactly one issue per task: {keys:?}");
     let tasks = studio.tasks(&studio.ana);
@@ -386,7 +425,10 @@ fn two_pushers_and_two_leads_online_at_once_make_each_issue_once() {
     let out = spoke(&studio.bea, &["integrations", "push", "--once"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not this hub's pusher") && err.contains("@scout"), "{err}");
+    assert!(
+        err.contains("not this hub's pusher") && err.contains("@scout"),
+        "{err}"
+    );
 
     // Both machines of the pusher at once.
     let children: Vec<Child> = [&studio.scout, &scout2]
@@ -445,9 +487,18 @@ fn tracker_state_flows_back_and_a_later_change_is_an_update_not_a_second_create(
         .find(|t| t["external"]["jira"]["key"] != first_key.as_str())
         .expect("another task");
     let second_id = second["id"].as_str().unwrap().to_owned();
-    let second_key = second["external"]["jira"]["key"].as_str().unwrap().to_owned();
-    ok(&studio.ana, &["task", "set", &second_id, "title=Hero image, four crops"]);
-    ok(&studio.ana, &["task", "set", first["id"].as_str().unwrap(), "status=todo"]);
+    let second_key = second["external"]["jira"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &studio.ana,
+        &["task", "set", &second_id, "title=Hero image, four crops"],
+    );
+    ok(
+        &studio.ana,
+        &["task", "set", first["id"].as_str().unwrap(), "status=todo"],
+    );
     ok(&studio.ana, &["sync"]);
     let report = push_once(&studio.scout);
     assert_eq!(report["updates_queued"], 2, "{report:#}");
@@ -458,7 +509,11 @@ fn tracker_state_flows_back_and_a_later_change_is_an_update_not_a_second_create(
         .find(|(k, _)| *k == second_key)
         .expect("the renamed issue");
     assert_eq!(renamed.1["summary"], "Hero image, four crops");
-    assert_eq!(jira.is_done(&first_key), Some(false), "reopened through a transition");
+    assert_eq!(
+        jira.is_done(&first_key),
+        Some(false),
+        "reopened through a transition"
+    );
     // And nothing more on the next pass.
     let quiet = push_once(&studio.scout);
     assert_eq!(quiet["updates_queued"], 0, "{quiet:#}");
@@ -477,11 +532,18 @@ fn failures_name_the_connector_keep_jiras_words_and_lose_nothing() {
     // A wrong token: every item fails at once, naming the connector and
     // what to fix; nothing is made.
     let report = push_once(&studio.scout);
-    assert_eq!(report["failed"].as_array().map(Vec::len), Some(3), "{report:#}");
+    assert_eq!(
+        report["failed"].as_array().map(Vec::len),
+        Some(3),
+        "{report:#}"
+    );
+    ok(&studio.ana, &["sync"]);
     let status = ok(&studio.ana, &["integrations", "status"]);
     assert!(status.contains("3 failed"), "{status}");
     assert!(
-        status.contains("jira") && status.contains("401") && status.contains("integrations secret jira"),
+        status.contains("jira")
+            && status.contains("401")
+            && status.contains("integrations secret jira"),
         "{status}"
     );
     assert!(jira.issues().is_empty());
@@ -496,26 +558,35 @@ fn failures_name_the_connector_keep_jiras_words_and_lose_nothing() {
         ok(&studio.ana, &["integrations", "retry", id]);
     }
     ok(&studio.ana, &["sync"]);
-    jira.fail_next(Fault::Status(
-        200,
-        json!({"issues": [], "isLast": true}),
-    ));
+    jira.fail_next(Fault::Status(200, json!({"issues": [], "isLast": true})));
     jira.fail_next(Fault::Status(
         400,
         json!({"errorMessages": ["Issue type is required."], "errors": {"duedate": "Due date is invalid."}}),
     ));
     let report = push_once(&studio.scout);
-    assert_eq!(report["delivered"].as_array().map(Vec::len), Some(2), "{report:#}");
-    let error = report["failed"][0]["error"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        report["delivered"].as_array().map(Vec::len),
+        Some(2),
+        "{report:#}"
+    );
+    let error = report["failed"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
-        error.contains("Issue type is required.") && error.contains("duedate: Due date is invalid."),
+        error.contains("Issue type is required.")
+            && error.contains("duedate: Due date is invalid."),
         "{error}"
     );
 
     // A server that is down leaves the item queued, counted and timed.
     let bad = failed
         .iter()
-        .find(|id| outbox(&studio.ana).iter().any(|d| d["id"] == id.as_str() && d["status"] == "failed"))
+        .find(|id| {
+            outbox(&studio.ana)
+                .iter()
+                .any(|d| d["id"] == id.as_str() && d["status"] == "failed")
+        })
         .expect("the refused item")
         .clone();
     ok(
@@ -530,18 +601,32 @@ fn failures_name_the_connector_keep_jiras_words_and_lose_nothing() {
             &format!("email={JIRA_EMAIL}"),
             "--set",
             "project=NW",
+            "--set",
+            "labels=campaign",
         ],
     );
     ok(&studio.ana, &["integrations", "retry", &bad]);
     ok(&studio.ana, &["sync"]);
     let report = push_once(&studio.scout);
-    assert_eq!(report["retrying"].as_array().map(Vec::len), Some(1), "{report:#}");
+    // Tried, and within the run tried once more after its backoff.
+    assert_eq!(
+        report["retrying"].as_array().map(Vec::len),
+        Some(2),
+        "{report:#}"
+    );
+    assert_eq!(report["updates_queued"], 0, "{report:#}");
     let item = outbox(&studio.scout)
         .into_iter()
         .find(|d| d["id"] == bad.as_str())
         .expect("the item");
     assert_eq!(item["status"], "pending", "{item:#}");
-    assert_eq!(item["attempts"], 1);
+    assert_eq!(item["attempts"], 2);
+    assert!(
+        item["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("jira") && e.contains("127.0.0.1")),
+        "{item:#}"
+    );
     assert!(item["next_at"].as_u64().is_some(), "{item:#}");
     assert_eq!(jira.issues().len(), 2);
 }
@@ -566,26 +651,48 @@ fn webhooks_are_signed_the_standard_way_and_keep_their_id_across_retries() {
     ok(&studio.ana, &["integrations", "pusher", "scout"]);
     store_secret(&studio.scout, "hooks", HOOK_SECRET);
     // A brief a lead files now is an event; the receiver is down at first.
-    ok(&studio.ana, &["brief", "add", "--title", "Autumn catalogue"]);
+    ok(
+        &studio.ana,
+        &["brief", "add", "--title", "Autumn catalogue"],
+    );
     ok(&studio.ana, &["sync"]);
     receiver.set_status(503, Some("120"));
     let report = push_once(&studio.scout);
-    assert_eq!(report["retrying"].as_array().map(Vec::len), Some(1), "{report:#}");
+    assert_eq!(
+        report["retrying"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
     let item = outbox(&studio.scout).remove(0);
     assert_eq!(item["status"], "pending");
-    assert!(item["last_error"].as_str().is_some_and(|e| e.contains("503")), "{item:#}");
+    assert!(
+        item["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "{item:#}"
+    );
     // A lead does not wait the two minutes out.
     ok(&studio.ana, &["sync"]);
-    ok(&studio.ana, &["integrations", "retry", item["id"].as_str().unwrap()]);
+    ok(
+        &studio.ana,
+        &["integrations", "retry", item["id"].as_str().unwrap()],
+    );
     ok(&studio.ana, &["sync"]);
     receiver.set_status(204, None);
     let report = push_once(&studio.scout);
-    assert_eq!(report["delivered"].as_array().map(Vec::len), Some(1), "{report:#}");
+    assert_eq!(
+        report["delivered"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2, "one failed attempt and one delivery");
     let ids: Vec<_> = requests.iter().map(|r| r.header("webhook-id")).collect();
-    assert!(ids[0].is_some() && ids[0] == ids[1], "same id on the retry: {ids:?}");
+    assert!(
+        ids[0].is_some() && ids[0] == ids[1],
+        "same id on the retry: {ids:?}"
+    );
     let last = &requests[1];
     assert_eq!(last.body["type"], "brief.created");
     assert_eq!(last.body["data"]["title"], "Autumn catalogue");

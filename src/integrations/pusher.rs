@@ -36,6 +36,8 @@ const STOP_BELOW_MS: u64 = 40_000;
 pub const MAX_ATTEMPTS: u32 = 10;
 /// `--once` waits for retries due within this long.
 const ONCE_WAIT_MS: u64 = 30_000;
+/// `--once` tries one item at most this many times.
+const ONCE_TRIES: u32 = 2;
 /// The longest pause between attempts.
 const MAX_BACKOFF_MS: u64 = 3_600_000;
 
@@ -63,6 +65,9 @@ pub struct PushReport {
 pub async fn run(home: &Path, opts: PushOptions, mut say: impl FnMut(&str)) -> Result<PushReport> {
     let mut report = PushReport::default();
     let mut last_poll: Option<u64> = None;
+    // Items tried in this run, and how often (`--once` stops retrying them).
+    let mut tried: BTreeMap<String, u32> = BTreeMap::new();
+    let limit = if opts.once { ONCE_TRIES } else { u32::MAX };
     let mut quiet_note: Option<String> = None;
     loop {
         let joined = Hub::open(home, None)?.meta().hub_url.is_some();
@@ -94,10 +99,17 @@ pub async fn run(home: &Path, opts: PushOptions, mut say: impl FnMut(&str)) -> R
             }
         };
         quiet_note = None;
-        drain(home, joined, lease_until, &mut report, &mut say).await?;
+        let mut pass = Pass {
+            home,
+            joined,
+            lease_until,
+            tried: &mut tried,
+            limit,
+        };
+        drain(&mut pass, &mut report, &mut say).await?;
         queue_updates(home, &mut report, &mut say)?;
         // Updates just queued go out in this pass too.
-        drain(home, joined, lease_until, &mut report, &mut say).await?;
+        drain(&mut pass, &mut report, &mut say).await?;
         let poll_every = Hub::open(home, None)?.push_settings()?.poll_secs * 1000;
         let now = wall_now_ms();
         if opts.once || last_poll.is_none_or(|t| now.saturating_sub(t) >= poll_every) {
@@ -107,7 +119,7 @@ pub async fn run(home: &Path, opts: PushOptions, mut say: impl FnMut(&str)) -> R
         if joined {
             crate::sync::sync_once(home).await?;
         }
-        let soonest = soonest_retry(&Hub::open(home, None)?)?;
+        let soonest = soonest_retry(&Hub::open(home, None)?, &tried, limit)?;
         if opts.once {
             match soonest {
                 Some(at) if at <= wall_now_ms() + ONCE_WAIT_MS => {
@@ -129,12 +141,13 @@ async fn pause(d: Duration) {
     tokio::time::sleep(d).await;
 }
 
-/// The earliest `next_at` of a pending item, if any waits.
-fn soonest_retry(hub: &Hub) -> Result<Option<u64>> {
+/// The earliest `next_at` of a pending item this run may still try.
+fn soonest_retry(hub: &Hub, tried: &BTreeMap<String, u32>, limit: u32) -> Result<Option<u64>> {
     Ok(hub
         .outbox()?
         .iter()
         .filter(|d| d.status == DeliveryStatus::Pending)
+        .filter(|d| tried.get(&d.id).copied().unwrap_or(0) < limit)
         .map(|d| d.next_at.unwrap_or(0))
         .min())
 }
@@ -208,25 +221,35 @@ enum Outcome {
     Skip(String),
 }
 
-async fn drain(
-    home: &Path,
+/// One pass's settings and what it has tried.
+struct Pass<'a> {
+    home: &'a Path,
     joined: bool,
     lease_until: u64,
+    tried: &'a mut BTreeMap<String, u32>,
+    limit: u32,
+}
+
+async fn drain(
+    pass: &mut Pass<'_>,
     report: &mut PushReport,
     say: &mut impl FnMut(&str),
 ) -> Result<()> {
+    let (home, joined, lease_until) = (pass.home, pass.joined, pass.lease_until);
     let due: Vec<Delivery> = {
         let hub = Hub::open(home, None)?;
         let now = wall_now_ms();
         hub.outbox()?
             .into_iter()
             .filter(|d| d.is_due(now))
+            .filter(|d| pass.tried.get(&d.id).copied().unwrap_or(0) < pass.limit)
             .collect()
     };
     for d in due {
         if lease_until < wall_now_ms().saturating_add(STOP_BELOW_MS) {
             break; // renew first
         }
+        *pass.tried.entry(d.id.clone()).or_default() += 1;
         let mut hub = Hub::open(home, None)?;
         // Another pass may have settled it meanwhile.
         let d = hub.delivery(&d.id)?;
@@ -675,8 +698,10 @@ async fn poll(
                 Ok(done) => done,
                 Err(e) => {
                     let note = format!("reading {} back: {e}", link.key);
-                    say(&note);
-                    report.notes.push(note);
+                    if !report.notes.contains(&note) {
+                        say(&note);
+                        report.notes.push(note);
+                    }
                     continue;
                 }
             };
