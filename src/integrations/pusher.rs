@@ -63,78 +63,112 @@ pub struct PushReport {
 
 /// Drains the outbox until stopped (or once).
 pub async fn run(home: &Path, opts: PushOptions, mut say: impl FnMut(&str)) -> Result<PushReport> {
-    let mut report = PushReport::default();
-    let mut last_poll: Option<u64> = None;
-    // Items tried in this run, and how often (`--once` stops retrying them).
-    let mut tried: BTreeMap<String, u32> = BTreeMap::new();
-    let limit = if opts.once { ONCE_TRIES } else { u32::MAX };
-    let mut quiet_note: Option<String> = None;
+    let mut state = RunState {
+        report: PushReport::default(),
+        last_poll: None,
+        tried: BTreeMap::new(),
+        limit: if opts.once { ONCE_TRIES } else { u32::MAX },
+        quiet_note: None,
+    };
     loop {
-        let joined = Hub::open(home, None)?.meta().hub_url.is_some();
-        if joined && let Err(e) = crate::sync::sync_once(home).await {
-            let note = format!("cannot reach the hub ({e:#}); retrying");
-            if opts.once {
-                bail!("cannot reach the hub: {e:#}");
-            }
-            if quiet_note.as_deref() != Some(note.as_str()) {
-                say(&note);
-                quiet_note = Some(note);
-            }
-            pause(Duration::from_secs(5)).await;
-            continue;
-        }
-        let lease_until = match ensure_lease(home, joined).await? {
-            Ok(until) => until,
-            Err(why) => {
-                if quiet_note.as_deref() != Some(why.as_str()) {
-                    say(&why);
-                    report.notes.push(why.clone());
-                    quiet_note = Some(why);
-                }
-                if opts.once {
-                    return Ok(report);
-                }
-                pause(Duration::from_secs(5)).await;
-                continue;
+        let wait = match one_pass(home, opts, &mut state, &mut say).await {
+            Ok(Some(wait)) => wait,
+            Ok(None) => return Ok(state.report),
+            Err(e) if opts.once => return Err(e),
+            // Running as a service: a failed pass (hub unreachable, the
+            // replica busy, no pusher named yet) is said once and retried.
+            Err(e) => {
+                state.note(&format!("{e:#}; retrying"), &mut say);
+                Duration::from_secs(5)
             }
         };
-        quiet_note = None;
-        let mut pass = Pass {
-            home,
-            joined,
-            lease_until,
-            tried: &mut tried,
-            limit,
-        };
-        drain(&mut pass, &mut report, &mut say).await?;
-        queue_updates(home, &mut report, &mut say)?;
-        // Updates just queued go out in this pass too.
-        drain(&mut pass, &mut report, &mut say).await?;
-        let poll_every = Hub::open(home, None)?.push_settings()?.poll_secs * 1000;
-        let now = wall_now_ms();
-        if opts.once || last_poll.is_none_or(|t| now.saturating_sub(t) >= poll_every) {
-            poll(home, lease_until, &mut report, &mut say).await?;
-            last_poll = Some(now);
-        }
-        if joined {
-            crate::sync::sync_once(home).await?;
-        }
-        let soonest = soonest_retry(&Hub::open(home, None)?, &tried, limit)?;
-        if opts.once {
-            match soonest {
-                Some(at) if at <= wall_now_ms() + ONCE_WAIT_MS => {
-                    pause(Duration::from_millis(at.saturating_sub(wall_now_ms()))).await;
-                    continue;
-                }
-                _ => return Ok(report),
-            }
-        }
-        let wait = soonest
-            .map(|at| at.saturating_sub(wall_now_ms()))
-            .unwrap_or(2_000)
-            .clamp(200, 2_000);
-        pause(Duration::from_millis(wait)).await;
+        pause(wait).await;
     }
+}
+
+/// What one run keeps between passes.
+struct RunState {
+    report: PushReport,
+    last_poll: Option<u64>,
+    /// Items tried in this run, and how often (`--once` stops retrying them).
+    tried: BTreeMap<String, u32>,
+    limit: u32,
+    /// The last note said, so a waiting loop does not repeat itself.
+    quiet_note: Option<String>,
+}
+
+impl RunState {
+    fn note(&mut self, text: &str, say: &mut impl FnMut(&str)) {
+        if self.quiet_note.as_deref() != Some(text) {
+            say(text);
+            if !self.report.notes.iter().any(|n| n == text) {
+                self.report.notes.push(text.to_owned());
+            }
+            self.quiet_note = Some(text.to_owned());
+        }
+    }
+}
+
+/// One pass: sync, hold the lease, deliver, queue and deliver updates, read
+/// trackers back. `Some(wait)` before the next pass; `None` when `--once`
+/// is done.
+async fn one_pass(
+    home: &Path,
+    opts: PushOptions,
+    state: &mut RunState,
+    say: &mut impl FnMut(&str),
+) -> Result<Option<Duration>> {
+    let joined = Hub::open(home, None)?.meta().hub_url.is_some();
+    if joined && let Err(e) = crate::sync::sync_once(home).await {
+        bail!("cannot reach the hub: {e:#}");
+    }
+    let lease_until = match ensure_lease(home, joined).await? {
+        Ok(until) => until,
+        Err(why) => {
+            state.note(&why, say);
+            return Ok((!opts.once).then_some(Duration::from_secs(5)));
+        }
+    };
+    state.quiet_note = None;
+    let report = &mut state.report;
+    let mut pass = Pass {
+        home,
+        joined,
+        lease_until,
+        tried: &mut state.tried,
+        limit: state.limit,
+    };
+    drain(&mut pass, report, say).await?;
+    queue_updates(home, report, say)?;
+    // Updates just queued go out in this pass too.
+    drain(&mut pass, report, say).await?;
+    let poll_every = Hub::open(home, None)?.push_settings()?.poll_secs * 1000;
+    let now = wall_now_ms();
+    if opts.once
+        || state
+            .last_poll
+            .is_none_or(|t| now.saturating_sub(t) >= poll_every)
+    {
+        poll(home, lease_until, report, say).await?;
+        state.last_poll = Some(now);
+    }
+    if joined {
+        crate::sync::sync_once(home).await?;
+    }
+    let soonest = soonest_retry(&Hub::open(home, None)?, &state.tried, state.limit)?;
+    let until_soonest = |at: u64| Duration::from_millis(at.saturating_sub(wall_now_ms()));
+    if opts.once {
+        return Ok(match soonest {
+            Some(at) if at <= wall_now_ms() + ONCE_WAIT_MS => Some(until_soonest(at)),
+            _ => None,
+        });
+    }
+    Ok(Some(
+        soonest
+            .map(until_soonest)
+            .unwrap_or(Duration::from_secs(2))
+            .clamp(Duration::from_millis(200), Duration::from_secs(2)),
+    ))
 }
 
 async fn pause(d: Duration) {
