@@ -1,5 +1,5 @@
 //! Integrations end to end: members on a relay on loopback, a lead's
-//! approval of a three-task proposal, and the pusher (the real `spoke`
+//! approval of the agent's three-task `propose_tasks` proposal, and the pusher (the real `spoke`
 //! binary) delivering to local servers that speak Jira's, Asana's and the
 //! Standard Webhooks wire formats. Exactly once is checked the hard ways:
 //! a pusher killed mid-create, two pushers at once, a 429 before success.
@@ -10,7 +10,9 @@ mod common_trackers;
 use common_cli::{base_command, json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
 use common_trackers::{FakeAsana, FakeJira, Fault, WebhookReceiver, verify_with_python};
 use serde_json::{Value, json};
-use spoke::model::proposal::ProposalKind;
+use spoke::agent::provider::ToolCall;
+use spoke::agent::tools::{self, Sources, ToolContext, ToolOutcome};
+use spoke::model::asset::Provenance;
 use spoke::service::Hub;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -148,27 +150,51 @@ impl Studio {
         ok(&self.scout, &["sync"]);
     }
 
-    /// The agent proposes three tasks for the brief; ana approves.
+    /// The agent proposes three tasks for the brief through its
+    /// `propose_tasks` tool, as a model's tool call would; ana approves.
     fn approve_three_tasks(&self) {
         ok(&self.scout, &["sync"]);
         let request = {
             let mut hub = Hub::open(&self.scout, None).expect("scout's replica");
-            hub.propose(
-                ProposalKind::Tasks,
-                json!({"brief": self.brief, "tasks": [
-                    {"title": "Hero image, three crops", "assignee": "kenji"},
-                    {"title": "Copy variants for LinkedIn", "assignee": null},
-                    {"title": "Launch newsletter", "assignee": "kenji"},
-                ]}),
-                "three tasks for the launch",
-                vec!["ana".into()],
-            )
-            .expect("propose")
-            .id
+            let mut sources = Sources::default();
+            let mut ctx = ToolContext {
+                hub: &mut hub,
+                index: None,
+                sources: &mut sources,
+                now: jiff::Timestamp::now(),
+                made_by: Provenance::Ai {
+                    provider: "openai".into(),
+                    model: "test".into(),
+                    prompt_sha256: String::new(),
+                },
+            };
+            let call = ToolCall {
+                id: "call-1".into(),
+                name: "propose_tasks".into(),
+                arguments: json!({
+                    "brief_id": self.brief,
+                    "tasks": [
+                        {"title": "Hero image, three crops", "assignee": "kenji"},
+                        {"title": "Copy variants for LinkedIn"},
+                        {"title": "Launch newsletter", "assignee": "@kenji"},
+                    ],
+                    "rationale": "three tasks for the launch",
+                })
+                .to_string(),
+            };
+            match tools::run(&mut ctx, &call) {
+                ToolOutcome::Proposed { approval, .. } => approval,
+                other => panic!("the tool proposed nothing: {}", other.for_model()),
+            }
         };
+        // The agent's proposals go to every lead; both approve, each on
+        // their own machine.
         ok(&self.scout, &["sync"]);
-        ok(&self.ana, &["sync"]);
-        ok(&self.ana, &["approve", &request]);
+        for lead in [&self.ana, &self.bea] {
+            ok(lead, &["sync"]);
+            ok(lead, &["approve", &request]);
+            ok(lead, &["sync"]);
+        }
         ok(&self.ana, &["sync"]);
         ok(&self.scout, &["sync"]);
     }
