@@ -736,3 +736,87 @@ fn webhooks_are_signed_the_standard_way_and_keep_their_id_across_retries() {
         outbox(&studio.ana)
     );
 }
+
+#[test]
+fn a_connector_test_checks_the_token_and_project_and_pings_a_webhook_without_changing_anything() {
+    let studio = Studio::new();
+    let jira = FakeJira::start(JIRA_EMAIL, JIRA_TOKEN);
+    let asana = FakeAsana::start(ASANA_TOKEN);
+    let receiver = WebhookReceiver::start();
+    studio.connect_trackers(&jira, &asana);
+    ok(
+        &studio.ana,
+        &[
+            "integrations",
+            "add",
+            "webhook",
+            "hooks",
+            "--set",
+            &format!("url={}", receiver.hook_url()),
+        ],
+    );
+    ok(&studio.ana, &["sync"]);
+    ok(&studio.scout, &["sync"]);
+    store_secret(&studio.scout, "hooks", HOOK_SECRET);
+
+    let said = ok(&studio.scout, &["integrations", "test", "jira"]);
+    assert!(
+        said.contains("Ops Bot") && said.contains("Northwind"),
+        "{said}"
+    );
+    let said = ok(&studio.scout, &["integrations", "test", "asana"]);
+    assert!(
+        said.contains("Ops Bot") && said.contains("Spring launch board"),
+        "{said}"
+    );
+    let said = ok(&studio.scout, &["integrations", "test", "hooks"]);
+    assert!(said.contains("signed ping"), "{said}");
+    let ping = receiver.requests().pop().expect("the ping");
+    assert_eq!(ping.body["type"], "ping");
+    if let Some(valid) = verify_with_python(HOOK_SECRET, &ping.headers, &ping.raw) {
+        assert!(valid, "the ping is signed like every delivery");
+    }
+    assert!(
+        jira.issues().is_empty() && asana.tasks().is_empty(),
+        "nothing made"
+    );
+
+    // A machine without the secret, a wrong project, a wrong token: each
+    // says what to fix and exits 1.
+    let out = spoke(&studio.ana, &["integrations", "test", "jira"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no secret on this machine") && err.contains("integrations secret jira"),
+        "{err}"
+    );
+    ok(
+        &studio.ana,
+        &[
+            "integrations",
+            "add",
+            "jira",
+            "--set",
+            &format!("url={}", jira.url()),
+            "--set",
+            &format!("email={JIRA_EMAIL}"),
+            "--set",
+            "project=XX",
+        ],
+    );
+    ok(&studio.ana, &["sync"]);
+    ok(&studio.scout, &["sync"]);
+    let out = spoke(&studio.scout, &["integrations", "test", "jira"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("No project could be found with key 'XX'"),
+        "{err}"
+    );
+    store_secret(&studio.scout, "asana", "a-wrong-token");
+    let out = spoke(&studio.scout, &["integrations", "test", "asana"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("401") && err.contains("integrations secret asana"),
+        "{err}"
+    );
+}

@@ -34,6 +34,10 @@ pub enum IntegrationsCommand {
         #[arg(long = "event", value_name = "EVENT")]
         events: Vec<String>,
     },
+    /// Try a connector with this machine's secret, changing nothing: Jira and
+    /// Asana say who the token is and whether the project exists; a webhook
+    /// receives a signed `ping` event
+    Test { name: String },
     /// Remove a connector (its delivered keys stay on the tasks)
     Remove { name: String },
     /// Map a member to their account in a tracker (Jira account id, Asana
@@ -129,6 +133,19 @@ pub fn integrations(ctx: &Ctx, cmd: IntegrationsCommand) -> Result<()> {
                     }
                 )?;
             }
+            Ok(())
+        }
+        IntegrationsCommand::Test { name } => {
+            let hub = ctx.open_hub()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let said = rt.block_on(pusher::check_connector(&hub, &ctx.home, &name))?;
+            if ctx.json {
+                return print_json(&json!({"connector": name, "ok": true, "detail": said}));
+            }
+            outln!("{name}: {said}")?;
             Ok(())
         }
         IntegrationsCommand::Remove { name } => {

@@ -112,6 +112,34 @@ impl Asana {
         })
     }
 
+    /// Checks the token and the project without changing anything:
+    /// `GET /users/me`, then `GET /projects/{project}`. Returns who the
+    /// token acts as and the project's name.
+    pub async fn check(&self) -> Result<String, PushError> {
+        let session = self.session()?;
+        let what = "checking the Asana account".to_owned();
+        let target = self.target(&["users", "me"], &[("opt_fields", "name,email")])?;
+        let answer = session.send(reqwest::Method::GET, &target, None).await?;
+        let me = session.success(&what, &target, &answer)?;
+        let who = me["data"]["name"]
+            .as_str()
+            .or(me["data"]["email"].as_str())
+            .unwrap_or("an account")
+            .to_owned();
+        let what = format!("checking Asana project {}", self.project);
+        let target = self.target(
+            &["projects", self.project.trim()],
+            &[("opt_fields", "name")],
+        )?;
+        let answer = session.send(reqwest::Method::GET, &target, None).await?;
+        let project = session.success(&what, &target, &answer)?;
+        Ok(format!(
+            "signed in as {who}; project {} ({})",
+            self.project.trim(),
+            project["data"]["name"].as_str().unwrap_or("no name")
+        ))
+    }
+
     /// Whether the task is completed.
     pub async fn is_done(&self, key: &str) -> Result<bool, PushError> {
         let session = self.session()?;

@@ -164,6 +164,31 @@ impl Jira {
         Ok(key.map(|key| self.external(&key)))
     }
 
+    /// Checks the credentials and the project without changing anything:
+    /// `GET /rest/api/3/myself`, then `GET /rest/api/3/project/{key}`.
+    /// Returns who the token acts as and the project's name.
+    pub async fn check(&self) -> Result<String, PushError> {
+        let call = self.call()?;
+        let what = "checking the Jira account".to_owned();
+        let target = self.target(&["myself"], &[])?;
+        let answer = call.send(reqwest::Method::GET, &target, None).await?;
+        let me = call.success(&what, &target, &answer)?;
+        let who = me["displayName"]
+            .as_str()
+            .or(me["emailAddress"].as_str())
+            .unwrap_or("an account")
+            .to_owned();
+        let what = format!("checking Jira project {}", self.project_key);
+        let target = self.target(&["project", self.project_key.trim()], &[])?;
+        let answer = call.send(reqwest::Method::GET, &target, None).await?;
+        let project = call.success(&what, &target, &answer)?;
+        Ok(format!(
+            "signed in as {who}; project {} ({})",
+            self.project_key.trim(),
+            project["name"].as_str().unwrap_or("no name")
+        ))
+    }
+
     /// Whether the status is in the done category.
     pub async fn is_done(&self, key: &str) -> Result<bool, PushError> {
         let call = self.call()?;

@@ -577,6 +577,43 @@ async fn attempt(hub: &Hub, home: &Path, d: &Delivery) -> Outcome {
     }
 }
 
+/// Tries a connector with this machine's secret, changing nothing in a
+/// tracker: Jira and Asana are asked who the token is and whether the
+/// project exists; a webhook receives a signed `ping` event.
+pub async fn check_connector(hub: &Hub, home: &Path, name: &str) -> Result<String> {
+    let c = hub.connector(name)?;
+    if c.kind == ConnectorKind::Webhook {
+        let secret = secrets::secret(home, &c.name)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "connector {} has no signing secret on this machine: `spoke integrations secret {}`",
+                c.name,
+                c.name
+            )
+        })?;
+        let url = c
+            .setting("url")
+            .ok_or_else(|| anyhow::anyhow!("connector {} has no url", c.name))?;
+        let now = wall_now_ms();
+        let id = new_entity_id("ping");
+        let body = json!({
+            "type": "ping",
+            "timestamp": jiff::Timestamp::from_millisecond(now as i64)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            "hub": hub.hub_id(),
+            "data": {"connector": c.name},
+        });
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        webhook::send(&c.name, url, &secret, &id, (now / 1000) as i64, &bytes).await?;
+        return Ok(format!("{url} accepted a signed ping ({id})"));
+    }
+    let tracker = Tracker::of(home, &c).map_err(anyhow::Error::msg)?;
+    Ok(match tracker {
+        Tracker::Jira(j) => j.check().await?,
+        Tracker::Asana(a) => a.check().await?,
+    })
+}
+
 /// The task as a tracker receives it.
 pub fn payload(hub: &Hub, task: &Task, c: &Connector) -> TaskPayload {
     let brief = task.brief.as_deref().and_then(|b| hub.brief(b).ok());

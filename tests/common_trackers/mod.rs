@@ -372,6 +372,19 @@ impl Service for Jira {
         let path = request.path.strip_prefix("/rest/api/3/").unwrap_or("");
         let parts: Vec<&str> = path.split('/').collect();
         match (request.method.as_str(), parts.as_slice()) {
+            ("GET", ["myself"]) => Reply::json(
+                200,
+                json!({"accountId": "acc-ops", "displayName": "Ops Bot", "active": true}),
+            ),
+            // The site has one project, NW.
+            ("GET", ["project", "NW"]) => Reply::json(
+                200,
+                json!({"id": "10000", "key": "NW", "name": "Northwind", "projectTypeKey": "software"}),
+            ),
+            ("GET", ["project", key]) => Reply::json(
+                404,
+                json!({"errorMessages": [format!("No project could be found with key '{key}'.")], "errors": {}}),
+            ),
             ("POST", ["issue"]) => self.create(request, malformed),
             ("GET", ["search", "jql"]) => self.search(request, malformed),
             ("GET", ["issue", key]) => match self.issue(key) {
@@ -810,6 +823,16 @@ impl Service for Asana {
             None
         };
         match (request.method.as_str(), parts.as_slice(), data) {
+            ("GET", ["users", "me"], _) => Reply::json(
+                200,
+                json!({"data": {"gid": "9000", "name": "Ops Bot", "email": "ops@nw.example"}}),
+            ),
+            // The workspace has one project, 1201.
+            ("GET", ["projects", "1201"], _) => Reply::json(
+                200,
+                json!({"data": {"gid": "1201", "name": "Spring launch board", "resource_type": "project"}}),
+            ),
+            ("GET", ["projects", _], _) => asana_error(404, "project: Not a recognized ID"),
             ("POST", ["tasks"], Some(data)) => self.create(data, malformed),
             ("GET", ["tasks"], _) => self.list(request, malformed),
             ("GET", ["tasks", gid], _) => match self.tasks.iter().find(|(g, _)| g == gid) {
