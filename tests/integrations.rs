@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use spoke::agent::provider::ToolCall;
 use spoke::agent::tools::{self, Sources, ToolContext, ToolOutcome};
 use spoke::model::asset::Provenance;
+use spoke::model::{Change, EntityKind, EntityRef};
 use spoke::service::Hub;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -819,4 +820,93 @@ fn a_connector_test_checks_the_token_and_project_and_pings_a_webhook_without_cha
         !out.status.success() && err.contains("401") && err.contains("integrations secret asana"),
         "{err}"
     );
+}
+
+#[test]
+fn a_forged_event_is_never_signed_and_sent() {
+    let studio = Studio::new();
+    let receiver = WebhookReceiver::start();
+    ok(
+        &studio.ana,
+        &[
+            "integrations",
+            "add",
+            "webhook",
+            "hooks",
+            "--set",
+            &format!("url={}", receiver.hook_url()),
+        ],
+    );
+    ok(&studio.ana, &["integrations", "pusher", "scout"]);
+    ok(&studio.ana, &["sync"]);
+    store_secret(&studio.scout, "hooks", HOOK_SECRET);
+    // kenji, a creative, writes deliveries by hand: an approval that never
+    // closed, and a status change of a brief that is not his.
+    let kenji = studio.root.path().join("kenji");
+    ok(&kenji, &["sync"]);
+    {
+        let mut hub = Hub::open(&kenji, None).expect("kenji's replica");
+        let forged = |id: &str, event: Value| {
+            (
+                EntityRef::new(EntityKind::Delivery, id),
+                Change::Set(
+                    [
+                        ("connector".to_owned(), json!("hooks")),
+                        ("action".to_owned(), json!("event")),
+                        ("status".to_owned(), json!("pending")),
+                        ("attempts".to_owned(), json!(0)),
+                        ("event".to_owned(), event),
+                    ]
+                    .into(),
+                ),
+            )
+        };
+        hub.commit(vec![
+            forged(
+                "d-hooks-forged-1",
+                json!({"type": "approval.closed", "hub": studio.hub_id,
+                       "data": {"approval": "r-nothere", "outcome": "applied"}}),
+            ),
+            forged(
+                "d-hooks-forged-2",
+                json!({"type": "brief.status", "hub": studio.hub_id,
+                       "data": {"brief": studio.brief, "from": "draft", "to": "delivered"}}),
+            ),
+        ])
+        .expect("writers may enqueue");
+    }
+    ok(&kenji, &["sync"]);
+    let report = push_once(&studio.scout);
+    assert_eq!(
+        report["failed"].as_array().map(Vec::len),
+        Some(2),
+        "{report:#}"
+    );
+    let reasons: Vec<&str> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["error"].as_str())
+        .collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("not sent")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("@kenji")),
+        "the forger is named: {reasons:?}"
+    );
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing forged left the hub"
+    );
+
+    // A real change from a lead still goes out, saying who made it.
+    ok(&studio.ana, &["brief", "status", &studio.brief, "intake"]);
+    ok(&studio.ana, &["sync"]);
+    push_once(&studio.scout);
+    let sent = receiver.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body["type"], "brief.status");
+    assert_eq!(sent[0].body["by"], "ana");
 }

@@ -513,7 +513,11 @@ async fn attempt(hub: &Hub, home: &Path, d: &Delivery) -> Outcome {
                 }
                 Err(e) => return Outcome::Skip(format!("{e:#}")),
             };
-            let body = serde_json::to_vec(event).unwrap_or_default();
+            let event = match verify_event(hub, d, event) {
+                Ok(e) => e,
+                Err(why) => return Outcome::Fail(format!("not sent: {why}")),
+            };
+            let body = serde_json::to_vec(&event).unwrap_or_default();
             let ts = (wall_now_ms() / 1000) as i64;
             match webhook::send(&connector.name, url, &secret, &d.id, ts, &body).await {
                 Ok(()) => Outcome::Done {
@@ -575,6 +579,75 @@ async fn attempt(hub: &Hub, home: &Path, d: &Delivery) -> Outcome {
         }
         None => Outcome::Fail("the item has no action this build knows".into()),
     }
+}
+
+/// Checks an event against the hub before it is signed and sent: any
+/// member may enqueue an event with its change, so the pusher sends only
+/// what the hub's own data bears out, and adds `by`, the member whose op
+/// enqueued it as the relay verified it.
+fn verify_event(hub: &Hub, d: &Delivery, event: &Value) -> Result<Value, String> {
+    let replica = hub.replica();
+    let err = |e: anyhow::Error| format!("{e:#}");
+    let by = match replica
+        .confirmed_creator(EntityKind::Delivery, &d.id)
+        .map_err(|e| e.to_string())?
+    {
+        Some(by) => by,
+        // A hub of one replica: its member made everything.
+        None if hub.meta().hub_url.is_none() => hub.actor().map_err(err)?.to_owned(),
+        None => return Err("the item has not reached the hub yet".into()),
+    };
+    let data = &event["data"];
+    let text = |key: &str| data[key].as_str().unwrap_or_default().to_owned();
+    let kind = event["type"].as_str().unwrap_or_default();
+    let ok = match kind {
+        "brief.created" => {
+            let brief = text("brief");
+            hub.brief(&brief).map_err(err)?;
+            let creator = replica
+                .confirmed_creator(EntityKind::Brief, &brief)
+                .map_err(|e| e.to_string())?;
+            creator.is_none_or(|c| c == by)
+        }
+        "brief.status" => {
+            let brief = hub.brief(&text("brief")).map_err(err)?;
+            let lead = hub
+                .member(&by)
+                .map_err(err)?
+                .is_some_and(|m| m.has_role(crate::model::Role::Lead));
+            lead || brief.requester.as_deref() == Some(by.as_str())
+                || brief.created_by.as_deref() == Some(by.as_str())
+                || brief.assignees.contains(&by)
+        }
+        "approval.closed" => hub
+            .approval(&text("approval"))
+            .map_err(err)?
+            .status
+            .is_closed(),
+        "asset.approved" => {
+            hub.asset(&text("asset")).map_err(err)?;
+            let approval = hub.approval(&text("approval")).map_err(err)?;
+            let about_it = matches!(
+                &approval.subject,
+                Some(crate::model::approval::Subject::AssetVersion { asset, .. })
+                    if *asset == text("asset")
+            );
+            about_it && approval.status.lets_next_stage_start()
+        }
+        "task.created" => hub
+            .task(&text("task"))
+            .map_err(err)?
+            .is_some_and(|t| t.brief.as_deref() == data["brief"].as_str()),
+        other => return Err(format!("unknown event type `{other}`")),
+    };
+    if !ok {
+        return Err(format!(
+            "the hub does not bear out this {kind} event (enqueued by @{by})"
+        ));
+    }
+    let mut event = event.clone();
+    event["by"] = json!(by);
+    Ok(event)
 }
 
 /// Tries a connector with this machine's secret, changing nothing in a

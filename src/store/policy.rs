@@ -123,6 +123,26 @@ impl Replica {
         id: &str,
         field: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self
+            .confirmed_entry(kind, id)?
+            .and_then(|e| e.fields.get(field).map(|r| r.value.clone())))
+    }
+
+    /// Who made an entity, as the hub's log says: the actor of the first
+    /// accepted op on it (the relay checked the actor against its token).
+    pub fn confirmed_creator(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.confirmed_entry(kind, id)?.and_then(|e| e.creator))
+    }
+
+    fn confirmed_entry(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<spoke_relay::policy::state::Entry>, StoreError> {
         let txn = self.db.begin_read().at(&self.path)?;
         let table = match txn.open_table(POLICY) {
             Ok(t) => t,
@@ -138,7 +158,7 @@ impl Replica {
                 path: self.path.clone(),
                 detail: format!("policy row `{key}`: {e}"),
             })?;
-        Ok(entry.fields.get(field).map(|r| r.value.clone()))
+        Ok(Some(entry))
     }
 
     /// Every refused op this replica knows of, in hub order (relay refusals last).
