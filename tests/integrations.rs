@@ -200,6 +200,16 @@ impl Studio {
         ok(&self.scout, &["sync"]);
     }
 
+    /// Ana adds the webhook connector `hooks` for `events` (all when none).
+    fn add_webhook(&self, receiver: &WebhookReceiver, events: &[&str]) {
+        let url = format!("url={}", receiver.hook_url());
+        let mut args = vec!["integrations", "add", "webhook", "hooks", "--set", &url];
+        for e in events {
+            args.extend(["--event", e]);
+        }
+        ok(&self.ana, &args);
+    }
+
     fn tasks(&self, home: &Path) -> Vec<Value> {
         ok(home, &["sync"]);
         json(home, &["brief", "show", &self.brief])["tasks"]
@@ -654,19 +664,7 @@ fn failures_name_the_connector_keep_jiras_words_and_lose_nothing() {
 fn webhooks_are_signed_the_standard_way_and_keep_their_id_across_retries() {
     let studio = Studio::new();
     let receiver = WebhookReceiver::start();
-    ok(
-        &studio.ana,
-        &[
-            "integrations",
-            "add",
-            "webhook",
-            "hooks",
-            "--set",
-            &format!("url={}", receiver.hook_url()),
-            "--event",
-            "brief.created",
-        ],
-    );
+    studio.add_webhook(&receiver, &["brief.created"]);
     ok(&studio.ana, &["integrations", "pusher", "scout"]);
     store_secret(&studio.scout, "hooks", HOOK_SECRET);
     // A brief a lead files now is an event; the receiver is down at first.
@@ -745,17 +743,7 @@ fn a_connector_test_checks_the_token_and_project_and_pings_a_webhook_without_cha
     let asana = FakeAsana::start(ASANA_TOKEN);
     let receiver = WebhookReceiver::start();
     studio.connect_trackers(&jira, &asana);
-    ok(
-        &studio.ana,
-        &[
-            "integrations",
-            "add",
-            "webhook",
-            "hooks",
-            "--set",
-            &format!("url={}", receiver.hook_url()),
-        ],
-    );
+    studio.add_webhook(&receiver, &[]);
     ok(&studio.ana, &["sync"]);
     ok(&studio.scout, &["sync"]);
     store_secret(&studio.scout, "hooks", HOOK_SECRET);
@@ -826,17 +814,7 @@ fn a_connector_test_checks_the_token_and_project_and_pings_a_webhook_without_cha
 fn a_forged_event_is_never_signed_and_sent() {
     let studio = Studio::new();
     let receiver = WebhookReceiver::start();
-    ok(
-        &studio.ana,
-        &[
-            "integrations",
-            "add",
-            "webhook",
-            "hooks",
-            "--set",
-            &format!("url={}", receiver.hook_url()),
-        ],
-    );
+    studio.add_webhook(&receiver, &[]);
     ok(&studio.ana, &["integrations", "pusher", "scout"]);
     ok(&studio.ana, &["sync"]);
     store_secret(&studio.scout, "hooks", HOOK_SECRET);

@@ -10,12 +10,12 @@
 mod common;
 
 use common::process::{RelayProcess, cli_json, field, free_port};
-use common::{Client, Event, assert_seqs};
+use common::{Client, Outcome, assert_seqs};
 use serde_json::{Value, json};
 use spoke_relay::policy::RELAY_CLIENT;
 use spoke_relay::policy::push::{MAX_LEASE_MS, PUSH_ENTITY};
-use spoke_relay::proto::{ClientId, EntityKey, ErrorCode, Frame, Hlc, Op, OpId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use spoke_relay::proto::{ClientId, EntityKey, ErrorCode, Hlc, Op, OpId};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -140,56 +140,9 @@ impl Member {
     }
 }
 
-/// What became of one submitted op.
-#[derive(Debug, Clone, PartialEq)]
-enum Outcome {
-    Stored(u64),
-    Refused {
-        code: ErrorCode,
-        rule: Option<String>,
-        message: String,
-    },
-}
-
 /// Submits `ops` in one Submit and waits until each is acked or refused.
-/// Fanned-out `Ops` frames are skipped (the log is read back at the end).
 async fn submit(m: &mut Member, ops: &[Op]) -> Vec<Outcome> {
-    let ids: HashSet<OpId> = ops.iter().map(|o| o.id).collect();
-    assert_eq!(ids.len(), ops.len(), "distinct op ids in one Submit");
-    m.c.send(&Frame::Submit { ops: ops.to_vec() }).await;
-    let mut outcomes: HashMap<OpId, Outcome> = HashMap::new();
-    while outcomes.len() < ops.len() {
-        match m.c.next_event().await {
-            Event::Frame(Frame::Ops { .. }) => {}
-            Event::Frame(Frame::Ping { nonce }) => m.c.send(&Frame::Pong { nonce }).await,
-            Event::Frame(Frame::Error {
-                code,
-                message,
-                op: Some(id),
-                rule,
-            }) => {
-                assert!(ids.contains(&id), "an Error for op {id} nobody sent");
-                let first = outcomes.insert(
-                    id,
-                    Outcome::Refused {
-                        code,
-                        rule,
-                        message,
-                    },
-                );
-                assert!(first.is_none(), "op {id} answered twice");
-            }
-            Event::Frame(Frame::Ack { acks }) => {
-                for a in acks {
-                    assert!(ids.contains(&a.id), "an Ack for op {} nobody sent", a.id);
-                    let first = outcomes.insert(a.id, Outcome::Stored(a.seq));
-                    assert!(first.is_none(), "op {} answered twice", a.id);
-                }
-            }
-            other => panic!("@{}: expected Acks or op Errors, got {other:?}", m.c.handle),
-        }
-    }
-    ops.iter().map(|o| outcomes[&o.id].clone()).collect()
+    m.c.submit_judged(ops).await
 }
 
 /// What a case expects of one op.

@@ -746,15 +746,20 @@ pub fn fingerprint(p: &TaskPayload) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Queues an update for each pushed task changed since its last push.
-fn queue_updates(home: &Path, report: &mut PushReport, say: &mut impl FnMut(&str)) -> Result<()> {
-    let mut hub = Hub::open(home, None)?;
-    let connectors: BTreeMap<String, Connector> = hub
+/// The hub's tracker connectors (not webhooks), by name.
+fn tracker_connectors(hub: &Hub) -> Result<BTreeMap<String, Connector>> {
+    Ok(hub
         .connectors()?
         .into_iter()
         .filter(|c| c.kind.is_tracker())
         .map(|c| (c.name.clone(), c))
-        .collect();
+        .collect())
+}
+
+/// Queues an update for each pushed task changed since its last push.
+fn queue_updates(home: &Path, report: &mut PushReport, say: &mut impl FnMut(&str)) -> Result<()> {
+    let mut hub = Hub::open(home, None)?;
+    let connectors = tracker_connectors(&hub)?;
     if connectors.is_empty() {
         return Ok(());
     }
@@ -818,12 +823,7 @@ async fn poll(
     say: &mut impl FnMut(&str),
 ) -> Result<()> {
     let mut hub = Hub::open(home, None)?;
-    let connectors: BTreeMap<String, Connector> = hub
-        .connectors()?
-        .into_iter()
-        .filter(|c| c.kind.is_tracker())
-        .map(|c| (c.name.clone(), c))
-        .collect();
+    let connectors = tracker_connectors(&hub)?;
     let mut trackers: BTreeMap<String, Tracker> = BTreeMap::new();
     for (name, c) in &connectors {
         if let Ok(t) = Tracker::of(home, c) {

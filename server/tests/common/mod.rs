@@ -684,3 +684,61 @@ pub fn masked_frame(first: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
     out
 }
+
+/// What became of one op submitted with [`Client::submit_judged`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Stored(u64),
+    Refused {
+        code: ErrorCode,
+        rule: Option<String>,
+        message: String,
+    },
+}
+
+impl Client {
+    /// Submits `ops` in one Submit and waits until each is acked or refused.
+    /// Fanned-out `Ops` frames are skipped (callers check the log itself).
+    pub async fn submit_judged(&mut self, ops: &[Op]) -> Vec<Outcome> {
+        use std::collections::{HashMap, HashSet};
+        let ids: HashSet<OpId> = ops.iter().map(|o| o.id).collect();
+        assert_eq!(ids.len(), ops.len(), "distinct op ids in one Submit");
+        self.send(&Frame::Submit { ops: ops.to_vec() }).await;
+        let mut outcomes: HashMap<OpId, Outcome> = HashMap::new();
+        while outcomes.len() < ops.len() {
+            match self.next_event().await {
+                Event::Frame(Frame::Ops { .. }) => {}
+                Event::Frame(Frame::Ping { nonce }) => self.send(&Frame::Pong { nonce }).await,
+                Event::Frame(Frame::Error {
+                    code,
+                    message,
+                    op: Some(id),
+                    rule,
+                }) => {
+                    assert!(ids.contains(&id), "an Error for op {id} nobody sent");
+                    let first = outcomes.insert(
+                        id,
+                        Outcome::Refused {
+                            code,
+                            rule,
+                            message,
+                        },
+                    );
+                    assert!(first.is_none(), "op {id} answered twice");
+                }
+                Event::Frame(Frame::Ack { acks }) => {
+                    for a in acks {
+                        assert!(ids.contains(&a.id), "an Ack for op {} nobody sent", a.id);
+                        let first = outcomes.insert(a.id, Outcome::Stored(a.seq));
+                        assert!(first.is_none(), "op {} answered twice", a.id);
+                    }
+                }
+                other => panic!(
+                    "@{}: expected Acks or op Errors, got {other:?}",
+                    self.handle
+                ),
+            }
+        }
+        ops.iter().map(|o| outcomes[&o.id].clone()).collect()
+    }
+}
