@@ -151,6 +151,17 @@ impl Studio {
         ok(&self.scout, &["sync"]);
     }
 
+    /// A studio with only a Jira connector, whose site accepts `token`.
+    fn with_jira(token: &str) -> (Studio, FakeJira) {
+        let studio = Studio::new();
+        let jira = FakeJira::start(JIRA_EMAIL, token);
+        let asana = FakeAsana::start(ASANA_TOKEN);
+        studio.connect_trackers(&jira, &asana);
+        ok(&studio.ana, &["integrations", "remove", "asana"]);
+        ok(&studio.ana, &["sync"]);
+        (studio, jira)
+    }
+
     /// The agent proposes three tasks for the brief through its
     /// `propose_tasks` tool, as a model's tool call would; ana approves.
     fn approve_three_tasks(&self) {
@@ -359,12 +370,7 @@ fn an_approved_three_task_proposal_becomes_three_jira_issues_and_three_asana_tas
 
 #[test]
 fn a_429_with_retry_after_is_waited_out_and_delivers_once() {
-    let studio = Studio::new();
-    let jira = FakeJira::start(JIRA_EMAIL, JIRA_TOKEN);
-    let asana = FakeAsana::start(ASANA_TOKEN);
-    studio.connect_trackers(&jira, &asana);
-    ok(&studio.ana, &["integrations", "remove", "asana"]);
-    ok(&studio.ana, &["sync"]);
+    let (studio, jira) = Studio::with_jira(JIRA_TOKEN);
     studio.approve_three_tasks();
     jira.fail_next(Fault::RetryAfter(1));
     let report = push_once(&studio.scout);
@@ -389,12 +395,7 @@ fn a_429_with_retry_after_is_waited_out_and_delivers_once() {
 
 #[test]
 fn a_pusher_killed_mid_create_adopts_the_issue_after_restart_instead_of_making_it_twice() {
-    let studio = Studio::new();
-    let jira = FakeJira::start(JIRA_EMAIL, JIRA_TOKEN);
-    let asana = FakeAsana::start(ASANA_TOKEN);
-    studio.connect_trackers(&jira, &asana);
-    ok(&studio.ana, &["integrations", "remove", "asana"]);
-    ok(&studio.ana, &["sync"]);
+    let (studio, jira) = Studio::with_jira(JIRA_TOKEN);
     studio.approve_three_tasks();
     // The first lookup answers, the create makes the issue and then hangs.
     jira.fail_next(Fault::Status(200, json!({"issues": [], "isLast": true})));
@@ -435,12 +436,7 @@ fn a_pusher_killed_mid_create_adopts_the_issue_after_restart_instead_of_making_i
 
 #[test]
 fn two_pushers_and_two_leads_online_at_once_make_each_issue_once() {
-    let studio = Studio::new();
-    let jira = FakeJira::start(JIRA_EMAIL, JIRA_TOKEN);
-    let asana = FakeAsana::start(ASANA_TOKEN);
-    studio.connect_trackers(&jira, &asana);
-    ok(&studio.ana, &["integrations", "remove", "asana"]);
-    ok(&studio.ana, &["sync"]);
+    let (studio, jira) = Studio::with_jira(JIRA_TOKEN);
     // A second machine of the pusher, with the same secret.
     let scout2 = studio.root.path().join("scout2");
     studio.join(&scout2, "scout", "agent");
@@ -487,12 +483,7 @@ fn two_pushers_and_two_leads_online_at_once_make_each_issue_once() {
 
 #[test]
 fn tracker_state_flows_back_and_a_later_change_is_an_update_not_a_second_create() {
-    let studio = Studio::new();
-    let jira = FakeJira::start(JIRA_EMAIL, JIRA_TOKEN);
-    let asana = FakeAsana::start(ASANA_TOKEN);
-    studio.connect_trackers(&jira, &asana);
-    ok(&studio.ana, &["integrations", "remove", "asana"]);
-    ok(&studio.ana, &["sync"]);
+    let (studio, jira) = Studio::with_jira(JIRA_TOKEN);
     studio.approve_three_tasks();
     push_once(&studio.scout);
     let (first_key, _) = jira.issues()[0].clone();
@@ -550,12 +541,7 @@ fn tracker_state_flows_back_and_a_later_change_is_an_update_not_a_second_create(
 
 #[test]
 fn failures_name_the_connector_keep_jiras_words_and_lose_nothing() {
-    let studio = Studio::new();
-    let jira = FakeJira::start(JIRA_EMAIL, "the-right-token");
-    let asana = FakeAsana::start(ASANA_TOKEN);
-    studio.connect_trackers(&jira, &asana);
-    ok(&studio.ana, &["integrations", "remove", "asana"]);
-    ok(&studio.ana, &["sync"]);
+    let (studio, jira) = Studio::with_jira("the-right-token");
     studio.approve_three_tasks();
 
     // A wrong token: every item fails at once, naming the connector and

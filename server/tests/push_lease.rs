@@ -9,52 +9,21 @@
 
 mod common;
 
-use common::process::{RelayProcess, cli_json, field, free_port};
+use common::process::HubSetup;
 use common::{Client, Outcome, assert_seqs};
 use serde_json::{Value, json};
 use spoke_relay::policy::RELAY_CLIENT;
 use spoke_relay::policy::push::{MAX_LEASE_MS, PUSH_ENTITY};
 use spoke_relay::proto::{ClientId, EntityKey, ErrorCode, Hlc, Op, OpId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A hub made with the CLI and a token per member.
-struct Setup {
-    data: tempfile::TempDir,
-    logs: tempfile::TempDir,
-    hub: String,
-    /// handle -> token; `admin` is the lead the hub was created with.
-    tokens: HashMap<String, String>,
-}
+type Setup = HubSetup;
 
 fn setup(members: &[(&str, &str)]) -> Setup {
-    let data = tempfile::tempdir().expect("data folder");
-    let logs = tempfile::tempdir().expect("log folder");
-    let d = data.path().to_str().expect("utf-8 temp path").to_owned();
-    let created = cli_json(&["hub", "create", "Push Studio", "--data", &d, "--json"]);
-    let hub = field(&created, "hub");
-    let mut tokens = HashMap::from([("admin".to_owned(), field(&created, "token"))]);
-    for (handle, role) in members {
-        let issued = cli_json(&[
-            "token", "issue", "--data", &d, "--hub", &hub, "--handle", handle, "--role", role,
-            "--json",
-        ]);
-        assert_eq!(field(&issued, "role"), *role);
-        tokens.insert((*handle).to_owned(), field(&issued, "token"));
-    }
-    Setup {
-        data,
-        logs,
-        hub,
-        tokens,
-    }
-}
-
-impl Setup {
-    async fn start(&self) -> RelayProcess {
-        RelayProcess::start(self.data.path(), free_port(), self.logs.path(), 0).await
-    }
+    HubSetup::new("Push Studio", members)
 }
 
 // ---------------------------------------------------------------------------

@@ -148,3 +148,45 @@ impl Drop for RelayProcess {
         }
     }
 }
+
+/// A hub made with the relay's own admin commands in a temporary data
+/// folder, with a token per member; `admin` is the lead it was created with.
+pub struct HubSetup {
+    pub data: tempfile::TempDir,
+    pub logs: tempfile::TempDir,
+    pub hub: String,
+    /// handle -> token.
+    pub tokens: std::collections::HashMap<String, String>,
+}
+
+impl HubSetup {
+    /// `spoke-relay hub create NAME` and `token issue` for each `(handle, role)`.
+    pub fn new(name: &str, members: &[(&str, &str)]) -> HubSetup {
+        let data = tempfile::tempdir().expect("data folder");
+        let logs = tempfile::tempdir().expect("log folder");
+        let d = data.path().to_str().expect("utf-8 temp path").to_owned();
+        let created = cli_json(&["hub", "create", name, "--data", &d, "--json"]);
+        let hub = field(&created, "hub");
+        let mut tokens =
+            std::collections::HashMap::from([("admin".to_owned(), field(&created, "token"))]);
+        for (handle, role) in members {
+            let issued = cli_json(&[
+                "token", "issue", "--data", &d, "--hub", &hub, "--handle", handle, "--role", role,
+                "--json",
+            ]);
+            assert_eq!(field(&issued, "role"), *role);
+            tokens.insert((*handle).to_owned(), field(&issued, "token"));
+        }
+        HubSetup {
+            data,
+            logs,
+            hub,
+            tokens,
+        }
+    }
+
+    /// The relay as a process on a free port, serving this data folder.
+    pub async fn start(&self) -> RelayProcess {
+        RelayProcess::start(self.data.path(), free_port(), self.logs.path(), 0).await
+    }
+}
