@@ -5,10 +5,12 @@
 //!
 //! Areas: `paths` (config file, data folder and replica, log file), `hub`
 //! (the relay, the token, sync), `model` (the agent's model, the embedder),
-//! `search` (the index beside the replica), `terminal` (colours, images,
-//! tmux, clipboard, SSH).
+//! `search` (the index beside the replica), `integrations` (connector
+//! secrets on the pusher's machine, the pusher, outbox failures; no network),
+//! `terminal` (colours, images, tmux, clipboard, SSH).
 
 mod hub;
+mod integrations;
 mod model;
 mod paths;
 mod search;
@@ -43,7 +45,7 @@ impl Status {
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
-    /// `paths`, `hub`, `model`, `search` or `terminal`.
+    /// `paths`, `hub`, `model`, `search`, `integrations` or `terminal`.
     pub area: &'static str,
     /// What was checked, e.g. `relay`.
     pub check: &'static str,
@@ -193,6 +195,7 @@ pub fn run(settings: &Settings) -> Report {
     let embedded = model::embedder(&config.search, found.shown());
     checks.push(embedded.check.clone());
     checks.push(search::index(&replica, embedded.dims));
+    checks.extend(integrations::checks(home.as_deref(), &replica));
     checks.extend(terminal::checks(settings));
     Report::new(checks)
 }

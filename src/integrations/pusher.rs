@@ -253,6 +253,8 @@ enum Outcome {
     Fail(String),
     /// A problem on this machine (a secret missing): the item is left as it is.
     Skip(String),
+    /// Delivered in an earlier attempt; only its status is put back.
+    Delivered,
 }
 
 /// One pass's settings and what it has tried.
@@ -290,7 +292,14 @@ async fn drain(
         if !d.is_due(wall_now_ms()) {
             continue;
         }
-        let outcome = attempt(&hub, home, &d).await;
+        // A result means it went out before: a replica that had not yet
+        // seen the delivery enqueued the same item again (reconciling the
+        // same approval), which set it back to pending. Never send twice.
+        let outcome = if d.result.is_some() {
+            Outcome::Delivered
+        } else {
+            attempt(&hub, home, &d).await
+        };
         settle(&mut hub, &d, outcome, report, say)?;
         drop(hub);
         if joined {
@@ -317,6 +326,19 @@ fn settle(
             if !report.notes.contains(&why) {
                 report.notes.push(why);
             }
+            return Ok(());
+        }
+        Outcome::Delivered => {
+            say(&format!("{}: delivered before; not sent again", d.id));
+            let fields = BTreeMap::from([
+                ("status".to_owned(), json!(DeliveryStatus::Done)),
+                ("next_at".to_owned(), Value::Null),
+                ("last_error".to_owned(), Value::Null),
+            ]);
+            hub.commit(vec![(
+                EntityRef::new(EntityKind::Delivery, d.id.clone()),
+                Change::Set(fields),
+            )])?;
             return Ok(());
         }
         Outcome::Done { result, link } => {
