@@ -365,11 +365,17 @@ fn every_hub_event_reaches_a_webhook_that_hears_everything_signed_and_once_each(
             .collect();
         assert_eq!(
             keys,
-            BTreeSet::from(["type", "timestamp", "hub", "data"]),
+            BTreeSet::from(["type", "timestamp", "hub", "data", "by"]),
             "{}",
             r.body
         );
         assert_eq!(r.body["hub"], studio.hub_id.as_str());
+        // `by` is the member whose change enqueued it, as the relay saw it.
+        assert!(
+            ["ana", "bea", "rui"].contains(&r.body["by"].as_str().unwrap_or_default()),
+            "{}",
+            r.body
+        );
         assert!(
             r.body["timestamp"]
                 .as_str()
