@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod doctor;
+pub mod generate;
 pub(crate) mod http;
 pub mod integrations;
 pub mod interrupt;
