@@ -442,6 +442,7 @@ fn a_second_replica_reapplying_the_same_approval_does_not_send_approval_closed_t
             reviewer: "ana".into(),
             decision: Some(Decision::Approved),
             comment: None,
+            pick: None,
         };
         hub.commit(vec![(
             EntityRef::new(EntityKind::Approval, request.clone()),

@@ -139,6 +139,7 @@ fn an_agent_cannot_edit_a_brief_but_its_approved_proposal_applies_everywhere() {
             reviewer: "ana".into(),
             decision: Some(Decision::Approved),
             comment: None,
+            pick: None,
         };
         hub.commit(vec![(
             EntityRef::new(EntityKind::Approval, request.clone()),

@@ -334,6 +334,8 @@ mod approvals_pane {
                 ]],
                 ignored: 0,
             },
+            choices: Vec::new(),
+            approved_version: None,
         }
     }
 
@@ -354,6 +356,7 @@ mod approvals_pane {
             } else {
                 Provenance::Human
             },
+            generation: None,
             author: "scout".into(),
         }
     }
@@ -397,6 +400,7 @@ mod approvals_pane {
             phash: None,
             brief: None,
             status: AssetStatus::InReview,
+            approved_version: None,
             renditions: vec![],
             deleted: false,
         }];
@@ -518,6 +522,7 @@ mod approvals_pane {
             phash: None,
             brief: None,
             status: AssetStatus::InReview,
+            approved_version: None,
             renditions: vec![],
             deleted: false,
         }];
@@ -618,6 +623,7 @@ fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
             height: Some(32),
             note: None,
             provenance: Provenance::Human,
+            generation: None,
             author: "ana".into(),
         }],
         tags: vec!["landscape".into(), "png".into()],
@@ -625,6 +631,7 @@ fn the_asset_browser_shows_a_half_block_preview_of_the_selected_image() {
         phash: None,
         brief: None,
         status: AssetStatus::Wip,
+        approved_version: None,
         renditions: vec![],
         deleted: false,
     }];

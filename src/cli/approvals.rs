@@ -86,6 +86,17 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
             outln!("{}  {}  {}", v.id, status_name(v.status), v.title)?;
             outln!("subject    {}", subject_text(v.subject.as_ref()))?;
             outln!("requested  @{}", v.requested_by.clone().unwrap_or_default())?;
+            if !v.choices.is_empty() {
+                let asset = match &v.subject {
+                    Some(Subject::AssetVersion { asset, .. }) => asset.as_str(),
+                    _ => "",
+                };
+                let listed: Vec<String> = v.choices.iter().map(|c| format!("{asset}@{c}")).collect();
+                outln!("choices    {} (approve one: spoke approve {} --pick N)", listed.join(", "), v.id)?;
+            }
+            if let Some(version) = v.approved_version {
+                outln!("approved   version {version}")?;
+            }
             for (i, stage) in v.evaluation.stages.iter().enumerate() {
                 let marker = if i == v.stage && !v.status.is_closed() {
                     "→"
@@ -222,8 +233,19 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
 
 /// `spoke approve`, `reject`, `request-changes`.
 pub fn decide(ctx: &Ctx, id: &str, decision: Decision, comment: Option<&str>) -> Result<()> {
+    decide_picking(ctx, id, decision, comment, None)
+}
+
+/// [`decide`], choosing one of the versions the request offers.
+pub fn decide_picking(
+    ctx: &Ctx,
+    id: &str,
+    decision: Decision,
+    comment: Option<&str>,
+    pick: Option<u32>,
+) -> Result<()> {
     let mut hub = ctx.open_hub()?;
-    let v = hub.decide(id, decision, comment)?;
+    let v = hub.decide_with_pick(id, decision, comment, pick)?;
     done(
         ctx,
         &v,
@@ -252,6 +274,8 @@ fn summary_json(v: &ApprovalView) -> serde_json::Value {
         "stages": v.stages.len(),
         "waiting_on": v.waiting_on,
         "requested_by": v.requested_by,
+        "choices": v.choices,
+        "approved_version": v.approved_version,
     })
 }
 

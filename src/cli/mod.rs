@@ -180,6 +180,10 @@ pub enum Command {
         with_changes: bool,
         #[arg(long)]
         comment: Option<String>,
+        /// Of the versions a request offers (a generated batch), the one you
+        /// approve; see `spoke approvals show ID`
+        #[arg(long, value_name = "VERSION")]
+        pick: Option<u32>,
     },
     /// Reject a request (a comment is required)
     Reject {
@@ -420,13 +424,14 @@ fn run(cli: Cli) -> Result<()> {
             id,
             with_changes,
             comment,
+            pick,
         } => {
             let d = if with_changes {
                 crate::model::approval::Decision::ApprovedWithChanges
             } else {
                 crate::model::approval::Decision::Approved
             };
-            approvals::decide(&ctx, &id, d, comment.as_deref())
+            approvals::decide_picking(&ctx, &id, d, comment.as_deref(), pick)
         }
         Command::Reject { id, comment } => approvals::decide(
             &ctx,

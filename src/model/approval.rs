@@ -47,6 +47,9 @@ pub struct DecisionEntry {
     pub decision: Option<Decision>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The version an approving reviewer chose, when the request offers several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +58,8 @@ pub struct ApprovalRequest {
     pub subject: Option<Subject>,
     pub stages: Vec<Stage>,
     pub requested_by: Option<String>,
+    /// Versions of the subject's asset reviewers pick from (empty: none).
+    pub choices: Vec<u32>,
     pub deleted: bool,
 }
 
@@ -65,6 +70,7 @@ impl ApprovalRequest {
             subject: rec.get_as("subject"),
             stages: rec.get_as("stages").unwrap_or_default(),
             requested_by: rec.string("created_by"),
+            choices: rec.get_as("choices").unwrap_or_default(),
             deleted: rec.is_deleted(),
         }
     }
@@ -123,6 +129,7 @@ mod tests {
                 reviewer: actor.into(),
                 decision,
                 comment: None,
+                pick: None,
             },
         }
     }

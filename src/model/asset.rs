@@ -87,6 +87,10 @@ pub struct AssetVersion {
     #[serde(default)]
     pub note: Option<String>,
     pub provenance: Provenance,
+    /// How a generated version was made: template, seed, LoRAs, prompt,
+    /// the graph's hash (to reproduce it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<serde_json::Value>,
     /// Filled from the op that appended the version.
     #[serde(default)]
     pub author: String,
@@ -104,6 +108,8 @@ pub struct Asset {
     pub phash: Option<String>,
     pub brief: Option<String>,
     pub status: AssetStatus,
+    /// Of several versions offered for approval, the one approved (1-based).
+    pub approved_version: Option<u32>,
     /// Rendition preset name -> blob sha256.
     pub renditions: Vec<(String, String)>,
     pub deleted: bool,
@@ -129,6 +135,7 @@ impl Asset {
             phash: rec.string("phash"),
             brief: rec.string("brief"),
             status: rec.get_as("status").unwrap_or_default(),
+            approved_version: rec.get("approved_version").and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok()),
             renditions: rec
                 .map_entries("renditions")
                 .into_iter()

@@ -31,6 +31,10 @@ pub struct ApprovalView {
     pub waiting_on: Vec<String>,
     pub decisions: Vec<DecisionView>,
     pub evaluation: Evaluation,
+    /// Versions reviewers pick from (empty: the subject's own version).
+    pub choices: Vec<u32>,
+    /// Once approved: the version approved (the standing pick, else the subject's).
+    pub approved_version: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +45,8 @@ pub struct DecisionView {
     pub decision: Option<Decision>,
     pub comment: Option<String>,
     pub at: Option<jiff::Timestamp>,
+    /// The version this reviewer picked.
+    pub pick: Option<u32>,
 }
 
 /// A proposal to offer: what, why, from which sources, who decides.
@@ -65,6 +71,22 @@ impl Hub {
         subject: Subject,
         stages: Vec<Stage>,
     ) -> Result<ApprovalView> {
+        let changes = self.approval_request_changes(title, subject, stages, &[])?;
+        let id = changes.0;
+        self.commit(changes.1)?;
+        self.approval(&id)
+    }
+
+    /// The changes that open a request (its id first), to commit with
+    /// others in one commit; `choices` are versions of the subject's asset
+    /// reviewers pick one of.
+    pub fn approval_request_changes(
+        &mut self,
+        title: &str,
+        subject: Subject,
+        stages: Vec<Stage>,
+        choices: &[u32],
+    ) -> Result<(String, Vec<(EntityRef, Change)>)> {
         if stages.is_empty() {
             return Err(
                 InputError::new("an approval needs at least one stage of reviewers").into(),
@@ -89,12 +111,15 @@ impl Hub {
         }
         let id = new_entity_id(APPROVAL_PREFIX);
         let me = self.actor()?.to_owned();
-        let fields = BTreeMap::from([
+        let mut fields = BTreeMap::from([
             ("title".to_owned(), json!(title)),
             ("subject".to_owned(), json!(subject)),
             ("stages".to_owned(), json!(stages)),
             ("created_by".to_owned(), json!(me)),
         ]);
+        if !choices.is_empty() {
+            fields.insert("choices".to_owned(), json!(choices));
+        }
         let audit = self.audit_entry(json!({
             "action": "approval.requested",
             "approval": id,
@@ -114,8 +139,7 @@ impl Hub {
                 Change::Set(BTreeMap::from([("status".to_owned(), json!("in_review"))])),
             ));
         }
-        self.commit(changes)?;
-        self.approval(&id)
+        Ok((id, changes))
     }
 
     /// Records the acting member's decision on the request's current stage.
@@ -125,7 +149,42 @@ impl Hub {
         decision: Decision,
         comment: Option<&str>,
     ) -> Result<ApprovalView> {
+        self.decide_with_pick(typed_id, decision, comment, None)
+    }
+
+    /// [`Hub::decide`], choosing one of the versions the request offers.
+    pub fn decide_with_pick(
+        &mut self,
+        typed_id: &str,
+        decision: Decision,
+        comment: Option<&str>,
+        pick: Option<u32>,
+    ) -> Result<ApprovalView> {
         let view = self.approval(typed_id)?;
+        if let Some(p) = pick {
+            if view.choices.is_empty() {
+                return Err(InputError::new(format!(
+                    "{} offers no versions to pick from; approve it as it is",
+                    view.id
+                ))
+                .into());
+            }
+            if !view.choices.contains(&p) {
+                return Err(InputError::new(format!(
+                    "{} offers versions {}; there is no version {p} to pick",
+                    view.id,
+                    view.choices
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into());
+            }
+            if !matches!(decision, Decision::Approved | Decision::ApprovedWithChanges) {
+                return Err(InputError::new("a pick goes with an approval").into());
+            }
+        }
         let comment = comment.map(str::trim).filter(|c| !c.is_empty());
         if decision.requires_comment() && comment.is_none() {
             return Err(InputError::new(format!(
@@ -140,6 +199,7 @@ impl Hub {
             reviewer: me,
             decision: Some(decision),
             comment: comment.map(str::to_owned),
+            pick,
         };
         self.append_decision(&view, entry)
     }
@@ -164,6 +224,7 @@ impl Hub {
             reviewer: me,
             decision: None,
             comment: None,
+            pick: None,
         };
         self.append_decision(&view, entry)
     }
@@ -242,6 +303,7 @@ impl Hub {
                 decision: entry.decision,
                 comment: entry.comment.clone(),
                 at: jiff::Timestamp::from_millisecond(stamp.hlc.wall_ms as i64).ok(),
+                pick: entry.pick,
             });
             casts.push(CastDecision {
                 actor: item.actor.clone(),
@@ -262,6 +324,19 @@ impl Hub {
             handles
         };
         let evaluation = evaluate(&request.stages, &casts, expand);
+        let approved_version = if evaluation.status.lets_next_stage_start() {
+            spoke_relay::policy::state::standing_pick(
+                decisions
+                    .iter()
+                    .map(|d| (d.reviewer.as_str(), d.decision, d.pick)),
+            )
+            .or(match &request.subject {
+                Some(Subject::AssetVersion { version, .. }) => Some(*version),
+                _ => None,
+            })
+        } else {
+            None
+        };
         Ok(ApprovalView {
             id,
             title: record.string("title").unwrap_or_default(),
@@ -273,6 +348,8 @@ impl Hub {
             waiting_on: evaluation.waiting_on(),
             decisions,
             evaluation,
+            choices: request.choices,
+            approved_version,
         })
     }
 
@@ -412,14 +489,19 @@ impl Hub {
                     }
                     // Sent back with the reviewers' reasons, for its author.
                     let feedback = feedback_of(&view);
-                    changes.push((
-                        entity,
-                        Change::Set(BTreeMap::from([
-                            ("status".to_owned(), json!(status)),
-                            ("approval".to_owned(), json!(view.id)),
-                            ("review_feedback".to_owned(), json!(feedback)),
-                        ])),
-                    ));
+                    let mut outcome = BTreeMap::from([
+                        ("status".to_owned(), json!(status)),
+                        ("approval".to_owned(), json!(view.id)),
+                        ("review_feedback".to_owned(), json!(feedback)),
+                    ]);
+                    // Of several versions offered, the one the reviewers chose.
+                    if approved
+                        && !view.choices.is_empty()
+                        && let Some(v) = view.approved_version
+                    {
+                        outcome.insert("approved_version".to_owned(), json!(v));
+                    }
+                    changes.push((entity, Change::Set(outcome)));
                     effect = json!({"asset": asset, "status": status});
                 }
                 Some(Subject::Proposal { id }) => {

@@ -917,6 +917,7 @@ fn asset(id: &str, title: &str) -> crate::model::asset::Asset {
         phash: None,
         brief: None,
         status: Default::default(),
+        approved_version: None,
         renditions: Vec::new(),
         deleted: false,
     }

@@ -249,6 +249,7 @@ pub const LEAD_ONLY_FIELDS: &[(EntityKind, &str, Rule)] = &[
     (EntityKind::Brief, "assignees:", Rule::AssignmentIsLeadOnly),
     (EntityKind::Approval, "stages", Rule::StagesAreLeadOnly),
     (EntityKind::Approval, "subject", Rule::StagesAreLeadOnly),
+    (EntityKind::Approval, "choices", Rule::StagesAreLeadOnly),
 ];
 
 /// Every rule a refusal can name.
@@ -276,10 +277,11 @@ pub enum Rule {
     AgentsDraftOnly,
     LeaseIsExclusive,
     PusherHoldsTheLease,
+    PickIsAChoice,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 22] = [
         Rule::NotAMember,
         Rule::ReadOnly,
         Rule::ActorIsTheToken,
@@ -301,6 +303,7 @@ impl Rule {
         Rule::AgentsDraftOnly,
         Rule::LeaseIsExclusive,
         Rule::PusherHoldsTheLease,
+        Rule::PickIsAChoice,
     ];
 
     /// The rule's name as refusals and the docs spell it.
@@ -327,6 +330,7 @@ impl Rule {
             Rule::AgentsDraftOnly => "agents-draft-only",
             Rule::LeaseIsExclusive => "lease-is-exclusive",
             Rule::PusherHoldsTheLease => "pusher-holds-the-lease",
+            Rule::PickIsAChoice => "pick-is-a-choice",
         }
     }
 
@@ -385,6 +389,9 @@ impl Rule {
             }
             Rule::PusherHoldsTheLease => {
                 "the pusher writes delivery results and tracker state onto tasks only while holding the push lease"
+            }
+            Rule::PickIsAChoice => {
+                "a reviewer picks one of the versions a request offers, and only with an approval; the approved version is the standing pick"
             }
         }
     }
@@ -672,6 +679,29 @@ fn check_item(state: &PolicyState, op: &OpRef<'_>, action: Action) -> Result<(),
         if entry.reviewer != op.actor || entry.stage as usize != current {
             return Err(reviewer_refusal(state, op));
         }
+        if let Some(pick) = entry.pick {
+            let choices = state.choices(op.entity);
+            let approving = matches!(
+                entry.decision,
+                Some(Decision::Approved | Decision::ApprovedWithChanges)
+            );
+            if !approving || !choices.contains(&pick) {
+                return Err(Refusal::new(
+                    Rule::PickIsAChoice,
+                    format!(
+                        "@{} picks version {pick} of approval {}: {} (choices: {})",
+                        op.actor,
+                        op.entity,
+                        Rule::PickIsAChoice.summary(),
+                        choices
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -683,6 +713,10 @@ pub struct DecisionItem {
     pub reviewer: String,
     #[serde(default)]
     pub decision: Option<Decision>,
+    /// The version an approving reviewer chose, when the request offers
+    /// several (`choices`).
+    #[serde(default)]
+    pub pick: Option<u32>,
 }
 
 pub fn decision_of(op: &OpRef<'_>) -> Option<DecisionItem> {
@@ -812,7 +846,7 @@ fn judge_effect(state: &PolicyState, op: &OpRef<'_>, effect: Effect<'_>) -> Resu
             if !state.approval_is_about(approval, op.kind, op.entity) {
                 return refuse(format!("approval {approval} is about another subject"));
             }
-            let allowed = ["status", "approval", "review_feedback"];
+            let allowed = ["status", "approval", "review_feedback", "approved_version"];
             if let Some(other) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
                 return refuse(format!(
                     "an outcome sets status and feedback, not `{other}`"
@@ -833,6 +867,15 @@ fn judge_effect(state: &PolicyState, op: &OpRef<'_>, effect: Effect<'_>) -> Resu
                     "status {} does not follow from approval {approval}'s outcome",
                     status.unwrap_or_default()
                 ));
+            }
+            if let Some(version) = fields.get("approved_version").filter(|v| !v.is_null()) {
+                let chosen = state.approved_version(approval);
+                if !approved || version.as_u64() != chosen.map(u64::from) {
+                    return refuse(format!(
+                        "approved_version {version} is not what approval {approval} chose ({})",
+                        chosen.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
+                    ));
+                }
             }
             Ok(())
         }

@@ -30,6 +30,9 @@ pub struct Cast {
     pub actor: String,
     pub stage: u32,
     pub decision: Option<super::approval::Decision>,
+    /// The version an approving reviewer chose, when the request offers several.
+    #[serde(default)]
+    pub pick: Option<u32>,
 }
 
 /// How a request ended, kept on the request and on its subject.
@@ -86,7 +89,7 @@ fn tracked(kind: EntityKind, field: &str) -> bool {
         || match kind {
             EntityKind::Member => field.starts_with("roles:"),
             EntityKind::Brief => field == "requester" || field.starts_with("assignees:"),
-            EntityKind::Approval => field == "stages" || field == "subject",
+            EntityKind::Approval => field == "stages" || field == "subject" || field == "choices",
             EntityKind::Proposal => field == "brief",
             EntityKind::Task => field == "brief" || field == "assignee",
             EntityKind::Integration => field == "pusher" || field == "lease",
@@ -316,6 +319,7 @@ impl PolicyState {
                         actor: op.actor.to_owned(),
                         stage: d.stage,
                         decision: d.decision,
+                        pick: d.pick,
                     };
                     let at = entry.decisions.partition_point(|c| c.stamp < stamp);
                     // The same op found twice in a log counts once.
@@ -376,6 +380,26 @@ impl PolicyState {
     pub fn approval_is_about(&self, approval: &str, kind: EntityKind, id: &str) -> bool {
         self.subject_of(approval)
             .is_some_and(|(k, i)| k == kind && i == id)
+    }
+
+    /// The versions a request offers reviewers to pick from (empty: none).
+    pub fn choices(&self, approval: &str) -> Vec<u32> {
+        self.field(EntityKind::Approval, approval, "choices")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The version an approved request approves: the standing pick of the
+    /// reviewer who picked last, else the version its subject names.
+    pub fn approved_version(&self, approval: &str) -> Option<u32> {
+        let entry = self.entry(EntityKind::Approval, approval)?;
+        standing_pick(entry.decisions.iter().map(|c| (c.actor.as_str(), c.decision, c.pick)))
+            .or_else(|| {
+                self.field(EntityKind::Approval, approval, "subject")
+                    .and_then(|s| s.get("version"))
+                    .and_then(Value::as_u64)
+                    .and_then(|v| u32::try_from(v).ok())
+            })
     }
 
     pub fn entry(&self, kind: EntityKind, id: &str) -> Option<&Entry> {
@@ -515,4 +539,23 @@ impl PolicyState {
         self.dirty.insert("r/seq".to_owned());
         self.relay_seq
     }
+}
+
+/// Of decisions in stamp order (actor, decision, pick): each reviewer's
+/// standing decision, and of those that approve with a pick, the latest
+/// one's pick. The relay and every replica choose with this one rule.
+pub fn standing_pick<'a>(
+    decisions: impl IntoIterator<Item = (&'a str, Option<super::approval::Decision>, Option<u32>)>,
+) -> Option<u32> {
+    use super::approval::Decision;
+    let mut standing: Vec<(&str, Option<Decision>, Option<u32>)> = Vec::new();
+    for (actor, decision, pick) in decisions {
+        standing.retain(|(a, _, _)| *a != actor);
+        standing.push((actor, decision, pick));
+    }
+    standing
+        .iter()
+        .rev()
+        .filter(|(_, d, _)| matches!(d, Some(Decision::Approved | Decision::ApprovedWithChanges)))
+        .find_map(|(_, _, pick)| *pick)
 }
