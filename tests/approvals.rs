@@ -485,3 +485,95 @@ async fn a_request_closed_by_two_offline_approvals_still_gets_its_effect() {
     }
     t.running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_pick_one_of_the_offered_versions_and_the_hub_holds_them_to_the_choices() {
+    let t = team().await;
+    let id = {
+        let mut ana = t.hub("ana");
+        asset(&mut ana, "a-pick0001");
+        // A second and third version: a batch of three to choose from.
+        for _ in 0..2 {
+            ana.commit(vec![(
+                EntityRef::new(EntityKind::Asset, "a-pick0001"),
+                Change::Append(json!({"blob_sha256": null, "size": 1, "mime": "image/png",
+                    "provenance": {"by": "ai", "provider": "comfyui", "model": "social", "prompt_sha256": ""}})),
+            )])
+            .expect("version");
+        }
+        let (id, changes) = ana
+            .approval_request_changes(
+                "Pick the hero",
+                Subject::AssetVersion {
+                    asset: "a-pick0001".into(),
+                    version: 1,
+                },
+                vec![stage("review", &["kenji", "maya"])],
+                &[1, 2, 3],
+            )
+            .expect("request");
+        ana.commit(changes).expect("commit");
+        id
+    };
+    t.sync_all().await;
+    // A pick outside the choices, or with a rejection, is refused before
+    // anything is written.
+    let mut kenji = t.hub("kenji");
+    let err = kenji
+        .decide_with_pick(&id, Decision::Approved, None, Some(7))
+        .expect_err("no version 7");
+    assert!(err.to_string().contains("no version 7"), "{err:#}");
+    let err = kenji
+        .decide_with_pick(&id, Decision::Rejected, Some("no"), Some(2))
+        .expect_err("a pick goes with an approval");
+    assert!(err.to_string().contains("approval"), "{err:#}");
+    // Written by hand past the service, the hub's rule refuses it too.
+    let forged = spoke::model::approval::DecisionEntry {
+        stage: 0,
+        reviewer: "kenji".into(),
+        decision: Some(Decision::Approved),
+        comment: None,
+        pick: Some(9),
+    };
+    let err = kenji
+        .commit(vec![(
+            EntityRef::new(EntityKind::Approval, id.clone()),
+            Change::Append(json!(forged)),
+        )])
+        .expect_err("the rule refuses a pick outside the choices");
+    assert!(format!("{err:#}").contains("pick-is-a-choice"), "{err:#}");
+
+    kenji
+        .decide_with_pick(&id, Decision::Approved, None, Some(3))
+        .expect("kenji picks 3");
+    drop(kenji);
+    t.sync("kenji").await;
+    t.sync("maya").await;
+    // maya approves and picks 2: the latest standing pick wins.
+    let view = t
+        .hub("maya")
+        .decide_with_pick(&id, Decision::Approved, None, Some(2))
+        .expect("maya picks 2");
+    assert_eq!(view.status, ApprovalStatus::Approved);
+    assert_eq!(view.approved_version, Some(2));
+    t.sync_all().await;
+    for who in ["ana", "kenji", "maya"] {
+        let hub = t.hub(who);
+        assert_eq!(asset_status(&hub, "a-pick0001").as_deref(), Some("approved"), "{who}");
+        let asset = hub.asset("a-pick0001").expect("asset");
+        assert_eq!(asset.approved_version, Some(2), "{who} sees version 2 approved");
+    }
+    // Even a lead cannot write another version in as the approved one.
+    let err = t
+        .hub("ana")
+        .commit(vec![(
+            EntityRef::new(EntityKind::Asset, "a-pick0001"),
+            Change::Set(BTreeMap::from([
+                ("status".to_owned(), json!("approved")),
+                ("approval".to_owned(), json!(id)),
+                ("approved_version".to_owned(), json!(3)),
+            ])),
+        )])
+        .expect_err("the approval chose 2");
+    assert!(format!("{err:#}").contains("effect-needs-its-approval"), "{err:#}");
+}
