@@ -159,12 +159,13 @@ impl Comfy {
     ) -> Result<Vec<ImageRef>, GenError> {
         let http = self.http()?;
         // Connected before queueing, so no message about the prompt is missed.
-        let (mut socket, ws_url) = self.connect_socket().await?;
-        let (prompt_id, number) = tokio::select! {
+        let (mut socket, ws_url) = tokio::select! {
             biased;
             () = cancel.cancelled() => return Err(GenError::Cancelled),
-            queued = self.queue_prompt(&http, graph) => queued?,
+            connected = self.connect_socket() => connected?,
         };
+        // Not raced with the cancel: a prompt queued unseen could not be interrupted.
+        let (prompt_id, number) = self.queue_prompt(&http, graph).await?;
         progress(Progress::Queued {
             prompt_id: prompt_id.clone(),
             number,
