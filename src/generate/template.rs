@@ -309,7 +309,9 @@ impl Template {
                 ));
             }
             let Some((node_id, input)) = target.split_once('.') else {
-                return err(format!("{shown}: write the target as NODE.INPUT, e.g. 3.seed"));
+                return err(format!(
+                    "{shown}: write the target as NODE.INPUT, e.g. 3.seed"
+                ));
             };
             let Some(node) = graph.get(node_id) else {
                 return err(format!("{shown}: {name} has no node {node_id}"));
@@ -471,17 +473,19 @@ impl Template {
                 "width" => Some(Value::from(values.width)),
                 "height" => Some(Value::from(values.height)),
                 "steps" => values.steps.map(Value::from),
-                "lora" => Some(Value::from(values.lora.as_ref().ok_or_else(missing)?.0.clone())),
+                "lora" => Some(Value::from(
+                    values.lora.as_ref().ok_or_else(missing)?.0.clone(),
+                )),
                 "lora_strength" => {
                     let strength = values.lora.as_ref().ok_or_else(missing)?.1;
-                    Some(Value::from(serde_json::Number::from_f64(strength).ok_or_else(
-                        || {
+                    Some(Value::from(
+                        serde_json::Number::from_f64(strength).ok_or_else(|| {
                             TemplateError(format!(
                                 "template {}: the LoRA strength {strength} is not a number",
                                 self.name
                             ))
-                        },
-                    )?))
+                        })?,
+                    ))
                 }
                 "image" => Some(Value::from(values.image.clone().ok_or_else(missing)?)),
                 other => {
@@ -632,7 +636,10 @@ mod tests {
     #[test]
     fn malformed_graphs_are_refused_naming_the_fault() {
         let err = refusal("bad", "{\n  \"3\": {\"class_type\": \"KSampler\",\n}", &[]);
-        assert!(err.contains("bad is not valid JSON (line 3, column 1)"), "{err}");
+        assert!(
+            err.contains("bad is not valid JSON (line 3, column 1)"),
+            "{err}"
+        );
         assert!(refusal("e", "{}", &[]).contains("e has no nodes"));
         assert!(refusal("arr", "[1, 2]", &[]).contains("not a ComfyUI API workflow"));
         let err = refusal("n", r#"{"1": {"inputs": {"text": "{{prompt}}"}}}"#, &[]);
@@ -756,7 +763,10 @@ mod tests {
         assert_eq!(g["3"]["inputs"]["seed"], json!(42));
         assert_eq!(g["5"]["inputs"]["width"], json!(1216));
         assert_eq!(g["5"]["inputs"]["height"], json!(832));
-        assert_eq!(g["10"]["inputs"]["lora_name"], json!("brand_v1.safetensors"));
+        assert_eq!(
+            g["10"]["inputs"]["lora_name"],
+            json!("brand_v1.safetensors")
+        );
         assert_eq!(g["10"]["inputs"]["strength_clip"], json!(0.8));
         assert_eq!(g["3"]["inputs"]["steps"], json!(30));
         // Links and literals are untouched, and nothing placeholder-like is left.
