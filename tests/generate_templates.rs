@@ -405,4 +405,27 @@ fn check_names_the_missing_lora_and_an_unknown_node_class() {
         names(&sb.json(&["generate", "template", "list"])),
         vec!["sdxl"]
     );
+
+    // A UI workflow converts with the server's node definitions.
+    let ui = fixture(UI_FILES[0]);
+    let out = sb.ok(&[
+        "generate",
+        "template",
+        "add",
+        "statue",
+        arg(&ui),
+        "--bind",
+        "prompt=10.text",
+        "--lora-optional",
+    ]);
+    assert!(out.contains("converted from a UI workflow"), "{out}");
+    let shown = sb.json(&["generate", "template", "show", "statue"]);
+    assert_eq!(shown["graph"]["12"]["class_type"], "KSampler");
+    assert_eq!(shown["graph"]["12"]["inputs"]["steps"], 25);
+    assert_eq!(
+        shown["graph"]["12"]["inputs"]["model"],
+        serde_json::json!(["15", 0])
+    );
+    assert_eq!(shown["bindings"]["prompt"][0]["node"], "10");
+    assert!(shown["graph"].get("16").is_none(), "the note is dropped");
 }

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use super::output::{outln, print_json, print_table};
-use crate::generate::template::{Provider, Template};
+use crate::generate::template::{Provider, Template, is_ui_workflow, ui_to_api};
 use crate::model::InputError;
 use crate::model::generate::{BrandLora, BrandPresets, parse_lora};
 use crate::service::generate::TemplateEntry;
@@ -54,7 +54,8 @@ pub enum TemplateCommand {
     /// Add (or replace) a template from a workflow exported in API format; a
     /// lead's. String inputs written "{{prompt}}", "{{seed}}"… become
     /// placeholders; the graph is checked against the ComfyUI server when
-    /// it answers
+    /// it answers. A UI workflow (what Save writes) is converted with the
+    /// server's node definitions when it answers, else refused
     #[command(
         after_help = "Placeholders: prompt, negative, seed, width, height, steps, lora, lora_strength, image\n\
                       In ComfyUI use Workflow → Export (API), then put {{prompt}} in the positive text, \
@@ -356,13 +357,36 @@ fn add(
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| name.to_owned());
+    let url = ctx.config.generate.url().trim_end_matches('/').to_owned();
+    let server = format!("ComfyUI at {url}");
     // Read the file first: a bad export is named before any server is asked.
-    let parsed = Template::parse(&label, &text, &pairs).map_err(|e| InputError::new(e.0))?;
+    let mut info: Option<Value> = None;
+    let (parsed, api_text) = match Template::parse(&label, &text, &pairs) {
+        Ok(t) => (t, text.clone()),
+        Err(refused) if provider == Provider::Comfyui && is_ui_workflow(&text) => {
+            // A UI workflow converts with the server's node definitions.
+            let fetched = fetch_object_info(&url).map_err(|why| {
+                InputError::new(format!(
+                    "{} (Spoke converts it itself when {server} answers: {why:#})",
+                    refused.0
+                ))
+            })?;
+            let api = ui_to_api(&label, &text, &fetched).map_err(|e| InputError::new(e.0))?;
+            let api_text = serde_json::to_string_pretty(&api)?;
+            let t = Template::parse(&label, &api_text, &pairs).map_err(|e| InputError::new(e.0))?;
+            info = Some(fetched);
+            (t, api_text)
+        }
+        Err(refused) => return Err(InputError::new(refused.0).into()),
+    };
+    let converted = info.is_some();
     let mut hub = ctx.open_hub()?;
     let checked = if provider == Provider::Comfyui {
-        let url = ctx.config.generate.url().trim_end_matches('/').to_owned();
-        let server = format!("ComfyUI at {url}");
-        match fetch_object_info(&url) {
+        let fetched = match info.take() {
+            Some(info) => Ok(info),
+            None => fetch_object_info(&url),
+        };
+        match fetched {
             Ok(info) => {
                 let loras = if parsed.bindings.contains_key("lora") {
                     hub.brand_presets()?.lora_names()
@@ -391,7 +415,7 @@ fn add(
     } else {
         Checked::Not("Midjourney has no API to check against".into())
     };
-    let t = hub.add_template(name, &text, &pairs, provider, lora_optional)?;
+    let t = hub.add_template(name, &api_text, &pairs, provider, lora_optional)?;
     let note = match &checked {
         Checked::Yes => None,
         Checked::Not(why) => Some(why.clone()),
@@ -399,6 +423,7 @@ fn add(
     if ctx.json {
         let mut out = summary_json(&hub.template_entry(&t.name)?);
         out["checked"] = json!(note.is_none());
+        out["converted_from_ui"] = json!(converted);
         out["not_checked_because"] = json!(note);
         return print_json(&out);
     }
@@ -409,11 +434,11 @@ fn add(
         t.placeholders().join(", "),
         t.nodes().len()
     )?;
+    if converted {
+        outln!("converted from a UI workflow with the node definitions of {server}")?;
+    }
     match note {
-        None => outln!(
-            "checked against ComfyUI at {}",
-            ctx.config.generate.url().trim_end_matches('/')
-        )?,
+        None => outln!("checked against {server}")?,
         Some(why) => outln!("not checked: {why}")?,
     }
     Ok(())

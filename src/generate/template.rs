@@ -214,6 +214,233 @@ fn declared_inputs(class: &Value) -> BTreeMap<String, (bool, Value)> {
     out
 }
 
+/// Whether `json_text` is a ComfyUI UI workflow (what Save writes).
+pub fn is_ui_workflow(json_text: &str) -> bool {
+    serde_json::from_str::<Value>(json_text).is_ok_and(|doc| is_ui_format(&doc))
+}
+
+/// Widget types whose values sit in a UI node's `widgets_values`.
+fn is_widget_spec(spec: &Value) -> bool {
+    match spec.get(0) {
+        Some(Value::Array(_)) => true,
+        Some(Value::String(kind)) => {
+            matches!(
+                kind.as_str(),
+                "INT" | "FLOAT" | "STRING" | "BOOLEAN" | "COMBO"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The values the frontend's `control_after_generate` widget takes.
+const SEED_CONTROLS: [&str; 4] = ["fixed", "increment", "decrement", "randomize"];
+
+/// Converts a UI workflow to API format the way the frontend's Export (API)
+/// does, with the server's `/object_info` for each class's widget order:
+/// links become `["NODE", slot]`, `widgets_values` fill the class's widget
+/// inputs in order (the seed's `control_after_generate` entry skipped),
+/// notes are dropped, reroutes followed and primitive nodes inlined.
+pub fn ui_to_api(name: &str, json_text: &str, object_info: &Value) -> Result<Value, TemplateError> {
+    let fail = |msg: String| TemplateError(format!("{name}: {msg}"));
+    let doc: Value = serde_json::from_str(json_text).map_err(|e| {
+        fail(format!(
+            "not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let hint = "export it in API format (Workflow → Export (API)) and add that file";
+    if doc
+        .pointer("/definitions/subgraphs")
+        .and_then(Value::as_array)
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(fail(format!(
+            "it uses subgraphs, which Spoke does not convert; {hint}"
+        )));
+    }
+    let nodes: &[Value] = doc
+        .get("nodes")
+        .and_then(Value::as_array)
+        .map_or(&[], |n| n);
+    let by_id: BTreeMap<String, &Value> = nodes
+        .iter()
+        .filter_map(|n| Some((id_text(n.get("id")?), n)))
+        .collect();
+    // link id -> (from node, from slot)
+    let mut links: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    for link in doc
+        .get("links")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match link {
+            Value::Array(l) if l.len() >= 5 => {
+                let slot = l[2].as_u64().unwrap_or(0);
+                links.insert(id_text(&l[0]), (id_text(&l[1]), slot));
+            }
+            Value::Object(l) => {
+                if let (Some(id), Some(from)) = (l.get("id"), l.get("origin_id")) {
+                    let slot = l.get("origin_slot").and_then(Value::as_u64).unwrap_or(0);
+                    links.insert(id_text(id), (id_text(from), slot));
+                }
+            }
+            _ => {}
+        }
+    }
+    const UI_ONLY: [&str; 3] = ["Note", "MarkdownNote", "PrimitiveNode"];
+    // A linked input's source: a node output, or a primitive's value.
+    let resolve = |link: &Value| -> Result<Value, TemplateError> {
+        let mut key = id_text(link);
+        for _ in 0..64 {
+            let (from, slot) = links
+                .get(&key)
+                .ok_or_else(|| fail(format!("link {key} is not in the links list")))?;
+            let source = by_id.get(from).ok_or_else(|| {
+                fail(format!(
+                    "link {key} comes from node {from}, which is missing"
+                ))
+            })?;
+            match source.get("type").and_then(Value::as_str).unwrap_or("") {
+                "Reroute" => {
+                    key = source
+                        .pointer("/inputs/0/link")
+                        .filter(|l| !l.is_null())
+                        .map(id_text)
+                        .ok_or_else(|| fail(format!("reroute {from} has no input")))?;
+                }
+                "PrimitiveNode" => {
+                    return source
+                        .pointer("/widgets_values/0")
+                        .cloned()
+                        .ok_or_else(|| fail(format!("primitive node {from} has no value")));
+                }
+                _ => {
+                    return Ok(Value::Array(vec![
+                        Value::from(from.clone()),
+                        Value::from(*slot),
+                    ]));
+                }
+            }
+        }
+        Err(fail(format!("link {key} runs through too many reroutes")))
+    };
+    let mut api = serde_json::Map::new();
+    for node in nodes {
+        let id = node.get("id").map(id_text).unwrap_or_default();
+        let class_name = node.get("type").and_then(Value::as_str).unwrap_or("");
+        if UI_ONLY.contains(&class_name) || class_name == "Reroute" {
+            continue;
+        }
+        match node.get("mode").and_then(Value::as_u64) {
+            Some(2) => continue,
+            Some(4) => {
+                return Err(fail(format!(
+                    "node {id} ({class_name}) is bypassed, which Spoke does not convert; {hint}"
+                )));
+            }
+            _ => {}
+        }
+        let class = object_info.get(class_name).ok_or_else(|| {
+            fail(format!(
+                "node {id} ({class_name}): the server has no such node class"
+            ))
+        })?;
+        let declared = declared_inputs(class);
+        let order: Vec<String> = ["required", "optional"]
+            .iter()
+            .flat_map(|section| {
+                class
+                    .pointer(&format!("/input_order/{section}"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        if order.is_empty() && !declared.is_empty() {
+            return Err(fail(format!(
+                "the server's object_info gives no input order for {class_name}; {hint}"
+            )));
+        }
+        let mut inputs = serde_json::Map::new();
+        let widgets = node.get("widgets_values");
+        let mut next = 0usize;
+        for input in &order {
+            let Some((_, spec)) = declared.get(input) else {
+                continue;
+            };
+            if !is_widget_spec(spec) {
+                continue;
+            }
+            let value = match widgets {
+                Some(Value::Object(map)) => map.get(input).cloned(),
+                Some(Value::Array(list)) => {
+                    let v = list.get(next).cloned();
+                    next += 1;
+                    let control = spec
+                        .get(1)
+                        .and_then(|o| o.get("control_after_generate"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                        || matches!(input.as_str(), "seed" | "noise_seed");
+                    if control
+                        && list
+                            .get(next)
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| SEED_CONTROLS.contains(&s))
+                    {
+                        next += 1;
+                    }
+                    v
+                }
+                _ => None,
+            };
+            if let Some(value) = value {
+                inputs.insert(input.clone(), value);
+            }
+        }
+        for slot in node
+            .get("inputs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(input), Some(link)) = (
+                slot.get("name").and_then(Value::as_str),
+                slot.get("link").filter(|l| !l.is_null()),
+            ) else {
+                continue;
+            };
+            inputs.insert(input.to_owned(), resolve(link)?);
+        }
+        let title = node
+            .get("title")
+            .and_then(Value::as_str)
+            .or_else(|| class.get("display_name").and_then(Value::as_str))
+            .unwrap_or(class_name);
+        api.insert(
+            id,
+            serde_json::json!({
+                "inputs": inputs,
+                "class_type": class_name,
+                "_meta": {"title": title},
+            }),
+        );
+    }
+    Ok(Value::Object(api))
+}
+
+/// A node or link id as the API format writes it: `"4"`.
+fn id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl Template {
     /// Reads a workflow file: placeholders are string inputs written
     /// `{{name}}`, plus `explicit` bindings `name=NODE.INPUT`.
@@ -364,6 +591,18 @@ impl Template {
             bindings,
             brand_lora_optional: false,
         })
+    }
+
+    /// [`Template::parse`] of a UI workflow converted with [`ui_to_api`].
+    pub fn from_ui(
+        name: &str,
+        json_text: &str,
+        explicit: &[(String, String)],
+        object_info: &Value,
+    ) -> Result<Template, TemplateError> {
+        let api = ui_to_api(name, json_text, object_info)?;
+        let text = serde_json::to_string(&api).map_err(|e| TemplateError(e.to_string()))?;
+        Template::parse(name, &text, explicit)
     }
 
     /// Problems against a server's `/object_info`: unknown node classes,
@@ -821,6 +1060,58 @@ mod tests {
         let t = Template::parse("t", &placeholder, &[]).unwrap();
         let err = t.bind(&values()).unwrap_err();
         assert!(err.0.contains("binds {{steps}}"), "{err}");
+    }
+
+    #[test]
+    fn a_published_ui_workflow_converts_to_the_api_graph_with_the_servers_widget_order() {
+        let (name, text) = UI_FILES[0];
+        let api = ui_to_api(name, text, &object_info()).unwrap();
+        let ids: Vec<&String> = api.as_object().unwrap().keys().collect();
+        // The markdown note is the UI's alone.
+        assert_eq!(ids, vec!["10", "11", "12", "13", "14", "15", "7"]);
+        assert_eq!(
+            api["12"],
+            json!({
+                "inputs": {
+                    "seed": 812045847300606u64, "steps": 25, "cfg": 7,
+                    "sampler_name": "dpmpp_2m", "scheduler": "karras", "denoise": 1,
+                    "model": ["15", 0], "positive": ["10", 0], "negative": ["11", 0],
+                    "latent_image": ["13", 0]
+                },
+                "class_type": "KSampler",
+                "_meta": {"title": "KSampler"}
+            })
+        );
+        assert_eq!(
+            api["14"]["inputs"],
+            json!({"samples": ["12", 0], "vae": ["15", 2]})
+        );
+        assert_eq!(
+            api["13"]["inputs"],
+            json!({"width": 1024, "height": 1024, "batch_size": 1})
+        );
+        // Bound by hand, the converted graph is a template that fits the server.
+        let t = Template::from_ui(
+            "statue",
+            text,
+            &[bind_pair("prompt", "10.text"), bind_pair("seed", "12.seed")],
+            &object_info(),
+        )
+        .unwrap();
+        assert_eq!(t.check_against(&object_info(), &[]), vec![]);
+        assert_eq!(t.bindings["seed"][0].node, "12");
+        let g = t.bind(&values()).unwrap();
+        assert_eq!(g["10"]["inputs"]["text"], json!("a lighthouse at dawn"));
+    }
+
+    #[test]
+    fn converting_needs_every_class_on_the_server() {
+        let (name, text) = UI_FILES[1];
+        let err = ui_to_api(name, text, &object_info()).unwrap_err();
+        assert_eq!(
+            err.0,
+            "sdxlturbo_example.json: node 14 (KSamplerSelect): the server has no such node class"
+        );
     }
 
     #[test]
