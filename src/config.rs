@@ -31,6 +31,33 @@ pub struct Config {
     /// How the TUI tells you that something new waits on you.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Image generation: the ComfyUI server.
+    #[serde(default)]
+    pub generate: GenerateConfig,
+}
+
+/// `[generate]`: the ComfyUI server runs go to.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// ComfyUI's base address [default: http://127.0.0.1:8188].
+    pub url: Option<String>,
+    /// Seconds without a word from ComfyUI while a prompt runs before the
+    /// run counts as stalled [default: 120].
+    pub stall_secs: Option<u64>,
+}
+
+impl GenerateConfig {
+    pub const DEFAULT_URL: &'static str = "http://127.0.0.1:8188";
+    pub const DEFAULT_STALL_SECS: u64 = 120;
+
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or(Self::DEFAULT_URL)
+    }
+
+    pub fn stall_secs(&self) -> u64 {
+        self.stall_secs.unwrap_or(Self::DEFAULT_STALL_SECS)
+    }
 }
 
 /// `[notify]`: beyond the tab badges and the toast in the status line.

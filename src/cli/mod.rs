@@ -9,6 +9,7 @@ mod briefs;
 mod complete;
 mod demo;
 mod doctor;
+mod generate;
 mod inbox;
 mod integrations;
 pub use briefs::print_queue;
@@ -150,6 +151,9 @@ pub enum Command {
     /// Connectors to Jira, Asana and webhooks; the outbox and the pusher
     #[command(subcommand)]
     Integrations(integrations::IntegrationsCommand),
+    /// Image generation through ComfyUI: workflow templates and the brand's presets
+    #[command(subcommand)]
+    Generate(generate::GenerateCommand),
     /// A brief's tasks: status, assignee, due date and tracker keys
     #[command(subcommand)]
     Task(tasks::TaskCommand),
@@ -415,6 +419,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Agent(cmd) => agent::agent(&ctx, cmd),
         Command::Inbox(args) => inbox::inbox(&ctx, args),
         Command::Integrations(cmd) => integrations::integrations(&ctx, cmd),
+        Command::Generate(cmd) => generate::run(&ctx, cmd),
         Command::Task(cmd) => tasks::task(&ctx, cmd),
         Command::Search(args) => search::search(&ctx, args),
         Command::Kb(cmd) => search::kb(&ctx, cmd),

@@ -4,6 +4,7 @@
 pub mod approval;
 pub mod asset;
 pub mod brief;
+pub mod generate;
 pub mod hlc;
 pub mod ids;
 pub mod input;

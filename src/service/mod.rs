@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod assets;
 mod briefs;
+pub mod generate;
 pub mod inbox;
 mod integrations;
 pub mod knowledge;

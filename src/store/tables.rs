@@ -54,6 +54,7 @@ pub fn entity_table(kind: EntityKind) -> EntityTable {
         EntityKind::Knowledge => TableDefinition::new("entity.knowledge"),
         EntityKind::Integration => TableDefinition::new("entity.integration"),
         EntityKind::Delivery => TableDefinition::new("entity.delivery"),
+        EntityKind::Template => TableDefinition::new("entity.template"),
     }
 }
 
@@ -71,5 +72,6 @@ pub fn item_table(kind: EntityKind) -> ItemTable {
         EntityKind::Knowledge => TableDefinition::new("items.knowledge"),
         EntityKind::Integration => TableDefinition::new("items.integration"),
         EntityKind::Delivery => TableDefinition::new("items.delivery"),
+        EntityKind::Template => TableDefinition::new("items.template"),
     }
 }

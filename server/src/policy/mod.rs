@@ -101,10 +101,12 @@ pub enum EntityKind {
     Integration,
     /// An outbox item: one push to one connector.
     Delivery,
+    /// A generation workflow template (a ComfyUI graph and its placeholders).
+    Template,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 12] = [
+    pub const ALL: [EntityKind; 13] = [
         EntityKind::Hub,
         EntityKind::Member,
         EntityKind::Brief,
@@ -117,6 +119,7 @@ impl EntityKind {
         EntityKind::Knowledge,
         EntityKind::Integration,
         EntityKind::Delivery,
+        EntityKind::Template,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +136,7 @@ impl EntityKind {
             EntityKind::Knowledge => "knowledge",
             EntityKind::Integration => "integration",
             EntityKind::Delivery => "delivery",
+            EntityKind::Template => "template",
         }
     }
 

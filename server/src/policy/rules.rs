@@ -218,6 +218,10 @@ pub const TABLE: &[Grant] = &[
     g(EntityKind::Delivery, Action::Create, WRITERS),
     g(EntityKind::Delivery, Action::Edit, &[(Lead, Any)]),
     g(EntityKind::Delivery, Action::Delete, &[(Lead, Any)]),
+    // Generation workflow templates: leads, like the brand they serve.
+    g(EntityKind::Template, Action::Create, &[(Lead, Any)]),
+    g(EntityKind::Template, Action::Edit, &[(Lead, Any)]),
+    g(EntityKind::Template, Action::Delete, &[(Lead, Any)]),
     // The audit log: appended by every member who acts, never edited.
     g(EntityKind::Audit, Action::Append, WRITERS),
     // The knowledge base: brand guidelines and case studies.
