@@ -559,9 +559,17 @@ async fn reviewers_pick_one_of_the_offered_versions_and_the_hub_holds_them_to_th
     t.sync_all().await;
     for who in ["ana", "kenji", "maya"] {
         let hub = t.hub(who);
-        assert_eq!(asset_status(&hub, "a-pick0001").as_deref(), Some("approved"), "{who}");
+        assert_eq!(
+            asset_status(&hub, "a-pick0001").as_deref(),
+            Some("approved"),
+            "{who}"
+        );
         let asset = hub.asset("a-pick0001").expect("asset");
-        assert_eq!(asset.approved_version, Some(2), "{who} sees version 2 approved");
+        assert_eq!(
+            asset.approved_version,
+            Some(2),
+            "{who} sees version 2 approved"
+        );
     }
     // Even a lead cannot write another version in as the approved one.
     let err = t
@@ -575,5 +583,8 @@ async fn reviewers_pick_one_of_the_offered_versions_and_the_hub_holds_them_to_th
             ])),
         )])
         .expect_err("the approval chose 2");
-    assert!(format!("{err:#}").contains("effect-needs-its-approval"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("effect-needs-its-approval"),
+        "{err:#}"
+    );
 }

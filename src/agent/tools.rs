@@ -338,6 +338,22 @@ pub fn specs() -> Vec<ToolSpec> {
             }),
         ),
         spec(
+            "propose_generation",
+            "Propose generating images for a brief with one of the hub's ComfyUI workflow templates; the brand's LoRA and negative prompt apply and the prompt is grounded in the brief and the brand guidelines. A lead approves; then the images are made and wait for review as AI drafts.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "brief_id": {"type": "string"},
+                    "template": {"type": "string"},
+                    "prompt": {"type": "string"},
+                    "count": {"type": "integer", "minimum": 1, "maximum": 8},
+                    "rationale": {"type": "string"}
+                },
+                "required": ["brief_id", "template", "rationale"],
+                "additionalProperties": false
+            }),
+        ),
+        spec(
             "propose_brief_update",
             "Propose new values for a brief's fields, written as `spoke brief set` takes them: title, requester, objective, audience, key_message, mandatories, brand, budget, success_metric, references (comma-separated), deliverables (CHANNEL:SPEC*QTY, comma-separated), due (2026-12-01T17:00, in the brief's zone, or with [Zone]), priority (p0-p3), tags (+add -remove). A lead approves or rejects it.",
             json!({
@@ -502,6 +518,18 @@ struct QuestionsArgs {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct GenerationArgs {
+    brief_id: String,
+    template: String,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    count: Option<u32>,
+    rationale: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DraftArgs {
     #[serde(default)]
     brief_id: Option<String>,
@@ -522,6 +550,7 @@ pub fn run(ctx: &mut ToolContext<'_>, call: &ToolCall) -> ToolOutcome {
         "propose_assignment" => args(call).and_then(|a| propose_assignment(ctx, a)),
         "propose_tasks" => args(call).and_then(|a| propose_tasks(ctx, a)),
         "propose_brief_update" => args(call).and_then(|a| propose_update(ctx, a)),
+        "propose_generation" => args(call).and_then(|a| propose_generation(ctx, a)),
         "ask_clarifying_questions" => args(call).and_then(|a| propose_questions(ctx, a)),
         "draft_copy" => args(call).and_then(|a| propose_draft(ctx, a)),
         other => Err(format!(
@@ -850,6 +879,39 @@ fn propose_tasks(ctx: &mut ToolContext<'_>, a: TasksArgs) -> Result<ToolOutcome,
         json!({"brief": brief.id, "tasks": tasks}),
         rationale_or(Some(a.rationale), "tasks suggested by the agent"),
         format!("{n} tasks for {}", brief.id),
+    )
+}
+
+/// A generation a lead approves before anything runs: checked now as a run
+/// would be (the template, the brand's LoRA, the sizes), without a server.
+fn propose_generation(ctx: &mut ToolContext<'_>, a: GenerationArgs) -> Result<ToolOutcome, String> {
+    let prompt = a
+        .prompt
+        .map(|p| clip(p.trim(), 1000))
+        .filter(|p| !p.is_empty());
+    let request = crate::generate::run::GenerateRequest {
+        brief: a.brief_id,
+        template: a.template,
+        prompt: prompt.clone(),
+        count: a.count.unwrap_or(2),
+        ..Default::default()
+    };
+    let plan = crate::generate::run::plan(ctx.hub, &request).map_err(err)?;
+    let count = request.count;
+    offer(
+        ctx,
+        ProposalKind::Generation,
+        json!({
+            "brief": plan.brief.id,
+            "template": plan.template.name,
+            "prompt": prompt,
+            "count": count,
+        }),
+        rationale_or(Some(a.rationale), "images suggested by the agent"),
+        format!(
+            "{count} images with template {} for {}",
+            plan.template.name, plan.brief.id
+        ),
     )
 }
 

@@ -91,8 +91,13 @@ pub fn run(ctx: &Ctx, cmd: ApprovalsCommand) -> Result<()> {
                     Some(Subject::AssetVersion { asset, .. }) => asset.as_str(),
                     _ => "",
                 };
-                let listed: Vec<String> = v.choices.iter().map(|c| format!("{asset}@{c}")).collect();
-                outln!("choices    {} (approve one: spoke approve {} --pick N)", listed.join(", "), v.id)?;
+                let listed: Vec<String> =
+                    v.choices.iter().map(|c| format!("{asset}@{c}")).collect();
+                outln!(
+                    "choices    {} (approve one: spoke approve {} --pick N)",
+                    listed.join(", "),
+                    v.id
+                )?;
             }
             if let Some(version) = v.approved_version {
                 outln!("approved   version {version}")?;

@@ -16,6 +16,54 @@ use std::time::Duration;
 /// How long `--check` waits for ComfyUI's `/object_info`.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `spoke generate`: a run (the flags), or templates and brand presets.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "A run grounds the prompt in the brief and the brand guidelines, applies the brand's \
+                  LoRA and negative prompt, makes COUNT images through ComfyUI ([generate] url in \
+                  config.toml) and records them as AI-labelled versions of one new asset with one \
+                  approval request; reviewers approve one with `spoke approve ID --pick N`. Nothing \
+                  is recorded unless every image is made. Ctrl-C interrupts the run on the server.\n\n\
+                  Midjourney has no public API: a Midjourney template is refused.\n\n\
+                  Examples:\n  \
+                  spoke generate --brief b-7k2m --template social --count 2\n  \
+                  spoke generate --brief b-7k2m --template social --prompt \"lighthouse at dawn\" --seed 42 --size 1216x832\n  \
+                  spoke generate --brief b-7k2m --template sketch-i2i --from a-hero"
+)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub command: Option<GenerateCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What one run makes.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The brief the images are for (id or unique prefix)
+    #[arg(long)]
+    pub brief: Option<String>,
+    /// The workflow template (spoke generate template list)
+    #[arg(long)]
+    pub template: Option<String>,
+    /// What to draw; the brief's own words when left out
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// How many images (1-8), one seed each
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
+    /// The first seed (the rest follow it); random when left out
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Image size WxH; the brand's first allowed size when left out
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+    /// An asset whose latest version is the input image (img2img templates)
+    #[arg(long, value_name = "ASSET")]
+    pub from: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
     /// Workflow templates: ComfyUI graphs in API format with {{placeholders}}
@@ -160,11 +208,109 @@ pub enum BrandAction {
     },
 }
 
-pub fn run(ctx: &Ctx, cmd: GenerateCommand) -> Result<()> {
-    match cmd {
-        GenerateCommand::Template(cmd) => template(ctx, cmd),
-        GenerateCommand::Brand(cmd) => brand(ctx, cmd.action.unwrap_or(BrandAction::Show)),
+pub fn run(ctx: &Ctx, args: GenerateArgs) -> Result<()> {
+    match args.command {
+        Some(GenerateCommand::Template(cmd)) => template(ctx, cmd),
+        Some(GenerateCommand::Brand(cmd)) => brand(ctx, cmd.action.unwrap_or(BrandAction::Show)),
+        None => generate_run(ctx, args.run),
     }
+}
+
+fn generate_run(ctx: &Ctx, a: RunArgs) -> Result<()> {
+    use crate::generate::comfy::Progress;
+    use crate::generate::run::{GenerateRequest, RunEvent, Settings, generate, plan};
+    let (Some(brief), Some(template)) = (a.brief, a.template) else {
+        return Err(InputError::new(
+            "a run needs --brief ID and --template NAME (see spoke generate --help)",
+        )
+        .into());
+    };
+    let request = GenerateRequest {
+        brief,
+        template,
+        prompt: a.prompt,
+        count: a.count,
+        seed: a.seed,
+        size: a.size,
+        from: a.from,
+    };
+    let plan = plan(&ctx.open_hub()?, &request)?;
+    let settings = Settings {
+        url: ctx.config.generate.url().to_owned(),
+        stall: Duration::from_secs(ctx.config.generate.stall_secs()),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        crate::interrupt::on_interrupt("generate-cancel", move || cancel.cancel());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let quiet = ctx.json;
+    let mut say = move |e: RunEvent| {
+        if quiet {
+            return;
+        }
+        let line = match e {
+            RunEvent::Checking => "checking the template against ComfyUI…".to_owned(),
+            RunEvent::Uploading => "uploading the input image…".to_owned(),
+            RunEvent::Recording => "recording the drafts…".to_owned(),
+            RunEvent::Image {
+                index,
+                of,
+                progress,
+            } => match progress {
+                Progress::Queued { number, .. } => {
+                    format!("image {index}/{of}: queued (#{number})")
+                }
+                Progress::Executing {
+                    node,
+                    class_type: Some(c),
+                } => format!("image {index}/{of}: node {node} ({c})"),
+                Progress::Step { value, max, .. } => {
+                    format!("image {index}/{of}: step {value}/{max}")
+                }
+                Progress::Done => format!("image {index}/{of}: done"),
+                _ => return,
+            },
+        };
+        eprintln!("{line}");
+    };
+    let outcome = rt.block_on(generate(&ctx.home, &settings, plan, &mut say, &cancel))?;
+    if ctx.json {
+        return print_json(&outcome);
+    }
+    outln!(
+        "asset {}: {} AI draft(s) for {} with template {} (seeds {}; {})",
+        outcome.asset,
+        outcome.versions.len(),
+        request.brief,
+        outcome.template,
+        outcome
+            .seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        if outcome.loras.is_empty() {
+            "no LoRA".to_owned()
+        } else {
+            format!("LoRA {}", outcome.loras.join(", "))
+        }
+    )?;
+    outln!("prompt: {}", outcome.prompt)?;
+    for note in &outcome.notes {
+        outln!("note: {note}")?;
+    }
+    outln!(
+        "approval {} waits for review (spoke approvals show {}; approve one with --pick N)",
+        outcome.approval,
+        outcome.approval
+    )?;
+    Ok(())
 }
 
 fn template(ctx: &Ctx, cmd: TemplateCommand) -> Result<()> {

@@ -151,9 +151,9 @@ pub enum Command {
     /// Connectors to Jira, Asana and webhooks; the outbox and the pusher
     #[command(subcommand)]
     Integrations(integrations::IntegrationsCommand),
-    /// Image generation through ComfyUI: workflow templates and the brand's presets
-    #[command(subcommand)]
-    Generate(generate::GenerateCommand),
+    /// Images for a brief through ComfyUI, governed by the brand: a run, or
+    /// the workflow templates and the brand's presets
+    Generate(generate::GenerateArgs),
     /// A brief's tasks: status, assignee, due date and tracker keys
     #[command(subcommand)]
     Task(tasks::TaskCommand),

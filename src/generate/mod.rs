@@ -7,4 +7,5 @@
 //!   turns the images into AI drafts that wait for approval.
 
 pub mod comfy;
+pub mod run;
 pub mod template;

@@ -74,7 +74,11 @@ pub enum RunEvent {
     Checking,
     Uploading,
     /// Image `index` (from 1) of `of`.
-    Image { index: u32, of: u32, progress: Progress },
+    Image {
+        index: u32,
+        of: u32,
+        progress: Progress,
+    },
     Recording,
 }
 
@@ -156,7 +160,7 @@ pub fn plan(hub: &Hub, req: &GenerateRequest) -> Result<Plan> {
         None => None,
     };
     let prompt = grounded_prompt(hub, &brief, req.prompt.as_deref())?;
-    let negative = brand.negative.clone().unwrap_or_default();
+    let negative = brand.negative.clone();
     let first = req.seed.unwrap_or_else(random_seed);
     let seeds: Vec<u64> = (0..u64::from(req.count))
         .map(|i| first.wrapping_add(i) % (1 << 53))
@@ -228,10 +232,7 @@ pub fn grounded_prompt(hub: &Hub, brief: &Brief, said: Option<&str>) -> Result<S
         Some(s) => parts.push(s.to_owned()),
         None => {
             parts.push(brief.title.trim().to_owned());
-            for v in [&brief.objective, &brief.key_message]
-                .into_iter()
-                .flatten()
-            {
+            for v in [&brief.objective, &brief.key_message].into_iter().flatten() {
                 parts.push(v.trim().to_owned());
             }
             if let Some(a) = &brief.audience {
@@ -260,7 +261,10 @@ pub fn grounded_prompt(hub: &Hub, brief: &Brief, said: Option<&str>) -> Result<S
 }
 
 fn clip_words(text: &str, n: usize) -> String {
-    text.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn read_asset(hub: &Hub, asset: &str) -> Result<(String, Vec<u8>)> {
@@ -294,7 +298,10 @@ pub async fn generate(
 ) -> Result<GenerateOutcome> {
     let comfy = Comfy::new(&settings.url, settings.stall);
     on_event(RunEvent::Checking);
-    let info = comfy.object_info().await.map_err(|e| with_hint(e, settings))?;
+    let info = comfy
+        .object_info()
+        .await
+        .map_err(|e| with_hint(e, settings))?;
     let lora_names: Vec<String> = plan.loras.iter().map(|(n, _)| n.clone()).collect();
     let problems = plan.template.check_against(&info, &lora_names);
     if !problems.is_empty() {
@@ -323,7 +330,13 @@ pub async fn generate(
             .bind(&values)
             .map_err(|e| InputError::new(format!("template {}: {e}", plan.template.name)))?;
         let index = i as u32 + 1;
-        let mut forward = |p: Progress| on_event(RunEvent::Image { index, of, progress: p });
+        let mut forward = |p: Progress| {
+            on_event(RunEvent::Image {
+                index,
+                of,
+                progress: p,
+            })
+        };
         let images = comfy
             .run(&graph, &mut forward, cancel)
             .await
@@ -365,7 +378,14 @@ fn described(e: GenError, template: &Template) -> anyhow::Error {
         GenError::NodeErrors { nodes, .. } => {
             let lines: Vec<String> = nodes
                 .iter()
-                .map(|n| format!("node {} ({}): {}", n.node, n.class_type, n.errors.join("; ")))
+                .map(|n| {
+                    format!(
+                        "node {} ({}): {}",
+                        n.node,
+                        n.class_type,
+                        n.errors.join("; ")
+                    )
+                })
                 .collect();
             anyhow::anyhow!(
                 "{e}\n  {}\n(template {}; nothing was imported, the run can be retried)",
@@ -392,8 +412,10 @@ fn record(hub: &mut Hub, plan: &Plan, values: &Values, made: Vec<Made>) -> Resul
     };
     let mut analysed = Vec::new();
     for m in &made {
-        let analysis = analyze(&PathBuf::from(&m.file_name), &m.bytes, shared_budget())
-            .map_err(|e| anyhow::anyhow!("ComfyUI's image {} could not be read: {}", m.file_name, e.0))?;
+        let analysis =
+            analyze(&PathBuf::from(&m.file_name), &m.bytes, shared_budget()).map_err(|e| {
+                anyhow::anyhow!("ComfyUI's image {} could not be read: {}", m.file_name, e.0)
+            })?;
         analysed.push(analysis);
     }
     let asset = new_entity_id("a");
@@ -459,7 +481,10 @@ fn record(hub: &mut Hub, plan: &Plan, values: &Values, made: Vec<Made>) -> Resul
             "title".to_owned(),
             json!(format!("AI draft · {}", plan.brief.title)),
         ),
-        ("source_name".to_owned(), json!(format!("generated-{asset}"))),
+        (
+            "source_name".to_owned(),
+            json!(format!("generated-{asset}")),
+        ),
         ("created_by".to_owned(), json!(hub.actor()?)),
         ("kind".to_owned(), json!(first.kind)),
         ("status".to_owned(), json!(AssetStatus::Wip)),
@@ -543,15 +568,17 @@ fn mean_palette_distance(palette: &[String], brand: &[String]) -> Option<f32> {
 /// perceptual hashes within a few bits, or (for images with no structure
 /// to hash) the same palette.
 fn homogeneity(hub: &Hub, batch: &[crate::assets::analyze::Analysis]) -> Result<Vec<String>> {
-    let alike = |a: &crate::assets::analyze::Analysis, phash: Option<&str>, palette: &[String]| {
-        match (a.phash.as_deref(), phash) {
+    let alike =
+        |a: &crate::assets::analyze::Analysis, phash: Option<&str>, palette: &[String]| match (
+            a.phash.as_deref(),
+            phash,
+        ) {
             (Some(x), Some(y)) => hamming(x, y).is_some_and(|d| d <= ALIKE_BITS),
             _ => {
                 mean_palette_distance(&a.palette, palette).is_some_and(|d| d < ALIKE_PALETTE)
                     && mean_palette_distance(palette, &a.palette).is_some_and(|d| d < ALIKE_PALETTE)
             }
-        }
-    };
+        };
     let mut notes = Vec::new();
     for i in 0..batch.len() {
         for j in i + 1..batch.len() {

@@ -135,7 +135,10 @@ impl Asset {
             phash: rec.string("phash"),
             brief: rec.string("brief"),
             status: rec.get_as("status").unwrap_or_default(),
-            approved_version: rec.get("approved_version").and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok()),
+            approved_version: rec
+                .get("approved_version")
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok()),
             renditions: rec
                 .map_entries("renditions")
                 .into_iter()

@@ -115,6 +115,9 @@ struct Inner {
     saved: u64,
     /// Nodes (class and inputs) already executed, which later prompts reuse.
     cache: BTreeSet<String>,
+    /// Output nodes' UI output by signature: a cached SaveImage still lists
+    /// its images in `/history`, as ComfyUI's UI cache does.
+    ui_cache: HashMap<String, Value>,
     binary_frames: usize,
 }
 
@@ -149,6 +152,7 @@ impl FakeComfy {
             number: 0,
             saved: 0,
             cache: BTreeSet::new(),
+            ui_cache: HashMap::new(),
             binary_frames: 0,
         }));
         let state = (inner.clone(), Queue::default());
@@ -1387,6 +1391,11 @@ async fn execute(inner: Shared, queue: Queue, run: Run) {
 
     let mut executed: Vec<String> = cached.clone();
     let mut history_outputs = Map::new();
+    for id in &cached {
+        if let Some(out) = inner.lock().unwrap().ui_cache.get(&signature(&nodes[id])) {
+            history_outputs.insert(id.clone(), out.clone());
+        }
+    }
     let mut first = true;
     let mut failure: Option<(&str, Value)> = None;
     for id in order.iter().filter(|id| !cached.contains(id)) {
@@ -1476,6 +1485,11 @@ async fn execute(inner: Shared, queue: Queue, run: Run) {
             let images = save_images(&inner, &nodes, id);
             let output = json!({"images": images});
             history_outputs.insert(id.clone(), output.clone());
+            inner
+                .lock()
+                .unwrap()
+                .ui_cache
+                .insert(signature(&nodes[id]), output.clone());
             let data =
                 json!({"node": id, "display_node": id, "output": output, "prompt_id": prompt_id});
             send("executed", data.clone());

@@ -877,7 +877,9 @@ fn judge_effect(state: &PolicyState, op: &OpRef<'_>, effect: Effect<'_>) -> Resu
                 if !approved || version.as_u64() != chosen.map(u64::from) {
                     return refuse(format!(
                         "approved_version {version} is not what approval {approval} chose ({})",
-                        chosen.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
+                        chosen
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "none".into())
                     ));
                 }
             }

@@ -393,13 +393,18 @@ impl PolicyState {
     /// reviewer who picked last, else the version its subject names.
     pub fn approved_version(&self, approval: &str) -> Option<u32> {
         let entry = self.entry(EntityKind::Approval, approval)?;
-        standing_pick(entry.decisions.iter().map(|c| (c.actor.as_str(), c.decision, c.pick)))
-            .or_else(|| {
-                self.field(EntityKind::Approval, approval, "subject")
-                    .and_then(|s| s.get("version"))
-                    .and_then(Value::as_u64)
-                    .and_then(|v| u32::try_from(v).ok())
-            })
+        standing_pick(
+            entry
+                .decisions
+                .iter()
+                .map(|c| (c.actor.as_str(), c.decision, c.pick)),
+        )
+        .or_else(|| {
+            self.field(EntityKind::Approval, approval, "subject")
+                .and_then(|s| s.get("version"))
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+        })
     }
 
     pub fn entry(&self, kind: EntityKind, id: &str) -> Option<&Entry> {
