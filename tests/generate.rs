@@ -25,6 +25,7 @@ struct Studio {
     ana: PathBuf,
     rui: PathBuf,
     kenji: PathBuf,
+    scout: PathBuf,
     brief: String,
     comfy: FakeComfy,
 }
@@ -41,15 +42,17 @@ impl Studio {
             "ckpt_name",
             "sd_xl_base_1.0.safetensors",
         );
-        let (ana, rui, kenji) = (
+        let (ana, rui, kenji, scout) = (
             root.path().join("ana"),
             root.path().join("rui"),
             root.path().join("kenji"),
+            root.path().join("scout"),
         );
         for (home, handle, role) in [
             (&ana, "ana", "lead"),
             (&rui, "rui", "reviewer"),
             (&kenji, "kenji", "creative"),
+            (&scout, "scout", "agent"),
         ] {
             let token = running
                 .relay
@@ -106,7 +109,7 @@ impl Studio {
             ],
         );
         ok(&ana, &["sync"]);
-        for home in [&rui, &kenji] {
+        for home in [&rui, &kenji, &scout] {
             ok(home, &["sync"]);
         }
         Studio {
@@ -116,6 +119,7 @@ impl Studio {
             ana,
             rui,
             kenji,
+            scout,
             brief,
             comfy,
         }
@@ -426,4 +430,70 @@ fn a_batch_like_approved_work_says_so_in_its_request() {
         .unwrap_or_default()
         .to_owned();
     assert!(title.contains("looks like approved asset"), "{title}");
+}
+
+#[test]
+fn the_agents_proposed_generation_runs_once_a_lead_approves_it() {
+    use spoke::agent::provider::ToolCall;
+    use spoke::agent::tools::{self, Sources, ToolContext, ToolOutcome};
+    use spoke::model::asset::Provenance;
+    let s = Studio::new();
+    let propose = |template: &str| {
+        let mut hub = spoke::service::Hub::open(&s.scout, None).expect("scout's replica");
+        let mut sources = Sources::default();
+        let mut ctx = ToolContext {
+            hub: &mut hub,
+            index: None,
+            sources: &mut sources,
+            now: jiff::Timestamp::now(),
+            made_by: Provenance::Ai {
+                provider: "openai".into(),
+                model: "test".into(),
+                prompt_sha256: String::new(),
+            },
+        };
+        tools::run(
+            &mut ctx,
+            &ToolCall {
+                id: "c1".into(),
+                name: "propose_generation".into(),
+                arguments: json!({"brief_id": s.brief, "template": template, "count": 2,
+                                  "prompt": "a lighthouse at dawn", "rationale": "hero options"})
+                .to_string(),
+            },
+        )
+    };
+    match propose("nope") {
+        ToolOutcome::Refused(e) => assert!(e.contains("nope"), "{e}"),
+        other => panic!("an unknown template was proposed: {}", other.for_model()),
+    }
+    let approval = match propose("social") {
+        ToolOutcome::Proposed { approval, .. } => approval,
+        other => panic!("nothing proposed: {}", other.for_model()),
+    };
+    // Nothing runs before a lead approves.
+    let out = spoke(&s.scout, &["generate", "approved"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(s.comfy.graphs().is_empty());
+    ok(&s.scout, &["sync"]);
+    ok(&s.ana, &["sync"]);
+    ok(&s.ana, &["approve", &approval]);
+    ok(&s.ana, &["sync"]);
+    ok(&s.scout, &["sync"]);
+    let ran = ok(&s.scout, &["generate", "approved"]);
+    assert!(ran.contains("2 AI draft(s) with template social"), "{ran}");
+    assert_eq!(s.comfy.graphs().len(), 2);
+    let prompt = s.comfy.graphs()[0]["6"]["inputs"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(prompt.starts_with("a lighthouse at dawn"), "{prompt}");
+    // Carried out once.
+    let again = ok(&s.scout, &["generate", "approved"]);
+    assert!(again.contains("No approved generation"), "{again}");
+    assert_eq!(s.comfy.graphs().len(), 2);
+    ok(&s.scout, &["sync"]);
+    ok(&s.rui, &["sync"]);
+    let assets = s.assets(&s.rui);
+    assert_eq!(assets.len(), 1, "{assets:#?}");
 }

@@ -425,6 +425,28 @@ pub fn agent(ctx: &Ctx, cmd: AgentCommand) -> Result<()> {
             )?
         };
         print_report(ctx, &report)?;
+        // Approved generations run here when this machine has a ComfyUI.
+        if ctx.config.generate.url.is_some() {
+            match rt.block_on(super::generate::run_approved_generations(ctx, &cancel)) {
+                Ok(results) => {
+                    for r in results {
+                        match r {
+                            Ok(o) => outln!(
+                                "generate  {}  {} AI draft(s) with template {}, waiting for approval {}",
+                                o.asset,
+                                o.versions.len(),
+                                o.template,
+                                o.approval
+                            )?,
+                            Err((p, e)) => {
+                                eprintln!("spoke: approved generation {p} did not run: {e}")
+                            }
+                        }
+                    }
+                }
+                Err(e) => eprintln!("spoke: approved generations: {e:#}"),
+            }
+        }
         if joined && let Err(e) = rt.block_on(crate::sync::sync_once(&ctx.home)) {
             eprintln!("spoke: sync failed: {e:#}; the changes stay queued");
         }

@@ -66,6 +66,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
+    /// Carry out the generation proposals a lead approved (the agent's
+    /// `propose_generation`); `spoke agent run` does this on each pass when
+    /// [generate] url is set
+    Approved,
     /// Workflow templates: ComfyUI graphs in API format with {{placeholders}}
     #[command(subcommand)]
     Template(TemplateCommand),
@@ -212,8 +216,77 @@ pub fn run(ctx: &Ctx, args: GenerateArgs) -> Result<()> {
     match args.command {
         Some(GenerateCommand::Template(cmd)) => template(ctx, cmd),
         Some(GenerateCommand::Brand(cmd)) => brand(ctx, cmd.action.unwrap_or(BrandAction::Show)),
+        Some(GenerateCommand::Approved) => approved(ctx),
         None => generate_run(ctx, args.run),
     }
+}
+
+fn approved(ctx: &Ctx) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        crate::interrupt::on_interrupt("generate-cancel", move || cancel.cancel());
+    }
+    let results = rt.block_on(run_approved_generations(ctx, &cancel))?;
+    if ctx.json {
+        return print_json(&json!(
+            results
+                .iter()
+                .map(|r| match r {
+                    Ok(o) => json!({"ok": o}),
+                    Err((p, e)) => json!({"proposal": p, "error": e}),
+                })
+                .collect::<Vec<_>>()
+        ));
+    }
+    if results.is_empty() {
+        outln!("No approved generation waits to run.")?;
+    }
+    for r in &results {
+        match r {
+            Ok(o) => outln!(
+                "asset {}: {} AI draft(s) with template {}; approval {} waits for review",
+                o.asset,
+                o.versions.len(),
+                o.template,
+                o.approval
+            )?,
+            Err((p, e)) => outln!("proposal {p}: not run: {e}")?,
+        }
+    }
+    if results.iter().any(|r| r.is_err()) {
+        return Err(anyhow::anyhow!("some approved generations did not run"));
+    }
+    Ok(())
+}
+
+/// The approved generations, run with this machine's [generate] settings.
+pub async fn run_approved_generations(
+    ctx: &Ctx,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Vec<std::result::Result<crate::generate::run::GenerateOutcome, (String, String)>>> {
+    let settings = crate::generate::run::Settings {
+        url: ctx.config.generate.url().to_owned(),
+        stall: Duration::from_secs(ctx.config.generate.stall_secs()),
+    };
+    let quiet = ctx.json;
+    let mut say = move |e: crate::generate::run::RunEvent| {
+        if !quiet
+            && let crate::generate::run::RunEvent::Image {
+                index,
+                of,
+                progress: crate::generate::comfy::Progress::Done,
+            } = e
+        {
+            eprintln!("image {index}/{of}: done");
+        }
+    };
+    crate::generate::run::run_approved(&ctx.home, &settings, &mut say, cancel).await
 }
 
 fn generate_run(ctx: &Ctx, a: RunArgs) -> Result<()> {
@@ -233,6 +306,7 @@ fn generate_run(ctx: &Ctx, a: RunArgs) -> Result<()> {
         seed: a.seed,
         size: a.size,
         from: a.from,
+        from_proposal: None,
     };
     let plan = plan(&ctx.open_hub()?, &request)?;
     let settings = Settings {

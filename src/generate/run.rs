@@ -43,6 +43,8 @@ pub struct GenerateRequest {
     pub size: Option<String>,
     /// An asset whose latest version is the input image (img2img).
     pub from: Option<String>,
+    /// The approved generation proposal this run carries out.
+    pub from_proposal: Option<String>,
 }
 
 /// Where ComfyUI runs.
@@ -93,6 +95,7 @@ pub struct Plan {
     /// The input image's file name and bytes, for `--from`.
     pub from: Option<(String, Vec<u8>)>,
     pub reviewers: Vec<String>,
+    pub from_proposal: Option<String>,
 }
 
 /// Checks the request against the template, the brand and the brief, and
@@ -184,6 +187,7 @@ pub fn plan(hub: &Hub, req: &GenerateRequest) -> Result<Plan> {
         .map_err(|e| InputError::new(format!("template {}: {e}", template.name)))?;
     Ok(Plan {
         reviewers: reviewers_for(hub)?,
+        from_proposal: req.from_proposal.clone(),
         brief,
         template,
         values,
@@ -492,6 +496,9 @@ fn record(hub: &mut Hub, plan: &Plan, values: &Values, made: Vec<Made>) -> Resul
         ("phash".to_owned(), json!(first.phash)),
         ("brief".to_owned(), json!(plan.brief.id)),
     ]);
+    if let Some(p) = &plan.from_proposal {
+        fields.insert("from_proposal".into(), json!(p));
+    }
     let mut tags: Vec<String> = first.tags.clone();
     tags.push("generated".into());
     if notes.iter().any(|n| n.contains("off-palette")) {
@@ -606,4 +613,64 @@ fn homogeneity(hub: &Hub, batch: &[crate::assets::analyze::Analysis]) -> Result<
         }
     }
     Ok(notes)
+}
+
+/// Generation proposals a lead approved that no asset carries out yet.
+pub fn approved_requests(hub: &Hub) -> Result<Vec<GenerateRequest>> {
+    use crate::model::proposal::{ProposalKind, ProposalStatus};
+    let done: std::collections::BTreeSet<String> = hub
+        .replica()
+        .records(EntityKind::Asset)?
+        .iter()
+        .filter_map(|(_, rec)| rec.string("from_proposal"))
+        .collect();
+    Ok(hub
+        .proposals()?
+        .into_iter()
+        .filter(|p| {
+            !p.deleted
+                && p.kind == Some(ProposalKind::Generation)
+                && p.status == ProposalStatus::Applied
+                && !done.contains(&p.id)
+        })
+        .map(|p| GenerateRequest {
+            brief: p.payload["brief"].as_str().unwrap_or_default().to_owned(),
+            template: p.payload["template"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            prompt: p.payload["prompt"].as_str().map(str::to_owned),
+            count: p.payload["count"]
+                .as_u64()
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(1),
+            from_proposal: Some(p.id.clone()),
+            ..GenerateRequest::default()
+        })
+        .collect())
+}
+
+/// Runs every approved generation proposal not carried out yet; one that
+/// fails is reported and tried again next time.
+pub async fn run_approved(
+    home: &Path,
+    settings: &Settings,
+    on_event: &mut (dyn FnMut(RunEvent) + Send),
+    cancel: &CancellationToken,
+) -> Result<Vec<std::result::Result<GenerateOutcome, (String, String)>>> {
+    let requests = approved_requests(&Hub::open(home, None)?)?;
+    let mut out = Vec::new();
+    for request in requests {
+        let proposal = request.from_proposal.clone().unwrap_or_default();
+        let planned = plan(&Hub::open(home, None)?, &request);
+        let result = match planned {
+            Ok(plan) => generate(home, settings, plan, on_event, cancel).await,
+            Err(e) => Err(e),
+        };
+        out.push(result.map_err(|e| (proposal, format!("{e:#}"))));
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    Ok(out)
 }
