@@ -4,11 +4,11 @@
 //! the past or a malformed value refused with the reason, and an approved
 //! proposal applying exactly what was shown.
 
+mod common_llm;
+
 use serde_json::{Value, json};
-use spoke::agent::provider::ToolCall;
-use spoke::agent::tools::{self, Sources, ToolContext, ToolOutcome};
+use spoke::agent::tools::{self, ToolOutcome};
 use spoke::model::approval::Decision;
-use spoke::model::asset::Provenance;
 use spoke::service::{Hub, NewBrief, NewHub, NewMember};
 
 fn hub(dir: &std::path::Path) -> (Hub, String) {
@@ -40,26 +40,7 @@ fn hub(dir: &std::path::Path) -> (Hub, String) {
 }
 
 fn run(hub: &mut Hub, name: &str, arguments: Value) -> ToolOutcome {
-    let mut sources = Sources::default();
-    let mut ctx = ToolContext {
-        hub,
-        index: None,
-        sources: &mut sources,
-        now: jiff::Timestamp::now(),
-        made_by: Provenance::Ai {
-            provider: "openai".into(),
-            model: "test".into(),
-            prompt_sha256: String::new(),
-        },
-    };
-    tools::run(
-        &mut ctx,
-        &ToolCall {
-            id: "c1".into(),
-            name: name.into(),
-            arguments: arguments.to_string(),
-        },
-    )
+    common_llm::run_tool(hub, "test", &common_llm::tool_call(name, arguments))
 }
 
 fn result(outcome: &ToolOutcome) -> Value {

@@ -6,6 +6,7 @@
 
 mod common_cli;
 mod common_comfy;
+mod common_llm;
 
 use common_cli::{json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
 use common_comfy::{ComfyFault, FakeComfy};
@@ -434,33 +435,18 @@ fn a_batch_like_approved_work_says_so_in_its_request() {
 
 #[test]
 fn the_agents_proposed_generation_runs_once_a_lead_approves_it() {
-    use spoke::agent::provider::ToolCall;
-    use spoke::agent::tools::{self, Sources, ToolContext, ToolOutcome};
-    use spoke::model::asset::Provenance;
+    use spoke::agent::tools::ToolOutcome;
     let s = Studio::new();
     let propose = |template: &str| {
         let mut hub = spoke::service::Hub::open(&s.scout, None).expect("scout's replica");
-        let mut sources = Sources::default();
-        let mut ctx = ToolContext {
-            hub: &mut hub,
-            index: None,
-            sources: &mut sources,
-            now: jiff::Timestamp::now(),
-            made_by: Provenance::Ai {
-                provider: "openai".into(),
-                model: "test".into(),
-                prompt_sha256: String::new(),
-            },
-        };
-        tools::run(
-            &mut ctx,
-            &ToolCall {
-                id: "c1".into(),
-                name: "propose_generation".into(),
-                arguments: json!({"brief_id": s.brief, "template": template, "count": 2,
-                                  "prompt": "a lighthouse at dawn", "rationale": "hero options"})
-                .to_string(),
-            },
+        common_llm::run_tool(
+            &mut hub,
+            "test",
+            &common_llm::tool_call(
+                "propose_generation",
+                json!({"brief_id": s.brief, "template": template, "count": 2,
+                       "prompt": "a lighthouse at dawn", "rationale": "hero options"}),
+            ),
         )
     };
     match propose("nope") {

@@ -5,14 +5,13 @@
 //! a pusher killed mid-create, two pushers at once, a 429 before success.
 
 mod common_cli;
+mod common_llm;
 mod common_trackers;
 
 use common_cli::{base_command, json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
 use common_trackers::{FakeAsana, FakeJira, Fault, WebhookReceiver, verify_with_python};
 use serde_json::{Value, json};
-use spoke::agent::provider::ToolCall;
-use spoke::agent::tools::{self, Sources, ToolContext, ToolOutcome};
-use spoke::model::asset::Provenance;
+use spoke::agent::tools::ToolOutcome;
 use spoke::model::{Change, EntityKind, EntityRef};
 use spoke::service::Hub;
 use std::path::{Path, PathBuf};
@@ -168,22 +167,9 @@ impl Studio {
         ok(&self.scout, &["sync"]);
         let request = {
             let mut hub = Hub::open(&self.scout, None).expect("scout's replica");
-            let mut sources = Sources::default();
-            let mut ctx = ToolContext {
-                hub: &mut hub,
-                index: None,
-                sources: &mut sources,
-                now: jiff::Timestamp::now(),
-                made_by: Provenance::Ai {
-                    provider: "openai".into(),
-                    model: "test".into(),
-                    prompt_sha256: String::new(),
-                },
-            };
-            let call = ToolCall {
-                id: "call-1".into(),
-                name: "propose_tasks".into(),
-                arguments: json!({
+            let call = common_llm::tool_call(
+                "propose_tasks",
+                json!({
                     "brief_id": self.brief,
                     "tasks": [
                         {"title": "Hero image, three crops", "assignee": "kenji"},
@@ -191,10 +177,9 @@ impl Studio {
                         {"title": "Launch newsletter", "assignee": "@kenji"},
                     ],
                     "rationale": "three tasks for the launch",
-                })
-                .to_string(),
-            };
-            match tools::run(&mut ctx, &call) {
+                }),
+            );
+            match common_llm::run_tool(&mut hub, "test", &call) {
                 ToolOutcome::Proposed { approval, .. } => approval,
                 other => panic!("the tool proposed nothing: {}", other.for_model()),
             }

@@ -226,22 +226,6 @@ impl Hub {
         }
         self.brand_presets()
     }
-
-    /// Commits, turning the rules' refusal into "only a lead may WHAT".
-    fn commit_as_lead(&mut self, changes: Vec<(EntityRef, Change)>, what: &str) -> Result<()> {
-        match self.commit(changes) {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.downcast_ref::<crate::store::StoreError>(),
-                    Some(crate::store::StoreError::Refused(_))
-                ) =>
-            {
-                Err(e.context(format!("only a lead may {what}")))
-            }
-            Err(e) => Err(e),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -132,14 +132,14 @@ impl Hub {
         for e in &events {
             fields.insert(format!("event:{}", e.name()), json!(true));
         }
-        self.commit_lead(vec![(entity, Change::Set(fields))], "set up connectors")?;
+        self.commit_as_lead(vec![(entity, Change::Set(fields))], "set up connectors")?;
         self.connector(&name)
     }
 
     pub fn remove_connector(&mut self, name: &str) -> Result<()> {
         let c = self.connector(name)?;
         let entity = EntityRef::new(EntityKind::Integration, c.name);
-        self.commit_lead(
+        self.commit_as_lead(
             vec![(
                 entity,
                 Change::Set(BTreeMap::from([("deleted".into(), json!(true))])),
@@ -169,7 +169,7 @@ impl Hub {
             None => Value::Null,
         };
         let entity = EntityRef::new(EntityKind::Integration, c.name);
-        self.commit_lead(
+        self.commit_as_lead(
             vec![(
                 entity,
                 Change::Set(BTreeMap::from([(format!("member:{handle}"), value)])),
@@ -209,7 +209,7 @@ impl Hub {
         if fields.is_empty() {
             return Ok(());
         }
-        self.commit_lead(
+        self.commit_as_lead(
             vec![(
                 EntityRef::new(EntityKind::Integration, PUSH_ENTITY),
                 Change::Set(fields),
@@ -252,7 +252,7 @@ impl Hub {
             ("next_at".to_owned(), Value::Null),
             ("last_error".to_owned(), Value::Null),
         ]);
-        self.commit_lead(
+        self.commit_as_lead(
             vec![(
                 EntityRef::new(EntityKind::Delivery, d.id.clone()),
                 Change::Set(fields),
@@ -269,7 +269,7 @@ impl Hub {
             return Err(InputError::new(format!("{} was delivered already", d.id)).into());
         }
         let fields = BTreeMap::from([("status".to_owned(), json!(DeliveryStatus::Dropped))]);
-        self.commit_lead(
+        self.commit_as_lead(
             vec![(
                 EntityRef::new(EntityKind::Delivery, d.id.clone()),
                 Change::Set(fields),
@@ -310,21 +310,6 @@ impl Hub {
             .record(&EntityRef::new(EntityKind::Task, id))?
             .map(|rec| Task::from_record(id, &rec))
             .filter(|t| !t.deleted))
-    }
-
-    fn commit_lead(&mut self, changes: Vec<(EntityRef, Change)>, what: &str) -> Result<()> {
-        match self.commit(changes) {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.downcast_ref::<crate::store::StoreError>(),
-                    Some(crate::store::StoreError::Refused(_))
-                ) =>
-            {
-                Err(e.context(format!("only a lead may {what}")))
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// The deliveries `changes` call for, to commit with them: a create per

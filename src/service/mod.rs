@@ -197,6 +197,26 @@ impl Hub {
         Ok(ops.into_iter().map(|o| o.id).collect())
     }
 
+    /// Commits, turning the rules' refusal into "only a lead may WHAT".
+    pub(crate) fn commit_as_lead(
+        &mut self,
+        changes: Vec<(EntityRef, Change)>,
+        what: &str,
+    ) -> Result<()> {
+        match self.commit(changes) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<crate::store::StoreError>(),
+                    Some(crate::store::StoreError::Refused(_))
+                ) =>
+            {
+                Err(e.context(format!("only a lead may {what}")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Resolves a typed id: an exact id, or a unique prefix of one (with or
     /// without the kind's `x-` prefix).
     pub fn resolve_id(&self, kind: EntityKind, typed: &str, prefix: &str) -> Result<String> {

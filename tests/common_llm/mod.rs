@@ -642,3 +642,39 @@ pub fn text_reply(text: &str) -> Reply {
     chunks.push("data: [DONE]\n\n".into());
     Reply::chunks(chunks)
 }
+
+// ---------------------------------------------------------------------------
+// Tools
+// ---------------------------------------------------------------------------
+
+/// Runs one of the agent's tools on `hub` as a model's call would, made by
+/// an OpenAI-compatible model named `model`.
+pub fn run_tool(
+    hub: &mut spoke::service::Hub,
+    model: &str,
+    call: &ToolCall,
+) -> spoke::agent::tools::ToolOutcome {
+    use spoke::agent::tools::{self, Sources, ToolContext};
+    let mut sources = Sources::default();
+    let mut ctx = ToolContext {
+        hub,
+        index: None,
+        sources: &mut sources,
+        now: jiff::Timestamp::now(),
+        made_by: spoke::model::asset::Provenance::Ai {
+            provider: "openai".into(),
+            model: model.into(),
+            prompt_sha256: String::new(),
+        },
+    };
+    tools::run(&mut ctx, call)
+}
+
+/// A tool call named `name` with these JSON arguments.
+pub fn tool_call(name: &str, arguments: Value) -> ToolCall {
+    ToolCall {
+        id: "c1".into(),
+        name: name.into(),
+        arguments: arguments.to_string(),
+    }
+}
