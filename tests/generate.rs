@@ -483,3 +483,46 @@ fn the_agents_proposed_generation_runs_once_a_lead_approves_it() {
     let assets = s.assets(&s.rui);
     assert_eq!(assets.len(), 1, "{assets:#?}");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_interrupts_the_run_on_the_server_and_imports_nothing() {
+    let s = Studio::new();
+    // The server goes quiet after the first node, as a long sampler does.
+    s.comfy.fail_next(ComfyFault::Stall);
+    std::fs::write(
+        s.kenji.with_extension("toml"),
+        format!("[generate]\nurl = \"{}\"\nstall_secs = 60\n", s.comfy.url()),
+    )
+    .expect("config");
+    let child = common_cli::base_command()
+        .arg("--home")
+        .arg(&s.kenji)
+        .arg("--config")
+        .arg(s.kenji.with_extension("toml"))
+        .args(["generate", "--brief", &s.brief, "--template", "social"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn spoke generate");
+    let started = std::time::Instant::now();
+    while s.comfy.graphs().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the prompt never reached ComfyUI"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling a child process we spawned and still own.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let out = child.wait_with_output().expect("wait");
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.contains("cancelled"), "{err}");
+    assert!(
+        !s.comfy.interrupts().is_empty(),
+        "the run was interrupted on the server"
+    );
+    assert!(s.assets(&s.kenji).is_empty(), "nothing was imported");
+}
