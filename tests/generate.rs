@@ -526,3 +526,45 @@ fn ctrl_c_interrupts_the_run_on_the_server_and_imports_nothing() {
     );
     assert!(s.assets(&s.kenji).is_empty(), "nothing was imported");
 }
+
+#[test]
+fn doctor_asks_the_configured_comfyui_for_its_nodes_and_loras() {
+    let s = Studio::new();
+    let check = |home: &Path| -> Value {
+        let out = spoke(home, &["doctor", "--json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).expect("doctor json");
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "comfyui")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let ok_check = check(&s.kenji);
+    assert_eq!(ok_check["status"], "ok", "{ok_check:#}");
+    assert!(
+        ok_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("brand_v1.safetensors"),
+        "{ok_check:#}"
+    );
+    std::fs::write(
+        s.kenji.with_extension("toml"),
+        format!(
+            "[generate]\nurl = \"http://127.0.0.1:{}\"\n",
+            common_cli::closed_port()
+        ),
+    )
+    .expect("config");
+    let down = check(&s.kenji);
+    assert_eq!(down["status"], "fail", "{down:#}");
+    assert!(
+        down["fix"].as_str().unwrap().contains("[generate]"),
+        "{down:#}"
+    );
+    // Without [generate] url there is no such line.
+    std::fs::write(s.kenji.with_extension("toml"), "").expect("config");
+    assert!(check(&s.kenji).is_null());
+}

@@ -15,7 +15,7 @@ fails (warnings alone exit 0).
 With --json: {\"summary\": {\"ok\": N, \"warn\": N, \"fail\": N, \"status\": \"ok|warn|fail\"}, \
 \"checks\": [{\"area\", \"check\", \"status\", \"detail\", \"fix\"}]}. `area` is paths, hub, model, \
 search, integrations or terminal; `check` names the check within it (config, data folder, log \
-file; hub, relay, token, last sync, pending; agent, embedder; index; connectors, connector, \
+file; hub, relay, token, last sync, pending; agent, embedder, comfyui; index; connectors, connector, \
 pusher, outbox; colours, NO_COLOR, graphics, tmux, clipboard, ssh); `fix` is null when the check \
 is ok.";
 

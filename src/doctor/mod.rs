@@ -165,14 +165,15 @@ pub fn run(settings: &Settings) -> Report {
     checks.push(paths::log_file());
 
     // The relay and the model server are asked at the same time.
-    let (hub_checks, agent_check) = match tokio::runtime::Builder::new_current_thread()
+    let (hub_checks, agent_check, comfy_check) = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt.block_on(async {
             tokio::join!(
                 hub::checks(&replica),
-                model::agent(config.agent.as_ref(), found.shown())
+                model::agent(config.agent.as_ref(), found.shown()),
+                model::comfyui(&config.generate, found.shown())
             )
         }),
         Err(e) => (
@@ -188,10 +189,12 @@ pub fn run(settings: &Settings) -> Report {
                 format!("cannot start the async runtime: {e}"),
                 "check the system's limits on threads and open files",
             ),
+            None,
         ),
     };
     checks.extend(hub_checks);
     checks.push(agent_check);
+    checks.extend(comfy_check);
     let embedded = model::embedder(&config.search, found.shown());
     checks.push(embedded.check.clone());
     checks.push(search::index(&replica, embedded.dims));

@@ -310,3 +310,46 @@ mod tests {
         assert_eq!(model_ids("not json"), None);
     }
 }
+
+/// `GET {url}/object_info` of the ComfyUI server in `[generate]`, when one
+/// is set: ok with its node classes and LoRAs, fail when it does not answer.
+pub async fn comfyui(config: &crate::config::GenerateConfig, config_file: String) -> Option<Check> {
+    let url = config.url.as_deref()?;
+    let comfy = crate::generate::comfy::Comfy::new(url, std::time::Duration::from_secs(5));
+    let fix = format!("start ComfyUI there, or correct url in [generate] of {config_file}");
+    match tokio::time::timeout(NETWORK_TIMEOUT, comfy.object_info()).await {
+        Ok(Ok(info)) => {
+            let classes = info.as_object().map(|o| o.len()).unwrap_or(0);
+            let loras: Vec<String> = info["LoraLoader"]["input"]["required"]["lora_name"][0]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Check::ok(
+                AREA,
+                "comfyui",
+                format!(
+                    "ComfyUI at {url}: {classes} node classes; LoRAs: {}",
+                    if loras.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        loras.join(", ")
+                    }
+                ),
+            ))
+        }
+        Ok(Err(e)) => Some(Check::fail(AREA, "comfyui", e.to_string(), fix)),
+        Err(_) => Some(Check::fail(
+            AREA,
+            "comfyui",
+            format!(
+                "ComfyUI at {url} did not answer within {} s",
+                NETWORK_TIMEOUT.as_secs()
+            ),
+            fix,
+        )),
+    }
+}
