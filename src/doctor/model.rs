@@ -292,25 +292,6 @@ pub fn embedder(config: &SearchConfig, config_file: String) -> Embedded {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listed_models_serve_aliases_and_tags() {
-        assert!(serves("gpt-4o", "gpt-4o"));
-        assert!(serves("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"));
-        assert!(serves("llama3:latest", "llama3"));
-        assert!(!serves("llama3.1:8b", "llama3"));
-        assert!(!serves("gpt-4o", "gpt-4"));
-        assert_eq!(
-            model_ids(r#"{"data":[{"id":"a"},{"id":"b"}]}"#),
-            Some(vec!["a".to_owned(), "b".to_owned()])
-        );
-        assert_eq!(model_ids("not json"), None);
-    }
-}
-
 /// `GET {url}/object_info` of the ComfyUI server in `[generate]`, when one
 /// is set: ok with its node classes and LoRAs, fail when it does not answer.
 pub async fn comfyui(config: &crate::config::GenerateConfig, config_file: String) -> Option<Check> {
@@ -351,5 +332,24 @@ pub async fn comfyui(config: &crate::config::GenerateConfig, config_file: String
             ),
             fix,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_models_serve_aliases_and_tags() {
+        assert!(serves("gpt-4o", "gpt-4o"));
+        assert!(serves("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"));
+        assert!(serves("llama3:latest", "llama3"));
+        assert!(!serves("llama3.1:8b", "llama3"));
+        assert!(!serves("gpt-4o", "gpt-4"));
+        assert_eq!(
+            model_ids(r#"{"data":[{"id":"a"},{"id":"b"}]}"#),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(model_ids("not json"), None);
     }
 }
