@@ -561,9 +561,13 @@ fn spawn_worker(
                         count,
                     }) => {
                         if generating.as_ref().is_some_and(|c| !c.is_cancelled()) {
-                            let _ = tx.send(Msg::Generated(Err(
-                                "a generation is already running; cancel it first".into(),
-                            )));
+                            let _ = tx.send(Msg::Committed {
+                                label: "not started".into(),
+                                error: Some(
+                                    "a generation is already running; esc on the queue cancels it"
+                                        .into(),
+                                ),
+                            });
                         } else {
                             let req = crate::generate::run::GenerateRequest {
                                 brief,
@@ -655,7 +659,7 @@ fn first_line(e: &anyhow::Error) -> String {
 /// runs it on a thread of its own: progress and the end come back as
 /// messages. Returns the token that cancels it, or `None` when the plan
 /// failed (said already).
-fn start_generation(
+pub(super) fn start_generation(
     hub: &Hub,
     shared: &Shared,
     req: crate::generate::run::GenerateRequest,
@@ -717,6 +721,8 @@ fn start_generation(
                 )),
                 Err(e) => Err(format!("generating for {}: {}", req.brief, first_line(&e))),
             };
+            // Marks the run over, so the next one may start.
+            cancel.cancel();
             // The drafts show once the worker sees the replica changed.
             let _ = out.send(Msg::Generated(msg));
         });

@@ -1214,3 +1214,103 @@ fn the_snapshot_lists_the_hubs_templates_for_the_generate_picker() {
         }]
     );
 }
+
+/// A replica with a template and a brief, shared as the TUI's workers share it.
+fn generation_replica(dir: &std::path::Path) -> (super::agent_worker::Shared, String) {
+    let (mut hub, _) = replica(dir);
+    hub.add_template(
+        "sdxl",
+        include_str!("../../tests/fixtures/comfy/sdxl_lora_txt2img_api.json"),
+        &[],
+        crate::generate::template::Provider::Comfyui,
+        false,
+    )
+    .expect("template");
+    hub.set_brand_presets(
+        Some(vec![crate::model::generate::BrandLora {
+            name: "brand_v1.safetensors".into(),
+            strength: 0.8,
+        }]),
+        None,
+        None,
+    )
+    .expect("brand");
+    let id = hub
+        .add_brief(NewBrief {
+            title: "Spring launch".into(),
+            ..NewBrief::default()
+        })
+        .expect("brief")
+        .id;
+    (super::agent_worker::Shared::new(hub), id)
+}
+
+fn request(brief: &str, template: &str) -> crate::generate::run::GenerateRequest {
+    crate::generate::run::GenerateRequest {
+        brief: brief.into(),
+        template: template.into(),
+        count: 2,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_generation_that_cannot_be_planned_says_why_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (shared, id) = generation_replica(dir.path());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let settings = crate::generate::run::Settings {
+        url: "http://127.0.0.1:1".into(),
+        stall: std::time::Duration::from_secs(5),
+    };
+    let hub = super::agent_worker::lock(&shared.hub);
+    let token = super::run::start_generation(&hub, &shared, request(&id, "nope"), &settings, &tx);
+    drop(hub);
+    assert!(token.is_none());
+    match rx.try_recv() {
+        Ok(Msg::Generated(Err(e))) => assert!(e.contains("nope"), "{e}"),
+        other => panic!("expected the plan's refusal, got {other:?}"),
+    }
+    assert!(rx.try_recv().is_err(), "nothing runs after a refused plan");
+}
+
+#[test]
+fn a_generation_against_no_comfyui_reports_progress_then_the_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (shared, id) = generation_replica(dir.path());
+    // Nothing listens on port 1 of loopback.
+    let settings = crate::generate::run::Settings {
+        url: "http://127.0.0.1:1".into(),
+        stall: std::time::Duration::from_secs(5),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hub = super::agent_worker::lock(&shared.hub);
+    let token = super::run::start_generation(&hub, &shared, request(&id, "sdxl"), &settings, &tx);
+    drop(hub);
+    assert!(token.is_some(), "{:?}", rx.try_recv());
+    let mut progress = Vec::new();
+    let end = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(Msg::Generating(line)) => progress.push(line),
+            Ok(Msg::Generated(result)) => break result,
+            other => panic!("unexpected {other:?} after {progress:?}"),
+        }
+    };
+    assert_eq!(
+        progress.first().map(String::as_str),
+        Some(format!("generating for {id}: starting…").as_str())
+    );
+    assert!(
+        progress.iter().any(|l| l.contains("checking the template")),
+        "{progress:?}"
+    );
+    let e = end.expect_err("no ComfyUI answers");
+    // The run is over: its token says so, and another may start.
+    assert!(token.is_some_and(|t| t.is_cancelled()));
+    assert!(e.starts_with(&format!("generating for {id}: ")), "{e}");
+    assert!(e.contains("127.0.0.1:1"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+    // Nothing was recorded.
+    let hub = super::agent_worker::lock(&shared.hub);
+    assert!(hub.assets_newest_first().expect("assets").is_empty());
+}
