@@ -339,6 +339,10 @@ impl Ctx {
             agent: self.config.agent.clone(),
             opener: self.config.opener.clone(),
             notify: self.config.notify.clone(),
+            generate: crate::generate::run::Settings {
+                url: self.config.generate.url().to_owned(),
+                stall: std::time::Duration::from_secs(self.config.generate.stall_secs()),
+            },
         })
     }
 

@@ -300,6 +300,31 @@ pub async fn generate(
     on_event: &mut (dyn FnMut(RunEvent) + Send),
     cancel: &CancellationToken,
 ) -> Result<GenerateOutcome> {
+    let images = make_images(settings, &plan, on_event, cancel).await?;
+    let mut hub = Hub::open(home, None)?;
+    record_images(&mut hub, &plan, images)
+}
+
+/// Images a run made, not recorded yet.
+pub struct Images {
+    values: Values,
+    made: Vec<Made>,
+}
+
+/// Records images a run made, for a process that holds the replica open
+/// already (the terminal UI); [`generate`] reopens it instead.
+pub fn record_images(hub: &mut Hub, plan: &Plan, images: Images) -> Result<GenerateOutcome> {
+    record(hub, plan, &images.values, images.made)
+}
+
+/// Runs a plan against ComfyUI without touching the replica; ends by
+/// announcing [`RunEvent::Recording`].
+pub async fn make_images(
+    settings: &Settings,
+    plan: &Plan,
+    on_event: &mut (dyn FnMut(RunEvent) + Send),
+    cancel: &CancellationToken,
+) -> Result<Images> {
     let comfy = Comfy::new(&settings.url, settings.stall);
     on_event(RunEvent::Checking);
     let info = comfy
@@ -363,8 +388,7 @@ pub async fn generate(
         }
     }
     on_event(RunEvent::Recording);
-    let mut hub = Hub::open(home, None)?;
-    record(&mut hub, &plan, &values, made)
+    Ok(Images { values, made })
 }
 
 fn with_hint(e: GenError, settings: &Settings) -> anyhow::Error {

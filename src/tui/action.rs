@@ -148,6 +148,7 @@ actions! {
     Suspend => "suspend", "Suspend Spoke to the shell (fg brings it back)";
     OpenAsset => "open_asset", "Open the asset's file in your viewer";
     SaveAsset => "save_asset", "Save the asset's file to a path";
+    Generate => "generate", "Generate AI drafts for the brief with a template";
 }
 
 impl fmt::Display for Action {

@@ -137,6 +137,8 @@ pub struct App {
     /// Keys of the inbox items already announced; `None` before the first
     /// snapshot, whose items are not news.
     pub announced: Option<std::collections::BTreeSet<String>>,
+    /// A generation running in the background: its latest progress line.
+    pub generating: Option<String>,
 }
 
 impl App {
@@ -157,6 +159,7 @@ impl App {
             previews: Previews::default(),
             area: Rect::new(0, 0, 80, 24),
             announced: None,
+            generating: None,
         };
         app.resize(80, 24);
         app
@@ -366,6 +369,18 @@ impl App {
                 ));
                 Vec::new()
             }
+            Msg::Generating(line) => {
+                self.generating = Some(line);
+                Vec::new()
+            }
+            Msg::Generated(result) => {
+                self.generating = None;
+                self.message = Some(match result {
+                    Ok(line) => (Level::Info, line),
+                    Err(e) => (Level::Error, e),
+                });
+                Vec::new()
+            }
             Msg::SearchResults { seq, text, outcome } => {
                 if let Some((_, Popup::Search(state))) = self.popups.last_mut() {
                     state.on_results(seq, text, outcome);
@@ -531,6 +546,11 @@ impl App {
     pub fn on_action(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
         let pane = self.pane;
+        // On the queue, cancel stops a running generation first.
+        if action == Action::Cancel && pane == Pane::Briefs && self.generating.is_some() {
+            self.generating = Some("cancelling the generation…".into());
+            return vec![Effect::CancelGenerate];
+        }
         match self.with_pane(pane, |p, ctx| p.on_action(action, ctx)) {
             Handled::Consumed(cmds) => self.apply(pane, cmds),
             Handled::Ignored => self.global(action),

@@ -99,6 +99,10 @@ fn draw_hint(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         Some((Level::Error, m)) => {
             Line::from(Span::styled(m.clone(), theme.style("message.error")))
         }
+        _ if app.generating.is_some() => Line::from(Span::styled(
+            app.generating.clone().unwrap_or_default(),
+            theme.style("message.info"),
+        )),
         Some((Level::Info, m)) => Line::from(Span::styled(m.clone(), theme.style("message.info"))),
         None => {
             let mut spans = Vec::new();

@@ -970,6 +970,7 @@ mod tests {
             ("+", Action::PriorityUp),
             ("-", Action::PriorityDown),
             ("=", Action::ToggleGroup),
+            ("i", Action::Generate),
         ] {
             assert_eq!(
                 keymap.lookup(briefs, &keys(k)),

@@ -34,6 +34,16 @@ pub struct Snapshot {
     pub last_error: Option<String>,
     /// What waits on me.
     pub inbox: crate::service::inbox::Inbox,
+    /// The hub's generation templates, for the generate form.
+    pub templates: Vec<TemplateInfo>,
+}
+
+/// A generation template as the generate form lists it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateInfo {
+    pub name: String,
+    /// What it runs on, e.g. `comfyui`.
+    pub detail: String,
 }
 
 impl Snapshot {
@@ -100,6 +110,17 @@ pub enum Effect {
     Terminal(super::editor::TermWork),
     /// Open or save an asset's file, off the render loop.
     AssetFile(super::panes::assets::AssetFileJob),
+    /// Generate AI drafts for a brief with a template, off the render loop;
+    /// progress comes back as [`Msg::Generating`], the end as [`Msg::Generated`].
+    Generate {
+        brief: String,
+        template: String,
+        /// What to draw; `None`: the brief's own words.
+        prompt: Option<String>,
+        count: u32,
+    },
+    /// Stop the generation that is running.
+    CancelGenerate,
     Quit,
 }
 
@@ -162,6 +183,10 @@ pub enum Msg {
         title: String,
         text: String,
     },
+    /// A generation's progress, as one line for the status line.
+    Generating(String),
+    /// A generation ended: what it made, or why it did not.
+    Generated(Result<String, String>),
     /// Results of [`Effect::Search`]: hits and warnings, or an error.
     SearchResults {
         seq: u64,

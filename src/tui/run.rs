@@ -46,6 +46,8 @@ pub struct TuiOptions {
     pub opener: Option<String>,
     /// `[notify]`: the bell and desktop notifications.
     pub notify: crate::config::NotifyConfig,
+    /// Where ComfyUI runs, for generating drafts.
+    pub generate: crate::generate::run::Settings,
 }
 
 /// `--graphics`: how previews are drawn.
@@ -168,6 +170,20 @@ pub fn snapshot(hub: &Hub) -> Result<Snapshot> {
         cursor: status.as_ref().map(|s| s.cursor).unwrap_or(0),
         last_error: status.and_then(|s| s.last_error),
         inbox: hub.inbox().unwrap_or_default(),
+        templates: hub
+            .templates()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| super::msg::TemplateInfo {
+                name: t.name,
+                detail: match t.provider {
+                    crate::generate::template::Provider::Comfyui => "ComfyUI".into(),
+                    crate::generate::template::Provider::Midjourney => {
+                        "Midjourney (cannot run here)".into()
+                    }
+                },
+            })
+            .collect(),
     })
 }
 
@@ -197,6 +213,7 @@ pub fn run(opts: TuiOptions) -> Result<()> {
         opts.search.clone(),
         opts.agent.clone(),
         opts.opener.clone(),
+        opts.generate.clone(),
         tx.clone(),
     )?;
     let search = spawn_search(shared, opts.search.clone(), tx.clone())?;
@@ -428,6 +445,7 @@ fn spawn_worker(
     search: crate::config::SearchConfig,
     agent: Option<crate::config::AgentConfig>,
     opener: Option<String>,
+    generate: crate::generate::run::Settings,
     tx: mpsc::Sender<Msg>,
 ) -> Result<mpsc::Sender<Effect>> {
     let (etx, erx) = mpsc::channel::<Effect>();
@@ -440,6 +458,8 @@ fn spawn_worker(
                 (fingerprint(&hub), refused_ids(&hub))
             };
             let mut chat = ChatWorker::new(shared.clone(), search, agent);
+            // The generation running, if any: its cancel token.
+            let mut generating: Option<tokio_util::sync::CancellationToken> = None;
             // Briefs and threads with news that looking at them clears.
             let mut news = {
                 let hub = lock(&shared.hub);
@@ -534,6 +554,36 @@ fn spawn_worker(
                             return;
                         }
                     }
+                    Some(Effect::Generate {
+                        brief,
+                        template,
+                        prompt,
+                        count,
+                    }) => {
+                        if generating.as_ref().is_some_and(|c| !c.is_cancelled()) {
+                            let _ = tx.send(Msg::Committed {
+                                label: "not started".into(),
+                                error: Some(
+                                    "a generation is already running; esc on the queue cancels it"
+                                        .into(),
+                                ),
+                            });
+                        } else {
+                            let req = crate::generate::run::GenerateRequest {
+                                brief,
+                                template,
+                                prompt,
+                                count,
+                                ..Default::default()
+                            };
+                            generating = start_generation(hub, &shared, req, &generate, &tx);
+                        }
+                    }
+                    Some(Effect::CancelGenerate) => {
+                        if let Some(cancel) = generating.take() {
+                            cancel.cancel();
+                        }
+                    }
                     Some(Effect::Reload) => reload = true,
                     Some(Effect::AssetFile(job)) => asset_job(hub, job, opener.clone(), &tx),
                     // Searches and previews run on their own threads, and the
@@ -597,6 +647,94 @@ fn spawn_worker(
             }
         })?;
     Ok(etx)
+}
+
+/// The first line of an error, for the status line.
+fn first_line(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Plans a generation here (under the replica's lock, no network), then
+/// runs it on a thread of its own: progress and the end come back as
+/// messages. Returns the token that cancels it, or `None` when the plan
+/// failed (said already).
+pub(super) fn start_generation(
+    hub: &Hub,
+    shared: &Shared,
+    req: crate::generate::run::GenerateRequest,
+    settings: &crate::generate::run::Settings,
+    tx: &mpsc::Sender<Msg>,
+) -> Option<tokio_util::sync::CancellationToken> {
+    use crate::generate::run::{RunEvent, make_images, plan, record_images};
+    let plan = match plan(hub, &req) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = tx.send(Msg::Generated(Err(first_line(&e))));
+            return None;
+        }
+    };
+    let _ = tx.send(Msg::Generating(format!(
+        "generating for {}: starting…",
+        req.brief
+    )));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let token = cancel.clone();
+    let shared = shared.clone();
+    let settings = settings.clone();
+    let out = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("generate".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = out.send(Msg::Generated(Err(format!(
+                        "could not start the async runtime for generating: {e}"
+                    ))));
+                    return;
+                }
+            };
+            let progress = out.clone();
+            let brief = req.brief.clone();
+            let mut on_event = move |e: RunEvent| {
+                if let Some(line) = super::popup::generate::progress_line(&brief, &e) {
+                    let _ = progress.send(Msg::Generating(line));
+                }
+            };
+            // The replica stays free for edits while ComfyUI works; it is
+            // locked only to record the drafts.
+            let result = rt
+                .block_on(make_images(&settings, &plan, &mut on_event, &cancel))
+                .and_then(|images| record_images(&mut lock(&shared.hub), &plan, images));
+            let msg = match result {
+                Ok(out) => Ok(format!(
+                    "{} AI draft{} for {} — approval {} waits for review",
+                    out.versions.len(),
+                    if out.versions.len() == 1 { "" } else { "s" },
+                    req.brief,
+                    out.approval
+                )),
+                Err(e) => Err(format!("generating for {}: {}", req.brief, first_line(&e))),
+            };
+            // Marks the run over, so the next one may start.
+            cancel.cancel();
+            // The drafts show once the worker sees the replica changed.
+            let _ = out.send(Msg::Generated(msg));
+        });
+    match spawned {
+        Ok(_) => Some(token),
+        Err(e) => {
+            let _ = tx.send(Msg::Generated(Err(format!(
+                "could not start the generate thread: {e}"
+            ))));
+            None
+        }
+    }
 }
 
 /// `brief:ID` and `thread:ID` of the inbox items that seeing clears.

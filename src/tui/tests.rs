@@ -1006,3 +1006,311 @@ fn a_briefs_detail_lists_its_tasks_with_their_tracker_keys() {
     assert!(text.contains("○ Copy variants"), "{text}");
     assert!(!text.contains("Another brief's task"), "{text}");
 }
+
+/// Effects other than loading the selected brief's comments.
+fn not_thread(effects: Vec<Effect>) -> Vec<Effect> {
+    effects
+        .into_iter()
+        .filter(|e| !matches!(e, Effect::LoadThread(_)))
+        .collect()
+}
+
+/// The app of [`app`] with the hub's templates in the snapshot.
+fn app_with_templates(names: &[&str]) -> App {
+    let mut app = app();
+    let mut data = app.data.clone();
+    data.templates = names
+        .iter()
+        .map(|n| super::msg::TemplateInfo {
+            name: (*n).into(),
+            detail: "ComfyUI".into(),
+        })
+        .collect();
+    app.update(Msg::Data(Box::new(data)));
+    app
+}
+
+#[test]
+fn generate_picks_a_template_then_asks_prompt_and_count() {
+    let mut app = app_with_templates(&["sdxl", "i2i"]);
+    let selected = app.panes.briefs.queue.selected().expect("brief").id.clone();
+    assert!(not_thread(key(&mut app, "i")).is_empty());
+    let Some(Popup::Picker(AnyPicker::Template(picker))) = app.popup() else {
+        panic!("no template picker: {:?}", app.popup());
+    };
+    let names: Vec<&str> = picker.choices.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(names, ["sdxl", "i2i"]);
+    assert!(picker.title.contains(&selected), "{}", picker.title);
+    // The second template.
+    key(&mut app, "j ret");
+    let Some(Popup::Generate(form)) = app.popup() else {
+        panic!("no generate form: {:?}", app.popup());
+    };
+    assert_eq!(form.brief, selected);
+    assert_eq!(form.template, "i2i");
+    assert_eq!(form.count.text(), "2");
+    type_in(&mut app, "a lighthouse at dawn");
+    key(&mut app, "ret");
+    // Count: 9 is too many and the form stays.
+    key(&mut app, "C-u");
+    type_in(&mut app, "9");
+    let effects = not_thread(key(&mut app, "ret"));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(matches!(app.popup(), Some(Popup::Generate(_))));
+    assert!(
+        matches!(&app.message, Some((Level::Error, m)) if m.contains("1 to 8")),
+        "{:?}",
+        app.message
+    );
+    key(&mut app, "backspace");
+    type_in(&mut app, "3");
+    let effects = not_thread(key(&mut app, "ret"));
+    assert_eq!(
+        effects,
+        [Effect::Generate {
+            brief: selected,
+            template: "i2i".into(),
+            prompt: Some("a lighthouse at dawn".into()),
+            count: 3,
+        }]
+    );
+    assert!(app.popup().is_none());
+}
+
+#[test]
+fn generate_with_a_blank_prompt_uses_the_briefs_words_and_two_drafts() {
+    let mut app = app_with_templates(&["sdxl"]);
+    let selected = app.panes.briefs.queue.selected().expect("brief").id.clone();
+    key(&mut app, "i ret ret");
+    let effects = not_thread(key(&mut app, "ret"));
+    assert_eq!(
+        effects,
+        [Effect::Generate {
+            brief: selected,
+            template: "sdxl".into(),
+            prompt: None,
+            count: 2,
+        }]
+    );
+}
+
+#[test]
+fn generate_without_templates_says_how_to_add_one() {
+    let mut app = app();
+    let effects = not_thread(key(&mut app, "i"));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.popup().is_none());
+    assert_eq!(
+        app.message,
+        Some((
+            Level::Info,
+            "no templates: a lead adds one with spoke generate template add".into()
+        ))
+    );
+}
+
+#[test]
+fn generate_form_esc_discards_without_an_effect() {
+    let mut app = app_with_templates(&["sdxl"]);
+    key(&mut app, "i ret");
+    type_in(&mut app, "x");
+    let effects = not_thread(key(&mut app, "esc"));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.popup().is_none());
+}
+
+#[test]
+fn generation_progress_shows_in_the_status_line_and_cancel_stops_it() {
+    use super::theme::{ColorDepth, Theme};
+    use crate::generate::comfy::Progress;
+    use crate::generate::run::RunEvent;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    let mut app = app_with_templates(&["sdxl"]);
+    app.update(Msg::Resize {
+        width: 120,
+        height: 30,
+    });
+    let theme = Theme::load("default-dark", None, ColorDepth::TrueColor).expect("theme");
+    let screen = |app: &App| {
+        let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("terminal");
+        terminal
+            .draw(|f| super::draw::draw(app, &theme, f))
+            .expect("draw");
+        terminal.backend().to_string()
+    };
+    let line = super::popup::generate::progress_line(
+        "b-1",
+        &RunEvent::Image {
+            index: 1,
+            of: 2,
+            progress: Progress::Step {
+                node: "3".into(),
+                value: 12,
+                max: 30,
+            },
+        },
+    )
+    .expect("a step is shown");
+    assert_eq!(line, "generating 1/2: step 12/30");
+    app.update(Msg::Generating(line));
+    assert!(screen(&app).contains("generating 1/2: step 12/30"));
+    // Moving about keeps the progress in view.
+    key(&mut app, "j");
+    assert!(screen(&app).contains("generating 1/2: step 12/30"));
+    // Cancel on the queue stops the run.
+    let effects = not_thread(key(&mut app, "esc"));
+    assert_eq!(effects, [Effect::CancelGenerate]);
+    assert!(screen(&app).contains("cancelling the generation"));
+    // The end is a toast and the progress goes.
+    app.update(Msg::Generated(Ok(
+        "2 AI drafts for b-1 — approval r-9 waits for review".into(),
+    )));
+    let text = screen(&app);
+    assert!(text.contains("2 AI drafts for b-1"), "{text}");
+    assert!(!text.contains("generating 1/2"), "{text}");
+    // With nothing running, cancel is the queue's own again.
+    assert!(not_thread(key(&mut app, "esc")).is_empty());
+}
+
+#[test]
+fn the_snapshot_lists_the_hubs_templates_for_the_generate_picker() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut hub, mut app) = replica(dir.path());
+    hub.add_template(
+        "sdxl",
+        include_str!("../../tests/fixtures/comfy/sdxl_lora_txt2img_api.json"),
+        &[],
+        crate::generate::template::Provider::Comfyui,
+        false,
+    )
+    .expect("template");
+    let id = hub
+        .add_brief(NewBrief {
+            title: "Spring launch".into(),
+            ..NewBrief::default()
+        })
+        .expect("brief")
+        .id;
+    reload(&mut app, &hub);
+    assert_eq!(app.data.templates.len(), 1);
+    assert_eq!(app.data.templates[0].name, "sdxl");
+    assert_eq!(app.data.templates[0].detail, "ComfyUI");
+    key(&mut app, "i");
+    assert!(
+        matches!(app.popup(), Some(Popup::Picker(AnyPicker::Template(p)))
+            if p.choices[0].label == "sdxl" && p.title.contains(&id)),
+        "{:?}",
+        app.popup()
+    );
+    key(&mut app, "ret ret");
+    assert_eq!(
+        not_thread(key(&mut app, "ret")),
+        [Effect::Generate {
+            brief: id,
+            template: "sdxl".into(),
+            prompt: None,
+            count: 2,
+        }]
+    );
+}
+
+/// A replica with a template and a brief, shared as the TUI's workers share it.
+fn generation_replica(dir: &std::path::Path) -> (super::agent_worker::Shared, String) {
+    let (mut hub, _) = replica(dir);
+    hub.add_template(
+        "sdxl",
+        include_str!("../../tests/fixtures/comfy/sdxl_lora_txt2img_api.json"),
+        &[],
+        crate::generate::template::Provider::Comfyui,
+        false,
+    )
+    .expect("template");
+    hub.set_brand_presets(
+        Some(vec![crate::model::generate::BrandLora {
+            name: "brand_v1.safetensors".into(),
+            strength: 0.8,
+        }]),
+        None,
+        None,
+    )
+    .expect("brand");
+    let id = hub
+        .add_brief(NewBrief {
+            title: "Spring launch".into(),
+            ..NewBrief::default()
+        })
+        .expect("brief")
+        .id;
+    (super::agent_worker::Shared::new(hub), id)
+}
+
+fn request(brief: &str, template: &str) -> crate::generate::run::GenerateRequest {
+    crate::generate::run::GenerateRequest {
+        brief: brief.into(),
+        template: template.into(),
+        count: 2,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_generation_that_cannot_be_planned_says_why_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (shared, id) = generation_replica(dir.path());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let settings = crate::generate::run::Settings {
+        url: "http://127.0.0.1:1".into(),
+        stall: std::time::Duration::from_secs(5),
+    };
+    let hub = super::agent_worker::lock(&shared.hub);
+    let token = super::run::start_generation(&hub, &shared, request(&id, "nope"), &settings, &tx);
+    drop(hub);
+    assert!(token.is_none());
+    match rx.try_recv() {
+        Ok(Msg::Generated(Err(e))) => assert!(e.contains("nope"), "{e}"),
+        other => panic!("expected the plan's refusal, got {other:?}"),
+    }
+    assert!(rx.try_recv().is_err(), "nothing runs after a refused plan");
+}
+
+#[test]
+fn a_generation_against_no_comfyui_reports_progress_then_the_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (shared, id) = generation_replica(dir.path());
+    // Nothing listens on port 1 of loopback.
+    let settings = crate::generate::run::Settings {
+        url: "http://127.0.0.1:1".into(),
+        stall: std::time::Duration::from_secs(5),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hub = super::agent_worker::lock(&shared.hub);
+    let token = super::run::start_generation(&hub, &shared, request(&id, "sdxl"), &settings, &tx);
+    drop(hub);
+    assert!(token.is_some(), "{:?}", rx.try_recv());
+    let mut progress = Vec::new();
+    let end = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(Msg::Generating(line)) => progress.push(line),
+            Ok(Msg::Generated(result)) => break result,
+            other => panic!("unexpected {other:?} after {progress:?}"),
+        }
+    };
+    assert_eq!(
+        progress.first().map(String::as_str),
+        Some(format!("generating for {id}: starting…").as_str())
+    );
+    assert!(
+        progress.iter().any(|l| l.contains("checking the template")),
+        "{progress:?}"
+    );
+    let e = end.expect_err("no ComfyUI answers");
+    // The run is over: its token says so, and another may start.
+    assert!(token.is_some_and(|t| t.is_cancelled()));
+    assert!(e.starts_with(&format!("generating for {id}: ")), "{e}");
+    assert!(e.contains("127.0.0.1:1"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+    // Nothing was recorded.
+    let hub = super::agent_worker::lock(&shared.hub);
+    assert!(hub.assets_newest_first().expect("assets").is_empty());
+}

@@ -12,6 +12,7 @@ use crate::tui::component::{Cmd, Component, Ctx, Handled};
 use crate::tui::edits::BriefEdit;
 use crate::tui::msg::{Effect, Level};
 use crate::tui::popup::form::{Form, new_brief_form};
+use crate::tui::popup::generate::GenerateForm;
 use crate::tui::popup::picker::{AnyPicker, Choice, Picked, Picker};
 use crate::tui::popup::{Answer, Popup, Prompt, keys};
 use crate::tui::queue::Queue;
@@ -274,6 +275,34 @@ impl BriefsPane {
         }
     }
 
+    /// Picks a template for generating drafts of the selected brief; the
+    /// form for prompt and count follows.
+    fn open_generate(&self, ctx: &Ctx) -> Handled {
+        let Some(brief) = self.queue.selected() else {
+            return BriefsPane::no_brief();
+        };
+        if ctx.data.templates.is_empty() {
+            return Handled::say(
+                Level::Info,
+                "no templates: a lead adds one with spoke generate template add",
+            );
+        }
+        let choices = ctx
+            .data
+            .templates
+            .iter()
+            .map(|t| Choice {
+                value: t.name.clone(),
+                label: t.name.clone(),
+                detail: t.detail.clone(),
+            })
+            .collect();
+        let title = format!("Template for {}", brief.id);
+        Handled::one(Cmd::Open(Popup::Picker(AnyPicker::Template(Picker::new(
+            &title, choices, 0,
+        )))))
+    }
+
     /// Asks the service to add the brief from the form; undo deletes it.
     fn submit_form(&self, answers: Vec<String>) -> Handled {
         let pairs: Vec<_> = new_brief_form()
@@ -355,6 +384,7 @@ impl BriefsPane {
             Action::SetStatus | Action::SetPriority | Action::Assign => {
                 return self.open_picker(action, ctx);
             }
+            Action::Generate => return self.open_generate(ctx),
             Action::Tag => return self.prompt(Prompt::Tag),
             Action::Snooze => return self.prompt(Prompt::Snooze),
             Action::Comment => return self.prompt(Prompt::Comment),
@@ -434,6 +464,14 @@ impl Component for BriefsPane {
                     handle,
                     remove: false,
                 }))
+            }
+            Answer::Picked(Picked::Template(template)) => {
+                let Some(brief) = self.queue.selected().map(|b| b.id.clone()) else {
+                    return BriefsPane::no_brief();
+                };
+                Handled::one(Cmd::Open(Popup::Generate(GenerateForm::new(
+                    &brief, &template,
+                ))))
             }
             Answer::Text { prompt, text } => self.on_text(prompt, text, ctx),
             Answer::Form(answers) => self.submit_form(answers),

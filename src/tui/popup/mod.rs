@@ -5,6 +5,7 @@
 //! answer to the pane that opened it.
 
 pub mod form;
+pub mod generate;
 pub mod outcome;
 pub mod picker;
 pub mod search;
@@ -48,6 +49,8 @@ pub enum Popup {
     },
     /// The new-brief form.
     Form(Form),
+    /// The generate form: prompt and count for a brief and template.
+    Generate(generate::GenerateForm),
     /// Global search, results as you type.
     Search(SearchState),
     /// A search result or cited source shown in full.
@@ -77,6 +80,7 @@ impl Popup {
         match self {
             Popup::Palette { input, .. } | Popup::Prompt { input, .. } => Some(input),
             Popup::Form(form) => form.answers.get_mut(form.index),
+            Popup::Generate(form) => Some(form.input_mut()),
             Popup::Search(state) => Some(&mut state.input),
             _ => None,
         }
@@ -86,7 +90,11 @@ impl Popup {
     pub fn takes_text(&self) -> bool {
         matches!(
             self,
-            Popup::Palette { .. } | Popup::Prompt { .. } | Popup::Form(_) | Popup::Search(_)
+            Popup::Palette { .. }
+                | Popup::Prompt { .. }
+                | Popup::Form(_)
+                | Popup::Generate(_)
+                | Popup::Search(_)
         )
     }
 }
@@ -234,6 +242,7 @@ impl Popup {
                 InputEvent::Pass(_) => Outcome::Stay,
             },
             Popup::Form(form) => form.on_key(key, bound, ctx.zone),
+            Popup::Generate(form) => form.on_key(key, bound),
             Popup::Search(state) => state.on_key(key, bound),
             _ => Outcome::Stay,
         }
@@ -260,6 +269,10 @@ impl Popup {
             }
             Popup::Form(form) => {
                 form.paste(text);
+                Outcome::Stay
+            }
+            Popup::Generate(form) => {
+                form.input_mut().insert(text);
                 Outcome::Stay
             }
             Popup::Search(state) => state.paste(text),
@@ -426,6 +439,7 @@ pub fn draw(popup: &Popup, frame: &mut Frame, body: Rect, theme: &Theme, ctx: &P
             );
         }
         Popup::Form(form) => form.draw(frame, body, theme, keymap),
+        Popup::Generate(form) => form.draw(frame, body, theme, keymap),
         Popup::Confirm { message, .. } => {
             let area = centered(body, 64, 7);
             let text = format!(

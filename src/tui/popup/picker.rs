@@ -45,6 +45,8 @@ pub enum AnyPicker {
     Priority(Picker<Priority>),
     Member(Picker<String>),
     Citation(Picker<Citation>),
+    /// A generation template, by name.
+    Template(Picker<String>),
 }
 
 /// The value a picker gave.
@@ -54,6 +56,7 @@ pub enum Picked {
     Priority(Priority),
     Member(String),
     Citation(Citation),
+    Template(String),
 }
 
 impl AnyPicker {
@@ -63,6 +66,7 @@ impl AnyPicker {
             AnyPicker::Priority(p) => p.move_by(delta),
             AnyPicker::Member(p) => p.move_by(delta),
             AnyPicker::Citation(p) => p.move_by(delta),
+            AnyPicker::Template(p) => p.move_by(delta),
         }
     }
 
@@ -72,6 +76,7 @@ impl AnyPicker {
             AnyPicker::Priority(p) => p.value().map(Picked::Priority),
             AnyPicker::Member(p) => p.value().map(Picked::Member),
             AnyPicker::Citation(p) => p.value().map(Picked::Citation),
+            AnyPicker::Template(p) => p.value().map(Picked::Template),
         }
     }
 
@@ -88,6 +93,7 @@ impl AnyPicker {
             AnyPicker::Priority(p) => (&p.title, rows(p), p.selected),
             AnyPicker::Member(p) => (&p.title, rows(p), p.selected),
             AnyPicker::Citation(p) => (&p.title, rows(p), p.selected),
+            AnyPicker::Template(p) => (&p.title, rows(p), p.selected),
         }
     }
 }
