@@ -8,7 +8,7 @@ mod common_cli;
 mod common_comfy;
 mod common_llm;
 
-use common_cli::{json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
+use common_cli::{LoopbackHub, json_in as json, ok_in as ok, spoke_in as spoke};
 use common_comfy::{ComfyFault, FakeComfy};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -21,8 +21,7 @@ const TEMPLATE: &str = concat!(
 /// ana leads, rui reviews, kenji (a creative) generates.
 struct Studio {
     _root: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
-    _running: spoke_relay::server::Running,
+    _relay: LoopbackHub,
     ana: PathBuf,
     rui: PathBuf,
     kenji: PathBuf,
@@ -34,9 +33,7 @@ struct Studio {
 impl Studio {
     fn new() -> Studio {
         let root = tempfile::tempdir().expect("tmp");
-        let (rt, running) = loopback_relay(&root.path().join("relay"));
-        let hub = running.relay.registry.create_hub("North").expect("hub");
-        let url = format!("ws://{}/v1/hubs/{}", running.addr, hub.id);
+        let relay = LoopbackHub::start(&root.path().join("relay"), "North");
         let comfy = FakeComfy::start();
         comfy.add_choice(
             "CheckpointLoaderSimple",
@@ -55,24 +52,7 @@ impl Studio {
             (&kenji, "kenji", "creative"),
             (&scout, "scout", "agent"),
         ] {
-            let token = running
-                .relay
-                .registry
-                .issue(&hub.id, handle, role, None)
-                .expect("token")
-                .0;
-            ok(
-                home,
-                &[
-                    "hub",
-                    "join",
-                    &url,
-                    "--token",
-                    &token,
-                    "--tz",
-                    "Europe/Lisbon",
-                ],
-            );
+            relay.join(home, handle, role);
             std::fs::write(
                 home.with_extension("toml"),
                 format!("[generate]\nurl = \"{}\"\nstall_secs = 3\n", comfy.url()),
@@ -115,8 +95,7 @@ impl Studio {
         }
         Studio {
             _root: root,
-            _rt: rt,
-            _running: running,
+            _relay: relay,
             ana,
             rui,
             kenji,

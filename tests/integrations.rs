@@ -8,7 +8,7 @@ mod common_cli;
 mod common_llm;
 mod common_trackers;
 
-use common_cli::{base_command, json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
+use common_cli::{LoopbackHub, base_command, json_in as json, ok_in as ok, spoke_in as spoke};
 use common_trackers::{FakeAsana, FakeJira, Fault, WebhookReceiver, verify_with_python};
 use serde_json::{Value, json};
 use spoke::agent::tools::ToolOutcome;
@@ -27,10 +27,7 @@ const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// (kenji) and the agent (scout) that pushes.
 struct Studio {
     root: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
-    running: spoke_relay::server::Running,
-    hub_id: String,
-    url: String,
+    relay: LoopbackHub,
     ana: PathBuf,
     bea: PathBuf,
     scout: PathBuf,
@@ -40,18 +37,13 @@ struct Studio {
 impl Studio {
     fn new() -> Studio {
         let root = tempfile::tempdir().expect("tmp");
-        let (rt, running) = loopback_relay(&root.path().join("relay"));
-        let hub = running.relay.registry.create_hub("North").expect("hub");
-        let url = format!("ws://{}/v1/hubs/{}", running.addr, hub.id);
+        let relay = LoopbackHub::start(&root.path().join("relay"), "North");
         let mut studio = Studio {
             ana: root.path().join("ana"),
             bea: root.path().join("bea"),
             scout: root.path().join("scout"),
             root,
-            _rt: rt,
-            running,
-            hub_id: hub.id.clone(),
-            url,
+            relay,
             brief: String::new(),
         };
         for (home, handle, role) in [
@@ -60,7 +52,7 @@ impl Studio {
             (studio.root.path().join("kenji"), "kenji", "creative"),
             (studio.scout.clone(), "scout", "agent"),
         ] {
-            studio.join(&home, handle, role);
+            studio.relay.join(&home, handle, role);
         }
         let brief = ok(
             &studio.ana,
@@ -76,30 +68,6 @@ impl Studio {
         studio.brief = brief.trim().to_owned();
         ok(&studio.ana, &["sync"]);
         studio
-    }
-
-    /// Joins `home` as `handle` with a fresh token (a second machine of the
-    /// same member gets its own token and client id).
-    fn join(&self, home: &Path, handle: &str, role: &str) {
-        let token = self
-            .running
-            .relay
-            .registry
-            .issue(&self.hub_id, handle, role, None)
-            .expect("token")
-            .0;
-        ok(
-            home,
-            &[
-                "hub",
-                "join",
-                &self.url,
-                "--token",
-                &token,
-                "--tz",
-                "Europe/Lisbon",
-            ],
-        );
     }
 
     /// Ana connects Jira and Asana, maps kenji, names scout the pusher;
@@ -424,7 +392,7 @@ fn two_pushers_and_two_leads_online_at_once_make_each_issue_once() {
     let (studio, jira) = Studio::with_jira(JIRA_TOKEN);
     // A second machine of the pusher, with the same secret.
     let scout2 = studio.root.path().join("scout2");
-    studio.join(&scout2, "scout", "agent");
+    studio.relay.join(&scout2, "scout", "agent");
     store_secret(&scout2, "jira", JIRA_TOKEN);
     studio.approve_three_tasks();
     ok(&scout2, &["sync"]);
@@ -813,12 +781,12 @@ fn a_forged_event_is_never_signed_and_sent() {
         hub.commit(vec![
             forged(
                 "d-hooks-forged-1",
-                json!({"type": "approval.closed", "hub": studio.hub_id,
+                json!({"type": "approval.closed", "hub": studio.relay.hub_id,
                        "data": {"approval": "r-nothere", "outcome": "applied"}}),
             ),
             forged(
                 "d-hooks-forged-2",
-                json!({"type": "brief.status", "hub": studio.hub_id,
+                json!({"type": "brief.status", "hub": studio.relay.hub_id,
                        "data": {"brief": studio.brief, "from": "draft", "to": "delivered"}}),
             ),
         ])

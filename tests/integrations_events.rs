@@ -7,7 +7,7 @@
 mod common_cli;
 mod common_trackers;
 
-use common_cli::{base_command, json_in as json, loopback_relay, ok_in as ok, spoke_in as spoke};
+use common_cli::{LoopbackHub, base_command, json_in as json, ok_in as ok, spoke_in as spoke};
 use common_trackers::{FakeAsana, Recorded, WebhookReceiver, verify_with_python};
 use serde_json::{Value, json};
 use spoke::model::approval::{Decision, DecisionEntry};
@@ -26,10 +26,7 @@ const CLOSED_SECRET: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3ItY2xvc2Vk";
 /// creative (kenji) and the agent (scout) that pushes, and one brief.
 struct Studio {
     root: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    running: spoke_relay::server::Running,
-    hub_id: String,
-    url: String,
+    relay: LoopbackHub,
     ana: PathBuf,
     bea: PathBuf,
     rui: PathBuf,
@@ -40,19 +37,14 @@ struct Studio {
 impl Studio {
     fn new() -> Studio {
         let root = tempfile::tempdir().expect("tmp");
-        let (rt, running) = loopback_relay(&root.path().join("relay"));
-        let hub = running.relay.registry.create_hub("North").expect("hub");
-        let url = format!("ws://{}/v1/hubs/{}", running.addr, hub.id);
+        let relay = LoopbackHub::start(&root.path().join("relay"), "North");
         let mut studio = Studio {
             ana: root.path().join("ana"),
             bea: root.path().join("bea"),
             rui: root.path().join("rui"),
             scout: root.path().join("scout"),
             root,
-            rt,
-            running,
-            hub_id: hub.id.clone(),
-            url,
+            relay,
             brief: String::new(),
         };
         for (home, handle, role) in [
@@ -62,7 +54,7 @@ impl Studio {
             (studio.root.path().join("kenji"), "kenji", "creative"),
             (studio.scout.clone(), "scout", "agent"),
         ] {
-            studio.join(&home, handle, role);
+            studio.relay.join(&home, handle, role);
         }
         let brief = ok(
             &studio.ana,
@@ -78,28 +70,6 @@ impl Studio {
         studio.brief = brief.trim().to_owned();
         ok(&studio.ana, &["sync"]);
         studio
-    }
-
-    fn join(&self, home: &Path, handle: &str, role: &str) {
-        let token = self
-            .running
-            .relay
-            .registry
-            .issue(&self.hub_id, handle, role, None)
-            .expect("token")
-            .0;
-        ok(
-            home,
-            &[
-                "hub",
-                "join",
-                &self.url,
-                "--token",
-                &token,
-                "--tz",
-                "Europe/Lisbon",
-            ],
-        );
     }
 
     /// Ana adds a webhook connector (every event unless `events` names
@@ -369,7 +339,7 @@ fn every_hub_event_reaches_a_webhook_that_hears_everything_signed_and_once_each(
             "{}",
             r.body
         );
-        assert_eq!(r.body["hub"], studio.hub_id.as_str());
+        assert_eq!(r.body["hub"], studio.relay.hub_id.as_str());
         // `by` is the member whose change enqueued it, as the relay saw it.
         assert!(
             ["ana", "bea", "rui"].contains(&r.body["by"].as_str().unwrap_or_default()),
@@ -451,6 +421,7 @@ fn a_second_replica_reapplying_the_same_approval_does_not_send_approval_closed_t
         .expect("ana decides");
     }
     studio
+        .relay
         .rt
         .block_on(spoke::sync::sync_once(&studio.ana))
         .expect("ana's decision reaches the hub");

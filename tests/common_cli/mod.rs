@@ -227,3 +227,51 @@ pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
+
+/// A relay on loopback with one hub, which members join through the real
+/// `spoke hub join`; each join issues a fresh token, so a second machine of
+/// the same member gets its own client id.
+pub struct LoopbackHub {
+    pub rt: tokio::runtime::Runtime,
+    pub running: spoke_relay::server::Running,
+    pub hub_id: String,
+    pub url: String,
+}
+
+impl LoopbackHub {
+    /// A relay keeping its data in `data`, with a hub named `name`.
+    pub fn start(data: &Path, name: &str) -> LoopbackHub {
+        let (rt, running) = loopback_relay(data);
+        let hub = running.relay.registry.create_hub(name).expect("hub");
+        let url = format!("ws://{}/v1/hubs/{}", running.addr, hub.id);
+        LoopbackHub {
+            rt,
+            running,
+            hub_id: hub.id,
+            url,
+        }
+    }
+
+    /// `home` joins as `handle` with `role`, in Europe/Lisbon.
+    pub fn join(&self, home: &Path, handle: &str, role: &str) {
+        let token = self
+            .running
+            .relay
+            .registry
+            .issue(&self.hub_id, handle, role, None)
+            .expect("token")
+            .0;
+        ok_in(
+            home,
+            &[
+                "hub",
+                "join",
+                &self.url,
+                "--token",
+                &token,
+                "--tz",
+                "Europe/Lisbon",
+            ],
+        );
+    }
+}
