@@ -126,6 +126,7 @@ mod tests {
             tags: Vec::new(),
             brief: None,
             content_hash: 1,
+            lang: [0, 0],
         }
     }
 

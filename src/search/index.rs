@@ -27,7 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Raised when the files' layout changes; an older index is rebuilt.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "lock";
 /// Texts sent to the embedder per call, so progress can be shown.
@@ -45,6 +45,11 @@ const FULL_WORD_MATCH: f32 = 0.45;
 const MEANINGFUL_WORD_MATCH: f32 = 0.3;
 /// The corpus's noise level, measured with [`NOISE_PROBES`].
 const NOISE: &str = "noise.json";
+/// What a noise measure holds: 2 added the floors between languages.
+const NOISE_VERSION: u32 = 2;
+/// Documents taken from the ranking among those written in a language
+/// the query names.
+const NAMED_LANGUAGE_DEPTH: usize = 10;
 /// Queries about nothing a creative studio writes about, in several
 /// languages: the best similarity they reach is what noise looks like here.
 const NOISE_PROBES: &[&str] = &[
@@ -109,6 +114,29 @@ pub struct CatalogEntry {
     pub tags: Vec<String>,
     pub brief: Option<String>,
     pub content_hash: u64,
+    /// The language the text is written in, as a two-letter code (zeros
+    /// when it cannot be told).
+    #[serde(default)]
+    pub lang: [u8; 2],
+}
+
+impl CatalogEntry {
+    pub fn language(&self) -> Option<&str> {
+        std::str::from_utf8(&self.lang)
+            .ok()
+            .filter(|l| !l.starts_with('\0'))
+    }
+}
+
+/// A text's language as [`super::terms::language`] tells it.
+type Language = Option<&'static str>;
+
+/// A two-letter language code as a catalog entry keeps it.
+fn lang_code(lang: Option<&str>) -> [u8; 2] {
+    match lang.map(str::as_bytes) {
+        Some([a, b]) => [*a, *b],
+        _ => [0, 0],
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -662,7 +690,7 @@ impl SearchIndex {
         // Vectors first. If the embedder fails, the words are still indexed
         // and saved, so new documents answer by words; their vectors are
         // owed (the feed keeps its marks) and the error is returned.
-        let (doc_terms, embedded) = self.embed_passages(&to_embed, progress);
+        let (doc_terms, langs, embedded) = self.embed_passages(&to_embed, progress);
         let (vectors, embed_error) = match embedded {
             Ok(v) => (v, None),
             // Replacing an index another embedder built (or damaged files):
@@ -689,7 +717,7 @@ impl SearchIndex {
             }
         }
         let mut additions = Vec::with_capacity(to_embed.len());
-        for (doc, terms) in to_embed.into_iter().zip(doc_terms) {
+        for ((doc, terms), lang) in to_embed.into_iter().zip(doc_terms).zip(langs) {
             let key = match self.catalog.key_of_doc(&doc.doc_id) {
                 Some(k) => k,
                 None => {
@@ -709,6 +737,7 @@ impl SearchIndex {
                 status: doc.status,
                 tags: doc.tags,
                 brief: doc.brief,
+                lang: lang_code(lang),
             };
             let keys = self.by_entity.entry(entry.entity.clone()).or_default();
             if !keys.contains(&key) {
@@ -783,17 +812,21 @@ impl SearchIndex {
         &mut self,
         docs: &[SearchDoc],
         progress: &mut dyn FnMut(usize, usize),
-    ) -> (Vec<DocTerms>, Result<Vec<Vec<f32>>>) {
+    ) -> (Vec<DocTerms>, Vec<Language>, Result<Vec<Vec<f32>>>) {
         let mut doc_terms = Vec::with_capacity(docs.len());
+        let mut langs = Vec::with_capacity(docs.len());
         if docs.is_empty() {
-            return (doc_terms, Ok(Vec::new()));
+            return (doc_terms, langs, Ok(Vec::new()));
         }
         if self.id.dims == 0 {
             match self.embedder.probe_dims() {
                 Ok(dims) => self.id.dims = dims,
                 Err(e) => {
-                    let all = docs.iter().map(|d| DocTerms::of(&d.text)).collect();
-                    return (all, Err(e.into()));
+                    for (lang, terms) in split_terms(docs) {
+                        doc_terms.push(DocTerms::of_terms(&terms));
+                        langs.push(lang);
+                    }
+                    return (doc_terms, langs, Err(e.into()));
                 }
             }
         }
@@ -801,8 +834,9 @@ impl SearchIndex {
         let mut failed: Option<anyhow::Error> = None;
         progress(0, docs.len());
         for batch in docs.chunks(EMBED_BATCH) {
-            let split = split_terms(batch);
+            let (batch_langs, split): (Vec<_>, Vec<_>) = split_terms(batch).into_iter().unzip();
             doc_terms.extend(split.iter().map(|t| DocTerms::of_terms(t)));
+            langs.extend(batch_langs);
             if failed.is_some() {
                 continue;
             }
@@ -822,8 +856,8 @@ impl SearchIndex {
             }
         }
         match failed {
-            Some(e) => (doc_terms, Err(e)),
-            None => (doc_terms, Ok(out)),
+            Some(e) => (doc_terms, langs, Err(e)),
+            None => (doc_terms, langs, Ok(out)),
         }
     }
 
@@ -1000,6 +1034,11 @@ impl SearchIndex {
             self.lexical.search(&q.text, depth, keep)
         };
         let mut vector = Vec::new();
+        // The vector rankings among documents written in a language the
+        // query names ("the Japanese guidelines"), when it is not the
+        // query's own: a model ranks texts in the query's language first,
+        // so these would rarely reach the fusion otherwise.
+        let mut named: Vec<Vec<(u64, f32)>> = Vec::new();
         // Whether the vectors could speak (for leaving out word noise).
         let mut vectors_asked = false;
         if self.vectors.is_none() && !self.catalog.is_empty() && q.only != Some(Ranking::Lexical) {
@@ -1025,6 +1064,7 @@ impl SearchIndex {
                         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                         vector = hits;
                         vectors_asked = q.only.is_none();
+                        named = self.named_language_rankings(v, &qv, &q.text, keep);
                     }
                     Err(e) => warnings.push(format!("{e:#}; showing word matches only")),
                 },
@@ -1071,11 +1111,23 @@ impl SearchIndex {
             e.score += weight / (RRF_K + rank as f32 + 1.0);
             e.vector_rank = Some(rank + 1);
         }
+        // Naming the language is a signal of its own: a document ranked
+        // among those written in it counts as much as one that both the
+        // words and the vectors found.
+        for ranking in &named {
+            for (rank, (key, _)) in ranking.iter().enumerate() {
+                let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
+                e.score += (1.0 + weight) / (RRF_K + rank as f32 + 1.0);
+                e.language_rank = Some(e.language_rank.map_or(rank + 1, |r| r.min(rank + 1)));
+            }
+        }
         let mut ranked: Vec<RankedKey> = fused.into_values().collect();
         // A few incidental words of a longer query, with no vector behind
         // them, are noise (when the vectors could have spoken).
         if vectors_asked {
-            ranked.retain(|r| r.vector_rank.is_some() || !weak.contains(&r.key));
+            ranked.retain(|r| {
+                r.vector_rank.is_some() || r.language_rank.is_some() || !weak.contains(&r.key)
+            });
         }
         let doc_id = |k: u64| self.catalog.get(&k).map(|e| e.doc_id.as_str());
         ranked.sort_by(|a, b| {
@@ -1087,6 +1139,70 @@ impl SearchIndex {
         });
         ranked.truncate(limit);
         (ranked, warnings)
+    }
+
+    /// For each language the query names other than its own, the vector
+    /// ranking among the documents written in it, above what off-topic
+    /// queries in the query's language reach among them.
+    fn named_language_rankings(
+        &self,
+        v: &VectorIndex,
+        qv: &[f32],
+        text: &str,
+        keep: Option<&dyn Fn(u64) -> bool>,
+    ) -> Vec<Vec<(u64, f32)>> {
+        let own = super::terms::language(text);
+        let mut out = Vec::new();
+        for lang in super::terms::named_languages(text) {
+            if own == Some(lang) {
+                continue;
+            }
+            let Some(floor) = self.cross_language_floor(own, lang) else {
+                continue;
+            };
+            let written_in = |key: u64| {
+                keep.is_none_or(|k| k(key))
+                    && self
+                        .catalog
+                        .get(&key)
+                        .is_some_and(|e| e.language() == Some(lang))
+            };
+            let Ok(mut hits) = v.search(qv, NAMED_LANGUAGE_DEPTH, Some(&written_in)) else {
+                continue;
+            };
+            hits.retain(|(_, d)| 1.0 - d >= floor);
+            hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            if !hits.is_empty() {
+                out.push(hits);
+            }
+        }
+        out
+    }
+
+    /// The similarity a document written in `lang` must reach for a query in
+    /// `query_lang`: the best that off-topic probes in that language reach
+    /// among those documents. A query whose language cannot be told is in
+    /// Latin script (scripts tell the others), so it takes the highest of
+    /// the Latin-script probes. `None` before it has been measured.
+    fn cross_language_floor(&self, query_lang: Option<&str>, lang: &str) -> Option<f32> {
+        let n = self.noise.as_ref().filter(|n| n.embedder == self.id)?;
+        let own = self.embedder.min_similarity();
+        let suffix = format!(">{lang}");
+        let measured = match query_lang.and_then(|q| n.by_pair.get(&format!("{q}{suffix}"))) {
+            Some(f) => *f,
+            None => n
+                .by_pair
+                .iter()
+                .filter(|(k, _)| {
+                    k.ends_with(&suffix)
+                        && !["ja>", "zh>", "ko>", "th>"]
+                            .iter()
+                            .any(|p| k.starts_with(p))
+                })
+                .map(|(_, f)| *f)
+                .reduce(f32::max)?,
+        };
+        Some(own.max(measured))
     }
 
     /// The query's vector, checked against the index's dimensions.
@@ -1126,10 +1242,11 @@ impl SearchIndex {
             return;
         };
         let docs = v.len();
-        let fresh = self
-            .noise
-            .as_ref()
-            .is_some_and(|n| n.embedder == self.id && n.docs.abs_diff(docs) * 10 <= n.docs.max(1));
+        let fresh = self.noise.as_ref().is_some_and(|n| {
+            n.embedder == self.id
+                && n.version == NOISE_VERSION
+                && n.docs.abs_diff(docs) * 10 <= n.docs.max(1)
+        });
         if fresh || docs == 0 {
             return;
         }
@@ -1138,7 +1255,30 @@ impl SearchIndex {
         };
         let mut best: Vec<f32> = Vec::new();
         let mut by_language: HashMap<String, f32> = HashMap::new();
+        let mut by_pair: HashMap<String, f32> = HashMap::new();
+        let mut written_in: Vec<&str> =
+            self.catalog.values().filter_map(|e| e.language()).collect();
+        written_in.sort_unstable();
+        written_in.dedup();
         for (probe, q) in NOISE_PROBES.iter().zip(&vectors) {
+            if q.len() == v.dims() {
+                let probe_lang = super::terms::language(probe).unwrap_or("*");
+                for lang in &written_in {
+                    let in_lang = |key: u64| {
+                        self.catalog
+                            .get(&key)
+                            .is_some_and(|e| e.language() == Some(*lang))
+                    };
+                    let top = v
+                        .search(q, 1, Some(&in_lang))
+                        .ok()
+                        .and_then(|hits| hits.first().map(|(_, d)| 1.0 - d));
+                    if let Some(top) = top {
+                        let e = by_pair.entry(format!("{probe_lang}>{lang}")).or_insert(top);
+                        *e = e.max(top);
+                    }
+                }
+            }
             let top = (q.len() == v.dims())
                 .then(|| v.search(q, 1, None).ok())
                 .flatten()
@@ -1158,9 +1298,11 @@ impl SearchIndex {
         best.sort_by(f32::total_cmp);
         let noise = Noise {
             embedder: self.id.clone(),
+            version: NOISE_VERSION,
             docs,
             similarity: best[best.len() / 2],
             by_language,
+            by_pair,
         };
         if let Ok(json) = serde_json::to_vec_pretty(&noise) {
             // Only a measure: if it cannot be written it is taken again.
@@ -1252,20 +1394,17 @@ fn best_rank(r: &RankedKey) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Each document's terms, the batch split over two threads.
-fn split_terms(batch: &[SearchDoc]) -> Vec<Vec<String>> {
+/// Each document's language and terms, the batch split over two threads.
+fn split_terms(batch: &[SearchDoc]) -> Vec<(Language, Vec<String>)> {
+    let split = |d: &SearchDoc| super::terms::terms_in_language(&d.text);
     let half = batch.len().div_ceil(2);
     if batch.len() < 8 {
-        return batch.iter().map(|d| super::terms::terms(&d.text)).collect();
+        return batch.iter().map(split).collect();
     }
     let (a, b) = batch.split_at(half);
     std::thread::scope(|scope| {
-        let other = scope.spawn(|| {
-            b.iter()
-                .map(|d| super::terms::terms(&d.text))
-                .collect::<Vec<_>>()
-        });
-        let mut out: Vec<Vec<String>> = a.iter().map(|d| super::terms::terms(&d.text)).collect();
+        let other = scope.spawn(|| b.iter().map(split).collect::<Vec<_>>());
+        let mut out: Vec<_> = a.iter().map(split).collect();
         out.extend(
             other
                 .join()
@@ -1284,6 +1423,14 @@ struct Noise {
     similarity: f32,
     /// The highest of each language's probes.
     by_language: HashMap<String, f32>,
+    /// The highest of each language's probes among the documents written in
+    /// each language, keyed `probe>document` (`en>ja`; `*` for a probe of
+    /// no telling language).
+    #[serde(default)]
+    by_pair: HashMap<String, f32>,
+    /// What was measured ([`NOISE_VERSION`]); an older measure is taken again.
+    #[serde(default)]
+    version: u32,
 }
 
 /// A key's place in the fused ranking.
@@ -1293,6 +1440,8 @@ pub struct RankedKey {
     pub score: f32,
     pub vector_rank: Option<usize>,
     pub lexical_rank: Option<usize>,
+    /// Rank among the documents written in a language the query names.
+    pub language_rank: Option<usize>,
 }
 
 impl RankedKey {
@@ -1302,6 +1451,7 @@ impl RankedKey {
             score: 0.0,
             vector_rank: None,
             lexical_rank: None,
+            language_rank: None,
         }
     }
 }

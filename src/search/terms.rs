@@ -161,7 +161,227 @@ pub fn language(text: &str) -> Option<&'static str> {
 /// The terms of a document's text, in order: stop words of English and of
 /// the text's own language dropped, Latin words stemmed in that language.
 pub fn terms(text: &str) -> Vec<String> {
-    term_spans(text).into_iter().map(|(t, _)| t).collect()
+    terms_in_language(text).1
+}
+
+/// A text's language (as [`language`] tells it) and its terms (as
+/// [`terms`]), the text read for its language once.
+pub fn terms_in_language(text: &str) -> (Option<&'static str>, Vec<String>) {
+    let lang = language(text);
+    let terms = spans(text, lang).into_iter().map(|(t, _)| t).collect();
+    (lang, terms)
+}
+
+/// Names of languages, of their scripts, of the countries that write them
+/// and of their largest cities (where a studio's offices and partners are), in English
+/// and in the language itself (Latin names compared without accents or
+/// case).
+const NAMED_LANGUAGES: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "english", "英語", "英语", "영어", "ingles", "englisch", "anglais",
+        ],
+    ),
+    (
+        "ja",
+        &[
+            "japan",
+            "japanese",
+            "日本",
+            "japon",
+            "japones",
+            "japanisch",
+            "japonais",
+            "kanji",
+            "kana",
+            "katakana",
+            "hiragana",
+            "furigana",
+            "tokyo",
+            "osaka",
+            "kyoto",
+            "東京",
+            "大阪",
+        ],
+    ),
+    (
+        "zh",
+        &[
+            "china",
+            "chinese",
+            "mandarin",
+            "中国",
+            "中文",
+            "汉语",
+            "漢語",
+            "华语",
+            "中國",
+            "chino",
+            "chinesisch",
+            "chinois",
+            "hanzi",
+            "pinyin",
+            "beijing",
+            "shanghai",
+            "shenzhen",
+            "guangzhou",
+            "北京",
+            "上海",
+            "深圳",
+            "广州",
+        ],
+    ),
+    (
+        "ko",
+        &[
+            "korea",
+            "korean",
+            "한국",
+            "韓国",
+            "韩国",
+            "coreano",
+            "koreanisch",
+            "coreen",
+            "hangul",
+            "seoul",
+            "서울",
+        ],
+    ),
+    (
+        "th",
+        &[
+            "thailand",
+            "thai",
+            "ไทย",
+            "tailandia",
+            "tailandes",
+            "bangkok",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "spain",
+            "spanish",
+            "espana",
+            "espanol",
+            "spanien",
+            "spanisch",
+            "espagnol",
+            "madrid",
+            "barcelona",
+            "valencia",
+            "sevilla",
+            "seville",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "germany",
+            "german",
+            "deutschland",
+            "deutsch",
+            "deutsche",
+            "deutschen",
+            "aleman",
+            "alemania",
+            "allemand",
+            "berlin",
+            "munich",
+            "munchen",
+            "hamburg",
+            "frankfurt",
+            "cologne",
+            "koln",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "france",
+            "french",
+            "francais",
+            "francaise",
+            "frankreich",
+            "franzosisch",
+            "frances",
+            "francia",
+            "paris",
+            "lyon",
+            "marseille",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "portugal",
+            "portuguese",
+            "portugues",
+            "portuguesa",
+            "brazil",
+            "brasil",
+            "brazilian",
+            "brasileiro",
+            "lisbon",
+            "lisboa",
+        ],
+    ),
+    (
+        "it",
+        &[
+            "italy",
+            "italian",
+            "italia",
+            "italiano",
+            "italiana",
+            "italien",
+            "italienisch",
+            "rome",
+            "roma",
+            "milan",
+            "milano",
+        ],
+    ),
+    (
+        "nl",
+        &[
+            "netherlands",
+            "dutch",
+            "nederland",
+            "nederlands",
+            "holland",
+            "niederlande",
+            "niederlandisch",
+            "amsterdam",
+            "rotterdam",
+        ],
+    ),
+];
+
+/// The languages a text names, by their own name or their country's
+/// ("Japanese", "Spain", "日本", "Deutschland"), in the order of
+/// [`NAMED_LANGUAGES`]: a query about "the Japanese guidelines" asks for
+/// what is written in Japanese.
+pub fn named_languages(text: &str) -> Vec<&'static str> {
+    let words: Vec<String> = word_ranges(text)
+        .into_iter()
+        .map(|r| fold_accents(&compatible(&text[r]).to_lowercase()))
+        .collect();
+    NAMED_LANGUAGES
+        .iter()
+        .filter(|(_, names)| {
+            names.iter().any(|name| {
+                if name.chars().all(is_latin_letter) {
+                    words.iter().any(|w| w == name)
+                } else {
+                    text.contains(name)
+                }
+            })
+        })
+        .map(|(code, _)| *code)
+        .collect()
 }
 
 /// The terms of a query. As [`terms`], and: when the query's language
@@ -392,6 +612,39 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn languages_are_named_by_language_or_country_in_any_script() {
+        assert_eq!(named_languages("Japanese copy rules on honorifics"), ["ja"]);
+        assert_eq!(named_languages("files for German deliveries"), ["de"]);
+        assert_eq!(named_languages("summer colour in Spain"), ["es"]);
+        assert_eq!(named_languages("日本の店舗向けのルール"), ["ja"]);
+        assert_eq!(named_languages("Guía de marca en España"), ["es"]);
+        assert_eq!(
+            named_languages("Chinese fonts, not Japanese ones"),
+            ["ja", "zh"]
+        );
+        assert_eq!(
+            named_languages("revision rounds with the Shanghai partner"),
+            ["zh"]
+        );
+        assert_eq!(named_languages("the Madrid office in August"), ["es"]);
+        assert_eq!(named_languages("東京の店舗"), ["ja"]);
+        assert_eq!(named_languages("katakana loanwords"), ["ja"]);
+        // Only whole words: "germane" and "espanolitos" are not names.
+        assert!(named_languages("a germane point about espanolitos").is_empty());
+        assert!(named_languages("how many LINE messages per month").is_empty());
+        assert!(named_languages("").is_empty());
+    }
+
+    #[test]
+    fn terms_in_language_tells_the_language_it_stems_in() {
+        let (lang, t) = terms_in_language("Die Farben der Marke und die Schrift");
+        assert_eq!(lang, Some("de"));
+        assert_eq!(t, terms("Die Farben der Marke und die Schrift"));
+        assert_eq!(terms_in_language("店頭POPの作り方").0, Some("ja"));
+        assert_eq!(terms_in_language("hello").0, None);
+    }
 
     #[test]
     fn stop_words_go_and_inflections_meet() {
