@@ -470,3 +470,121 @@ fn an_op_the_rules_refuse_is_refused_alike_through_either_log() {
     let state: PolicyState = a.load_policy().expect("policy");
     assert_eq!(state, b.load_policy().expect("policy"));
 }
+
+/// Reads `Ops` frames until seq `upto`, keeping each seq once (a frame may
+/// repeat ops the client has, which it ignores) and failing on a gap.
+async fn follow_until(client: &mut common::Client, mut cursor: u64, upto: u64) -> Vec<(u64, OpId)> {
+    use spoke_relay::proto::{Frame, decode_op};
+    let mut out = Vec::new();
+    while cursor < upto {
+        match client.recv().await {
+            Frame::Ops { ops, .. } => {
+                for stored in ops {
+                    if stored.seq <= cursor {
+                        continue;
+                    }
+                    assert_eq!(stored.seq, cursor + 1, "no gap in the live log");
+                    let op = decode_op(&stored.op).expect("stored ops decode");
+                    out.push((stored.seq, op.id));
+                    cursor = stored.seq;
+                }
+            }
+            Frame::Presence { .. } => {}
+            other => panic!("expected Ops up to seq {upto}, got {other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_on_one_cluster_give_every_member_every_op_once_in_one_order() {
+    use common::Client;
+    use common::process::{HubSetup, RelayProcess, free_port};
+    let Some(cluster) = NatsCluster::start().await else {
+        return;
+    };
+    let setup = HubSetup::new(
+        "Shared",
+        &[
+            ("w1", "creative"),
+            ("w2", "creative"),
+            ("w3", "creative"),
+            ("m1", "reviewer"),
+            ("m2", "reviewer"),
+        ],
+    );
+    // The second relay gets the same hubs and tokens: a copy of the registry.
+    let data_b = tempfile::tempdir().expect("data folder");
+    std::fs::copy(
+        setup.data.path().join("relay.redb"),
+        data_b.path().join("relay.redb"),
+    )
+    .expect("copy the registry");
+    let urls = cluster.urls();
+    let args = ["--nats", urls.as_str(), "--nats-replicas", "3"];
+    let logs = setup.logs.path();
+    let mut relay_a =
+        RelayProcess::start_with(setup.data.path(), free_port(), logs, 0, &args).await;
+    let relay_b = RelayProcess::start_with(data_b.path(), free_port(), logs, 1, &args).await;
+    let hub = setup.hub.clone();
+    let join = |addr, handle: &str| {
+        let token = setup.tokens[handle].clone();
+        let hub = hub.clone();
+        async move {
+            let mut client = Client::connect(addr, &hub).await;
+            let welcome = client.hello(&token, &hub, 0, 0).await;
+            (client, welcome)
+        }
+    };
+    // A member on each relay, reading from the start.
+    let (mut m1, _) = join(relay_a.addr, "m1").await;
+    let (mut m2, _) = join(relay_b.addr, "m2").await;
+    // Writers on both relays at once.
+    const BATCHES: usize = 20;
+    const PER_BATCH: usize = 50;
+    let mut writers = Vec::new();
+    for (addr, handle) in [
+        (relay_a.addr, "w1"),
+        (relay_b.addr, "w2"),
+        (relay_b.addr, "w3"),
+    ] {
+        let (mut client, _) = join(addr, handle).await;
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for _ in 0..BATCHES {
+                for ack in client.submit(PER_BATCH).await {
+                    acked.push((ack.seq, ack.id));
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = BTreeMap::new();
+    for writer in writers {
+        for (seq, id) in writer.await.expect("a writer") {
+            assert!(acked.insert(seq, id).is_none(), "seq {seq} acked twice");
+        }
+    }
+    assert_eq!(acked.len(), 3 * BATCHES * PER_BATCH);
+    let head = *acked.keys().last().expect("acks");
+    let seen_a = follow_until(&mut m1, 0, head).await;
+    let seen_b = follow_until(&mut m2, 0, head).await;
+    assert_eq!(
+        seen_a.iter().map(|o| o.0).collect::<Vec<_>>(),
+        (1..=head).collect::<Vec<_>>()
+    );
+    assert_eq!(seen_a, seen_b, "members on both relays see one order");
+    for (seq, id) in &acked {
+        assert_eq!(
+            seen_a[*seq as usize - 1].1,
+            *id,
+            "seq {seq} is the acked op"
+        );
+    }
+    // A relay dies: everything acknowledged is read back through the other.
+    relay_a.kill_9();
+    let (mut late, welcome) = join(relay_b.addr, "m2").await;
+    assert!(welcome.head >= head);
+    let read_back = follow_until(&mut late, 0, head).await;
+    assert_eq!(read_back, seen_a[..head as usize]);
+}

@@ -208,6 +208,98 @@ impl JetStreamLog {
         })
     }
 
+    /// Follows the stream from seq `from` on, handing each run of new ops
+    /// to `deliver` in seq order with no gaps, until `deliver` returns
+    /// false. Blocks: run it on a thread of its own. When the cluster drops
+    /// the consumer (a node died), it follows again from the next seq.
+    pub fn follow(&self, from: u64, mut deliver: impl FnMut(Vec<SeqOp>) -> bool) {
+        let mut next = from.max(1);
+        self.nats.runtime().block_on(async {
+            loop {
+                match self.follow_once(&mut next, &mut deliver).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!("hub {}: following the stream from {next}: {e}", self.hub);
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Ok when `deliver` asked to stop; an error when the follow broke.
+    async fn follow_once(
+        &self,
+        next: &mut u64,
+        deliver: &mut impl FnMut(Vec<SeqOp>) -> bool,
+    ) -> anyhow::Result<()> {
+        let consumer = self
+            .stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: *next,
+                },
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = consumer.messages().await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            let seq = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .stream_sequence;
+            if seq < *next {
+                continue;
+            }
+            if seq > *next {
+                anyhow::bail!("the stream skipped from seq {next} to {seq}");
+            }
+            let mut ops = vec![SeqOp {
+                seq,
+                op: message.payload.to_vec(),
+            }];
+            *next = seq + 1;
+            // Take what has already arrived too, so a burst goes out together.
+            let mut broken = None;
+            while ops.len() < READ_CHUNK {
+                match futures_util::FutureExt::now_or_never(messages.next()) {
+                    Some(Some(Ok(m))) => {
+                        let seq = m
+                            .info()
+                            .map_err(|e| anyhow::anyhow!("{e}"))?
+                            .stream_sequence;
+                        if seq < *next {
+                            continue;
+                        }
+                        if seq > *next {
+                            broken = Some(format!("the stream skipped from seq {next} to {seq}"));
+                            break;
+                        }
+                        ops.push(SeqOp {
+                            seq,
+                            op: m.payload.to_vec(),
+                        });
+                        *next = seq + 1;
+                    }
+                    Some(Some(Err(e))) => {
+                        broken = Some(e.to_string());
+                        break;
+                    }
+                    Some(None) | None => break,
+                }
+            }
+            self.note_head(*next - 1);
+            if !deliver(ops) {
+                return Ok(());
+            }
+            if let Some(why) = broken {
+                anyhow::bail!(why);
+            }
+        }
+        anyhow::bail!("the stream's consumer ended")
+    }
+
     fn err(&self, detail: impl std::fmt::Display) -> LogError {
         LogError {
             path: PathBuf::from(format!("nats:{}", stream_name(&self.hub))),
