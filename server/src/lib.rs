@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod blobs;
 pub mod metrics;
+pub mod nats;
 pub mod policy;
 pub mod proto;
 pub mod relay;

@@ -62,6 +62,14 @@ enum Command {
         /// folder so `hub create` and `token issue` print a ready-to-paste join line
         #[arg(long, env = "SPOKE_RELAY_PUBLIC_URL", value_name = "URL")]
         public_url: Option<String>,
+        /// Keep hubs' logs on this NATS JetStream cluster (comma-separated
+        /// nats://host:port servers) instead of the data folder, so several
+        /// relays can serve one hub; hubs and tokens still come from the data folder
+        #[arg(long, env = "SPOKE_RELAY_NATS", value_name = "URL[,URL...]")]
+        nats: Option<String>,
+        /// Copies of every op the NATS cluster keeps (at most its number of nodes)
+        #[arg(long, default_value_t = 3, requires = "nats", value_name = "N")]
+        nats_replicas: usize,
     },
     /// Hubs on this relay
     #[command(subcommand)]
@@ -192,6 +200,8 @@ fn run(cli: Cli) -> Result<()> {
             tls_cert,
             tls_key,
             public_url,
+            nats,
+            nats_replicas,
         } => {
             // RUST_LOG in full env-filter syntax; `info` when unset or unreadable.
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -213,6 +223,10 @@ fn run(cli: Cli) -> Result<()> {
             config.hello_timeout = std::time::Duration::from_secs(hello_timeout_secs.max(1));
             config.idle_timeout = std::time::Duration::from_secs(idle_timeout_secs.max(3));
             config.outbound_batches = outbound_batches;
+            config.nats = nats.map(|urls| spoke_relay::relay::NatsSettings {
+                urls,
+                replicas: nats_replicas.max(1),
+            });
             if let (Some(cert), Some(key)) = (&tls_cert, &tls_key) {
                 config.tls = Some(spoke_relay::tls::server_config(cert, key)?);
             }

@@ -164,7 +164,11 @@ pub async fn start(listener: TcpListener, config: RelayConfig) -> anyhow::Result
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let tls = config.tls.clone();
-    let relay = Arc::new(Relay::new(config, stopped.clone())?);
+    let nats = match &config.nats {
+        Some(settings) => Some(crate::nats::Nats::connect(&settings.urls).await?),
+        None => None,
+    };
+    let relay = Arc::new(Relay::with_nats(config, stopped.clone(), nats)?);
     let app = router(relay.clone());
     let mut on_stop = stopped;
     let stopping = async move {

@@ -10,8 +10,9 @@ mod writer;
 
 use crate::auth::Registry;
 use crate::metrics::Metrics;
+use crate::nats::Nats;
 use crate::proto::{self, Frame, SeqOp};
-use crate::store::{OpLog, RedbLog};
+use crate::store::{JetStreamConfig, JetStreamLog, OpLog, RedbLog};
 use crate::ws;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -51,6 +52,17 @@ pub struct RelayConfig {
     pub memory_budget: u64,
     /// Serve over TLS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Keep hubs' logs on this NATS JetStream cluster instead of local files.
+    pub nats: Option<NatsSettings>,
+}
+
+/// Where a relay keeps hubs' logs when they live on NATS JetStream.
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    /// `nats://host:port` servers of one cluster, comma-separated.
+    pub urls: String,
+    /// Copies of every op the cluster keeps.
+    pub replicas: usize,
 }
 
 impl RelayConfig {
@@ -65,6 +77,7 @@ impl RelayConfig {
             blob_stall_window: Duration::from_secs(10),
             memory_budget: 256 * 1024 * 1024,
             tls: None,
+            nats: None,
         }
     }
 }
@@ -74,6 +87,8 @@ pub struct Relay {
     pub config: RelayConfig,
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
+    /// The NATS connection, when hubs' logs live on JetStream.
+    nats: Option<Nats>,
     hubs: Mutex<HashMap<String, Arc<HubHandle>>>,
     shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
@@ -93,6 +108,15 @@ pub struct HubHandle {
 
 impl Relay {
     pub fn new(config: RelayConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<Relay> {
+        Relay::with_nats(config, shutdown, None)
+    }
+
+    /// A relay whose hubs keep their logs on `nats` (local files when `None`).
+    pub fn with_nats(
+        config: RelayConfig,
+        shutdown: watch::Receiver<bool>,
+        nats: Option<Nats>,
+    ) -> anyhow::Result<Relay> {
         let registry = Registry::open(&config.data)?;
         let metrics = Arc::new(Metrics::default());
         metrics
@@ -102,6 +126,7 @@ impl Relay {
             config,
             registry,
             metrics,
+            nats,
             hubs: Mutex::new(HashMap::new()),
             shutdown,
             next_conn: AtomicU64::new(1),
@@ -132,20 +157,55 @@ impl Relay {
         let Some(record) = self.registry.hub(id)? else {
             return Ok(None);
         };
-        let cache = self.store_cache_per_hub()?;
-        let log: Arc<dyn OpLog> = Arc::new(RedbLog::open_with_cache(
-            &self.hub_dir(id).join("log.redb"),
-            cache,
-        )?);
-        self.metrics
-            .store_cache_bytes
-            .fetch_add(cache as u64, Relaxed);
-        let policy = log.load_policy()?;
         let (submit, rx) = mpsc::channel(1024);
         let members = Arc::new(Members::default());
         let fanout = fanout::start(id, members.clone(), self.metrics.clone())?;
+        let (log, policy, writer_fanout): (Arc<dyn OpLog>, _, _) = match &self.nats {
+            Some(nats) => {
+                let replicas = self.config.nats.as_ref().map_or(3, |n| n.replicas);
+                let config = JetStreamConfig {
+                    replicas,
+                    ..JetStreamConfig::default()
+                };
+                // Opening reads the stream: keep it off the async workers.
+                let (log, policy) = tokio::task::block_in_place(|| {
+                    let log = Arc::new(JetStreamLog::open(nats, id, config)?);
+                    let policy = log.load_policy()?;
+                    anyhow::Ok((log, policy))
+                })?;
+                // Every relay serving the hub fans out what the stream holds,
+                // in its order, whichever relay wrote it.
+                let follower = log.clone();
+                let follower_fanout = fanout.clone();
+                let from = log.head() + 1;
+                std::thread::Builder::new()
+                    .name(format!("follow-{id}"))
+                    .spawn(move || {
+                        follower.follow(from, |ops| {
+                            follower_fanout
+                                .send(FanEvent::Committed {
+                                    ops,
+                                    at: std::time::Instant::now(),
+                                })
+                                .is_ok()
+                        })
+                    })?;
+                (log as Arc<dyn OpLog>, policy, None)
+            }
+            None => {
+                let cache = self.store_cache_per_hub()?;
+                let log: Arc<dyn OpLog> = Arc::new(RedbLog::open_with_cache(
+                    &self.hub_dir(id).join("log.redb"),
+                    cache,
+                )?);
+                self.metrics
+                    .store_cache_bytes
+                    .fetch_add(cache as u64, Relaxed);
+                let policy = log.load_policy()?;
+                (log, policy, Some(fanout.clone()))
+            }
+        };
         let writer_log = log.clone();
-        let writer_fanout = fanout.clone();
         let metrics = self.metrics.clone();
         std::thread::Builder::new()
             .name(format!("writer-{id}"))

@@ -3,7 +3,8 @@
 //! then answers each request and hands the new ops to the fan-out. It owns
 //! the hub's policy state, so every op is judged against the state left by
 //! the ops sequenced before it. Runs on its own thread since commits block
-//! on the disk.
+//! on the disk (or on the cluster's ack). When the log is shared by several
+//! relays, the hub's fan-out follows the log instead of this writer.
 
 use super::fanout::FanEvent;
 use crate::metrics::Metrics;
@@ -49,7 +50,7 @@ pub fn run(
     log: Arc<dyn OpLog>,
     mut policy: PolicyState,
     mut rx: mpsc::Receiver<WriterRequest>,
-    fanout: SyncSender<FanEvent>,
+    fanout: Option<SyncSender<FanEvent>>,
     metrics: Arc<Metrics>,
 ) {
     while let Some(first) = rx.blocking_recv() {
@@ -143,7 +144,10 @@ pub fn run(
                 }
             }
         }
-        if !fresh.is_empty() {
+        // Without a fan-out here, a follower of the shared log feeds it.
+        if let Some(fanout) = &fanout
+            && !fresh.is_empty()
+        {
             // No members is fine: the ops are in the log.
             let _ = fanout.send(FanEvent::Committed { ops: fresh, at });
         }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fuzz;
+pub mod nats;
 pub mod process;
 
 use futures_util::{SinkExt, StreamExt};
