@@ -394,8 +394,26 @@ struct Invite {
 impl Invite {
     /// The URL comes from `--public-url`, else from what `serve` recorded.
     fn new(data: &Path, public_url: Option<&str>, hub: &str, token: &str) -> Result<Invite> {
+        // More relays serving the same hub (`--public-url A,B`): the member
+        // tries them after `url` when it fails.
+        let mut relays = Vec::new();
         let (url, note) = match public_url {
-            Some(u) => (Some(normalise_url(u)?), None),
+            Some(u) => {
+                // A comma-separated list names several relays of one hub.
+                for one in u.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let one = normalise_url(one)?;
+                    if !relays.contains(&one) {
+                        relays.push(one);
+                    }
+                }
+                if relays.is_empty() {
+                    return Err(normalise_url(u).err().map_or_else(
+                        || anyhow::anyhow!("no relay URL in `{u}`"),
+                        anyhow::Error::from,
+                    ));
+                }
+                (Some(relays.remove(0)), None)
+            }
             None => match Advertised::read(data)? {
                 Some(a) => {
                     let note = (!a.public && listens_everywhere(&a.url)).then(|| {
@@ -419,9 +437,13 @@ impl Invite {
                 ),
             },
         };
+        let more: String = relays
+            .iter()
+            .map(|r| format!(" --relay {}", shell_quote(r)))
+            .collect();
         let line = |base: &str| {
             format!(
-                "spoke hub join {} --token {}",
+                "spoke hub join {}{more} --token {}",
                 shell_quote(&format!("{base}/v1/hubs/{hub}")),
                 shell_quote(token)
             )

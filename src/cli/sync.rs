@@ -1,4 +1,5 @@
-//! `spoke hub join`, `spoke hub skills`, `spoke sync`, `spoke status`.
+//! `spoke hub join`, `spoke hub relays`, `spoke hub skills`, `spoke sync`,
+//! `spoke status`.
 
 use super::Ctx;
 use super::output::{outln, print_json};
@@ -11,10 +12,19 @@ use spoke_relay::proto::Presence;
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Join a hub on a relay; works on a fresh --home (your identity comes from the token)
+    #[command(
+        after_help = "Several relays serving the same hub are tried in turn when one fails:\n  spoke hub join ws://a:7878/v1/hubs/HUB --relay ws://b:7878 --token TOKEN\n  spoke hub join ws://a:7878/v1/hubs/HUB,ws://b:7878 --token TOKEN"
+    )]
     Join {
         /// The URL from your invite line (ws://HOST:PORT/v1/hubs/HUB_ID), or the relay's
-        /// address (ws://HOST:PORT, wss://HOST): the relay then finds the token's hub
-        url: String,
+        /// address (ws://HOST:PORT, wss://HOST): the relay then finds the token's hub.
+        /// A comma-separated list names several relays of the hub
+        #[arg(required_unless_present = "relay")]
+        url: Option<String>,
+        /// Another relay serving the same hub, tried when the ones before it fail
+        /// (repeatable; comma-separated lists too)
+        #[arg(long = "relay", value_name = "URL")]
+        relay: Vec<String>,
         /// Your member token (spk_...)
         #[arg(long, env = "SPOKE_TOKEN")]
         token: String,
@@ -28,6 +38,16 @@ pub enum HubCommand {
         #[arg(long, value_name = "PEM")]
         ca_file: Option<std::path::PathBuf>,
     },
+    /// The relays serving this hub, tried in turn when one fails; lists them when given no
+    /// subcommand
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:\n  spoke hub relays\n  spoke hub relays add ws://b.example:7878\n  spoke hub relays remove ws://a.example:7878"
+    )]
+    Relays {
+        #[command(subcommand)]
+        action: Option<RelaysCommand>,
+    },
     /// The channel-to-skill table the assignment scorer reads deliverables
     /// with (linkedin -> social); lists it when given no subcommand. Leads edit it
     #[command(
@@ -37,6 +57,26 @@ pub enum HubCommand {
     Skills {
         #[command(subcommand)]
         action: Option<SkillsCommand>,
+    },
+}
+
+/// Changes to the list of relays this replica syncs through.
+#[derive(Debug, Subcommand)]
+pub enum RelaysCommand {
+    /// List the relays in the order they are tried, marking the one in use
+    List,
+    /// Add relays of this hub after the ones listed (hub URLs or relay addresses)
+    Add {
+        /// One or more relay URLs (ws://HOST:PORT or ws://HOST:PORT/v1/hubs/HUB_ID;
+        /// comma-separated lists too)
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
+    },
+    /// Stop using relays; at least one must stay
+    Remove {
+        /// One or more relay URLs as listed by `spoke hub relays`
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
     },
 }
 
@@ -70,8 +110,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
     match cmd {
         HubCommand::Skills { action } => skills(ctx, action.unwrap_or(SkillsCommand::List)),
+        HubCommand::Relays { action } => relays(ctx, action.unwrap_or(RelaysCommand::List)),
         HubCommand::Join {
             url,
+            relay,
             token,
             tz,
             name,
@@ -80,9 +122,14 @@ pub fn hub(ctx: &Ctx, cmd: HubCommand) -> Result<()> {
             if let Some(tz) = &tz {
                 crate::model::input::parse_zone(tz)?;
             }
+            let urls: Vec<String> = url.into_iter().chain(relay).collect();
             let rt = runtime()?;
-            let (welcome, mut report) =
-                rt.block_on(sync::join(&ctx.home, &url, &token, ca_file.as_deref()))?;
+            let (welcome, mut report) = rt.block_on(sync::join_relays(
+                &ctx.home,
+                &urls,
+                &token,
+                ca_file.as_deref(),
+            ))?;
             // A member new to the hub introduces themselves: zone and name.
             // Their role came from the token, through the hub's log.
             let mut hub = crate::service::Hub::open(&ctx.home, ctx.config.timezone.as_deref())?;
@@ -188,6 +235,13 @@ pub fn sync(ctx: &Ctx, watch: bool) -> Result<()> {
                         w.hub_name, w.member, w.head
                     )
                 }
+                WatchEvent::Switching { from, to, error } if json => {
+                    json!({"event": "switching", "from": from, "to": to, "error": error})
+                        .to_string()
+                }
+                WatchEvent::Switching { from, to, error } => {
+                    format!("{error}; switching from {from} to {to}")
+                }
                 WatchEvent::Retrying { error, wait } if json => {
                     json!({"event": "retrying", "error": error, "wait_ms": wait.as_millis() as u64})
                         .to_string()
@@ -225,6 +279,12 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         Some(url) => {
             let name = s.hub_name.as_deref().unwrap_or("?");
             outln!("hub        \"{name}\" at {url}")?;
+            if s.relays.len() > 1 {
+                outln!("relays     {}", s.relays.join(", "))?;
+            }
+            if let Some(relay) = &s.relay {
+                outln!("relay      {relay} (last used)")?;
+            }
             outln!(
                 "connection {}",
                 if s.connected {
@@ -250,6 +310,54 @@ pub fn status(ctx: &Ctx) -> Result<()> {
         outln!("last error {e}")?;
     }
     Ok(())
+}
+
+fn relays(ctx: &Ctx, cmd: RelaysCommand) -> Result<()> {
+    match cmd {
+        RelaysCommand::List => {
+            let list = sync::relays(&ctx.home)?;
+            if ctx.json {
+                return print_json(&list);
+            }
+            if list.relays.is_empty() {
+                outln!(
+                    "no relays: this replica has not joined a hub (`spoke hub join URL --token TOKEN`)"
+                )?;
+                return Ok(());
+            }
+            for url in &list.relays {
+                let mark = if list.in_use.as_deref() == Some(url.as_str()) {
+                    "  (in use)"
+                } else {
+                    ""
+                };
+                outln!("{url}{mark}")?;
+            }
+            Ok(())
+        }
+        RelaysCommand::Add { urls } => {
+            let added = sync::add_relays(&ctx.home, &urls)?;
+            if ctx.json {
+                return print_json(&json!({ "added": added }));
+            }
+            if added.is_empty() {
+                outln!("no new relay: every one given is already listed")?;
+                return Ok(());
+            }
+            for url in added {
+                outln!("added {url}")?;
+            }
+            Ok(())
+        }
+        RelaysCommand::Remove { urls } => {
+            let left = sync::remove_relays(&ctx.home, &urls)?;
+            if ctx.json {
+                return print_json(&json!({ "relays": left }));
+            }
+            outln!("relays now: {}", left.join(", "))?;
+            Ok(())
+        }
+    }
 }
 
 fn skills(ctx: &Ctx, cmd: SkillsCommand) -> Result<()> {

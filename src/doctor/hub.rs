@@ -35,7 +35,15 @@ pub async fn checks(replica: &ReplicaFound) -> Vec<Check> {
         AREA,
         "hub",
         format!(
-            "joined \"{name}\" at {url}{}",
+            "joined \"{name}\" at {url}{}{}",
+            {
+                let more = crate::sync::relay_urls(meta);
+                if more.len() > 1 {
+                    format!(" (relays, tried in turn: {})", more.join(", "))
+                } else {
+                    String::new()
+                }
+            },
             meta.me
                 .as_deref()
                 .map(|m| format!(" as @{m}"))

@@ -71,6 +71,13 @@ pub struct ReplicaMeta {
     /// The last sync failure, cleared by a successful session.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// More relays serving the same hub, tried in turn after `hub_url` when
+    /// a relay fails (hub URLs, `ws://host:port/v1/hubs/HUB`).
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// The hub URL of the relay the last session connected to.
+    #[serde(default)]
+    pub relay_in_use: Option<String>,
 }
 
 impl ReplicaMeta {
@@ -91,6 +98,8 @@ impl ReplicaMeta {
             last_contact_ms: None,
             connected: false,
             last_error: None,
+            relays: Vec::new(),
+            relay_in_use: None,
         }
     }
 }

@@ -88,6 +88,76 @@ impl HubAddress {
     }
 }
 
+/// Several relays serving one hub, as a member lists them: each entry a hub
+/// URL or a relay's base URL, in the order they are tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTargets {
+    /// Relay base URLs (`ws[s]://HOST[:PORT][/PREFIX]`), first to try first,
+    /// each once.
+    pub bases: Vec<String>,
+    /// The hub named by the hub URLs among them, if any did.
+    pub hub: Option<String>,
+}
+
+impl RelayTargets {
+    /// Reads URLs given as separate arguments, each of which may also be a
+    /// comma-separated list. Duplicates (the same relay written twice, with
+    /// or without the hub path) are dropped; the first URL that cannot be a
+    /// relay is refused by name, as are hub URLs naming different hubs.
+    pub fn parse<S: AsRef<str>>(inputs: &[S]) -> Result<RelayTargets, InputError> {
+        let mut bases: Vec<String> = Vec::new();
+        let mut hub: Option<(String, String)> = None;
+        for url in inputs
+            .iter()
+            .flat_map(|input| input.as_ref().split(','))
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            let base = match HubAddress::parse_target(url)? {
+                JoinTarget::Relay { base } => base,
+                JoinTarget::Hub(addr) => {
+                    match &hub {
+                        Some((first, from)) if *first != addr.hub => {
+                            return Err(InputError::new(format!(
+                                "the relays name two different hubs: `{from}` is hub {first} \
+                                 but `{url}` is hub {}; list relays of one hub only",
+                                addr.hub
+                            )));
+                        }
+                        Some(_) => {}
+                        None => hub = Some((addr.hub.clone(), url.to_owned())),
+                    }
+                    addr.base
+                }
+            };
+            if !bases.contains(&base) {
+                bases.push(base);
+            }
+        }
+        if bases.is_empty() {
+            return Err(InputError::new(
+                "no relay URL given: pass the hub's URL (ws://HOST:PORT/v1/hubs/HUB_ID) or the \
+                 relay's address (ws://HOST:PORT), and more with --relay URL",
+            ));
+        }
+        Ok(RelayTargets {
+            bases,
+            hub: hub.map(|(h, _)| h),
+        })
+    }
+
+    /// Every relay as the address of `hub` on it.
+    pub fn addresses(&self, hub: &str) -> Vec<HubAddress> {
+        self.bases
+            .iter()
+            .map(|base| HubAddress {
+                base: base.clone(),
+                hub: hub.to_owned(),
+            })
+            .collect()
+    }
+}
+
 /// What `spoke hub join` was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinTarget {
@@ -142,6 +212,38 @@ mod tests {
         for bad in ["127.0.0.1:7878", "ftp://x", "ws://", "ws://x/v1/hubs/"] {
             assert!(HubAddress::parse_target(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_relay_list_is_split_deduplicated_and_ordered() {
+        let t = RelayTargets::parse(&[
+            "ws://a:1/v1/hubs/h-abc, ws://b:2",
+            "ws://a:1",
+            "http://b:2/v1/",
+            "ws://c:3/v1/hubs/h-abc/ws,",
+        ])
+        .expect("a list");
+        assert_eq!(t.bases, ["ws://a:1", "ws://b:2", "ws://c:3"]);
+        assert_eq!(t.hub.as_deref(), Some("h-abc"));
+        let addrs = t.addresses("h-abc");
+        assert_eq!(addrs[1].display(), "ws://b:2/v1/hubs/h-abc");
+        let only_bases = RelayTargets::parse(&["ws://a:1,wss://b.example"]).expect("bases");
+        assert_eq!(only_bases.hub, None);
+        assert_eq!(only_bases.bases, ["ws://a:1", "wss://b.example"]);
+    }
+
+    #[test]
+    fn a_bad_relay_in_a_list_is_named() {
+        let err = RelayTargets::parse(&["ws://a:1", "ws://b:2,ftp://nope:3"]).expect_err("bad");
+        assert!(err.0.contains("`ftp://nope:3`"), "{err}");
+        let err = RelayTargets::parse(&["ws://a:1/v1/hubs/h-one,ws://b:2/v1/hubs/h-two"])
+            .expect_err("two hubs");
+        assert!(
+            err.0.contains("h-one") && err.0.contains("h-two") && err.0.contains("ws://b:2"),
+            "{err}"
+        );
+        let err = RelayTargets::parse(&[" , "]).expect_err("empty");
+        assert!(err.0.contains("no relay URL"), "{err}");
     }
 
     #[test]

@@ -286,7 +286,13 @@ pub fn fetch_blocking(
     if local.exists() {
         return Ok(local);
     }
-    let (Some(url), Some(token)) = (meta.hub_url.clone(), meta.hub_token.clone()) else {
+    // The relay that last let us in is the likeliest to answer.
+    let relay = meta
+        .relay_in_use
+        .clone()
+        .filter(|u| super::relay_urls(meta).contains(u))
+        .or_else(|| meta.hub_url.clone());
+    let (Some(url), Some(token)) = (relay, meta.hub_token.clone()) else {
         return Err(anyhow::anyhow!(
             "blob {sha} is not on this machine and this replica has not joined a hub"
         ));
