@@ -193,7 +193,11 @@ async fn a_blob_uploaded_through_one_relay_is_served_by_the_other_and_a_bad_one_
     corrupt[1000] ^= 1;
     let refused = exchange(a, "PUT", &blob_url(hub, &other_sha), &auth, &corrupt).await;
     assert_eq!(refused.status, 400, "{}", refused.text());
-    assert!(refused.text().contains("hash_mismatch"), "{}", refused.text());
+    assert!(
+        refused.text().contains("hash_mismatch"),
+        "{}",
+        refused.text()
+    );
     for relay in [a, b] {
         let r = exchange(relay, "GET", &blob_url(hub, &other_sha), &auth, &[]).await;
         assert_eq!(r.status, 404, "{}", r.text());
@@ -304,6 +308,7 @@ async fn a_large_blob_streams_through_both_relays_without_being_held_in_memory()
     let limit_kib = (SIZE as u64 / 1024) * 6 / 10;
     for (name, pid, before) in [("a", pair.a.pid(), before_a), ("b", pair.b.pid(), before_b)] {
         let peak = proc_kib(pid, "VmHWM:");
+        eprintln!("relay {name}: {before} KiB resident before, peak {peak} KiB");
         assert!(
             peak.saturating_sub(before) < limit_kib,
             "relay {name} peaked at {peak} KiB resident from {before} KiB: it held the blob"

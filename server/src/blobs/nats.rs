@@ -13,8 +13,10 @@
 
 use crate::nats::Nats;
 use anyhow::{Context as _, anyhow};
-use async_nats::jetstream::object_store::{self, ObjectInfo, ObjectMetadata, ObjectStore};
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::object_store::{ObjectInfo, ObjectMetadata, ObjectStore};
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
@@ -51,14 +53,22 @@ impl NatsBlobs {
     }
 
     /// The blob's object, `None` when it is not stored (or was deleted).
+    /// Read from the stream's leader, not a replica that may lag, so a blob
+    /// stored through another relay is found as soon as its upload was
+    /// answered.
     pub async fn info(&self, hub: &str, sha: &str) -> anyhow::Result<Option<ObjectInfo>> {
         let name = object_name(hub, sha);
-        match self.store.info(&name).await {
-            Ok(info) if info.deleted => Ok(None),
-            Ok(info) => Ok(Some(info)),
-            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(None),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("looking up blob {name} on NATS")),
-        }
+        let subject = format!("$O.{BUCKET}.M.{}", URL_SAFE.encode(&name));
+        let message = match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => {
+                return Err(anyhow!(e)).with_context(|| format!("looking up blob {name} on NATS"));
+            }
+        };
+        let info: ObjectInfo = serde_json::from_slice(&message.payload)
+            .with_context(|| format!("reading the metadata of blob {name} on NATS"))?;
+        Ok((!info.deleted).then_some(info))
     }
 
     /// Stores a checked blob from `data`. Visible to every relay once this

@@ -182,7 +182,14 @@ impl Relay {
         let fanout = fanout::start(id, members.clone(), self.metrics.clone(), outlet)?;
         if let (Some(nats), Some(rx)) = (&self.nats, bridged) {
             let shutdown = self.shutdown.clone();
-            presence::start(nats, self.relay_id.clone(), id, rx, fanout.clone(), shutdown);
+            presence::start(
+                nats,
+                self.relay_id.clone(),
+                id,
+                rx,
+                fanout.clone(),
+                shutdown,
+            );
         }
         let (log, policy, writer_fanout): (Arc<dyn OpLog>, _, _) = match &self.nats {
             Some(nats) => {

@@ -195,13 +195,10 @@ impl Bridge {
             }
             return;
         }
-        let remote = self
-            .remote
-            .entry(message.relay)
-            .or_insert_with(|| Remote {
-                last_heard: now,
-                members: HashMap::new(),
-            });
+        let remote = self.remote.entry(message.relay).or_insert_with(|| Remote {
+            last_heard: now,
+            members: HashMap::new(),
+        });
         remote.last_heard = now;
         let mut deliver = Vec::new();
         match message.body {
