@@ -97,7 +97,7 @@ pub fn start(
         relay_id,
         subject: subject(hub),
         fanout,
-        remote: HashMap::new(),
+        remote: RemoteTable::default(),
     };
     nats.runtime().spawn(bridge.run(local, shutdown));
 }
@@ -107,7 +107,7 @@ struct Bridge {
     relay_id: String,
     subject: String,
     fanout: SyncSender<FanEvent>,
-    remote: HashMap<String, Remote>,
+    remote: RemoteTable,
 }
 
 impl Bridge {
@@ -186,16 +186,47 @@ impl Bridge {
         }
     }
 
-    /// A message from another relay.
+    /// A message from another relay: its changes go to local members.
     fn receive(&mut self, message: Message) {
-        let now = Instant::now();
-        if let Body::Leaving = message.body {
-            if let Some(gone) = self.remote.remove(&message.relay) {
-                self.end_all(gone);
-            }
-            return;
+        for presence in self.remote.receive(message, Instant::now()) {
+            self.deliver(presence);
         }
-        let remote = self.remote.entry(message.relay).or_insert_with(|| Remote {
+    }
+
+    /// Ends the presence of every member of relays silent for [`SILENCE`].
+    fn expire(&mut self, now: Instant) {
+        for presence in self.remote.expire(now, &self.subject) {
+            self.deliver(presence);
+        }
+    }
+
+    /// Hands a remote member's presence to this relay's members of the hub.
+    fn deliver(&self, presence: Presence) {
+        fanout::send_presence(
+            &self.fanout,
+            fanout::REMOTE,
+            encode(&Frame::Presence(presence)),
+        );
+    }
+}
+
+/// What this relay knows of other relays' members in one hub. Each call
+/// returns the presence to hand to local members.
+#[derive(Default)]
+struct RemoteTable {
+    relays: HashMap<String, Remote>,
+}
+
+impl RemoteTable {
+    fn receive(&mut self, message: Message, now: Instant) -> Vec<Presence> {
+        if let Body::Leaving = message.body {
+            return self
+                .relays
+                .remove(&message.relay)
+                .map(|gone| gone.members.values().map(offline).collect())
+                .unwrap_or_default();
+        }
+        let remote = self.relays.entry(message.relay).or_insert_with(|| Remote {
             last_heard: now,
             members: HashMap::new(),
         });
@@ -226,45 +257,29 @@ impl Bridge {
             }
             Body::Leaving => {}
         }
-        for presence in deliver {
-            self.deliver(presence);
-        }
+        deliver
     }
 
-    /// Ends the presence of every member of relays silent for [`SILENCE`].
-    fn expire(&mut self, now: Instant) {
+    /// Forgets relays silent for [`SILENCE`] at `now`, ending their members.
+    fn expire(&mut self, now: Instant, subject: &str) -> Vec<Presence> {
         let silent: Vec<String> = self
-            .remote
+            .relays
             .iter()
             .filter(|(_, r)| now.saturating_duration_since(r.last_heard) >= SILENCE)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut ended = Vec::new();
         for id in silent {
-            if let Some(gone) = self.remote.remove(&id) {
+            if let Some(gone) = self.relays.remove(&id) {
                 tracing::info!(
-                    "relay {id} was silent for {} s: ending the presence of its {} member(s) on {}",
+                    "relay {id} was silent for {} s: ending the presence of its {} member(s) on {subject}",
                     SILENCE.as_secs(),
                     gone.members.len(),
-                    self.subject
                 );
-                self.end_all(gone);
+                ended.extend(gone.members.values().map(offline));
             }
         }
-    }
-
-    fn end_all(&self, gone: Remote) {
-        for presence in gone.members.values() {
-            self.deliver(offline(presence));
-        }
-    }
-
-    /// Hands a remote member's presence to this relay's members of the hub.
-    fn deliver(&self, presence: Presence) {
-        fanout::send_presence(
-            &self.fanout,
-            fanout::REMOTE,
-            encode(&Frame::Presence(presence)),
-        );
+        ended
     }
 }
 
@@ -275,5 +290,109 @@ fn offline(presence: &Presence) -> Presence {
         status: PresenceStatus::Offline,
         tz: None,
         viewing: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(member: &str, status: PresenceStatus, viewing: &str) -> Presence {
+        Presence {
+            member: member.into(),
+            status,
+            tz: None,
+            viewing: Some(viewing.into()).filter(|v: &String| !v.is_empty()),
+        }
+    }
+
+    fn from(relay: &str, body: Body) -> Message {
+        Message {
+            relay: relay.into(),
+            body,
+        }
+    }
+
+    #[test]
+    fn heartbeats_bring_missed_changes_and_end_members_no_longer_listed() {
+        let mut table = RemoteTable::default();
+        let t0 = Instant::now();
+        let ben = seen("ben", PresenceStatus::Online, "brief/1");
+        let cy = seen("cy", PresenceStatus::Away, "");
+        let out = table.receive(
+            from(
+                "r2",
+                Body::Change {
+                    conn: 1,
+                    presence: ben.clone(),
+                },
+            ),
+            t0,
+        );
+        assert_eq!(out, vec![ben.clone()]);
+        // The change for cy was lost; the heartbeat carries it, and only it.
+        let out = table.receive(
+            from(
+                "r2",
+                Body::Heartbeat {
+                    members: vec![(1, ben.clone()), (2, cy.clone())],
+                },
+            ),
+            t0,
+        );
+        assert_eq!(out, vec![cy.clone()]);
+        // Ben's offline was lost too: the next heartbeat no longer lists him.
+        let out = table.receive(
+            from(
+                "r2",
+                Body::Heartbeat {
+                    members: vec![(2, cy.clone())],
+                },
+            ),
+            t0,
+        );
+        assert_eq!(out, vec![seen("ben", PresenceStatus::Offline, "")]);
+    }
+
+    #[test]
+    fn a_silent_relay_has_its_members_ended_and_a_leaving_one_at_once() {
+        let mut table = RemoteTable::default();
+        let t0 = Instant::now();
+        let ben = seen("ben", PresenceStatus::Online, "brief/1");
+        let dee = seen("dee", PresenceStatus::Online, "");
+        table.receive(
+            from(
+                "r2",
+                Body::Heartbeat {
+                    members: vec![(1, ben.clone())],
+                },
+            ),
+            t0,
+        );
+        table.receive(
+            from(
+                "r3",
+                Body::Heartbeat {
+                    members: vec![(7, dee.clone())],
+                },
+            ),
+            t0 + SILENCE / 2,
+        );
+        assert!(
+            table
+                .expire(t0 + SILENCE - Duration::from_millis(1), "s")
+                .is_empty()
+        );
+        // r2 went silent; r3 was heard later and stays.
+        assert_eq!(
+            table.expire(t0 + SILENCE, "s"),
+            vec![seen("ben", PresenceStatus::Offline, "")]
+        );
+        assert!(table.expire(t0 + SILENCE, "s").is_empty());
+        assert_eq!(
+            table.receive(from("r3", Body::Leaving), t0 + SILENCE),
+            vec![seen("dee", PresenceStatus::Offline, "")]
+        );
+        assert!(table.expire(t0 + SILENCE * 10, "s").is_empty());
     }
 }
