@@ -107,12 +107,24 @@ impl Nats {
         bucket: &str,
         replicas: usize,
     ) -> anyhow::Result<object_store::ObjectStore> {
+        self.ensure_object_store_described(bucket, replicas, "Spoke relay snapshots")
+            .await
+    }
+
+    /// The object store bucket `bucket`, created (file storage, `replicas`
+    /// copies, `description`) when missing.
+    pub async fn ensure_object_store_described(
+        &self,
+        bucket: &str,
+        replicas: usize,
+        description: &str,
+    ) -> anyhow::Result<object_store::ObjectStore> {
         if let Ok(store) = self.jetstream.get_object_store(bucket).await {
             return Ok(store);
         }
         let config = object_store::Config {
             bucket: bucket.to_owned(),
-            description: Some("Spoke relay snapshots".to_owned()),
+            description: Some(description.to_owned()),
             storage: stream::StorageType::File,
             num_replicas: replicas,
             ..Default::default()

@@ -1,10 +1,14 @@
 //! A hub's fan-out: one thread takes every durable commit (and presence
 //! change), frames it once as WebSocket wire bytes, and offers those same
 //! bytes to each connection's [`Outbound`]. Commits that queued up while it
-//! was busy go out together, one write per connection.
+//! was busy go out together, one write per connection. When the relay
+//! keeps hubs on NATS, local presence changes are also handed to the hub's
+//! presence bridge ([`super::presence`]), which brings other relays' back
+//! as presence from [`REMOTE`].
 
 use super::encode_ops_frame;
 use super::outbound::Outbound;
+use super::presence::{LocalPresence, Outlet};
 use crate::metrics::Metrics;
 use crate::proto::{self, SeqOp};
 use crate::ws;
@@ -13,6 +17,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// The `from_conn` of presence that came from another relay: no local
+/// connection has this id (they count from 1), so every member gets it.
+pub const REMOTE: u64 = 0;
 
 /// Something every connection of a hub should see.
 pub enum FanEvent {
@@ -61,12 +69,13 @@ pub fn start(
     hub: &str,
     members: Arc<Members>,
     metrics: Arc<Metrics>,
+    presence_outlet: Option<Outlet>,
 ) -> std::io::Result<SyncSender<FanEvent>> {
     // Bounded: if fan-out falls far behind, commits wait rather than pile up.
     let (tx, rx) = sync_channel(4096);
     std::thread::Builder::new()
         .name(format!("fanout-{hub}"))
-        .spawn(move || run(rx, &members, &metrics))?;
+        .spawn(move || run(rx, &members, &metrics, presence_outlet.as_ref()))?;
     Ok(tx)
 }
 
@@ -82,7 +91,7 @@ pub fn send_presence(tx: &SyncSender<FanEvent>, from_conn: u64, frame: Bytes) {
 /// Most events taken in one round.
 const ROUND_EVENTS: usize = 512;
 
-fn run(rx: Receiver<FanEvent>, members: &Members, metrics: &Metrics) {
+fn run(rx: Receiver<FanEvent>, members: &Members, metrics: &Metrics, outlet: Option<&Outlet>) {
     while let Ok(first) = rx.recv() {
         let mut events = vec![first];
         while events.len() < ROUND_EVENTS {
@@ -102,6 +111,17 @@ fn run(rx: Receiver<FanEvent>, members: &Members, metrics: &Metrics) {
                     let wire = ws::binary(&frame);
                     for m in members.iter().filter(|m| m.conn != from_conn) {
                         m.out.live(None, &wire);
+                    }
+                    if let Some(outlet) = outlet
+                        && from_conn != REMOTE
+                        && outlet
+                            .try_send(LocalPresence {
+                                conn: from_conn,
+                                frame,
+                            })
+                            .is_err()
+                    {
+                        tracing::debug!("presence not bridged: the bridge is busy or gone");
                     }
                 }
             }

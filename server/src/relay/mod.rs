@@ -6,6 +6,7 @@
 mod connection;
 mod fanout;
 mod outbound;
+pub mod presence;
 mod writer;
 
 use crate::auth::Registry;
@@ -89,9 +90,13 @@ pub struct Relay {
     pub metrics: Arc<Metrics>,
     /// The NATS connection, when hubs' logs live on JetStream.
     nats: Option<Nats>,
+    /// The blob bucket on NATS, opened on first use (with `nats` only).
+    pub(crate) nats_blobs: tokio::sync::OnceCell<Arc<crate::blobs::nats::NatsBlobs>>,
     hubs: Mutex<HashMap<String, Arc<HubHandle>>>,
     shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
+    /// This process's id among relays sharing hubs on NATS.
+    relay_id: String,
     /// Every WebSocket connection's task, so shutdown can wait for them.
     pub connections: tokio_util::task::TaskTracker,
 }
@@ -127,9 +132,11 @@ impl Relay {
             registry,
             metrics,
             nats,
+            nats_blobs: tokio::sync::OnceCell::new(),
             hubs: Mutex::new(HashMap::new()),
             shutdown,
             next_conn: AtomicU64::new(1),
+            relay_id: crate::auth::base32(&crate::auth::random::<10>()),
             connections: tokio_util::task::TaskTracker::new(),
         })
     }
@@ -139,6 +146,11 @@ impl Relay {
     fn store_cache_per_hub(&self) -> anyhow::Result<usize> {
         let hubs = self.registry.hubs()?.len().max(1) as u64;
         Ok((self.config.memory_budget / 4 / hubs).max(1024 * 1024) as usize)
+    }
+
+    /// The NATS connection, when hubs live on JetStream.
+    pub fn nats(&self) -> Option<&Nats> {
+        self.nats.as_ref()
     }
 
     pub fn hub_dir(&self, hub: &str) -> PathBuf {
@@ -159,7 +171,26 @@ impl Relay {
         };
         let (submit, rx) = mpsc::channel(1024);
         let members = Arc::new(Members::default());
-        let fanout = fanout::start(id, members.clone(), self.metrics.clone())?;
+        // With NATS, presence also crosses to the hub's other relays.
+        let (outlet, bridged) = match &self.nats {
+            Some(_) if crate::nats::is_plain_token(id) => {
+                let (tx, rx) = presence::channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let fanout = fanout::start(id, members.clone(), self.metrics.clone(), outlet)?;
+        if let (Some(nats), Some(rx)) = (&self.nats, bridged) {
+            let shutdown = self.shutdown.clone();
+            presence::start(
+                nats,
+                self.relay_id.clone(),
+                id,
+                rx,
+                fanout.clone(),
+                shutdown,
+            );
+        }
         let (log, policy, writer_fanout): (Arc<dyn OpLog>, _, _) = match &self.nats {
             Some(nats) => {
                 let replicas = self.config.nats.as_ref().map_or(3, |n| n.replicas);

@@ -4,6 +4,11 @@
 //! matches its name is kept. An upload that falls under a minimum rate is
 //! cut, so a stalled body cannot hold a socket and a file for ever.
 //! Downloads answer a single `Range` (RFC 9110).
+//!
+//! Blobs live under the data folder, or, when the relay keeps hubs on NATS
+//! JetStream, in the object store ([`nats`]), with the same checks.
+
+pub mod nats;
 
 use crate::auth::TokenRecord;
 use crate::relay::Relay;
@@ -105,6 +110,31 @@ fn authorize(
     Ok(record)
 }
 
+/// The NATS blob bucket when the relay keeps hubs on NATS (opened on first
+/// use), `None` for blobs under the data folder.
+#[allow(clippy::result_large_err)]
+async fn nats_blobs(relay: &Relay) -> Result<Option<Arc<nats::NatsBlobs>>, Response> {
+    let Some(conn) = relay.nats() else {
+        return Ok(None);
+    };
+    let replicas = relay.config.nats.as_ref().map_or(3, |n| n.replicas);
+    relay
+        .nats_blobs
+        .get_or_try_init(|| async { nats::NatsBlobs::open(conn, replicas).await.map(Arc::new) })
+        .await
+        .map(|b| Some(b.clone()))
+        .map_err(|e| unavailable(&e))
+}
+
+/// The answer when NATS cannot be reached or refused a request.
+fn unavailable(e: &anyhow::Error) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("the blob store on NATS failed: {e:#}"),
+    )
+}
+
 /// Checks the blob name and the token; `write` for uploads.
 #[allow(clippy::result_large_err)]
 fn check_request(
@@ -136,8 +166,19 @@ pub async fn put_blob(
     if let Err(resp) = check_request(&relay, &headers, &hub, &sha, true) {
         return resp;
     }
+    let on_nats = match nats_blobs(&relay).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let target = blob_path(&relay, &hub, &sha);
-    if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+    let exists = match &on_nats {
+        Some(blobs) => match blobs.info(&hub, &sha).await {
+            Ok(info) => info.is_some(),
+            Err(e) => return unavailable(&e),
+        },
+        None => tokio::fs::try_exists(&target).await.unwrap_or(false),
+    };
+    if exists {
         return (
             StatusCode::OK,
             axum::Json(json!({ "sha256": sha, "stored": false })),
@@ -172,16 +213,30 @@ pub async fn put_blob(
     let floor = RateFloor::new(started, relay.config.blob_stall_window);
     match receive(body, &tmp.path, limit, floor).await {
         Ok((digest, size)) if digest == sha => {
-            let stored = async {
-                if let Some(dir) = target.parent() {
-                    tokio::fs::create_dir_all(dir).await?;
+            let stored = match &on_nats {
+                // Copied from the checked file; the file is deleted after.
+                Some(blobs) => {
+                    let copied = async {
+                        let mut file = tokio::fs::File::open(&tmp.path).await?;
+                        blobs.put(&hub, &sha, &mut file).await
+                    }
+                    .await;
+                    match copied {
+                        Ok(_) => Ok(()),
+                        Err(e) => return unavailable(&e),
+                    }
                 }
-                tokio::fs::rename(&tmp.path, &target).await
-            }
-            .await;
+                None => async {
+                    if let Some(dir) = target.parent() {
+                        tokio::fs::create_dir_all(dir).await?;
+                    }
+                    tokio::fs::rename(&tmp.path, &target).await
+                }
+                .await
+                .map(|()| tmp.kept()),
+            };
             match stored {
                 Ok(()) => {
-                    tmp.kept();
                     relay.metrics.blobs_stored.fetch_add(1, Relaxed);
                     (
                         StatusCode::CREATED,
@@ -483,7 +538,68 @@ pub async fn get_blob(
     if let Err(resp) = check_request(&relay, &headers, &hub, &sha, false) {
         return resp;
     }
-    let path = blob_path(&relay, &hub, &sha);
+    match nats_blobs(&relay).await {
+        Ok(Some(blobs)) => nats_get(&blobs, &hub, &sha, &headers).await,
+        Ok(None) => local_get(&relay, &hub, &sha, &headers).await,
+        Err(resp) => resp,
+    }
+}
+
+/// What a `GET` answers for a blob of `total` bytes: the part to send, or
+/// the `416` to send instead.
+#[allow(clippy::result_large_err)]
+fn asked_range(headers: &HeaderMap, total: u64) -> Result<(RangeAsk, u64, u64), Response> {
+    // A value that is not text cannot be a range: ignored, as an invalid one is.
+    let ask = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(RangeAsk::Whole, |v| parse_range(v, total));
+    match ask {
+        RangeAsk::Whole => Ok((ask, 0, total)),
+        RangeAsk::Part { first, last } => Ok((ask, first, last - first + 1)),
+        RangeAsk::Unsatisfiable => {
+            let mut r = error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "bad_range",
+                format!("the range asks for no byte of this blob ({total} bytes)"),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{total}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r.headers_mut().insert(
+                header::ACCEPT_RANGES,
+                header::HeaderValue::from_static("bytes"),
+            );
+            Err(r)
+        }
+    }
+}
+
+/// A blob from the NATS object store.
+async fn nats_get(blobs: &nats::NatsBlobs, hub: &str, sha: &str, headers: &HeaderMap) -> Response {
+    let info = match blobs.info(hub, sha).await {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no blob {sha} in hub {hub}"),
+            );
+        }
+        Err(e) => return unavailable(&e),
+    };
+    let total = info.size as u64;
+    let (ask, first, length) = match asked_range(headers, total) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let body = Body::from_stream(blobs.read(&info, sha, first, length));
+    blob_response(body, ask, total, length)
+}
+
+/// A blob under the data folder.
+async fn local_get(relay: &Relay, hub: &str, sha: &str, headers: &HeaderMap) -> Response {
+    let path = blob_path(relay, hub, sha);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -499,29 +615,9 @@ pub async fn get_blob(
         Ok(m) => m.len(),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
-    // A value that is not text cannot be a range: ignored, as an invalid one is.
-    let ask = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map_or(RangeAsk::Whole, |v| parse_range(v, total));
-    let (first, length) = match ask {
-        RangeAsk::Whole => (0, total),
-        RangeAsk::Part { first, last } => (first, last - first + 1),
-        RangeAsk::Unsatisfiable => {
-            let mut r = error(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "bad_range",
-                format!("the range asks for no byte of this blob ({total} bytes)"),
-            );
-            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{total}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            r.headers_mut().insert(
-                header::ACCEPT_RANGES,
-                header::HeaderValue::from_static("bytes"),
-            );
-            return r;
-        }
+    let (ask, first, length) = match asked_range(headers, total) {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
     if first > 0
         && let Err(e) =
@@ -530,7 +626,12 @@ pub async fn get_blob(
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string());
     }
     let stream = tokio_util::io::ReaderStream::new(file.take(length));
-    let mut response = Response::new(Body::from_stream(stream));
+    blob_response(Body::from_stream(stream), ask, total, length)
+}
+
+/// A `200` or `206` carrying `body`, `length` bytes of a blob of `total`.
+fn blob_response(body: Body, ask: RangeAsk, total: u64, length: u64) -> Response {
+    let mut response = Response::new(body);
     if let RangeAsk::Part { first, last } = ask {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         if let Ok(v) = header::HeaderValue::from_str(&format!("bytes {first}-{last}/{total}")) {
