@@ -4,9 +4,10 @@
 //! SIGKILL moves on to the next relay of its list, resuming from its cursor:
 //! ops queued while no relay answered arrive once, nothing is applied twice.
 //!
-//! Two relays cannot share a hub's data yet, so the "second relay" of the
-//! watch test is a relay started on another port from the data folder of
-//! the one that was killed.
+//! In the first tests the "second relay" is a relay started on another
+//! port from the data folder of the one that was killed; the last has two
+//! relays sharing the hub through a three-node NATS JetStream cluster, with
+//! members on each, one relay and one NATS node killed along the way.
 
 mod common_cli;
 
@@ -82,6 +83,11 @@ struct RelayProcess {
 impl RelayProcess {
     /// Serves `data` on `listen` and waits until it accepts connections.
     fn start(data: &Path, listen: &str) -> RelayProcess {
+        RelayProcess::start_with(data, listen, &[])
+    }
+
+    /// As [`RelayProcess::start`], with more `serve` arguments.
+    fn start_with(data: &Path, listen: &str, more: &[&str]) -> RelayProcess {
         // The relay records its address once bound; a record left by an
         // earlier relay on this folder must not be taken for it.
         let record = data.join("public-url.json");
@@ -89,6 +95,7 @@ impl RelayProcess {
         let mut child = Command::new(relay_binary())
             .args(["serve", "--listen", listen, "--data"])
             .arg(data)
+            .args(more)
             .env_remove("SPOKE_RELAY_PUBLIC_URL")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -136,30 +143,48 @@ struct World {
     root: TempDir,
     data: PathBuf,
     hub: String,
+    /// Where the admin commands find hubs and tokens: `--data DIR`, or
+    /// `--nats URLS` for relays sharing them.
+    registry: [String; 2],
 }
 
 impl World {
     fn new(name: &str) -> World {
+        World::with_registry(name, None)
+    }
+
+    /// A hub whose record and tokens live in the NATS cluster at `urls`.
+    fn on_nats(name: &str, urls: &str) -> World {
+        World::with_registry(name, Some(urls))
+    }
+
+    fn with_registry(name: &str, nats: Option<&str>) -> World {
         let root = tempfile::tempdir().expect("a temporary folder");
         let data = root.path().join("relay");
         std::fs::create_dir(&data).expect("create the relay's data folder");
-        let created = relay_json(&[
-            "hub",
-            "create",
-            name,
-            "--data",
-            data.to_str().expect("a UTF-8 path"),
-        ]);
+        let registry = match nats {
+            Some(urls) => ["--nats".to_owned(), urls.to_owned()],
+            None => [
+                "--data".to_owned(),
+                data.to_str().expect("a UTF-8 path").to_owned(),
+            ],
+        };
+        let created = relay_json(&["hub", "create", name, &registry[0], &registry[1]]);
         let hub = created["hub"].as_str().expect("a hub id").to_owned();
-        World { root, data, hub }
+        World {
+            root,
+            data,
+            hub,
+            registry,
+        }
     }
 
     fn token(&self, handle: &str, role: &str) -> String {
         let issued = relay_json(&[
             "token",
             "issue",
-            "--data",
-            self.data.to_str().expect("a UTF-8 path"),
+            &self.registry[0],
+            &self.registry[1],
             "--hub",
             &self.hub,
             "--handle",
@@ -585,5 +610,189 @@ fn a_watch_moves_to_the_next_relay_when_its_relay_is_killed() {
             "Online 2",
             "Online 3"
         ]
+    );
+}
+
+/// The relay tests' three-node NATS cluster (`server/tests/common/nats.rs`),
+/// and the two helpers it takes from their common module.
+#[allow(dead_code)]
+#[path = "../server/tests/common/nats.rs"]
+mod nats;
+
+mod process {
+    pub fn free_port() -> u16 {
+        super::common_cli::closed_port()
+    }
+}
+
+struct HttpResponse {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// A bodyless HTTP/1.1 request (to a NATS node's monitor port).
+async fn try_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+) -> std::io::Result<HttpResponse> {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of the response head"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    Ok(HttpResponse {
+        status,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+/// Two relays share one hub through a three-node JetStream cluster: hub and
+/// tokens made by the admin commands on the cluster, ana on relay A (then
+/// B), bob on relay B (then A). Each sees the other's briefs through the
+/// other relay; relay A is killed with SIGKILL and ana's watch moves to B
+/// with her queued briefs; a NATS node is killed and writes go on; in the
+/// end every brief is in both replicas once and the hub's log holds every
+/// op once, with contiguous seqs.
+#[test]
+fn members_on_two_relays_sharing_a_hub_through_nats_lose_nothing_when_one_dies() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let Some(mut cluster) = rt.block_on(nats::NatsCluster::start()) else {
+        return;
+    };
+    let urls = cluster.urls();
+    let world = World::on_nats("Shared through NATS", &urls);
+    let ana_token = world.token("ana", "lead");
+    let bob_token = world.token("bob", "lead");
+    let relay = |name: &str| {
+        let data = world.root.path().join(name);
+        std::fs::create_dir(&data).expect("create a relay's data folder");
+        RelayProcess::start_with(&data, "127.0.0.1:0", &["--nats", &urls])
+    };
+    let mut relay_a = relay("relay-a");
+    let relay_b = relay("relay-b");
+    let url_a = world.hub_url(&relay_a.base);
+    let url_b = world.hub_url(&relay_b.base);
+
+    let ana = world.home("ana");
+    let bob = world.home("bob");
+    world.ok(
+        &ana,
+        &[
+            "hub",
+            "join",
+            &format!("{url_a},{url_b}"),
+            "--token",
+            &ana_token,
+        ],
+    );
+    world.ok(
+        &bob,
+        &[
+            "hub",
+            "join",
+            &format!("{url_b},{url_a}"),
+            "--token",
+            &bob_token,
+        ],
+    );
+    let watch = |home: &Path, name: &str| {
+        world
+            .command(home, &["sync", "--watch"])
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(world.root.path().join(name))
+                    .expect("a file for the watch's output"),
+            )
+            .spawn()
+            .expect("start spoke sync --watch")
+    };
+    let mut watches = [watch(&ana, "ana.err"), watch(&bob, "bob.err")];
+    wait_for_status(&world, &ana, "ana's watch on relay A", |s| {
+        s["connected"] == true && s["relay"] == url_a.as_str()
+    });
+    wait_for_status(&world, &bob, "bob's watch on relay B", |s| {
+        s["connected"] == true && s["relay"] == url_b.as_str()
+    });
+
+    let mut all: Vec<String> = Vec::new();
+    let add = |all: &mut Vec<String>, home: &Path, title: String| {
+        world.add_brief(home, &title);
+        all.push(title);
+    };
+    for i in 1..=3 {
+        add(&mut all, &ana, format!("Ana on A {i}"));
+        add(&mut all, &bob, format!("Bob on B {i}"));
+    }
+    let both_see = |all: &[String], what: &str| {
+        let mut want = all.to_vec();
+        want.sort();
+        for home in [&ana, &bob] {
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                let titles = world.titles(home);
+                if titles == want {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: {} has {titles:?}, wants {want:?}\nlog:\n{}",
+                    home.display(),
+                    world.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    both_see(&all, "briefs made on either relay reach both members");
+
+    // Relay A dies: ana's watch moves to B with what she queued meanwhile.
+    relay_a.kill_9();
+    for i in 1..=3 {
+        add(&mut all, &ana, format!("Ana after A died {i}"));
+    }
+    wait_for_status(&world, &ana, "ana's queue to drain through B", |s| {
+        s["pending"] == 0 && s["relay"] == url_b.as_str()
+    });
+    both_see(&all, "after relay A died");
+
+    // A NATS node dies: writes go on through the other two.
+    cluster.kill_node(0);
+    for i in 1..=3 {
+        add(&mut all, &bob, format!("Bob with a node down {i}"));
+    }
+    both_see(&all, "with a NATS node down");
+    rt.block_on(cluster.restart_node(0));
+    add(&mut all, &ana, "Ana with the node back".to_owned());
+    both_see(&all, "with the node back");
+
+    for w in &mut watches {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    // The hub's log, read back through B: every op once, seqs contiguous.
+    let head = check_relay_log(&url_b, &bob_token);
+    assert!(
+        head >= all.len() as u64,
+        "{head} ops for {} briefs",
+        all.len()
     );
 }
