@@ -5,7 +5,7 @@
 //! NATS opens them the same way.
 
 use anyhow::{Context as _, anyhow};
-use async_nats::jetstream::{self, object_store, stream};
+use async_nats::jetstream::{self, kv, object_store, stream};
 use std::time::Duration;
 use tokio::runtime::Handle;
 
@@ -124,6 +124,39 @@ impl Nats {
                 .get_object_store(bucket)
                 .await
                 .with_context(|| format!("opening JetStream object store {bucket}")),
+        }
+    }
+}
+
+impl Nats {
+    /// The key-value bucket `bucket`, created (file storage, `replicas`
+    /// copies, latest value per key only) when missing. An existing bucket
+    /// keeps its own configuration.
+    pub async fn ensure_kv(
+        &self,
+        bucket: &str,
+        description: &str,
+        replicas: usize,
+    ) -> anyhow::Result<kv::Store> {
+        if let Ok(store) = self.jetstream.get_key_value(bucket).await {
+            return Ok(store);
+        }
+        let config = kv::Config {
+            bucket: bucket.to_owned(),
+            description: description.to_owned(),
+            history: 1,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        match self.jetstream.create_key_value(config).await {
+            Ok(store) => Ok(store),
+            // Another relay created it at the same moment.
+            Err(_) => self
+                .jetstream
+                .get_key_value(bucket)
+                .await
+                .with_context(|| format!("opening JetStream key-value bucket {bucket}")),
         }
     }
 }
