@@ -141,23 +141,29 @@ impl Nats {
         if let Ok(store) = self.jetstream.get_key_value(bucket).await {
             return Ok(store);
         }
-        let config = kv::Config {
-            bucket: bucket.to_owned(),
-            description: description.to_owned(),
-            history: 1,
+        // The bucket's stream is made here, as the client library would make
+        // it: its own helper first asks for account details that a 2.9
+        // server words differently.
+        self.ensure_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(description.to_owned()),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
             storage: stream::StorageType::File,
-            num_replicas: replicas,
+            num_replicas: replicas.max(1),
+            allow_rollup: true,
+            deny_delete: true,
+            deny_purge: false,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
-        };
-        match self.jetstream.create_key_value(config).await {
-            Ok(store) => Ok(store),
-            // Another relay created it at the same moment.
-            Err(_) => self
-                .jetstream
-                .get_key_value(bucket)
-                .await
-                .with_context(|| format!("opening JetStream key-value bucket {bucket}")),
-        }
+        })
+        .await
+        .with_context(|| format!("creating JetStream key-value bucket {bucket}"))?;
+        self.jetstream
+            .get_key_value(bucket)
+            .await
+            .with_context(|| format!("opening JetStream key-value bucket {bucket}"))
     }
 }
 

@@ -130,7 +130,7 @@ impl KvRegistry {
             store,
             view,
         };
-        let watch = run_blocking(nats, registry.store.watch_all())?
+        let watch = run_blocking(nats, registry.store.watch_with_history(">"))?
             .map_err(|e| nats_err(format!("watching the registry: {e}")))?;
         nats.runtime().spawn(follow(
             registry.store.clone(),
