@@ -374,9 +374,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let data = registry.data.clone();
             let registry = registry.open()?;
-            let (token, record) = registry
-                .registry
-                .issue(&hub, &handle, &role, expires_ms)?;
+            let (token, record) = registry.registry.issue(&hub, &handle, &role, expires_ms)?;
             let invite = Invite::new(data.as_deref(), public_url.as_deref(), &record.hub, &token)?;
             if json {
                 println!(

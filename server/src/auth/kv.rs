@@ -19,14 +19,14 @@
 //! another machine is found.
 
 use super::{HubRecord, RegistryError, TokenRecord};
-use crate::nats::{Nats, REQUEST_TIMEOUT, is_plain_token};
-use async_nats::jetstream::kv;
+use crate::nats::{Nats, is_plain_token};
+use async_nats::jetstream::{kv, stream};
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The bucket every relay's registry lives in.
@@ -35,6 +35,20 @@ pub const BUCKET: &str = "spoke_registry";
 /// How many times a revocation is tried again when another writer changed
 /// the record between its read and its write.
 const UPDATE_ATTEMPTS: usize = 16;
+
+/// How long a request keeps being retried while the cluster cannot answer
+/// it (a node died and the bucket elects a new leader) before it fails.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// How long a lookup that missed waits for the watch to deliver what the
+/// bucket holds before reading it directly.
+const WATCH_GRACE: Duration = Duration::from_millis(500);
+
+/// How often the view is checked against the bucket's latest revision.
+const REFRESH_EVERY: Duration = Duration::from_millis(500);
+
+/// The pause between two tries of a failed request.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// What this process knows of the bucket, each record with its revision.
 #[derive(Default)]
@@ -106,6 +120,8 @@ impl View {
 pub struct KvRegistry {
     nats: Nats,
     store: kv::Store,
+    /// The bucket's stream, for its latest revision and reads by revision.
+    stream: stream::Stream,
     view: Arc<View>,
 }
 
@@ -118,25 +134,28 @@ impl KvRegistry {
             state: RwLock::new(ViewState::default()),
             revision,
         });
-        let store = run_blocking(nats, async {
+        let (store, stream) = run_blocking(nats, async {
             let store = nats
                 .ensure_kv(BUCKET, "Spoke relay hubs and tokens", replicas.max(1))
                 .await
                 .map_err(|e| nats_err(format!("{e:#}")))?;
-            Ok::<_, RegistryError>(store)
+            let stream = nats
+                .jetstream
+                .get_stream(format!("KV_{BUCKET}"))
+                .await
+                .map_err(|e| nats_err(format!("opening the bucket's stream: {e}")))?;
+            Ok::<_, RegistryError>((store, stream))
         })??;
         let registry = KvRegistry {
             nats: nats.clone(),
             store,
+            stream,
             view,
         };
-        let watch = run_blocking(nats, registry.store.watch_with_history(">"))?
-            .map_err(|e| nats_err(format!("watching the registry: {e}")))?;
-        nats.runtime().spawn(follow(
-            registry.store.clone(),
-            watch,
-            registry.view.clone(),
-        ));
+        nats.runtime()
+            .spawn(follow(registry.store.clone(), registry.view.clone()));
+        nats.runtime()
+            .spawn(refresh(registry.stream.clone(), registry.view.clone()));
         run_blocking(nats, registry.catch_up())??;
         Ok(registry)
     }
@@ -212,12 +231,18 @@ impl KvRegistry {
         }
         let key = format!("token.{hub}.{token_id}");
         run_blocking(&self.nats, async {
-            for _ in 0..UPDATE_ATTEMPTS {
-                let entry = self
-                    .store
-                    .entry(key.as_str())
-                    .await
-                    .map_err(|e| nats_err(format!("reading {key}: {e}")))?;
+            let started = Instant::now();
+            let mut conflicts = 0;
+            while conflicts < UPDATE_ATTEMPTS {
+                let entry = match self.store.entry(key.as_str()).await {
+                    Ok(entry) => entry,
+                    Err(e) if started.elapsed() < RETRY_FOR => {
+                        tracing::warn!("reading {key}, retrying: {e}");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                    Err(e) => return Err(nats_err(format!("reading {key}: {e}"))),
+                };
                 let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
                     return Err(unknown());
                 };
@@ -241,7 +266,14 @@ impl KvRegistry {
                         self.view.apply(&key, revision, Some(&bytes));
                         return Ok(record);
                     }
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                        conflicts += 1;
+                    }
+                    // Read again: the write may have been stored all the same.
+                    Err(e) if started.elapsed() < RETRY_FOR => {
+                        tracing::warn!("writing {key}, retrying: {e}");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
                     Err(e) => return Err(nats_err(format!("writing {key}: {e}"))),
                 }
             }
@@ -261,56 +293,126 @@ impl KvRegistry {
     /// Stores a new record; refused when its key already exists.
     fn create<T: Serialize>(&self, key: &str, value: &T) -> Result<(), RegistryError> {
         let bytes = encode(value)?;
-        let revision = run_blocking(&self.nats, self.store.create(key, bytes.clone().into()))?
-            .map_err(|e| nats_err(format!("writing {key}: {e}")))?;
+        let revision = run_blocking(&self.nats, async {
+            let started = Instant::now();
+            let mut failed_before = false;
+            loop {
+                let error = match self.store.create(key, bytes.clone().into()).await {
+                    Ok(revision) => return Ok(revision),
+                    Err(e) => e,
+                };
+                if error.kind() == kv::CreateErrorKind::AlreadyExists {
+                    // A try that failed to answer may have stored it.
+                    if failed_before
+                        && let Ok(Some(entry)) = self.store.entry(key).await
+                        && entry.value[..] == bytes[..]
+                    {
+                        return Ok(entry.revision);
+                    }
+                    return Err(nats_err(format!("{key} already exists")));
+                }
+                if started.elapsed() >= RETRY_FOR {
+                    return Err(nats_err(format!("writing {key}: {error}")));
+                }
+                tracing::warn!("writing {key}, retrying: {error}");
+                failed_before = true;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        })??;
         self.view.apply(key, revision, Some(&bytes));
         Ok(())
     }
 
-    /// Waits until the view holds everything the bucket held when called.
+    /// Brings the view up to everything the bucket held when called: waits
+    /// a moment for the watch, then reads what it still lacks by sequence
+    /// (the watch stalls for some seconds when the node serving it died).
     async fn catch_up(&self) -> Result<(), RegistryError> {
-        let status = self
-            .store
-            .status()
+        catch_up(self.stream.clone(), &self.view).await
+    }
+}
+
+/// Brings `view` up to everything the bucket holds now: waits a moment for
+/// the watch, then reads what it still lacks by revision.
+async fn catch_up(mut stream: stream::Stream, view: &View) -> Result<(), RegistryError> {
+        let started = Instant::now();
+        let last = loop {
+            match stream.info().await {
+                Ok(info) => break info.state.last_sequence,
+                Err(e) if started.elapsed() < RETRY_FOR => {
+                    tracing::warn!("reading the registry bucket's state, retrying: {e}");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(nats_err(format!("reading the bucket's state: {e}"))),
+            }
+        };
+        let mut revision = view.revision.subscribe();
+        if tokio::time::timeout(WATCH_GRACE, revision.wait_for(|r| *r >= last))
             .await
-            .map_err(|e| nats_err(format!("reading the bucket's state: {e}")))?;
-        let last = status.info.state.last_sequence;
-        let mut revision = self.view.revision.subscribe();
-        match tokio::time::timeout(REQUEST_TIMEOUT, revision.wait_for(|r| *r >= last)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(nats_err("the registry view stopped".to_owned())),
-            Err(_) => Err(nats_err(format!(
-                "the registry did not catch up with revision {last} within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            ))),
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let from = *view.revision.borrow() + 1;
+        for seq in from..=last {
+            let message = match stream.get_raw_message(seq).await {
+                Ok(m) => m,
+                // Superseded by a later value of its key, or never stored.
+                Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => continue,
+                Err(e) => return Err(nats_err(format!("reading revision {seq}: {e}"))),
+            };
+            let Some(key) = message.subject.strip_prefix(&format!("$KV.{BUCKET}.")) else {
+                continue;
+            };
+            let put = message
+                .headers
+                .get("KV-Operation")
+                .is_none_or(|op| op.as_str() == "PUT");
+            let value = put.then_some(&message.payload[..]);
+            view.apply(key, seq, value);
+        }
+        Ok(())
+    }
+}
+
+/// Checks the bucket's latest revision every [`REFRESH_EVERY`] and reads
+/// what the view lacks: when the node serving the watch dies, the watch
+/// notices only after missing its heartbeats (some seconds), and a
+/// revocation must not wait that long.
+async fn refresh(stream: stream::Stream, view: Arc<View>) {
+    loop {
+        tokio::time::sleep(REFRESH_EVERY).await;
+        if let Err(e) = catch_up(stream.clone(), &view).await {
+            tracing::warn!("{e}");
         }
     }
 }
 
 /// Applies every change of the bucket to `view`, watching again from the
-/// next revision whenever the watch ends (a node went away).
-async fn follow(store: kv::Store, mut watch: kv::Watch, view: Arc<View>) {
+/// next revision whenever the watch cannot start or ends (a node went away).
+async fn follow(store: kv::Store, view: Arc<View>) {
     loop {
-        while let Some(item) = watch.next().await {
-            match item {
-                Ok(entry) => {
-                    let value = (entry.operation == kv::Operation::Put).then_some(&entry.value[..]);
-                    view.apply(&entry.key, entry.revision, value);
+        let applied = *view.revision.borrow();
+        let watch = if applied == 0 {
+            store.watch_with_history(">").await
+        } else {
+            store.watch_all_from_revision(applied + 1).await
+        };
+        match watch {
+            Ok(mut watch) => {
+                while let Some(item) = watch.next().await {
+                    match item {
+                        Ok(entry) => {
+                            let value = (entry.operation == kv::Operation::Put)
+                                .then_some(&entry.value[..]);
+                            view.apply(&entry.key, entry.revision, value);
+                        }
+                        Err(e) => tracing::warn!("watching the registry: {e}"),
+                    }
                 }
-                Err(e) => tracing::warn!("watching the registry: {e}"),
             }
+            Err(e) => tracing::warn!("watching the registry from {}: {e}", applied + 1),
         }
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let from = *view.revision.borrow() + 1;
-            match store.watch_all_from_revision(from).await {
-                Ok(w) => {
-                    watch = w;
-                    break;
-                }
-                Err(e) => tracing::warn!("watching the registry again from {from}: {e}"),
-            }
-        }
+        tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
 
