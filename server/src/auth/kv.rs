@@ -334,44 +334,43 @@ impl KvRegistry {
 /// Brings `view` up to everything the bucket holds now: waits a moment for
 /// the watch, then reads what it still lacks by revision.
 async fn catch_up(mut stream: stream::Stream, view: &View) -> Result<(), RegistryError> {
-        let started = Instant::now();
-        let last = loop {
-            match stream.info().await {
-                Ok(info) => break info.state.last_sequence,
-                Err(e) if started.elapsed() < RETRY_FOR => {
-                    tracing::warn!("reading the registry bucket's state, retrying: {e}");
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-                Err(e) => return Err(nats_err(format!("reading the bucket's state: {e}"))),
+    let started = Instant::now();
+    let last = loop {
+        match stream.info().await {
+            Ok(info) => break info.state.last_sequence,
+            Err(e) if started.elapsed() < RETRY_FOR => {
+                tracing::warn!("reading the registry bucket's state, retrying: {e}");
+                tokio::time::sleep(RETRY_PAUSE).await;
             }
-        };
-        let mut revision = view.revision.subscribe();
-        if tokio::time::timeout(WATCH_GRACE, revision.wait_for(|r| *r >= last))
-            .await
-            .is_ok()
-        {
-            return Ok(());
+            Err(e) => return Err(nats_err(format!("reading the bucket's state: {e}"))),
         }
-        let from = *view.revision.borrow() + 1;
-        for seq in from..=last {
-            let message = match stream.get_raw_message(seq).await {
-                Ok(m) => m,
-                // Superseded by a later value of its key, or never stored.
-                Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => continue,
-                Err(e) => return Err(nats_err(format!("reading revision {seq}: {e}"))),
-            };
-            let Some(key) = message.subject.strip_prefix(&format!("$KV.{BUCKET}.")) else {
-                continue;
-            };
-            let put = message
-                .headers
-                .get("KV-Operation")
-                .is_none_or(|op| op.as_str() == "PUT");
-            let value = put.then_some(&message.payload[..]);
-            view.apply(key, seq, value);
-        }
-        Ok(())
+    };
+    let mut revision = view.revision.subscribe();
+    if tokio::time::timeout(WATCH_GRACE, revision.wait_for(|r| *r >= last))
+        .await
+        .is_ok()
+    {
+        return Ok(());
     }
+    let from = *view.revision.borrow() + 1;
+    for seq in from..=last {
+        let message = match stream.get_raw_message(seq).await {
+            Ok(m) => m,
+            // Superseded by a later value of its key, or never stored.
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => continue,
+            Err(e) => return Err(nats_err(format!("reading revision {seq}: {e}"))),
+        };
+        let Some(key) = message.subject.strip_prefix(&format!("$KV.{BUCKET}.")) else {
+            continue;
+        };
+        let put = message
+            .headers
+            .get("KV-Operation")
+            .is_none_or(|op| op.as_str() == "PUT");
+        let value = put.then_some(&message.payload[..]);
+        view.apply(key, seq, value);
+    }
+    Ok(())
 }
 
 /// Checks the bucket's latest revision every [`REFRESH_EVERY`] and reads
@@ -402,8 +401,8 @@ async fn follow(store: kv::Store, view: Arc<View>) {
                 while let Some(item) = watch.next().await {
                     match item {
                         Ok(entry) => {
-                            let value = (entry.operation == kv::Operation::Put)
-                                .then_some(&entry.value[..]);
+                            let value =
+                                (entry.operation == kv::Operation::Put).then_some(&entry.value[..]);
                             view.apply(&entry.key, entry.revision, value);
                         }
                         Err(e) => tracing::warn!("watching the registry: {e}"),
