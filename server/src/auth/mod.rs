@@ -87,7 +87,7 @@ pub enum RegistryError {
 /// Where the records are kept.
 enum Backend {
     Redb(redb::RedbRegistry),
-    Kv(kv::KvRegistry),
+    Kv(Box<kv::KvRegistry>),
 }
 
 /// The hubs and tokens a relay serves: of one data folder, or shared on NATS.
@@ -110,7 +110,7 @@ impl Registry {
     /// short wait.
     pub fn open_nats(nats: &Nats, replicas: usize) -> Result<Registry, RegistryError> {
         Ok(Registry {
-            backend: Backend::Kv(kv::KvRegistry::open(nats, replicas)?),
+            backend: Backend::Kv(Box::new(kv::KvRegistry::open(nats, replicas)?)),
         })
     }
 
