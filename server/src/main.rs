@@ -62,12 +62,13 @@ enum Command {
         /// folder so `hub create` and `token issue` print a ready-to-paste join line
         #[arg(long, env = "SPOKE_RELAY_PUBLIC_URL", value_name = "URL")]
         public_url: Option<String>,
-        /// Keep hubs' logs on this NATS JetStream cluster (comma-separated
-        /// nats://host:port servers) instead of the data folder, so several
-        /// relays can serve one hub; hubs and tokens still come from the data folder
+        /// Keep hubs' logs, hubs and tokens on this NATS JetStream cluster
+        /// (comma-separated nats://host:port servers) instead of the data
+        /// folder, so several relays serve one hub; `hub create --nats` and
+        /// `token issue --nats` manage what they serve
         #[arg(long, env = "SPOKE_RELAY_NATS", value_name = "URL[,URL...]")]
         nats: Option<String>,
-        /// Copies of every op the NATS cluster keeps (at most its number of nodes)
+        /// Copies of every op and registry record the NATS cluster keeps (at most its number of nodes)
         #[arg(long, default_value_t = 3, requires = "nats", value_name = "N")]
         nats_replicas: usize,
     },
@@ -81,13 +82,64 @@ enum Command {
     Policy,
 }
 
+/// Where the admin commands find hubs and tokens.
+#[derive(Debug, clap::Args)]
+struct RegistryArgs {
+    /// Data folder of the relay whose hubs and tokens to change
+    #[arg(long, env = "SPOKE_RELAY_DATA", required_unless_present = "nats")]
+    data: Option<PathBuf>,
+    /// Change the hubs and tokens shared on this NATS cluster (comma-separated
+    /// nats://host:port servers), which every `serve --nats` relay serves,
+    /// instead of a data folder's
+    #[arg(long, env = "SPOKE_RELAY_NATS", value_name = "URL[,URL...]")]
+    nats: Option<String>,
+    /// Copies of each record the NATS cluster keeps, if this command creates the registry
+    #[arg(long, default_value_t = 3, requires = "nats", value_name = "N")]
+    nats_replicas: usize,
+}
+
+/// A registry opened for one admin command, with the runtime its NATS
+/// connection runs on (dropped after the registry).
+struct AdminRegistry {
+    registry: Registry,
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl RegistryArgs {
+    fn open(&self) -> Result<AdminRegistry> {
+        match (&self.nats, &self.data) {
+            (Some(urls), _) => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                let nats = runtime.block_on(spoke_relay::nats::Nats::connect(urls))?;
+                let registry = Registry::open_nats(&nats, self.nats_replicas.max(1))?;
+                Ok(AdminRegistry {
+                    registry,
+                    _runtime: Some(runtime),
+                })
+            }
+            (None, Some(data)) => Ok(AdminRegistry {
+                registry: Registry::open(data)?,
+                _runtime: None,
+            }),
+            (None, None) => Err(BadInput(
+                "name the registry: --data DIR (or SPOKE_RELAY_DATA), or --nats URL[,URL...] (or SPOKE_RELAY_NATS)".into(),
+            )
+            .into()),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum HubCommand {
     /// Create a hub; prints its id and an admin token (shown once)
     Create {
         name: String,
-        #[arg(long, env = "SPOKE_RELAY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// Handle for the admin token
         #[arg(long, default_value = "admin")]
         handle: String,
@@ -100,8 +152,8 @@ enum HubCommand {
     },
     /// List hubs
     List {
-        #[arg(long, env = "SPOKE_RELAY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long)]
         json: bool,
     },
@@ -111,8 +163,8 @@ enum HubCommand {
 enum TokenCommand {
     /// Issue a member token (shown once)
     Issue {
-        #[arg(long, env = "SPOKE_RELAY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long)]
         hub: String,
         #[arg(long)]
@@ -132,16 +184,16 @@ enum TokenCommand {
     },
     /// Revoke a token by its id (the part after `spk_`, before the next `_`)
     Revoke {
-        #[arg(long, env = "SPOKE_RELAY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long)]
         hub: String,
         token_id: String,
     },
     /// List a hub's tokens (never their secrets)
     List {
-        #[arg(long, env = "SPOKE_RELAY_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long)]
         hub: String,
         #[arg(long)]
@@ -261,7 +313,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Hub(HubCommand::Create {
             name,
-            data,
+            registry,
             handle,
             public_url,
             json,
@@ -269,10 +321,11 @@ fn run(cli: Cli) -> Result<()> {
             if name.trim().is_empty() {
                 return Err(BadInput("the hub needs a name".into()).into());
             }
-            let registry = Registry::open(&data)?;
-            let hub = registry.create_hub(&name)?;
-            let (token, record) = registry.issue(&hub.id, &handle, "lead", None)?;
-            let invite = Invite::new(&data, public_url.as_deref(), &hub.id, &token)?;
+            let data = registry.data.clone();
+            let registry = registry.open()?;
+            let hub = registry.registry.create_hub(&name)?;
+            let (token, record) = registry.registry.issue(&hub.id, &handle, "lead", None)?;
+            let invite = Invite::new(data.as_deref(), public_url.as_deref(), &hub.id, &token)?;
             if json {
                 println!(
                     "{}",
@@ -287,8 +340,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Hub(HubCommand::List { data, json }) => {
-            let hubs = Registry::open(&data)?.hubs()?;
+        Command::Hub(HubCommand::List { registry, json }) => {
+            let hubs = registry.open()?.registry.hubs()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&hubs)?);
             } else {
@@ -299,7 +352,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Issue {
-            data,
+            registry,
             hub,
             handle,
             role,
@@ -319,9 +372,10 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 None => None,
             };
-            let registry = Registry::open(&data)?;
-            let (token, record) = registry.issue(&hub, &handle, &role, expires_ms)?;
-            let invite = Invite::new(&data, public_url.as_deref(), &record.hub, &token)?;
+            let data = registry.data.clone();
+            let registry = registry.open()?;
+            let (token, record) = registry.registry.issue(&hub, &handle, &role, expires_ms)?;
+            let invite = Invite::new(data.as_deref(), public_url.as_deref(), &record.hub, &token)?;
             if json {
                 println!(
                     "{}",
@@ -337,19 +391,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Revoke {
-            data,
+            registry,
             hub,
             token_id,
         }) => {
-            let record = Registry::open(&data)?.revoke(&hub, &token_id)?;
+            let record = registry.open()?.registry.revoke(&hub, &token_id)?;
             println!(
                 "revoked token {} (@{}, {})",
                 record.id, record.handle, record.role
             );
             Ok(())
         }
-        Command::Token(TokenCommand::List { data, hub, json }) => {
-            let tokens = Registry::open(&data)?.tokens(&hub)?;
+        Command::Token(TokenCommand::List {
+            registry,
+            hub,
+            json,
+        }) => {
+            let tokens = registry.open()?.registry.tokens(&hub)?;
             if json {
                 let rows: Vec<_> = tokens
                     .iter()
@@ -393,7 +451,12 @@ struct Invite {
 
 impl Invite {
     /// The URL comes from `--public-url`, else from what `serve` recorded.
-    fn new(data: &Path, public_url: Option<&str>, hub: &str, token: &str) -> Result<Invite> {
+    fn new(
+        data: Option<&Path>,
+        public_url: Option<&str>,
+        hub: &str,
+        token: &str,
+    ) -> Result<Invite> {
         // More relays serving the same hub (`--public-url A,B`): the member
         // tries them after `url` when it fails.
         let mut relays = Vec::new();
@@ -414,7 +477,7 @@ impl Invite {
                 }
                 (Some(relays.remove(0)), None)
             }
-            None => match Advertised::read(data)? {
+            None => match data.map(Advertised::read).transpose()?.flatten() {
                 Some(a) => {
                     let note = (!a.public && listens_everywhere(&a.url)).then(|| {
                         format!(
@@ -428,12 +491,18 @@ impl Invite {
                 }
                 None => (
                     None,
-                    Some(format!(
-                        "no URL is known for this relay yet: start it with `spoke-relay serve \
-                         --data {} [--public-url wss://hub.example.com]`, or pass --public-url \
-                         here (or set SPOKE_RELAY_PUBLIC_URL)",
-                        data.display()
-                    )),
+                    Some(match data {
+                        Some(data) => format!(
+                            "no URL is known for this relay yet: start it with `spoke-relay serve \
+                             --data {} [--public-url wss://hub.example.com]`, or pass --public-url \
+                             here (or set SPOKE_RELAY_PUBLIC_URL)",
+                            data.display()
+                        ),
+                        None => "no relay URL is known without --data: pass --public-url \
+                                 wss://relay1,wss://relay2 (or set SPOKE_RELAY_PUBLIC_URL) to \
+                                 name the relays members join"
+                            .to_owned(),
+                    }),
                 ),
             },
         };

@@ -5,7 +5,7 @@
 //! NATS opens them the same way.
 
 use anyhow::{Context as _, anyhow};
-use async_nats::jetstream::{self, object_store, stream};
+use async_nats::jetstream::{self, kv, object_store, stream};
 use std::time::Duration;
 use tokio::runtime::Handle;
 
@@ -137,6 +137,45 @@ impl Nats {
                 .await
                 .with_context(|| format!("opening JetStream object store {bucket}")),
         }
+    }
+}
+
+impl Nats {
+    /// The key-value bucket `bucket`, created (file storage, `replicas`
+    /// copies, latest value per key only) when missing. An existing bucket
+    /// keeps its own configuration.
+    pub async fn ensure_kv(
+        &self,
+        bucket: &str,
+        description: &str,
+        replicas: usize,
+    ) -> anyhow::Result<kv::Store> {
+        if let Ok(store) = self.jetstream.get_key_value(bucket).await {
+            return Ok(store);
+        }
+        // The bucket's stream is made here, as the client library would make
+        // it: its own helper first asks for account details that a 2.9
+        // server words differently.
+        self.ensure_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(description.to_owned()),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            storage: stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            allow_rollup: true,
+            deny_delete: true,
+            deny_purge: false,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating JetStream key-value bucket {bucket}"))?;
+        self.jetstream
+            .get_key_value(bucket)
+            .await
+            .with_context(|| format!("opening JetStream key-value bucket {bucket}"))
     }
 }
 

@@ -499,36 +499,39 @@ async fn follow_until(client: &mut common::Client, mut cursor: u64, upto: u64) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_on_one_cluster_give_every_member_every_op_once_in_one_order() {
     use common::Client;
-    use common::process::{HubSetup, RelayProcess, free_port};
+    use common::process::{RelayProcess, cli_json, field, free_port};
     let Some(cluster) = NatsCluster::start().await else {
         return;
     };
-    let setup = HubSetup::new(
-        "Shared",
-        &[
-            ("w1", "creative"),
-            ("w2", "creative"),
-            ("w3", "creative"),
-            ("m1", "reviewer"),
-            ("m2", "reviewer"),
-        ],
-    );
-    // The second relay gets the same hubs and tokens: a copy of the registry.
-    let data_b = tempfile::tempdir().expect("data folder");
-    std::fs::copy(
-        setup.data.path().join("relay.redb"),
-        data_b.path().join("relay.redb"),
-    )
-    .expect("copy the registry");
     let urls = cluster.urls();
+    // Both relays serve from the cluster alone: the hub and its tokens are
+    // made by the admin commands in the shared registry, and each relay's
+    // data folder starts empty.
+    let created = cli_json(&["hub", "create", "Shared", "--nats", &urls, "--json"]);
+    let hub = field(&created, "hub");
+    let mut tokens = std::collections::HashMap::new();
+    for (handle, role) in [
+        ("w1", "creative"),
+        ("w2", "creative"),
+        ("w3", "creative"),
+        ("m1", "reviewer"),
+        ("m2", "reviewer"),
+    ] {
+        let issued = cli_json(&[
+            "token", "issue", "--nats", &urls, "--hub", &hub, "--handle", handle, "--role", role,
+            "--json",
+        ]);
+        tokens.insert(handle, field(&issued, "token"));
+    }
+    let data_a = tempfile::tempdir().expect("data folder");
+    let data_b = tempfile::tempdir().expect("data folder");
+    let log_dir = tempfile::tempdir().expect("log folder");
+    let logs = log_dir.path();
     let args = ["--nats", urls.as_str(), "--nats-replicas", "3"];
-    let logs = setup.logs.path();
-    let mut relay_a =
-        RelayProcess::start_with(setup.data.path(), free_port(), logs, 0, &args).await;
+    let mut relay_a = RelayProcess::start_with(data_a.path(), free_port(), logs, 0, &args).await;
     let relay_b = RelayProcess::start_with(data_b.path(), free_port(), logs, 1, &args).await;
-    let hub = setup.hub.clone();
     let join = |addr, handle: &str| {
-        let token = setup.tokens[handle].clone();
+        let token = tokens[handle].clone();
         let hub = hub.clone();
         async move {
             let mut client = Client::connect(addr, &hub).await;

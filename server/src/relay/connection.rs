@@ -169,6 +169,9 @@ impl Connection {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut token_check = tokio::time::interval(TOKEN_CHECK);
         token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A shared registry says when a record changed: the token is checked
+        // at once, so a revocation made on any relay closes this connection.
+        let mut registry_changes = self.relay.registry.changes();
         loop {
             tokio::select! {
                 incoming = self.reader.next() => {
@@ -202,6 +205,7 @@ impl Connection {
                     return Err(Ending::new(ErrorCode::GoingAway, "the relay is shutting down; reconnect later", close_code::AWAY));
                 }
                 _ = token_check.tick() => self.check_token(&raw_token)?,
+                _ = registry_changed(&mut registry_changes) => self.check_token(&raw_token)?,
                 _ = check.tick() => {
                     let quiet = last_heard.elapsed();
                     if quiet >= idle {
@@ -685,6 +689,17 @@ async fn grant(hub: &HubHandle, record: &TokenRecord) -> Result<Vec<Role>, Endin
     rx.await
         .map_err(|_| writer_stopped())?
         .map_err(|e| internal(format!("the relay could not record the member's role: {e}")))
+}
+
+/// Resolves when the shared registry changed; never for a data folder's
+/// registry (or once the shared one stopped following the bucket).
+async fn registry_changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(rx) = changes
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 fn writer_stopped() -> Ending {

@@ -122,7 +122,13 @@ impl Relay {
         shutdown: watch::Receiver<bool>,
         nats: Option<Nats>,
     ) -> anyhow::Result<Relay> {
-        let registry = Registry::open(&config.data)?;
+        // On NATS the hubs and tokens are shared too; else the data folder's.
+        let registry = match (&nats, &config.nats) {
+            (Some(n), settings) => {
+                Registry::open_nats(n, settings.as_ref().map_or(3, |s| s.replicas))?
+            }
+            (None, _) => Registry::open(&config.data)?,
+        };
         let metrics = Arc::new(Metrics::default());
         metrics
             .memory_budget_bytes

@@ -2,16 +2,20 @@
 //! record, the secret is checked against its stored SHA-256 in constant time.
 //! Secrets are shown once, at issue, and never stored.
 //!
-//! The registry lives in `DATA/relay.redb`, opened so that the admin CLI can
-//! issue and revoke tokens while the relay is serving.
+//! The registry is kept in one of two places: `DATA/relay.redb` (the
+//! default, [`redb`]), opened so that the admin CLI can issue and revoke
+//! tokens while the relay is serving; or a NATS JetStream key-value bucket
+//! ([`kv`]), shared by every relay and admin command given the same
+//! `--nats` servers. [`Registry`] checks and shapes records the same way
+//! for both; only where they are stored differs.
 
-use redb::{Builder, ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+pub mod kv;
+pub mod redb;
+
+use crate::nats::Nats;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-
-const HUBS: TableDefinition<&str, &[u8]> = TableDefinition::new("hubs");
-const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 
 /// Roles the relay knows; only `read-only` changes what a connection may do.
 pub const ROLES: [&str; 6] = [
@@ -68,6 +72,8 @@ pub enum AuthError {
 pub enum RegistryError {
     #[error("relay registry {}: {detail}", path.display())]
     Db { path: PathBuf, detail: String },
+    #[error("relay registry on NATS (bucket {bucket}): {detail}")]
+    Nats { bucket: String, detail: String },
     #[error("no hub `{0}` on this relay")]
     UnknownHub(String),
     #[error("unknown role `{0}`: use one of lead, creative, reviewer, requester, agent, read-only")]
@@ -78,39 +84,43 @@ pub enum RegistryError {
     UnknownToken(String, String),
 }
 
-/// The hubs and tokens of one relay data folder.
+/// Where the records are kept.
+enum Backend {
+    Redb(redb::RedbRegistry),
+    Kv(Box<kv::KvRegistry>),
+}
+
+/// The hubs and tokens a relay serves: of one data folder, or shared on NATS.
 pub struct Registry {
-    db: Database,
-    path: PathBuf,
+    backend: Backend,
 }
 
 impl Registry {
+    /// The registry of the data folder `data` (`DATA/relay.redb`).
     pub fn open(data: &Path) -> Result<Registry, RegistryError> {
-        let path = data.join("relay.redb");
-        let err = |detail: String| RegistryError::Db {
-            path: path.clone(),
-            detail,
-        };
-        std::fs::create_dir_all(data).map_err(|e| err(e.to_string()))?;
-        // Hubs and tokens are a few records: a small cache, not the storage
-        // engine's 1 GiB default.
-        let db = Builder::new()
-            .set_cache_size(2 * 1024 * 1024)
-            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-            .create(&path)
-            .map_err(|e| err(e.to_string()))?;
-        let registry = Registry { db, path };
-        let txn = registry.db.begin_write().map_err(|e| registry.err(e))?;
-        txn.open_table(HUBS).map_err(|e| registry.err(e))?;
-        txn.open_table(TOKENS).map_err(|e| registry.err(e))?;
-        txn.commit().map_err(|e| registry.err(e))?;
-        Ok(registry)
+        Ok(Registry {
+            backend: Backend::Redb(redb::RedbRegistry::open(data)?),
+        })
     }
 
-    fn err(&self, e: impl Into<redb::Error>) -> RegistryError {
-        RegistryError::Db {
-            path: self.path.clone(),
-            detail: e.into().to_string(),
+    /// The registry shared on the NATS cluster `nats` (its key-value bucket
+    /// created with `replicas` copies when missing). Loads every record
+    /// and keeps following the bucket, so a change made anywhere is seen
+    /// here within moments. Blocks: call it outside async code or accept a
+    /// short wait.
+    pub fn open_nats(nats: &Nats, replicas: usize) -> Result<Registry, RegistryError> {
+        Ok(Registry {
+            backend: Backend::Kv(Box::new(kv::KvRegistry::open(nats, replicas)?)),
+        })
+    }
+
+    /// Ticks whenever a record changes in the shared registry, so an open
+    /// connection can check its token at once; `None` for a data folder's
+    /// registry, which open connections re-read on a timer instead.
+    pub fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match &self.backend {
+            Backend::Redb(_) => None,
+            Backend::Kv(k) => Some(k.changes()),
         }
     }
 
@@ -120,25 +130,25 @@ impl Registry {
             name: name.trim().to_owned(),
             created_ms: now_ms(),
         };
-        self.put(HUBS, &hub.id, &hub)?;
+        match &self.backend {
+            Backend::Redb(r) => r.insert_hub(&hub)?,
+            Backend::Kv(k) => k.insert_hub(&hub)?,
+        }
         Ok(hub)
     }
 
     pub fn hub(&self, id: &str) -> Result<Option<HubRecord>, RegistryError> {
-        self.get(HUBS, id)
+        match &self.backend {
+            Backend::Redb(r) => r.hub(id),
+            Backend::Kv(k) => k.hub(id),
+        }
     }
 
     pub fn hubs(&self) -> Result<Vec<HubRecord>, RegistryError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(HUBS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(|e| self.err(e))? {
-            let (_, v) = row.map_err(|e| self.err(e))?;
-            if let Ok(h) = rmp_serde::from_slice(v.value()) {
-                out.push(h);
-            }
+        match &self.backend {
+            Backend::Redb(r) => r.hubs(),
+            Backend::Kv(k) => k.hubs(),
         }
-        Ok(out)
     }
 
     /// Issues a token and returns it with its record. The returned string is
@@ -176,38 +186,32 @@ impl Registry {
             expires_ms,
             revoked: false,
         };
-        self.put(TOKENS, &id, &record)?;
+        match &self.backend {
+            Backend::Redb(r) => r.insert_token(&record)?,
+            Backend::Kv(k) => k.insert_token(&record)?,
+        }
         Ok((format!("spk_{id}_{secret}"), record))
     }
 
     /// Revokes a token by id; the hub must match.
     pub fn revoke(&self, hub: &str, token_id: &str) -> Result<TokenRecord, RegistryError> {
-        let mut record: TokenRecord = self
-            .get(TOKENS, token_id)?
-            .filter(|r: &TokenRecord| r.hub == hub)
-            .ok_or_else(|| RegistryError::UnknownToken(token_id.to_owned(), hub.to_owned()))?;
-        record.revoked = true;
-        self.put(TOKENS, token_id, &record)?;
-        Ok(record)
+        match &self.backend {
+            Backend::Redb(r) => r.revoke(hub, token_id),
+            Backend::Kv(k) => k.revoke(hub, token_id),
+        }
     }
 
     pub fn tokens(&self, hub: &str) -> Result<Vec<TokenRecord>, RegistryError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(TOKENS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(|e| self.err(e))? {
-            let (_, v) = row.map_err(|e| self.err(e))?;
-            if let Ok(t) = rmp_serde::from_slice::<TokenRecord>(v.value())
-                && t.hub == hub
-            {
-                out.push(t);
-            }
+        match &self.backend {
+            Backend::Redb(r) => r.tokens(hub),
+            Backend::Kv(k) => k.tokens(hub),
         }
-        Ok(out)
     }
 
-    /// Checks a presented token. The registry is read fresh each time, so a
-    /// revocation by the admin CLI takes effect on the next connection.
+    /// Checks a presented token. A data folder's registry is read fresh
+    /// each time, so a revocation by the admin CLI takes effect on the next
+    /// check; the shared registry answers from its view of the bucket,
+    /// which follows every change as it is stored.
     pub fn authenticate(
         &self,
         token: &str,
@@ -218,7 +222,11 @@ impl Registry {
         else {
             return Ok(Err(AuthError::Malformed));
         };
-        let Some(record) = self.get::<TokenRecord>(TOKENS, id)? else {
+        let found = match &self.backend {
+            Backend::Redb(r) => r.token(id)?,
+            Backend::Kv(k) => k.token(id)?,
+        };
+        let Some(record) = found else {
             return Ok(Err(AuthError::Unknown));
         };
         let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
@@ -232,42 +240,6 @@ impl Registry {
             return Ok(Err(AuthError::Expired(record.id)));
         }
         Ok(Ok(record))
-    }
-
-    fn put<T: Serialize>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        key: &str,
-        value: &T,
-    ) -> Result<(), RegistryError> {
-        let bytes = rmp_serde::to_vec_named(value).map_err(|e| RegistryError::Db {
-            path: self.path.clone(),
-            detail: e.to_string(),
-        })?;
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = txn.open_table(table).map_err(|e| self.err(e))?;
-            t.insert(key, bytes.as_slice()).map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
-    }
-
-    fn get<T: for<'de> Deserialize<'de>>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        key: &str,
-    ) -> Result<Option<T>, RegistryError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = txn.open_table(table).map_err(|e| self.err(e))?;
-        let Some(v) = t.get(key).map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        rmp_serde::from_slice(v.value())
-            .map(Some)
-            .map_err(|e| RegistryError::Db {
-                path: self.path.clone(),
-                detail: format!("record {key} is unreadable: {e}"),
-            })
     }
 }
 
