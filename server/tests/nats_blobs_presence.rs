@@ -19,8 +19,8 @@ use tokio::net::TcpStream;
 /// Longest a large transfer may take (a debug build hashing 50 MiB is slow).
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// Two relays serving the same hub on one cluster, sharing a copy of the
-/// registry.
+/// Two relays serving the same hub on one cluster, with the cluster's
+/// shared registry.
 struct Pair {
     setup: HubSetup,
     _data_b: tempfile::TempDir,
@@ -32,14 +32,11 @@ struct Pair {
 
 async fn pair(members: &[(&str, &str)], extra: &[&str]) -> Option<Pair> {
     let cluster = NatsCluster::start().await?;
-    let setup = HubSetup::new("Shared", members);
-    let data_b = tempfile::tempdir().expect("data folder");
-    std::fs::copy(
-        setup.data.path().join("relay.redb"),
-        data_b.path().join("relay.redb"),
-    )
-    .expect("copy the registry");
     let urls = cluster.urls();
+    // The hub and tokens are in the cluster's registry; both relays start
+    // with empty data folders.
+    let setup = HubSetup::on_nats("Shared", members, &urls);
+    let data_b = tempfile::tempdir().expect("data folder");
     let mut args = vec!["--nats", urls.as_str(), "--nats-replicas", "3"];
     args.extend_from_slice(extra);
     let logs = setup.logs.path();

@@ -162,16 +162,39 @@ pub struct HubSetup {
 impl HubSetup {
     /// `spoke-relay hub create NAME` and `token issue` for each `(handle, role)`.
     pub fn new(name: &str, members: &[(&str, &str)]) -> HubSetup {
+        HubSetup::in_registry(name, members, None)
+    }
+
+    /// As [`HubSetup::new`], in the shared registry of the NATS cluster at
+    /// `urls` (`--nats`); the data folder stays empty.
+    pub fn on_nats(name: &str, members: &[(&str, &str)], urls: &str) -> HubSetup {
+        HubSetup::in_registry(name, members, Some(urls))
+    }
+
+    fn in_registry(name: &str, members: &[(&str, &str)], nats: Option<&str>) -> HubSetup {
         let data = tempfile::tempdir().expect("data folder");
         let logs = tempfile::tempdir().expect("log folder");
         let d = data.path().to_str().expect("utf-8 temp path").to_owned();
-        let created = cli_json(&["hub", "create", name, "--data", &d, "--json"]);
+        let registry = match nats {
+            Some(urls) => ["--nats", urls],
+            None => ["--data", d.as_str()],
+        };
+        let created = cli_json(&["hub", "create", name, registry[0], registry[1], "--json"]);
         let hub = field(&created, "hub");
         let mut tokens =
             std::collections::HashMap::from([("admin".to_owned(), field(&created, "token"))]);
         for (handle, role) in members {
             let issued = cli_json(&[
-                "token", "issue", "--data", &d, "--hub", &hub, "--handle", handle, "--role", role,
+                "token",
+                "issue",
+                registry[0],
+                registry[1],
+                "--hub",
+                &hub,
+                "--handle",
+                handle,
+                "--role",
+                role,
                 "--json",
             ]);
             assert_eq!(field(&issued, "role"), *role);
