@@ -499,7 +499,12 @@ impl JetStreamLog {
 
     /// Publishes `planned` (index into `ops`, the seq it must get) in order,
     /// each expecting the one before it.
-    async fn publish(&self, ops: &[EncodedOp], planned: &[(usize, u64)]) -> Published {
+    async fn publish(
+        &self,
+        ops: &[EncodedOp],
+        renumbered: &HashMap<usize, EncodedOp>,
+        planned: &[(usize, u64)],
+    ) -> Published {
         let mut inflight: VecDeque<(u64, async_nats::jetstream::context::PublishAckFuture)> =
             VecDeque::new();
         let mut stored = 0;
@@ -530,7 +535,7 @@ impl JetStreamLog {
             if cut.is_some() {
                 break;
             }
-            let op = &ops[index];
+            let op = renumbered.get(&index).unwrap_or(&ops[index]);
             let id = message_id(op);
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", id.as_str());
@@ -611,8 +616,21 @@ impl JetStreamLog {
             let mut tentative = Vec::with_capacity(ops.len() - out.len());
             let mut planned = Vec::new();
             let mut batch_dedup = HashMap::new();
+            let mut renumbered: HashMap<usize, EncodedOp> = HashMap::new();
             let mut next = known.applied;
             for (index, op) in ops.iter().enumerate().skip(out.len()) {
+                // The relay's own ops take the hub seq they are stored at
+                // as their client seq: relays sharing a hub would number
+                // them alike otherwise, and two ops with one id are one op
+                // to a replica.
+                let own;
+                let op = match op.from_relay.then(|| with_relay_seq(op, next + 1)) {
+                    Some(Some(o)) => {
+                        own = o;
+                        &own
+                    }
+                    _ => op,
+                };
                 let view = op.op.as_ref();
                 if let Err(refusal) = rules::judge_owner(&trial, &view) {
                     tentative.push(Appended::Refused(refusal));
@@ -634,6 +652,8 @@ impl JetStreamLog {
                 next += 1;
                 if !op.from_relay {
                     batch_dedup.insert(key, next);
+                } else {
+                    renumbered.insert(index, op.clone());
                 }
                 tentative.push(Appended::Stored {
                     seq: next,
@@ -648,7 +668,7 @@ impl JetStreamLog {
                 .iter()
                 .position(|a| matches!(a, Appended::Refused(_)))
                 .map(|at| published_upto + at);
-            match self.publish(ops, &planned).await {
+            match self.publish(ops, &renumbered, &planned).await {
                 Published::All => {
                     let base = out.len();
                     let keep = unproven.unwrap_or(ops.len()) - base;
@@ -703,6 +723,14 @@ impl JetStreamLog {
         }
         Ok(out)
     }
+}
+
+/// The relay's op `op` with `seq` as its client seq; `None` if it cannot
+/// be encoded again (it is then stored as it came).
+fn with_relay_seq(op: &EncodedOp, seq: u64) -> Option<EncodedOp> {
+    let mut decoded = crate::proto::decode_op(&op.bytes).ok()?;
+    decoded.id.seq = seq;
+    EncodedOp::from_bytes(crate::proto::encode_op(&decoded).ok()?)
 }
 
 /// JetStream's dedup id for an op. The relay's own ops get a unique one (two
