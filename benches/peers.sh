@@ -317,7 +317,7 @@ split_medians() {
             k = trim($2) "|" trim($3) "|" trim($4) "|" trim($5)
             if (!(k in n)) order[++keys] = k
             i = ++n[k]
-            for (c = 6; c <= 17; c++) val[k, i, c] = trim($c)
+            for (c = 6; c <= 19; c++) val[k, i, c] = trim($c)
             split(trim($7), de, "/")
             if (!(k in worst) || de[1] / de[2] < ratio[k]) { worst[k] = trim($7); ratio[k] = de[1] / de[2] }
         }
@@ -325,7 +325,7 @@ split_medians() {
             for (o = 1; o <= keys; o++) {
                 k = order[o]; m = n[k]; label = k; gsub(/\|/, " | ", label)
                 line = "| " label " | " m " | " med(k, 6, m) " | " worst[k]
-                for (c = 8; c <= 17; c++) line = line " | " med(k, c, m)
+                for (c = 8; c <= 19; c++) line = line " | " med(k, c, m)
                 print line " |"
             }
         }' "$SPLIT"
@@ -359,8 +359,8 @@ split_medians() {
             echo
             echo "Medians of the $RUNS runs:"
             echo
-            echo "| setup | subscribers | payload B | load | runs | deliveries/s | worst delivered/expected | p99 ms | relay A µs per delivery | relay A deliveries/s | relay A CPU % | relay B µs per delivery | relay B deliveries/s | relay B CPU % | NATS CPU µs per op | NATS CPU % | ops/s |"
-            echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            echo "| setup | subscribers | payload B | load | runs | deliveries/s | worst delivered/expected | p99 ms | relay A µs per delivery | relay A deliveries/s | relay A CPU % | relay B µs per delivery | relay B deliveries/s | relay B CPU % | NATS CPU µs per op | NATS CPU % | ops/s | NATS idle CPU % | NATS µs per op net of idle |"
+            echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
             split_medians
         fi
     fi

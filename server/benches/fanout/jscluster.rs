@@ -114,14 +114,15 @@ impl JsCluster {
         for i in 0..nodes {
             loop {
                 let ready = match http_get(cluster.nodes[i].monitor_port, "/jsz").await {
-                    Some(body) => serde_json::from_str::<serde_json::Value>(&body)
-                        .is_ok_and(|jsz| {
+                    Some(body) => {
+                        serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|jsz| {
                             !jsz["config"].is_null()
                                 && (nodes == 1
                                     || jsz["meta_cluster"]["leader"]
                                         .as_str()
                                         .is_some_and(|l| !l.is_empty()))
-                        }),
+                        })
+                    }
                     None => false,
                 };
                 if ready {

@@ -261,6 +261,9 @@ struct StepConfig {
     batch: bool,
 }
 
+/// How long the NATS nodes' idle CPU is measured before each step.
+const NATS_IDLE: Duration = Duration::from_secs(2);
+
 /// One relay's share of a step: its CPU and the deliveries it made.
 #[derive(Debug, Clone, Default)]
 struct RelayShare {
@@ -296,6 +299,9 @@ struct StepReport {
     /// CPU seconds of every NATS node together, and how many nodes.
     nats_cpu_s: f64,
     nats_nodes: usize,
+    /// The NATS nodes' CPU while nothing was published (share of a core),
+    /// measured over [`NATS_IDLE`] before the step: heartbeats and the like.
+    nats_idle_share: f64,
     /// Seconds from the first send to the drained tail.
     window_s: f64,
 }
@@ -315,6 +321,12 @@ impl StepReport {
 
     fn nats_us_per_op(&self) -> f64 {
         self.nats_cpu_s / self.sent.max(1) as f64 * 1e6
+    }
+
+    /// NATS CPU per op once what the nodes spend idle is taken out.
+    fn nats_net_us_per_op(&self) -> f64 {
+        (self.nats_cpu_s - self.nats_idle_share * self.window_s).max(0.0) / self.sent.max(1) as f64
+            * 1e6
     }
 
     fn delivered_share(&self) -> f64 {
@@ -470,6 +482,20 @@ async fn run_step<T: Target>(
             .collect()
     };
     let me = std::process::id().to_string();
+    let nats_cpu = |cpu: &[f64]| -> f64 {
+        watched
+            .iter()
+            .zip(cpu)
+            .filter(|(w, _)| matches!(w, Watched::Nats(_)))
+            .map(|(_, c)| c)
+            .sum()
+    };
+    let mut nats_idle_share = 0.0;
+    if watched.iter().any(|w| matches!(w, Watched::Nats(_))) {
+        let idle0 = nats_cpu(&watched_cpu());
+        tokio::time::sleep(NATS_IDLE).await;
+        nats_idle_share = (nats_cpu(&watched_cpu()) - idle0) / NATS_IDLE.as_secs_f64();
+    }
     reset_peak_rss(pid);
     let watched0 = watched_cpu();
     let server_cpu0 = proc_cpu(&pid.to_string());
@@ -525,6 +551,7 @@ async fn run_step<T: Target>(
         rss_mib: rss_kib as f64 / 1024.0,
         generator_cpu_pct: (gen_cpu1 - gen_cpu0) / (drained - start).as_secs_f64() * 100.0,
         window_s: (drained - start).as_secs_f64(),
+        nats_idle_share,
         ..StepReport::default()
     };
     for (w, (c0, c1)) in watched.iter().zip(watched0.iter().zip(&watched1)) {
@@ -664,12 +691,14 @@ fn log_step(name: &str, cfg: &StepConfig, r: &StepReport) {
             })
             .collect();
         eprintln!(
-            "    {}; NATS ({} nodes) {:.1} µs/op over {} ops ({:.0}% of a core)",
+            "    {}; NATS ({} nodes) {:.1} µs/op over {} ops ({:.0}% of a core; idle {:.1}%, {:.1} µs/op net of idle)",
             relays.join(", "),
             r.nats_nodes,
             r.nats_us_per_op(),
             r.sent,
-            r.nats_cpu_s / r.window_s.max(1e-9) * 100.0
+            r.nats_cpu_s / r.window_s.max(1e-9) * 100.0,
+            r.nats_idle_share * 100.0,
+            r.nats_net_us_per_op(),
         );
     }
 }
@@ -678,7 +707,7 @@ fn relay_letter(i: usize) -> char {
     (b'A' + (i as u8).min(25)) as char
 }
 
-const SPLIT_HEADER: &str = "| setup | subscribers | payload B | load | deliveries/s | delivered/expected | p99 ms | relay A µs per delivery | relay A deliveries/s | relay A CPU % | relay B µs per delivery | relay B deliveries/s | relay B CPU % | NATS CPU µs per op | NATS CPU % | ops/s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
+const SPLIT_HEADER: &str = "| setup | subscribers | payload B | load | deliveries/s | delivered/expected | p99 ms | relay A µs per delivery | relay A deliveries/s | relay A CPU % | relay B µs per delivery | relay B deliveries/s | relay B CPU % | NATS CPU µs per op | NATS CPU % | ops/s | NATS idle CPU % | NATS µs per op net of idle |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
 /// The per-relay and NATS accounting of one step, as a table row.
 fn split_row(name: &str, n: usize, size: usize, load: &str, r: &StepReport) -> String {
@@ -692,13 +721,20 @@ fn split_row(name: &str, n: usize, size: usize, load: &str, r: &StepReport) -> S
         ),
         None => "– | – | –".to_owned(),
     };
-    let nats = if r.nats_nodes == 0 {
-        "– | –".to_owned()
+    let (nats, idle) = if r.nats_nodes == 0 {
+        ("– | –".to_owned(), "– | –".to_owned())
     } else {
-        format!("{:.1} | {:.0}", r.nats_us_per_op(), pct(r.nats_cpu_s))
+        (
+            format!("{:.1} | {:.0}", r.nats_us_per_op(), pct(r.nats_cpu_s)),
+            format!(
+                "{:.1} | {:.1}",
+                r.nats_idle_share * 100.0,
+                r.nats_net_us_per_op()
+            ),
+        )
     };
     format!(
-        "| {name} | {n} | {size} | {load} | {:.0} | {}/{} | {:.2} | {} | {} | {nats} | {:.0} |",
+        "| {name} | {n} | {size} | {load} | {:.0} | {}/{} | {:.2} | {} | {} | {nats} | {:.0} | {idle} |",
         r.rate(),
         r.delivered,
         r.expected,

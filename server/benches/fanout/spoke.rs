@@ -166,11 +166,7 @@ impl RelayProcess {
             Command::new(bin)
         };
         let log = std::fs::File::create(data.path().join("serve.log"))?;
-        let child = cmd
-            .args(&serve)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
+        let child = cmd.args(&serve).stdout(Stdio::null()).stderr(log).spawn()?;
         let mut relay = RelayProcess { child, addr, data };
         let deadline = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(&relay.addr).await.is_err() {
@@ -455,11 +451,10 @@ impl Target for SpokeRelay {
 
     async fn room(&mut self, step: u32) -> anyhow::Result<String> {
         if self.relays.len() > 1 {
-            let hub = self
-                .pool
-                .get(step as usize - 1)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("step {step}: only {HUB_POOL} hubs made ahead"))?;
+            let hub =
+                self.pool.get(step as usize - 1).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("step {step}: only {HUB_POOL} hubs made ahead")
+                })?;
             // Open the hub on relay A first (it creates the stream), then
             // on B, so the subscribers' joins do not race to create it.
             let token = self.tokens(&hub)?.subscriber.clone();
