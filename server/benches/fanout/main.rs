@@ -11,6 +11,9 @@
 //!   [--nats-nodes 3|1] [--split-rows FILE]
 //! ```
 //!
+//! `FANOUT_KEEP_RELAY_LOGS=DIR` copies each relay's log (RUST_LOG sets its
+//! level) into DIR when the relay is stopped.
+//!
 //! Targets started here, pinned to core 0: `spoke` (one relay on redb),
 //! `spoke-js` (one relay on a JetStream cluster of `--nats-nodes` nodes on
 //! loopback, one copy per node) and `spoke-js2` (two relays on that cluster

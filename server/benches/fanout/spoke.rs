@@ -41,6 +41,16 @@ impl Drop for RelayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The relay's log goes with its data folder unless asked for.
+        if let Some(dir) = std::env::var_os("FANOUT_KEEP_RELAY_LOGS") {
+            let to = std::path::Path::new(&dir).join(format!(
+                "relay-{}-{}.log",
+                crate::now_us(),
+                self.addr.replace(':', "-")
+            ));
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(self.data.path().join("serve.log"), to);
+        }
     }
 }
 
