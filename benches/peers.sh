@@ -11,7 +11,14 @@
 #
 #   benches/peers.sh [--quick] [--peers "spoke y-sweet y-websocket nats nats-jetstream"]
 #                    [--subscribers 100,500,1000] [--payloads 200,4096] [--seconds 5]
-#                    [--rate 100000 [--repeat 3]]
+#                    [--rate 100000 [--repeat 3]] [--nats-nodes 3|1]
+#
+# The relay on JetStream: peers `spoke-js` (one relay) and `spoke-js2` (two
+# relays serving one hub, publisher on A, subscribers split over A and B),
+# each on a NATS cluster of --nats-nodes nodes (default 3, one copy per
+# node) that the generator starts on loopback; every relay and NATS node on
+# core 0. For them (and `spoke`) a second table splits CPU: each relay's
+# µs per delivery it made, and the NATS nodes' µs per op published.
 #
 # With --rate, every server instead gets the same load (that many deliveries
 # per second) --repeat times, each on a fresh server process, and a second
@@ -20,7 +27,7 @@
 #
 # Environment: PEERS_QUICK=1 (10,100 subscribers, 200 B, 2 s steps),
 # PEERS, PEERS_SUBSCRIBERS, PEERS_PAYLOADS, PEERS_SECONDS, PEERS_START_RATE,
-# PEERS_MAX_RATE, PEERS_RATE, PEERS_REPEAT, SPOKE_PEERS_CACHE (default ~/.cache/spoke-peers),
+# PEERS_MAX_RATE, PEERS_RATE, PEERS_REPEAT, PEERS_NATS_NODES, SPOKE_PEERS_CACHE (default ~/.cache/spoke-peers),
 # PEERS_OUT (results folder; default under the cache).
 set -uo pipefail
 
@@ -35,6 +42,7 @@ START_RATE=${PEERS_START_RATE:-25000}
 MAX_RATE=${PEERS_MAX_RATE:-3200000}
 RATE=${PEERS_RATE:-}
 REPEAT=${PEERS_REPEAT:-3}
+NATS_NODES=${PEERS_NATS_NODES:-3}
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,7 +53,8 @@ while [ $# -gt 0 ]; do
         --seconds) STEP_SECONDS=$2; shift ;;
         --rate) RATE=$2; shift ;;
         --repeat) REPEAT=$2; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --nats-nodes) NATS_NODES=$2; shift ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "peers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -63,8 +72,10 @@ fi
 OUT=${PEERS_OUT:-$CACHE/results-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$CACHE" "$OUT" || { echo "peers.sh: cannot create $CACHE or $OUT" >&2; exit 1; }
 ROWS=$OUT/rows.md
+SPLIT=$OUT/split.md
 STEPS=$OUT/steps.log
 : > "$ROWS"
+: > "$SPLIT"
 : > "$STEPS"
 
 # Ports on loopback for the peers; checked free before each start.
@@ -224,20 +235,24 @@ RUNS=1
 for peer in $PEERS; do
     case "$peer" in
         spoke) ;;
+        spoke-js|spoke-js2) install_nats || { fail_row "$peer" "nats-server install failed"; continue; } ;;
         y-sweet) install_ysweet || { fail_row "$peer" "install failed"; continue; } ;;
         y-websocket) install_ywebsocket || { fail_row "$peer" "install failed"; continue; } ;;
         nats|nats-jetstream) install_nats || { fail_row "$peer" "install failed"; continue; } ;;
-        *) fail_row "$peer" "unknown peer (spoke, y-sweet, y-websocket, nats, nats-jetstream)"; continue ;;
+        *) fail_row "$peer" "unknown peer (spoke, spoke-js, spoke-js2, y-sweet, y-websocket, nats, nats-jetstream)"; continue ;;
     esac
     for n in ${SUBSCRIBERS//,/ }; do
         for size in ${PAYLOADS//,/ }; do
           for run in $(seq 1 "$RUNS"); do
-            say "peers.sh: $peer, $n subscribers, $size B (run $run of $RUNS)"
-            if [ "$peer" = spoke ]; then
-                # The generator starts the relay itself (pinned to core 0).
-                run_bench --target spoke --subscribers "$n" --payload-bytes "$size"
-                continue
-            fi
+            say "peers.sh: $peer, $n subscribers, $size B (run $run of $RUNS); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+            echo "load average before $peer N=$n $size B run $run: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$STEPS"
+            case "$peer" in
+                spoke|spoke-js|spoke-js2)
+                    # The generator starts the relays (and NATS) itself, on core 0.
+                    run_bench --target "$peer" --nats-nodes "$NATS_NODES" --split-rows "$SPLIT" \
+                        --subscribers "$n" --payload-bytes "$size"
+                    continue ;;
+            esac
             START_ERROR=
             if ! start_peer "$peer" "$peer-$n-$size"; then
                 printf '| %s | | %s | %s | not run: failed to start: %s | | | | | | | | |\n' \
@@ -286,6 +301,36 @@ medians() {
         }' "$ROWS"
 }
 
+# Medians of the repeated split rows: setup, N, payload, load -> every
+# numeric column's median, the worst delivered/expected.
+split_medians() {
+    awk -F'|' '
+        function trim(x) { gsub(/^ +| +$/, "", x); return x }
+        function med(k, c, m,   v, j, t, x, n2) {
+            n2 = 0
+            for (j = 1; j <= m; j++) if (val[k, j, c] != "–") v[++n2] = val[k, j, c] + 0
+            if (n2 == 0) return "–"
+            for (j = 2; j <= n2; j++) { t = v[j]; for (x = j - 1; x >= 1 && v[x] > t; x--) v[x + 1] = v[x]; v[x + 1] = t }
+            return sprintf("%.2f", (n2 % 2) ? v[(n2 + 1) / 2] : (v[n2 / 2] + v[n2 / 2 + 1]) / 2)
+        }
+        $2 ~ /[a-z]/ {
+            k = trim($2) "|" trim($3) "|" trim($4) "|" trim($5)
+            if (!(k in n)) order[++keys] = k
+            i = ++n[k]
+            for (c = 6; c <= 19; c++) val[k, i, c] = trim($c)
+            split(trim($7), de, "/")
+            if (!(k in worst) || de[1] / de[2] < ratio[k]) { worst[k] = trim($7); ratio[k] = de[1] / de[2] }
+        }
+        END {
+            for (o = 1; o <= keys; o++) {
+                k = order[o]; m = n[k]; label = k; gsub(/\|/, " | ", label)
+                line = "| " label " | " m " | " med(k, 6, m) " | " worst[k]
+                for (c = 8; c <= 19; c++) line = line " | " med(k, c, m)
+                print line " |"
+            }
+        }' "$SPLIT"
+}
+
 {
     echo
     echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; server on core 0, generator on core 1."
@@ -303,6 +348,21 @@ medians() {
         echo
         "$BENCH" --header-only
         cat "$ROWS"
+    fi
+    if [ -s "$SPLIT" ]; then
+        echo
+        echo "CPU by process (relays and NATS nodes all on core 0; NATS: $NATS_NODES node(s), one copy per node):"
+        echo
+        "$BENCH" --split-header-only
+        cat "$SPLIT"
+        if [ -n "$RATE" ]; then
+            echo
+            echo "Medians of the $RUNS runs:"
+            echo
+            echo "| setup | subscribers | payload B | load | runs | deliveries/s | worst delivered/expected | p99 ms | relay A µs per delivery | relay A deliveries/s | relay A CPU % | relay B µs per delivery | relay B deliveries/s | relay B CPU % | NATS CPU µs per op | NATS CPU % | ops/s | NATS idle CPU % | NATS µs per op net of idle |"
+            echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            split_medians
+        fi
     fi
 } | tee "$OUT/table.md"
 say "peers.sh: table in $OUT/table.md, every step in $STEPS"

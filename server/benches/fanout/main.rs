@@ -8,10 +8,20 @@
 //!   [--subscribers 100,500,1000] [--payload-bytes 200,4096]
 //!   [--deliveries-per-sec 100000 | --step-up [--start-rate 25000] [--max-rate 3200000]]
 //!   [--seconds 5] [--p99-limit-ms 100] [--min-delivered 0.999] [--batch] [--no-header]
+//!   [--nats-nodes 3|1] [--split-rows FILE]
 //! ```
 //!
-//! Targets: `spoke` (started here, pinned to core 0), and peers started by
-//! `benches/peers.sh`: `y-sweet`, `y-websocket`, `nats`, `nats-jetstream`.
+//! `FANOUT_KEEP_RELAY_LOGS=DIR` copies each relay's log (RUST_LOG sets its
+//! level) into DIR when the relay is stopped.
+//!
+//! Targets started here, pinned to core 0: `spoke` (one relay on redb),
+//! `spoke-js` (one relay on a JetStream cluster of `--nats-nodes` nodes on
+//! loopback, one copy per node) and `spoke-js2` (two relays on that cluster
+//! serving one hub: the publisher on relay A, subscribers alternating A and
+//! B); for these the CPU of each relay and of the NATS nodes is measured on
+//! its own, and a row per configuration goes to `--split-rows` (relay A and
+//! B µs per delivery each made, NATS µs per op published). Peers started
+//! by `benches/peers.sh`: `y-sweet`, `y-websocket`, `nats`, `nats-jetstream`.
 //! The generator pins itself to core 1. Every payload starts with a stamp
 //! (magic, seq, send time, length) that receivers find in what the server
 //! delivers, so a delivery is counted once per subscriber and timed.
@@ -22,6 +32,7 @@
 //! instead packs all payloads due in a tick into one message (one `Submit`,
 //! one Y update, one frame of `PUB`s).
 
+mod jscluster;
 mod nats;
 mod spoke;
 mod yclient;
@@ -160,6 +171,15 @@ pub struct PubConn {
     pub reader: Box<dyn Reader>,
 }
 
+/// A process whose CPU a step accounts for on its own.
+#[derive(Debug, Clone, Copy)]
+pub enum Watched {
+    /// Relay number `0` (A, the publisher's), `1` (B), ... and its pid.
+    Relay(usize, u32),
+    /// A NATS node.
+    Nats(u32),
+}
+
 /// A server under test: which process to measure and how to join a room
 /// (hub, document, subject) in its own protocol.
 pub(crate) trait Target {
@@ -167,6 +187,19 @@ pub(crate) trait Target {
     /// Whether and how delivered messages are stored, for the table.
     fn persisted(&self) -> &str;
     fn pid(&self) -> u32;
+    /// Processes measured one by one (relays and NATS nodes); empty when
+    /// `pid` is the whole server. When set, the server's CPU is the relays'.
+    fn watched(&self) -> Vec<Watched> {
+        Vec::new()
+    }
+    /// Which relay subscriber `i` joins.
+    fn home_of(&self, _i: usize) -> usize {
+        0
+    }
+    /// Subscriber number `i` (it joins relay [`Target::home_of`]).
+    async fn subscriber_at(&self, room: &str, _i: usize, verify: bool) -> anyhow::Result<Conn> {
+        self.subscriber(room, verify).await
+    }
     /// A fresh room for one step, so steps never see each other's state.
     async fn room(&mut self, step: u32) -> anyhow::Result<String>;
     /// `verify`: also check deliveries the slow, thorough way (one
@@ -231,6 +264,22 @@ struct StepConfig {
     batch: bool,
 }
 
+/// How long the NATS nodes' idle CPU is measured before each step.
+const NATS_IDLE: Duration = Duration::from_secs(2);
+
+/// One relay's share of a step: its CPU and the deliveries it made.
+#[derive(Debug, Clone, Default)]
+struct RelayShare {
+    cpu_s: f64,
+    delivered: u64,
+}
+
+impl RelayShare {
+    fn us_per_delivery(&self) -> f64 {
+        self.cpu_s / self.delivered.max(1) as f64 * 1e6
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct StepReport {
     target_rate: u64,
@@ -248,6 +297,16 @@ struct StepReport {
     acked: u64,
     closed_early: usize,
     notes: Vec<String>,
+    /// Per relay, when the target has [`Target::watched`] processes.
+    relays: Vec<RelayShare>,
+    /// CPU seconds of every NATS node together, and how many nodes.
+    nats_cpu_s: f64,
+    nats_nodes: usize,
+    /// The NATS nodes' CPU while nothing was published (share of a core),
+    /// measured over [`NATS_IDLE`] before the step: heartbeats and the like.
+    nats_idle_share: f64,
+    /// Seconds from the first send to the drained tail.
+    window_s: f64,
 }
 
 impl StepReport {
@@ -263,6 +322,16 @@ impl StepReport {
         }
     }
 
+    fn nats_us_per_op(&self) -> f64 {
+        self.nats_cpu_s / self.sent.max(1) as f64 * 1e6
+    }
+
+    /// NATS CPU per op once what the nodes spend idle is taken out.
+    fn nats_net_us_per_op(&self) -> f64 {
+        (self.nats_cpu_s - self.nats_idle_share * self.window_s).max(0.0) / self.sent.max(1) as f64
+            * 1e6
+    }
+
     fn delivered_share(&self) -> f64 {
         self.delivered as f64 / self.expected.max(1) as f64
     }
@@ -274,6 +343,7 @@ impl StepReport {
 }
 
 struct SubscriberResult {
+    home: usize,
     latencies_us: Vec<u32>,
     duplicates: u64,
     closed_early: bool,
@@ -294,7 +364,7 @@ async fn run_step<T: Target>(
         let target = &*target;
         let room = room.as_str();
         futures_util::stream::iter(0..n)
-            .map(|i| target.subscriber(room, i == 0))
+            .map(|i| target.subscriber_at(room, i, i == 0))
             .buffered(32)
             .collect()
             .await
@@ -306,12 +376,14 @@ async fn run_step<T: Target>(
     let delivered = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(n);
-    for conn in conns {
+    for (i, conn) in conns.into_iter().enumerate() {
         let delivered = delivered.clone();
         let mut stop = stop_rx.clone();
+        let home = target.home_of(i);
         tasks.push(tokio::spawn(async move {
             let Conn { mut ws, mut reader } = conn;
             let mut result = SubscriberResult {
+                home,
                 latencies_us: Vec::new(),
                 duplicates: 0,
                 closed_early: false,
@@ -403,8 +475,32 @@ async fn run_step<T: Target>(
     };
 
     let pid = target.pid();
+    let watched = target.watched();
+    let watched_cpu = || -> Vec<f64> {
+        watched
+            .iter()
+            .map(|w| match w {
+                Watched::Relay(_, p) | Watched::Nats(p) => proc_cpu(&p.to_string()),
+            })
+            .collect()
+    };
     let me = std::process::id().to_string();
+    let nats_cpu = |cpu: &[f64]| -> f64 {
+        watched
+            .iter()
+            .zip(cpu)
+            .filter(|(w, _)| matches!(w, Watched::Nats(_)))
+            .map(|(_, c)| c)
+            .sum()
+    };
+    let mut nats_idle_share = 0.0;
+    if watched.iter().any(|w| matches!(w, Watched::Nats(_))) {
+        let idle0 = nats_cpu(&watched_cpu());
+        tokio::time::sleep(NATS_IDLE).await;
+        nats_idle_share = (nats_cpu(&watched_cpu()) - idle0) / NATS_IDLE.as_secs_f64();
+    }
     reset_peak_rss(pid);
+    let watched0 = watched_cpu();
     let server_cpu0 = proc_cpu(&pid.to_string());
     let gen_cpu0 = proc_cpu(&me);
     let ops_per_sec = cfg.deliveries_per_sec as f64 / n as f64;
@@ -445,6 +541,7 @@ async fn run_step<T: Target>(
     let drained = Instant::now();
     let server_cpu1 = proc_cpu(&pid.to_string());
     let gen_cpu1 = proc_cpu(&me);
+    let watched1 = watched_cpu();
     let rss_kib = proc_peak_rss_kib(pid);
     let _ = stop_tx.send(true);
 
@@ -456,11 +553,33 @@ async fn run_step<T: Target>(
         server_cpu_s: server_cpu1 - server_cpu0,
         rss_mib: rss_kib as f64 / 1024.0,
         generator_cpu_pct: (gen_cpu1 - gen_cpu0) / (drained - start).as_secs_f64() * 100.0,
+        window_s: (drained - start).as_secs_f64(),
+        nats_idle_share,
         ..StepReport::default()
     };
+    for (w, (c0, c1)) in watched.iter().zip(watched0.iter().zip(&watched1)) {
+        match *w {
+            Watched::Relay(i, _) => {
+                if report.relays.len() <= i {
+                    report.relays.resize(i + 1, RelayShare::default());
+                }
+                report.relays[i].cpu_s += c1 - c0;
+            }
+            Watched::Nats(_) => {
+                report.nats_cpu_s += c1 - c0;
+                report.nats_nodes += 1;
+            }
+        }
+    }
+    if !report.relays.is_empty() {
+        report.server_cpu_s = report.relays.iter().map(|r| r.cpu_s).sum();
+    }
     let mut latencies = Vec::with_capacity(expected as usize);
     for task in tasks {
         let Ok(r) = task.await else { continue };
+        if let Some(share) = report.relays.get_mut(r.home) {
+            share.delivered += r.latencies_us.len() as u64;
+        }
         latencies.extend(r.latencies_us);
         report.duplicates += r.duplicates;
         report.closed_early += usize::from(r.closed_early);
@@ -510,6 +629,8 @@ struct Options {
     p99_limit_ms: f64,
     min_delivered: f64,
     batch: bool,
+    /// Where per-relay and NATS rows go (appended); stderr when unset.
+    split_rows: Option<String>,
 }
 
 impl Options {
@@ -557,6 +678,90 @@ fn log_step(name: &str, cfg: &StepConfig, r: &StepReport) {
             format!(" [{}]", r.notes.join("; "))
         }
     );
+    if !r.relays.is_empty() {
+        let relays: Vec<String> = r
+            .relays
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "relay {} {:.2} µs/delivery ({} deliveries, {:.0}% of a core)",
+                    relay_letter(i),
+                    s.us_per_delivery(),
+                    s.delivered,
+                    s.cpu_s / r.window_s.max(1e-9) * 100.0
+                )
+            })
+            .collect();
+        eprintln!(
+            "    {}; NATS ({} nodes) {:.1} µs/op over {} ops ({:.0}% of a core; idle {:.1}%, {:.1} µs/op net of idle)",
+            relays.join(", "),
+            r.nats_nodes,
+            r.nats_us_per_op(),
+            r.sent,
+            r.nats_cpu_s / r.window_s.max(1e-9) * 100.0,
+            r.nats_idle_share * 100.0,
+            r.nats_net_us_per_op(),
+        );
+    }
+}
+
+fn relay_letter(i: usize) -> char {
+    (b'A' + (i as u8).min(25)) as char
+}
+
+const SPLIT_HEADER: &str = "| setup | subscribers | payload B | load | deliveries/s | delivered/expected | p99 ms | relay A µs per delivery | relay A deliveries/s | relay A CPU % | relay B µs per delivery | relay B deliveries/s | relay B CPU % | NATS CPU µs per op | NATS CPU % | ops/s | NATS idle CPU % | NATS µs per op net of idle |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
+
+/// The per-relay and NATS accounting of one step, as a table row.
+fn split_row(name: &str, n: usize, size: usize, load: &str, r: &StepReport) -> String {
+    let pct = |cpu: f64| cpu / r.window_s.max(1e-9) * 100.0;
+    let relay = |i: usize| match r.relays.get(i) {
+        Some(s) => format!(
+            "{:.2} | {:.0} | {:.0}",
+            s.us_per_delivery(),
+            s.delivered as f64 / r.publish_seconds.max(1e-9),
+            pct(s.cpu_s)
+        ),
+        None => "– | – | –".to_owned(),
+    };
+    let (nats, idle) = if r.nats_nodes == 0 {
+        ("– | –".to_owned(), "– | –".to_owned())
+    } else {
+        (
+            format!("{:.1} | {:.0}", r.nats_us_per_op(), pct(r.nats_cpu_s)),
+            format!(
+                "{:.1} | {:.1}",
+                r.nats_idle_share * 100.0,
+                r.nats_net_us_per_op()
+            ),
+        )
+    };
+    format!(
+        "| {name} | {n} | {size} | {load} | {:.0} | {}/{} | {:.2} | {} | {} | {nats} | {:.0} | {idle} |",
+        r.rate(),
+        r.delivered,
+        r.expected,
+        r.p99_ms,
+        relay(0),
+        relay(1),
+        r.sent as f64 / r.publish_seconds.max(1e-9),
+    )
+}
+
+/// Writes a split row where `--split-rows` says (else to stderr).
+fn emit_split(opts: &Options, row: String) {
+    use std::io::Write;
+    let written = opts.split_rows.as_ref().map(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{row}"))
+            .map_err(|e| eprintln!("fanout: writing {path}: {e}"))
+    });
+    if !matches!(written, Some(Ok(()))) {
+        eprintln!("{row}");
+    }
 }
 
 /// The best step at which the target kept up, and why it stopped there.
@@ -715,6 +920,9 @@ async fn measure<T: Target>(target: &mut T, opts: &Options, n: usize, size: usiz
                         Err(why) => why,
                     };
                     println!("{}", row(&name, &persisted, n, size, &r, &verdict));
+                    if !r.relays.is_empty() {
+                        emit_split(opts, split_row(&name, n, size, &format!("{rate}/s"), &r));
+                    }
                 }
                 Err(e) => println!(
                     "| {name} | {persisted} | {n} | {size} | failed: {e:#} | | | | | | | | |"
@@ -724,7 +932,12 @@ async fn measure<T: Target>(target: &mut T, opts: &Options, n: usize, size: usiz
         None => {
             let peak = step_up(target, opts, n, size).await;
             match peak.best {
-                Some(r) => println!("{}", row(&name, &persisted, n, size, &r, &peak.stopped_by)),
+                Some(r) => {
+                    println!("{}", row(&name, &persisted, n, size, &r, &peak.stopped_by));
+                    if !r.relays.is_empty() {
+                        emit_split(opts, split_row(&name, n, size, "peak", &r));
+                    }
+                }
                 None => println!(
                     "| {name} | {persisted} | {n} | {size} | below {}/s | | | | | | | | {} |",
                     opts.start_rate, peak.stopped_by
@@ -749,11 +962,17 @@ fn main() -> anyhow::Result<()> {
         p99_limit_ms: parsed("--p99-limit-ms", 100.0),
         min_delivered: parsed("--min-delivered", 0.999),
         batch: flag("--batch"),
+        split_rows: arg("--split-rows"),
     };
     if flag("--header-only") {
         println!("{HEADER}");
         return Ok(());
     }
+    if flag("--split-header-only") {
+        println!("{SPLIT_HEADER}");
+        return Ok(());
+    }
+    let nats_nodes: usize = parsed("--nats-nodes", 3);
     let target = arg("--target").unwrap_or_else(|| "spoke".into());
     let addr = arg("--addr");
     let pid: Option<u32> = arg("--pid").and_then(|p| p.parse().ok());
@@ -785,8 +1004,13 @@ fn main() -> anyhow::Result<()> {
         for &size in &opts.payload_bytes {
             let outcome = rt.block_on(async {
                 match target.as_str() {
-                    "spoke" => {
-                        let mut t = spoke::SpokeRelay::start().await?;
+                    "spoke" | "spoke-js" | "spoke-js2" => {
+                        let (storage, relays) = match target.as_str() {
+                            "spoke" => (spoke::Storage::Redb, 1),
+                            "spoke-js" => (spoke::Storage::JetStream { nodes: nats_nodes }, 1),
+                            _ => (spoke::Storage::JetStream { nodes: nats_nodes }, 2),
+                        };
+                        let mut t = spoke::SpokeRelay::start_with(storage, relays).await?;
                         measure(&mut t, &opts, n, size).await;
                     }
                     "y-sweet" => {
@@ -803,7 +1027,7 @@ fn main() -> anyhow::Result<()> {
                         measure(&mut t, &opts, n, size).await;
                     }
                     other => anyhow::bail!(
-                        "unknown --target {other}; one of spoke, y-sweet, y-websocket, nats, nats-jetstream"
+                        "unknown --target {other}; one of spoke, spoke-js, spoke-js2, y-sweet, y-websocket, nats, nats-jetstream"
                     ),
                 }
                 anyhow::Ok(())

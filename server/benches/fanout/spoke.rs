@@ -1,8 +1,11 @@
 //! The Spoke relay as a target: started here as a subprocess pinned to core
 //! 0, one fresh hub per step, `Submit` frames in, `Ops` frames out, every op
-//! durably committed before it is fanned out.
+//! durably committed before it is fanned out: to redb, or to a JetStream
+//! cluster started here (one relay, or two relays serving the same hub).
 
-use crate::{Conn, PubConn, Reader, Received, Stamp, Target, Writer, Ws, has_taskset, read_stamp};
+use crate::{
+    Conn, PubConn, Reader, Received, Stamp, Target, Watched, Writer, Ws, has_taskset, read_stamp,
+};
 use futures_util::SinkExt;
 use spoke_relay::proto::{
     self, ClientId, EntityKey, Frame, Hlc, Op, OpId, decode_frame, decode_op, encode_frame,
@@ -17,19 +20,60 @@ struct HubTokens {
     subscriber: String,
 }
 
-pub struct SpokeRelay {
+/// Where the relays keep hub logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// `DATA/hubs/{hub}/log.redb`, fsync'd per group commit.
+    Redb,
+    /// A JetStream cluster of this many nodes started here, one copy of
+    /// every op per node (`--nats-replicas` = nodes).
+    JetStream { nodes: usize },
+}
+
+/// One `spoke-relay serve` process and its data folder.
+struct RelayProcess {
     child: Child,
     addr: String,
     data: tempfile::TempDir,
-    hubs: HashMap<String, HubTokens>,
 }
 
-impl Drop for SpokeRelay {
+impl Drop for RelayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The relay's log goes with its data folder unless asked for.
+        if let Some(dir) = std::env::var_os("FANOUT_KEEP_RELAY_LOGS") {
+            let to = std::path::Path::new(&dir).join(format!(
+                "relay-{}-{}.log",
+                crate::now_us(),
+                self.addr.replace(':', "-")
+            ));
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(self.data.path().join("serve.log"), to);
+        }
     }
 }
+
+/// One relay, or two relays on one JetStream cluster serving the same hub
+/// (the publisher on relay A, subscribers alternating A, B, A, ...). Every
+/// relay and NATS node runs on core 0, the generator on core 1.
+pub struct SpokeRelay {
+    // Dropped first: relays before the NATS nodes they talk to.
+    relays: Vec<RelayProcess>,
+    cluster: Option<crate::jscluster::JsCluster>,
+    storage: Storage,
+    hubs: HashMap<String, HubTokens>,
+    /// Hubs created before the relays started, in the order steps take
+    /// them (two relays: both must know a hub before it is used).
+    pool: Vec<String>,
+    label: String,
+    persisted: String,
+    // Dropped last: the NATS stores live here.
+    _nats_dir: Option<tempfile::TempDir>,
+}
+
+/// Hubs made ahead for two relays: more than a step-up run takes.
+const HUB_POOL: u32 = 24;
 
 fn relay_cli(args: &[&str]) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_spoke-relay"))
@@ -50,24 +94,80 @@ fn field(v: &serde_json::Value, key: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no `{key}` in {v}"))
 }
 
-impl SpokeRelay {
-    pub async fn start() -> anyhow::Result<SpokeRelay> {
-        let data = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+/// Gives relay `to` the hubs and tokens of relay `from`. Relays sharing a
+/// hub need one registry; today that is a copy of `relay.redb`, made while
+/// neither relay runs. The one place to change when the registry moves.
+fn share_registry(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    let (src, dst) = (from.join("relay.redb"), to.join("relay.redb"));
+    std::fs::copy(&src, &dst).map_err(|e| {
+        anyhow::anyhow!(
+            "copying the registry {} to {}: {e}",
+            src.display(),
+            dst.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// Creates hub `name` in the registry under `data`, with a publisher and a
+/// read-only subscriber token.
+fn create_hub(data: &std::path::Path, name: &str) -> anyhow::Result<(String, HubTokens)> {
+    let d = data.display().to_string();
+    let created = relay_cli(&[
+        "hub", "create", name, "--data", &d, "--handle", "pub", "--json",
+    ])?;
+    let hub = field(&created, "hub")?;
+    let publisher = field(&created, "token")?;
+    let issued = relay_cli(&[
+        "token",
+        "issue",
+        "--data",
+        &d,
+        "--hub",
+        &hub,
+        "--handle",
+        "sub",
+        "--role",
+        "read-only",
+        "--json",
+    ])?;
+    let subscriber = field(&issued, "token")?;
+    Ok((
+        hub,
+        HubTokens {
+            publisher,
+            subscriber,
+        },
+    ))
+}
+
+impl RelayProcess {
+    fn data_path(&self) -> String {
+        self.data.path().display().to_string()
+    }
+
+    /// Starts `spoke-relay serve` on a free port over `data`, pinned to core 0.
+    async fn start(data: tempfile::TempDir, nats: Option<(&str, usize)>) -> anyhow::Result<Self> {
+        let addr = format!("127.0.0.1:{}", crate::jscluster::free_port()?);
         let bin = env!("CARGO_BIN_EXE_spoke-relay");
         let d = data.path().display().to_string();
-        let serve = [
-            "serve",
-            "--listen",
-            &addr,
-            "--data",
-            &d,
-            "--max-ops-per-sec",
-            "10000000",
+        let mut serve = vec![
+            "serve".to_owned(),
+            "--listen".into(),
+            addr.clone(),
+            "--data".into(),
+            d,
+            "--max-ops-per-sec".into(),
+            "10000000".into(),
         ];
+        if let Some((urls, replicas)) = nats {
+            serve.extend([
+                "--nats".into(),
+                urls.to_owned(),
+                "--nats-replicas".into(),
+                replicas.to_string(),
+            ]);
+        }
         let mut cmd = if has_taskset() {
             let mut c = Command::new("taskset");
             c.args(["-c", "0", bin]);
@@ -75,19 +175,19 @@ impl SpokeRelay {
         } else {
             Command::new(bin)
         };
-        let child = cmd
-            .args(serve)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let relay = SpokeRelay {
-            child,
-            addr,
-            data,
-            hubs: HashMap::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let log = std::fs::File::create(data.path().join("serve.log"))?;
+        let child = cmd.args(&serve).stdout(Stdio::null()).stderr(log).spawn()?;
+        let mut relay = RelayProcess { child, addr, data };
+        let deadline = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(&relay.addr).await.is_err() {
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                anyhow::bail!(
+                    "relay on {} exited with {status}: {}",
+                    relay.addr,
+                    std::fs::read_to_string(relay.data.path().join("serve.log"))
+                        .unwrap_or_default()
+                );
+            }
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "relay did not start on {}",
@@ -97,9 +197,76 @@ impl SpokeRelay {
         }
         Ok(relay)
     }
+}
 
-    async fn connect(&self, hub: &str, token: &str) -> anyhow::Result<Ws> {
-        let url = format!("ws://{}/v1/hubs/{hub}/ws", self.addr);
+impl SpokeRelay {
+    /// `relays` relays (1 or 2; two need JetStream) keeping logs in `storage`.
+    pub async fn start_with(storage: Storage, relays: usize) -> anyhow::Result<SpokeRelay> {
+        anyhow::ensure!(
+            relays == 1 || (relays == 2 && storage != Storage::Redb),
+            "two relays can only share a hub on JetStream"
+        );
+        let (cluster, nats_dir) = match storage {
+            Storage::Redb => (None, None),
+            Storage::JetStream { nodes } => {
+                let dir = tempfile::tempdir()?;
+                let cluster = crate::jscluster::JsCluster::start(nodes, dir.path()).await?;
+                (Some(cluster), Some(dir))
+            }
+        };
+        let urls = cluster.as_ref().map(|c| c.urls());
+        let nats = match storage {
+            Storage::Redb => None,
+            Storage::JetStream { nodes } => urls.as_deref().map(|u| (u, nodes)),
+        };
+        let mut hubs = HashMap::new();
+        let mut pool = Vec::new();
+        let mut folders = vec![tempfile::tempdir()?];
+        if relays == 2 {
+            for step in 1..=HUB_POOL {
+                let (hub, tokens) = create_hub(folders[0].path(), &format!("Bench{step}"))?;
+                pool.push(hub.clone());
+                hubs.insert(hub, tokens);
+            }
+            let second = tempfile::tempdir()?;
+            share_registry(folders[0].path(), second.path())?;
+            folders.push(second);
+        }
+        let mut started = Vec::new();
+        for data in folders {
+            started.push(RelayProcess::start(data, nats).await?);
+        }
+        let (label, persisted) = match storage {
+            Storage::Redb => (
+                "spoke-relay".to_owned(),
+                "yes: fsync'd redb commit before fan-out".to_owned(),
+            ),
+            Storage::JetStream { nodes } => (
+                format!(
+                    "spoke-relay x{relays} on JetStream R{nodes}{}",
+                    if nodes == 1 { " (1 node)" } else { "" }
+                ),
+                format!(
+                    "yes: JetStream file stream, {nodes} cop{} acked before fan-out; fsync every 2 min (default)",
+                    if nodes == 1 { "y" } else { "ies" }
+                ),
+            ),
+        };
+        Ok(SpokeRelay {
+            relays: started,
+            cluster,
+            storage,
+            hubs,
+            pool,
+            label,
+            persisted,
+            _nats_dir: nats_dir,
+        })
+    }
+
+    async fn connect(&self, relay: usize, hub: &str, token: &str) -> anyhow::Result<Ws> {
+        let addr = &self.relays[relay % self.relays.len()].addr;
+        let url = format!("ws://{addr}/v1/hubs/{hub}/ws");
         let mut ws = crate::connect_ws(&url).await?;
         let hello = Frame::Hello {
             token: token.to_owned(),
@@ -109,7 +276,7 @@ impl SpokeRelay {
         };
         ws.send(Message::Binary(encode_frame(&hello)?.into()))
             .await?;
-        match crate::next_within(&mut ws, 10, "waiting for Welcome").await? {
+        match crate::next_within(&mut ws, 20, "waiting for Welcome").await? {
             Message::Binary(b) => match decode_frame(&b)? {
                 Frame::Welcome { .. } => Ok(ws),
                 other => anyhow::bail!("expected Welcome, got {other:?}"),
@@ -264,51 +431,69 @@ impl Writer for SpokeWriter {
 
 impl Target for SpokeRelay {
     fn name(&self) -> &str {
-        "spoke-relay"
+        &self.label
     }
 
     fn persisted(&self) -> &str {
-        "yes: fsync'd redb commit before fan-out"
+        &self.persisted
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.relays[0].child.id()
+    }
+
+    fn watched(&self) -> Vec<Watched> {
+        let mut out: Vec<Watched> = self
+            .relays
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Watched::Relay(i, r.child.id()))
+            .collect();
+        if let Some(c) = &self.cluster {
+            out.extend(c.pids().into_iter().map(Watched::Nats));
+        }
+        out
+    }
+
+    fn home_of(&self, i: usize) -> usize {
+        i % self.relays.len()
     }
 
     async fn room(&mut self, step: u32) -> anyhow::Result<String> {
-        let d = self.data.path().display().to_string();
-        let name = format!("Bench{step}");
-        let created = relay_cli(&[
-            "hub", "create", &name, "--data", &d, "--handle", "pub", "--json",
-        ])?;
-        let hub = field(&created, "hub")?;
-        let publisher = field(&created, "token")?;
-        let issued = relay_cli(&[
-            "token",
-            "issue",
-            "--data",
-            &d,
-            "--hub",
-            &hub,
-            "--handle",
-            "sub",
-            "--role",
-            "read-only",
-            "--json",
-        ])?;
-        let subscriber = field(&issued, "token")?;
-        self.hubs.insert(
-            hub.clone(),
-            HubTokens {
-                publisher,
-                subscriber,
-            },
-        );
+        if self.relays.len() > 1 {
+            let hub =
+                self.pool.get(step as usize - 1).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("step {step}: only {HUB_POOL} hubs made ahead")
+                })?;
+            // Open the hub on relay A first (it creates the stream), then
+            // on B, so the subscribers' joins do not race to create it.
+            let token = self.tokens(&hub)?.subscriber.clone();
+            for relay in 0..self.relays.len() {
+                let mut ws = self.connect(relay, &hub, &token).await?;
+                let _ = ws.close(None).await;
+            }
+            return Ok(hub);
+        }
+        let d = self.relays[0].data_path();
+        let (hub, tokens) = create_hub(std::path::Path::new(&d), &format!("Bench{step}"))?;
+        self.hubs.insert(hub.clone(), tokens);
+        if matches!(self.storage, Storage::JetStream { .. }) {
+            // Creating the replicated stream is part of opening, not of the load.
+            let token = self.tokens(&hub)?.subscriber.clone();
+            let mut ws = self.connect(0, &hub, &token).await?;
+            let _ = ws.close(None).await;
+        }
         Ok(hub)
     }
 
     async fn subscriber(&self, room: &str, verify: bool) -> anyhow::Result<Conn> {
-        let ws = self.connect(room, &self.tokens(room)?.subscriber).await?;
+        self.subscriber_at(room, 0, verify).await
+    }
+
+    async fn subscriber_at(&self, room: &str, i: usize, verify: bool) -> anyhow::Result<Conn> {
+        let ws = self
+            .connect(self.home_of(i), room, &self.tokens(room)?.subscriber)
+            .await?;
         Ok(Conn {
             ws,
             reader: Box::new(SpokeReader {
@@ -319,7 +504,7 @@ impl Target for SpokeRelay {
     }
 
     async fn publisher(&self, room: &str) -> anyhow::Result<PubConn> {
-        let ws = self.connect(room, &self.tokens(room)?.publisher).await?;
+        let ws = self.connect(0, room, &self.tokens(room)?.publisher).await?;
         Ok(PubConn {
             ws,
             writer: Box::new(SpokeWriter),
