@@ -64,8 +64,10 @@ pub struct SpokeRelay {
     storage: Storage,
     hubs: HashMap<String, HubTokens>,
     /// Hubs created before the relays started, in the order steps take
-    /// them (two relays: both must know a hub before it is used).
+    /// them (two relays: the streams are opened on both outside a step).
     pool: Vec<String>,
+    /// `--data DIR` or `--nats URLS`, for the admin commands.
+    registry: [String; 2],
     label: String,
     persisted: String,
     // Dropped last: the NATS stores live here.
@@ -94,35 +96,29 @@ fn field(v: &serde_json::Value, key: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no `{key}` in {v}"))
 }
 
-/// Gives relay `to` the hubs and tokens of relay `from`. Relays sharing a
-/// hub need one registry; today that is a copy of `relay.redb`, made while
-/// neither relay runs. The one place to change when the registry moves.
-fn share_registry(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
-    let (src, dst) = (from.join("relay.redb"), to.join("relay.redb"));
-    std::fs::copy(&src, &dst).map_err(|e| {
-        anyhow::anyhow!(
-            "copying the registry {} to {}: {e}",
-            src.display(),
-            dst.display()
-        )
-    })?;
-    Ok(())
+/// Where the admin commands keep hubs and tokens: the first relay's data
+/// folder (`--data`), or the NATS cluster's shared registry (`--nats`).
+fn registry_args(data: &std::path::Path, nats: Option<&str>) -> [String; 2] {
+    match nats {
+        Some(urls) => ["--nats".to_owned(), urls.to_owned()],
+        None => ["--data".to_owned(), data.display().to_string()],
+    }
 }
 
-/// Creates hub `name` in the registry under `data`, with a publisher and a
-/// read-only subscriber token.
-fn create_hub(data: &std::path::Path, name: &str) -> anyhow::Result<(String, HubTokens)> {
-    let d = data.display().to_string();
+/// Creates hub `name` in `registry`, with a publisher and a read-only
+/// subscriber token.
+fn create_hub(registry: &[String; 2], name: &str) -> anyhow::Result<(String, HubTokens)> {
+    let (flag, place) = (registry[0].as_str(), registry[1].as_str());
     let created = relay_cli(&[
-        "hub", "create", name, "--data", &d, "--handle", "pub", "--json",
+        "hub", "create", name, flag, place, "--handle", "pub", "--json",
     ])?;
     let hub = field(&created, "hub")?;
     let publisher = field(&created, "token")?;
     let issued = relay_cli(&[
         "token",
         "issue",
-        "--data",
-        &d,
+        flag,
+        place,
         "--hub",
         &hub,
         "--handle",
@@ -142,10 +138,6 @@ fn create_hub(data: &std::path::Path, name: &str) -> anyhow::Result<(String, Hub
 }
 
 impl RelayProcess {
-    fn data_path(&self) -> String {
-        self.data.path().display().to_string()
-    }
-
     /// Starts `spoke-relay serve` on a free port over `data`, pinned to core 0.
     async fn start(data: tempfile::TempDir, nats: Option<(&str, usize)>) -> anyhow::Result<Self> {
         let addr = format!("127.0.0.1:{}", crate::jscluster::free_port()?);
@@ -222,15 +214,14 @@ impl SpokeRelay {
         let mut hubs = HashMap::new();
         let mut pool = Vec::new();
         let mut folders = vec![tempfile::tempdir()?];
+        let registry = registry_args(folders[0].path(), urls.as_deref());
         if relays == 2 {
             for step in 1..=HUB_POOL {
-                let (hub, tokens) = create_hub(folders[0].path(), &format!("Bench{step}"))?;
+                let (hub, tokens) = create_hub(&registry, &format!("Bench{step}"))?;
                 pool.push(hub.clone());
                 hubs.insert(hub, tokens);
             }
-            let second = tempfile::tempdir()?;
-            share_registry(folders[0].path(), second.path())?;
-            folders.push(second);
+            folders.push(tempfile::tempdir()?);
         }
         let mut started = Vec::new();
         for data in folders {
@@ -258,6 +249,7 @@ impl SpokeRelay {
             storage,
             hubs,
             pool,
+            registry,
             label,
             persisted,
             _nats_dir: nats_dir,
@@ -474,8 +466,7 @@ impl Target for SpokeRelay {
             }
             return Ok(hub);
         }
-        let d = self.relays[0].data_path();
-        let (hub, tokens) = create_hub(std::path::Path::new(&d), &format!("Bench{step}"))?;
+        let (hub, tokens) = create_hub(&self.registry, &format!("Bench{step}"))?;
         self.hubs.insert(hub.clone(), tokens);
         if matches!(self.storage, Storage::JetStream { .. }) {
             // Creating the replicated stream is part of opening, not of the load.
