@@ -542,8 +542,8 @@ async fn two_relays_on_one_cluster_give_every_member_every_op_once_in_one_order(
     // A member on each relay, reading from the start.
     let (mut m1, _) = join(relay_a.addr, "m1").await;
     let (mut m2, _) = join(relay_b.addr, "m2").await;
-    // Writers on both relays at once.
-    const BATCHES: usize = 20;
+    // Writers on both relays at once: 10,050 ops.
+    const BATCHES: usize = 67;
     const PER_BATCH: usize = 50;
     let mut writers = Vec::new();
     for (addr, handle) in [
@@ -577,6 +577,15 @@ async fn two_relays_on_one_cluster_give_every_member_every_op_once_in_one_order(
         (1..=head).collect::<Vec<_>>()
     );
     assert_eq!(seen_a, seen_b, "members on both relays see one order");
+    // Every op once: no id twice, the relays' own grant ops included (both
+    // relays grant roles to the members they see first).
+    let mut ids = std::collections::HashSet::new();
+    for (seq, id) in &seen_a {
+        assert!(
+            ids.insert(*id),
+            "op {id:?} is in the log twice (again at seq {seq})"
+        );
+    }
     for (seq, id) in &acked {
         assert_eq!(
             seen_a[*seq as usize - 1].1,
