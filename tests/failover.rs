@@ -11,7 +11,9 @@
 
 mod common_cli;
 
-use common_cli::{assert_success, base_command, closed_port, parse_json, stderr, stdout};
+use common_cli::{
+    assert_success, base_command, closed_port, parse_json, relay_binary, stderr, stdout,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use spoke::model::Op;
@@ -20,38 +22,12 @@ use spoke_relay::proto::{self, Frame, SeqOp};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long anything here may take before the test gives up.
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The `spoke-relay` binary beside the `spoke` one, built (or found up to
-/// date) once per test run: `cargo test -p spoke` does not build it.
-fn relay_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let spoke = Path::new(env!("CARGO_BIN_EXE_spoke"));
-        let bin = spoke.with_file_name(format!("spoke-relay{}", std::env::consts::EXE_SUFFIX));
-        let profile_dir = spoke.parent().expect("the binary's folder");
-        let target_dir = profile_dir.parent().expect("the target folder");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-p", "spoke-relay", "--bin", "spoke-relay"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        let status = cargo
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo to build spoke-relay");
-        assert!(status.success(), "building spoke-relay failed");
-        bin
-    })
-}
 
 /// `spoke-relay ARGS... --json`, which must succeed; parsed.
 fn relay_json(args: &[&str]) -> Value {

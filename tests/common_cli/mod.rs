@@ -8,6 +8,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use tempfile::TempDir;
 
 /// `spoke init` of the Demo hub by ana in Europe/Lisbon.
@@ -274,4 +275,31 @@ impl LoopbackHub {
             ],
         );
     }
+}
+
+/// The `spoke-relay` binary beside the `spoke` one. `cargo test -p spoke`
+/// does not build another package's binaries, so it is built (or found up
+/// to date) here, once per test run.
+pub fn relay_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let spoke = Path::new(env!("CARGO_BIN_EXE_spoke"));
+        let bin = spoke.with_file_name(format!("spoke-relay{}", std::env::consts::EXE_SUFFIX));
+        let profile_dir = spoke.parent().expect("the binary's folder");
+        let target_dir = profile_dir.parent().expect("the target folder");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", "spoke-relay", "--bin", "spoke-relay"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo to build spoke-relay");
+        assert!(status.success(), "building spoke-relay failed");
+        assert!(bin.exists(), "no spoke-relay binary at {}", bin.display());
+        bin
+    })
 }
