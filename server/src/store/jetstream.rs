@@ -427,22 +427,10 @@ impl JetStreamLog {
             return Ok(Vec::new());
         }
         let want = (upto - from + 1).min(max as u64);
-        let mut out = Vec::with_capacity(want as usize);
         if want <= SMALL_READ {
-            for seq in from..from + want {
-                // The stream's leader answers, so an acknowledged op is there.
-                let message = self
-                    .stream
-                    .get_raw_message(seq)
-                    .await
-                    .map_err(|e| self.err(format!("reading seq {seq}: {e}")))?;
-                out.push(SeqOp {
-                    seq: message.sequence,
-                    op: message.payload.to_vec(),
-                });
-            }
-            return Ok(out);
+            return self.fetch_direct(from, want).await;
         }
+        let mut out = Vec::with_capacity(want as usize);
         let consumer = self
             .stream
             .create_consumer(pull::Config {
@@ -494,7 +482,32 @@ impl JetStreamLog {
         tokio::spawn(async move {
             let _ = stream.delete_consumer(&name).await;
         });
-        result.map(|()| out)
+        result?;
+        if out.is_empty() {
+            // The consumer brought nothing in its wait (a stream that just
+            // changed leader can be slow to serve one): read the first ops
+            // one by one, so a read in range never comes back empty.
+            return self.fetch_direct(from, want.min(SMALL_READ)).await;
+        }
+        Ok(out)
+    }
+
+    /// Ops `from..from + count`, each asked of the stream's leader.
+    async fn fetch_direct(&self, from: u64, count: u64) -> Result<Vec<SeqOp>, LogError> {
+        let mut out = Vec::with_capacity(count as usize);
+        for seq in from..from + count {
+            // The stream's leader answers, so an acknowledged op is there.
+            let message = self
+                .stream
+                .get_raw_message(seq)
+                .await
+                .map_err(|e| self.err(format!("reading seq {seq}: {e}")))?;
+            out.push(SeqOp {
+                seq: message.sequence,
+                op: message.payload.to_vec(),
+            });
+        }
+        Ok(out)
     }
 
     /// Publishes `planned` (index into `ops`, the seq it must get) in order,
