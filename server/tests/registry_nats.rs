@@ -248,3 +248,74 @@ async fn the_shared_registry_goes_on_with_a_nats_node_killed() {
         .collect();
     assert_eq!(names, ["Sturdy", "Second"]);
 }
+
+/// A member's own op setting `fields` on a member record.
+fn member_op(
+    client: &mut Client,
+    member: &str,
+    fields: serde_json::Value,
+) -> spoke_relay::proto::Op {
+    let mut op = client.make_ops(1).remove(0);
+    op.entity.kind = "member".to_owned();
+    op.entity.id = member.to_owned();
+    op.hlc.wall_ms = spoke_relay::auth::now_ms();
+    let map: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_value(fields).expect("fields are a JSON object");
+    op.body = rmp_serde::to_vec_named(&map).expect("a map of fields encodes");
+    op
+}
+
+/// A token grants its role once, on its first use, whichever relay sees
+/// it: a lead demoted after joining through one relay does not become a
+/// lead again by presenting the same token to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_first_use_through_one_relay_is_known_to_the_other() {
+    let Some(cluster) = NatsCluster::start().await else {
+        return;
+    };
+    let urls = cluster.urls();
+    let logs = tempfile::tempdir().expect("log folder");
+    let shared = shared_hub(&urls, "Once", &[("lee", "lead")]);
+    let hub = shared.hub.as_str();
+    let (relay_a, _data_a) = relay_on(&cluster, 0, logs.path()).await;
+    let (relay_b, _data_b) = relay_on(&cluster, 1, logs.path()).await;
+    let (admin_token, _) = shared.tokens["admin"].clone();
+    let (lee_token, lee_id) = shared.tokens["lee"].clone();
+
+    let mut admin = join(relay_a.addr, hub, &admin_token).await;
+    let mut lee = Client::connect(relay_a.addr, hub).await;
+    let welcome = lee.hello(&lee_token, hub, 0, 0).await;
+    assert_eq!(
+        welcome.role, "lead",
+        "the first use grants the token's role"
+    );
+    lee.close().await;
+
+    let demote = member_op(
+        &mut admin,
+        "lee",
+        serde_json::json!({"roles:lead": false, "roles:creative": true}),
+    );
+    let outcome = admin.submit_judged(&[demote]).await;
+    assert!(
+        matches!(outcome[..], [common::Outcome::Stored(_)]),
+        "the admin demotes lee: {outcome:?}"
+    );
+
+    // Through the other relay, which never saw the token used.
+    let mut again = Client::connect(relay_b.addr, hub).await;
+    let welcome = again.hello(&lee_token, hub, 0, 0).await;
+    assert_eq!(
+        welcome.role, "creative",
+        "token {lee_id} was used already: the other relay must not grant it again"
+    );
+    let back = member_op(&mut again, "lee", serde_json::json!({"roles:lead": true}));
+    let outcome = again.submit_judged(&[back]).await;
+    assert!(
+        matches!(&outcome[..], [common::Outcome::Refused { .. }]),
+        "a creative gives itself the lead role back: {outcome:?}"
+    );
+    // The first relay answers the same.
+    let mut third = Client::connect(relay_a.addr, hub).await;
+    assert_eq!(third.hello(&lee_token, hub, 0, 0).await.role, "creative");
+}

@@ -448,7 +448,8 @@ pub fn action_of(change: &Change, exists: bool) -> Action {
 pub fn judge(state: &PolicyState, op: &OpRef<'_>, from_relay: bool) -> Result<(), Refusal> {
     judge_owner(state, op)?;
     if op.id.client == RELAY_CLIENT || op.actor == RELAY_ACTOR {
-        return judge_relay(op, from_relay);
+        judge_relay(op, from_relay)?;
+        return judge_first_use(state, op);
     }
     if !state.rules_in_force() {
         // A hub's log from before it had rules: what it says stands.
@@ -587,11 +588,16 @@ pub fn judge_owner(state: &PolicyState, op: &OpRef<'_>) -> Result<(), Refusal> {
     }
 }
 
+/// The field of a relay grant that names the token whose first use it
+/// records (`token:<token id>`), so every relay sharing the hub's log knows
+/// the token was used, whichever relay saw it.
+pub const GRANT_TOKEN_FIELD: &str = "token:";
+
 fn judge_relay(op: &OpRef<'_>, from_relay: bool) -> Result<(), Refusal> {
     let grant_shape = op.id.client == RELAY_CLIENT
         && op.actor == RELAY_ACTOR
         && op.kind == EntityKind::Member
-        && matches!(op.change, Change::Set(f) if !f.is_empty() && f.keys().all(|k| k.starts_with("roles:")));
+        && matches!(op.change, Change::Set(f) if !f.is_empty() && f.keys().all(|k| k.starts_with("roles:") || k.starts_with(GRANT_TOKEN_FIELD)));
     if from_relay && grant_shape {
         Ok(())
     } else {
@@ -604,6 +610,28 @@ fn judge_relay(op: &OpRef<'_>, from_relay: bool) -> Result<(), Refusal> {
                 Rule::RelayOnly.summary()
             ),
         ))
+    }
+}
+
+/// A token grants its role once: a grant naming a token whose first use is
+/// already recorded (through any relay sharing the log) is refused.
+fn judge_first_use(state: &PolicyState, op: &OpRef<'_>) -> Result<(), Refusal> {
+    let Change::Set(fields) = op.change else {
+        return Ok(());
+    };
+    match fields
+        .keys()
+        .filter_map(|k| k.strip_prefix(GRANT_TOKEN_FIELD))
+        .find(|token| state.token_granted(token))
+    {
+        Some(token) => Err(Refusal::new(
+            Rule::RelayOnly,
+            format!(
+                "op {}: token {token} was used already, and a token grants its role once",
+                op.id
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -269,9 +269,18 @@ impl PolicyState {
 
     /// Records an accepted op.
     pub fn record(&mut self, op: &OpRef<'_>) {
-        if !self.rules_in_force && rules::is_relay_grant(op) {
-            self.rules_in_force = true;
-            self.dirty.insert("r/rules".to_owned());
+        if rules::is_relay_grant(op) {
+            if !self.rules_in_force {
+                self.rules_in_force = true;
+                self.dirty.insert("r/rules".to_owned());
+            }
+            if let Change::Set(fields) = op.change {
+                for name in fields.keys() {
+                    if let Some(token) = name.strip_prefix(rules::GRANT_TOKEN_FIELD) {
+                        self.mark_token_granted(token);
+                    }
+                }
+            }
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.clients.entry(op.id.client.0)
         {
@@ -532,7 +541,7 @@ impl PolicyState {
         self.tokens.contains(token)
     }
 
-    pub fn mark_token_granted(&mut self, token: &str) {
+    fn mark_token_granted(&mut self, token: &str) {
         if self.tokens.insert(token.to_owned()) {
             self.dirty.insert(format!("t/{token}"));
         }

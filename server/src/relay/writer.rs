@@ -8,6 +8,7 @@
 
 use super::fanout::FanEvent;
 use crate::metrics::Metrics;
+use crate::policy::rules::GRANT_TOKEN_FIELD;
 use crate::policy::{Change, PolicyState, RELAY_ACTOR, RELAY_CLIENT, Role};
 use crate::proto::{self, EntityKey, Hlc, OpId, SeqOp};
 use crate::store::{Appended, EncodedOp, OpLog};
@@ -78,13 +79,17 @@ pub fn run(
                     role,
                     ..
                 } => {
+                    // The first use is always written, naming the token; the
+                    // rules refuse a second one (a repeat in this batch, or
+                    // one another relay sharing the log stored first). The
+                    // role is set unless the member holds it already; the
+                    // first grant also puts the hub's rules in force (a hub
+                    // from before them).
                     if !policy.token_granted(token) {
-                        policy.mark_token_granted(token);
-                        // The first grant also puts the hub's rules in force
-                        // (a hub from before them), so it is always written.
-                        let needed =
-                            !policy.roles_of(handle).contains(role) || !policy.rules_in_force();
-                        if needed && let Some(op) = grant_op(&mut policy, handle, *role) {
+                        let role = (!policy.roles_of(handle).contains(role)
+                            || !policy.rules_in_force())
+                        .then_some(*role);
+                        if let Some(op) = grant_op(&mut policy, handle, role, token) {
                             all.push(op);
                         }
                     }
@@ -154,12 +159,22 @@ pub fn run(
     }
 }
 
-/// The relay's op granting `role` to `handle`.
-fn grant_op(policy: &mut PolicyState, handle: &str, role: Role) -> Option<EncodedOp> {
-    let change = Change::Set(BTreeMap::from([(
-        format!("roles:{role}"),
+/// The relay's op recording the first use of `token` by `handle`, and
+/// granting it `role` when given.
+fn grant_op(
+    policy: &mut PolicyState,
+    handle: &str,
+    role: Option<Role>,
+    token: &str,
+) -> Option<EncodedOp> {
+    let mut fields = BTreeMap::from([(
+        format!("{GRANT_TOKEN_FIELD}{token}"),
         serde_json::Value::Bool(true),
-    )]));
+    )]);
+    if let Some(role) = role {
+        fields.insert(format!("roles:{role}"), serde_json::Value::Bool(true));
+    }
+    let change = Change::Set(fields);
     let op = proto::Op {
         id: OpId {
             client: RELAY_CLIENT,

@@ -44,6 +44,15 @@ const SMALL_READ: u64 = 4;
 /// node died and the stream elects a new leader) before it fails.
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
+/// How long to wait for the cluster to make a consumer. It places one on
+/// a node of the stream, and one that just died may still be picked (the
+/// request then waits in vain): better to ask again.
+const CONSUMER_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a follower waits for a message before it checks that the
+/// stream is as quiet as its consumer.
+const FOLLOW_QUIET_CHECK: Duration = Duration::from_secs(1);
+
 /// How a hub's stream is made, and how often its snapshot is written.
 #[derive(Debug, Clone)]
 pub struct JetStreamConfig {
@@ -220,6 +229,16 @@ impl JetStreamLog {
                     Ok(()) => return,
                     Err(e) => {
                         tracing::warn!("hub {}: following the stream from {next}: {e}", self.hub);
+                        // Until a consumer can be had again, members still
+                        // get what the stream holds, read op by op.
+                        match self.follow_directly(&mut next, &mut deliver).await {
+                            Ok(false) => return,
+                            Ok(true) => {}
+                            Err(e) => tracing::warn!(
+                                "hub {}: reading the stream from {next}: {e}",
+                                self.hub
+                            ),
+                        }
                         tokio::time::sleep(Duration::from_millis(250)).await;
                     }
                 }
@@ -227,77 +246,92 @@ impl JetStreamLog {
         });
     }
 
+    /// Hands `deliver` what the stream holds from `next` on, read op by op
+    /// from its leader without a consumer. False when `deliver` asked to
+    /// stop.
+    async fn follow_directly(
+        &self,
+        next: &mut u64,
+        deliver: &mut impl FnMut(Vec<SeqOp>) -> bool,
+    ) -> Result<bool, LogError> {
+        let last = self.last_seq().await?;
+        while *next <= last {
+            let count = (last + 1 - *next).min(PUBLISH_WINDOW as u64);
+            let ops = self.fetch_direct(*next, count).await?;
+            let Some(end) = ops.last().map(|o| o.seq) else {
+                break;
+            };
+            *next = end + 1;
+            self.note_head(end);
+            if !deliver(ops) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Ok when `deliver` asked to stop; an error when the follow broke.
+    /// A consumer that brings nothing for two quiet checks in a row while
+    /// the stream holds more (its node died and it did not come back) is
+    /// an error too, so the caller makes a new one.
     async fn follow_once(
         &self,
         next: &mut u64,
         deliver: &mut impl FnMut(Vec<SeqOp>) -> bool,
     ) -> anyhow::Result<()> {
-        let consumer = self
-            .stream
-            .create_consumer(pull::OrderedConfig {
+        let consumer = tokio::time::timeout(
+            CONSUMER_WAIT,
+            self.stream.create_consumer(pull::OrderedConfig {
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: *next,
                 },
                 ..Default::default()
-            })
-            .await?;
+            }),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no consumer within {CONSUMER_WAIT:?}"))??;
         let mut messages = consumer.messages().await?;
-        while let Some(message) = messages.next().await {
-            let message = message?;
-            let seq = message
-                .info()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .stream_sequence;
-            if seq < *next {
-                continue;
-            }
-            if seq > *next {
-                anyhow::bail!("the stream skipped from seq {next} to {seq}");
-            }
-            let mut ops = vec![SeqOp {
-                seq,
-                op: message.payload.to_vec(),
-            }];
-            *next = seq + 1;
+        let mut stuck_at = None;
+        loop {
+            let first = match tokio::time::timeout(FOLLOW_QUIET_CHECK, messages.next()).await {
+                Ok(Some(message)) => message?,
+                Ok(None) => anyhow::bail!("the stream's consumer ended"),
+                Err(_) => {
+                    let last = self.last_seq().await?;
+                    if last < *next {
+                        stuck_at = None;
+                    } else if stuck_at == Some(*next) {
+                        anyhow::bail!(
+                            "the stream holds seq {last} but its consumer brought nothing from seq {next}"
+                        );
+                    } else {
+                        stuck_at = Some(*next);
+                    }
+                    continue;
+                }
+            };
+            let mut ops = Vec::new();
+            take_next(&first, next, &mut ops)?;
             // Take what has already arrived too, so a burst goes out together.
             let mut broken = None;
-            while ops.len() < READ_CHUNK {
+            while broken.is_none() && ops.len() < READ_CHUNK {
                 match futures_util::FutureExt::now_or_never(messages.next()) {
-                    Some(Some(Ok(m))) => {
-                        let seq = m
-                            .info()
-                            .map_err(|e| anyhow::anyhow!("{e}"))?
-                            .stream_sequence;
-                        if seq < *next {
-                            continue;
-                        }
-                        if seq > *next {
-                            broken = Some(format!("the stream skipped from seq {next} to {seq}"));
-                            break;
-                        }
-                        ops.push(SeqOp {
-                            seq,
-                            op: m.payload.to_vec(),
-                        });
-                        *next = seq + 1;
-                    }
-                    Some(Some(Err(e))) => {
-                        broken = Some(e.to_string());
-                        break;
-                    }
+                    Some(Some(Ok(m))) => broken = take_next(&m, next, &mut ops).err(),
+                    Some(Some(Err(e))) => broken = Some(anyhow::anyhow!("{e}")),
                     Some(None) | None => break,
                 }
             }
-            self.note_head(*next - 1);
-            if !deliver(ops) {
-                return Ok(());
+            if !ops.is_empty() {
+                stuck_at = None;
+                self.note_head(*next - 1);
+                if !deliver(ops) {
+                    return Ok(());
+                }
             }
-            if let Some(why) = broken {
-                anyhow::bail!(why);
+            if let Some(e) = broken {
+                return Err(e);
             }
         }
-        anyhow::bail!("the stream's consumer ended")
     }
 
     fn err(&self, detail: impl std::fmt::Display) -> LogError {
@@ -431,9 +465,9 @@ impl JetStreamLog {
             return self.fetch_direct(from, want).await;
         }
         let mut out = Vec::with_capacity(want as usize);
-        let consumer = self
-            .stream
-            .create_consumer(pull::Config {
+        let created = tokio::time::timeout(
+            CONSUMER_WAIT,
+            self.stream.create_consumer(pull::Config {
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: from,
                 },
@@ -442,9 +476,17 @@ impl JetStreamLog {
                 memory_storage: true,
                 num_replicas: 1,
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| self.err(format!("reading from seq {from}: {e}")))?;
+            }),
+        )
+        .await;
+        let consumer = match created {
+            Ok(consumer) => {
+                consumer.map_err(|e| self.err(format!("reading from seq {from}: {e}")))?
+            }
+            // No consumer to be had now (the cluster placed it on a node
+            // that died): read the first ops one by one instead.
+            Err(_) => return self.fetch_direct(from, want.min(SMALL_READ)).await,
+        };
         let result = async {
             while (out.len() as u64) < want {
                 let mut batch = consumer
@@ -740,6 +782,29 @@ impl JetStreamLog {
 
 /// The relay's op `op` with `seq` as its client seq; `None` if it cannot
 /// be encoded again (it is then stored as it came).
+/// Adds a followed message to `ops` when it holds seq `next` (and moves
+/// `next` on); skips one already seen; an error when seqs were skipped.
+fn take_next(
+    message: &async_nats::jetstream::Message,
+    next: &mut u64,
+    ops: &mut Vec<SeqOp>,
+) -> anyhow::Result<()> {
+    let seq = message
+        .info()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .stream_sequence;
+    if seq < *next {
+        return Ok(());
+    }
+    anyhow::ensure!(seq == *next, "the stream skipped from seq {next} to {seq}");
+    ops.push(SeqOp {
+        seq,
+        op: message.payload.to_vec(),
+    });
+    *next = seq + 1;
+    Ok(())
+}
+
 fn with_relay_seq(op: &EncodedOp, seq: u64) -> Option<EncodedOp> {
     let mut decoded = crate::proto::decode_op(&op.bytes).ok()?;
     decoded.id.seq = seq;

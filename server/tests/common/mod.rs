@@ -505,8 +505,21 @@ pub fn assert_grant(op: &Op, handle: &str, role: &str) {
         ("member", handle, "set"),
         "a grant sets fields of the member: {op:?}"
     );
-    let fields: std::collections::BTreeMap<String, serde_json::Value> =
+    let mut fields: std::collections::BTreeMap<String, serde_json::Value> =
         rmp_serde::from_slice(&op.body).expect("a grant's body is a map of fields");
+    let tokens: Vec<String> = fields
+        .keys()
+        .filter(|k| k.starts_with("token:"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "a grant names the token whose first use it records: {fields:?}"
+    );
+    for t in &tokens {
+        assert_eq!(fields.remove(t), Some(serde_json::Value::Bool(true)));
+    }
     assert_eq!(
         fields,
         std::collections::BTreeMap::from([(
