@@ -50,6 +50,9 @@ const NOISE_VERSION: u32 = 2;
 /// Documents taken from the ranking among those written in a language
 /// the query names.
 const NAMED_LANGUAGE_DEPTH: usize = 10;
+/// Most documents a query word may be found in and still point to the one
+/// language they are all written in.
+const IMPLIED_LANGUAGE_HOLDERS: usize = 3;
 /// Queries about nothing a creative studio writes about, in several
 /// languages: the best similarity they reach is what noise looks like here.
 const NOISE_PROBES: &[&str] = &[
@@ -1152,8 +1155,17 @@ impl SearchIndex {
         keep: Option<&dyn Fn(u64) -> bool>,
     ) -> Vec<Vec<(u64, f32)>> {
         let own = super::terms::language(text);
+        let mut langs: Vec<String> = super::terms::named_languages(text)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for lang in self.implied_languages(text) {
+            if !langs.contains(&lang) {
+                langs.push(lang);
+            }
+        }
         let mut out = Vec::new();
-        for lang in super::terms::named_languages(text) {
+        for lang in langs.iter().map(String::as_str) {
             if own == Some(lang) {
                 continue;
             }
@@ -1174,6 +1186,31 @@ impl SearchIndex {
             hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
             if !hits.is_empty() {
                 out.push(hits);
+            }
+        }
+        out
+    }
+
+    /// Languages a query points to by a word that only documents written in
+    /// one language hold ("usted", "Druckfreigabe"): a few documents at
+    /// most, every one in that language.
+    fn implied_languages(&self, text: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for term in super::terms::query_terms(text) {
+            if !term.chars().all(|c| c.is_alphabetic()) || term.chars().count() < 3 {
+                continue;
+            }
+            let Some(keys) = self.lexical.holders(&term, IMPLIED_LANGUAGE_HOLDERS) else {
+                continue;
+            };
+            let mut langs = keys
+                .iter()
+                .map(|k| self.catalog.get(k).and_then(|e| e.language()));
+            let Some(Some(first)) = langs.next() else {
+                continue;
+            };
+            if langs.all(|l| l == Some(first)) && !out.iter().any(|l| l == first) {
+                out.push(first.to_owned());
             }
         }
         out

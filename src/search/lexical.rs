@@ -465,6 +465,21 @@ impl LexicalIndex {
         }
     }
 
+    /// The live documents holding `term` (as [`query_terms`] gives it), or
+    /// `None` when more than `most` do.
+    pub fn holders(&self, term: &str, most: usize) -> Option<Vec<u64>> {
+        let mut list = Vec::new();
+        self.live_postings(stable_hash(term.as_bytes()), &mut list);
+        if list.len() > most {
+            return None;
+        }
+        Some(
+            list.iter()
+                .filter_map(|(slot, _)| self.key_of(*slot))
+                .collect(),
+        )
+    }
+
     /// The score a document would get by holding every term of `query`,
     /// each many times: what [`Self::search`]'s scores are measured against
     /// to tell a full match from one incidental word. Two sums: over the
