@@ -468,8 +468,20 @@ impl LexicalIndex {
     /// The live documents holding `term` (as [`query_terms`] gives it), or
     /// `None` when more than `most` do.
     pub fn holders(&self, term: &str, most: usize) -> Option<Vec<u64>> {
+        let hash = stable_hash(term.as_bytes());
+        // Counted without reading the postings: a common word is answered
+        // at once.
+        let stored = self
+            .segment
+            .as_ref()
+            .and_then(|seg| seg.find_term(hash).map(|t| seg.term(t).2 as usize))
+            .unwrap_or(0)
+            + self.delta_postings.get(&hash).map_or(0, Vec::len);
+        if stored > most + self.dead_count {
+            return None;
+        }
         let mut list = Vec::new();
-        self.live_postings(stable_hash(term.as_bytes()), &mut list);
+        self.live_postings(hash, &mut list);
         if list.len() > most {
             return None;
         }
