@@ -57,6 +57,34 @@ impl NatsCluster {
         if !nats_server_available() {
             return None;
         }
+        // Ports are picked free, but another test can take one before a
+        // node binds it: then the cluster starts again on other ports.
+        let mut attempt = 1;
+        loop {
+            let mut cluster = NatsCluster::on_free_ports();
+            for i in 0..3 {
+                cluster.spawn(i);
+            }
+            let mut failed = None;
+            for i in 0..3 {
+                if let Err(e) = cluster.node_ready(i).await {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            match failed {
+                None => return Some(cluster),
+                Some(e) if attempt < 5 && e.contains("address already in use") => {
+                    eprintln!("a port was taken before nats-server bound it; starting again");
+                    attempt += 1;
+                }
+                Some(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// Three nodes on ports free now, not started.
+    fn on_free_ports() -> NatsCluster {
         let dir = tempfile::tempdir().expect("a temporary folder for the cluster");
         let nodes = (0..3)
             .map(|i| Node {
@@ -69,14 +97,7 @@ impl NatsCluster {
                 child: None,
             })
             .collect();
-        let mut cluster = NatsCluster { nodes, dir };
-        for i in 0..3 {
-            cluster.spawn(i);
-        }
-        for i in 0..3 {
-            cluster.wait_node_ready(i).await;
-        }
-        Some(cluster)
+        NatsCluster { nodes, dir }
     }
 
     /// The client URLs of every node, comma-separated.
@@ -133,6 +154,14 @@ impl NatsCluster {
 
     /// Waits until node `i` serves JetStream and knows the meta leader.
     async fn wait_node_ready(&mut self, i: usize) {
+        if let Err(e) = self.node_ready(i).await {
+            panic!("{e}");
+        }
+    }
+
+    /// As [`Self::wait_node_ready`]; an error with its log when the node
+    /// exited.
+    async fn node_ready(&mut self, i: usize) -> Result<(), String> {
         let monitor: SocketAddr = ([127, 0, 0, 1], self.nodes[i].monitor_port).into();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -143,14 +172,17 @@ impl NatsCluster {
                     .as_str()
                     .is_some_and(|l| !l.is_empty())
             {
-                return;
+                return Ok(());
             }
             if let Some(status) = self.nodes[i]
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().expect("poll nats-server"))
             {
-                panic!("nats-server {i} exited with {status}: {}", self.log_text(i));
+                return Err(format!(
+                    "nats-server {i} exited with {status}: {}",
+                    self.log_text(i)
+                ));
             }
             assert!(
                 Instant::now() < deadline,
