@@ -616,14 +616,7 @@ fn judge_relay(op: &OpRef<'_>, from_relay: bool) -> Result<(), Refusal> {
 /// A token grants its role once: a grant naming a token whose first use is
 /// already recorded (through any relay sharing the log) is refused.
 fn judge_first_use(state: &PolicyState, op: &OpRef<'_>) -> Result<(), Refusal> {
-    let Change::Set(fields) = op.change else {
-        return Ok(());
-    };
-    match fields
-        .keys()
-        .filter_map(|k| k.strip_prefix(GRANT_TOKEN_FIELD))
-        .find(|token| state.token_granted(token))
-    {
+    match granted_tokens(op).find(|token| state.token_granted(token)) {
         Some(token) => Err(Refusal::new(
             Rule::RelayOnly,
             format!(
@@ -633,6 +626,18 @@ fn judge_first_use(state: &PolicyState, op: &OpRef<'_>) -> Result<(), Refusal> {
         )),
         None => Ok(()),
     }
+}
+
+/// The tokens whose first use an op records (`token:{id}` fields of a set).
+pub fn granted_tokens<'a>(op: &'a OpRef<'_>) -> impl Iterator<Item = &'a str> {
+    let fields = match op.change {
+        Change::Set(fields) => Some(fields),
+        _ => None,
+    };
+    fields
+        .into_iter()
+        .flat_map(|f| f.keys())
+        .filter_map(|k| k.strip_prefix(GRANT_TOKEN_FIELD))
 }
 
 /// A grant in the log is the relay's when it has the relay's shape; a

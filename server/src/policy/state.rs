@@ -274,12 +274,8 @@ impl PolicyState {
                 self.rules_in_force = true;
                 self.dirty.insert("r/rules".to_owned());
             }
-            if let Change::Set(fields) = op.change {
-                for name in fields.keys() {
-                    if let Some(token) = name.strip_prefix(rules::GRANT_TOKEN_FIELD) {
-                        self.mark_token_granted(token);
-                    }
-                }
+            for token in rules::granted_tokens(op) {
+                self.mark_token_granted(token);
             }
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.clients.entry(op.id.client.0)
