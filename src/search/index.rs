@@ -1057,14 +1057,8 @@ impl SearchIndex {
             && q.only != Some(Ranking::Lexical)
         {
             match self.query_vector(&q.text, v.dims()) {
-                Ok(qv) => match v.search(&qv, depth, keep) {
-                    Ok(mut hits) => {
-                        // Cosine distance is 1 - similarity.
-                        let floor = self.similarity_floor(&q.text);
-                        hits.retain(|(_, d)| 1.0 - d >= floor);
-                        // Equal distances in key order, so a ranking never
-                        // depends on how the graph was walked.
-                        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                Ok(qv) => match self.vector_ranking(v, &qv, &q.text, depth, keep) {
+                    Ok(hits) => {
                         vector = hits;
                         vectors_asked = q.only.is_none();
                         named = self.named_language_rankings(v, &qv, &q.text, keep);
@@ -1144,6 +1138,106 @@ impl SearchIndex {
         (ranked, warnings)
     }
 
+    /// The vector ranking: every document above the floor of its language
+    /// pair, ranked by how far above it it is. A model scores any two texts
+    /// in one language closer than a text and its translation, so a section
+    /// written in another language that answers the query sits below the
+    /// query language's noise yet well above what off-topic queries reach
+    /// among the documents in its own language. Each language the corpus
+    /// holds besides the query's is searched on its own, so its best
+    /// sections are weighed even when the query's language fills the top of
+    /// the whole ranking. With one language this is the plain ranking by
+    /// similarity above the noise floor.
+    fn vector_ranking(
+        &self,
+        v: &VectorIndex,
+        qv: &[f32],
+        text: &str,
+        depth: usize,
+        keep: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<(u64, f32)>> {
+        let floor = self.similarity_floor(text);
+        let own = super::terms::language(text);
+        let others: Vec<(&str, f32)> = self
+            .corpus_languages()
+            .into_iter()
+            .filter(|l| own != Some(*l))
+            .filter_map(|l| {
+                let pair = self.cross_language_floor(own, l)?;
+                // A query of no telling language is held to the lower of
+                // the two, as before for every language.
+                Some((l, if own.is_none() { pair.min(floor) } else { pair }))
+            })
+            .collect();
+        // The floor a document is held to, and whether it is one of the
+        // other languages', which must rise above it (the query's own may
+        // reach it).
+        let floor_of = |key: u64| {
+            let lang = self.catalog.get(&key).and_then(|e| e.language());
+            others
+                .iter()
+                .find(|(l, _)| Some(*l) == lang)
+                .map_or((floor, false), |(_, f)| (*f, true))
+        };
+        let counts = |margin: f32, other: bool| margin > 0.0 || (!other && margin == 0.0);
+        // Cosine distance is 1 - similarity; kept here as the margin above
+        // the floor, negated so smaller still ranks first.
+        let mut margins: HashMap<u64, f32> = HashMap::new();
+        for (key, d) in v.search(qv, depth, keep)? {
+            let (f, other) = floor_of(key);
+            let margin = 1.0 - d - f;
+            if counts(margin, other) {
+                margins.insert(key, margin);
+            }
+        }
+        for (lang, lang_floor) in &others {
+            let written_in = self.written_in(lang, keep);
+            for (key, d) in v.search(qv, NAMED_LANGUAGE_DEPTH, Some(&written_in))? {
+                let margin = 1.0 - d - lang_floor;
+                if counts(margin, true) {
+                    margins.insert(key, margin);
+                }
+            }
+        }
+        let mut hits: Vec<(u64, f32)> = margins.into_iter().map(|(k, m)| (k, -m)).collect();
+        // Equal margins in key order, so a ranking never depends on how the
+        // graph was walked.
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(depth);
+        Ok(hits)
+    }
+
+    /// A filter for the documents written in `lang` that `keep` keeps.
+    fn written_in<'a>(
+        &'a self,
+        lang: &'a str,
+        keep: Option<&'a dyn Fn(u64) -> bool>,
+    ) -> impl Fn(u64) -> bool + 'a {
+        move |key| {
+            keep.is_none_or(|k| k(key))
+                && self
+                    .catalog
+                    .get(&key)
+                    .is_some_and(|e| e.language() == Some(lang))
+        }
+    }
+
+    /// The languages the corpus is written in, as the noise measure found
+    /// them (none before it is measured).
+    fn corpus_languages(&self) -> Vec<&str> {
+        let Some(n) = self.noise.as_ref().filter(|n| n.embedder == self.id) else {
+            return Vec::new();
+        };
+        let mut langs: Vec<&str> = n
+            .by_pair
+            .keys()
+            .filter_map(|k| k.split_once('>').map(|(_, l)| l))
+            .collect();
+        langs.sort_unstable();
+        langs.dedup();
+        langs
+    }
+
     /// For each language the query names other than its own, the vector
     /// ranking among the documents written in it, above what off-topic
     /// queries in the query's language reach among them.
@@ -1172,13 +1266,7 @@ impl SearchIndex {
             let Some(floor) = self.cross_language_floor(own, lang) else {
                 continue;
             };
-            let written_in = |key: u64| {
-                keep.is_none_or(|k| k(key))
-                    && self
-                        .catalog
-                        .get(&key)
-                        .is_some_and(|e| e.language() == Some(lang))
-            };
+            let written_in = self.written_in(lang, keep);
             let Ok(mut hits) = v.search(qv, NAMED_LANGUAGE_DEPTH, Some(&written_in)) else {
                 continue;
             };
@@ -1279,10 +1367,19 @@ impl SearchIndex {
             return;
         };
         let docs = v.len();
+        let mut written_in: Vec<&str> =
+            self.catalog.values().filter_map(|e| e.language()).collect();
+        written_in.sort_unstable();
+        written_in.dedup();
+        // Measured again when the corpus has grown or shrunk by a tenth, or
+        // holds a language the last measure did not see.
         let fresh = self.noise.as_ref().is_some_and(|n| {
             n.embedder == self.id
                 && n.version == NOISE_VERSION
                 && n.docs.abs_diff(docs) * 10 <= n.docs.max(1)
+                && written_in
+                    .iter()
+                    .all(|l| n.by_pair.keys().any(|k| k.ends_with(&format!(">{l}"))))
         });
         if fresh || docs == 0 {
             return;
@@ -1293,10 +1390,6 @@ impl SearchIndex {
         let mut best: Vec<f32> = Vec::new();
         let mut by_language: HashMap<String, f32> = HashMap::new();
         let mut by_pair: HashMap<String, f32> = HashMap::new();
-        let mut written_in: Vec<&str> =
-            self.catalog.values().filter_map(|e| e.language()).collect();
-        written_in.sort_unstable();
-        written_in.dedup();
         for (probe, q) in NOISE_PROBES.iter().zip(&vectors) {
             if q.len() == v.dims() {
                 let probe_lang = super::terms::language(probe).unwrap_or("*");
