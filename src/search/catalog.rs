@@ -1,6 +1,8 @@
 //! What each key of the search index stands for, kept compact: the entries
 //! in one vector, found by key through a map of positions, and by document
-//! id through a map of the id's hash (so no id is stored twice).
+//! id through a map of the id's hash (so no id is stored twice). Each key's
+//! language is also kept in a byte per key, so a scan over every vector can
+//! tell the language of each without a lookup in the maps.
 
 use super::index::CatalogEntry;
 use super::terms::stable_hash;
@@ -16,7 +18,16 @@ pub struct Catalog {
     by_doc: HashMap<u64, u64>,
     /// Keys of documents whose id hash another document already holds.
     by_doc_collided: HashMap<String, u64>,
+    /// Each key's language as an index into `languages` plus one (0: none
+    /// or no entry). Keys are handed out in order, so this stays dense.
+    language_of: Vec<u8>,
+    /// The language codes seen, at most 255.
+    languages: Vec<[u8; 2]>,
 }
+
+/// Keys past this are not given a language byte (told as none): keys are
+/// handed out in order from 1, so only a damaged file reaches it.
+const DENSE_KEYS: usize = 1 << 26;
 
 fn doc_hash(doc_id: &str) -> u64 {
     stable_hash(doc_id.as_bytes())
@@ -46,6 +57,7 @@ impl Catalog {
     pub fn shrink_to_fit(&mut self) {
         self.keys.shrink_to_fit();
         self.entries.shrink_to_fit();
+        self.language_of.shrink_to_fit();
     }
 
     pub fn get(&self, key: &u64) -> Option<&CatalogEntry> {
@@ -86,9 +98,50 @@ impl Catalog {
                 self.by_doc.insert(h, key);
             }
         }
+        let language = self.language_id(entry.lang);
+        if let Ok(at) = usize::try_from(key)
+            && at < DENSE_KEYS
+        {
+            if self.language_of.len() <= at {
+                self.language_of.resize(at + 1, 0);
+            }
+            self.language_of[at] = language;
+        }
         self.at.insert(key, self.entries.len() as u32);
         self.keys.push(key);
         self.entries.push(entry);
+    }
+
+    /// The id a language code is kept under (0 for none, or past 255 codes).
+    fn language_id(&mut self, code: [u8; 2]) -> u8 {
+        if code[0] == 0 {
+            return 0;
+        }
+        let at = match self.languages.iter().position(|c| *c == code) {
+            Some(at) => at,
+            None => {
+                self.languages.push(code);
+                self.languages.len() - 1
+            }
+        };
+        u8::try_from(at + 1).unwrap_or(0)
+    }
+
+    /// The id of a language code in [`Catalog::language_of`] (`None` when no
+    /// entry has been written in it).
+    pub fn language_code_id(&self, code: &str) -> Option<u8> {
+        let at = self.languages.iter().position(|c| c == code.as_bytes())?;
+        u8::try_from(at + 1).ok()
+    }
+
+    /// A key's language id without a lookup in the maps (0: none).
+    #[inline]
+    pub fn language_of(&self, key: u64) -> u8 {
+        usize::try_from(key)
+            .ok()
+            .and_then(|at| self.language_of.get(at))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn remove(&mut self, key: &u64) -> Option<CatalogEntry> {
@@ -97,6 +150,12 @@ impl Catalog {
         let entry = self.entries.swap_remove(i);
         if let Some(moved) = self.keys.get(i) {
             self.at.insert(*moved, i as u32);
+        }
+        if let Some(l) = usize::try_from(*key)
+            .ok()
+            .and_then(|at| self.language_of.get_mut(at))
+        {
+            *l = 0;
         }
         let h = doc_hash(&entry.doc_id);
         if self.by_doc.get(&h) == Some(key) {
@@ -147,6 +206,30 @@ mod tests {
         assert!(c.key_of_doc("doc#5").is_none());
         assert_eq!(c.iter().count(), 98);
         assert!(c.iter().all(|(k, e)| c.get(&k) == Some(e)));
+    }
+
+    #[test]
+    fn each_keys_language_is_told_without_the_maps() {
+        let mut c = Catalog::default();
+        let written = |lang: &[u8; 2], doc: &str| CatalogEntry {
+            lang: *lang,
+            ..entry(doc)
+        };
+        c.insert(3, written(b"ja", "a"));
+        c.insert(7, written(b"en", "b"));
+        c.insert(8, entry("c"));
+        let ja = c.language_code_id("ja").expect("ja");
+        let en = c.language_code_id("en").expect("en");
+        assert_ne!(ja, en);
+        assert_eq!(c.language_of(3), ja);
+        assert_eq!(c.language_of(7), en);
+        assert_eq!(c.language_of(8), 0);
+        assert_eq!(c.language_of(1_000), 0);
+        assert_eq!(c.language_code_id("de"), None);
+        c.insert(3, written(b"en", "a"));
+        assert_eq!(c.language_of(3), en);
+        c.remove(&7);
+        assert_eq!(c.language_of(7), 0);
     }
 
     #[test]

@@ -1057,11 +1057,11 @@ impl SearchIndex {
             && q.only != Some(Ranking::Lexical)
         {
             match self.query_vector(&q.text, v.dims()) {
-                Ok(qv) => match self.vector_ranking(v, &qv, &q.text, depth, keep) {
-                    Ok(hits) => {
+                Ok(qv) => match self.vector_rankings(v, &qv, &q.text, depth, keep) {
+                    Ok((hits, in_named)) => {
                         vector = hits;
                         vectors_asked = q.only.is_none();
-                        named = self.named_language_rankings(v, &qv, &q.text, keep);
+                        named = in_named;
                     }
                     Err(e) => warnings.push(format!("{e:#}; showing word matches only")),
                 },
@@ -1138,88 +1138,100 @@ impl SearchIndex {
         (ranked, warnings)
     }
 
-    /// The vector ranking: every document above the floor of its language
-    /// pair, ranked by how far above it it is. A model scores any two texts
-    /// in one language closer than a text and its translation, so a section
-    /// written in another language that answers the query sits below the
-    /// query language's noise yet well above what off-topic queries reach
-    /// among the documents in its own language. Each language the corpus
-    /// holds besides the query's is searched on its own, so its best
-    /// sections are weighed even when the query's language fills the top of
-    /// the whole ranking. With one language this is the plain ranking by
-    /// similarity above the noise floor.
-    fn vector_ranking(
+    /// The vector rankings of a query: the whole ranking, and for each
+    /// language the query names or implies other than its own, the ranking
+    /// among the documents written in it (see [`Self::rank`]).
+    ///
+    /// In the whole ranking every document is held to the floor of its
+    /// language pair and ranked by how far above it it is. A model scores
+    /// any two texts in one language closer than a text and its
+    /// translation, so a section written in another language that answers
+    /// the query sits below the query language's noise yet well above what
+    /// off-topic queries reach among the documents in its own language. The
+    /// nearest documents of each language the corpus holds are taken in the
+    /// same scan, so a language's best sections are weighed even when the
+    /// query's language fills the top of the whole ranking. With one
+    /// language this is the plain ranking by similarity above the noise
+    /// floor.
+    fn vector_rankings(
         &self,
         v: &VectorIndex,
         qv: &[f32],
         text: &str,
         depth: usize,
         keep: Option<&dyn Fn(u64) -> bool>,
-    ) -> Result<Vec<(u64, f32)>> {
+    ) -> Result<(Hits, Vec<Hits>)> {
         let floor = self.similarity_floor(text);
         let own = super::terms::language(text);
-        let others: Vec<(&str, f32)> = self
+        // The other languages of the corpus, with the floor each is held to
+        // in the whole ranking and its id in the catalog.
+        let others: Vec<(&str, f32, u8)> = self
             .corpus_languages()
             .into_iter()
             .filter(|l| own != Some(*l))
             .filter_map(|l| {
                 let pair = self.cross_language_floor(own, l)?;
+                let id = self.catalog.language_code_id(l)?;
                 // A query of no telling language is held to the lower of
-                // the two, as before for every language.
-                Some((l, if own.is_none() { pair.min(floor) } else { pair }))
+                // the two, as it is for every language.
+                Some((l, if own.is_none() { pair.min(floor) } else { pair }, id))
             })
             .collect();
-        // The floor a document is held to, and whether it is one of the
-        // other languages', which must rise above it (the query's own may
-        // reach it).
-        let floor_of = |key: u64| {
-            let lang = self.catalog.get(&key).and_then(|e| e.language());
-            others
+        if others.is_empty() {
+            let mut hits = v.search(qv, depth, keep)?;
+            hits.retain(|(_, d)| 1.0 - d >= floor);
+            sort_nearest(&mut hits);
+            return Ok((hits, Vec::new()));
+        }
+        // Group 0: the query's language and documents of no telling
+        // language; group i: the i-th other language.
+        let mut group_of = [0usize; 256];
+        for (i, (_, _, id)) in others.iter().enumerate() {
+            group_of[usize::from(*id)] = i + 1;
+        }
+        let group = |key: u64| Some(group_of[usize::from(self.catalog.language_of(key))]);
+        let groups = v.search_groups(qv, depth, &group, others.len() + 1, keep)?;
+        // Margins above each floor, negated so smaller still ranks first.
+        let mut whole: Vec<(u64, f32)> = Vec::new();
+        for (g, hits) in groups.iter().enumerate() {
+            let Some(lang_floor) = g.checked_sub(1).map(|i| others[i].1) else {
+                whole.extend(
+                    hits.iter()
+                        .map(|(k, d)| (*k, d + floor - 1.0))
+                        .filter(|(_, m)| *m <= 0.0),
+                );
+                continue;
+            };
+            // Another language's document must rise above its floor.
+            whole.extend(
+                hits.iter()
+                    .map(|(k, d)| (*k, d + lang_floor - 1.0))
+                    .filter(|(_, m)| *m < 0.0),
+            );
+        }
+        sort_nearest(&mut whole);
+        whole.truncate(depth);
+        let named = self.named_languages(text, own);
+        let mut rankings = Vec::new();
+        for lang in &named {
+            let Some(i) = others.iter().position(|(l, _, _)| l == lang) else {
+                continue;
+            };
+            let Some(lang_floor) = self.cross_language_floor(own, lang) else {
+                continue;
+            };
+            let mut hits: Vec<(u64, f32)> = groups[i + 1]
                 .iter()
-                .find(|(l, _)| Some(*l) == lang)
-                .map_or((floor, false), |(_, f)| (*f, true))
-        };
-        let counts = |margin: f32, other: bool| margin > 0.0 || (!other && margin == 0.0);
-        // Cosine distance is 1 - similarity; kept here as the margin above
-        // the floor, negated so smaller still ranks first.
-        let mut margins: HashMap<u64, f32> = HashMap::new();
-        for (key, d) in v.search(qv, depth, keep)? {
-            let (f, other) = floor_of(key);
-            let margin = 1.0 - d - f;
-            if counts(margin, other) {
-                margins.insert(key, margin);
+                .copied()
+                .filter(|(_, d)| 1.0 - d >= lang_floor)
+                .collect();
+            sort_nearest(&mut hits);
+            hits.truncate(NAMED_LANGUAGE_DEPTH);
+            if !hits.is_empty() {
+                rankings.push(hits);
             }
         }
-        for (lang, lang_floor) in &others {
-            let written_in = self.written_in(lang, keep);
-            for (key, d) in v.search(qv, NAMED_LANGUAGE_DEPTH, Some(&written_in))? {
-                let margin = 1.0 - d - lang_floor;
-                if counts(margin, true) {
-                    margins.insert(key, margin);
-                }
-            }
-        }
-        let mut hits: Vec<(u64, f32)> = margins.into_iter().map(|(k, m)| (k, -m)).collect();
-        // Equal margins in key order, so a ranking never depends on how the
-        // graph was walked.
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(depth);
-        Ok(hits)
-    }
-
-    /// A filter for the documents written in `lang` that `keep` keeps.
-    fn written_in<'a>(
-        &'a self,
-        lang: &'a str,
-        keep: Option<&'a dyn Fn(u64) -> bool>,
-    ) -> impl Fn(u64) -> bool + 'a {
-        move |key| {
-            keep.is_none_or(|k| k(key))
-                && self
-                    .catalog
-                    .get(&key)
-                    .is_some_and(|e| e.language() == Some(lang))
-        }
+        Ok((whole, rankings))
     }
 
     /// The languages the corpus is written in, as the noise measure found
@@ -1238,17 +1250,9 @@ impl SearchIndex {
         langs
     }
 
-    /// For each language the query names other than its own, the vector
-    /// ranking among the documents written in it, above what off-topic
-    /// queries in the query's language reach among them.
-    fn named_language_rankings(
-        &self,
-        v: &VectorIndex,
-        qv: &[f32],
-        text: &str,
-        keep: Option<&dyn Fn(u64) -> bool>,
-    ) -> Vec<Vec<(u64, f32)>> {
-        let own = super::terms::language(text);
+    /// The languages the query names ("the Japanese guidelines") or implies
+    /// by a word, other than its own.
+    fn named_languages(&self, text: &str, own: Option<&str>) -> Vec<String> {
         let mut langs: Vec<String> = super::terms::named_languages(text)
             .into_iter()
             .map(str::to_owned)
@@ -1258,25 +1262,8 @@ impl SearchIndex {
                 langs.push(lang);
             }
         }
-        let mut out = Vec::new();
-        for lang in langs.iter().map(String::as_str) {
-            if own == Some(lang) {
-                continue;
-            }
-            let Some(floor) = self.cross_language_floor(own, lang) else {
-                continue;
-            };
-            let written_in = self.written_in(lang, keep);
-            let Ok(mut hits) = v.search(qv, NAMED_LANGUAGE_DEPTH, Some(&written_in)) else {
-                continue;
-            };
-            hits.retain(|(_, d)| 1.0 - d >= floor);
-            hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-            if !hits.is_empty() {
-                out.push(hits);
-            }
-        }
-        out
+        langs.retain(|l| own != Some(l.as_str()));
+        langs
     }
 
     /// Languages a query points to by a word that only documents written in
@@ -1508,6 +1495,15 @@ impl SearchIndex {
 /// How much a BM25 score counts in the fusion, from the share of the
 /// query's ceiling it reaches: about 1 when the document holds the query's
 /// words, little when it shares one incidental word of a longer query.
+/// Keys with their cosine distance, nearest first.
+type Hits = Vec<(u64, f32)>;
+
+/// Nearest first, equal distances in key order, so a ranking never depends
+/// on how the vectors were walked.
+fn sort_nearest(hits: &mut [(u64, f32)]) {
+    hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+}
+
 fn word_strength(score: f32, ceiling: f32) -> f32 {
     if ceiling <= 0.0 {
         return 1.0;

@@ -274,6 +274,40 @@ impl VectorIndex {
         }
     }
 
+    /// The nearest `limit` of each of `groups` groups that `keep` accepts,
+    /// `group` telling a key's (`None`: in none): one scan in the flat
+    /// tier, one filtered search per group in the graph.
+    pub fn search_groups(
+        &self,
+        query: &[f32],
+        limit: usize,
+        group: &dyn Fn(u64) -> Option<usize>,
+        groups: usize,
+        keep: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
+        if self.is_empty() || limit == 0 {
+            return Ok(vec![Vec::new(); groups]);
+        }
+        if query.len() != self.dims {
+            bail!(
+                "the query vector has {} dimensions, the index {}",
+                query.len(),
+                self.dims
+            );
+        }
+        match &self.tier {
+            Tier::Flat(flat) => {
+                Ok(flat.search_groups(query, limit, group, groups, keep, self.scan_threads))
+            }
+            Tier::Graph(_) => (0..groups)
+                .map(|g| {
+                    let in_group = |key: u64| group(key) == Some(g) && keep.is_none_or(|k| k(key));
+                    self.search(query, limit, Some(&in_group))
+                })
+                .collect(),
+        }
+    }
+
     /// Exact neighbours by brute force, to measure the approximate search.
     pub fn exact_search(&self, query: &[f32], limit: usize) -> Result<Vec<(u64, f32)>> {
         if self.is_empty() || limit == 0 {
@@ -480,6 +514,15 @@ struct TopK<'a> {
 }
 
 impl TopK<'_> {
+    /// The kept candidates, nearest first: (key, cosine distance).
+    fn into_nearest(self, inv_q: f32) -> Vec<(u64, f32)> {
+        let mut best: Vec<Candidate> = self.heap.into_iter().map(|Reverse(c)| c).collect();
+        best.sort_by(|a, b| b.cmp(a));
+        best.into_iter()
+            .map(|c| (c.key, 1.0 - c.sim * inv_q))
+            .collect()
+    }
+
     /// Offers a candidate; its key is read (and `keep` asked) only when it
     /// would enter the top k.
     #[inline]
@@ -693,19 +736,59 @@ impl Flat {
         keep: Option<&dyn Fn(u64) -> bool>,
         threads: usize,
     ) -> Vec<(u64, f32)> {
-        let mut q = Vec::with_capacity(self.dims);
-        let inv_q = quantise(query, &mut q);
         let mut top = TopK {
             limit,
             heap: BinaryHeap::with_capacity(limit + 1),
             keep,
         };
+        let inv_q = self.scan_all(query, threads, |sim, key| top.offer(sim, key));
+        top.into_nearest(inv_q)
+    }
+
+    /// The nearest `limit` of each group in one scan: `group` tells a key's
+    /// group (`None`: in none).
+    fn search_groups(
+        &self,
+        query: &[f32],
+        limit: usize,
+        group: &dyn Fn(u64) -> Option<usize>,
+        groups: usize,
+        keep: Option<&dyn Fn(u64) -> bool>,
+        threads: usize,
+    ) -> Vec<Vec<(u64, f32)>> {
+        let mut tops: Vec<TopK> = (0..groups)
+            .map(|_| TopK {
+                limit,
+                heap: BinaryHeap::with_capacity(limit + 1),
+                keep,
+            })
+            .collect();
+        let inv_q = self.scan_all(query, threads, |sim, key| {
+            let key = key();
+            if let Some(top) = group(key).and_then(|g| tops.get_mut(g)) {
+                top.offer(sim, || key);
+            }
+        });
+        tops.into_iter().map(|t| t.into_nearest(inv_q)).collect()
+    }
+
+    /// Scores every live vector against `query`, handing each score (scaled
+    /// by the query's quantisation) and a way to read its key to `each`;
+    /// returns the factor that turns a score into a cosine similarity.
+    fn scan_all(
+        &self,
+        query: &[f32],
+        threads: usize,
+        mut each: impl FnMut(f32, &dyn Fn() -> u64),
+    ) -> f32 {
+        let mut q = Vec::with_capacity(self.dims);
+        let inv_q = quantise(query, &mut q);
         if let Some(base) = &self.base {
             let mut dots = vec![0i32; base.count];
             scan(base.vectors(), self.dims, &q, &mut dots, threads);
             for (i, (dot, inv)) in dots.iter().zip(base.inv_norms()).enumerate() {
                 if !self.dead[i] {
-                    top.offer(*dot as f32 * inv, || base.key(i));
+                    each(*dot as f32 * inv, &|| base.key(i));
                 }
             }
         }
@@ -713,14 +796,10 @@ impl Flat {
             let mut dots = vec![0i32; self.added_keys.len()];
             scan(&self.added, self.dims, &q, &mut dots, threads);
             for (i, (dot, inv)) in dots.iter().zip(&self.added_inv_norms).enumerate() {
-                top.offer(*dot as f32 * inv, || self.added_keys[i]);
+                each(*dot as f32 * inv, &|| self.added_keys[i]);
             }
         }
-        let mut best: Vec<Candidate> = top.heap.into_iter().map(|Reverse(c)| c).collect();
-        best.sort_by(|a, b| b.cmp(a));
-        best.into_iter()
-            .map(|c| (c.key, 1.0 - c.sim * inv_q))
-            .collect()
+        inv_q
     }
 
     /// Every live vector by key, ascending: (key, inverse norm, vector).
@@ -842,6 +921,37 @@ mod tests {
                 .search(&unit(3, 16), 10, Some(&|k| k % 2 == 1))
                 .expect("search");
             assert!(!odd.is_empty() && odd.iter().all(|h| h.0 % 2 == 1));
+        }
+    }
+
+    /// One scan gives each group what a search filtered to it gives, in
+    /// both tiers, with removals, additions since a save and a filter.
+    #[test]
+    fn grouped_search_matches_a_search_per_group() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for limit in [FLAT_LIMIT, 0] {
+            let mut ix = VectorIndex::with_flat_limit(16, limit).expect("new");
+            ix.add_all(&items(300, 16)).expect("add");
+            let path = dir.path().join(format!("v{limit}"));
+            ix.save(&path).expect("save");
+            let mut ix = VectorIndex::load(&path, 16).expect("load");
+            ix.add_all(&items(340, 16)[300..]).expect("add more");
+            ix.remove(12).expect("remove");
+            // Keys 0..=99 in none, then three groups by remainder.
+            let group = |k: u64| (k >= 100).then_some((k % 3) as usize);
+            let keep = |k: u64| !k.is_multiple_of(5);
+            let q = unit(4242, 16);
+            let groups = ix
+                .search_groups(&q, 8, &group, 3, Some(&keep))
+                .expect("groups");
+            assert_eq!(groups.len(), 3);
+            for (g, got) in groups.iter().enumerate() {
+                let in_group = |k: u64| group(k) == Some(g) && keep(k);
+                let want = ix.search(&q, 8, Some(&in_group)).expect("search");
+                let keys = |hits: &[(u64, f32)]| hits.iter().map(|h| h.0).collect::<Vec<_>>();
+                assert_eq!(keys(got), keys(&want), "group {g}, flat limit {limit}");
+                assert!(got.iter().all(|(k, _)| in_group(*k) && *k != 12));
+            }
         }
     }
 
