@@ -11,6 +11,9 @@
 //! OpenAI-compatible embeddings server, over an index of a 2,000-chunk subset.
 //! `SPOKE_BENCH_SWEEP=1` adds a table of usearch parameters against recall,
 //! build time and search time, on the same vectors.
+//! `SPOKE_BENCH_FOREIGN_PERCENT=20` writes that share of the corpus's files
+//! in Japanese, Chinese, Spanish and German (from the multilingual slice's
+//! guidelines), so queries also rank each language's documents.
 
 use anyhow::{Context, Result, bail, ensure};
 use spoke::config::OpenAiEmbedConfig;
@@ -90,6 +93,11 @@ fn main() -> Result<()> {
     let chunks = env_usize("SPOKE_BENCH_CHUNKS", DEFAULT_CHUNKS)?;
     ensure!(chunks >= 100, "SPOKE_BENCH_CHUNKS must be at least 100");
     let per_file = env_usize("SPOKE_BENCH_SECTIONS_PER_FILE", DEFAULT_SECTIONS_PER_FILE)?;
+    let foreign_percent = env_usize("SPOKE_BENCH_FOREIGN_PERCENT", 0)?;
+    ensure!(
+        foreign_percent <= 100,
+        "SPOKE_BENCH_FOREIGN_PERCENT must be at most 100"
+    );
     ensure!(
         per_file >= 1,
         "SPOKE_BENCH_SECTIONS_PER_FILE must be at least 1"
@@ -104,7 +112,14 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir().context("creating a temporary folder")?;
     let corpus_dir = tmp.path().join("corpus");
     std::fs::create_dir_all(&corpus_dir)?;
-    let files = write_corpus(&corpus_dir, chunks, per_file, &mut rng, &source)?;
+    let files = write_corpus(
+        &corpus_dir,
+        chunks,
+        per_file,
+        foreign_percent,
+        &mut rng,
+        &source,
+    )?;
     let queries = make_queries(&mut rng, &source, QUERIES);
     // Passages like the corpus's but not in it, to query the sweep with.
     let unseen: Vec<String> = if sweep_wanted {
@@ -150,6 +165,7 @@ fn main() -> Result<()> {
     let corpus_bytes = dir_size(&corpus_dir);
     let flat_tier = index.vectors().is_some_and(VectorIndex::is_flat);
     let catalog = catalog_layouts(&index);
+    let languages = index.languages().len();
 
     // The same build with the vectors in the usearch graph, as the index
     // was built before the flat tier: side by side in this run.
@@ -239,15 +255,28 @@ fn main() -> Result<()> {
     println!("# Search benchmark");
     println!();
     println!(
-        "Machine: {}, {} cores. Command: `{}cargo bench --bench search`.",
+        "Machine: {}, {} cores. Command: `{}{}cargo bench --bench search`.",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if chunks == DEFAULT_CHUNKS {
             String::new()
         } else {
             format!("SPOKE_BENCH_CHUNKS={chunks} ")
+        },
+        if foreign_percent == 0 {
+            String::new()
+        } else {
+            format!("SPOKE_BENCH_FOREIGN_PERCENT={foreign_percent} ")
         }
     );
+    if foreign_percent > 0 {
+        println!();
+        println!(
+            "Corpus: {foreign_percent}% of the files written in Japanese, Chinese, Spanish and \
+             German, the rest in English; the index holds {} languages.",
+            languages
+        );
+    }
     println!();
     println!(
         "Vectors: {} below {} vectors (8-bit, memory-mapped, exact scan{}); the usearch {} \
@@ -622,6 +651,9 @@ struct Source {
     /// Each distinct word and client name once.
     vocabulary: Vec<String>,
     fixture_queries: Vec<String>,
+    /// Each multilingual guideline's list lines and headings, one language
+    /// per document.
+    foreign: Vec<(Vec<String>, Vec<String>)>,
 }
 
 fn fixture_dir() -> PathBuf {
@@ -719,6 +751,37 @@ impl Source {
             sentences.len(),
             headings.len()
         );
+        let mut foreign = Vec::new();
+        let mut foreign_files: Vec<PathBuf> =
+            std::fs::read_dir(fixture_dir().join("multilingual/kb"))
+                .context("reading tests/fixtures/retrieval/multilingual/kb")?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+        foreign_files.sort();
+        for path in &foreign_files {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let (mut lines, mut heads) = (Vec::new(), Vec::new());
+            for line in text.lines().map(str::trim) {
+                if let Some(h) = line
+                    .strip_prefix("## ")
+                    .or_else(|| line.strip_prefix("### "))
+                {
+                    heads.push(h.trim().to_owned());
+                } else if !line.is_empty() && !line.starts_with('#') {
+                    lines.push(strip_list_marker(line).to_owned());
+                }
+            }
+            ensure!(
+                lines.len() > 10 && heads.len() > 3,
+                "{} gave only {} lines and {} headings",
+                path.display(),
+                lines.len(),
+                heads.len()
+            );
+            foreign.push((lines, heads));
+        }
         Ok(Source {
             sentences,
             headings,
@@ -726,6 +789,7 @@ impl Source {
             words,
             vocabulary,
             fixture_queries,
+            foreign,
         })
     }
 }
@@ -825,11 +889,24 @@ fn section(rng: &mut Rng, source: &Source) -> String {
     out
 }
 
-/// Writes `chunks` sections into files of `per_file` sections.
+/// One `##` section in another language: a heading of that language's
+/// guideline with a client's name, and 4-10 of its lines.
+fn foreign_section(rng: &mut Rng, source: &Source, lang: usize) -> String {
+    let (lines, heads) = &source.foreign[lang];
+    let heading = format!("{} · {}", rng.pick(heads), rng.pick(&source.clients));
+    let n = rng.between(4, 10);
+    let body: Vec<&str> = (0..n).map(|_| rng.pick(lines).as_str()).collect();
+    format!("## {heading}\n\n{}\n\n", body.join("\n"))
+}
+
+/// Writes `chunks` sections into files of `per_file` sections;
+/// `foreign_percent` of every hundred files are in the other languages,
+/// taken in turn.
 fn write_corpus(
     dir: &Path,
     chunks: usize,
     per_file: usize,
+    foreign_percent: usize,
     rng: &mut Rng,
     source: &Source,
 ) -> Result<Vec<PathBuf>> {
@@ -840,8 +917,12 @@ fn write_corpus(
         left -= count;
         let n = files.len() + 1;
         let mut text = format!("# {} guidelines, part {n}\n\n", rng.pick(&source.clients));
+        let foreign = (n % 100 < foreign_percent).then(|| n % source.foreign.len());
         for _ in 0..count {
-            text.push_str(&section(rng, source));
+            match foreign {
+                Some(lang) => text.push_str(&foreign_section(rng, source, lang)),
+                None => text.push_str(&section(rng, source)),
+            }
         }
         let path = dir.join(format!("guidelines-{n:04}.md"));
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

@@ -1166,7 +1166,7 @@ impl SearchIndex {
         // The other languages of the corpus, with the floor each is held to
         // in the whole ranking and its id in the catalog.
         let others: Vec<(&str, f32, u8)> = self
-            .corpus_languages()
+            .languages()
             .into_iter()
             .filter(|l| own != Some(*l))
             .filter_map(|l| {
@@ -1236,7 +1236,7 @@ impl SearchIndex {
 
     /// The languages the corpus is written in, as the noise measure found
     /// them (none before it is measured).
-    fn corpus_languages(&self) -> Vec<&str> {
+    pub fn languages(&self) -> Vec<&str> {
         let Some(n) = self.noise.as_ref().filter(|n| n.embedder == self.id) else {
             return Vec::new();
         };
