@@ -60,6 +60,11 @@ impl Catalog {
         self.language_of.shrink_to_fit();
     }
 
+    /// Every key with an entry, in no particular order.
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
     pub fn get(&self, key: &u64) -> Option<&CatalogEntry> {
         self.entries.get(*self.at.get(key)? as usize)
     }

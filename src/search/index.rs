@@ -1190,7 +1190,14 @@ impl SearchIndex {
             group_of[usize::from(*id)] = i + 1;
         }
         let group = |key: u64| Some(group_of[usize::from(self.catalog.language_of(key))]);
-        let groups = v.search_groups(qv, depth, &group, others.len() + 1, keep)?;
+        let groups = v.search_groups(
+            qv,
+            depth,
+            &group,
+            others.len() + 1,
+            self.catalog.keys(),
+            keep,
+        )?;
         // Margins above each floor, negated so smaller still ranks first.
         let mut whole: Vec<(u64, f32)> = Vec::new();
         for (g, hits) in groups.iter().enumerate() {
