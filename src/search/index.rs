@@ -1085,6 +1085,7 @@ impl SearchIndex {
         let weight = self.embedder.fusion_weight();
         let mut fused: HashMap<u64, RankedKey> = HashMap::new();
         let mut weak: HashSet<u64> = HashSet::new();
+        let mut word_shares: HashMap<u64, f32> = HashMap::new();
         for (rank, (key, score)) in lexical.iter().enumerate() {
             let strength = word_strength(*score, ceiling.known);
             let stands_in = vectors_asked && owed(*key);
@@ -1096,6 +1097,7 @@ impl SearchIndex {
             }
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
             let share = strength / (RRF_K + rank as f32 + 1.0);
+            word_shares.insert(*key, share);
             e.score += if stands_in {
                 share * (1.0 + weight)
             } else {
@@ -1103,10 +1105,27 @@ impl SearchIndex {
             };
             e.lexical_rank = Some(rank + 1);
         }
+        // The query's words cannot reach a document written in another
+        // language: its vector rank stands in for the word rank it cannot
+        // have (as the word rank does for a document whose vector is owed),
+        // so a section that answers in another language is not outranked
+        // by every one in the query's language that shares a word with it.
+        let query_lang = super::terms::language(&q.text);
+        let unreachable = |key: u64| {
+            self.catalog
+                .get(&key)
+                .and_then(CatalogEntry::language)
+                .is_some_and(|l| vector_stands_in_for_words(query_lang, l))
+        };
         for (rank, (key, _)) in vector.iter().enumerate() {
             let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
-            e.score += weight / (RRF_K + rank as f32 + 1.0);
+            let share = 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.score += weight * share;
             e.vector_rank = Some(rank + 1);
+            if vectors_asked && unreachable(*key) {
+                let words = word_shares.get(key).copied().unwrap_or(0.0);
+                e.score += (share - words).max(0.0);
+            }
         }
         // Naming the language is a signal of its own: a document ranked
         // among those written in it counts as much as one that both the
@@ -1518,6 +1537,23 @@ fn word_strength(score: f32, ceiling: f32) -> f32 {
     (score / (FULL_WORD_MATCH * ceiling)).clamp(0.05, 1.0)
 }
 
+/// Whether a document written in `doc_lang` ranks by its vector rank in
+/// place of the word rank the query's words cannot give it: a query in
+/// Latin script (told to be in another language, or not told) and a
+/// document in another language (for a query not told, in another script).
+/// Queries in Japanese, Chinese, Korean or Thai keep their words: their
+/// own sections answer by words (character pairs) precisely, and sections
+/// in other languages rise only a noise-sized margin above those pairs'
+/// floors (measured: with a stand-in, half the Japanese queries lost their
+/// answer to them).
+fn vector_stands_in_for_words(query_lang: Option<&str>, doc_lang: &str) -> bool {
+    match query_lang {
+        Some("ja" | "zh" | "ko" | "th") => false,
+        Some(q) => q != doc_lang,
+        None => matches!(doc_lang, "ja" | "zh" | "ko" | "th"),
+    }
+}
+
 /// The better of a result's two ranks.
 fn best_rank(r: &RankedKey) -> usize {
     r.lexical_rank
@@ -1692,6 +1728,26 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vector_rank_stands_in_for_words_only_where_latin_script_words_cannot_reach() {
+        // A query told to be English: every other language.
+        assert!(vector_stands_in_for_words(Some("en"), "ja"));
+        assert!(vector_stands_in_for_words(Some("en"), "es"));
+        assert!(!vector_stands_in_for_words(Some("en"), "en"));
+        assert!(vector_stands_in_for_words(Some("de"), "en"));
+        // A Latin-script query of no telling language: other scripts only.
+        assert!(vector_stands_in_for_words(None, "zh"));
+        assert!(vector_stands_in_for_words(None, "th"));
+        assert!(!vector_stands_in_for_words(None, "es"));
+        assert!(!vector_stands_in_for_words(None, "en"));
+        // Queries in Japanese, Chinese, Korean or Thai keep their words.
+        for q in ["ja", "zh", "ko", "th"] {
+            for d in ["en", "ja", "zh", "es"] {
+                assert!(!vector_stands_in_for_words(Some(q), d), "{q} > {d}");
+            }
+        }
+    }
 
     #[test]
     fn snippet_centres_on_query_words() {
