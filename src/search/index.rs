@@ -40,8 +40,10 @@ const FULL_WORD_MATCH: f32 = 0.45;
 /// Below this strength (against every query term, also those no document
 /// holds), a match on pairs of CJK characters with no vector match behind
 /// it is not returned: it shares only a pair or two with the query, which
-/// unrelated words do. (A shared word of a script with spaces is a real
-/// match and always counts.)
+/// unrelated words do. A shared word of a script with spaces counts too,
+/// unless the vectors found nothing above the noise anywhere: then one word
+/// of a longer question ("why is my radiator cold at the top") is not an
+/// answer to it.
 const MEANINGFUL_WORD_MATCH: f32 = 0.3;
 /// The corpus's noise level, measured with [`NOISE_PROBES`].
 const NOISE: &str = "noise.json";
@@ -1086,11 +1088,18 @@ impl SearchIndex {
         let mut fused: HashMap<u64, RankedKey> = HashMap::new();
         let mut weak: HashSet<u64> = HashSet::new();
         let mut word_shares: HashMap<u64, f32> = HashMap::new();
+        // The vectors spoke and found nothing above the noise in any
+        // language: the corpus holds nothing like the question.
+        let nothing_near = vectors_asked && vector.is_empty() && named.is_empty();
         for (rank, (key, score)) in lexical.iter().enumerate() {
             let strength = word_strength(*score, ceiling.known);
             let stands_in = vectors_asked && owed(*key);
+            // Pairs of CJK characters are shared by unrelated words; a word
+            // of a script with spaces counts unless the vectors found
+            // nothing anywhere (then one word of a longer question is not
+            // an answer to it).
             if !stands_in
-                && ceiling.pairs
+                && (ceiling.pairs || nothing_near)
                 && word_strength(*score, ceiling.all) < MEANINGFUL_WORD_MATCH
             {
                 weak.insert(*key);
