@@ -1412,20 +1412,22 @@ impl SearchIndex {
         let mut best: Vec<f32> = Vec::new();
         let mut by_language: HashMap<String, f32> = HashMap::new();
         let mut by_pair: HashMap<String, f32> = HashMap::new();
+        // Each probe's nearest document in every language, in one search.
+        let mut group_of = [None; 256];
+        for (i, lang) in written_in.iter().enumerate() {
+            if let Some(id) = self.catalog.language_code_id(lang) {
+                group_of[usize::from(id)] = Some(i);
+            }
+        }
+        let group = |key: u64| group_of[usize::from(self.catalog.language_of(key))];
         for (probe, q) in NOISE_PROBES.iter().zip(&vectors) {
             if q.len() == v.dims() {
                 let probe_lang = super::terms::language(probe).unwrap_or("*");
-                for lang in &written_in {
-                    let in_lang = |key: u64| {
-                        self.catalog
-                            .get(&key)
-                            .is_some_and(|e| e.language() == Some(*lang))
-                    };
-                    let top = v
-                        .search(q, 1, Some(&in_lang))
-                        .ok()
-                        .and_then(|hits| hits.first().map(|(_, d)| 1.0 - d));
-                    if let Some(top) = top {
+                let nearest = v
+                    .search_groups(q, 1, &group, written_in.len(), self.catalog.keys(), None)
+                    .unwrap_or_default();
+                for (lang, hits) in written_in.iter().zip(&nearest) {
+                    if let Some(top) = hits.first().map(|(_, d)| 1.0 - d) {
                         let e = by_pair.entry(format!("{probe_lang}>{lang}")).or_insert(top);
                         *e = e.max(top);
                     }
