@@ -1396,6 +1396,9 @@ fn one_word_of_a_longer_question_is_no_answer_when_the_vectors_find_nothing() {
             "{text}: {found:?}"
         );
     }
+    // A word or two: the word shared is the point of the question.
+    let chalk = titles(&hub, &index, "what does chalk say", 5, None);
+    assert_eq!(chalk, vec!["winter.md › Menu boards".to_owned()]);
     // Words alone, asked for, still show the incidental match.
     let words = titles(
         &hub,

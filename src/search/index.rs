@@ -41,10 +41,14 @@ const FULL_WORD_MATCH: f32 = 0.45;
 /// holds), a match on pairs of CJK characters with no vector match behind
 /// it is not returned: it shares only a pair or two with the query, which
 /// unrelated words do. A shared word of a script with spaces counts too,
-/// unless the vectors found nothing above the noise anywhere: then one word
-/// of a longer question ("why is my radiator cold at the top") is not an
-/// answer to it.
+/// unless the vectors found nothing above the noise anywhere and the
+/// question holds at least [`LONGER_QUESTION`] words: then one of them
+/// ("why is my radiator cold at the top") is not an answer.
 const MEANINGFUL_WORD_MATCH: f32 = 0.3;
+/// Words (stop words aside) that make a question longer than a word or
+/// two: with fewer, the word a match shares is likely the point of it
+/// ("what does onboarding say?").
+const LONGER_QUESTION: usize = 3;
 /// The corpus's noise level, measured with [`NOISE_PROBES`].
 const NOISE: &str = "noise.json";
 /// What a noise measure holds: 2 added the floors between languages.
@@ -1096,10 +1100,10 @@ impl SearchIndex {
             let stands_in = vectors_asked && owed(*key);
             // Pairs of CJK characters are shared by unrelated words; a word
             // of a script with spaces counts unless the vectors found
-            // nothing anywhere (then one word of a longer question is not
-            // an answer to it).
+            // nothing anywhere and the question is longer than a word or
+            // two (then one of its words is not an answer to it).
             if !stands_in
-                && (ceiling.pairs || nothing_near)
+                && (ceiling.pairs || nothing_near && ceiling.terms >= LONGER_QUESTION)
                 && word_strength(*score, ceiling.all) < MEANINGFUL_WORD_MATCH
             {
                 weak.insert(*key);

@@ -86,6 +86,8 @@ pub struct Ceiling {
     /// Most of the query's terms are pairs of CJK characters, which can
     /// meet a document by accident (`ール` of two unrelated loanwords).
     pub pairs: bool,
+    /// How many distinct terms the query has (stop words aside).
+    pub terms: usize,
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
@@ -509,6 +511,7 @@ impl LexicalIndex {
             .count();
         let mut ceiling = Ceiling {
             pairs: pairs * 2 > words.len(),
+            terms: words.len(),
             ..Ceiling::default()
         };
         let mut list = Vec::new();
