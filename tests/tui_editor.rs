@@ -137,6 +137,9 @@ fn a_comment_written_in_the_editor_lands_on_the_brief_in_tmux() {
     tmux.keys(&["c"]);
     tmux.wait_for("comment");
     tmux.type_text("kept as typed");
+    // Shown before C-o, so the key does not arrive in the typing's burst
+    // (which the input takes as a paste).
+    tmux.wait_for("kept as typed");
     tmux.keys(&["C-o"]);
     let screen = tmux.wait_for("exited with");
     assert!(screen.contains("kept as typed"), "{screen}");
