@@ -1124,7 +1124,7 @@ impl SearchIndex {
         // so a section that answers in another language is not outranked
         // by every one in the query's language that shares a word with it.
         let query_lang = super::terms::language(&q.text);
-        let unreachable = |key: u64| {
+        let beyond_words = |key: u64| {
             self.catalog
                 .get(&key)
                 .and_then(CatalogEntry::language)
@@ -1135,7 +1135,7 @@ impl SearchIndex {
             let share = 1.0 / (RRF_K + rank as f32 + 1.0);
             e.score += weight * share;
             e.vector_rank = Some(rank + 1);
-            if vectors_asked && unreachable(*key) {
+            if vectors_asked && beyond_words(*key) {
                 let words = word_shares.get(key).copied().unwrap_or(0.0);
                 e.score += (share - words).max(0.0);
             }

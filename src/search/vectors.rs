@@ -328,12 +328,11 @@ impl VectorIndex {
             return Ok(Vec::new());
         };
         let mut tops: Vec<TopK> = (0..groups).map(|_| TopK::new(limit, keep)).collect();
-        let others: Vec<u64> = members
+        let others = members
             .iter()
             .copied()
-            .filter(|k| group(*k).is_some_and(|g| g != largest && g < groups))
-            .collect();
-        let inv_q = graph_score_each(index, self.dims, query, &others, |key, sim| {
+            .filter(|k| group(*k).is_some_and(|g| g != largest));
+        let inv_q = graph_score_each(index, self.dims, query, others, |key, sim| {
             if let Some(top) = group(key).and_then(|g| tops.get_mut(g)) {
                 top.offer(sim, || key);
             }
@@ -393,13 +392,13 @@ fn graph_score_each(
     index: &Index,
     dims: usize,
     query: &[f32],
-    keys: &[u64],
+    keys: impl Iterator<Item = u64>,
     mut each: impl FnMut(u64, f32),
 ) -> Result<f32> {
     let mut q = Vec::with_capacity(dims);
     let inv_q = quantise(query, &mut q);
     let mut v = vec![0i8; dims];
-    for &key in keys {
+    for key in keys {
         let found = index
             .get(key, &mut v)
             .map_err(|e| anyhow!("reading key {key} from the vector index: {e}"))?;
