@@ -1046,8 +1046,9 @@ impl SearchIndex {
         // The vector rankings among documents written in a language the
         // query names ("the Japanese guidelines"), when it is not the
         // query's own: a model ranks texts in the query's language first,
-        // so these would rarely reach the fusion otherwise.
-        let mut named: Vec<Vec<(u64, f32)>> = Vec::new();
+        // so these would rarely reach the fusion otherwise. Each with its
+        // language.
+        let mut named: Vec<(String, Hits)> = Vec::new();
         // Whether the vectors could speak (for leaving out word noise).
         let mut vectors_asked = false;
         if self.vectors.is_none() && !self.catalog.is_empty() && q.only != Some(Ranking::Lexical) {
@@ -1073,6 +1074,31 @@ impl SearchIndex {
                 },
                 Err(e) => warnings.push(format!("{e}; showing word matches only")),
             }
+        }
+        // Vectors blind to translation match a document in another
+        // language than the query's only alongside a word they share (or
+        // among the documents of a language the query names): without one,
+        // what they have in common is hash collisions and stray letter
+        // triples.
+        let query_lang = super::terms::language(&q.text);
+        if !self.embedder.crosses_languages() && q.only.is_none() {
+            let worded: HashSet<u64> = lexical.iter().map(|(k, _)| *k).collect();
+            let matched = |(key, _): &(u64, f32)| {
+                worded.contains(key)
+                    || self
+                        .catalog
+                        .get(key)
+                        .and_then(CatalogEntry::language)
+                        .is_none_or(|l| !in_another_language(query_lang, l))
+            };
+            vector.retain(matched);
+            let spoken = super::terms::named_languages(&q.text);
+            for (lang, ranking) in &mut named {
+                if !spoken.contains(&lang.as_str()) {
+                    ranking.retain(matched);
+                }
+            }
+            named.retain(|(_, r)| !r.is_empty());
         }
         // Documents whose vectors are owed (the embedder failed when they
         // were added) rank by words alone, their word rank standing in for
@@ -1123,7 +1149,6 @@ impl SearchIndex {
         // have (as the word rank does for a document whose vector is owed),
         // so a section that answers in another language is not outranked
         // by every one in the query's language that shares a word with it.
-        let query_lang = super::terms::language(&q.text);
         let beyond_words = |key: u64| {
             self.catalog
                 .get(&key)
@@ -1143,7 +1168,7 @@ impl SearchIndex {
         // Naming the language is a signal of its own: a document ranked
         // among those written in it counts as much as one that both the
         // words and the vectors found.
-        for ranking in &named {
+        for (_, ranking) in &named {
             for (rank, (key, _)) in ranking.iter().enumerate() {
                 let e = fused.entry(*key).or_insert_with(|| RankedKey::new(*key));
                 e.score += (1.0 + weight) / (RRF_K + rank as f32 + 1.0);
@@ -1192,7 +1217,7 @@ impl SearchIndex {
         text: &str,
         depth: usize,
         keep: Option<&dyn Fn(u64) -> bool>,
-    ) -> Result<(Hits, Vec<Hits>)> {
+    ) -> Result<(Hits, Vec<(String, Hits)>)> {
         let floor = self.similarity_floor(text);
         let own = super::terms::language(text);
         // The other languages of the corpus, with the floor each is held to
@@ -1267,7 +1292,7 @@ impl SearchIndex {
             sort_nearest(&mut hits);
             hits.truncate(NAMED_LANGUAGE_DEPTH);
             if !hits.is_empty() {
-                rankings.push(hits);
+                rankings.push((lang.clone(), hits));
             }
         }
         Ok((whole, rankings))
@@ -1562,8 +1587,16 @@ fn word_strength(score: f32, ceiling: f32) -> f32 {
 /// floors (measured: with a stand-in, half the Japanese queries lost their
 /// answer to them).
 fn vector_stands_in_for_words(query_lang: Option<&str>, doc_lang: &str) -> bool {
+    !matches!(query_lang, Some("ja" | "zh" | "ko" | "th"))
+        && in_another_language(query_lang, doc_lang)
+}
+
+/// Whether a document written in `doc_lang` is in another language than a
+/// query in `query_lang`: a query whose language cannot be told is in
+/// Latin script (the others are told by their characters), so only a
+/// document in another script is known to be in another language.
+fn in_another_language(query_lang: Option<&str>, doc_lang: &str) -> bool {
     match query_lang {
-        Some("ja" | "zh" | "ko" | "th") => false,
         Some(q) => q != doc_lang,
         None => matches!(doc_lang, "ja" | "zh" | "ko" | "th"),
     }

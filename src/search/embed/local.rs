@@ -111,6 +111,10 @@ impl Embedder for LocalEmbedder {
     fn fusion_weight(&self) -> f32 {
         LOCAL_FUSION_WEIGHT
     }
+
+    fn crosses_languages(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

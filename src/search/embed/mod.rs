@@ -116,6 +116,15 @@ pub trait Embedder: Send + Sync {
         1.0
     }
 
+    /// Whether the vectors place a text near its translation. Vectors built
+    /// on the text's own words and letters (the local embedder) cannot:
+    /// what they find between a query and a document in another language,
+    /// beyond a word the two share, is hash collisions and stray letter
+    /// triples, so search does not take such a match from them alone.
+    fn crosses_languages(&self) -> bool {
+        true
+    }
+
     /// The vector length, asking the model when it is not configured.
     fn probe_dims(&self) -> Result<usize, EmbedError> {
         let id = self.id();
