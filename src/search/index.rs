@@ -52,7 +52,7 @@ const LONGER_QUESTION: usize = 3;
 /// The corpus's noise level, measured with [`NOISE_PROBES`].
 const NOISE: &str = "noise.json";
 /// What a noise measure holds: 2 added the floors between languages.
-const NOISE_VERSION: u32 = 2;
+const NOISE_VERSION: u32 = 3;
 /// Documents taken from the ranking among those written in a language
 /// the query names.
 const NAMED_LANGUAGE_DEPTH: usize = 10;
@@ -85,6 +85,31 @@ const NOISE_PROBES: &[&str] = &[
     "die Geschichte der Dampflokomotive in Preußen",
     "die Dosierung von Antibiotika bei einem Kind mit Mittelohrentzündung",
     "wer hat das Pokalfinale in der Verlängerung gewonnen",
+    "how pyroclastic flows form during a volcanic eruption",
+    "stone masonry techniques in medieval castles",
+    "why deep sea fish survive the water pressure",
+    "proof that there are infinitely many prime numbers",
+    "resolving the dominant seventh chord in four-part harmony",
+    "火山の噴火で火砕流が発生する仕組み",
+    "中世ヨーロッパの城の石積み技術",
+    "深海魚が高い水圧に耐えられる理由",
+    "素数が無限に存在することの証明",
+    "和声学における属七の和音の解決",
+    "火山喷发时火山碎屑流是怎样形成的",
+    "中世纪欧洲城堡的石砌技术",
+    "深海鱼为什么能承受巨大的水压",
+    "证明素数有无穷多个",
+    "和声学中属七和弦如何解决",
+    "cómo se forma un flujo piroclástico en una erupción volcánica",
+    "técnicas de cantería en los castillos medievales",
+    "por qué los peces abisales resisten la presión del agua",
+    "demostración de que hay infinitos números primos",
+    "la resolución del acorde de séptima de dominante",
+    "wie entsteht ein pyroklastischer Strom bei einem Vulkanausbruch",
+    "Mauertechnik mittelalterlicher Burgen",
+    "warum halten Tiefseefische den Wasserdruck aus",
+    "Beweis, dass es unendlich viele Primzahlen gibt",
+    "die Auflösung des Dominantseptakkords in der Harmonielehre",
 ];
 /// Everything that says which index files belong together and who built them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
