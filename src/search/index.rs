@@ -1117,7 +1117,11 @@ impl SearchIndex {
                         .is_none_or(|l| !in_another_language(query_lang, l))
             };
             vector.retain(matched);
-            let spoken = super::terms::named_languages(&q.text);
+            let spoken = if named.is_empty() {
+                Vec::new()
+            } else {
+                super::terms::named_languages(&q.text)
+            };
             for (lang, ranking) in &mut named {
                 if !spoken.contains(&lang.as_str()) {
                     ranking.retain(matched);
