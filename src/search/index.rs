@@ -51,7 +51,8 @@ const MEANINGFUL_WORD_MATCH: f32 = 0.3;
 const LONGER_QUESTION: usize = 3;
 /// The corpus's noise level, measured with [`NOISE_PROBES`].
 const NOISE: &str = "noise.json";
-/// What a noise measure holds: 2 added the floors between languages.
+/// What a noise measure holds: 2 added the floors between languages, 3
+/// measures them with more probes.
 const NOISE_VERSION: u32 = 3;
 /// Documents taken from the ranking among those written in a language
 /// the query names.
@@ -1824,6 +1825,18 @@ mod tests {
                 assert!(!vector_stands_in_for_words(Some(q), d), "{q} > {d}");
             }
         }
+    }
+
+    #[test]
+    fn another_language_is_told_by_the_query_or_else_by_script() {
+        // Told: any other language, Japanese and Chinese apart too.
+        assert!(in_another_language(Some("ja"), "zh"));
+        assert!(in_another_language(Some("ja"), "en"));
+        assert!(in_another_language(Some("es"), "de"));
+        assert!(!in_another_language(Some("ja"), "ja"));
+        // Not told (so in Latin script): only another script is known to be.
+        assert!(in_another_language(None, "ko"));
+        assert!(!in_another_language(None, "de"));
     }
 
     #[test]
