@@ -1072,9 +1072,9 @@ impl SearchIndex {
         // The vector rankings among documents written in a language the
         // query names ("the Japanese guidelines"), when it is not the
         // query's own: a model ranks texts in the query's language first,
-        // so these would rarely reach the fusion otherwise. Each with its
-        // language.
-        let mut named: Vec<(String, Hits)> = Vec::new();
+        // so these would rarely reach the fusion otherwise. Each with
+        // whether the query names the language (rather than implies it).
+        let mut named: Vec<(bool, Hits)> = Vec::new();
         // Whether the vectors could speak (for leaving out word noise).
         let mut vectors_asked = false;
         if self.vectors.is_none() && !self.catalog.is_empty() && q.only != Some(Ranking::Lexical) {
@@ -1118,13 +1118,8 @@ impl SearchIndex {
                         .is_none_or(|l| !in_another_language(query_lang, l))
             };
             vector.retain(matched);
-            let spoken = if named.is_empty() {
-                Vec::new()
-            } else {
-                super::terms::named_languages(&q.text)
-            };
-            for (lang, ranking) in &mut named {
-                if !spoken.contains(&lang.as_str()) {
+            for (spoken, ranking) in &mut named {
+                if !*spoken {
                     ranking.retain(matched);
                 }
             }
@@ -1247,7 +1242,7 @@ impl SearchIndex {
         text: &str,
         depth: usize,
         keep: Option<&dyn Fn(u64) -> bool>,
-    ) -> Result<(Hits, Vec<(String, Hits)>)> {
+    ) -> Result<(Hits, Vec<(bool, Hits)>)> {
         let floor = self.similarity_floor(text);
         let own = super::terms::language(text);
         // The other languages of the corpus, with the floor each is held to
@@ -1307,7 +1302,7 @@ impl SearchIndex {
         whole.truncate(depth);
         let named = self.named_languages(text, own);
         let mut rankings = Vec::new();
-        for lang in &named {
+        for (lang, spoken) in &named {
             let Some(i) = others.iter().position(|(l, _, _)| l == lang) else {
                 continue;
             };
@@ -1322,7 +1317,7 @@ impl SearchIndex {
             sort_nearest(&mut hits);
             hits.truncate(NAMED_LANGUAGE_DEPTH);
             if !hits.is_empty() {
-                rankings.push((lang.clone(), hits));
+                rankings.push((*spoken, hits));
             }
         }
         Ok((whole, rankings))
@@ -1346,17 +1341,18 @@ impl SearchIndex {
 
     /// The languages the query names ("the Japanese guidelines") or implies
     /// by a word, other than its own.
-    fn named_languages(&self, text: &str, own: Option<&str>) -> Vec<String> {
-        let mut langs: Vec<String> = super::terms::named_languages(text)
+    /// Each with whether the query names it (rather than implies it).
+    fn named_languages(&self, text: &str, own: Option<&str>) -> Vec<(String, bool)> {
+        let mut langs: Vec<(String, bool)> = super::terms::named_languages(text)
             .into_iter()
-            .map(str::to_owned)
+            .map(|l| (l.to_owned(), true))
             .collect();
         for lang in self.implied_languages(text) {
-            if !langs.contains(&lang) {
-                langs.push(lang);
+            if !langs.iter().any(|(l, _)| *l == lang) {
+                langs.push((lang, false));
             }
         }
-        langs.retain(|l| own != Some(l.as_str()));
+        langs.retain(|(l, _)| own != Some(l.as_str()));
         langs
     }
 
